@@ -1,0 +1,464 @@
+//! The transaction layer (RFC 3261 §17): matches incoming messages to transactions, keeps the
+//! bytes to retransmit, runs every transaction timer from one deadline queue, and hands the
+//! transaction user what is new. Sans-IO: datagrams and `now` in, transmits and events out.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::message::{self, MessageExt, Method, Parsed, Request, Response, ResponseSpec};
+use super::transaction::{
+    ClientInvite, ClientNonInvite, Fired, RequestVerdict, ServerInvite, ServerNonInvite,
+    TimerConfig,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    Udp,
+    Tcp,
+}
+
+impl TransportKind {
+    pub fn reliable(self) -> bool {
+        self == TransportKind::Tcp
+    }
+    pub fn via_name(self) -> &'static str {
+        match self {
+            TransportKind::Udp => "UDP",
+            TransportKind::Tcp => "TCP",
+        }
+    }
+}
+
+/// The far end of one hop: where a message came from or goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub transport: TransportKind,
+}
+
+#[derive(Debug, Clone)]
+pub struct Transmit {
+    pub to: Peer,
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TxnId(u64);
+
+#[derive(Debug)]
+pub enum EndpointEvent {
+    /// A new request (not ACK, not CANCEL) opened a server transaction.
+    Request { txn: TxnId, request: Request, source: Peer },
+    /// A CANCEL matched a server INVITE transaction that has not answered yet; the CANCEL
+    /// itself has been answered 200 (RFC 3261 §9.2).
+    Cancel { invite: TxnId },
+    /// An ACK that belongs to no transaction: the ACK for a 2xx, for the dialog layer.
+    Ack { request: Request, source: Peer },
+    Response { txn: TxnId, response: Response },
+    /// A 2xx to an INVITE whose client transaction is gone: a retransmission the dialog
+    /// layer must ACK again (RFC 3261 §13.2.2.4).
+    StrayInviteOk { response: Response, source: Peer },
+    /// Client: no final response in time. Server INVITE: no ACK for our final response.
+    Timeout { txn: TxnId },
+}
+
+enum ServerMachine {
+    Invite(ServerInvite),
+    NonInvite(ServerNonInvite),
+}
+
+struct ServerTxn {
+    machine: ServerMachine,
+    key: ServerKey,
+    request: Request,
+    peer: Peer,
+    last_response: Option<Vec<u8>>,
+    scheduled: Option<Instant>,
+}
+
+enum ClientMachine {
+    Invite(ClientInvite),
+    NonInvite(ClientNonInvite),
+}
+
+struct ClientTxn {
+    machine: ClientMachine,
+    key: ClientKey,
+    request: Request,
+    bytes: Vec<u8>,
+    peer: Peer,
+    scheduled: Option<Instant>,
+}
+
+/// RFC 3261 §17.2.3: branch, sent-by and method (ACK matches as INVITE).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ServerKey {
+    branch: String,
+    sent_by: String,
+    invite: bool,
+    cancel: bool,
+}
+
+/// RFC 3261 §17.1.3: branch and CSeq method.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    branch: String,
+    method: String,
+}
+
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+
+pub struct Endpoint {
+    timers: TimerConfig,
+    next_id: u64,
+    servers: HashMap<TxnId, ServerTxn>,
+    server_index: HashMap<ServerKey, TxnId>,
+    clients: HashMap<TxnId, ClientTxn>,
+    client_index: HashMap<ClientKey, TxnId>,
+    deadlines: BinaryHeap<Reverse<(Instant, TxnId)>>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<EndpointEvent>,
+}
+
+impl Endpoint {
+    pub fn new(timers: TimerConfig) -> Self {
+        Endpoint {
+            timers,
+            next_id: 1,
+            servers: HashMap::new(),
+            server_index: HashMap::new(),
+            clients: HashMap::new(),
+            client_index: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<EndpointEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.peek().map(|Reverse((t, _))| *t)
+    }
+
+    pub fn transactions(&self) -> usize {
+        self.servers.len() + self.clients.len()
+    }
+
+    pub fn handle_input(&mut self, now: Instant, source: Peer, data: &[u8]) {
+        if super::framing::is_keepalive(data) {
+            return;
+        }
+        match message::parse(data) {
+            Ok(Parsed::Request(mut req)) => {
+                message::stamp_received(&mut req, source.addr);
+                self.on_request(now, source, req);
+            }
+            Ok(Parsed::Response(resp)) => self.on_response(now, source, resp),
+            Err(failure) => {
+                tracing::debug!(from = %source.addr, error = %failure.error, "dropping unparsable SIP message");
+                let reply = match unknown_method(failure.start_line.as_deref()) {
+                    Some(_) => message::bare_bad_request(data, "unknown method").map(|b| {
+                        String::from_utf8_lossy(&b)
+                            .replacen("400 Bad Request", "501 Not Implemented", 1)
+                            .replacen("Content-Length: 0", &format!("Allow: {ALLOW}\r\nContent-Length: 0"), 1)
+                            .into_bytes()
+                    }),
+                    None => message::bare_bad_request(data, &failure.error.to_string()),
+                };
+                if let Some(data) = reply {
+                    self.transmits.push_back(Transmit { to: source, data });
+                }
+            }
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, source: Peer, req: Request) {
+        let Some(key) = server_key(&req) else {
+            // RFC 3261 §8.1.1.7 branches are all we match on; an RFC 2543 peer gets a 400
+            // rather than a transaction we could confuse with another.
+            self.send_stateless(source, &req, &ResponseSpec::new(400).header("Warning", "399 hotline \"Via branch without magic cookie\""));
+            return;
+        };
+        if let Some(&id) = self.server_index.get(&key) {
+            let is_ack = req.method == Method::Ack;
+            let Some(txn) = self.servers.get_mut(&id) else { return };
+            let verdict = match &mut txn.machine {
+                ServerMachine::Invite(m) => m.on_request(now, is_ack),
+                ServerMachine::NonInvite(m) => m.on_request(),
+            };
+            match verdict {
+                RequestVerdict::ResendLast => {
+                    if let Some(data) = txn.last_response.clone() {
+                        self.transmits.push_back(Transmit { to: txn.peer, data });
+                    }
+                }
+                RequestVerdict::Ack { pass_to_tu: true } => {
+                    self.events.push_back(EndpointEvent::Ack { request: req, source })
+                }
+                RequestVerdict::Ack { .. } | RequestVerdict::Absorb => {}
+            }
+            self.reschedule_server(id);
+            return;
+        }
+        match req.method {
+            Method::Ack => self.events.push_back(EndpointEvent::Ack { request: req, source }),
+            Method::Cancel => self.on_cancel(now, source, req, key),
+            _ => {
+                let id = self.new_id();
+                let reliable = source.transport.reliable();
+                let machine = if req.method == Method::Invite {
+                    ServerMachine::Invite(ServerInvite::new(self.timers, reliable))
+                } else {
+                    ServerMachine::NonInvite(ServerNonInvite::new(self.timers, reliable))
+                };
+                self.server_index.insert(key.clone(), id);
+                self.servers.insert(
+                    id,
+                    ServerTxn { machine, key, request: req.clone(), peer: source, last_response: None, scheduled: None },
+                );
+                self.events.push_back(EndpointEvent::Request { txn: id, request: req, source });
+            }
+        }
+    }
+
+    fn on_cancel(&mut self, now: Instant, source: Peer, cancel: Request, key: ServerKey) {
+        let invite_key = ServerKey { cancel: false, invite: true, ..key.clone() };
+        let invite = self.server_index.get(&invite_key).copied();
+        let pending = invite.filter(|id| {
+            matches!(self.servers.get(id).map(|t| &t.machine),
+                Some(ServerMachine::Invite(m)) if m.state() == super::transaction::ServerInviteState::Proceeding)
+        });
+        // The CANCEL is a transaction of its own and always gets its own final response.
+        let id = self.new_id();
+        let machine = ServerMachine::NonInvite(ServerNonInvite::new(self.timers, source.transport.reliable()));
+        self.server_index.insert(key.clone(), id);
+        self.servers.insert(id, ServerTxn { machine, key, request: cancel, peer: source, last_response: None, scheduled: None });
+        match (invite, pending) {
+            (_, Some(invite)) => {
+                self.respond(now, id, &ResponseSpec::new(200));
+                self.events.push_back(EndpointEvent::Cancel { invite });
+            }
+            // Too late: the INVITE already has its final response; the CANCEL has no effect.
+            (Some(_), None) => self.respond(now, id, &ResponseSpec::new(200)),
+            (None, _) => self.respond(now, id, &ResponseSpec::new(481)),
+        }
+    }
+
+    fn on_response(&mut self, now: Instant, source: Peer, resp: Response) {
+        let code = resp.status_code.code();
+        let key = resp.branch().map(|branch| ClientKey { branch, method: resp.cseq().1.to_string() });
+        let Some(id) = key.and_then(|k| self.client_index.get(&k).copied()) else {
+            if resp.cseq().1 == Method::Invite && (200..300).contains(&code) {
+                self.events.push_back(EndpointEvent::StrayInviteOk { response: resp, source });
+            } else {
+                tracing::debug!(code, from = %source.addr, "response matches no transaction");
+            }
+            return;
+        };
+        let Some(txn) = self.clients.get_mut(&id) else { return };
+        let verdict = match &mut txn.machine {
+            ClientMachine::Invite(m) => m.on_response(now, code),
+            ClientMachine::NonInvite(m) => m.on_response(now, code),
+        };
+        if verdict.send_ack {
+            let ack = message::build_ack_for_failure(&txn.request, &resp);
+            self.transmits.push_back(Transmit { to: txn.peer, data: message::to_bytes(ack) });
+        }
+        if verdict.pass_to_tu {
+            self.events.push_back(EndpointEvent::Response { txn: id, response: resp });
+        }
+        self.reschedule_client(id);
+    }
+
+    /// Answer a server transaction. Responses after the final one are ignored.
+    pub fn respond(&mut self, now: Instant, id: TxnId, spec: &ResponseSpec) {
+        let Some(txn) = self.servers.get_mut(&id) else { return };
+        let allowed = match &mut txn.machine {
+            ServerMachine::Invite(m) => m.on_send_response(now, spec.code),
+            ServerMachine::NonInvite(m) => m.on_send_response(now, spec.code),
+        };
+        if !allowed {
+            tracing::debug!(code = spec.code, "response after final response dropped");
+            return;
+        }
+        let data = message::to_bytes(message::build_response(&txn.request, spec));
+        let to = Peer { addr: message::response_destination(&txn.request, txn.peer.addr), ..txn.peer };
+        txn.last_response = Some(data.clone());
+        self.transmits.push_back(Transmit { to, data });
+        self.reschedule_server(id);
+    }
+
+    /// A 2xx we sent was acknowledged (the dialog layer matched the ACK): stop resending it.
+    pub fn confirm_invite(&mut self, now: Instant, id: TxnId) {
+        if let Some(ServerTxn { machine: ServerMachine::Invite(m), .. }) = self.servers.get_mut(&id) {
+            m.on_request(now, true);
+        }
+        self.reschedule_server(id);
+    }
+
+    /// The request a server transaction was opened for.
+    pub fn server_request(&self, id: TxnId) -> Option<&Request> {
+        self.servers.get(&id).map(|t| &t.request)
+    }
+
+    /// Start a client transaction. The request must carry a fresh branch.
+    pub fn send_request(&mut self, now: Instant, to: Peer, request: Request) -> TxnId {
+        let id = self.new_id();
+        let reliable = to.transport.reliable();
+        let machine = if request.method == Method::Invite {
+            ClientMachine::Invite(ClientInvite::new(now, self.timers, reliable))
+        } else {
+            ClientMachine::NonInvite(ClientNonInvite::new(now, self.timers, reliable))
+        };
+        let key = ClientKey { branch: request.branch().unwrap_or_default(), method: request.method.to_string() };
+        let bytes = message::to_bytes(request.clone());
+        self.transmits.push_back(Transmit { to, data: bytes.clone() });
+        self.client_index.insert(key.clone(), id);
+        self.clients.insert(id, ClientTxn { machine, key, request, bytes, peer: to, scheduled: None });
+        self.reschedule_client(id);
+        id
+    }
+
+    /// The request a client transaction carries (to build its CANCEL, for instance).
+    pub fn client_request(&self, id: TxnId) -> Option<(&Request, Peer)> {
+        self.clients.get(&id).map(|t| (&t.request, t.peer))
+    }
+
+    /// Send without a transaction: ACKs for 2xx, and replies to requests we will not track.
+    pub fn send_raw(&mut self, to: Peer, data: Vec<u8>) {
+        self.transmits.push_back(Transmit { to, data });
+    }
+
+    fn send_stateless(&mut self, source: Peer, req: &Request, spec: &ResponseSpec) {
+        if req.method == Method::Ack {
+            return;
+        }
+        let data = message::to_bytes(message::build_response(req, spec));
+        let to = Peer { addr: message::response_destination(req, source.addr), ..source };
+        self.transmits.push_back(Transmit { to, data });
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((at, id))) = self.deadlines.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            if let Some(txn) = self.servers.get_mut(&id) {
+                if txn.scheduled != Some(at) {
+                    continue;
+                }
+                txn.scheduled = None;
+                let fired = match &mut txn.machine {
+                    ServerMachine::Invite(m) => m.handle_timeout(now),
+                    ServerMachine::NonInvite(m) => m.handle_timeout(now),
+                };
+                match fired {
+                    Fired::Retransmit => {
+                        if let Some(data) = txn.last_response.clone() {
+                            let to = Peer { addr: message::response_destination(&txn.request, txn.peer.addr), ..txn.peer };
+                            self.transmits.push_back(Transmit { to, data });
+                        }
+                    }
+                    Fired::TimedOut => self.events.push_back(EndpointEvent::Timeout { txn: id }),
+                    Fired::Terminated | Fired::Nothing => {}
+                }
+                self.reschedule_server(id);
+            } else if let Some(txn) = self.clients.get_mut(&id) {
+                if txn.scheduled != Some(at) {
+                    continue;
+                }
+                txn.scheduled = None;
+                let fired = match &mut txn.machine {
+                    ClientMachine::Invite(m) => m.handle_timeout(now),
+                    ClientMachine::NonInvite(m) => m.handle_timeout(now),
+                };
+                match fired {
+                    Fired::Retransmit => self.transmits.push_back(Transmit { to: txn.peer, data: txn.bytes.clone() }),
+                    Fired::TimedOut => self.events.push_back(EndpointEvent::Timeout { txn: id }),
+                    Fired::Terminated | Fired::Nothing => {}
+                }
+                self.reschedule_client(id);
+            }
+        }
+    }
+
+    fn reschedule_server(&mut self, id: TxnId) {
+        let Some(txn) = self.servers.get_mut(&id) else { return };
+        let (done, next) = match &txn.machine {
+            ServerMachine::Invite(m) => (m.is_terminated(), m.poll_timeout()),
+            ServerMachine::NonInvite(m) => (m.is_terminated(), m.poll_timeout()),
+        };
+        if done {
+            let key = txn.key.clone();
+            self.servers.remove(&id);
+            self.server_index.remove(&key);
+            return;
+        }
+        if next != txn.scheduled {
+            txn.scheduled = next;
+            if let Some(t) = next {
+                self.deadlines.push(Reverse((t, id)));
+            }
+        }
+    }
+
+    fn reschedule_client(&mut self, id: TxnId) {
+        let Some(txn) = self.clients.get_mut(&id) else { return };
+        let (done, next) = match &txn.machine {
+            ClientMachine::Invite(m) => (m.is_terminated(), m.poll_timeout()),
+            ClientMachine::NonInvite(m) => (m.is_terminated(), m.poll_timeout()),
+        };
+        if done {
+            let key = txn.key.clone();
+            self.clients.remove(&id);
+            self.client_index.remove(&key);
+            return;
+        }
+        if next != txn.scheduled {
+            txn.scheduled = next;
+            if let Some(t) = next {
+                self.deadlines.push(Reverse((t, id)));
+            }
+        }
+    }
+
+    fn new_id(&mut self) -> TxnId {
+        self.next_id += 1;
+        TxnId(self.next_id)
+    }
+}
+
+fn server_key(req: &Request) -> Option<ServerKey> {
+    let via = req.top_via()?;
+    let branch = via.branch()?.to_string();
+    if !branch.starts_with(message::BRANCH_COOKIE) {
+        return None;
+    }
+    Some(ServerKey {
+        branch,
+        sent_by: via.uri.host_with_port.to_string(),
+        invite: matches!(req.method, Method::Invite | Method::Ack),
+        cancel: req.method == Method::Cancel,
+    })
+}
+
+/// A start line that is a well-formed request with a method we have never heard of.
+fn unknown_method(start_line: Option<&str>) -> Option<String> {
+    let mut parts = start_line?.split(' ');
+    let method = parts.next()?;
+    let uri = parts.next()?;
+    let version = parts.next()?;
+    let is_token = !method.is_empty() && method.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b));
+    let known = method.parse::<Method>().is_ok();
+    (is_token && !known && uri.contains(':') && version == "SIP/2.0").then(|| method.to_string())
+}

@@ -1,0 +1,407 @@
+//! SIP messages: parsing through the framing layer into rsip, the few header look-ups the
+//! transaction and dialog layers need, and response/request building. The only file that
+//! touches rsip's header types.
+
+use std::net::{IpAddr, SocketAddr};
+
+use rsip::headers::{self, Header, ToTypedHeader, UntypedHeader};
+use rsip::message::{HasHeaders, HeadersExt};
+use rsip::param::{OtherParam, OtherParamValue};
+use rsip::{Param, SipMessage};
+
+use super::framing::{self, FramingError};
+use super::SipError;
+
+pub use rsip::{Method, Request, Response};
+
+/// RFC 3261 §8.1.1.7: branches that begin with this are unique and usable as transaction keys.
+pub const BRANCH_COOKIE: &str = "z9hG4bK";
+
+#[derive(Debug)]
+pub enum Parsed {
+    Request(Request),
+    Response(Response),
+}
+
+/// What went wrong, with enough of the request to answer it with a 400 if it was one.
+#[derive(Debug)]
+pub struct ParseFailure {
+    pub error: SipError,
+    pub start_line: Option<String>,
+}
+
+pub fn parse(data: &[u8]) -> Result<Parsed, ParseFailure> {
+    let fail = |error: SipError| ParseFailure {
+        error,
+        start_line: framing::start_line(data).map(str::to_string),
+    };
+    let framed = framing::frame(data).map_err(|e| fail(SipError::Framing(e)))?;
+    let message = SipMessage::try_from(framed.bytes.as_slice())
+        .map_err(|e| fail(SipError::Parse(e.to_string())))?;
+    // rsip parses header values lazily; check the ones every layer relies on now, so nothing
+    // later can trip over a malformed Via, CSeq, From, To or Call-ID.
+    check_mandatory(&message).map_err(fail)?;
+    Ok(match message {
+        SipMessage::Request(r) => Parsed::Request(r),
+        SipMessage::Response(r) => Parsed::Response(r),
+    })
+}
+
+fn check_mandatory(m: &SipMessage) -> Result<(), SipError> {
+    let bad = |what: &str| SipError::Parse(format!("missing or malformed {what}"));
+    let via = m.via_header().map_err(|_| bad("Via"))?;
+    via.typed().map_err(|_| bad("Via"))?;
+    m.cseq_header().map_err(|_| bad("CSeq"))?.typed().map_err(|_| bad("CSeq"))?;
+    m.from_header().map_err(|_| bad("From"))?.tag().map_err(|_| bad("From"))?;
+    m.to_header().map_err(|_| bad("To"))?.tag().map_err(|_| bad("To"))?;
+    m.call_id_header().map_err(|_| bad("Call-ID"))?;
+    if let SipMessage::Request(r) = m {
+        let cseq = r.cseq_header().ok().and_then(|c| c.typed().ok());
+        if cseq.is_some_and(|c| c.method != r.method) {
+            return Err(bad("CSeq method"));
+        }
+    }
+    Ok(())
+}
+
+/// Header look-ups shared by requests and responses. All of them were validated by `parse`,
+/// so the fallbacks below only matter for messages we built ourselves.
+pub trait MessageExt: HasHeaders + HeadersExt {
+    fn call_id(&self) -> &str {
+        self.call_id_header().map(|h| h.value()).unwrap_or("")
+    }
+    fn cseq(&self) -> (u32, Method) {
+        self.cseq_header()
+            .ok()
+            .and_then(|c| c.typed().ok())
+            .map(|c| (c.seq, c.method))
+            .unwrap_or((0, Method::Options))
+    }
+    fn from_tag(&self) -> Option<String> {
+        self.from_header().ok()?.tag().ok()?.map(|t| t.value().to_string())
+    }
+    fn to_tag(&self) -> Option<String> {
+        self.to_header().ok()?.tag().ok()?.map(|t| t.value().to_string())
+    }
+    fn from_user(&self) -> String {
+        self.from_header()
+            .ok()
+            .and_then(|h| h.uri().ok())
+            .and_then(|u| u.user().map(str::to_string))
+            .unwrap_or_default()
+    }
+    fn top_via(&self) -> Option<rsip::typed::Via> {
+        self.via_header().ok()?.typed().ok()
+    }
+    fn branch(&self) -> Option<String> {
+        self.top_via()?.branch().map(|b| b.to_string())
+    }
+    fn content_type(&self) -> Option<String> {
+        self.headers().iter().find_map(|h| match h {
+            Header::ContentType(c) => Some(c.value().trim().to_ascii_lowercase()),
+            _ => None,
+        })
+    }
+    fn contact_uri(&self) -> Option<rsip::Uri> {
+        self.contact_header().ok()?.uri().ok()
+    }
+    fn header_value(&self, name: &str) -> Option<String> {
+        self.headers().iter().find_map(|h| match h {
+            Header::Other(n, v) if n.eq_ignore_ascii_case(name) => Some(v.clone()),
+            _ => None,
+        })
+    }
+    fn record_routes(&self) -> Vec<String> {
+        self.headers()
+            .iter()
+            .filter_map(|h| match h {
+                Header::RecordRoute(r) => Some(r.value().to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl MessageExt for Request {}
+impl MessageExt for Response {}
+
+/// RFC 3261 §18.2.1 and RFC 3581: note where a request really came from in its top Via, so
+/// responses find their way back through NAT.
+pub fn stamp_received(req: &mut Request, source: SocketAddr) {
+    let Ok(via) = req.via_header_mut() else { return };
+    let Ok(mut typed) = via.typed() else { return };
+    let sent_by_ip = match typed.uri.host_with_port.host {
+        rsip::Host::IpAddr(ip) => Some(ip),
+        rsip::Host::Domain(_) => None,
+    };
+    let mut wants_rport = false;
+    typed.params.retain(|p| match p {
+        Param::Other(name, None) if name.value().eq_ignore_ascii_case("rport") => {
+            wants_rport = true;
+            false
+        }
+        _ => true,
+    });
+    if sent_by_ip != Some(source.ip()) || wants_rport {
+        typed.params.retain(|p| !matches!(p, Param::Received(_)));
+        typed.params.push(Param::Received(rsip::param::Received::new(source.ip().to_string())));
+    }
+    if wants_rport {
+        typed.params.push(Param::Other(
+            OtherParam::new("rport"),
+            Some(OtherParamValue::new(source.port().to_string())),
+        ));
+    }
+    *via = typed.into();
+}
+
+/// Where responses to this request go (RFC 3261 §18.2.2 for unreliable transports, RFC 3581).
+pub fn response_destination(req: &Request, source: SocketAddr) -> SocketAddr {
+    let Some(via) = req.top_via() else { return source };
+    let received: Option<IpAddr> = via.received().ok().flatten();
+    let rport = via.params.iter().find_map(|p| match p {
+        Param::Other(n, Some(v)) if n.value().eq_ignore_ascii_case("rport") => {
+            v.value().parse::<u16>().ok()
+        }
+        _ => None,
+    });
+    let sent_by_port = via.uri.host_with_port.port.map(|p| *p.value()).unwrap_or(5060);
+    let ip = match (received, &via.uri.host_with_port.host) {
+        (Some(ip), _) => ip,
+        (None, rsip::Host::IpAddr(ip)) => *ip,
+        (None, rsip::Host::Domain(_)) => source.ip(),
+    };
+    SocketAddr::new(ip, rport.unwrap_or(sent_by_port))
+}
+
+/// The parts of a response that vary; everything else is copied from the request.
+#[derive(Debug, Default, Clone)]
+pub struct ResponseSpec {
+    pub code: u16,
+    pub to_tag: Option<String>,
+    pub contact: Option<String>,
+    pub body: Option<(String, Vec<u8>)>,
+    pub extra: Vec<(String, String)>,
+}
+
+impl ResponseSpec {
+    pub fn new(code: u16) -> Self {
+        ResponseSpec { code, ..Default::default() }
+    }
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.extra.push((name.to_string(), value.into()));
+        self
+    }
+}
+
+pub const USER_AGENT: &str = concat!("hotline/", env!("CARGO_PKG_VERSION"));
+
+/// RFC 3261 §8.2.6: a response copies Via, From, To (adding our tag), Call-ID and CSeq.
+pub fn build_response(req: &Request, spec: &ResponseSpec) -> Response {
+    let mut headers: Vec<Header> = Vec::with_capacity(10);
+    for h in req.headers().iter() {
+        match h {
+            Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => {
+                headers.push(h.clone())
+            }
+            Header::RecordRoute(_) if (101..300).contains(&spec.code) => headers.push(h.clone()),
+            Header::To(to) => {
+                let has_tag = to.tag().ok().flatten().is_some();
+                match (&spec.to_tag, has_tag) {
+                    (Some(tag), false) if spec.code > 100 => headers.push(Header::To(
+                        headers::To::new(format!("{};tag={}", to.value(), tag)),
+                    )),
+                    _ => headers.push(h.clone()),
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(contact) = &spec.contact {
+        headers.push(Header::Contact(headers::Contact::new(contact.clone())));
+    }
+    headers.push(Header::Server(headers::Server::new(USER_AGENT)));
+    for (name, value) in &spec.extra {
+        headers.push(Header::Other(name.clone(), value.clone()));
+    }
+    let body = match &spec.body {
+        Some((content_type, body)) => {
+            headers.push(Header::ContentType(headers::ContentType::new(content_type.clone())));
+            body.clone()
+        }
+        None => Vec::new(),
+    };
+    headers.push(Header::ContentLength(headers::ContentLength::new(body.len().to_string())));
+    Response {
+        status_code: spec.code.into(),
+        version: rsip::Version::V2,
+        headers: headers.into(),
+        body,
+    }
+}
+
+/// A request we originate, fully described; `build_request` turns it into rsip form.
+#[derive(Debug, Clone)]
+pub struct RequestSpec {
+    pub method: Method,
+    pub uri: String,
+    pub via_host: String,
+    pub transport: &'static str,
+    pub branch: String,
+    pub from: String,
+    pub to: String,
+    pub call_id: String,
+    pub cseq: u32,
+    pub routes: Vec<String>,
+    pub contact: Option<String>,
+    pub body: Option<(String, Vec<u8>)>,
+    pub extra: Vec<(String, String)>,
+}
+
+pub fn build_request(spec: &RequestSpec) -> Result<Request, SipError> {
+    let uri = rsip::Uri::try_from(spec.uri.as_str())
+        .map_err(|e| SipError::Parse(format!("bad request URI {:?}: {e}", spec.uri)))?;
+    let mut headers: Vec<Header> = vec![
+        Header::Via(headers::Via::new(format!(
+            "SIP/2.0/{} {};branch={};rport",
+            spec.transport, spec.via_host, spec.branch
+        ))),
+        Header::MaxForwards(headers::MaxForwards::new("70")),
+        Header::From(headers::From::new(spec.from.clone())),
+        Header::To(headers::To::new(spec.to.clone())),
+        Header::CallId(headers::CallId::new(spec.call_id.clone())),
+        Header::CSeq(headers::CSeq::new(format!("{} {}", spec.cseq, spec.method))),
+    ];
+    for route in &spec.routes {
+        headers.push(Header::Route(headers::Route::new(route.clone())));
+    }
+    if let Some(contact) = &spec.contact {
+        headers.push(Header::Contact(headers::Contact::new(contact.clone())));
+    }
+    headers.push(Header::UserAgent(headers::UserAgent::new(USER_AGENT)));
+    for (name, value) in &spec.extra {
+        headers.push(Header::Other(name.clone(), value.clone()));
+    }
+    let body = match &spec.body {
+        Some((content_type, body)) => {
+            headers.push(Header::ContentType(headers::ContentType::new(content_type.clone())));
+            body.clone()
+        }
+        None => Vec::new(),
+    };
+    headers.push(Header::ContentLength(headers::ContentLength::new(body.len().to_string())));
+    Ok(Request {
+        method: spec.method,
+        uri,
+        version: rsip::Version::V2,
+        headers: headers.into(),
+        body,
+    })
+}
+
+/// RFC 3261 §9.1: a CANCEL copies the INVITE's Request-URI, top Via, From, To, Call-ID and
+/// CSeq number.
+pub fn build_cancel(invite: &Request) -> Request {
+    let mut headers: Vec<Header> = Vec::new();
+    for h in invite.headers().iter() {
+        match h {
+            Header::From(_) | Header::To(_) | Header::CallId(_) | Header::Route(_) => {
+                headers.push(h.clone())
+            }
+            Header::Via(_) if !headers.iter().any(|x| matches!(x, Header::Via(_))) => {
+                headers.push(h.clone())
+            }
+            _ => {}
+        }
+    }
+    let seq = invite.cseq().0;
+    headers.push(Header::CSeq(headers::CSeq::new(format!("{seq} CANCEL"))));
+    headers.push(Header::MaxForwards(headers::MaxForwards::new("70")));
+    headers.push(Header::ContentLength(headers::ContentLength::new("0")));
+    Request {
+        method: Method::Cancel,
+        uri: invite.uri.clone(),
+        version: rsip::Version::V2,
+        headers: headers.into(),
+        body: Vec::new(),
+    }
+}
+
+/// RFC 3261 §17.1.1.3: the ACK for a non-2xx final response belongs to the INVITE transaction
+/// and copies its top Via; To comes from the response (it carries the tag).
+pub fn build_ack_for_failure(invite: &Request, response: &Response) -> Request {
+    let mut req = build_cancel(invite);
+    req.method = Method::Ack;
+    for h in req.headers.iter_mut() {
+        match h {
+            Header::CSeq(c) => *c = headers::CSeq::new(format!("{} ACK", invite.cseq().0)),
+            Header::To(to) => {
+                if let Ok(resp_to) = response.to_header() {
+                    *to = resp_to.clone();
+                }
+            }
+            _ => {}
+        }
+    }
+    req
+}
+
+pub fn new_branch() -> String {
+    format!("{BRANCH_COOKIE}{}", random_token(16))
+}
+
+pub fn random_token(len: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..len).map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char).collect()
+}
+
+pub fn to_bytes(msg: impl Into<SipMessage>) -> Vec<u8> {
+    msg.into().to_string().into_bytes()
+}
+
+/// A minimal 400 for messages rsip could not parse, built from whatever headers we can find,
+/// so that a sender with a broken stack still learns what happened.
+pub fn bare_bad_request(data: &[u8], reason: &str) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(data);
+    let mut lines = text.lines();
+    let first = lines.next()?;
+    if first.starts_with("SIP/") || first.starts_with("ACK ") {
+        return None;
+    }
+    let mut out = String::from("SIP/2.0 400 Bad Request\r\n");
+    let mut have = (false, false, false, false, false);
+    for line in lines {
+        if line.is_empty() {
+            break;
+        }
+        let Some((name, _)) = line.split_once(':') else { continue };
+        let name = name.trim().to_ascii_lowercase();
+        let slot = match name.as_str() {
+            "via" | "v" => &mut have.0,
+            "from" | "f" => &mut have.1,
+            "to" | "t" => &mut have.2,
+            "call-id" | "i" => &mut have.3,
+            "cseq" => &mut have.4,
+            _ => continue,
+        };
+        if !*slot || name == "via" || name == "v" {
+            *slot = true;
+            out.push_str(line.trim_end());
+            out.push_str("\r\n");
+        }
+    }
+    if !have.0 {
+        return None;
+    }
+    let reason: String = reason.chars().filter(|c| !c.is_control()).take(120).collect();
+    out.push_str(&format!("Warning: 399 hotline \"{}\"\r\n", reason.replace('"', "'")));
+    out.push_str("Content-Length: 0\r\n\r\n");
+    Some(out.into_bytes())
+}
+
+pub fn is_framing_error(e: &SipError) -> Option<&FramingError> {
+    match e {
+        SipError::Framing(f) => Some(f),
+        _ => None,
+    }
+}

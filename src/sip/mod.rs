@@ -1,0 +1,26 @@
+//! SIP signalling, sans-IO: the tolerant framing layer, rsip behind `message`, the RFC 3261
+//! §17 transaction machines, the transaction layer (`endpoint`), dialogs (§12) and the user
+//! agent core (`ua`) that the call layer and the load generator drive.
+
+pub mod dialog;
+pub mod endpoint;
+pub mod framing;
+pub mod message;
+pub mod transaction;
+pub mod ua;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum SipError {
+    #[error("framing: {0}")]
+    Framing(#[from] framing::FramingError),
+    #[error("parse: {0}")]
+    Parse(String),
+}
+
+pub use endpoint::{Peer, Transmit, TransportKind};
+pub use ua::{CallRef, UaConfig, UaEvent, UserAgent};
+
+#[cfg(test)]
+mod tests;

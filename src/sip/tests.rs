@@ -1,0 +1,264 @@
+//! Two user agents talking to each other on a virtual clock, through a lossless or lossy wire.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::endpoint::{Peer, TransportKind};
+use super::transaction::TimerConfig;
+use super::ua::{CallRef, UaConfig, UaEvent, UserAgent};
+
+struct Pair {
+    now: Instant,
+    a: UserAgent,
+    b: UserAgent,
+    a_addr: SocketAddr,
+    b_addr: SocketAddr,
+    a_events: Vec<UaEvent>,
+    b_events: Vec<UaEvent>,
+    /// Drop every n-th datagram (0: none).
+    drop_every: usize,
+    sent: usize,
+}
+
+impl Pair {
+    fn new() -> Self {
+        let a_addr: SocketAddr = "127.0.0.1:5070".parse().unwrap();
+        let b_addr: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let ua = |addr: SocketAddr, user: &str| {
+            UserAgent::new(UaConfig { timers: TimerConfig::default(), advertised: addr.to_string(), user: user.into() })
+        };
+        Pair {
+            now: Instant::now(),
+            a: ua(a_addr, "caller"),
+            b: ua(b_addr, "hotline"),
+            a_addr,
+            b_addr,
+            a_events: Vec::new(),
+            b_events: Vec::new(),
+            drop_every: 0,
+            sent: 0,
+        }
+    }
+
+    fn b_peer(&self) -> Peer {
+        Peer { addr: self.b_addr, transport: TransportKind::Udp }
+    }
+
+    /// Deliver everything in flight, then advance time to the next timer, until quiet or `until`.
+    fn progress(&mut self, until: Duration) {
+        let end = self.now + until;
+        loop {
+            let mut moved = false;
+            while let Some(t) = self.a.poll_transmit() {
+                moved = true;
+                self.sent += 1;
+                if self.drop_every > 0 && self.sent % self.drop_every == 0 {
+                    continue;
+                }
+                assert_eq!(t.to.addr, self.b_addr);
+                let src = Peer { addr: self.a_addr, transport: TransportKind::Udp };
+                self.b.handle_input(self.now, src, &t.data);
+            }
+            while let Some(t) = self.b.poll_transmit() {
+                moved = true;
+                self.sent += 1;
+                if self.drop_every > 0 && self.sent % self.drop_every == 0 {
+                    continue;
+                }
+                assert_eq!(t.to.addr, self.a_addr, "responses go back to the caller");
+                let src = Peer { addr: self.b_addr, transport: TransportKind::Udp };
+                self.a.handle_input(self.now, src, &t.data);
+            }
+            while let Some(e) = self.a.poll_event() {
+                self.a_events.push(e);
+            }
+            while let Some(e) = self.b.poll_event() {
+                self.b_events.push(e);
+            }
+            if moved {
+                continue;
+            }
+            let next = [self.a.poll_timeout(), self.b.poll_timeout()].into_iter().flatten().min();
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    self.a.handle_timeout(self.now);
+                    self.b.handle_timeout(self.now);
+                }
+                _ => break,
+            }
+        }
+        self.now = self.now.max(end);
+    }
+
+    fn incoming(&self) -> CallRef {
+        self.b_events
+            .iter()
+            .find_map(|e| match e {
+                UaEvent::Incoming { call, .. } => Some(*call),
+                _ => None,
+            })
+            .expect("an incoming call")
+    }
+}
+
+#[test]
+fn call_answer_ack_and_bye_from_caller() {
+    let mut p = Pair::new();
+    let peer = p.b_peer();
+    let a_call = p.a.invite(p.now, peer, "alice", "100", Some(b"v=0\r\n".to_vec())).unwrap();
+    p.progress(Duration::from_millis(1));
+    let b_call = p.incoming();
+    assert!(matches!(&p.b_events[0], UaEvent::Incoming { to_user, from_user, offer: Some(_), .. } if to_user == "100" && from_user == "alice"));
+    assert!(p.a_events.iter().any(|e| matches!(e, UaEvent::Progress { code: 100, .. })));
+    p.b.answer(p.now, b_call, b"v=0\r\nanswer".to_vec());
+    p.progress(Duration::from_millis(1));
+    assert!(p.a_events.iter().any(|e| matches!(e, UaEvent::Answered { answer: Some(_), .. })));
+    assert!(p.b_events.iter().any(|e| matches!(e, UaEvent::Acked { .. })));
+    p.a.hangup(p.now, a_call);
+    p.progress(Duration::from_secs(40));
+    assert!(p.b_events.iter().any(|e| matches!(e, UaEvent::RemoteBye { .. })));
+    assert!(p.a_events.iter().any(|e| matches!(e, UaEvent::Ended { code: 200, .. })));
+    assert_eq!(p.a.calls() + p.b.calls(), 0);
+    assert_eq!(p.a.transactions() + p.b.transactions(), 0, "every transaction ends");
+}
+
+#[test]
+fn bye_from_server_and_info_dtmf() {
+    let mut p = Pair::new();
+    let peer = p.b_peer();
+    let a_call = p.a.invite(p.now, peer, "alice", "100", None).unwrap();
+    p.progress(Duration::from_millis(1));
+    let b_call = p.incoming();
+    p.b.answer(p.now, b_call, b"offer".to_vec());
+    p.progress(Duration::from_millis(1));
+    p.a.send_info_digit(p.now, a_call, '7');
+    p.progress(Duration::from_millis(1));
+    assert!(p.b_events.iter().any(|e| matches!(e, UaEvent::Dtmf { digit: '7', .. })));
+    p.b.hangup(p.now, b_call);
+    p.progress(Duration::from_secs(1));
+    assert!(p.a_events.iter().any(|e| matches!(e, UaEvent::RemoteBye { .. })));
+    assert!(p.b_events.iter().any(|e| matches!(e, UaEvent::Ended { code: 200, .. })));
+}
+
+#[test]
+fn cancel_before_answer_gets_487() {
+    let mut p = Pair::new();
+    let peer = p.b_peer();
+    let a_call = p.a.invite(p.now, peer, "alice", "100", None).unwrap();
+    p.progress(Duration::from_millis(1));
+    let b_call = p.incoming();
+    p.b.ring(p.now, b_call);
+    p.progress(Duration::from_millis(1));
+    p.a.hangup(p.now, a_call);
+    p.progress(Duration::from_secs(40));
+    assert!(p.b_events.iter().any(|e| matches!(e, UaEvent::Cancelled { .. })));
+    assert!(p.a_events.iter().any(|e| matches!(e, UaEvent::Failed { code: 487, .. })));
+    assert_eq!(p.a.transactions() + p.b.transactions(), 0);
+}
+
+#[test]
+fn reject_with_retry_after() {
+    let mut p = Pair::new();
+    let peer = p.b_peer();
+    p.a.invite(p.now, peer, "alice", "100", None).unwrap();
+    p.progress(Duration::from_millis(1));
+    let b_call = p.incoming();
+    p.b.reject(p.now, b_call, 503, &[("Retry-After", "5".into())]);
+    p.progress(Duration::from_secs(40));
+    assert!(p.a_events.iter().any(|e| matches!(e, UaEvent::Failed { code: 503, .. })));
+    assert_eq!(p.a.transactions() + p.b.transactions(), 0, "ACK for the 503 ends both sides");
+}
+
+#[test]
+fn lossy_wire_still_completes_calls() {
+    for drop_every in [2, 3, 4, 5] {
+        let mut p = Pair::new();
+        p.drop_every = drop_every;
+        let peer = p.b_peer();
+        let a_call = p.a.invite(p.now, peer, "alice", "100", None).unwrap();
+        p.progress(Duration::from_secs(3));
+        let b_call = p.incoming();
+        p.b.answer(p.now, b_call, b"sdp".to_vec());
+        p.progress(Duration::from_secs(3));
+        assert!(p.a_events.iter().any(|e| matches!(e, UaEvent::Answered { .. })), "drop 1/{drop_every}");
+        p.a.hangup(p.now, a_call);
+        p.progress(Duration::from_secs(3));
+        assert!(p.b_events.iter().any(|e| matches!(e, UaEvent::RemoteBye { .. })), "drop 1/{drop_every}");
+        assert_eq!(p.b_events.iter().filter(|e| matches!(e, UaEvent::Incoming { .. })).count(), 1);
+    }
+}
+
+#[test]
+fn no_ack_ends_the_call_with_408() {
+    let mut p = Pair::new();
+    let peer = p.b_peer();
+    p.a.invite(p.now, peer, "alice", "100", None).unwrap();
+    p.progress(Duration::from_millis(1));
+    let b_call = p.incoming();
+    p.drop_every = 1; // the wire goes dead
+    p.b.answer(p.now, b_call, b"sdp".to_vec());
+    p.progress(Duration::from_secs(40));
+    assert!(p.b_events.iter().any(|e| matches!(e, UaEvent::Ended { code: 408, .. })));
+}
+
+#[test]
+fn server_answers_options_and_refuses_others() {
+    let mut b = UserAgent::new(UaConfig { timers: TimerConfig::default(), advertised: "127.0.0.1:5060".into(), user: "hotline".into() });
+    let now = Instant::now();
+    let src = Peer { addr: "127.0.0.1:5999".parse().unwrap(), transport: TransportKind::Udp };
+    let req = |method: &str| format!("{method} sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK{method}\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:100@y>\r\nCall-ID: c-{method}\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n");
+    let mut reply = |method: &str| {
+        b.handle_input(now, src, req(method).as_bytes());
+        String::from_utf8(b.poll_transmit().expect("a reply").data).unwrap()
+    };
+    let options = reply("OPTIONS");
+    assert!(options.starts_with("SIP/2.0 200"), "{options}");
+    assert!(options.contains("Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"));
+    assert!(options.contains("Accept: application/sdp"));
+    assert!(reply("REGISTER").starts_with("SIP/2.0 405"));
+    assert!(reply("BYE").starts_with("SIP/2.0 481"));
+    assert!(reply("FOO").starts_with("SIP/2.0 501"));
+    b.handle_input(now, src, b"INVITE sip:100@h SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKx\r\nContent-Length: 0\r\n\r\n");
+    let bad = String::from_utf8(b.poll_transmit().expect("a 400").data).unwrap();
+    assert!(bad.starts_with("SIP/2.0 400"), "{bad}");
+}
+
+#[test]
+fn rport_and_received_route_the_response() {
+    let mut b = UserAgent::new(UaConfig { timers: TimerConfig::default(), advertised: "127.0.0.1:5060".into(), user: "hotline".into() });
+    let now = Instant::now();
+    let src = Peer { addr: "127.0.0.9:40000".parse().unwrap(), transport: TransportKind::Udp };
+    let msg = "OPTIONS sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bKr\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:100@y>\r\nCall-ID: r\r\nCSeq: 1 OPTIONS\r\n\r\n";
+    b.handle_input(now, src, msg.as_bytes());
+    let t = b.poll_transmit().unwrap();
+    assert_eq!(t.to.addr, src.addr);
+    let text = String::from_utf8(t.data).unwrap();
+    assert!(text.contains("received=127.0.0.9"), "{text}");
+    assert!(text.contains("rport=40000"), "{text}");
+}
+
+#[test]
+fn garbage_never_panics_the_user_agent() {
+    let mut b = UserAgent::new(UaConfig { timers: TimerConfig::default(), advertised: "127.0.0.1:5060".into(), user: "hotline".into() });
+    let now = Instant::now();
+    let src = Peer { addr: "127.0.0.1:5999".parse().unwrap(), transport: TransportKind::Udp };
+    let seed = "INVITE sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKq\r\nFrom: \"A\" <sip:a@x>;tag=1\r\nTo: <sip:100@y>\r\nCall-ID: q\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:5999>\r\nContent-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n";
+    let mut rng = fastrand::Rng::with_seed(11);
+    for _ in 0..5_000 {
+        let mut data = seed.as_bytes().to_vec();
+        for _ in 0..rng.usize(1..6) {
+            let i = rng.usize(..data.len());
+            match rng.u8(..3) {
+                0 => data[i] = rng.u8(..),
+                1 => {
+                    data.remove(i);
+                }
+                _ => data.insert(i, b":;<>@ ,\r\n="[rng.usize(..10)]),
+            }
+        }
+        b.handle_input(now, src, &data);
+        while b.poll_transmit().is_some() {}
+        while b.poll_event().is_some() {}
+    }
+}

@@ -1,0 +1,557 @@
+//! The user agent core: INVITE sessions on top of the transaction layer, for both sides (the
+//! server answers callers; the load generator and test client place calls). Sans-IO: the
+//! caller feeds datagrams and time, issues commands, and drains transmits and events.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use super::dialog::{contact_for, Dialog};
+use super::endpoint::{Endpoint, EndpointEvent, Peer, Transmit, TxnId, ALLOW};
+use super::message::{self, MessageExt, Method, Request, Response, ResponseSpec};
+use super::transaction::TimerConfig;
+use super::SipError;
+
+pub const SDP: &str = "application/sdp";
+const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallRef(pub u64);
+
+#[derive(Debug)]
+pub enum UaEvent {
+    /// A new INVITE. `local_ip` is the address the caller used to reach us, when it names one.
+    Incoming { call: CallRef, call_id: String, from_user: String, to_user: String, offer: Option<Vec<u8>>, source: Peer, local_ip: Option<IpAddr> },
+    /// The caller cancelled before we answered; 487 has been sent.
+    Cancelled { call: CallRef },
+    /// The ACK for our 2xx arrived (with the SDP answer when the INVITE had no offer).
+    Acked { call: CallRef, answer: Option<Vec<u8>> },
+    /// The peer ended the call; its BYE has been answered.
+    RemoteBye { call: CallRef },
+    /// A re-INVITE (hold, unhold, refresh): answer it with `answer_reinvite`.
+    ReInvite { call: CallRef, offer: Option<Vec<u8>> },
+    Dtmf { call: CallRef, digit: char },
+    /// Our side: provisional response to our INVITE.
+    Progress { call: CallRef, code: u16 },
+    /// Our INVITE was answered; the ACK has been sent.
+    Answered { call: CallRef, answer: Option<Vec<u8>> },
+    /// Our INVITE failed (final non-2xx, or 408 for no answer at all).
+    Failed { call: CallRef, code: u16 },
+    /// The call is over and forgotten: our BYE completed (code), or we never got an ACK (408).
+    Ended { call: CallRef, code: u16 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// UAS: INVITE received, no final response yet.
+    Incoming,
+    /// UAS: 2xx sent, waiting for ACK.
+    Answered,
+    /// UAC: INVITE sent.
+    Calling,
+    Confirmed,
+    /// BYE sent, waiting for its response.
+    Terminating,
+}
+
+struct Call {
+    state: State,
+    dialog: Dialog,
+    invite_txn: TxnId,
+    invite_seq: u32,
+    reinvite: Option<TxnId>,
+    bye_txn: Option<TxnId>,
+    /// UAC: a hang-up asked for while only provisional responses had arrived.
+    cancel_requested: bool,
+}
+
+pub struct UaConfig {
+    pub timers: TimerConfig,
+    /// host:port written into Via and Contact.
+    pub advertised: String,
+    pub user: String,
+}
+
+pub struct UserAgent {
+    cfg: UaConfig,
+    endpoint: Endpoint,
+    calls: HashMap<CallRef, Call>,
+    by_dialog: HashMap<(String, String), CallRef>,
+    by_txn: HashMap<TxnId, CallRef>,
+    events: VecDeque<UaEvent>,
+    next_call: u64,
+}
+
+impl UserAgent {
+    pub fn new(cfg: UaConfig) -> Self {
+        UserAgent {
+            endpoint: Endpoint::new(cfg.timers),
+            cfg,
+            calls: HashMap::new(),
+            by_dialog: HashMap::new(),
+            by_txn: HashMap::new(),
+            events: VecDeque::new(),
+            next_call: 0,
+        }
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.endpoint.poll_transmit()
+    }
+    pub fn poll_event(&mut self) -> Option<UaEvent> {
+        self.events.pop_front()
+    }
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.endpoint.poll_timeout()
+    }
+    pub fn calls(&self) -> usize {
+        self.calls.len()
+    }
+    pub fn transactions(&self) -> usize {
+        self.endpoint.transactions()
+    }
+
+    pub fn handle_input(&mut self, now: Instant, source: Peer, data: &[u8]) {
+        self.endpoint.handle_input(now, source, data);
+        self.drain_endpoint(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.endpoint.handle_timeout(now);
+        self.drain_endpoint(now);
+    }
+
+    fn drain_endpoint(&mut self, now: Instant) {
+        while let Some(ev) = self.endpoint.poll_event() {
+            match ev {
+                EndpointEvent::Request { txn, request, source } => self.on_request(now, txn, request, source),
+                EndpointEvent::Cancel { invite } => self.on_cancel(now, invite),
+                EndpointEvent::Ack { request, .. } => self.on_ack(now, request),
+                EndpointEvent::Response { txn, response } => self.on_response(now, txn, response),
+                EndpointEvent::StrayInviteOk { response, source } => self.on_stray_ok(response, source),
+                EndpointEvent::Timeout { txn } => self.on_timeout(now, txn),
+            }
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, txn: TxnId, req: Request, source: Peer) {
+        let to_tag = req.to_tag();
+        let Some(local_tag) = to_tag else {
+            return self.on_out_of_dialog(now, txn, req, source);
+        };
+        let key = (req.call_id().to_string(), local_tag);
+        let Some(&call_ref) = self.by_dialog.get(&key) else {
+            // RFC 3261 §12.2.2: a request for a dialog we don't know.
+            return self.endpoint.respond(now, txn, &ResponseSpec::new(481));
+        };
+        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        let (seq, _) = req.cseq();
+        if !call.dialog.accept_remote_seq(seq) {
+            return self.endpoint.respond(now, txn, &ResponseSpec::new(500).header("Retry-After", "1"));
+        }
+        match req.method {
+            Method::Bye => {
+                self.endpoint.respond(now, txn, &ResponseSpec::new(200));
+                self.forget(call_ref);
+                self.events.push_back(UaEvent::RemoteBye { call: call_ref });
+            }
+            Method::Invite => {
+                if call.reinvite.is_some() || call.state != State::Confirmed {
+                    // RFC 3261 §14.2: an INVITE while one is pending gets 491 (or 500).
+                    let code = if call.reinvite.is_some() { 491 } else { 500 };
+                    return self.endpoint.respond(now, txn, &ResponseSpec::new(code).header("Retry-After", "1"));
+                }
+                if let Some(target) = req.contact_uri() {
+                    call.dialog.remote_target = target.to_string();
+                }
+                call.reinvite = Some(txn);
+                call.invite_seq = seq;
+                self.by_txn.insert(txn, call_ref);
+                let offer = (!req.body.is_empty()).then(|| req.body.clone());
+                self.events.push_back(UaEvent::ReInvite { call: call_ref, offer });
+            }
+            Method::Info => match parse_dtmf_info(&req) {
+                Ok(Some(digit)) => {
+                    self.endpoint.respond(now, txn, &ResponseSpec::new(200));
+                    self.events.push_back(UaEvent::Dtmf { call: call_ref, digit });
+                }
+                Ok(None) => self.endpoint.respond(now, txn, &ResponseSpec::new(200)),
+                Err(code) => self.endpoint.respond(now, txn, &ResponseSpec::new(code).header("Accept", ACCEPT)),
+            },
+            Method::Options => self.respond_options(now, txn),
+            Method::Update | Method::Refer | Method::Message | Method::Notify | Method::Subscribe
+            | Method::PRack | Method::Publish | Method::Register => {
+                self.endpoint.respond(now, txn, &ResponseSpec::new(405).header("Allow", ALLOW))
+            }
+            Method::Ack | Method::Cancel => {}
+        }
+    }
+
+    fn on_out_of_dialog(&mut self, now: Instant, txn: TxnId, req: Request, source: Peer) {
+        match req.method {
+            Method::Invite => {
+                self.next_call += 1;
+                let call_ref = CallRef(self.next_call);
+                let local_tag = message::random_token(10);
+                let (seq, _) = req.cseq();
+                let to_value = req.headers.iter().find_map(|h| match h {
+                    rsip::Header::To(t) => Some(rsip::headers::UntypedHeader::value(t).to_string()),
+                    _ => None,
+                });
+                let from_value = req.headers.iter().find_map(|h| match h {
+                    rsip::Header::From(f) => Some(rsip::headers::UntypedHeader::value(f).to_string()),
+                    _ => None,
+                });
+                let local_ip = match req.uri.host_with_port.host {
+                    rsip::Host::IpAddr(ip) if !ip.is_unspecified() => Some(ip),
+                    _ => None,
+                };
+                let dialog = Dialog {
+                    call_id: req.call_id().to_string(),
+                    local_uri: format!("{};tag={local_tag}", to_value.unwrap_or_default()),
+                    local_tag: local_tag.clone(),
+                    remote_tag: req.from_tag().unwrap_or_default(),
+                    remote_uri: from_value.unwrap_or_default(),
+                    local_seq: fastrand::u32(1..10_000),
+                    remote_seq: Some(seq),
+                    remote_target: req.contact_uri().map(|u| u.to_string()).unwrap_or_else(|| req.uri.to_string()),
+                    // RFC 3261 §12.1.1: the UAS keeps Record-Route in order.
+                    route_set: req.record_routes(),
+                    peer: source,
+                    local_contact: contact_for(&self.cfg.user, &self.cfg.advertised, source.transport),
+                };
+                self.by_dialog.insert((dialog.call_id.clone(), local_tag), call_ref);
+                self.by_txn.insert(txn, call_ref);
+                let offer = (!req.body.is_empty()).then(|| req.body.clone());
+                let event = UaEvent::Incoming {
+                    call: call_ref,
+                    call_id: dialog.call_id.clone(),
+                    from_user: req.from_user(),
+                    to_user: req.uri.user().unwrap_or_default().to_string(),
+                    offer,
+                    source,
+                    local_ip,
+                };
+                self.calls.insert(call_ref, Call { state: State::Incoming, dialog, invite_txn: txn, invite_seq: seq, reinvite: None, bye_txn: None, cancel_requested: false });
+                // RFC 3261 §8.2.6.1 / §17.2.1: 100 Trying at once so the caller stops resending.
+                self.endpoint.respond(now, txn, &ResponseSpec::new(100));
+                self.events.push_back(event);
+            }
+            Method::Options => self.respond_options(now, txn),
+            Method::Bye | Method::Info | Method::Update | Method::Notify | Method::PRack => {
+                self.endpoint.respond(now, txn, &ResponseSpec::new(481))
+            }
+            Method::Register | Method::Subscribe | Method::Message | Method::Refer | Method::Publish => {
+                self.endpoint.respond(now, txn, &ResponseSpec::new(405).header("Allow", ALLOW))
+            }
+            Method::Ack | Method::Cancel => {}
+        }
+    }
+
+    fn respond_options(&mut self, now: Instant, txn: TxnId) {
+        let spec = ResponseSpec::new(200).header("Allow", ALLOW).header("Accept", ACCEPT).header("Supported", "");
+        let mut spec = spec;
+        spec.extra.retain(|(n, _)| n != "Supported");
+        self.endpoint.respond(now, txn, &spec);
+    }
+
+    fn on_cancel(&mut self, now: Instant, invite: TxnId) {
+        let Some(&call_ref) = self.by_txn.get(&invite) else { return };
+        let Some(call) = self.calls.get(&call_ref) else { return };
+        if call.state != State::Incoming {
+            return;
+        }
+        let tag = call.dialog.local_tag.clone();
+        self.respond_invite(now, invite, &tag, ResponseSpec::new(487));
+        self.forget(call_ref);
+        self.events.push_back(UaEvent::Cancelled { call: call_ref });
+    }
+
+    fn on_ack(&mut self, now: Instant, req: Request) {
+        let Some(tag) = req.to_tag() else { return };
+        let Some(&call_ref) = self.by_dialog.get(&(req.call_id().to_string(), tag)) else { return };
+        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        let (seq, _) = req.cseq();
+        if seq != call.invite_seq {
+            return;
+        }
+        let txn = call.reinvite.take().unwrap_or(call.invite_txn);
+        if call.state == State::Answered {
+            call.state = State::Confirmed;
+        }
+        self.endpoint.confirm_invite(now, txn);
+        let answer = (!req.body.is_empty()).then(|| req.body.clone());
+        self.events.push_back(UaEvent::Acked { call: call_ref, answer });
+    }
+
+    fn on_timeout(&mut self, now: Instant, txn: TxnId) {
+        let Some(&call_ref) = self.by_txn.get(&txn) else { return };
+        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        match call.state {
+            State::Answered => {
+                // RFC 3261 §13.3.1.4: no ACK for our 2xx; the session is over, so say so.
+                tracing::info!(call_id = %call.dialog.call_id, "no ACK for 200 OK, ending the call");
+                if let Ok(bye) = call.dialog.request(Method::Bye, &self.cfg.advertised, None) {
+                    let peer = call.dialog.peer;
+                    self.endpoint.send_request(now, peer, bye);
+                }
+                self.forget(call_ref);
+                self.events.push_back(UaEvent::Ended { call: call_ref, code: 408 });
+            }
+            State::Calling => {
+                self.forget(call_ref);
+                self.events.push_back(UaEvent::Failed { call: call_ref, code: 408 });
+            }
+            State::Terminating if call.bye_txn == Some(txn) => {
+                self.forget(call_ref);
+                self.events.push_back(UaEvent::Ended { call: call_ref, code: 408 });
+            }
+            _ => {
+                if call.reinvite == Some(txn) {
+                    call.reinvite = None;
+                }
+                self.by_txn.remove(&txn);
+            }
+        }
+    }
+
+    fn on_response(&mut self, now: Instant, txn: TxnId, resp: Response) {
+        let Some(&call_ref) = self.by_txn.get(&txn) else { return };
+        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        let code = resp.status_code.code();
+        if call.bye_txn == Some(txn) {
+            if code >= 200 {
+                self.forget(call_ref);
+                self.events.push_back(UaEvent::Ended { call: call_ref, code });
+            }
+            return;
+        }
+        if call.state != State::Calling || txn != call.invite_txn {
+            return;
+        }
+        match code {
+            100..=199 => {
+                if call.cancel_requested && code > 100 {
+                    self.send_cancel(now, call_ref);
+                }
+                self.events.push_back(UaEvent::Progress { call: call_ref, code });
+            }
+            200..=299 => {
+                let Some(call) = self.calls.get_mut(&call_ref) else { return };
+                call.dialog.remote_tag = resp.to_tag().unwrap_or_default();
+                if let Some(to) = resp.headers.iter().find_map(|h| match h {
+                    rsip::Header::To(t) => Some(rsip::headers::UntypedHeader::value(t).to_string()),
+                    _ => None,
+                }) {
+                    call.dialog.remote_uri = to;
+                }
+                if let Some(target) = resp.contact_uri() {
+                    call.dialog.remote_target = target.to_string();
+                }
+                // RFC 3261 §12.1.2: the UAC reverses Record-Route.
+                call.dialog.route_set = resp.record_routes().into_iter().rev().collect();
+                let key = (call.dialog.call_id.clone(), call.dialog.local_tag.clone());
+                self.by_dialog.insert(key, call_ref);
+                call.state = State::Confirmed;
+                if let Ok(ack) = call.dialog.ack(call.invite_seq, &self.cfg.advertised, None) {
+                    self.endpoint.send_raw(call.dialog.peer, message::to_bytes(ack));
+                }
+                let answer = (!resp.body.is_empty()).then(|| resp.body.clone());
+                let cancel = call.cancel_requested;
+                self.events.push_back(UaEvent::Answered { call: call_ref, answer });
+                if cancel {
+                    self.hangup(now, call_ref);
+                }
+            }
+            _ => {
+                self.forget(call_ref);
+                self.events.push_back(UaEvent::Failed { call: call_ref, code });
+            }
+        }
+    }
+
+    fn on_stray_ok(&mut self, resp: Response, source: Peer) {
+        let Some(tag) = resp.from_tag() else { return };
+        let Some(&call_ref) = self.by_dialog.get(&(resp.call_id().to_string(), tag)) else { return };
+        let Some(call) = self.calls.get(&call_ref) else { return };
+        if resp.cseq().0 == call.invite_seq
+            && let Ok(ack) = call.dialog.ack(call.invite_seq, &self.cfg.advertised, None)
+        {
+            self.endpoint.send_raw(source, message::to_bytes(ack));
+        }
+    }
+
+    // ---- commands for the server side ----
+
+    pub fn ring(&mut self, now: Instant, call_ref: CallRef) {
+        let Some(call) = self.calls.get(&call_ref).filter(|c| c.state == State::Incoming) else { return };
+        let (txn, tag) = (call.invite_txn, call.dialog.local_tag.clone());
+        self.respond_invite(now, txn, &tag, ResponseSpec::new(180));
+    }
+
+    pub fn answer(&mut self, now: Instant, call_ref: CallRef, sdp: Vec<u8>) {
+        let Some(call) = self.calls.get_mut(&call_ref).filter(|c| c.state == State::Incoming) else { return };
+        call.state = State::Answered;
+        let (txn, tag, contact) = (call.invite_txn, call.dialog.local_tag.clone(), call.dialog.local_contact.clone());
+        let mut spec = ResponseSpec::new(200).header("Allow", ALLOW);
+        spec.contact = Some(contact);
+        spec.body = Some((SDP.to_string(), sdp));
+        self.respond_invite(now, txn, &tag, spec);
+    }
+
+    /// Refuse an unanswered call with a final error response (extra headers like Retry-After).
+    pub fn reject(&mut self, now: Instant, call_ref: CallRef, code: u16, extra: &[(&str, String)]) {
+        let Some(call) = self.calls.get(&call_ref).filter(|c| c.state == State::Incoming) else { return };
+        let (txn, tag) = (call.invite_txn, call.dialog.local_tag.clone());
+        let mut spec = ResponseSpec::new(code);
+        for (name, value) in extra {
+            spec = spec.header(name, value.clone());
+        }
+        self.respond_invite(now, txn, &tag, spec);
+        self.forget(call_ref);
+    }
+
+    pub fn answer_reinvite(&mut self, now: Instant, call_ref: CallRef, sdp: Vec<u8>) {
+        let Some(call) = self.calls.get(&call_ref) else { return };
+        let Some(txn) = call.reinvite else { return };
+        let (tag, contact) = (call.dialog.local_tag.clone(), call.dialog.local_contact.clone());
+        let mut spec = ResponseSpec::new(200).header("Allow", ALLOW);
+        spec.contact = Some(contact);
+        spec.body = Some((SDP.to_string(), sdp));
+        self.respond_invite(now, txn, &tag, spec);
+    }
+
+    pub fn reject_reinvite(&mut self, now: Instant, call_ref: CallRef, code: u16) {
+        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        let Some(txn) = call.reinvite.take() else { return };
+        let tag = call.dialog.local_tag.clone();
+        self.by_txn.remove(&txn);
+        self.respond_invite(now, txn, &tag, ResponseSpec::new(code));
+    }
+
+    fn respond_invite(&mut self, now: Instant, txn: TxnId, tag: &str, mut spec: ResponseSpec) {
+        spec.to_tag = Some(tag.to_string());
+        self.endpoint.respond(now, txn, &spec);
+    }
+
+    // ---- commands for both sides ----
+
+    /// End the call: BYE once there is a dialog, CANCEL (client) or 480 (server) before that.
+    pub fn hangup(&mut self, now: Instant, call_ref: CallRef) {
+        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        match call.state {
+            State::Incoming => self.reject(now, call_ref, 480, &[]),
+            State::Calling => {
+                call.cancel_requested = true;
+                self.send_cancel(now, call_ref);
+            }
+            State::Answered | State::Confirmed => {
+                let Ok(bye) = call.dialog.request(Method::Bye, &self.cfg.advertised, None) else { return };
+                call.state = State::Terminating;
+                let peer = call.dialog.peer;
+                let txn = self.endpoint.send_request(now, peer, bye);
+                if let Some(call) = self.calls.get_mut(&call_ref) {
+                    call.bye_txn = Some(txn);
+                }
+                self.by_txn.insert(txn, call_ref);
+            }
+            State::Terminating => {}
+        }
+    }
+
+    fn send_cancel(&mut self, now: Instant, call_ref: CallRef) {
+        let Some(call) = self.calls.get(&call_ref) else { return };
+        // RFC 3261 §9.1: no CANCEL before a provisional response; it is sent when one comes.
+        let Some((invite, peer)) = self.endpoint.client_request(call.invite_txn) else { return };
+        let cancel = message::build_cancel(invite);
+        self.endpoint.send_request(now, peer, cancel);
+    }
+
+    /// Send one DTMF digit by SIP INFO (application/dtmf-relay).
+    pub fn send_info_digit(&mut self, now: Instant, call_ref: CallRef, digit: char) {
+        let Some(call) = self.calls.get_mut(&call_ref).filter(|c| c.state == State::Confirmed) else { return };
+        let body = format!("Signal={digit}\r\nDuration=160\r\n").into_bytes();
+        let Ok(info) = call.dialog.request(Method::Info, &self.cfg.advertised, Some(("application/dtmf-relay".into(), body))) else { return };
+        let peer = call.dialog.peer;
+        self.endpoint.send_request(now, peer, info);
+    }
+
+    // ---- commands for the client side ----
+
+    pub fn invite(&mut self, now: Instant, to: Peer, from_user: &str, to_user: &str, sdp: Option<Vec<u8>>) -> Result<CallRef, SipError> {
+        self.next_call += 1;
+        let call_ref = CallRef(self.next_call);
+        let local_tag = message::random_token(10);
+        let host = to.addr.to_string();
+        let dialog_seed = Dialog {
+            call_id: format!("{}@{}", message::random_token(20), self.cfg.advertised),
+            local_uri: format!("<sip:{from_user}@{}>;tag={local_tag}", self.cfg.advertised),
+            local_tag,
+            remote_tag: String::new(),
+            remote_uri: format!("<sip:{to_user}@{host}>"),
+            local_seq: 0,
+            remote_seq: None,
+            remote_target: format!("sip:{to_user}@{host}"),
+            route_set: Vec::new(),
+            peer: to,
+            local_contact: contact_for(from_user, &self.cfg.advertised, to.transport),
+        };
+        let mut dialog = dialog_seed;
+        let body = sdp.map(|s| (SDP.to_string(), s));
+        let request = dialog.request(Method::Invite, &self.cfg.advertised, body)?;
+        let invite_seq = dialog.local_seq;
+        let txn = self.endpoint.send_request(now, to, request);
+        self.by_txn.insert(txn, call_ref);
+        self.by_dialog.insert((dialog.call_id.clone(), dialog.local_tag.clone()), call_ref);
+        self.calls.insert(call_ref, Call { state: State::Calling, dialog, invite_txn: txn, invite_seq, reinvite: None, bye_txn: None, cancel_requested: false });
+        Ok(call_ref)
+    }
+
+    /// Send a raw request inside a call's dialog (tests use it for re-INVITE and odd methods).
+    pub fn send_in_dialog(&mut self, now: Instant, call_ref: CallRef, method: Method, body: Option<(String, Vec<u8>)>) -> Option<TxnId> {
+        let call = self.calls.get_mut(&call_ref)?;
+        let req = call.dialog.request(method, &self.cfg.advertised, body).ok()?;
+        let peer = call.dialog.peer;
+        Some(self.endpoint.send_request(now, peer, req))
+    }
+
+    pub fn call_id(&self, call_ref: CallRef) -> Option<&str> {
+        self.calls.get(&call_ref).map(|c| c.dialog.call_id.as_str())
+    }
+
+    fn forget(&mut self, call_ref: CallRef) {
+        if let Some(call) = self.calls.remove(&call_ref) {
+            self.by_dialog.remove(&(call.dialog.call_id.clone(), call.dialog.local_tag.clone()));
+            self.by_txn.retain(|_, c| *c != call_ref);
+        }
+    }
+}
+
+/// RFC 2976 INFO carrying DTMF: application/dtmf-relay ("Signal=5") or application/dtmf ("5").
+/// Ok(None) for an empty INFO (a keep-alive some phones send); Err(415) for other bodies.
+fn parse_dtmf_info(req: &Request) -> Result<Option<char>, u16> {
+    if req.body.is_empty() {
+        return Ok(None);
+    }
+    let body = String::from_utf8_lossy(&req.body);
+    let content_type = req.content_type().unwrap_or_default();
+    let value = match content_type.split(';').next().map(str::trim) {
+        Some("application/dtmf-relay") => body.lines().find_map(|line| {
+            let (k, v) = line.split_once('=')?;
+            k.trim().eq_ignore_ascii_case("signal").then(|| v.trim().to_string())
+        }),
+        Some("application/dtmf") => Some(body.trim().to_string()),
+        _ => return Err(415),
+    };
+    let digit = value.and_then(|v| match v.as_str() {
+        "10" => Some('*'),
+        "11" => Some('#'),
+        v if v.len() == 1 => v.chars().next().filter(|c| c.is_ascii_digit() || "*#ABCDabcd".contains(*c)).map(|c| c.to_ascii_uppercase()),
+        _ => None,
+    });
+    digit.map(Some).ok_or(400)
+}
+
+pub fn local_addr_hint(advertised: SocketAddr) -> String {
+    advertised.to_string()
+}
