@@ -1,0 +1,282 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::flow::{load_dir, FlowId, FlowSet};
+
+const FLOW: &str = r##"
+[flow]
+name = "t"
+numbers = ["100"]
+start = "welcome"
+
+[nodes.welcome]
+type = "play"
+prompts = ["welcome"]
+barge_in = true
+next = "menu"
+
+[nodes.menu]
+type = "menu"
+prompts = ["menu"]
+choices = { "1" = "one", "2" = "account", "42" = "answer", "0" = "bye" }
+invalid_prompts = ["invalid"]
+timeout_prompts = ["timeout"]
+timeout = "5s"
+inter_digit_timeout = "2s"
+max_failures = 3
+on_failure = "bye"
+
+[nodes.one]
+type = "play"
+prompts = ["option1"]
+next = "menu"
+
+[nodes.answer]
+type = "play"
+prompts = ["option42"]
+next = "bye"
+
+[nodes.account]
+type = "collect"
+prompts = ["enter"]
+variable = "account"
+min_digits = 4
+max_digits = 6
+terminator = "#"
+first_digit_timeout = "5s"
+inter_digit_timeout = "3s"
+max_attempts = 2
+invalid_prompts = ["invalid"]
+next = "thanks"
+on_failure = "bye"
+
+[nodes.thanks]
+type = "goto"
+next = "bye"
+
+[nodes.bye]
+type = "play"
+prompts = ["goodbye"]
+next = "end"
+
+[nodes.end]
+type = "hangup"
+"##;
+
+struct T {
+    now: Instant,
+    it: Interpreter,
+    set: Arc<FlowSet>,
+}
+
+impl T {
+    fn new(text: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("hotline-interp-{}", fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("t.toml"), text).unwrap();
+        let set = Arc::new(load_dir(&dir).unwrap());
+        std::fs::remove_dir_all(&dir).ok();
+        let now = Instant::now();
+        let mut it = Interpreter::new(Arc::clone(&set), FlowId(0));
+        it.start(now);
+        T { now, it, set }
+    }
+
+    /// Drain actions, naming played prompts; returns them and the last play id.
+    fn actions(&mut self) -> (Vec<String>, Option<PlayId>) {
+        let mut out = Vec::new();
+        let mut last = None;
+        while let Some(a) = self.it.poll_action() {
+            match a {
+                FlowAction::Play { id, prompts, .. } => {
+                    last = Some(id);
+                    out.extend(prompts.iter().map(|p| self.set.prompt_name(*p).to_string()));
+                }
+                FlowAction::StopPlayback => out.push("<stop>".into()),
+                FlowAction::Hangup => out.push("<hangup>".into()),
+            }
+        }
+        (out, last)
+    }
+
+    /// Let the current prompt run to its end.
+    fn finish_prompt(&mut self, id: PlayId) {
+        self.now += Duration::from_secs(1);
+        self.it.on_play_done(self.now, id);
+    }
+
+    fn wait(&mut self, d: Duration) {
+        self.now += d;
+        if self.it.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.it.on_timeout(self.now);
+        }
+    }
+
+    fn press(&mut self, keys: &str) {
+        for k in keys.chars() {
+            self.it.on_digit(self.now, k);
+        }
+    }
+
+    /// Play out prompts until the interpreter waits for digits or finishes.
+    fn settle(&mut self) -> Vec<String> {
+        let mut heard = Vec::new();
+        loop {
+            let (names, last) = self.actions();
+            heard.extend(names);
+            match last {
+                Some(id) if !self.it.is_finished() && self.it.poll_timeout().is_none() => self.finish_prompt(id),
+                _ => return heard,
+            }
+        }
+    }
+}
+
+#[test]
+fn menu_choice_leads_to_its_node_and_back() {
+    let mut t = T::new(FLOW);
+    assert_eq!(t.settle(), ["welcome", "menu"]);
+    assert_eq!(t.it.poll_timeout(), Some(t.now + Duration::from_secs(5)), "first-digit timer starts at prompt end");
+    t.press("1");
+    assert_eq!(t.settle(), ["option1", "menu"]);
+    assert_eq!(t.it.path(), ["welcome", "menu", "one", "menu"]);
+    assert_eq!(t.it.digits(), "1");
+}
+
+#[test]
+fn timeouts_replay_with_timeout_prompt_then_failure_exit() {
+    let mut t = T::new(FLOW);
+    t.settle();
+    t.wait(Duration::from_millis(4999));
+    assert!(t.settle().is_empty(), "no timeout before 5 s");
+    t.wait(Duration::from_millis(1));
+    assert_eq!(t.settle(), ["timeout", "menu"]);
+    t.wait(Duration::from_secs(5));
+    assert_eq!(t.settle(), ["timeout", "menu"]);
+    t.wait(Duration::from_secs(5));
+    assert_eq!(t.settle(), ["goodbye", "<hangup>"], "third failure takes on_failure");
+    assert!(t.it.is_finished());
+}
+
+#[test]
+fn invalid_digit_plays_invalid_prompt_and_counts() {
+    let mut t = T::new(FLOW);
+    t.settle();
+    t.press("9");
+    assert_eq!(t.settle(), ["invalid", "menu"]);
+    t.press("1");
+    assert_eq!(t.settle(), ["option1", "menu"]);
+}
+
+#[test]
+fn multi_digit_choice_waits_inter_digit_timeout() {
+    let mut t = T::new(FLOW);
+    t.settle();
+    t.press("4");
+    assert_eq!(t.it.poll_timeout(), Some(t.now + Duration::from_secs(2)));
+    t.press("2");
+    assert_eq!(t.settle(), ["option42", "goodbye", "<hangup>"]);
+    let mut t = T::new(FLOW);
+    t.settle();
+    t.press("4");
+    t.wait(Duration::from_secs(2));
+    assert_eq!(t.settle(), ["invalid", "menu"], "a lone 4 is not a choice");
+}
+
+#[test]
+fn barge_in_stops_prompt_and_key_counts() {
+    let mut t = T::new(FLOW);
+    let (heard, _) = t.actions();
+    assert_eq!(heard, ["welcome"]);
+    t.press("1");
+    let (heard, _) = t.actions();
+    assert_eq!(heard, ["<stop>", "option1"], "welcome interrupted, the key reaches the menu");
+    assert_eq!(t.it.path(), ["welcome", "menu", "one"]);
+}
+
+#[test]
+fn keys_during_uninterruptible_prompt_are_ignored() {
+    let mut t = T::new(FLOW);
+    t.settle();
+    t.press("1");
+    let (heard, id) = t.actions();
+    assert_eq!(heard, ["option1"]);
+    t.press("0");
+    assert!(t.actions().0.is_empty());
+    t.finish_prompt(id.unwrap());
+    assert_eq!(t.settle(), ["menu"]);
+}
+
+#[test]
+fn collect_with_terminator_max_digits_and_timeouts() {
+    let mut t = T::new(FLOW);
+    t.settle();
+    t.press("2");
+    assert_eq!(t.settle(), ["enter"]);
+    t.press("1234#");
+    assert_eq!(t.settle(), ["goodbye", "<hangup>"]);
+    assert_eq!(t.it.var("account"), Some("1234"));
+    assert_eq!(t.it.path(), ["welcome", "menu", "account", "thanks", "bye", "end"]);
+
+    let mut t = T::new(FLOW);
+    t.settle();
+    t.press("2");
+    t.settle();
+    t.press("123456");
+    t.settle();
+    assert_eq!(t.it.var("account"), Some("123456"), "max_digits ends input without terminator");
+
+    let mut t = T::new(FLOW);
+    t.settle();
+    t.press("2");
+    t.settle();
+    t.press("12345");
+    t.wait(Duration::from_millis(2999));
+    assert_eq!(t.it.var("account"), None);
+    t.press("6");
+    assert_eq!(t.it.var("account"), Some("123456"), "each digit restarts the inter-digit timer");
+}
+
+#[test]
+fn collect_too_short_retries_then_fails() {
+    let mut t = T::new(FLOW);
+    t.settle();
+    t.press("2");
+    t.settle();
+    t.press("12#");
+    assert_eq!(t.settle(), ["invalid", "enter"]);
+    t.press("12");
+    t.wait(Duration::from_secs(3));
+    assert_eq!(t.settle(), ["goodbye", "<hangup>"], "second failure of max_attempts = 2");
+    assert_eq!(t.it.var("account"), None);
+}
+
+#[test]
+fn endless_goto_loop_is_cut() {
+    let text = r#"
+[flow]
+name = "loop"
+start = "a"
+[nodes.a]
+type = "goto"
+next = "b"
+[nodes.b]
+type = "goto"
+next = "a"
+"#;
+    let mut t = T::new(text);
+    assert_eq!(t.settle(), ["<hangup>"]);
+    assert!(t.it.was_stuck());
+}
+
+#[test]
+fn stale_play_done_is_ignored() {
+    let mut t = T::new(FLOW);
+    let (_, first) = t.actions();
+    t.press("1");
+    t.actions();
+    t.it.on_play_done(t.now, first.unwrap());
+    assert!(t.actions().0.is_empty());
+    assert_eq!(t.it.path(), ["welcome", "menu", "one"]);
+}
