@@ -1,5 +1,8 @@
 //! hotline: a SIP/RTP IVR server. See ARCHITECTURE.md for how the modules depend on each other.
 
+pub mod config;
+pub mod core;
 pub mod flow;
-
+pub mod media;
+pub mod sdp;
 pub mod sip;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::model::FlowFile;
+use crate::core::duration::parse_duration;
 use super::*;
 
 /// A place in a flow file, for error messages an admin can act on.
@@ -337,26 +338,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// "250ms", "5s", "1.5s", "2m": the one way durations are written in flows and config.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let value: f64 = number.parse().map_err(|_| format!("bad duration {text:?}: write it like \"5s\" or \"500ms\""))?;
-    let seconds = match unit.trim() {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" | "min" => value * 60.0,
-        "h" => value * 3600.0,
-        "" => return Err(format!("duration {text:?} needs a unit: ms, s, m or h")),
-        u => return Err(format!("unknown duration unit {u:?} in {text:?}: use ms, s, m or h")),
-    };
-    if !(0.0..=86_400.0).contains(&seconds) {
-        return Err(format!("duration {text:?} is out of range"));
-    }
-    Ok(Duration::from_secs_f64(seconds))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,15 +420,6 @@ type = "hangup"
         let errs = errors(&[("a.toml", GOOD), ("b.toml", &GOOD.replace("demo", "other"))]);
         assert!(errs.iter().any(|e| e.contains("b.toml:4:12: number \"100\" is already routed by")), "{errs:?}");
         assert!(errs.iter().any(|e| e.contains("second default flow")), "{errs:?}");
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("5").is_err());
-        assert!(parse_duration("-1s").is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use compile::{load_dir, parse_duration, FlowError, Located};
+pub use compile::{load_dir, FlowError, Located};
 pub use interpreter::{FlowAction, Interpreter, PlayId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -61,3 +61,4 @@ impl Codec {
         }
     }
 }
+pub mod stream;

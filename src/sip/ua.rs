@@ -39,6 +39,8 @@ pub enum UaEvent {
     Failed { call: CallRef, code: u16 },
     /// The call is over and forgotten: our BYE completed (code), or we never got an ACK (408).
     Ended { call: CallRef, code: u16 },
+    /// Our re-INVITE got its final response (a 2xx has been ACKed).
+    Reinvited { call: CallRef, code: u16, answer: Option<Vec<u8>> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +63,12 @@ struct Call {
     invite_seq: u32,
     reinvite: Option<TxnId>,
     bye_txn: Option<TxnId>,
+    /// A re-INVITE we sent, and its CSeq number for the ACK.
+    reinvite_out: Option<(TxnId, u32)>,
     /// UAC: a hang-up asked for while only provisional responses had arrived.
     cancel_requested: bool,
+    /// UAC with a late offer: the SDP answer to put in the ACK.
+    ack_body: Option<Vec<u8>>,
 }
 
 pub struct UaConfig {
@@ -232,7 +238,7 @@ impl UserAgent {
                     source,
                     local_ip,
                 };
-                self.calls.insert(call_ref, Call { state: State::Incoming, dialog, invite_txn: txn, invite_seq: seq, reinvite: None, bye_txn: None, cancel_requested: false });
+                self.calls.insert(call_ref, Call { state: State::Incoming, dialog, invite_txn: txn, invite_seq: seq, reinvite: None, bye_txn: None, reinvite_out: None, cancel_requested: false, ack_body: None });
                 // RFC 3261 §8.2.6.1 / §17.2.1: 100 Trying at once so the caller stops resending.
                 self.endpoint.respond(now, txn, &ResponseSpec::new(100));
                 self.events.push_back(event);
@@ -326,6 +332,20 @@ impl UserAgent {
             }
             return;
         }
+        if let Some((out, seq)) = call.reinvite_out.filter(|(t, _)| *t == txn) {
+            if code >= 200 {
+                call.reinvite_out = None;
+                if (200..300).contains(&code)
+                    && let Ok(ack) = call.dialog.ack(seq, &self.cfg.advertised, None)
+                {
+                    self.endpoint.send_raw(call.dialog.peer, message::to_bytes(ack));
+                }
+                let answer = (!resp.body.is_empty()).then(|| resp.body.clone());
+                self.by_txn.remove(&out);
+                self.events.push_back(UaEvent::Reinvited { call: call_ref, code, answer });
+            }
+            return;
+        }
         if call.state != State::Calling || txn != call.invite_txn {
             return;
         }
@@ -353,7 +373,8 @@ impl UserAgent {
                 let key = (call.dialog.call_id.clone(), call.dialog.local_tag.clone());
                 self.by_dialog.insert(key, call_ref);
                 call.state = State::Confirmed;
-                if let Ok(ack) = call.dialog.ack(call.invite_seq, &self.cfg.advertised, None) {
+                let ack_body = call.ack_body.take().map(|b| (SDP.to_string(), b));
+                if let Ok(ack) = call.dialog.ack(call.invite_seq, &self.cfg.advertised, ack_body) {
                     self.endpoint.send_raw(call.dialog.peer, message::to_bytes(ack));
                 }
                 let answer = (!resp.body.is_empty()).then(|| resp.body.clone());
@@ -503,7 +524,7 @@ impl UserAgent {
         let txn = self.endpoint.send_request(now, to, request);
         self.by_txn.insert(txn, call_ref);
         self.by_dialog.insert((dialog.call_id.clone(), dialog.local_tag.clone()), call_ref);
-        self.calls.insert(call_ref, Call { state: State::Calling, dialog, invite_txn: txn, invite_seq, reinvite: None, bye_txn: None, cancel_requested: false });
+        self.calls.insert(call_ref, Call { state: State::Calling, dialog, invite_txn: txn, invite_seq, reinvite: None, bye_txn: None, reinvite_out: None, cancel_requested: false, ack_body: None });
         Ok(call_ref)
     }
 
@@ -511,8 +532,23 @@ impl UserAgent {
     pub fn send_in_dialog(&mut self, now: Instant, call_ref: CallRef, method: Method, body: Option<(String, Vec<u8>)>) -> Option<TxnId> {
         let call = self.calls.get_mut(&call_ref)?;
         let req = call.dialog.request(method, &self.cfg.advertised, body).ok()?;
+        let seq = call.dialog.local_seq;
         let peer = call.dialog.peer;
-        Some(self.endpoint.send_request(now, peer, req))
+        let txn = self.endpoint.send_request(now, peer, req);
+        self.by_txn.insert(txn, call_ref);
+        if method == Method::Invite
+            && let Some(call) = self.calls.get_mut(&call_ref)
+        {
+            call.reinvite_out = Some((txn, seq));
+        }
+        Some(txn)
+    }
+
+    /// For a call placed without an offer: the SDP answer the ACK will carry.
+    pub fn set_ack_answer(&mut self, call_ref: CallRef, sdp: Vec<u8>) {
+        if let Some(call) = self.calls.get_mut(&call_ref) {
+            call.ack_body = Some(sdp);
+        }
     }
 
     pub fn call_id(&self, call_ref: CallRef) -> Option<&str> {

@@ -1,0 +1,3 @@
+//! Small types every layer shares and that depend on nothing else.
+
+pub mod duration;
