@@ -1,8 +1,12 @@
 //! hotline: a SIP/RTP IVR server. See ARCHITECTURE.md for how the modules depend on each other.
 
+pub mod call;
+pub mod cdr;
 pub mod config;
 pub mod core;
 pub mod flow;
+pub mod load;
 pub mod media;
+pub mod runtime;
 pub mod sdp;
 pub mod sip;

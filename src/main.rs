@@ -1,1 +1,111 @@
-fn main() {}
+//! The `hotline` command: serve, check flows, print CDRs, and generate load.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use hotline::config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(name = "hotline", version, about = "A SIP/RTP IVR server for service hotlines")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Answer calls and run the IVR flows (Ctrl-C or SIGTERM drains calls and stops;
+    /// SIGHUP reloads flows and prompts).
+    Serve {
+        /// TOML configuration file (see hotline.example.toml); every key is optional.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// SIP address, e.g. 0.0.0.0:5060.
+        #[arg(long)]
+        sip_bind: Option<String>,
+        /// RTP port range, e.g. 20000-29999.
+        #[arg(long)]
+        rtp_ports: Option<String>,
+        /// CDR database URL: sqlite://FILE or postgres://USER:PASS@HOST/DB.
+        #[arg(long)]
+        database: Option<String>,
+        #[arg(long)]
+        flows: Option<PathBuf>,
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+    },
+    /// Check flows and prompts without serving; exits non-zero on any error.
+    Check {
+        /// Flow directory (default ./ivr-flows).
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print recent call detail records.
+    Cdr {
+        #[arg(long, default_value = "sqlite://hotline.db")]
+        database: String,
+        #[arg(long, default_value_t = 20)]
+        last: u32,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hotline: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve { config, sip_bind, rtp_ports, database, flows, prompts } => {
+            let overrides = Overrides { sip_bind, rtp_ports, database, flows, prompts };
+            let config = Config::load(config.as_deref(), &overrides)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            runtime.block_on(hotline::runtime::serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { dir, prompts, config } => {
+            let overrides = Overrides { flows: dir, prompts, ..Default::default() };
+            let config = Config::load(config.as_deref(), &overrides)?;
+            let catalog = hotline::call::Catalog::load(&config.flows_dir, &config.prompts_dir, &config.language)?;
+            println!("{}: {} flow(s), {} prompt(s): OK", config.flows_dir.display(), catalog.flows.flows.len(), catalog.files.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cdr { database, last, format } => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let records = runtime.block_on(async {
+                let store = hotline::cdr::store::CdrStore::connect(&database).await?;
+                store.migrate().await?;
+                store.last(last).await
+            }).with_context(|| format!("reading CDRs from {}", hotline::cdr::store::redact_url(&database)))?;
+            match format {
+                Format::Table => print!("{}", hotline::cdr::report::format_table(&records)),
+                Format::Json => println!("{}", hotline::cdr::report::format_json(&records)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -47,7 +47,7 @@ impl LocalMedia {
 }
 
 /// The outcome of offer/answer: everything the media path needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Negotiated {
     pub codec: Codec,
     /// Payload type to put on the audio we send (the peer's numbering).

@@ -153,6 +153,18 @@ impl Endpoint {
         self.servers.len() + self.clients.len()
     }
 
+    /// Client transactions still waiting for a final response (not those lingering only to
+    /// absorb retransmissions).
+    pub fn pending_requests(&self) -> usize {
+        self.clients
+            .values()
+            .filter(|t| match &t.machine {
+                ClientMachine::Invite(m) => matches!(m.state(), super::transaction::ClientInviteState::Calling | super::transaction::ClientInviteState::Proceeding),
+                ClientMachine::NonInvite(m) => matches!(m.state(), super::transaction::ClientNonInviteState::Trying | super::transaction::ClientNonInviteState::Proceeding),
+            })
+            .count()
+    }
+
     pub fn handle_input(&mut self, now: Instant, source: Peer, data: &[u8]) {
         if super::framing::is_keepalive(data) {
             return;

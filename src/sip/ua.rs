@@ -116,6 +116,9 @@ impl UserAgent {
     pub fn transactions(&self) -> usize {
         self.endpoint.transactions()
     }
+    pub fn pending_requests(&self) -> usize {
+        self.endpoint.pending_requests()
+    }
 
     pub fn handle_input(&mut self, now: Instant, source: Peer, data: &[u8]) {
         self.endpoint.handle_input(now, source, data);

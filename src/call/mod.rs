@@ -1,0 +1,463 @@
+//! Call orchestration, sans-IO: the SIP user agent, each call's flow interpreter and media
+//! commands meet here, and every call leaves exactly one CDR behind. The runtime feeds it
+//! datagrams, media events and time; it answers with transmits, media commands and records.
+
+mod catalog;
+mod media;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use catalog::{Catalog, CatalogError};
+pub use media::{MediaBackend, MediaCommand, MediaEvent, MediaOpenError};
+
+use crate::cdr::{CdrRecord, Disposition, HangupBy};
+use crate::flow::{FlowAction, FlowId, Interpreter};
+use crate::media::stream::StreamParams;
+use crate::sdp::{self, Direction, LocalMedia, Negotiated, SessionDescription};
+use crate::sip::transaction::TimerConfig;
+use crate::sip::{CallRef, Peer, Transmit, UaConfig, UaEvent, UserAgent};
+
+/// What the engine needs to know that is not a flow: limits and timers.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub max_calls: u32,
+    pub retry_after: Duration,
+    pub answer_delay: Duration,
+    pub media_address: Option<IpAddr>,
+    /// Used in SDP when neither `media_address` nor the caller's Request-URI names an address.
+    pub fallback_address: IpAddr,
+    pub advertised: String,
+    pub shutdown_grace: Duration,
+    pub timers: TimerConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Ringing until the answer delay ends.
+    Ringing,
+    /// 200 OK sent; the flow starts with the ACK.
+    Answered,
+    /// The flow runs.
+    Active,
+}
+
+struct Call {
+    id: String,
+    sip_call_id: String,
+    caller: String,
+    dialled: String,
+    start_ms: i64,
+    answer_ms: Option<i64>,
+    catalog: Arc<Catalog>,
+    flow: FlowId,
+    interpreter: Interpreter,
+    phase: Phase,
+    local: LocalMedia,
+    offer: Option<SessionDescription>,
+    negotiated: Option<Negotiated>,
+    answer_at: Option<Instant>,
+    scheduled: Option<Instant>,
+}
+
+pub struct Engine<M: MediaBackend> {
+    cfg: EngineConfig,
+    ua: UserAgent,
+    media: M,
+    catalog: Arc<Catalog>,
+    calls: HashMap<CallRef, Call>,
+    deadlines: BinaryHeap<Reverse<(Instant, CallRef)>>,
+    records: VecDeque<CdrRecord>,
+    epoch: (Instant, i64),
+    shutdown_at: Option<Instant>,
+}
+
+impl<M: MediaBackend> Engine<M> {
+    /// `epoch` pairs a monotonic instant with the wall clock (Unix ms) at that instant, so CDR
+    /// times are derived from the same `now` every input carries.
+    pub fn new(cfg: EngineConfig, catalog: Arc<Catalog>, media: M, epoch: (Instant, i64)) -> Self {
+        let ua = UserAgent::new(UaConfig { timers: cfg.timers, advertised: cfg.advertised.clone(), user: "hotline".into() });
+        Engine { cfg, ua, media, catalog, calls: HashMap::new(), deadlines: BinaryHeap::new(), records: VecDeque::new(), epoch, shutdown_at: None }
+    }
+
+    /// New calls use this catalog from now on; calls in progress keep the one they started with.
+    pub fn set_catalog(&mut self, catalog: Arc<Catalog>) {
+        self.catalog = catalog;
+    }
+
+    pub fn media(&mut self) -> &mut M {
+        &mut self.media
+    }
+
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.ua.poll_transmit()
+    }
+
+    pub fn poll_record(&mut self) -> Option<CdrRecord> {
+        self.records.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let ours = self.deadlines.peek().map(|Reverse((t, _))| *t);
+        [ours, self.ua.poll_timeout(), self.shutdown_at].into_iter().flatten().min()
+    }
+
+    /// True once shutdown was asked for, every call is over and every request we sent (the
+    /// BYEs) has its answer. Server transactions that only linger to absorb retransmissions
+    /// do not hold the exit.
+    pub fn drained(&self) -> bool {
+        self.shutdown_at.is_some() && self.calls.is_empty() && self.ua.pending_requests() == 0
+    }
+
+    pub fn handle_sip(&mut self, now: Instant, source: Peer, data: &[u8]) {
+        self.ua.handle_input(now, source, data);
+        self.drain_ua(now);
+    }
+
+    pub fn handle_media(&mut self, now: Instant, event: MediaEvent) {
+        let call_ref = event.call();
+        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        match event {
+            MediaEvent::Digit { digit, .. } => call.interpreter.on_digit(now, digit),
+            MediaEvent::PlayDone { id, .. } => call.interpreter.on_play_done(now, crate::flow::PlayId(id)),
+            MediaEvent::RtpTimeout { .. } => {
+                tracing::info!(call_id = %call.sip_call_id, "no RTP from the caller; ending the call");
+                self.ua.hangup(now, call_ref);
+                return self.finish(now, call_ref, Disposition::Failed, HangupBy::Hotline, 200, "rtp_timeout");
+            }
+        }
+        self.run_flow(now, call_ref);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.ua.handle_timeout(now);
+        self.drain_ua(now);
+        while let Some(Reverse((at, call_ref))) = self.deadlines.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            let Some(call) = self.calls.get_mut(&call_ref) else { continue };
+            if call.scheduled != Some(at) {
+                continue;
+            }
+            call.scheduled = None;
+            if call.phase == Phase::Ringing && call.answer_at.is_some_and(|t| t <= now) {
+                call.answer_at = None;
+                self.answer(now, call_ref);
+            } else {
+                call.interpreter.on_timeout(now);
+                self.run_flow(now, call_ref);
+            }
+            self.reschedule(call_ref);
+        }
+        if self.shutdown_at.is_some_and(|t| t <= now) {
+            self.shutdown_at = None;
+            self.end_all(now);
+            self.shutdown_at = Some(now + Duration::from_secs(3600));
+        }
+    }
+
+    /// Stop taking calls (503 from now on) and give those in progress `grace` to finish.
+    pub fn begin_shutdown(&mut self, now: Instant) {
+        if self.shutdown_at.is_none() {
+            tracing::info!(calls = self.calls.len(), grace = ?self.cfg.shutdown_grace, "shutting down: refusing new calls");
+            self.shutdown_at = Some(now + self.cfg.shutdown_grace);
+        }
+    }
+
+    /// End every call now (BYE, or 503 if not yet answered).
+    fn end_all(&mut self, now: Instant) {
+        let refs: Vec<CallRef> = self.calls.keys().copied().collect();
+        for call_ref in refs {
+            let answered = self.calls.get(&call_ref).is_some_and(|c| c.phase != Phase::Ringing);
+            if answered {
+                self.ua.hangup(now, call_ref);
+                self.finish(now, call_ref, Disposition::Failed, HangupBy::Hotline, 200, "shutdown");
+            } else {
+                self.ua.reject(now, call_ref, 503, &[("Retry-After", self.cfg.retry_after.as_secs().max(1).to_string())]);
+                self.finish(now, call_ref, Disposition::Blocked, HangupBy::None, 503, "shutdown");
+            }
+        }
+    }
+
+    fn drain_ua(&mut self, now: Instant) {
+        while let Some(event) = self.ua.poll_event() {
+            match event {
+                UaEvent::Incoming { call, call_id, from_user, to_user, offer, local_ip, .. } => {
+                    self.on_incoming(now, call, call_id, from_user, to_user, offer, local_ip)
+                }
+                UaEvent::Cancelled { call } => self.finish(now, call, Disposition::CallerHangup, HangupBy::Caller, 487, "cancel"),
+                UaEvent::RemoteBye { call } => self.finish(now, call, Disposition::CallerHangup, HangupBy::Caller, 200, "bye"),
+                UaEvent::Acked { call, answer } => self.on_ack(now, call, answer),
+                UaEvent::ReInvite { call, offer } => self.on_reinvite(now, call, offer),
+                UaEvent::Dtmf { call, digit } => {
+                    if let Some(c) = self.calls.get_mut(&call) {
+                        c.interpreter.on_digit(now, digit);
+                        self.run_flow(now, call);
+                    }
+                }
+                UaEvent::Ended { call, code: 408 } => self.finish(now, call, Disposition::Failed, HangupBy::Hotline, 200, "no_ack"),
+                UaEvent::Ended { .. } | UaEvent::Progress { .. } | UaEvent::Answered { .. } | UaEvent::Failed { .. } | UaEvent::Reinvited { .. } => {}
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_incoming(&mut self, now: Instant, call_ref: CallRef, sip_call_id: String, caller: String, dialled: String, offer: Option<Vec<u8>>, local_ip: Option<IpAddr>) {
+        let start_ms = self.wall_ms(now);
+        let refuse = |engine: &mut Self, code: u16, disposition: Disposition, reason: &str, flow: Option<String>| {
+            let mut extra = Vec::new();
+            if code == 503 {
+                extra.push(("Retry-After", engine.cfg.retry_after.as_secs().max(1).to_string()));
+            }
+            engine.ua.reject(now, call_ref, code, &extra);
+            tracing::info!(%sip_call_id, %caller, %dialled, code, reason, "call refused");
+            engine.records.push_back(CdrRecord {
+                id: new_call_id(),
+                sip_call_id: sip_call_id.clone(),
+                caller: caller.clone(),
+                dialled: dialled.clone(),
+                start_ms,
+                answer_ms: None,
+                end_ms: start_ms,
+                flow,
+                ivr_path: Vec::new(),
+                digits: String::new(),
+                disposition,
+                hangup_by: HangupBy::None,
+                sip_code: code,
+                end_reason: reason.to_string(),
+            });
+        };
+        if self.shutdown_at.is_some() {
+            return refuse(self, 503, Disposition::Blocked, "shutdown", None);
+        }
+        if self.calls.len() >= self.cfg.max_calls as usize {
+            return refuse(self, 503, Disposition::Blocked, "overload", None);
+        }
+        let catalog = Arc::clone(&self.catalog);
+        let Some(flow) = catalog.flows.route(&dialled) else {
+            return refuse(self, 404, Disposition::Failed, "no_route", None);
+        };
+        let flow_name = catalog.flows.flow(flow).name.clone();
+        let address = self.cfg.media_address.or(local_ip).unwrap_or(self.cfg.fallback_address);
+        let mut local = LocalMedia::new(address, 0, fastrand::u64(1..1 << 40));
+        let parsed_offer = match offer.as_deref().map(SessionDescription::parse_bytes) {
+            None => None,
+            Some(Ok(o)) => Some(o),
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "unusable SDP offer");
+                return refuse(self, 488, Disposition::Failed, "bad_sdp", Some(flow_name));
+            }
+        };
+        let negotiated = match &parsed_offer {
+            None => None,
+            Some(o) => match sdp::negotiate(o, &local) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    tracing::debug!(error = %e, "no common media");
+                    return refuse(self, 488, Disposition::Failed, "no_codec", Some(flow_name));
+                }
+            },
+        };
+        match self.media.open(call_ref) {
+            Ok(port) => local.port = port,
+            Err(e) => {
+                tracing::warn!(error = %e, "no RTP port for a new call");
+                return refuse(self, 503, Disposition::Failed, "no_media_port", Some(flow_name));
+            }
+        }
+        tracing::info!(%sip_call_id, %caller, %dialled, flow = %flow_name, "incoming call");
+        let interpreter = Interpreter::new(Arc::clone(&catalog.flows), flow);
+        self.calls.insert(call_ref, Call {
+            id: new_call_id(),
+            sip_call_id,
+            caller,
+            dialled,
+            start_ms,
+            answer_ms: None,
+            catalog,
+            flow,
+            interpreter,
+            phase: Phase::Ringing,
+            local,
+            offer: parsed_offer,
+            negotiated,
+            answer_at: None,
+            scheduled: None,
+        });
+        if self.cfg.answer_delay.is_zero() {
+            self.answer(now, call_ref);
+        } else {
+            self.ua.ring(now, call_ref);
+            if let Some(call) = self.calls.get_mut(&call_ref) {
+                call.answer_at = Some(now + self.cfg.answer_delay);
+            }
+            self.reschedule(call_ref);
+        }
+    }
+
+    fn answer(&mut self, now: Instant, call_ref: CallRef) {
+        let wall = self.wall_ms(now);
+        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        let body = match (&call.offer, &call.negotiated) {
+            (Some(offer), Some(neg)) => sdp::build_answer(offer, &call.local, neg),
+            _ => sdp::build_offer(&call.local, Direction::SendRecv),
+        };
+        call.phase = Phase::Answered;
+        call.answer_ms = Some(wall);
+        if let Some(neg) = call.negotiated {
+            self.media.command(MediaCommand::Start { call: call_ref, params: stream_params(&neg) });
+        }
+        self.ua.answer(now, call_ref, body.into_bytes());
+    }
+
+    fn on_ack(&mut self, now: Instant, call_ref: CallRef, answer: Option<Vec<u8>>) {
+        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        if call.negotiated.is_none() || (call.phase == Phase::Active && answer.is_some()) {
+            // We offered (late offer in the INVITE, or a re-INVITE without SDP): the ACK answers.
+            let accepted = answer
+                .as_deref()
+                .and_then(|a| SessionDescription::parse_bytes(a).ok())
+                .and_then(|a| sdp::accept_answer(&a, &call.local).ok());
+            match accepted {
+                Some(neg) => {
+                    let first = call.negotiated.is_none();
+                    call.negotiated = Some(neg);
+                    let params = stream_params(&neg);
+                    let cmd = if first { MediaCommand::Start { call: call_ref, params } } else { MediaCommand::Update { call: call_ref, params } };
+                    self.media.command(cmd);
+                }
+                None if call.negotiated.is_none() => {
+                    tracing::info!(call_id = %call.sip_call_id, "ACK carried no usable SDP answer; ending the call");
+                    self.ua.hangup(now, call_ref);
+                    return self.finish(now, call_ref, Disposition::Failed, HangupBy::Hotline, 200, "no_codec");
+                }
+                None => {}
+            }
+        }
+        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        if call.phase == Phase::Answered {
+            call.phase = Phase::Active;
+            call.interpreter.start(now);
+            self.run_flow(now, call_ref);
+        }
+    }
+
+    fn on_reinvite(&mut self, now: Instant, call_ref: CallRef, offer: Option<Vec<u8>>) {
+        let Some(call) = self.calls.get_mut(&call_ref) else {
+            return self.ua.reject_reinvite(now, call_ref, 481);
+        };
+        call.local.session_version += 1;
+        let Some(offer) = offer else {
+            // RFC 3264 §8: a re-INVITE without SDP asks us to offer; the ACK answers.
+            let dir = call.negotiated.map_or(Direction::SendRecv, |n| n.direction);
+            let body = sdp::build_offer(&call.local, if dir == Direction::Inactive { Direction::SendRecv } else { dir });
+            return self.ua.answer_reinvite(now, call_ref, body.into_bytes());
+        };
+        let parsed = SessionDescription::parse_bytes(&offer).ok();
+        let neg = parsed.as_ref().and_then(|o| sdp::negotiate(o, &call.local).ok());
+        match (parsed, neg) {
+            (Some(o), Some(n)) => {
+                let body = sdp::build_answer(&o, &call.local, &n);
+                tracing::info!(call_id = %call.sip_call_id, direction = n.direction.as_attr(), "re-INVITE");
+                call.negotiated = Some(n);
+                call.offer = Some(o);
+                self.media.command(MediaCommand::Update { call: call_ref, params: stream_params(&n) });
+                self.ua.answer_reinvite(now, call_ref, body.into_bytes());
+            }
+            _ => self.ua.reject_reinvite(now, call_ref, 488),
+        }
+    }
+
+    /// Carry out what the interpreter asked for.
+    fn run_flow(&mut self, now: Instant, call_ref: CallRef) {
+        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        let codec = call.negotiated.map(|n| n.codec);
+        let mut hangup = false;
+        while let Some(action) = call.interpreter.poll_action() {
+            match action {
+                FlowAction::Play { id, prompts, .. } => {
+                    let Some(codec) = codec else { continue };
+                    let data = prompts.iter().map(|p| call.catalog.prompt(*p).for_codec(codec).clone()).collect();
+                    self.media.command(MediaCommand::Play { call: call_ref, id: id.0, prompts: data });
+                }
+                FlowAction::StopPlayback => self.media.command(MediaCommand::Stop { call: call_ref }),
+                FlowAction::Hangup => hangup = true,
+            }
+        }
+        if hangup {
+            let stuck = call.interpreter.was_stuck();
+            self.ua.hangup(now, call_ref);
+            let (disposition, reason) = if stuck { (Disposition::Failed, "flow_loop") } else { (Disposition::Completed, "flow_hangup") };
+            return self.finish(now, call_ref, disposition, HangupBy::Hotline, 200, reason);
+        }
+        self.reschedule(call_ref);
+    }
+
+    fn reschedule(&mut self, call_ref: CallRef) {
+        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        let next = [call.answer_at, call.interpreter.poll_timeout()].into_iter().flatten().min();
+        if next != call.scheduled {
+            call.scheduled = next;
+            if let Some(t) = next {
+                self.deadlines.push(Reverse((t, call_ref)));
+            }
+        }
+    }
+
+    /// The one place a call ends: its CDR is written here and only here.
+    fn finish(&mut self, now: Instant, call_ref: CallRef, disposition: Disposition, hangup_by: HangupBy, sip_code: u16, reason: &str) {
+        let Some(call) = self.calls.remove(&call_ref) else { return };
+        self.media.command(MediaCommand::Close { call: call_ref });
+        let sip_code = if call.answer_ms.is_some() { 200 } else { sip_code };
+        tracing::info!(call_id = %call.sip_call_id, ?disposition, ?hangup_by, reason, path = ?call.interpreter.path(), "call ended");
+        self.records.push_back(CdrRecord {
+            id: call.id,
+            sip_call_id: call.sip_call_id,
+            caller: call.caller,
+            dialled: call.dialled,
+            start_ms: call.start_ms,
+            answer_ms: call.answer_ms,
+            end_ms: self.wall_ms(now),
+            flow: Some(call.catalog.flows.flow(call.flow).name.clone()),
+            ivr_path: call.interpreter.path().to_vec(),
+            digits: call.interpreter.digits().to_string(),
+            disposition,
+            hangup_by,
+            sip_code,
+            end_reason: reason.to_string(),
+        });
+    }
+
+    fn wall_ms(&self, now: Instant) -> i64 {
+        let (base, wall) = self.epoch;
+        wall + now.saturating_duration_since(base).as_millis() as i64
+    }
+}
+
+fn stream_params(n: &Negotiated) -> StreamParams {
+    StreamParams {
+        codec: n.codec,
+        audio_pt: n.audio_pt,
+        event_pt: n.event_pt,
+        remote: n.remote,
+        send: n.direction.sends(),
+        receive: n.direction.receives(),
+    }
+}
+
+fn new_call_id() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,315 @@
+//! The engine on a virtual clock, called by a second user agent, with a media backend that
+//! records commands (the real media path is covered by the integration tests).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::flow::load_dir;
+use crate::media::prompt::EncodedPrompt;
+use crate::sip::{UaConfig, UaEvent, UserAgent};
+
+#[derive(Default)]
+struct Recorder {
+    commands: Vec<MediaCommand>,
+    opened: u32,
+    refuse: bool,
+}
+
+impl MediaBackend for Recorder {
+    fn open(&mut self, _call: CallRef) -> Result<u16, MediaOpenError> {
+        if self.refuse {
+            return Err(MediaOpenError::NoPorts);
+        }
+        self.opened += 1;
+        Ok(20000 + 2 * self.opened as u16)
+    }
+    fn command(&mut self, cmd: MediaCommand) {
+        self.commands.push(cmd);
+    }
+}
+
+const FLOW: &str = r#"
+[flow]
+name = "main"
+numbers = ["100"]
+start = "welcome"
+
+[nodes.welcome]
+type = "play"
+prompts = ["welcome"]
+next = "menu"
+
+[nodes.menu]
+type = "menu"
+prompts = ["menu"]
+choices = { "1" = "bye" }
+timeout = "3s"
+max_failures = 1
+
+[nodes.bye]
+type = "hangup"
+"#;
+
+const OFFER: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
+
+struct T {
+    now: Instant,
+    engine: Engine<Recorder>,
+    phone: UserAgent,
+    events: Vec<UaEvent>,
+}
+
+fn phone_peer() -> Peer {
+    Peer { addr: "127.0.0.1:5070".parse().unwrap(), transport: crate::sip::TransportKind::Udp }
+}
+
+fn server_peer() -> Peer {
+    Peer { addr: "127.0.0.1:5060".parse().unwrap(), transport: crate::sip::TransportKind::Udp }
+}
+
+impl T {
+    fn new(max_calls: u32) -> T {
+        let dir = std::env::temp_dir().join(format!("hotline-engine-{}", fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("main.toml"), FLOW).unwrap();
+        let flows = load_dir(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        let prompts = flows.prompts.iter().map(|_| EncodedPrompt::encode(&[100i16; 480])).collect();
+        let catalog = Arc::new(Catalog::from_parts(flows, prompts));
+        let now = Instant::now();
+        let cfg = EngineConfig {
+            max_calls,
+            retry_after: Duration::from_secs(7),
+            answer_delay: Duration::ZERO,
+            media_address: None,
+            fallback_address: "127.0.0.1".parse().unwrap(),
+            advertised: "127.0.0.1:5060".into(),
+            shutdown_grace: Duration::from_secs(10),
+            timers: Default::default(),
+        };
+        let engine = Engine::new(cfg, catalog, Recorder::default(), (now, 1_700_000_000_000));
+        let phone = UserAgent::new(UaConfig { timers: Default::default(), advertised: "127.0.0.1:5070".into(), user: "phone".into() });
+        T { now, engine, phone, events: Vec::new() }
+    }
+
+    fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(t) = self.phone.poll_transmit() {
+                moved = true;
+                self.engine.handle_sip(self.now, phone_peer(), &t.data);
+            }
+            while let Some(t) = self.engine.poll_transmit() {
+                moved = true;
+                assert_eq!(t.to.addr, phone_peer().addr);
+                self.phone.handle_input(self.now, server_peer(), &t.data);
+            }
+            while let Some(e) = self.phone.poll_event() {
+                self.events.push(e);
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        loop {
+            let next = [self.engine.poll_timeout(), self.phone.poll_timeout()].into_iter().flatten().min();
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    self.engine.handle_timeout(self.now);
+                    self.phone.handle_timeout(self.now);
+                    self.pump();
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+    }
+
+    fn call(&mut self, number: &str, offer: Option<&str>) -> CallRef {
+        let c = self.phone.invite(self.now, server_peer(), "5551234", number, offer.map(|o| o.as_bytes().to_vec())).unwrap();
+        self.pump();
+        c
+    }
+
+    fn records(&mut self) -> Vec<CdrRecord> {
+        std::iter::from_fn(|| self.engine.poll_record()).collect()
+    }
+
+    fn last_play(&self) -> Option<(CallRef, u32)> {
+        self.engine.media.commands.iter().rev().find_map(|c| match c {
+            MediaCommand::Play { call, id, .. } => Some((*call, *id)),
+            _ => None,
+        })
+    }
+}
+
+#[test]
+fn answered_call_runs_the_flow_and_the_flow_hangs_up() {
+    let mut t = T::new(10);
+    t.call("100", Some(OFFER));
+    assert!(t.events.iter().any(|e| matches!(e, UaEvent::Answered { answer: Some(a), .. } if String::from_utf8_lossy(a).contains("m=audio 20002 RTP/AVP 8 101"))));
+    let started = t.engine.media.commands.iter().find_map(|c| match c {
+        MediaCommand::Start { params, .. } => Some(*params),
+        _ => None,
+    });
+    assert_eq!(started.map(|p| (p.codec, p.event_pt)), Some((crate::media::Codec::Pcma, Some(101))));
+    let (call, play) = t.last_play().expect("welcome plays after the ACK");
+    t.engine.handle_media(t.now, MediaEvent::PlayDone { call, id: play });
+    let (_, menu) = t.last_play().unwrap();
+    t.engine.handle_media(t.now, MediaEvent::PlayDone { call, id: menu });
+    t.engine.handle_media(t.now, MediaEvent::Digit { call, digit: '1' });
+    t.pump();
+    assert!(t.events.iter().any(|e| matches!(e, UaEvent::RemoteBye { .. })), "hotline sent BYE");
+    let records = t.records();
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!((r.disposition, r.hangup_by, r.sip_code), (Disposition::Completed, HangupBy::Hotline, 200));
+    assert_eq!(r.ivr_path, ["welcome", "menu", "bye"]);
+    assert_eq!(r.digits, "1");
+    assert_eq!((r.caller.as_str(), r.dialled.as_str(), r.flow.as_deref()), ("5551234", "100", Some("main")));
+    assert_eq!(r.start_ms, 1_700_000_000_000);
+    assert!(t.engine.media.commands.iter().any(|c| matches!(c, MediaCommand::Close { .. })));
+}
+
+#[test]
+fn caller_bye_is_caller_hangup() {
+    let mut t = T::new(10);
+    let c = t.call("100", Some(OFFER));
+    t.advance(Duration::from_secs(2));
+    t.phone.hangup(t.now, c);
+    t.pump();
+    let r = t.records();
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].disposition, r[0].hangup_by, r[0].end_reason.as_str()), (Disposition::CallerHangup, HangupBy::Caller, "bye"));
+    assert_eq!(r[0].end_ms - r[0].start_ms, 2000);
+}
+
+#[test]
+fn unknown_number_is_404_and_no_codec_is_488() {
+    let mut t = T::new(10);
+    t.call("999", Some(OFFER));
+    assert!(t.events.iter().any(|e| matches!(e, UaEvent::Failed { code: 404, .. })));
+    let g729 = OFFER.replace("RTP/AVP 8 101", "RTP/AVP 18").replace("a=rtpmap:8 PCMA/8000\r\n", "");
+    t.call("100", Some(&g729));
+    assert!(t.events.iter().any(|e| matches!(e, UaEvent::Failed { code: 488, .. })));
+    let r = t.records();
+    assert_eq!(r.len(), 2);
+    assert_eq!((r[0].disposition, r[0].sip_code, r[0].end_reason.as_str()), (Disposition::Failed, 404, "no_route"));
+    assert_eq!((r[1].disposition, r[1].sip_code, r[1].end_reason.as_str()), (Disposition::Failed, 488, "no_codec"));
+    assert_eq!(t.engine.active_calls(), 0);
+}
+
+#[test]
+fn beyond_the_limit_is_503_with_retry_after_and_blocked() {
+    let mut t = T::new(1);
+    t.call("100", Some(OFFER));
+    t.call("100", Some(OFFER));
+    assert!(t.events.iter().any(|e| matches!(e, UaEvent::Failed { code: 503, .. })));
+    let r = t.records();
+    assert_eq!(r.len(), 1);
+    assert_eq!((r[0].disposition, r[0].sip_code, r[0].end_reason.as_str()), (Disposition::Blocked, 503, "overload"));
+}
+
+#[test]
+fn late_offer_without_answer_in_ack_fails_the_call() {
+    let mut t = T::new(10);
+    t.call("100", None);
+    assert!(t.events.iter().any(|e| matches!(e, UaEvent::Answered { answer: Some(_), .. })), "hotline offers in the 200");
+    assert!(!t.engine.media.commands.iter().any(|c| matches!(c, MediaCommand::Start { .. })), "no media without an answer");
+    let r = t.records();
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!((r[0].disposition, r[0].end_reason.as_str()), (Disposition::Failed, "no_codec"));
+}
+
+#[test]
+fn late_offer_starts_media_from_the_answer_in_the_ack() {
+    let mut t = T::new(10);
+    let c = t.phone.invite(t.now, server_peer(), "5551234", "100", None).unwrap();
+    let answer = OFFER.replace("RTP/AVP 8 101", "RTP/AVP 0 101").replace("a=rtpmap:8 PCMA/8000", "a=rtpmap:0 PCMU/8000");
+    t.phone.set_ack_answer(c, answer.into_bytes());
+    t.pump();
+    let started = t.engine.media.commands.iter().find_map(|c| match c {
+        MediaCommand::Start { params, .. } => Some(*params),
+        _ => None,
+    });
+    assert_eq!(started.map(|p| p.codec), Some(crate::media::Codec::Pcmu));
+    assert!(t.last_play().is_some(), "the flow starts once media is agreed");
+    assert!(t.records().is_empty());
+}
+
+#[test]
+fn rtp_timeout_ends_the_call() {
+    let mut t = T::new(10);
+    t.call("100", Some(OFFER));
+    let (call, _) = t.last_play().unwrap();
+    t.engine.handle_media(t.now, MediaEvent::RtpTimeout { call });
+    t.pump();
+    let r = t.records();
+    assert_eq!((r[0].disposition, r[0].end_reason.as_str()), (Disposition::Failed, "rtp_timeout"));
+    assert!(t.events.iter().any(|e| matches!(e, UaEvent::RemoteBye { .. })));
+}
+
+#[test]
+fn menu_timeout_on_virtual_clock() {
+    let mut t = T::new(10);
+    t.call("100", Some(OFFER));
+    let (call, play) = t.last_play().unwrap();
+    t.engine.handle_media(t.now, MediaEvent::PlayDone { call, id: play });
+    let (_, menu) = t.last_play().unwrap();
+    t.engine.handle_media(t.now, MediaEvent::PlayDone { call, id: menu });
+    t.advance(Duration::from_millis(2999));
+    assert!(t.records().is_empty());
+    t.advance(Duration::from_millis(1));
+    let r = t.records();
+    assert_eq!(r.len(), 1, "max_failures = 1 with no on_failure ends the call");
+    assert_eq!(r[0].ivr_path, ["welcome", "menu"]);
+}
+
+#[test]
+fn shutdown_refuses_new_calls_then_ends_the_rest_after_grace() {
+    let mut t = T::new(10);
+    t.call("100", Some(OFFER));
+    t.engine.begin_shutdown(t.now);
+    t.call("100", Some(OFFER));
+    assert!(t.events.iter().any(|e| matches!(e, UaEvent::Failed { code: 503, .. })));
+    assert!(!t.engine.drained());
+    t.advance(Duration::from_secs(10));
+    assert!(t.events.iter().any(|e| matches!(e, UaEvent::RemoteBye { .. })));
+    t.advance(Duration::from_secs(40));
+    assert!(t.engine.drained());
+    let r = t.records();
+    assert_eq!(r.len(), 2);
+    assert!(r.iter().any(|r| r.end_reason == "shutdown" && r.disposition == Disposition::Blocked));
+    assert!(r.iter().any(|r| r.end_reason == "shutdown" && r.disposition == Disposition::Failed && r.answer_ms.is_some()));
+}
+
+#[test]
+fn hold_reinvite_updates_media_direction() {
+    let mut t = T::new(10);
+    let c = t.call("100", Some(OFFER));
+    let hold = OFFER.replace("a=rtpmap:101", "a=sendonly\r\na=rtpmap:101");
+    t.phone.send_in_dialog(t.now, c, crate::sip::message::Method::Invite, Some(("application/sdp".into(), hold.into_bytes())));
+    t.pump();
+    let update = t.engine.media.commands.iter().rev().find_map(|c| match c {
+        MediaCommand::Update { params, .. } => Some(*params),
+        _ => None,
+    });
+    assert_eq!(update.map(|p| (p.send, p.receive)), Some((false, true)), "caller holds: we stop sending");
+    let _: SocketAddr = phone_peer().addr;
+}
+
+#[test]
+fn no_media_port_is_503_failed() {
+    let mut t = T::new(10);
+    t.engine.media.refuse = true;
+    t.call("100", Some(OFFER));
+    let r = t.records();
+    assert_eq!((r[0].disposition, r[0].sip_code, r[0].end_reason.as_str()), (Disposition::Failed, 503, "no_media_port"));
+}

@@ -1,0 +1,923 @@
+//! The asynchronous CDR writer: the only path from calls to the store.
+//!
+//! Calls submit finished records to a [`CdrSink`] without ever waiting. One task owns the
+//! receiving end, a backlog and the store; it batches, retries through outages, and at
+//! shutdown spools what it could not write to a JSON-lines file that the next start replays.
+//!
+//! A record leaves the backlog only when the transaction that holds it has committed, and the
+//! store's insert ignores ids it already has. Together these give "exactly one row per call"
+//! through retries, timeouts that fire during a commit, and crashes between a replay's commit
+//! and the removal of the spool file.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until};
+
+use super::CdrError;
+use super::record::CdrRecord;
+use super::store::{CdrStore, redact_url};
+
+/// The first retry waits this long; each failure doubles it up to `retry_backoff_max`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Used when the handle is dropped without `shutdown`: nobody is waiting for the answer, but
+/// the backlog should still reach the database or the spool.
+const ORPHAN_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Closing the pool waits for connections to be returned; a wedged one must not hold up exit.
+const POOL_CLOSE_LIMIT: Duration = Duration::from_secs(1);
+
+#[derive(Clone)]
+pub struct CdrWriterConfig {
+    pub database_url: String,
+    /// JSON lines, one record each. Written only at shutdown, replayed at the next start.
+    pub spool_path: PathBuf,
+    /// Records per transaction (e.g. 200).
+    pub batch_size: usize,
+    /// A partial batch is written once its oldest record has waited this long (e.g. 200 ms).
+    pub max_delay: Duration,
+    /// Ceiling of the exponential retry backoff during an outage (e.g. 5 s).
+    pub retry_backoff_max: Duration,
+    /// Records the channel holds before sinks keep them in their local overflow.
+    pub channel_capacity: usize,
+    /// Upper bound on one connect-and-write attempt, so a server that accepts connections but
+    /// never answers is treated like one that is down.
+    pub attempt_timeout: Duration,
+}
+
+impl CdrWriterConfig {
+    /// The defaults named in the design: batches of 200, 200 ms, backoff up to 5 s.
+    pub fn new(database_url: impl Into<String>, spool_path: impl Into<PathBuf>) -> Self {
+        CdrWriterConfig {
+            database_url: database_url.into(),
+            spool_path: spool_path.into(),
+            batch_size: 200,
+            max_delay: Duration::from_millis(200),
+            retry_backoff_max: Duration::from_secs(5),
+            channel_capacity: 4_096,
+            attempt_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl fmt::Debug for CdrWriterConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CdrWriterConfig")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("spool_path", &self.spool_path)
+            .field("batch_size", &self.batch_size)
+            .field("max_delay", &self.max_delay)
+            .field("retry_backoff_max", &self.retry_backoff_max)
+            .field("channel_capacity", &self.channel_capacity)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .finish()
+    }
+}
+
+/// A snapshot of the writer, for health checks and alarms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Records committed since the writer started (including replayed spool records).
+    pub written: u64,
+    /// Records the writer holds that are not committed yet, including a batch in flight.
+    pub backlog: usize,
+    /// Failed attempts (connect, migrate or write) since the writer started.
+    pub failures: u64,
+    /// True from a failed attempt until the next successful one.
+    pub outage: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Records committed over the writer's whole life.
+    pub written: u64,
+    /// Records left in the spool file for the next start.
+    pub spooled: usize,
+}
+
+/// Starts the writer task and returns the submitting end and the control handle.
+///
+/// Does not touch the database: the task connects (and migrates) on its first batch and
+/// treats a failure like any other outage, so the server starts while the database is down.
+///
+/// # Panics
+/// Outside a tokio runtime, like `tokio::spawn`.
+pub fn spawn(config: CdrWriterConfig) -> (CdrSink, CdrWriterHandle) {
+    let config = CdrWriterConfig {
+        // Zero would make the channel constructor panic and the batch logic spin.
+        batch_size: config.batch_size.max(1),
+        channel_capacity: config.channel_capacity.max(1),
+        ..config
+    };
+    let (tx, rx) = mpsc::channel(config.channel_capacity);
+    let (shutdown_tx, shutdown_rx) = oneshot::channel();
+    let (stats_tx, stats_rx) = watch::channel(WriterStats::default());
+    let spool_path = config.spool_path.clone();
+    let writer = Writer {
+        config,
+        rx,
+        rx_open: true,
+        store: None,
+        backlog: VecDeque::new(),
+        in_flight: None,
+        retry_at: None,
+        backoff: Duration::ZERO,
+        outage_since: None,
+        stats: WriterStats::default(),
+        stats_tx,
+        spool_loaded: false,
+        spool_front: 0,
+    };
+    let task = tokio::spawn(writer.run(shutdown_rx));
+    let sink = CdrSink {
+        tx,
+        overflow: VecDeque::new(),
+        overflow_warned: false,
+    };
+    let handle = CdrWriterHandle {
+        shutdown_tx,
+        task,
+        stats: stats_rx,
+        spool_path,
+    };
+    (sink, handle)
+}
+
+/// The submitting end, owned by whoever finishes calls. Not `Clone` on purpose: the overflow
+/// is local, and a single owner is what makes `close` able to hand every record back.
+pub struct CdrSink {
+    tx: mpsc::Sender<CdrRecord>,
+    /// Records the channel had no room for, oldest first. Unbounded because a CDR is never
+    /// dropped; its length is the alarm (`pending`).
+    overflow: VecDeque<CdrRecord>,
+    overflow_warned: bool,
+}
+
+impl CdrSink {
+    /// Hands a record to the writer without waiting. If the channel is full the record is
+    /// kept here, behind any earlier ones, and offered again on the next `submit` or `pump`.
+    pub fn submit(&mut self, rec: CdrRecord) {
+        self.overflow.push_back(rec);
+        self.pump();
+    }
+
+    /// Re-offers held records, oldest first, until the channel is full again.
+    pub fn pump(&mut self) {
+        while let Some(rec) = self.overflow.pop_front() {
+            match self.tx.try_send(rec) {
+                Ok(()) => {}
+                Err(TrySendError::Full(rec) | TrySendError::Closed(rec)) => {
+                    self.overflow.push_front(rec);
+                    break;
+                }
+            }
+        }
+        if self.overflow.is_empty() {
+            self.overflow_warned = false;
+        } else if !self.overflow_warned {
+            self.overflow_warned = true;
+            tracing::warn!(
+                held = self.overflow.len(),
+                writer_running = !self.tx.is_closed(),
+                "CDR channel full; holding records in the call thread until the writer catches up"
+            );
+        }
+    }
+
+    /// Records held here, not yet handed to the writer.
+    pub fn pending(&self) -> usize {
+        self.overflow.len()
+    }
+
+    /// Offers what it can one last time, then returns the rest, oldest first, for
+    /// [`CdrWriterHandle::shutdown`].
+    pub fn close(mut self) -> Vec<CdrRecord> {
+        self.pump();
+        std::mem::take(&mut self.overflow).into()
+    }
+}
+
+impl Drop for CdrSink {
+    fn drop(&mut self) {
+        if !self.overflow.is_empty() {
+            tracing::error!(
+                lost = self.overflow.len(),
+                "CDR sink dropped while holding records; close() it and pass them to shutdown()"
+            );
+        }
+    }
+}
+
+pub struct CdrWriterHandle {
+    shutdown_tx: oneshot::Sender<ShutdownRequest>,
+    task: JoinHandle<Result<ShutdownReport, CdrError>>,
+    stats: watch::Receiver<WriterStats>,
+    spool_path: PathBuf,
+}
+
+impl CdrWriterHandle {
+    pub fn stats(&self) -> WriterStats {
+        *self.stats.borrow()
+    }
+
+    /// Flushes everything: records still in the channel, then `leftovers` (from
+    /// [`CdrSink::close`]). Whatever is not committed when `deadline` has passed is appended
+    /// to the spool file and fsynced. Call after closing the sink; records submitted later
+    /// stay in that sink.
+    pub async fn shutdown(
+        self,
+        leftovers: Vec<CdrRecord>,
+        deadline: Duration,
+    ) -> Result<ShutdownReport, CdrError> {
+        let request = ShutdownRequest {
+            leftovers,
+            deadline: Instant::now() + deadline,
+        };
+        match self.shutdown_tx.send(request) {
+            Ok(()) => self.task.await.unwrap_or_else(|join_error| {
+                tracing::error!(%join_error, "CDR writer task failed during shutdown");
+                Err(CdrError::WriterGone)
+            }),
+            Err(request) => {
+                // The task ended on its own, which only a panic does; its backlog is gone, but
+                // these records are still ours to save.
+                let spooled = request.leftovers.len();
+                if spooled > 0 {
+                    spool_blocking(
+                        self.spool_path.clone(),
+                        request.leftovers,
+                        SpoolMode::Append,
+                    )
+                    .await?;
+                }
+                tracing::error!(spooled, "CDR writer task had died before shutdown");
+                Err(CdrError::WriterGone)
+            }
+        }
+    }
+}
+
+struct ShutdownRequest {
+    leftovers: Vec<CdrRecord>,
+    deadline: Instant,
+}
+
+struct Pending {
+    /// When the writer received it: a partial batch is due `max_delay` after its oldest one.
+    since: Instant,
+    rec: CdrRecord,
+}
+
+type AttemptFuture = Pin<Box<dyn Future<Output = Attempt> + Send>>;
+
+struct InFlight {
+    /// The batch is the first `len` records of the backlog; they stay there until committed.
+    len: usize,
+    future: AttemptFuture,
+}
+
+struct Attempt {
+    /// Handed back so a pool opened by the attempt is kept for the next one.
+    store: Option<CdrStore>,
+    result: Result<(), CdrError>,
+}
+
+struct Writer {
+    config: CdrWriterConfig,
+    rx: mpsc::Receiver<CdrRecord>,
+    rx_open: bool,
+    store: Option<CdrStore>,
+    backlog: VecDeque<Pending>,
+    in_flight: Option<InFlight>,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    outage_since: Option<Instant>,
+    stats: WriterStats,
+    stats_tx: watch::Sender<WriterStats>,
+    /// The spool file exists and each record in it is either committed or in the backlog, so
+    /// it may be replaced wholesale at shutdown (appending would duplicate lines).
+    spool_loaded: bool,
+    /// How many records at the front of the backlog came from the spool file.
+    spool_front: usize,
+}
+
+impl Writer {
+    async fn run(
+        mut self,
+        mut shutdown_rx: oneshot::Receiver<ShutdownRequest>,
+    ) -> Result<ShutdownReport, CdrError> {
+        self.load_spool().await;
+        let mut deadline: Option<Instant> = None;
+        loop {
+            let now = Instant::now();
+            if deadline.is_some() && self.backlog.is_empty() && self.in_flight.is_none() {
+                break;
+            }
+            self.maybe_start_attempt(now, deadline.is_some());
+            let wake = self.next_attempt_at(now, deadline.is_some());
+
+            tokio::select! {
+                // Completions first, so a finished batch frees the backlog before more arrives.
+                biased;
+                attempt = poll_in_flight(&mut self.in_flight), if self.in_flight.is_some() => {
+                    self.finish_attempt(attempt, Instant::now()).await;
+                }
+                _ = sleep_until(deadline.unwrap_or(now)), if deadline.is_some() => break,
+                request = &mut shutdown_rx, if deadline.is_none() => {
+                    let request = request.unwrap_or_else(|_| {
+                        tracing::warn!("CDR writer handle dropped without shutdown; flushing");
+                        ShutdownRequest {
+                            leftovers: Vec::new(),
+                            deadline: Instant::now() + ORPHAN_SHUTDOWN_DEADLINE,
+                        }
+                    });
+                    deadline = Some(request.deadline);
+                    self.begin_shutdown(request.leftovers);
+                }
+                received = self.rx.recv(), if self.rx_open && deadline.is_none() => match received {
+                    Some(rec) => self.push(rec, Instant::now()),
+                    None => self.rx_open = false,
+                },
+                _ = sleep_until(wake.unwrap_or(now)), if wake.is_some() => {}
+            }
+        }
+        self.finish().await
+    }
+
+    fn push(&mut self, rec: CdrRecord, now: Instant) {
+        self.backlog.push_back(Pending { since: now, rec });
+        self.publish();
+    }
+
+    fn begin_shutdown(&mut self, leftovers: Vec<CdrRecord>) {
+        // Closing first means a sink that is still alive gets `Closed` and keeps its records,
+        // rather than racing this drain.
+        self.rx.close();
+        let now = Instant::now();
+        while let Ok(rec) = self.rx.try_recv() {
+            self.backlog.push_back(Pending { since: now, rec });
+        }
+        self.rx_open = false;
+        // The sink's overflow is younger than anything it managed to send.
+        for rec in leftovers {
+            self.backlog.push_back(Pending { since: now, rec });
+        }
+        // An outage's backoff should not eat the shutdown deadline: try once straight away.
+        self.retry_at = None;
+        tracing::info!(
+            backlog = self.backlog.len(),
+            "CDR writer flushing for shutdown"
+        );
+        self.publish();
+    }
+
+    fn maybe_start_attempt(&mut self, now: Instant, draining: bool) {
+        if self.in_flight.is_some() || self.backlog.is_empty() {
+            return;
+        }
+        if self.next_attempt_at(now, draining).is_some() {
+            return;
+        }
+        let len = self.backlog.len().min(self.config.batch_size);
+        let batch: Vec<CdrRecord> = self
+            .backlog
+            .iter()
+            .take(len)
+            .map(|p| p.rec.clone())
+            .collect();
+        let future = attempt(
+            self.store.clone(),
+            self.config.database_url.clone(),
+            batch,
+            self.config.attempt_timeout,
+        );
+        self.in_flight = Some(InFlight {
+            len,
+            future: Box::pin(future),
+        });
+    }
+
+    /// When the next attempt may start, if that is in the future; None if it may start now or
+    /// there is nothing to do.
+    fn next_attempt_at(&self, now: Instant, draining: bool) -> Option<Instant> {
+        if self.in_flight.is_some() {
+            return None;
+        }
+        let oldest = self.backlog.front()?;
+        let ready = if draining || self.backlog.len() >= self.config.batch_size {
+            now
+        } else {
+            oldest.since + self.config.max_delay
+        };
+        let at = self.retry_at.map_or(ready, |retry| retry.max(ready));
+        (at > now).then_some(at)
+    }
+
+    async fn finish_attempt(&mut self, attempt: Attempt, now: Instant) {
+        let len = self.in_flight.take().map_or(0, |f| f.len);
+        if let Some(store) = attempt.store {
+            self.store = Some(store);
+        }
+        match attempt.result {
+            Ok(()) => {
+                self.backlog.drain(..len.min(self.backlog.len()));
+                self.stats.written += len as u64;
+                self.stats.outage = false;
+                self.backoff = Duration::ZERO;
+                self.retry_at = None;
+                if let Some(since) = self.outage_since.take() {
+                    tracing::info!(
+                        outage = ?now.saturating_duration_since(since),
+                        backlog = self.backlog.len(),
+                        "CDR database reachable again; writing the backlog"
+                    );
+                }
+                if self.spool_front > 0 {
+                    self.spool_front = self.spool_front.saturating_sub(len);
+                    if self.spool_front == 0 {
+                        self.remove_replayed_spool().await;
+                    }
+                }
+            }
+            Err(error) => {
+                self.stats.failures += 1;
+                self.stats.outage = true;
+                self.backoff = if self.backoff.is_zero() {
+                    FIRST_BACKOFF
+                } else {
+                    self.backoff.saturating_mul(2)
+                }
+                .min(self.config.retry_backoff_max);
+                self.retry_at = Some(now + self.backoff);
+                if self.outage_since.is_none() {
+                    self.outage_since = Some(now);
+                    tracing::warn!(
+                        %error,
+                        backlog = self.backlog.len(),
+                        "CDR database unavailable; keeping records in memory and retrying"
+                    );
+                } else {
+                    tracing::debug!(%error, retry_in = ?self.backoff, "CDR write failed again");
+                }
+            }
+        }
+        self.publish();
+    }
+
+    fn publish(&mut self) {
+        self.stats.backlog = self.backlog.len();
+        self.stats_tx.send_replace(self.stats);
+    }
+
+    async fn load_spool(&mut self) {
+        let path = self.config.spool_path.clone();
+        let loaded = match tokio::task::spawn_blocking(move || read_spool(&path)).await {
+            Ok(Ok(loaded)) => loaded,
+            Ok(Err(error)) => {
+                // Left in place for the next start; appended to (not replaced) at shutdown.
+                tracing::error!(%error, "cannot replay the CDR spool file");
+                return;
+            }
+            Err(join_error) => {
+                tracing::error!(%join_error, "CDR spool reader failed");
+                return;
+            }
+        };
+        let Some(spool) = loaded else { return };
+        if spool.rejected > 0 {
+            tracing::warn!(
+                rejected = spool.rejected,
+                path = %rejected_path(&self.config.spool_path).display(),
+                "CDR spool lines that do not parse were set aside"
+            );
+        }
+        // Due at once: they have waited since the last shutdown already.
+        let since = Instant::now()
+            .checked_sub(self.config.max_delay)
+            .unwrap_or_else(Instant::now);
+        self.spool_front = spool.records.len();
+        self.spool_loaded = spool.removable;
+        tracing::info!(
+            records = spool.records.len(),
+            path = %self.config.spool_path.display(),
+            "replaying spooled CDRs"
+        );
+        for rec in spool.records {
+            self.backlog.push_back(Pending { since, rec });
+        }
+        if self.spool_front == 0 {
+            self.remove_replayed_spool().await;
+        }
+        self.publish();
+    }
+
+    async fn remove_replayed_spool(&mut self) {
+        if !self.spool_loaded {
+            return;
+        }
+        match tokio::fs::remove_file(&self.config.spool_path).await {
+            Ok(()) => {
+                self.spool_loaded = false;
+                tracing::info!(
+                    path = %self.config.spool_path.display(),
+                    "spooled CDRs committed; spool file removed"
+                );
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => self.spool_loaded = false,
+            // Harmless: a replay of committed records inserts nothing. Retried at shutdown.
+            Err(error) => tracing::warn!(%error, "cannot remove the replayed CDR spool file"),
+        }
+    }
+
+    async fn finish(mut self) -> Result<ShutdownReport, CdrError> {
+        // Abandoning a batch mid-commit is safe: it is spooled below, and replaying records
+        // that did commit inserts nothing.
+        self.in_flight = None;
+        if let Some(store) = self.store.take()
+            && tokio::time::timeout(POOL_CLOSE_LIMIT, store.close())
+                .await
+                .is_err()
+        {
+            tracing::debug!("CDR database pool did not close in time");
+        }
+        let written = self.stats.written;
+        if self.backlog.is_empty() {
+            self.remove_replayed_spool().await;
+            self.publish();
+            return Ok(ShutdownReport {
+                written,
+                spooled: 0,
+            });
+        }
+
+        let records: Vec<CdrRecord> = self.backlog.drain(..).map(|p| p.rec).collect();
+        let spooled = records.len();
+        let mode = if self.spool_loaded {
+            SpoolMode::Replace
+        } else {
+            SpoolMode::Append
+        };
+        let path = self.config.spool_path.clone();
+        tracing::warn!(
+            records = spooled,
+            path = %path.display(),
+            "CDR database not written in time for shutdown; spooling for the next start"
+        );
+        let result = spool_blocking(path, records, mode).await;
+        self.publish();
+        result.map(|()| ShutdownReport { written, spooled })
+    }
+}
+
+async fn poll_in_flight(slot: &mut Option<InFlight>) -> Attempt {
+    match slot {
+        Some(in_flight) => (&mut in_flight.future).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One connect-if-needed-then-insert, bounded in time as a whole.
+async fn attempt(
+    store: Option<CdrStore>,
+    url: String,
+    batch: Vec<CdrRecord>,
+    limit: Duration,
+) -> Attempt {
+    let work = async {
+        let store = match store {
+            Some(store) => store,
+            None => match open(&url).await {
+                Ok(store) => store,
+                Err(error) => return (None, Err(error)),
+            },
+        };
+        let result = store.insert_batch(&batch).await;
+        (Some(store), result)
+    };
+    match tokio::time::timeout(limit, work).await {
+        Ok((store, result)) => Attempt { store, result },
+        Err(_) => Attempt {
+            store: None,
+            result: Err(CdrError::Timeout {
+                operation: "connect and write batch",
+                after: limit,
+            }),
+        },
+    }
+}
+
+/// Migrating here, not only at server start, is what lets the writer start against a
+/// database that is not there yet.
+async fn open(url: &str) -> Result<CdrStore, CdrError> {
+    let store = CdrStore::connect(url).await?;
+    store.migrate().await?;
+    tracing::info!(url = %store.url(), backend = store.backend_name(), "CDR database connected");
+    Ok(store)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SpoolMode {
+    Append,
+    /// Write a new file and rename it over the old one: used when the old one's records are
+    /// all in the new set or committed.
+    Replace,
+}
+
+struct SpoolContents {
+    records: Vec<CdrRecord>,
+    rejected: usize,
+    /// False if unparseable lines could not be set aside: then the file must be kept.
+    removable: bool,
+}
+
+fn rejected_path(spool: &Path) -> PathBuf {
+    let mut name = spool.as_os_str().to_owned();
+    name.push(".rejected");
+    PathBuf::from(name)
+}
+
+fn spool_error(path: &Path, error: io::Error) -> CdrError {
+    CdrError::Spool {
+        path: path.to_owned(),
+        error,
+    }
+}
+
+/// None if there is no spool file. Lines that do not parse (a torn last line from a crash
+/// mid-write, a hand edit) are copied to `<spool>.rejected` for the operator rather than
+/// silently lost or allowed to block the rest.
+fn read_spool(path: &Path) -> Result<Option<SpoolContents>, CdrError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(spool_error(path, error)),
+    };
+    let mut records = Vec::new();
+    let mut rejected: Vec<u8> = Vec::new();
+    let mut rejected_count = 0;
+    for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<CdrRecord>(line) {
+            Ok(rec) => records.push(rec),
+            Err(error) => {
+                tracing::warn!(line = index + 1, %error, "unparseable CDR spool line");
+                rejected.extend_from_slice(line);
+                rejected.push(b'\n');
+                rejected_count += 1;
+            }
+        }
+    }
+    let mut removable = true;
+    if rejected_count > 0 {
+        let target = rejected_path(path);
+        if let Err(error) = append_synced(&target, &rejected) {
+            tracing::error!(%error, "cannot set aside unparseable CDR spool lines; keeping the spool");
+            removable = false;
+        }
+    }
+    Ok(Some(SpoolContents {
+        records,
+        rejected: rejected_count,
+        removable,
+    }))
+}
+
+async fn spool_blocking(
+    path: PathBuf,
+    records: Vec<CdrRecord>,
+    mode: SpoolMode,
+) -> Result<(), CdrError> {
+    let count = records.len();
+    let error_path = path.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let result = write_spool(&path, &records, mode);
+        if let Err(error) = &result {
+            // The last place these records exist. Losing CDRs silently is worse than putting
+            // them in the log, where an operator can recover them.
+            tracing::error!(%error, count = records.len(), "CDRs could not be spooled; dumping them");
+            for rec in &records {
+                if let Ok(line) = serde_json::to_string(rec) {
+                    tracing::error!(cdr = %line, "unspooled CDR");
+                }
+            }
+        }
+        result
+    })
+    .await;
+    match result {
+        Ok(result) => result,
+        Err(join_error) => {
+            tracing::error!(%join_error, count, "CDR spool writer failed");
+            Err(spool_error(
+                &error_path,
+                io::Error::other(join_error.to_string()),
+            ))
+        }
+    }
+}
+
+fn write_spool(path: &Path, records: &[CdrRecord], mode: SpoolMode) -> Result<(), CdrError> {
+    let mut lines = Vec::with_capacity(records.len() * 400);
+    for rec in records {
+        serde_json::to_writer(&mut lines, rec).map_err(|e| spool_error(path, e.into()))?;
+        lines.push(b'\n');
+    }
+    if let Some(dir) = parent_dir(path) {
+        std::fs::create_dir_all(dir).map_err(|e| spool_error(path, e))?;
+    }
+    match mode {
+        SpoolMode::Append => append_synced(path, &lines),
+        SpoolMode::Replace => replace_synced(path, &lines),
+    }
+}
+
+fn parent_dir(path: &Path) -> Option<&Path> {
+    path.parent().filter(|p| !p.as_os_str().is_empty())
+}
+
+/// Appends and fsyncs. A file whose last line was torn by a crash gets a newline first, so the
+/// torn line stays one rejected line instead of swallowing the first new record.
+fn append_synced(path: &Path, bytes: &[u8]) -> Result<(), CdrError> {
+    let fail = |e| spool_error(path, e);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(fail)?;
+    let len = file.metadata().map_err(fail)?.len();
+    if len > 0 {
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::End(-1)).map_err(fail)?;
+        file.read_exact(&mut last).map_err(fail)?;
+        if last[0] != b'\n' {
+            file.write_all(b"\n").map_err(fail)?;
+        }
+    }
+    file.write_all(bytes).map_err(fail)?;
+    file.sync_all().map_err(fail)?;
+    if len == 0 {
+        sync_dir(path);
+    }
+    Ok(())
+}
+
+/// Write-then-rename, so a crash leaves either the old file or the new one, never half.
+fn replace_synced(path: &Path, bytes: &[u8]) -> Result<(), CdrError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let fail = |e| spool_error(path, e);
+    let mut file = std::fs::File::create(&tmp).map_err(fail)?;
+    file.write_all(bytes).map_err(fail)?;
+    file.sync_all().map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(fail)?;
+    sync_dir(path);
+    Ok(())
+}
+
+/// Makes a new directory entry durable. Best effort: some filesystems refuse to fsync a
+/// directory, and the file's own data is already synced.
+fn sync_dir(path: &Path) {
+    let dir = parent_dir(path).unwrap_or(Path::new("."));
+    if let Err(error) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::debug!(%error, dir = %dir.display(), "cannot fsync the spool directory");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::record::{Disposition, HangupBy};
+    use super::*;
+
+    fn rec(n: u32) -> CdrRecord {
+        CdrRecord {
+            id: format!("{n:032x}"),
+            sip_call_id: format!("call-{n}@test"),
+            caller: "100".into(),
+            dialled: "200".into(),
+            start_ms: 1_700_000_000_000 + i64::from(n),
+            answer_ms: None,
+            end_ms: 1_700_000_001_000 + i64::from(n),
+            flow: None,
+            ivr_path: vec![],
+            digits: String::new(),
+            disposition: Disposition::Failed,
+            hangup_by: HangupBy::None,
+            sip_code: 404,
+            end_reason: "no_route".into(),
+        }
+    }
+
+    fn sink_with_capacity(capacity: usize) -> (CdrSink, mpsc::Receiver<CdrRecord>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let sink = CdrSink {
+            tx,
+            overflow: VecDeque::new(),
+            overflow_warned: false,
+        };
+        (sink, rx)
+    }
+
+    #[test]
+    fn sink_keeps_order_across_the_overflow() {
+        let (mut sink, mut rx) = sink_with_capacity(3);
+        for n in 0..10 {
+            sink.submit(rec(n));
+        }
+        assert_eq!(sink.pending(), 7);
+        let mut seen = Vec::new();
+        while seen.len() < 10 {
+            while let Ok(r) = rx.try_recv() {
+                seen.push(r);
+            }
+            sink.pump();
+        }
+        assert_eq!(sink.pending(), 0);
+        assert_eq!(seen, (0..10).map(rec).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_new_record_never_overtakes_held_ones() {
+        let (mut sink, mut rx) = sink_with_capacity(1);
+        sink.submit(rec(0));
+        sink.submit(rec(1));
+        assert_eq!(rx.try_recv().ok(), Some(rec(0)));
+        // Room for one: the held record goes first, the new one is held.
+        sink.submit(rec(2));
+        assert_eq!(sink.pending(), 1);
+        // The channel still holds rec(1), so close has nowhere to put rec(2).
+        assert_eq!(sink.close(), vec![rec(2)]);
+        assert_eq!(rx.try_recv().ok(), Some(rec(1)));
+    }
+
+    #[test]
+    fn close_returns_what_a_closed_writer_never_took() {
+        let (mut sink, rx) = sink_with_capacity(8);
+        drop(rx);
+        sink.submit(rec(0));
+        sink.submit(rec(1));
+        assert_eq!(sink.pending(), 2);
+        assert_eq!(sink.close(), vec![rec(0), rec(1)]);
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "hotline-cdr-unit-{tag}-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    #[test]
+    fn spool_round_trips_and_sets_torn_lines_aside() {
+        let dir = temp_dir("spool");
+        let path = dir.join("sub").join("cdr.spool");
+        assert!(read_spool(&path).expect("no file is fine").is_none());
+
+        write_spool(&path, &[rec(1), rec(2)], SpoolMode::Append).expect("spool");
+        // A crash mid-append leaves a torn line without its newline...
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("open");
+        file.write_all(br#"{"id":"torn"#).expect("tear");
+        drop(file);
+        // ...and the next append must not glue its first record onto it.
+        write_spool(&path, &[rec(3)], SpoolMode::Append).expect("spool");
+
+        let spool = read_spool(&path).expect("read").expect("exists");
+        assert_eq!(spool.records, vec![rec(1), rec(2), rec(3)]);
+        assert_eq!(spool.rejected, 1);
+        assert!(spool.removable);
+        let rejected = std::fs::read_to_string(rejected_path(&path)).expect("rejected file");
+        assert_eq!(rejected, "{\"id\":\"torn\n");
+
+        write_spool(&path, &[rec(9)], SpoolMode::Replace).expect("replace");
+        let spool = read_spool(&path).expect("read").expect("exists");
+        assert_eq!(spool.records, vec![rec(9)]);
+        assert_eq!(spool.rejected, 0);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn config_debug_hides_the_password() {
+        let config = CdrWriterConfig::new("postgres://cdr:hunter2@db/hotline", "/tmp/spool");
+        let text = format!("{config:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("cdr:***@db"), "{text}");
+    }
+}

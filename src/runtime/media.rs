@@ -1,0 +1,269 @@
+//! The media thread: one OS thread, away from the signalling runtime, that wakes on absolute
+//! 20 ms deadlines and, for every stream, drains its socket and sends its next frame. One
+//! timer for all streams; no allocation, lock or extra syscall per packet.
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::call::{MediaBackend, MediaCommand, MediaEvent, MediaOpenError};
+use crate::media::stream::{Stream, PACKET_LEN};
+use crate::sip::CallRef;
+
+const TICK: Duration = Duration::from_millis(20);
+/// RTCP sockets are only drained (and their packets ignored) this often.
+const RTCP_DRAIN_TICKS: u64 = 50;
+const COMMAND_QUEUE: usize = 16 * 1024;
+
+enum Command {
+    Add { call: CallRef, rtp: UdpSocket, rtcp: UdpSocket },
+    Call(MediaCommand),
+    Stop,
+}
+
+/// The engine's side: binds sockets at call set-up and posts commands to the thread.
+pub struct MediaHandle {
+    tx: SyncSender<Command>,
+    thread: Option<JoinHandle<()>>,
+    bind_ip: IpAddr,
+    ports: (u16, u16),
+    cursor: u16,
+}
+
+impl MediaHandle {
+    pub fn start(ports: (u16, u16), rtp_timeout: Duration, events: tokio::sync::mpsc::Sender<MediaEvent>) -> std::io::Result<MediaHandle> {
+        let (tx, rx) = sync_channel(COMMAND_QUEUE);
+        let timeout_ticks = (rtp_timeout.as_millis() / TICK.as_millis()).clamp(1, u32::MAX as u128) as u32;
+        let thread = std::thread::Builder::new()
+            .name("hotline-media".into())
+            .spawn(move || MediaLoop::new(rx, events, timeout_ticks).run())?;
+        Ok(MediaHandle { tx, thread: Some(thread), bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED), ports, cursor: ports.0 })
+    }
+
+    /// Stop the thread and wait for it; every socket is closed.
+    pub fn stop(&mut self) {
+        let _ = self.tx.send(Command::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    fn bind_pair(&mut self) -> Option<(u16, UdpSocket, UdpSocket)> {
+        let (low, high) = self.ports;
+        let pairs = ((high - low) / 2).max(1);
+        for _ in 0..pairs {
+            let port = self.cursor;
+            self.cursor = if self.cursor + 3 > high { low } else { self.cursor + 2 };
+            let Ok(rtp) = UdpSocket::bind(SocketAddr::new(self.bind_ip, port)) else { continue };
+            let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(self.bind_ip, port + 1)) else { continue };
+            if rtp.set_nonblocking(true).is_err() || rtcp.set_nonblocking(true).is_err() {
+                continue;
+            }
+            return Some((port, rtp, rtcp));
+        }
+        None
+    }
+}
+
+impl Drop for MediaHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl MediaBackend for MediaHandle {
+    fn open(&mut self, call: CallRef) -> Result<u16, MediaOpenError> {
+        let (port, rtp, rtcp) = self.bind_pair().ok_or(MediaOpenError::NoPorts)?;
+        self.tx.try_send(Command::Add { call, rtp, rtcp }).map_err(|_| MediaOpenError::Closed)?;
+        Ok(port)
+    }
+
+    fn command(&mut self, cmd: MediaCommand) {
+        match self.tx.try_send(Command::Call(cmd)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => tracing::error!("media command queue full; command dropped"),
+            Err(TrySendError::Disconnected(_)) => tracing::error!("media thread is gone"),
+        }
+    }
+}
+
+struct Slot {
+    call: CallRef,
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    stream: Option<Stream>,
+    /// The peer the RTP socket is connect()ed to, which makes each send a plain send().
+    connected: Option<SocketAddr>,
+}
+
+struct MediaLoop {
+    rx: Receiver<Command>,
+    events: tokio::sync::mpsc::Sender<MediaEvent>,
+    timeout_ticks: u32,
+    slots: Vec<Slot>,
+    index: HashMap<CallRef, usize>,
+    pending: Vec<MediaEvent>,
+}
+
+impl MediaLoop {
+    fn new(rx: Receiver<Command>, events: tokio::sync::mpsc::Sender<MediaEvent>, timeout_ticks: u32) -> Self {
+        MediaLoop { rx, events, timeout_ticks, slots: Vec::new(), index: HashMap::new(), pending: Vec::with_capacity(256) }
+    }
+
+    fn run(mut self) {
+        let start = Instant::now();
+        let mut tick: u64 = 0;
+        let mut packet = [0u8; PACKET_LEN];
+        let mut rx_buf = [0u8; 2048];
+        loop {
+            if !self.apply_commands() {
+                return;
+            }
+            let drain_rtcp = tick % RTCP_DRAIN_TICKS == 0;
+            for slot in &mut self.slots {
+                let Some(stream) = slot.stream.as_mut() else { continue };
+                loop {
+                    match slot.rtp.recv_from(&mut rx_buf) {
+                        Ok((n, from)) => {
+                            let got = stream.on_packet(&rx_buf[..n], from);
+                            if let Some(addr) = got.latched {
+                                relatch(slot.rtp.as_raw_fd(), &slot.rtp, &mut slot.connected, addr);
+                            }
+                            if let Some(digit) = got.digit {
+                                self.pending.push(MediaEvent::Digit { call: slot.call, digit });
+                            }
+                        }
+                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                        // ICMP errors surface here on connected sockets; the peer may come back.
+                        Err(_) => break,
+                    }
+                }
+                if drain_rtcp {
+                    while slot.rtcp.recv_from(&mut rx_buf).is_ok() {}
+                }
+                if stream.tick_silence(self.timeout_ticks) {
+                    self.pending.push(MediaEvent::RtpTimeout { call: slot.call });
+                }
+                let (len, finished) = stream.next_packet(&mut packet);
+                if len > 0 {
+                    let sent = match (slot.connected, stream.destination()) {
+                        (Some(_), _) => slot.rtp.send(&packet[..len]),
+                        (None, Some(dest)) => slot.rtp.send_to(&packet[..len], dest),
+                        (None, None) => Ok(0),
+                    };
+                    if let Err(e) = sent
+                        && e.kind() != ErrorKind::WouldBlock
+                    {
+                        tracing::trace!(error = %e, "RTP send failed");
+                    }
+                }
+                if let Some(id) = finished {
+                    self.pending.push(MediaEvent::PlayDone { call: slot.call, id });
+                }
+            }
+            for event in self.pending.drain(..) {
+                if self.events.try_send(event).is_err() {
+                    tracing::error!(?event, "media event queue full or closed; event dropped");
+                }
+            }
+            tick += 1;
+            let mut deadline = start + TICK * tick as u32;
+            let now = Instant::now();
+            if now > deadline + TICK {
+                // We fell more than a tick behind (the machine stalled): skip ahead instead of
+                // sending a burst, which would only turn lateness into jitter.
+                tick = (now - start).as_millis() as u64 / TICK.as_millis() as u64 + 1;
+                deadline = start + TICK * tick as u32;
+            }
+            if let Some(wait) = deadline.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+
+    /// Apply queued commands; false when the thread must stop.
+    fn apply_commands(&mut self) -> bool {
+        loop {
+            let cmd = match self.rx.try_recv() {
+                Ok(cmd) => cmd,
+                Err(std::sync::mpsc::TryRecvError::Empty) => return true,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => return false,
+            };
+            match cmd {
+                Command::Stop => return false,
+                Command::Add { call, rtp, rtcp } => {
+                    self.index.insert(call, self.slots.len());
+                    self.slots.push(Slot { call, rtp, rtcp, stream: None, connected: None });
+                }
+                Command::Call(cmd) => self.apply(cmd),
+            }
+        }
+    }
+
+    fn apply(&mut self, cmd: MediaCommand) {
+        let call = match &cmd {
+            MediaCommand::Start { call, .. } | MediaCommand::Update { call, .. } | MediaCommand::Play { call, .. } | MediaCommand::Stop { call } | MediaCommand::Close { call } => *call,
+        };
+        let Some(&i) = self.index.get(&call) else { return };
+        match cmd {
+            MediaCommand::Start { params, .. } => {
+                let slot = &mut self.slots[i];
+                slot.stream = Some(Stream::new(params, fastrand::u32(..), fastrand::u16(..), fastrand::u32(..)));
+            }
+            MediaCommand::Update { params, .. } => {
+                let slot = &mut self.slots[i];
+                if let Some(stream) = slot.stream.as_mut() {
+                    stream.update(params);
+                    if slot.connected.is_some() && params.remote != slot.connected {
+                        disconnect(slot.rtp.as_raw_fd());
+                        slot.connected = None;
+                    }
+                }
+            }
+            MediaCommand::Play { id, prompts, .. } => {
+                if let Some(stream) = self.slots[i].stream.as_mut() {
+                    stream.play(id, prompts);
+                }
+            }
+            MediaCommand::Stop { .. } => {
+                if let Some(stream) = self.slots[i].stream.as_mut() {
+                    stream.stop();
+                }
+            }
+            MediaCommand::Close { .. } => {
+                self.slots.swap_remove(i);
+                self.index.remove(&call);
+                if let Some(moved) = self.slots.get(i) {
+                    self.index.insert(moved.call, i);
+                }
+            }
+        }
+    }
+}
+
+/// Point the socket at the caller's real address (symmetric RTP). A connected UDP socket only
+/// accepts that peer's packets and sends without naming the address each time.
+fn relatch(fd: i32, socket: &UdpSocket, connected: &mut Option<SocketAddr>, addr: SocketAddr) {
+    if *connected == Some(addr) {
+        return;
+    }
+    if connected.is_some() {
+        disconnect(fd);
+    }
+    *connected = socket.connect(addr).ok().map(|_| addr);
+}
+
+/// connect() to AF_UNSPEC dissolves a UDP socket's association (connect(2)).
+fn disconnect(fd: i32) {
+    // SAFETY: a zeroed sockaddr with family AF_UNSPEC is a valid argument for connect(2) on a
+    // socket we own; the call only changes the socket's peer association.
+    unsafe {
+        let mut addr: libc::sockaddr = std::mem::zeroed();
+        addr.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+        libc::connect(fd, &addr, std::mem::size_of::<libc::sockaddr>() as libc::socklen_t);
+    }
+}
