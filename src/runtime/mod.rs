@@ -88,6 +88,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
     };
     let (media_tx, media_rx) = mpsc::channel(64 * 1024);
     let media = MediaHandle::start(config.rtp_ports, config.rtp_timeout, media_tx).map_err(RuntimeError::Media)?;
+    prepare_database(&config.database).await;
     let (sink, writer) = writer::spawn(CdrWriterConfig::new(config.database.clone(), config.cdr_spool.clone()));
     let advertised = config.advertised_host.clone().unwrap_or_else(|| {
         let ip = if sip_addr.ip().is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { sip_addr.ip() };
@@ -204,6 +205,22 @@ fn reload(engine: &mut Engine<MediaHandle>, dirs: &(PathBuf, PathBuf, String)) {
             engine.set_catalog(Arc::new(catalog));
         }
         Err(e) => tracing::error!("reload refused, the previous flows stay live: {e}"),
+    }
+}
+
+/// Create and migrate the CDR database before taking calls, so a fresh install has its schema
+/// at once. A database that is down is not fatal: the writer keeps records until it is back.
+async fn prepare_database(url: &str) {
+    let attempt = async {
+        let store = crate::cdr::store::CdrStore::connect(url).await?;
+        store.migrate().await?;
+        store.close().await;
+        Ok::<_, crate::cdr::CdrError>(())
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(5), attempt).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "CDR database unavailable at start; records will wait for it"),
+        Err(_) => tracing::warn!("CDR database did not answer at start; records will wait for it"),
     }
 }
 
