@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use hotline::config::{Config, Overrides};
 
 #[derive(Parser)]
-#[command(name = "hotline", version, about = "A SIP/RTP IVR server for service hotlines")]
+#[command(
+    name = "hotline",
+    version,
+    about = "A SIP/RTP IVR server for service hotlines"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -66,7 +70,9 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match run(cli) {
@@ -80,27 +86,73 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { config, sip_bind, rtp_ports, database, flows, prompts } => {
-            let overrides = Overrides { sip_bind, rtp_ports, database, flows, prompts };
+        Command::Serve {
+            config,
+            sip_bind,
+            rtp_ports,
+            database,
+            flows,
+            prompts,
+        } => {
+            let overrides = Overrides {
+                sip_bind,
+                rtp_ports,
+                database,
+                flows,
+                prompts,
+            };
             let config = Config::load(config.as_deref(), &overrides)?;
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
             runtime.block_on(hotline::runtime::serve(config))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { dir, prompts, config } => {
-            let overrides = Overrides { flows: dir, prompts, ..Default::default() };
+        Command::Check {
+            dir,
+            prompts,
+            config,
+        } => {
+            let overrides = Overrides {
+                flows: dir,
+                prompts,
+                ..Default::default()
+            };
             let config = Config::load(config.as_deref(), &overrides)?;
-            let catalog = hotline::call::Catalog::load(&config.flows_dir, &config.prompts_dir, &config.language)?;
-            println!("{}: {} flow(s), {} prompt(s): OK", config.flows_dir.display(), catalog.flows.flows.len(), catalog.files.len());
+            let catalog = hotline::call::Catalog::load(
+                &config.flows_dir,
+                &config.prompts_dir,
+                &config.language,
+            )?;
+            println!(
+                "{}: {} flow(s), {} prompt(s): OK",
+                config.flows_dir.display(),
+                catalog.flows.flows.len(),
+                catalog.files.len()
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Cdr { database, last, format } => {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let records = runtime.block_on(async {
-                let store = hotline::cdr::store::CdrStore::connect(&database).await?;
-                store.migrate().await?;
-                store.last(last).await
-            }).with_context(|| format!("reading CDRs from {}", hotline::cdr::store::redact_url(&database)))?;
+        Command::Cdr {
+            database,
+            last,
+            format,
+        } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let records = runtime
+                .block_on(async {
+                    let store = hotline::cdr::store::CdrStore::connect(&database).await?;
+                    store.migrate().await?;
+                    store.last(last).await
+                })
+                .with_context(|| {
+                    format!(
+                        "reading CDRs from {}",
+                        hotline::cdr::store::redact_url(&database)
+                    )
+                })?;
             match format {
                 Format::Table => print!("{}", hotline::cdr::report::format_table(&records)),
                 Format::Json => println!("{}", hotline::cdr::report::format_json(&records)),

@@ -16,15 +16,26 @@ fn bad_config_exits_non_zero_and_names_the_key() {
     let dir = TempDir::new("cli-config");
     let cfg = dir.path().join("bad.toml");
     std::fs::write(&cfg, "[media]\nrtp_ports = \"30000\"\n").unwrap();
-    let out = hotline().args(["serve", "--config"]).arg(&cfg).output().unwrap();
+    let out = hotline()
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("media.rtp_ports"), "{err}");
     std::fs::write(&cfg, "[sip]\nmax_cals = 3\n").unwrap();
-    let out = hotline().args(["serve", "--config"]).arg(&cfg).output().unwrap();
+    let out = hotline()
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.toml:2:1") && err.contains("max_cals"), "{err}");
+    assert!(
+        err.contains("bad.toml:2:1") && err.contains("max_cals"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -40,19 +51,39 @@ fn missing_prompt_is_an_error_naming_the_file_before_any_call() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("goodbye") && err.contains("goodbye.wav"), "{err}");
+    assert!(
+        err.contains("goodbye") && err.contains("goodbye.wav"),
+        "{err}"
+    );
 }
 
 #[test]
 fn check_accepts_the_shipped_demo_and_rejects_a_broken_flow() {
     let repo = env!("CARGO_MANIFEST_DIR");
-    let out = hotline().current_dir(repo).args(["check"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = hotline()
+        .current_dir(repo)
+        .args(["check"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let site = common::site(&common::TEST_FLOW.replace("next = \"menu\"", "next = \"mneu\""));
-    let out = hotline().arg("check").arg(&site.config.flows_dir).arg("--prompts").arg(&site.config.prompts_dir).output().unwrap();
+    let out = hotline()
+        .arg("check")
+        .arg(&site.config.flows_dir)
+        .arg("--prompts")
+        .arg(&site.config.prompts_dir)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("test.toml:") && err.contains("did you mean \"menu\""), "{err}");
+    assert!(
+        err.contains("test.toml:") && err.contains("did you mean \"menu\""),
+        "{err}"
+    );
 }
 
 #[test]
@@ -64,7 +95,16 @@ fn sigterm_drains_flushes_cdrs_and_exits_zero_then_cdr_prints_them() {
     };
     let log = site.dir.path().join("serve.log");
     let mut child = hotline()
-        .args(["serve", "--sip-bind", &format!("127.0.0.1:{port}"), "--rtp-ports", "47000-47200", "--database", &site.config.database, "--flows"])
+        .args([
+            "serve",
+            "--sip-bind",
+            &format!("127.0.0.1:{port}"),
+            "--rtp-ports",
+            "47000-47200",
+            "--database",
+            &site.config.database,
+            "--flows",
+        ])
         .arg(&site.config.flows_dir)
         .arg("--prompts")
         .arg(&site.config.prompts_dir)
@@ -74,7 +114,10 @@ fn sigterm_drains_flushes_cdrs_and_exits_zero_then_cdr_prints_them() {
         .spawn()
         .unwrap();
     let end = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&log).unwrap_or_default().contains("taking calls") {
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("taking calls")
+    {
         assert!(Instant::now() < end, "server did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -87,12 +130,29 @@ fn sigterm_drains_flushes_cdrs_and_exits_zero_then_cdr_prints_them() {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();
     assert!(status.success(), "{status}");
-    let out = hotline().args(["cdr", "--database", &site.config.database, "--last", "5", "--format", "json"]).output().unwrap();
+    let out = hotline()
+        .args([
+            "cdr",
+            "--database",
+            &site.config.database,
+            "--last",
+            "5",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json.as_array().map(Vec::len), Some(1), "{json}");
     assert_eq!(json[0]["disposition"], "caller_hangup");
-    let out = hotline().args(["cdr", "--database", &site.config.database]).output().unwrap();
+    let out = hotline()
+        .args(["cdr", "--database", &site.config.database])
+        .output()
+        .unwrap();
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("caller_hangup") && table.contains("welcome"), "{table}");
+    assert!(
+        table.contains("caller_hangup") && table.contains("welcome"),
+        "{table}"
+    );
 }

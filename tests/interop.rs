@@ -16,8 +16,11 @@ fn repo() -> PathBuf {
 }
 
 fn need(tool: &str) -> PathBuf {
-    let found = std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(tool)).find(|p| p.is_file()));
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(tool))
+            .find(|p| p.is_file())
+    });
     found.unwrap_or_else(|| panic!("interop test needs `{tool}` on PATH (Debian: see .ci/run)"))
 }
 
@@ -41,9 +44,16 @@ impl Hotline {
     fn start(dir: &Path, flows: &Path, database: Option<String>) -> Hotline {
         let port = free_port();
         let rtp = 44000 + 2 * (fastrand::u16(..2000));
-        let database = database.unwrap_or_else(|| format!("sqlite://{}", dir.join("cdr.db").display()));
+        let database =
+            database.unwrap_or_else(|| format!("sqlite://{}", dir.join("cdr.db").display()));
         let child = Command::new(env!("CARGO_BIN_EXE_hotline"))
-            .args(["serve", "--sip-bind", &format!("127.0.0.1:{port}"), "--rtp-ports", &format!("{rtp}-{}", rtp + 200)])
+            .args([
+                "serve",
+                "--sip-bind",
+                &format!("127.0.0.1:{port}"),
+                "--rtp-ports",
+                &format!("{rtp}-{}", rtp + 200),
+            ])
             .args(["--database", &database, "--flows"])
             .arg(flows)
             .arg("--prompts")
@@ -53,7 +63,11 @@ impl Hotline {
             .stderr(std::fs::File::create(dir.join("hotline.log")).unwrap())
             .spawn()
             .expect("start hotline");
-        let h = Hotline { child, port, database };
+        let h = Hotline {
+            child,
+            port,
+            database,
+        };
         h.wait_ready(dir);
         h
     }
@@ -61,12 +75,18 @@ impl Hotline {
     fn wait_ready(&self, dir: &Path) {
         let end = Instant::now() + Duration::from_secs(10);
         while Instant::now() < end {
-            if std::fs::read_to_string(dir.join("hotline.log")).unwrap_or_default().contains("taking calls") {
+            if std::fs::read_to_string(dir.join("hotline.log"))
+                .unwrap_or_default()
+                .contains("taking calls")
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("hotline did not start: {}", std::fs::read_to_string(dir.join("hotline.log")).unwrap_or_default());
+        panic!(
+            "hotline did not start: {}",
+            std::fs::read_to_string(dir.join("hotline.log")).unwrap_or_default()
+        );
     }
 
     /// SIGTERM, then wait for the clean exit that flushes every CDR.
@@ -84,28 +104,65 @@ impl Hotline {
 fn sipp_caller_with_pcma_and_rfc2833_digits_walks_the_demo_menu() {
     let sipp = need("sipp");
     let pcap = Path::new("/usr/share/sip-tester/dtmf_2833_1.pcap");
-    assert!(pcap.is_file(), "SIPp's RTP/DTMF pcaps are missing: install sip-tester");
+    assert!(
+        pcap.is_file(),
+        "SIPp's RTP/DTMF pcaps are missing: install sip-tester"
+    );
     let dir = TempDir::new("sipp");
     let hotline = Hotline::start(dir.path(), &repo().join("ivr-flows"), None);
     let media_port = 46000 + 2 * fastrand::u16(..500);
     let status = Command::new(sipp)
         .arg("-sf")
         .arg(repo().join("tests/interop/sipp-dtmf.xml"))
-        .args(["-s", "100", &format!("127.0.0.1:{}", hotline.port), "-i", "127.0.0.1"])
-        .args(["-mp", &media_port.to_string(), "-m", "1", "-timeout", "60s", "-timeout_error", "-nostdin", "-trace_err"])
+        .args([
+            "-s",
+            "100",
+            &format!("127.0.0.1:{}", hotline.port),
+            "-i",
+            "127.0.0.1",
+        ])
+        .args([
+            "-mp",
+            &media_port.to_string(),
+            "-m",
+            "1",
+            "-timeout",
+            "60s",
+            "-timeout_error",
+            "-nostdin",
+            "-trace_err",
+        ])
         .current_dir(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .status()
         .expect("run sipp");
-    assert!(status.success(), "the SIPp scenario passed (see *_errors.log in {})", dir.path().display());
+    assert!(
+        status.success(),
+        "the SIPp scenario passed (see *_errors.log in {})",
+        dir.path().display()
+    );
     let cdrs = hotline.stop();
     assert_eq!(cdrs.len(), 1, "{cdrs:?}");
     let c = &cdrs[0];
     assert_eq!(c.caller, "sipp");
     assert_eq!(c.digits, "13", "the RFC 2833 pcaps pressed 1 then 3");
-    assert_eq!(c.ivr_path, ["welcome", "main_menu", "opening_hours", "main_menu", "report_problem", "goodbye", "hang_up"]);
-    assert_eq!((c.disposition, c.hangup_by), (Disposition::Completed, HangupBy::Hotline));
+    assert_eq!(
+        c.ivr_path,
+        [
+            "welcome",
+            "main_menu",
+            "opening_hours",
+            "main_menu",
+            "report_problem",
+            "goodbye",
+            "hang_up"
+        ]
+    );
+    assert_eq!(
+        (c.disposition, c.hangup_by),
+        (Disposition::Completed, HangupBy::Hotline)
+    );
 }
 
 #[test]
@@ -115,7 +172,11 @@ fn baresip_places_a_call_that_completes() {
     let dir = TempDir::new("baresip");
     let flows = dir.path().join("flows");
     std::fs::create_dir_all(&flows).unwrap();
-    std::fs::copy(repo().join("tests/interop/short-flow.toml"), flows.join("short.toml")).unwrap();
+    std::fs::copy(
+        repo().join("tests/interop/short-flow.toml"),
+        flows.join("short.toml"),
+    )
+    .unwrap();
     let hotline = Hotline::start(dir.path(), &flows, None);
     let conf = dir.path().join("baresip");
     std::fs::create_dir_all(&conf).unwrap();
@@ -129,23 +190,40 @@ fn baresip_places_a_call_that_completes() {
     let out = Command::new(baresip)
         .arg("-f")
         .arg(&conf)
-        .args(["-e", &format!("/dial sip:200@127.0.0.1:{}", hotline.port), "-t", "15"])
+        .args([
+            "-e",
+            &format!("/dial sip:200@127.0.0.1:{}", hotline.port),
+            "-t",
+            "15",
+        ])
         .stdin(Stdio::null())
         .output()
         .expect("run baresip");
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("Call established"), "{text}");
-    assert!(text.contains("terminated"), "hotline ended the call: {text}");
+    assert!(
+        text.contains("terminated"),
+        "hotline ended the call: {text}"
+    );
     let cdrs = hotline.stop();
     assert_eq!(cdrs.len(), 1, "{cdrs:?}");
-    assert_eq!((cdrs[0].caller.as_str(), cdrs[0].disposition, cdrs[0].hangup_by), ("baresip", Disposition::Completed, HangupBy::Hotline));
+    assert_eq!(
+        (
+            cdrs[0].caller.as_str(),
+            cdrs[0].disposition,
+            cdrs[0].hangup_by
+        ),
+        ("baresip", Disposition::Completed, HangupBy::Hotline)
+    );
     assert_eq!(cdrs[0].ivr_path, ["welcome", "end"]);
 }
 
 #[test]
 #[ignore = "interop: needs PostgreSQL (HOTLINE_TEST_POSTGRES_URL)"]
 fn cdrs_reach_postgresql() {
-    let url = std::env::var("HOTLINE_TEST_POSTGRES_URL").expect("HOTLINE_TEST_POSTGRES_URL must name a PostgreSQL database for the interop suite");
+    let url = std::env::var("HOTLINE_TEST_POSTGRES_URL")
+        .expect("HOTLINE_TEST_POSTGRES_URL must name a PostgreSQL database for the interop suite");
     let dir = TempDir::new("pg");
     let hotline = Hotline::start(dir.path(), &repo().join("ivr-flows"), Some(url));
     let sip = std::net::SocketAddr::from(([127, 0, 0, 1], hotline.port));

@@ -23,8 +23,17 @@ fn caller_hears_the_welcome_prompt_sample_exact() {
     // The first talkspurt carries the welcome prompt, frame for frame.
     let (first, _) = &phone.received[0];
     assert!(first.marker, "first packet starts a talkspurt");
-    let welcome: Vec<u8> = phone.received.iter().take(20).flat_map(|(_, p)| p.clone()).collect();
-    assert_eq!(welcome, prompts[0].1[..welcome.len()], "received audio is the welcome prompt");
+    let welcome: Vec<u8> = phone
+        .received
+        .iter()
+        .take(20)
+        .flat_map(|(_, p)| p.clone())
+        .collect();
+    assert_eq!(
+        welcome,
+        prompts[0].1[..welcome.len()],
+        "received audio is the welcome prompt"
+    );
     // Sequence numbers and timestamps run on without gaps.
     for pair in phone.received.windows(2) {
         assert_eq!(pair[1].0.sequence, pair[0].0.sequence.wrapping_add(1));
@@ -32,13 +41,21 @@ fn caller_hears_the_welcome_prompt_sample_exact() {
         assert_eq!(pair[1].0.ssrc, pair[0].0.ssrc);
     }
     phone.hangup();
-    phone.wait_for(S(2000), |e| matches!(e, UaEvent::Ended { .. })).expect("BYE answered");
+    phone
+        .wait_for(S(2000), |e| matches!(e, UaEvent::Ended { .. }))
+        .expect("BYE answered");
     server.stop();
     let cdrs = read_cdrs(&site.config.database);
     assert_eq!(cdrs.len(), 1);
     let c = &cdrs[0];
-    assert_eq!((c.disposition, c.hangup_by, c.sip_code), (Disposition::CallerHangup, HangupBy::Caller, 200));
-    assert_eq!((c.caller.as_str(), c.dialled.as_str(), c.flow.as_deref()), ("5550100", "100", Some("test")));
+    assert_eq!(
+        (c.disposition, c.hangup_by, c.sip_code),
+        (Disposition::CallerHangup, HangupBy::Caller, 200)
+    );
+    assert_eq!(
+        (c.caller.as_str(), c.dialled.as_str(), c.flow.as_deref()),
+        ("5550100", "100", Some("test"))
+    );
     assert!(c.answer_ms.is_some() && c.end_ms >= c.start_ms);
     assert_eq!(c.ivr_path, ["welcome", "menu"]);
 }
@@ -52,14 +69,25 @@ fn pressing_1_plays_option_1_then_9_says_goodbye_and_hangs_up() {
     phone.talk(S(900));
     phone.press("1", S(300));
     phone.press("9", S(700));
-    phone.wait_for(S(2000), |e| matches!(e, UaEvent::RemoteBye { .. })).expect("hotline hangs up after goodbye");
+    phone
+        .wait_for(S(2000), |e| matches!(e, UaEvent::RemoteBye { .. }))
+        .expect("hotline hangs up after goodbye");
     let prompts = encoded_prompts(&site, phone.codec);
-    assert_eq!(phone.heard(&prompts), ["welcome", "menu", "option1", "menu", "goodbye"]);
+    assert_eq!(
+        phone.heard(&prompts),
+        ["welcome", "menu", "option1", "menu", "goodbye"]
+    );
     server.stop();
     let c = &read_cdrs(&site.config.database)[0];
-    assert_eq!((c.disposition, c.hangup_by), (Disposition::Completed, HangupBy::Hotline));
+    assert_eq!(
+        (c.disposition, c.hangup_by),
+        (Disposition::Completed, HangupBy::Hotline)
+    );
     assert_eq!(c.digits, "19");
-    assert_eq!(c.ivr_path, ["welcome", "menu", "option1", "menu", "goodbye", "end"]);
+    assert_eq!(
+        c.ivr_path,
+        ["welcome", "menu", "option1", "menu", "goodbye", "end"]
+    );
 }
 
 #[test]
@@ -71,12 +99,18 @@ fn timeout_and_invalid_digit_retry_then_fail_to_goodbye() {
     phone.talk(S(900)); // welcome + menu
     phone.talk(S(2200)); // menu timeout (1 s): "invalid" + menu again
     phone.press("7", S(100)); // a wrong key: second failure
-    phone.wait_for(S(3000), |e| matches!(e, UaEvent::RemoteBye { .. })).expect("failure exit ends in goodbye");
+    phone
+        .wait_for(S(3000), |e| matches!(e, UaEvent::RemoteBye { .. }))
+        .expect("failure exit ends in goodbye");
     let prompts = encoded_prompts(&site, phone.codec);
     let heard = phone.heard(&prompts);
     server.stop();
     let c = &read_cdrs(&site.config.database)[0];
-    assert_eq!(heard, ["welcome", "menu", "invalid", "menu", "goodbye"], "{c:?}");
+    assert_eq!(
+        heard,
+        ["welcome", "menu", "invalid", "menu", "goodbye"],
+        "{c:?}"
+    );
     assert_eq!(c.digits, "7");
     assert_eq!(c.ivr_path, ["welcome", "menu", "goodbye", "end"]);
 }
@@ -93,7 +127,9 @@ fn collect_digits_by_sip_info() {
         phone.ua.send_info_digit(std::time::Instant::now(), call, d);
         phone.talk(S(60));
     }
-    phone.wait_for(S(3000), |e| matches!(e, UaEvent::RemoteBye { .. })).expect("collect then goodbye");
+    phone
+        .wait_for(S(3000), |e| matches!(e, UaEvent::RemoteBye { .. }))
+        .expect("collect then goodbye");
     server.stop();
     let c = &read_cdrs(&site.config.database)[0];
     assert_eq!(c.digits, "21234#");
@@ -107,11 +143,15 @@ fn inband_dtmf_when_telephone_event_is_not_offered() {
     let mut phone = Phone::new(server.sip);
     let offer = phone.offer(&[Codec::Pcma], false);
     phone.dial("100", Some(offer));
-    phone.wait_for(S(3000), |e| matches!(e, UaEvent::Answered { .. })).expect("answered");
+    phone
+        .wait_for(S(3000), |e| matches!(e, UaEvent::Answered { .. }))
+        .expect("answered");
     assert_eq!((phone.codec, phone.event_pt), (Codec::Pcma, None));
     phone.talk(S(900));
     phone.press_inband("9", S(200));
-    phone.wait_for(S(3000), |e| matches!(e, UaEvent::RemoteBye { .. })).expect("9 by in-band tone leads to goodbye");
+    phone
+        .wait_for(S(3000), |e| matches!(e, UaEvent::RemoteBye { .. }))
+        .expect("9 by in-band tone leads to goodbye");
     server.stop();
     let c = &read_cdrs(&site.config.database)[0];
     assert_eq!(c.digits, "9");
@@ -125,13 +165,26 @@ fn cancel_before_answer_gets_487_and_a_caller_hangup_cdr() {
     let mut phone = Phone::new(server.sip);
     let offer = phone.offer(&[Codec::Pcmu], true);
     phone.dial("100", Some(offer));
-    phone.wait_for(S(2000), |e| matches!(e, UaEvent::Progress { code: 180, .. })).expect("ringing");
+    phone
+        .wait_for(S(2000), |e| {
+            matches!(e, UaEvent::Progress { code: 180, .. })
+        })
+        .expect("ringing");
     phone.hangup();
-    phone.wait_for(S(2000), |e| matches!(e, UaEvent::Failed { code: 487, .. })).expect("487 Request Terminated");
+    phone
+        .wait_for(S(2000), |e| matches!(e, UaEvent::Failed { code: 487, .. }))
+        .expect("487 Request Terminated");
     server.stop();
     let cdrs = read_cdrs(&site.config.database);
     assert_eq!(cdrs.len(), 1);
-    assert_eq!((cdrs[0].disposition, cdrs[0].sip_code, cdrs[0].end_reason.as_str()), (Disposition::CallerHangup, 487, "cancel"));
+    assert_eq!(
+        (
+            cdrs[0].disposition,
+            cdrs[0].sip_code,
+            cdrs[0].end_reason.as_str()
+        ),
+        (Disposition::CallerHangup, 487, "cancel")
+    );
     assert_eq!(cdrs[0].answer_ms, None);
 }
 
@@ -142,15 +195,24 @@ fn late_offer_is_answered_in_the_ack() {
     let mut phone = Phone::new(server.sip);
     let answer = phone.offer(&[Codec::Pcma], true);
     phone.dial_late_offer("100", answer);
-    phone.wait_for(S(3000), |e| matches!(e, UaEvent::Answered { .. })).expect("200 with an offer");
+    phone
+        .wait_for(S(3000), |e| matches!(e, UaEvent::Answered { .. }))
+        .expect("200 with an offer");
     phone.codec = Codec::Pcma;
     phone.talk(S(500));
     let prompts = encoded_prompts(&site, Codec::Pcma);
-    assert_eq!(phone.heard(&prompts).first().map(String::as_str), Some("welcome"), "audio in the codec our ACK chose");
+    assert_eq!(
+        phone.heard(&prompts).first().map(String::as_str),
+        Some("welcome"),
+        "audio in the codec our ACK chose"
+    );
     phone.hangup();
     phone.pump(S(100));
     server.stop();
-    assert_eq!(read_cdrs(&site.config.database)[0].disposition, Disposition::CallerHangup);
+    assert_eq!(
+        read_cdrs(&site.config.database)[0].disposition,
+        Disposition::CallerHangup
+    );
 }
 
 #[test]
@@ -161,26 +223,41 @@ fn refusals_404_488_503_each_leave_one_cdr() {
     let mut server = start(site.config.clone());
     let mut phone = Phone::new(server.sip);
     phone.dial("555", Some(phone.offer(&[Codec::Pcmu], true)));
-    phone.wait_for(S(2000), |e| matches!(e, UaEvent::Failed { code: 404, .. })).expect("404 for an unknown number");
-    let g729 = phone.offer(&[Codec::Pcmu], false).replace("RTP/AVP 0", "RTP/AVP 18").replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:18 G729/8000");
+    phone
+        .wait_for(S(2000), |e| matches!(e, UaEvent::Failed { code: 404, .. }))
+        .expect("404 for an unknown number");
+    let g729 = phone
+        .offer(&[Codec::Pcmu], false)
+        .replace("RTP/AVP 0", "RTP/AVP 18")
+        .replace("a=rtpmap:0 PCMU/8000", "a=rtpmap:18 G729/8000");
     phone.dial("100", Some(g729));
-    phone.wait_for(S(2000), |e| matches!(e, UaEvent::Failed { code: 488, .. })).expect("488 for no common codec");
+    phone
+        .wait_for(S(2000), |e| matches!(e, UaEvent::Failed { code: 488, .. }))
+        .expect("488 for no common codec");
     let mut first = Phone::new(server.sip);
     first.call("100");
     phone.dial("100", Some(phone.offer(&[Codec::Pcmu], true)));
-    phone.wait_for(S(2000), |e| matches!(e, UaEvent::Failed { code: 503, .. })).expect("503 beyond the call limit");
+    phone
+        .wait_for(S(2000), |e| matches!(e, UaEvent::Failed { code: 503, .. }))
+        .expect("503 beyond the call limit");
     first.hangup();
     first.pump(S(200));
     server.stop();
     let cdrs = read_cdrs(&site.config.database);
-    let mut summary: Vec<(u16, Disposition, String)> = cdrs.iter().map(|c| (c.sip_code, c.disposition, c.end_reason.clone())).collect();
+    let mut summary: Vec<(u16, Disposition, String)> = cdrs
+        .iter()
+        .map(|c| (c.sip_code, c.disposition, c.end_reason.clone()))
+        .collect();
     summary.sort_by_key(|s| s.0);
-    assert_eq!(summary, vec![
-        (200, Disposition::CallerHangup, "bye".to_string()),
-        (404, Disposition::Failed, "no_route".to_string()),
-        (488, Disposition::Failed, "no_codec".to_string()),
-        (503, Disposition::Blocked, "overload".to_string()),
-    ]);
+    assert_eq!(
+        summary,
+        vec![
+            (200, Disposition::CallerHangup, "bye".to_string()),
+            (404, Disposition::Failed, "no_route".to_string()),
+            (488, Disposition::Failed, "no_codec".to_string()),
+            (503, Disposition::Blocked, "overload".to_string()),
+        ]
+    );
 }
 
 #[test]
@@ -191,10 +268,15 @@ fn silent_caller_is_hung_up_after_rtp_timeout() {
     let mut phone = Phone::new(server.sip);
     phone.call("100");
     // No RTP from us at all: only SIP is pumped.
-    phone.wait_for(S(3000), |e| matches!(e, UaEvent::RemoteBye { .. })).expect("ghost call ended");
+    phone
+        .wait_for(S(3000), |e| matches!(e, UaEvent::RemoteBye { .. }))
+        .expect("ghost call ended");
     server.stop();
     let c = &read_cdrs(&site.config.database)[0];
-    assert_eq!((c.disposition, c.end_reason.as_str()), (Disposition::Failed, "rtp_timeout"));
+    assert_eq!(
+        (c.disposition, c.end_reason.as_str()),
+        (Disposition::Failed, "rtp_timeout")
+    );
 }
 
 #[test]
@@ -207,18 +289,35 @@ fn graceful_shutdown_refuses_new_calls_and_ends_old_ones_with_bye() {
     server.server.as_ref().unwrap().shutdown();
     let mut late = Phone::new(server.sip);
     late.dial("100", Some(late.offer(&[Codec::Pcmu], true)));
-    late.wait_for(S(2000), |e| matches!(e, UaEvent::Failed { code: 503, .. })).expect("503 while draining");
+    late.wait_for(S(2000), |e| matches!(e, UaEvent::Failed { code: 503, .. }))
+        .expect("503 while draining");
     // The grace period is 2 s; keep talking through it until hotline says goodbye.
     for _ in 0..40 {
         phone.talk(S(100));
-        if phone.events.iter().any(|e| matches!(e, UaEvent::RemoteBye { .. })) {
+        if phone
+            .events
+            .iter()
+            .any(|e| matches!(e, UaEvent::RemoteBye { .. }))
+        {
             break;
         }
     }
-    assert!(phone.events.iter().any(|e| matches!(e, UaEvent::RemoteBye { .. })), "BYE after the grace period");
+    assert!(
+        phone
+            .events
+            .iter()
+            .any(|e| matches!(e, UaEvent::RemoteBye { .. })),
+        "BYE after the grace period"
+    );
     server.stop();
     let cdrs = read_cdrs(&site.config.database);
     assert_eq!(cdrs.len(), 2);
-    assert!(cdrs.iter().any(|c| c.end_reason == "shutdown" && c.disposition == Disposition::Blocked));
-    assert!(cdrs.iter().any(|c| c.end_reason == "shutdown" && c.answer_ms.is_some()));
+    assert!(
+        cdrs.iter()
+            .any(|c| c.end_reason == "shutdown" && c.disposition == Disposition::Blocked)
+    );
+    assert!(
+        cdrs.iter()
+            .any(|c| c.end_reason == "shutdown" && c.answer_ms.is_some())
+    );
 }

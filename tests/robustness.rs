@@ -30,15 +30,28 @@ fn garbage_on_sip_and_rtp_ports_harms_no_call() {
         let mut data: Vec<u8> = match i % 4 {
             0 => (0..rng.usize(1..1500)).map(|_| rng.u8(..)).collect(),
             1 => valid.as_bytes()[..rng.usize(1..valid.len())].to_vec(),
-            2 => valid.replace("Content-Length: 0", "Content-Length: 999").into_bytes(),
-            _ => format!("INVITE sip:100@h SIP/2.0\r\nSubject: {}\r\n\r\n", "x".repeat(70_000)).into_bytes(),
+            2 => valid
+                .replace("Content-Length: 0", "Content-Length: 999")
+                .into_bytes(),
+            _ => format!(
+                "INVITE sip:100@h SIP/2.0\r\nSubject: {}\r\n\r\n",
+                "x".repeat(70_000)
+            )
+            .into_bytes(),
         };
         data.truncate(65_000);
         junk.send_to(&data, server.sip).unwrap();
-        junk.send_to(&data[..data.len().min(400)], rtp_target).unwrap();
+        junk.send_to(&data[..data.len().min(400)], rtp_target)
+            .unwrap();
     }
     // A truncated message with a usable Via is answered 400.
-    junk.send_to(valid.replace("Content-Length: 0", "Content-Length: 40").as_bytes(), server.sip).unwrap();
+    junk.send_to(
+        valid
+            .replace("Content-Length: 0", "Content-Length: 40")
+            .as_bytes(),
+        server.sip,
+    )
+    .unwrap();
     let mut buf = [0u8; 4096];
     let mut got_400 = false;
     let deadline = Instant::now() + S(2000);
@@ -51,7 +64,9 @@ fn garbage_on_sip_and_rtp_ports_harms_no_call() {
     // The call in progress still hears its menu and still takes keys.
     phone.talk(S(700));
     phone.press("9", S(700));
-    phone.wait_for(S(3000), |e| matches!(e, UaEvent::RemoteBye { .. })).expect("call unaffected");
+    phone
+        .wait_for(S(3000), |e| matches!(e, UaEvent::RemoteBye { .. }))
+        .expect("call unaffected");
     // And a new call still works.
     let mut second = Phone::new(server.sip);
     second.call("100");
@@ -70,20 +85,30 @@ fn options_over_udp_and_a_call_over_tcp() {
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.set_read_timeout(Some(S(2000))).unwrap();
     let me = udp.local_addr().unwrap();
-    let options = format!("OPTIONS sip:100@{0} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKopt;rport\r\nFrom: <sip:probe@{me}>;tag=a\r\nTo: <sip:100@{0}>\r\nCall-ID: opt-1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", server.sip);
+    let options = format!(
+        "OPTIONS sip:100@{0} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKopt;rport\r\nFrom: <sip:probe@{me}>;tag=a\r\nTo: <sip:100@{0}>\r\nCall-ID: opt-1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        server.sip
+    );
     udp.send_to(options.as_bytes(), server.sip).unwrap();
     let mut buf = [0u8; 4096];
     let n = udp.recv(&mut buf).unwrap();
     let reply = String::from_utf8_lossy(&buf[..n]);
     assert!(reply.starts_with("SIP/2.0 200"), "{reply}");
-    assert!(reply.contains("Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"), "{reply}");
+    assert!(
+        reply.contains("Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"),
+        "{reply}"
+    );
 
     // An INVITE over TCP, framed by Content-Length, answered on the same connection.
     let mut tcp = TcpStream::connect(server.sip).unwrap();
     tcp.set_read_timeout(Some(S(3000))).unwrap();
     let local = tcp.local_addr().unwrap();
     let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
-    let invite = format!("INVITE sip:100@{0};transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKtcp1\r\nFrom: <sip:tcp@{local}>;tag=t1\r\nTo: <sip:100@{0}>\r\nCall-ID: tcp-call-1\r\nCSeq: 1 INVITE\r\nContact: <sip:tcp@{local};transport=tcp>\r\nContent-Type: application/sdp\r\nContent-Length: {1}\r\n\r\n{sdp}", server.sip, sdp.len());
+    let invite = format!(
+        "INVITE sip:100@{0};transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKtcp1\r\nFrom: <sip:tcp@{local}>;tag=t1\r\nTo: <sip:100@{0}>\r\nCall-ID: tcp-call-1\r\nCSeq: 1 INVITE\r\nContact: <sip:tcp@{local};transport=tcp>\r\nContent-Type: application/sdp\r\nContent-Length: {1}\r\n\r\n{sdp}",
+        server.sip,
+        sdp.len()
+    );
     tcp.write_all(invite.as_bytes()).unwrap();
     let mut got = String::new();
     let deadline = Instant::now() + S(3000);
@@ -93,9 +118,21 @@ fn options_over_udp_and_a_call_over_tcp() {
     }
     assert!(got.contains("SIP/2.0 100"), "{got}");
     assert!(got.contains("SIP/2.0 200"), "{got}");
-    let to_tag = got.split("To: ").nth(2).or(got.split("To: ").nth(1)).and_then(|t| t.split("tag=").nth(1)).map(|t| t.split(['\r', ';']).next().unwrap().to_string()).unwrap();
-    let ack = format!("ACK sip:100@{0};transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKtcp2\r\nFrom: <sip:tcp@{local}>;tag=t1\r\nTo: <sip:100@{0}>;tag={to_tag}\r\nCall-ID: tcp-call-1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n", server.sip);
-    let bye = format!("BYE sip:100@{0};transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKtcp3\r\nFrom: <sip:tcp@{local}>;tag=t1\r\nTo: <sip:100@{0}>;tag={to_tag}\r\nCall-ID: tcp-call-1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n", server.sip);
+    let to_tag = got
+        .split("To: ")
+        .nth(2)
+        .or(got.split("To: ").nth(1))
+        .and_then(|t| t.split("tag=").nth(1))
+        .map(|t| t.split(['\r', ';']).next().unwrap().to_string())
+        .unwrap();
+    let ack = format!(
+        "ACK sip:100@{0};transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKtcp2\r\nFrom: <sip:tcp@{local}>;tag=t1\r\nTo: <sip:100@{0}>;tag={to_tag}\r\nCall-ID: tcp-call-1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+        server.sip
+    );
+    let bye = format!(
+        "BYE sip:100@{0};transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKtcp3\r\nFrom: <sip:tcp@{local}>;tag=t1\r\nTo: <sip:100@{0}>;tag={to_tag}\r\nCall-ID: tcp-call-1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        server.sip
+    );
     tcp.write_all(ack.as_bytes()).unwrap();
     std::thread::sleep(S(200));
     tcp.write_all(bye.as_bytes()).unwrap();
@@ -105,11 +142,17 @@ fn options_over_udp_and_a_call_over_tcp() {
         let n = tcp.read(&mut buf).unwrap_or(0);
         got.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
-    assert!(got.contains("SIP/2.0 200") && got.contains("CSeq: 2 BYE"), "{got}");
+    assert!(
+        got.contains("SIP/2.0 200") && got.contains("CSeq: 2 BYE"),
+        "{got}"
+    );
     server.stop();
     let cdrs = read_cdrs(&site.config.database);
     assert_eq!(cdrs.len(), 1);
-    assert_eq!((cdrs[0].sip_call_id.as_str(), cdrs[0].disposition), ("tcp-call-1", Disposition::CallerHangup));
+    assert_eq!(
+        (cdrs[0].sip_call_id.as_str(), cdrs[0].disposition),
+        ("tcp-call-1", Disposition::CallerHangup)
+    );
 }
 
 #[test]
@@ -120,21 +163,49 @@ fn hold_and_unhold_by_reinvite() {
     phone.call("100");
     phone.talk(S(300));
     let call = phone.call.unwrap();
-    let hold = phone.offer(&[Codec::Pcmu], true).replace("a=sendrecv", "a=sendonly");
-    phone.ua.send_in_dialog(Instant::now(), call, hotline::sip::message::Method::Invite, Some(("application/sdp".into(), hold.into_bytes())));
-    let held = phone.wait_for(S(2000), |e| matches!(e, UaEvent::Reinvited { .. })).expect("hold answered");
-    let UaEvent::Reinvited { code: 200, answer: Some(answer), .. } = held else { panic!("{held:?}") };
+    let hold = phone
+        .offer(&[Codec::Pcmu], true)
+        .replace("a=sendrecv", "a=sendonly");
+    phone.ua.send_in_dialog(
+        Instant::now(),
+        call,
+        hotline::sip::message::Method::Invite,
+        Some(("application/sdp".into(), hold.into_bytes())),
+    );
+    let held = phone
+        .wait_for(S(2000), |e| matches!(e, UaEvent::Reinvited { .. }))
+        .expect("hold answered");
+    let UaEvent::Reinvited {
+        code: 200,
+        answer: Some(answer),
+        ..
+    } = held
+    else {
+        panic!("{held:?}")
+    };
     assert!(String::from_utf8_lossy(&answer).contains("a=recvonly"));
     phone.talk(S(200));
     let before = phone.received.len();
     phone.talk(S(600));
     assert!(phone.received.len() <= before + 1, "no audio while held");
     let unhold = phone.offer(&[Codec::Pcmu], true);
-    phone.ua.send_in_dialog(Instant::now(), call, hotline::sip::message::Method::Invite, Some(("application/sdp".into(), unhold.into_bytes())));
-    phone.wait_for(S(2000), |e| matches!(e, UaEvent::Reinvited { code: 200, .. })).expect("unhold answered");
+    phone.ua.send_in_dialog(
+        Instant::now(),
+        call,
+        hotline::sip::message::Method::Invite,
+        Some(("application/sdp".into(), unhold.into_bytes())),
+    );
+    phone
+        .wait_for(S(2000), |e| {
+            matches!(e, UaEvent::Reinvited { code: 200, .. })
+        })
+        .expect("unhold answered");
     let before = phone.received.len();
     phone.talk(S(600));
-    assert!(phone.received.len() >= before + 20, "audio again after unhold");
+    assert!(
+        phone.received.len() >= before + 20,
+        "audio again after unhold"
+    );
     let marker = phone.received[before..].iter().any(|(h, _)| h.marker);
     assert!(marker, "a new talkspurt after the hold");
     phone.hangup();
@@ -146,16 +217,26 @@ fn hold_and_unhold_by_reinvite() {
 #[test]
 fn one_cdr_per_call_while_the_database_is_locked() {
     let site = site(TEST_FLOW);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     // Create the schema, then hold an exclusive lock from a second connection.
     let path = site.dir.path().join("cdr.db");
     let mut lock = rt.block_on(async {
         use sqlx::Connection;
-        let store = hotline::cdr::store::CdrStore::connect(&site.config.database).await.unwrap();
+        let store = hotline::cdr::store::CdrStore::connect(&site.config.database)
+            .await
+            .unwrap();
         store.migrate().await.unwrap();
         store.close().await;
-        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.unwrap();
-        sqlx::query("BEGIN EXCLUSIVE").execute(&mut c).await.unwrap();
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        sqlx::query("BEGIN EXCLUSIVE")
+            .execute(&mut c)
+            .await
+            .unwrap();
         c
     });
     let mut server = start(site.config.clone());
@@ -164,14 +245,16 @@ fn one_cdr_per_call_while_the_database_is_locked() {
     a.call("100");
     a.talk(S(900));
     a.press("9", S(600));
-    a.wait_for(S(3000), |e| matches!(e, UaEvent::RemoteBye { .. })).expect("completed in IVR");
+    a.wait_for(S(3000), |e| matches!(e, UaEvent::RemoteBye { .. }))
+        .expect("completed in IVR");
     let mut b = Phone::new(server.sip);
     b.call("100");
     b.hangup();
     b.pump(S(100));
     let mut c = Phone::new(server.sip);
     c.dial("555", Some(c.offer(&[Codec::Pcmu], true)));
-    c.wait_for(S(2000), |e| matches!(e, UaEvent::Failed { .. })).expect("refused");
+    c.wait_for(S(2000), |e| matches!(e, UaEvent::Failed { .. }))
+        .expect("refused");
     std::thread::sleep(S(1500));
     rt.block_on(async {
         sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
@@ -181,5 +264,12 @@ fn one_cdr_per_call_while_the_database_is_locked() {
     let cdrs = read_cdrs(&site.config.database);
     let mut dispositions: Vec<Disposition> = cdrs.iter().map(|c| c.disposition).collect();
     dispositions.sort_by_key(|d| d.as_str());
-    assert_eq!(dispositions, [Disposition::CallerHangup, Disposition::Completed, Disposition::Failed]);
+    assert_eq!(
+        dispositions,
+        [
+            Disposition::CallerHangup,
+            Disposition::Completed,
+            Disposition::Failed
+        ]
+    );
 }

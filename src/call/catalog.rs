@@ -27,20 +27,34 @@ pub enum CatalogError {
 impl Catalog {
     /// Load every flow in `flows_dir` and every prompt they use from `prompts_dir`:
     /// `<prompts>/<language>/<name>.wav`, else `<prompts>/<name>.wav`.
-    pub fn load(flows_dir: &Path, prompts_dir: &Path, language: &str) -> Result<Catalog, CatalogError> {
+    pub fn load(
+        flows_dir: &Path,
+        prompts_dir: &Path,
+        language: &str,
+    ) -> Result<Catalog, CatalogError> {
         let flows = flow::load_dir(flows_dir).map_err(CatalogError::Flows)?;
         let mut prompts = Vec::with_capacity(flows.prompts.len());
         let mut files = Vec::new();
         for name in &flows.prompts {
-            let tried = vec![prompts_dir.join(language).join(format!("{name}.wav")), prompts_dir.join(format!("{name}.wav"))];
+            let tried = vec![
+                prompts_dir.join(language).join(format!("{name}.wav")),
+                prompts_dir.join(format!("{name}.wav")),
+            ];
             let Some(path) = tried.iter().find(|p| p.is_file()) else {
-                return Err(CatalogError::MissingPrompt { name: name.clone(), tried });
+                return Err(CatalogError::MissingPrompt {
+                    name: name.clone(),
+                    tried,
+                });
             };
             let samples = prompt::load_wav(path)?;
             prompts.push(prompt::EncodedPrompt::encode(&samples));
             files.push(path.clone());
         }
-        Ok(Catalog { flows: Arc::new(flows), prompts, files })
+        Ok(Catalog {
+            flows: Arc::new(flows),
+            prompts,
+            files,
+        })
     }
 
     pub fn prompt(&self, id: PromptId) -> &EncodedPrompt {
@@ -49,6 +63,10 @@ impl Catalog {
 
     /// For tests: a catalog from flows and ready-made prompts.
     pub fn from_parts(flows: FlowSet, prompts: Vec<EncodedPrompt>) -> Catalog {
-        Catalog { flows: Arc::new(flows), prompts, files: Vec::new() }
+        Catalog {
+            flows: Arc::new(flows),
+            prompts,
+            files: Vec::new(),
+        }
     }
 }

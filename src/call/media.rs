@@ -22,11 +22,25 @@ pub trait MediaBackend {
 
 #[derive(Debug, Clone)]
 pub enum MediaCommand {
-    Start { call: CallRef, params: StreamParams },
-    Update { call: CallRef, params: StreamParams },
-    Play { call: CallRef, id: u32, prompts: Vec<Arc<[u8]>> },
-    Stop { call: CallRef },
-    Close { call: CallRef },
+    Start {
+        call: CallRef,
+        params: StreamParams,
+    },
+    Update {
+        call: CallRef,
+        params: StreamParams,
+    },
+    Play {
+        call: CallRef,
+        id: u32,
+        prompts: Vec<Arc<[u8]>>,
+    },
+    Stop {
+        call: CallRef,
+    },
+    Close {
+        call: CallRef,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +53,9 @@ pub enum MediaEvent {
 impl MediaEvent {
     pub fn call(&self) -> CallRef {
         match *self {
-            MediaEvent::Digit { call, .. } | MediaEvent::PlayDone { call, .. } | MediaEvent::RtpTimeout { call } => call,
+            MediaEvent::Digit { call, .. }
+            | MediaEvent::PlayDone { call, .. }
+            | MediaEvent::RtpTimeout { call } => call,
         }
     }
 }

@@ -79,8 +79,22 @@ impl<M: MediaBackend> Engine<M> {
     /// `epoch` pairs a monotonic instant with the wall clock (Unix ms) at that instant, so CDR
     /// times are derived from the same `now` every input carries.
     pub fn new(cfg: EngineConfig, catalog: Arc<Catalog>, media: M, epoch: (Instant, i64)) -> Self {
-        let ua = UserAgent::new(UaConfig { timers: cfg.timers, advertised: cfg.advertised.clone(), user: "hotline".into() });
-        Engine { cfg, ua, media, catalog, calls: HashMap::new(), deadlines: BinaryHeap::new(), records: VecDeque::new(), epoch, shutdown_at: None }
+        let ua = UserAgent::new(UaConfig {
+            timers: cfg.timers,
+            advertised: cfg.advertised.clone(),
+            user: "hotline".into(),
+        });
+        Engine {
+            cfg,
+            ua,
+            media,
+            catalog,
+            calls: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            records: VecDeque::new(),
+            epoch,
+            shutdown_at: None,
+        }
     }
 
     /// New calls use this catalog from now on; calls in progress keep the one they started with.
@@ -106,7 +120,10 @@ impl<M: MediaBackend> Engine<M> {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         let ours = self.deadlines.peek().map(|Reverse((t, _))| *t);
-        [ours, self.ua.poll_timeout(), self.shutdown_at].into_iter().flatten().min()
+        [ours, self.ua.poll_timeout(), self.shutdown_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// True once shutdown was asked for, every call is over and every request we sent (the
@@ -123,14 +140,25 @@ impl<M: MediaBackend> Engine<M> {
 
     pub fn handle_media(&mut self, now: Instant, event: MediaEvent) {
         let call_ref = event.call();
-        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        let Some(call) = self.calls.get_mut(&call_ref) else {
+            return;
+        };
         match event {
             MediaEvent::Digit { digit, .. } => call.interpreter.on_digit(now, digit),
-            MediaEvent::PlayDone { id, .. } => call.interpreter.on_play_done(now, crate::flow::PlayId(id)),
+            MediaEvent::PlayDone { id, .. } => {
+                call.interpreter.on_play_done(now, crate::flow::PlayId(id))
+            }
             MediaEvent::RtpTimeout { .. } => {
                 tracing::info!(call_id = %call.sip_call_id, "no RTP from the caller; ending the call");
                 self.ua.hangup(now, call_ref);
-                return self.finish(now, call_ref, Disposition::Failed, HangupBy::Hotline, 200, "rtp_timeout");
+                return self.finish(
+                    now,
+                    call_ref,
+                    Disposition::Failed,
+                    HangupBy::Hotline,
+                    200,
+                    "rtp_timeout",
+                );
             }
         }
         self.run_flow(now, call_ref);
@@ -144,7 +172,9 @@ impl<M: MediaBackend> Engine<M> {
                 break;
             }
             self.deadlines.pop();
-            let Some(call) = self.calls.get_mut(&call_ref) else { continue };
+            let Some(call) = self.calls.get_mut(&call_ref) else {
+                continue;
+            };
             if call.scheduled != Some(at) {
                 continue;
             }
@@ -177,13 +207,38 @@ impl<M: MediaBackend> Engine<M> {
     fn end_all(&mut self, now: Instant) {
         let refs: Vec<CallRef> = self.calls.keys().copied().collect();
         for call_ref in refs {
-            let answered = self.calls.get(&call_ref).is_some_and(|c| c.phase != Phase::Ringing);
+            let answered = self
+                .calls
+                .get(&call_ref)
+                .is_some_and(|c| c.phase != Phase::Ringing);
             if answered {
                 self.ua.hangup(now, call_ref);
-                self.finish(now, call_ref, Disposition::Failed, HangupBy::Hotline, 200, "shutdown");
+                self.finish(
+                    now,
+                    call_ref,
+                    Disposition::Failed,
+                    HangupBy::Hotline,
+                    200,
+                    "shutdown",
+                );
             } else {
-                self.ua.reject(now, call_ref, 503, &[("Retry-After", self.cfg.retry_after.as_secs().max(1).to_string())]);
-                self.finish(now, call_ref, Disposition::Blocked, HangupBy::None, 503, "shutdown");
+                self.ua.reject(
+                    now,
+                    call_ref,
+                    503,
+                    &[(
+                        "Retry-After",
+                        self.cfg.retry_after.as_secs().max(1).to_string(),
+                    )],
+                );
+                self.finish(
+                    now,
+                    call_ref,
+                    Disposition::Blocked,
+                    HangupBy::None,
+                    503,
+                    "shutdown",
+                );
             }
         }
     }
@@ -191,11 +246,31 @@ impl<M: MediaBackend> Engine<M> {
     fn drain_ua(&mut self, now: Instant) {
         while let Some(event) = self.ua.poll_event() {
             match event {
-                UaEvent::Incoming { call, call_id, from_user, to_user, offer, local_ip, .. } => {
-                    self.on_incoming(now, call, call_id, from_user, to_user, offer, local_ip)
-                }
-                UaEvent::Cancelled { call } => self.finish(now, call, Disposition::CallerHangup, HangupBy::Caller, 487, "cancel"),
-                UaEvent::RemoteBye { call } => self.finish(now, call, Disposition::CallerHangup, HangupBy::Caller, 200, "bye"),
+                UaEvent::Incoming {
+                    call,
+                    call_id,
+                    from_user,
+                    to_user,
+                    offer,
+                    local_ip,
+                    ..
+                } => self.on_incoming(now, call, call_id, from_user, to_user, offer, local_ip),
+                UaEvent::Cancelled { call } => self.finish(
+                    now,
+                    call,
+                    Disposition::CallerHangup,
+                    HangupBy::Caller,
+                    487,
+                    "cancel",
+                ),
+                UaEvent::RemoteBye { call } => self.finish(
+                    now,
+                    call,
+                    Disposition::CallerHangup,
+                    HangupBy::Caller,
+                    200,
+                    "bye",
+                ),
                 UaEvent::Acked { call, answer } => self.on_ack(now, call, answer),
                 UaEvent::ReInvite { call, offer } => self.on_reinvite(now, call, offer),
                 UaEvent::Dtmf { call, digit } => {
@@ -204,19 +279,46 @@ impl<M: MediaBackend> Engine<M> {
                         self.run_flow(now, call);
                     }
                 }
-                UaEvent::Ended { call, code: 408 } => self.finish(now, call, Disposition::Failed, HangupBy::Hotline, 200, "no_ack"),
-                UaEvent::Ended { .. } | UaEvent::Progress { .. } | UaEvent::Answered { .. } | UaEvent::Failed { .. } | UaEvent::Reinvited { .. } => {}
+                UaEvent::Ended { call, code: 408 } => self.finish(
+                    now,
+                    call,
+                    Disposition::Failed,
+                    HangupBy::Hotline,
+                    200,
+                    "no_ack",
+                ),
+                UaEvent::Ended { .. }
+                | UaEvent::Progress { .. }
+                | UaEvent::Answered { .. }
+                | UaEvent::Failed { .. }
+                | UaEvent::Reinvited { .. } => {}
             }
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn on_incoming(&mut self, now: Instant, call_ref: CallRef, sip_call_id: String, caller: String, dialled: String, offer: Option<Vec<u8>>, local_ip: Option<IpAddr>) {
+    fn on_incoming(
+        &mut self,
+        now: Instant,
+        call_ref: CallRef,
+        sip_call_id: String,
+        caller: String,
+        dialled: String,
+        offer: Option<Vec<u8>>,
+        local_ip: Option<IpAddr>,
+    ) {
         let start_ms = self.wall_ms(now);
-        let refuse = |engine: &mut Self, code: u16, disposition: Disposition, reason: &str, flow: Option<String>| {
+        let refuse = |engine: &mut Self,
+                      code: u16,
+                      disposition: Disposition,
+                      reason: &str,
+                      flow: Option<String>| {
             let mut extra = Vec::new();
             if code == 503 {
-                extra.push(("Retry-After", engine.cfg.retry_after.as_secs().max(1).to_string()));
+                extra.push((
+                    "Retry-After",
+                    engine.cfg.retry_after.as_secs().max(1).to_string(),
+                ));
             }
             engine.ua.reject(now, call_ref, code, &extra);
             tracing::info!(%sip_call_id, %caller, %dialled, code, reason, "call refused");
@@ -248,7 +350,11 @@ impl<M: MediaBackend> Engine<M> {
             return refuse(self, 404, Disposition::Failed, "no_route", None);
         };
         let flow_name = catalog.flows.flow(flow).name.clone();
-        let address = self.cfg.media_address.or(local_ip).unwrap_or(self.cfg.fallback_address);
+        let address = self
+            .cfg
+            .media_address
+            .or(local_ip)
+            .unwrap_or(self.cfg.fallback_address);
         let mut local = LocalMedia::new(address, 0, fastrand::u64(1..1 << 40));
         let parsed_offer = match offer.as_deref().map(SessionDescription::parse_bytes) {
             None => None,
@@ -272,28 +378,37 @@ impl<M: MediaBackend> Engine<M> {
             Ok(port) => local.port = port,
             Err(e) => {
                 tracing::warn!(error = %e, "no RTP port for a new call");
-                return refuse(self, 503, Disposition::Failed, "no_media_port", Some(flow_name));
+                return refuse(
+                    self,
+                    503,
+                    Disposition::Failed,
+                    "no_media_port",
+                    Some(flow_name),
+                );
             }
         }
         tracing::info!(%sip_call_id, %caller, %dialled, flow = %flow_name, "incoming call");
         let interpreter = Interpreter::new(Arc::clone(&catalog.flows), flow);
-        self.calls.insert(call_ref, Call {
-            id: new_call_id(),
-            sip_call_id,
-            caller,
-            dialled,
-            start_ms,
-            answer_ms: None,
-            catalog,
-            flow,
-            interpreter,
-            phase: Phase::Ringing,
-            local,
-            offer: parsed_offer,
-            negotiated,
-            answer_at: None,
-            scheduled: None,
-        });
+        self.calls.insert(
+            call_ref,
+            Call {
+                id: new_call_id(),
+                sip_call_id,
+                caller,
+                dialled,
+                start_ms,
+                answer_ms: None,
+                catalog,
+                flow,
+                interpreter,
+                phase: Phase::Ringing,
+                local,
+                offer: parsed_offer,
+                negotiated,
+                answer_at: None,
+                scheduled: None,
+            },
+        );
         if self.cfg.answer_delay.is_zero() {
             self.answer(now, call_ref);
         } else {
@@ -307,7 +422,9 @@ impl<M: MediaBackend> Engine<M> {
 
     fn answer(&mut self, now: Instant, call_ref: CallRef) {
         let wall = self.wall_ms(now);
-        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        let Some(call) = self.calls.get_mut(&call_ref) else {
+            return;
+        };
         let body = match (&call.offer, &call.negotiated) {
             (Some(offer), Some(neg)) => sdp::build_answer(offer, &call.local, neg),
             _ => sdp::build_offer(&call.local, Direction::SendRecv),
@@ -315,13 +432,18 @@ impl<M: MediaBackend> Engine<M> {
         call.phase = Phase::Answered;
         call.answer_ms = Some(wall);
         if let Some(neg) = call.negotiated {
-            self.media.command(MediaCommand::Start { call: call_ref, params: stream_params(&neg) });
+            self.media.command(MediaCommand::Start {
+                call: call_ref,
+                params: stream_params(&neg),
+            });
         }
         self.ua.answer(now, call_ref, body.into_bytes());
     }
 
     fn on_ack(&mut self, now: Instant, call_ref: CallRef, answer: Option<Vec<u8>>) {
-        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        let Some(call) = self.calls.get_mut(&call_ref) else {
+            return;
+        };
         if call.negotiated.is_none() || (call.phase == Phase::Active && answer.is_some()) {
             // We offered (late offer in the INVITE, or a re-INVITE without SDP): the ACK answers.
             let accepted = answer
@@ -333,18 +455,37 @@ impl<M: MediaBackend> Engine<M> {
                     let first = call.negotiated.is_none();
                     call.negotiated = Some(neg);
                     let params = stream_params(&neg);
-                    let cmd = if first { MediaCommand::Start { call: call_ref, params } } else { MediaCommand::Update { call: call_ref, params } };
+                    let cmd = if first {
+                        MediaCommand::Start {
+                            call: call_ref,
+                            params,
+                        }
+                    } else {
+                        MediaCommand::Update {
+                            call: call_ref,
+                            params,
+                        }
+                    };
                     self.media.command(cmd);
                 }
                 None if call.negotiated.is_none() => {
                     tracing::info!(call_id = %call.sip_call_id, "ACK carried no usable SDP answer; ending the call");
                     self.ua.hangup(now, call_ref);
-                    return self.finish(now, call_ref, Disposition::Failed, HangupBy::Hotline, 200, "no_codec");
+                    return self.finish(
+                        now,
+                        call_ref,
+                        Disposition::Failed,
+                        HangupBy::Hotline,
+                        200,
+                        "no_codec",
+                    );
                 }
                 None => {}
             }
         }
-        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        let Some(call) = self.calls.get_mut(&call_ref) else {
+            return;
+        };
         if call.phase == Phase::Answered {
             call.phase = Phase::Active;
             call.interpreter.start(now);
@@ -360,18 +501,30 @@ impl<M: MediaBackend> Engine<M> {
         let Some(offer) = offer else {
             // RFC 3264 §8: a re-INVITE without SDP asks us to offer; the ACK answers.
             let dir = call.negotiated.map_or(Direction::SendRecv, |n| n.direction);
-            let body = sdp::build_offer(&call.local, if dir == Direction::Inactive { Direction::SendRecv } else { dir });
+            let body = sdp::build_offer(
+                &call.local,
+                if dir == Direction::Inactive {
+                    Direction::SendRecv
+                } else {
+                    dir
+                },
+            );
             return self.ua.answer_reinvite(now, call_ref, body.into_bytes());
         };
         let parsed = SessionDescription::parse_bytes(&offer).ok();
-        let neg = parsed.as_ref().and_then(|o| sdp::negotiate(o, &call.local).ok());
+        let neg = parsed
+            .as_ref()
+            .and_then(|o| sdp::negotiate(o, &call.local).ok());
         match (parsed, neg) {
             (Some(o), Some(n)) => {
                 let body = sdp::build_answer(&o, &call.local, &n);
                 tracing::info!(call_id = %call.sip_call_id, direction = n.direction.as_attr(), "re-INVITE");
                 call.negotiated = Some(n);
                 call.offer = Some(o);
-                self.media.command(MediaCommand::Update { call: call_ref, params: stream_params(&n) });
+                self.media.command(MediaCommand::Update {
+                    call: call_ref,
+                    params: stream_params(&n),
+                });
                 self.ua.answer_reinvite(now, call_ref, body.into_bytes());
             }
             _ => self.ua.reject_reinvite(now, call_ref, 488),
@@ -380,32 +533,52 @@ impl<M: MediaBackend> Engine<M> {
 
     /// Carry out what the interpreter asked for.
     fn run_flow(&mut self, now: Instant, call_ref: CallRef) {
-        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        let Some(call) = self.calls.get_mut(&call_ref) else {
+            return;
+        };
         let codec = call.negotiated.map(|n| n.codec);
         let mut hangup = false;
         while let Some(action) = call.interpreter.poll_action() {
             match action {
                 FlowAction::Play { id, prompts, .. } => {
                     let Some(codec) = codec else { continue };
-                    let data = prompts.iter().map(|p| call.catalog.prompt(*p).for_codec(codec).clone()).collect();
-                    self.media.command(MediaCommand::Play { call: call_ref, id: id.0, prompts: data });
+                    let data = prompts
+                        .iter()
+                        .map(|p| call.catalog.prompt(*p).for_codec(codec).clone())
+                        .collect();
+                    self.media.command(MediaCommand::Play {
+                        call: call_ref,
+                        id: id.0,
+                        prompts: data,
+                    });
                 }
-                FlowAction::StopPlayback => self.media.command(MediaCommand::Stop { call: call_ref }),
+                FlowAction::StopPlayback => {
+                    self.media.command(MediaCommand::Stop { call: call_ref })
+                }
                 FlowAction::Hangup => hangup = true,
             }
         }
         if hangup {
             let stuck = call.interpreter.was_stuck();
             self.ua.hangup(now, call_ref);
-            let (disposition, reason) = if stuck { (Disposition::Failed, "flow_loop") } else { (Disposition::Completed, "flow_hangup") };
+            let (disposition, reason) = if stuck {
+                (Disposition::Failed, "flow_loop")
+            } else {
+                (Disposition::Completed, "flow_hangup")
+            };
             return self.finish(now, call_ref, disposition, HangupBy::Hotline, 200, reason);
         }
         self.reschedule(call_ref);
     }
 
     fn reschedule(&mut self, call_ref: CallRef) {
-        let Some(call) = self.calls.get_mut(&call_ref) else { return };
-        let next = [call.answer_at, call.interpreter.poll_timeout()].into_iter().flatten().min();
+        let Some(call) = self.calls.get_mut(&call_ref) else {
+            return;
+        };
+        let next = [call.answer_at, call.interpreter.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
         if next != call.scheduled {
             call.scheduled = next;
             if let Some(t) = next {
@@ -415,10 +588,24 @@ impl<M: MediaBackend> Engine<M> {
     }
 
     /// The one place a call ends: its CDR is written here and only here.
-    fn finish(&mut self, now: Instant, call_ref: CallRef, disposition: Disposition, hangup_by: HangupBy, sip_code: u16, reason: &str) {
-        let Some(call) = self.calls.remove(&call_ref) else { return };
+    fn finish(
+        &mut self,
+        now: Instant,
+        call_ref: CallRef,
+        disposition: Disposition,
+        hangup_by: HangupBy,
+        sip_code: u16,
+        reason: &str,
+    ) {
+        let Some(call) = self.calls.remove(&call_ref) else {
+            return;
+        };
         self.media.command(MediaCommand::Close { call: call_ref });
-        let sip_code = if call.answer_ms.is_some() { 200 } else { sip_code };
+        let sip_code = if call.answer_ms.is_some() {
+            200
+        } else {
+            sip_code
+        };
         tracing::info!(call_id = %call.sip_call_id, ?disposition, ?hangup_by, reason, path = ?call.interpreter.path(), "call ended");
         self.records.push_back(CdrRecord {
             id: call.id,

@@ -62,11 +62,17 @@ struct T {
 }
 
 fn phone_peer() -> Peer {
-    Peer { addr: "127.0.0.1:5070".parse().unwrap(), transport: crate::sip::TransportKind::Udp }
+    Peer {
+        addr: "127.0.0.1:5070".parse().unwrap(),
+        transport: crate::sip::TransportKind::Udp,
+    }
 }
 
 fn server_peer() -> Peer {
-    Peer { addr: "127.0.0.1:5060".parse().unwrap(), transport: crate::sip::TransportKind::Udp }
+    Peer {
+        addr: "127.0.0.1:5060".parse().unwrap(),
+        transport: crate::sip::TransportKind::Udp,
+    }
 }
 
 impl T {
@@ -76,7 +82,11 @@ impl T {
         std::fs::write(dir.join("main.toml"), FLOW).unwrap();
         let flows = load_dir(&dir).unwrap();
         std::fs::remove_dir_all(&dir).ok();
-        let prompts = flows.prompts.iter().map(|_| EncodedPrompt::encode(&[100i16; 480])).collect();
+        let prompts = flows
+            .prompts
+            .iter()
+            .map(|_| EncodedPrompt::encode(&[100i16; 480]))
+            .collect();
         let catalog = Arc::new(Catalog::from_parts(flows, prompts));
         let now = Instant::now();
         let cfg = EngineConfig {
@@ -90,8 +100,17 @@ impl T {
             timers: Default::default(),
         };
         let engine = Engine::new(cfg, catalog, Recorder::default(), (now, 1_700_000_000_000));
-        let phone = UserAgent::new(UaConfig { timers: Default::default(), advertised: "127.0.0.1:5070".into(), user: "phone".into() });
-        T { now, engine, phone, events: Vec::new() }
+        let phone = UserAgent::new(UaConfig {
+            timers: Default::default(),
+            advertised: "127.0.0.1:5070".into(),
+            user: "phone".into(),
+        });
+        T {
+            now,
+            engine,
+            phone,
+            events: Vec::new(),
+        }
     }
 
     fn pump(&mut self) {
@@ -118,7 +137,10 @@ impl T {
     fn advance(&mut self, d: Duration) {
         let end = self.now + d;
         loop {
-            let next = [self.engine.poll_timeout(), self.phone.poll_timeout()].into_iter().flatten().min();
+            let next = [self.engine.poll_timeout(), self.phone.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
             match next {
                 Some(t) if t <= end => {
                     self.now = self.now.max(t);
@@ -133,7 +155,16 @@ impl T {
     }
 
     fn call(&mut self, number: &str, offer: Option<&str>) -> CallRef {
-        let c = self.phone.invite(self.now, server_peer(), "5551234", number, offer.map(|o| o.as_bytes().to_vec())).unwrap();
+        let c = self
+            .phone
+            .invite(
+                self.now,
+                server_peer(),
+                "5551234",
+                number,
+                offer.map(|o| o.as_bytes().to_vec()),
+            )
+            .unwrap();
         self.pump();
         c
     }
@@ -143,10 +174,15 @@ impl T {
     }
 
     fn last_play(&self) -> Option<(CallRef, u32)> {
-        self.engine.media.commands.iter().rev().find_map(|c| match c {
-            MediaCommand::Play { call, id, .. } => Some((*call, *id)),
-            _ => None,
-        })
+        self.engine
+            .media
+            .commands
+            .iter()
+            .rev()
+            .find_map(|c| match c {
+                MediaCommand::Play { call, id, .. } => Some((*call, *id)),
+                _ => None,
+            })
     }
 }
 
@@ -159,23 +195,46 @@ fn answered_call_runs_the_flow_and_the_flow_hangs_up() {
         MediaCommand::Start { params, .. } => Some(*params),
         _ => None,
     });
-    assert_eq!(started.map(|p| (p.codec, p.event_pt)), Some((crate::media::Codec::Pcma, Some(101))));
+    assert_eq!(
+        started.map(|p| (p.codec, p.event_pt)),
+        Some((crate::media::Codec::Pcma, Some(101)))
+    );
     let (call, play) = t.last_play().expect("welcome plays after the ACK");
-    t.engine.handle_media(t.now, MediaEvent::PlayDone { call, id: play });
+    t.engine
+        .handle_media(t.now, MediaEvent::PlayDone { call, id: play });
     let (_, menu) = t.last_play().unwrap();
-    t.engine.handle_media(t.now, MediaEvent::PlayDone { call, id: menu });
-    t.engine.handle_media(t.now, MediaEvent::Digit { call, digit: '1' });
+    t.engine
+        .handle_media(t.now, MediaEvent::PlayDone { call, id: menu });
+    t.engine
+        .handle_media(t.now, MediaEvent::Digit { call, digit: '1' });
     t.pump();
-    assert!(t.events.iter().any(|e| matches!(e, UaEvent::RemoteBye { .. })), "hotline sent BYE");
+    assert!(
+        t.events
+            .iter()
+            .any(|e| matches!(e, UaEvent::RemoteBye { .. })),
+        "hotline sent BYE"
+    );
     let records = t.records();
     assert_eq!(records.len(), 1);
     let r = &records[0];
-    assert_eq!((r.disposition, r.hangup_by, r.sip_code), (Disposition::Completed, HangupBy::Hotline, 200));
+    assert_eq!(
+        (r.disposition, r.hangup_by, r.sip_code),
+        (Disposition::Completed, HangupBy::Hotline, 200)
+    );
     assert_eq!(r.ivr_path, ["welcome", "menu", "bye"]);
     assert_eq!(r.digits, "1");
-    assert_eq!((r.caller.as_str(), r.dialled.as_str(), r.flow.as_deref()), ("5551234", "100", Some("main")));
+    assert_eq!(
+        (r.caller.as_str(), r.dialled.as_str(), r.flow.as_deref()),
+        ("5551234", "100", Some("main"))
+    );
     assert_eq!(r.start_ms, 1_700_000_000_000);
-    assert!(t.engine.media.commands.iter().any(|c| matches!(c, MediaCommand::Close { .. })));
+    assert!(
+        t.engine
+            .media
+            .commands
+            .iter()
+            .any(|c| matches!(c, MediaCommand::Close { .. }))
+    );
 }
 
 #[test]
@@ -187,7 +246,10 @@ fn caller_bye_is_caller_hangup() {
     t.pump();
     let r = t.records();
     assert_eq!(r.len(), 1);
-    assert_eq!((r[0].disposition, r[0].hangup_by, r[0].end_reason.as_str()), (Disposition::CallerHangup, HangupBy::Caller, "bye"));
+    assert_eq!(
+        (r[0].disposition, r[0].hangup_by, r[0].end_reason.as_str()),
+        (Disposition::CallerHangup, HangupBy::Caller, "bye")
+    );
     assert_eq!(r[0].end_ms - r[0].start_ms, 2000);
 }
 
@@ -195,14 +257,30 @@ fn caller_bye_is_caller_hangup() {
 fn unknown_number_is_404_and_no_codec_is_488() {
     let mut t = T::new(10);
     t.call("999", Some(OFFER));
-    assert!(t.events.iter().any(|e| matches!(e, UaEvent::Failed { code: 404, .. })));
-    let g729 = OFFER.replace("RTP/AVP 8 101", "RTP/AVP 18").replace("a=rtpmap:8 PCMA/8000\r\n", "");
+    assert!(
+        t.events
+            .iter()
+            .any(|e| matches!(e, UaEvent::Failed { code: 404, .. }))
+    );
+    let g729 = OFFER
+        .replace("RTP/AVP 8 101", "RTP/AVP 18")
+        .replace("a=rtpmap:8 PCMA/8000\r\n", "");
     t.call("100", Some(&g729));
-    assert!(t.events.iter().any(|e| matches!(e, UaEvent::Failed { code: 488, .. })));
+    assert!(
+        t.events
+            .iter()
+            .any(|e| matches!(e, UaEvent::Failed { code: 488, .. }))
+    );
     let r = t.records();
     assert_eq!(r.len(), 2);
-    assert_eq!((r[0].disposition, r[0].sip_code, r[0].end_reason.as_str()), (Disposition::Failed, 404, "no_route"));
-    assert_eq!((r[1].disposition, r[1].sip_code, r[1].end_reason.as_str()), (Disposition::Failed, 488, "no_codec"));
+    assert_eq!(
+        (r[0].disposition, r[0].sip_code, r[0].end_reason.as_str()),
+        (Disposition::Failed, 404, "no_route")
+    );
+    assert_eq!(
+        (r[1].disposition, r[1].sip_code, r[1].end_reason.as_str()),
+        (Disposition::Failed, 488, "no_codec")
+    );
     assert_eq!(t.engine.active_calls(), 0);
 }
 
@@ -211,28 +289,59 @@ fn beyond_the_limit_is_503_with_retry_after_and_blocked() {
     let mut t = T::new(1);
     t.call("100", Some(OFFER));
     t.call("100", Some(OFFER));
-    assert!(t.events.iter().any(|e| matches!(e, UaEvent::Failed { code: 503, .. })));
+    assert!(
+        t.events
+            .iter()
+            .any(|e| matches!(e, UaEvent::Failed { code: 503, .. }))
+    );
     let r = t.records();
     assert_eq!(r.len(), 1);
-    assert_eq!((r[0].disposition, r[0].sip_code, r[0].end_reason.as_str()), (Disposition::Blocked, 503, "overload"));
+    assert_eq!(
+        (r[0].disposition, r[0].sip_code, r[0].end_reason.as_str()),
+        (Disposition::Blocked, 503, "overload")
+    );
 }
 
 #[test]
 fn late_offer_without_answer_in_ack_fails_the_call() {
     let mut t = T::new(10);
     t.call("100", None);
-    assert!(t.events.iter().any(|e| matches!(e, UaEvent::Answered { answer: Some(_), .. })), "hotline offers in the 200");
-    assert!(!t.engine.media.commands.iter().any(|c| matches!(c, MediaCommand::Start { .. })), "no media without an answer");
+    assert!(
+        t.events.iter().any(|e| matches!(
+            e,
+            UaEvent::Answered {
+                answer: Some(_),
+                ..
+            }
+        )),
+        "hotline offers in the 200"
+    );
+    assert!(
+        !t.engine
+            .media
+            .commands
+            .iter()
+            .any(|c| matches!(c, MediaCommand::Start { .. })),
+        "no media without an answer"
+    );
     let r = t.records();
     assert_eq!(r.len(), 1, "{r:?}");
-    assert_eq!((r[0].disposition, r[0].end_reason.as_str()), (Disposition::Failed, "no_codec"));
+    assert_eq!(
+        (r[0].disposition, r[0].end_reason.as_str()),
+        (Disposition::Failed, "no_codec")
+    );
 }
 
 #[test]
 fn late_offer_starts_media_from_the_answer_in_the_ack() {
     let mut t = T::new(10);
-    let c = t.phone.invite(t.now, server_peer(), "5551234", "100", None).unwrap();
-    let answer = OFFER.replace("RTP/AVP 8 101", "RTP/AVP 0 101").replace("a=rtpmap:8 PCMA/8000", "a=rtpmap:0 PCMU/8000");
+    let c = t
+        .phone
+        .invite(t.now, server_peer(), "5551234", "100", None)
+        .unwrap();
+    let answer = OFFER
+        .replace("RTP/AVP 8 101", "RTP/AVP 0 101")
+        .replace("a=rtpmap:8 PCMA/8000", "a=rtpmap:0 PCMU/8000");
     t.phone.set_ack_answer(c, answer.into_bytes());
     t.pump();
     let started = t.engine.media.commands.iter().find_map(|c| match c {
@@ -240,7 +349,10 @@ fn late_offer_starts_media_from_the_answer_in_the_ack() {
         _ => None,
     });
     assert_eq!(started.map(|p| p.codec), Some(crate::media::Codec::Pcmu));
-    assert!(t.last_play().is_some(), "the flow starts once media is agreed");
+    assert!(
+        t.last_play().is_some(),
+        "the flow starts once media is agreed"
+    );
     assert!(t.records().is_empty());
 }
 
@@ -249,11 +361,19 @@ fn rtp_timeout_ends_the_call() {
     let mut t = T::new(10);
     t.call("100", Some(OFFER));
     let (call, _) = t.last_play().unwrap();
-    t.engine.handle_media(t.now, MediaEvent::RtpTimeout { call });
+    t.engine
+        .handle_media(t.now, MediaEvent::RtpTimeout { call });
     t.pump();
     let r = t.records();
-    assert_eq!((r[0].disposition, r[0].end_reason.as_str()), (Disposition::Failed, "rtp_timeout"));
-    assert!(t.events.iter().any(|e| matches!(e, UaEvent::RemoteBye { .. })));
+    assert_eq!(
+        (r[0].disposition, r[0].end_reason.as_str()),
+        (Disposition::Failed, "rtp_timeout")
+    );
+    assert!(
+        t.events
+            .iter()
+            .any(|e| matches!(e, UaEvent::RemoteBye { .. }))
+    );
 }
 
 #[test]
@@ -261,14 +381,20 @@ fn menu_timeout_on_virtual_clock() {
     let mut t = T::new(10);
     t.call("100", Some(OFFER));
     let (call, play) = t.last_play().unwrap();
-    t.engine.handle_media(t.now, MediaEvent::PlayDone { call, id: play });
+    t.engine
+        .handle_media(t.now, MediaEvent::PlayDone { call, id: play });
     let (_, menu) = t.last_play().unwrap();
-    t.engine.handle_media(t.now, MediaEvent::PlayDone { call, id: menu });
+    t.engine
+        .handle_media(t.now, MediaEvent::PlayDone { call, id: menu });
     t.advance(Duration::from_millis(2999));
     assert!(t.records().is_empty());
     t.advance(Duration::from_millis(1));
     let r = t.records();
-    assert_eq!(r.len(), 1, "max_failures = 1 with no on_failure ends the call");
+    assert_eq!(
+        r.len(),
+        1,
+        "max_failures = 1 with no on_failure ends the call"
+    );
     assert_eq!(r[0].ivr_path, ["welcome", "menu"]);
 }
 
@@ -278,16 +404,29 @@ fn shutdown_refuses_new_calls_then_ends_the_rest_after_grace() {
     t.call("100", Some(OFFER));
     t.engine.begin_shutdown(t.now);
     t.call("100", Some(OFFER));
-    assert!(t.events.iter().any(|e| matches!(e, UaEvent::Failed { code: 503, .. })));
+    assert!(
+        t.events
+            .iter()
+            .any(|e| matches!(e, UaEvent::Failed { code: 503, .. }))
+    );
     assert!(!t.engine.drained());
     t.advance(Duration::from_secs(10));
-    assert!(t.events.iter().any(|e| matches!(e, UaEvent::RemoteBye { .. })));
+    assert!(
+        t.events
+            .iter()
+            .any(|e| matches!(e, UaEvent::RemoteBye { .. }))
+    );
     t.advance(Duration::from_secs(40));
     assert!(t.engine.drained());
     let r = t.records();
     assert_eq!(r.len(), 2);
-    assert!(r.iter().any(|r| r.end_reason == "shutdown" && r.disposition == Disposition::Blocked));
-    assert!(r.iter().any(|r| r.end_reason == "shutdown" && r.disposition == Disposition::Failed && r.answer_ms.is_some()));
+    assert!(
+        r.iter()
+            .any(|r| r.end_reason == "shutdown" && r.disposition == Disposition::Blocked)
+    );
+    assert!(r.iter().any(|r| r.end_reason == "shutdown"
+        && r.disposition == Disposition::Failed
+        && r.answer_ms.is_some()));
 }
 
 #[test]
@@ -295,13 +434,22 @@ fn hold_reinvite_updates_media_direction() {
     let mut t = T::new(10);
     let c = t.call("100", Some(OFFER));
     let hold = OFFER.replace("a=rtpmap:101", "a=sendonly\r\na=rtpmap:101");
-    t.phone.send_in_dialog(t.now, c, crate::sip::message::Method::Invite, Some(("application/sdp".into(), hold.into_bytes())));
+    t.phone.send_in_dialog(
+        t.now,
+        c,
+        crate::sip::message::Method::Invite,
+        Some(("application/sdp".into(), hold.into_bytes())),
+    );
     t.pump();
     let update = t.engine.media.commands.iter().rev().find_map(|c| match c {
         MediaCommand::Update { params, .. } => Some(*params),
         _ => None,
     });
-    assert_eq!(update.map(|p| (p.send, p.receive)), Some((false, true)), "caller holds: we stop sending");
+    assert_eq!(
+        update.map(|p| (p.send, p.receive)),
+        Some((false, true)),
+        "caller holds: we stop sending"
+    );
     let _: SocketAddr = phone_peer().addr;
 }
 
@@ -311,5 +459,8 @@ fn no_media_port_is_503_failed() {
     t.engine.media.refuse = true;
     t.call("100", Some(OFFER));
     let r = t.records();
-    assert_eq!((r[0].disposition, r[0].sip_code, r[0].end_reason.as_str()), (Disposition::Failed, 503, "no_media_port"));
+    assert_eq!(
+        (r[0].disposition, r[0].sip_code, r[0].end_reason.as_str()),
+        (Disposition::Failed, 503, "no_media_port")
+    );
 }

@@ -12,9 +12,17 @@ use crate::core::duration::parse_duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: cannot read config: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}:{column}: {message}")]
-    Syntax { path: PathBuf, line: usize, column: usize, message: String },
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("config key `{key}`: {message}")]
     Invalid { key: &'static str, message: String },
 }
@@ -134,43 +142,81 @@ impl Config {
         let parsed = match file {
             None => FileConfig::default(),
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
                 toml::from_str(&text).map_err(|e| {
                     let at = e.span().map_or(0, |s| s.start).min(text.len());
                     let line = text[..at].matches('\n').count() + 1;
                     let column = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
-                    ConfigError::Syntax { path: path.to_path_buf(), line, column, message: e.message().to_string() }
+                    ConfigError::Syntax {
+                        path: path.to_path_buf(),
+                        line,
+                        column,
+                        message: e.message().to_string(),
+                    }
                 })?
             }
         };
         let mut c = Config::default();
-        let dur = |key: &'static str, v: &Option<String>, d: Duration| -> Result<Duration, ConfigError> {
-            v.as_deref().map_or(Ok(d), |s| parse_duration(s).map_err(|message| ConfigError::Invalid { key, message }))
-        };
+        let dur =
+            |key: &'static str, v: &Option<String>, d: Duration| -> Result<Duration, ConfigError> {
+                v.as_deref().map_or(Ok(d), |s| {
+                    parse_duration(s).map_err(|message| ConfigError::Invalid { key, message })
+                })
+            };
         let bind = overrides.sip_bind.clone().or(parsed.sip.bind);
         if let Some(b) = bind {
-            c.sip_bind = b.parse().map_err(|_| ConfigError::Invalid { key: "sip.bind", message: format!("{b:?} is not an address:port") })?;
+            c.sip_bind = b.parse().map_err(|_| ConfigError::Invalid {
+                key: "sip.bind",
+                message: format!("{b:?} is not an address:port"),
+            })?;
         }
         c.advertised_host = parsed.sip.advertised_host.filter(|h| !h.is_empty());
         c.sip_tcp = parsed.sip.tcp.unwrap_or(c.sip_tcp);
         c.max_calls = parsed.sip.max_calls.unwrap_or(c.max_calls);
         if c.max_calls == 0 {
-            return Err(ConfigError::Invalid { key: "sip.max_calls", message: "must be at least 1".into() });
+            return Err(ConfigError::Invalid {
+                key: "sip.max_calls",
+                message: "must be at least 1".into(),
+            });
         }
         c.retry_after = dur("sip.retry_after", &parsed.sip.retry_after, c.retry_after)?;
         c.answer_delay = dur("sip.answer_delay", &parsed.sip.answer_delay, c.answer_delay)?;
         if let Some(range) = overrides.rtp_ports.clone().or(parsed.media.rtp_ports) {
-            c.rtp_ports = parse_port_range(&range).map_err(|message| ConfigError::Invalid { key: "media.rtp_ports", message })?;
+            c.rtp_ports = parse_port_range(&range).map_err(|message| ConfigError::Invalid {
+                key: "media.rtp_ports",
+                message,
+            })?;
         }
         if let Some(a) = parsed.media.address.filter(|a| !a.is_empty()) {
-            c.media_address = Some(a.parse().map_err(|_| ConfigError::Invalid { key: "media.address", message: format!("{a:?} is not an IP address") })?);
+            c.media_address = Some(a.parse().map_err(|_| ConfigError::Invalid {
+                key: "media.address",
+                message: format!("{a:?} is not an IP address"),
+            })?);
         }
-        c.rtp_timeout = dur("media.rtp_timeout", &parsed.media.rtp_timeout, c.rtp_timeout)?;
-        c.flows_dir = overrides.flows.clone().or(parsed.flows.dir).unwrap_or(c.flows_dir);
-        c.prompts_dir = overrides.prompts.clone().or(parsed.flows.prompts).unwrap_or(c.prompts_dir);
+        c.rtp_timeout = dur(
+            "media.rtp_timeout",
+            &parsed.media.rtp_timeout,
+            c.rtp_timeout,
+        )?;
+        c.flows_dir = overrides
+            .flows
+            .clone()
+            .or(parsed.flows.dir)
+            .unwrap_or(c.flows_dir);
+        c.prompts_dir = overrides
+            .prompts
+            .clone()
+            .or(parsed.flows.prompts)
+            .unwrap_or(c.prompts_dir);
         c.language = parsed.flows.language.unwrap_or(c.language);
-        c.database = overrides.database.clone().or(parsed.cdr.database).unwrap_or(c.database);
+        c.database = overrides
+            .database
+            .clone()
+            .or(parsed.cdr.database)
+            .unwrap_or(c.database);
         c.cdr_spool = parsed.cdr.spool.unwrap_or(c.cdr_spool);
         c.shutdown_grace = dur("shutdown.grace", &parsed.shutdown.grace, c.shutdown_grace)?;
         Ok(c)
@@ -180,11 +226,21 @@ impl Config {
 /// "20000-29999": an even start (RTP takes even ports, RTCP the odd one above) and room for
 /// at least one pair.
 pub fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
-    let (a, b) = text.split_once('-').ok_or_else(|| format!("{text:?} is not a range like 20000-29999"))?;
-    let a: u16 = a.trim().parse().map_err(|_| format!("{a:?} is not a port"))?;
-    let b: u16 = b.trim().parse().map_err(|_| format!("{b:?} is not a port"))?;
+    let (a, b) = text
+        .split_once('-')
+        .ok_or_else(|| format!("{text:?} is not a range like 20000-29999"))?;
+    let a: u16 = a
+        .trim()
+        .parse()
+        .map_err(|_| format!("{a:?} is not a port"))?;
+    let b: u16 = b
+        .trim()
+        .parse()
+        .map_err(|_| format!("{b:?} is not a port"))?;
     if a == 0 || b <= a {
-        return Err(format!("{text:?}: the range must be low-high with at least two ports"));
+        return Err(format!(
+            "{text:?}: the range must be low-high with at least two ports"
+        ));
     }
     Ok((a + (a % 2), b))
 }
@@ -217,19 +273,28 @@ mod tests {
         assert_eq!(c.max_calls, 10);
         assert_eq!(c.rtp_ports, (30002, 30100), "RTP starts on an even port");
         assert_eq!(c.rtp_timeout, Duration::from_secs(10));
-        let o = Overrides { sip_bind: Some("127.0.0.1:6000".into()), ..Default::default() };
+        let o = Overrides {
+            sip_bind: Some("127.0.0.1:6000".into()),
+            ..Default::default()
+        };
         assert_eq!(Config::load(None, &o).unwrap().sip_bind.port(), 6000);
     }
 
     #[test]
     fn errors_name_the_key() {
-        let e = load_text("[sip]\nbind = \"nowhere\"\n").unwrap_err().to_string();
+        let e = load_text("[sip]\nbind = \"nowhere\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sip.bind"), "{e}");
-        let e = load_text("[media]\nrtp_timeout = \"10\"\n").unwrap_err().to_string();
+        let e = load_text("[media]\nrtp_timeout = \"10\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("media.rtp_timeout"), "{e}");
         let e = load_text("[sip]\nbnid = \"x\"\n").unwrap_err().to_string();
         assert!(e.contains(":2:1:") && e.contains("bnid"), "{e}");
-        let e = load_text("[media]\nrtp_ports = \"9-3\"\n").unwrap_err().to_string();
+        let e = load_text("[media]\nrtp_ports = \"9-3\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("media.rtp_ports"), "{e}");
     }
 

@@ -5,7 +5,9 @@ use std::time::Duration;
 /// "250ms", "5s", "1.5s", "2m", "1h".
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
     let value: f64 = number
         .parse()
@@ -16,7 +18,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
         "" => return Err(format!("duration {text:?} needs a unit: ms, s, m or h")),
-        u => return Err(format!("unknown duration unit {u:?} in {text:?}: use ms, s, m or h")),
+        u => {
+            return Err(format!(
+                "unknown duration unit {u:?} in {text:?}: use ms, s, m or h"
+            ));
+        }
     };
     if !(0.0..=86_400.0).contains(&seconds) {
         return Err(format!("duration {text:?} is out of range"));

@@ -10,8 +10,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::model::FlowFile;
-use crate::core::duration::parse_duration;
 use super::*;
+use crate::core::duration::parse_duration;
 
 /// A place in a flow file, for error messages an admin can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,9 +31,15 @@ impl fmt::Display for Located {
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
     #[error("{dir}: cannot read flow directory: {source}")]
-    ReadDir { dir: PathBuf, source: std::io::Error },
+    ReadDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{file}: cannot read: {source}")]
-    ReadFile { file: PathBuf, source: std::io::Error },
+    ReadFile {
+        file: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{at}: {message}\n    {snippet}", snippet = at.snippet)]
     At { at: Located, message: String },
     #[error("{dir}: no flow files (*.toml) found")]
@@ -42,15 +48,21 @@ pub enum FlowError {
 
 /// Load and compile every `*.toml` in `dir`. All errors are collected, not just the first.
 pub fn load_dir(dir: &Path) -> Result<FlowSet, Vec<FlowError>> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|source| vec![FlowError::ReadDir { dir: dir.to_path_buf(), source }])?;
+    let entries = std::fs::read_dir(dir).map_err(|source| {
+        vec![FlowError::ReadDir {
+            dir: dir.to_path_buf(),
+            source,
+        }]
+    })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(vec![FlowError::Empty { dir: dir.to_path_buf() }]);
+        return Err(vec![FlowError::Empty {
+            dir: dir.to_path_buf(),
+        }]);
     }
     let mut set = FlowSet::default();
     let mut errors = Vec::new();
@@ -65,7 +77,10 @@ pub fn load_dir(dir: &Path) -> Result<FlowSet, Vec<FlowError>> {
                 continue;
             }
         };
-        let ctx = Ctx { file: &file, text: &text };
+        let ctx = Ctx {
+            file: &file,
+            text: &text,
+        };
         let parsed: FlowFile = match toml::from_str(&text) {
             Ok(p) => p,
             Err(e) => {
@@ -81,7 +96,10 @@ pub fn load_dir(dir: &Path) -> Result<FlowSet, Vec<FlowError>> {
                     let at = ctx.locate(number.span());
                     if let Some(first) = number_sites.get(number.get_ref()) {
                         errors.push(FlowError::At {
-                            message: format!("number {:?} is already routed by {first}", number.get_ref()),
+                            message: format!(
+                                "number {:?} is already routed by {first}",
+                                number.get_ref()
+                            ),
                             at,
                         });
                         continue;
@@ -107,7 +125,11 @@ pub fn load_dir(dir: &Path) -> Result<FlowSet, Vec<FlowError>> {
             Err(mut e) => errors.append(&mut e),
         }
     }
-    if errors.is_empty() { Ok(set) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(set)
+    } else {
+        Err(errors)
+    }
 }
 
 struct Ctx<'a> {
@@ -122,12 +144,25 @@ impl Ctx<'_> {
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let column = self.text[line_start..start].chars().count() + 1;
-        let snippet = self.text[line_start..].lines().next().unwrap_or("").trim_end().to_string();
-        Located { file: self.file.to_path_buf(), line, column, snippet }
+        let snippet = self.text[line_start..]
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_end()
+            .to_string();
+        Located {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            snippet,
+        }
     }
 
     fn error(&self, span: Range<usize>, message: impl Into<String>) -> FlowError {
-        FlowError::At { at: self.locate(span), message: message.into() }
+        FlowError::At {
+            at: self.locate(span),
+            message: message.into(),
+        }
     }
 }
 
@@ -148,7 +183,14 @@ fn compile_flow(
         match index.get(name.get_ref().as_str()) {
             Some(id) => *id,
             None => {
-                errors.push(ctx.error(name.span(), format!("unknown node {:?}{}", name.get_ref(), suggest(name.get_ref(), index.keys().copied()))));
+                errors.push(ctx.error(
+                    name.span(),
+                    format!(
+                        "unknown node {:?}{}",
+                        name.get_ref(),
+                        suggest(name.get_ref(), index.keys().copied())
+                    ),
+                ));
                 NodeId(0)
             }
         }
@@ -167,15 +209,16 @@ fn compile_flow(
             })
             .collect()
     };
-    let duration = |d: &Option<Spanned<String>>, default: Duration, errors: &mut Vec<FlowError>| -> Duration {
-        match d {
-            None => default,
-            Some(s) => parse_duration(s.get_ref()).unwrap_or_else(|msg| {
-                errors.push(ctx.error(s.span(), msg));
-                default
-            }),
-        }
-    };
+    let duration =
+        |d: &Option<Spanned<String>>, default: Duration, errors: &mut Vec<FlowError>| -> Duration {
+            match d {
+                None => default,
+                Some(s) => parse_duration(s.get_ref()).unwrap_or_else(|msg| {
+                    errors.push(ctx.error(s.span(), msg));
+                    default
+                }),
+            }
+        };
     let mut nodes = Vec::with_capacity(file.nodes.len());
     for (name, def) in &file.nodes {
         let node_span = def.span();
@@ -183,30 +226,65 @@ fn compile_flow(
         let kind_name = def.kind.get_ref().as_str();
         let allowed: &[&str] = match kind_name {
             "play" => &["prompts", "barge_in", "next"],
-            "menu" => &["prompts", "choices", "invalid_prompts", "timeout_prompts", "timeout", "inter_digit_timeout", "max_failures", "on_failure"],
-            "collect" => &["prompts", "variable", "min_digits", "max_digits", "terminator", "first_digit_timeout", "inter_digit_timeout", "max_attempts", "invalid_prompts", "timeout_prompts", "next", "on_failure"],
+            "menu" => &[
+                "prompts",
+                "choices",
+                "invalid_prompts",
+                "timeout_prompts",
+                "timeout",
+                "inter_digit_timeout",
+                "max_failures",
+                "on_failure",
+            ],
+            "collect" => &[
+                "prompts",
+                "variable",
+                "min_digits",
+                "max_digits",
+                "terminator",
+                "first_digit_timeout",
+                "inter_digit_timeout",
+                "max_attempts",
+                "invalid_prompts",
+                "timeout_prompts",
+                "next",
+                "on_failure",
+            ],
             "goto" => &["next"],
             "hangup" => &[],
             other => {
                 let types = ["play", "menu", "collect", "goto", "hangup"];
-                errors.push(ctx.error(def.kind.span(), format!("unknown node type {other:?}{}", suggest(other, types.into_iter()))));
+                errors.push(ctx.error(
+                    def.kind.span(),
+                    format!(
+                        "unknown node type {other:?}{}",
+                        suggest(other, types.into_iter())
+                    ),
+                ));
                 continue;
             }
         };
         for (key, span) in def.present_keys() {
             if !allowed.contains(&key) {
-                errors.push(ctx.error(span, format!("`{key}` does not apply to a {kind_name} node")));
+                errors.push(ctx.error(
+                    span,
+                    format!("`{key}` does not apply to a {kind_name} node"),
+                ));
             }
         }
-        let required = |field: Option<&Spanned<String>>, key: &str, errors: &mut Vec<FlowError>| -> NodeId {
-            match field {
-                Some(f) => resolve(f, errors),
-                None => {
-                    errors.push(ctx.error(node_span.clone(), format!("a {kind_name} node needs `{key}`")));
-                    NodeId(0)
+        let required =
+            |field: Option<&Spanned<String>>, key: &str, errors: &mut Vec<FlowError>| -> NodeId {
+                match field {
+                    Some(f) => resolve(f, errors),
+                    None => {
+                        errors.push(ctx.error(
+                            node_span.clone(),
+                            format!("a {kind_name} node needs `{key}`"),
+                        ));
+                        NodeId(0)
+                    }
                 }
-            }
-        };
+            };
         let list = |l: &Option<Spanned<Vec<Spanned<String>>>>| -> Vec<Spanned<String>> {
             l.as_ref().map(|v| v.get_ref().clone()).unwrap_or_default()
         };
@@ -225,13 +303,19 @@ fn compile_flow(
                     for (key, target) in choices.get_ref() {
                         let k = key.get_ref();
                         if k.is_empty() || !k.chars().all(is_dtmf) {
-                            errors.push(ctx.error(key.span(), format!("menu choice {k:?} is not a key sequence (0-9, *, #, A-D)")));
+                            errors.push(ctx.error(
+                                key.span(),
+                                format!("menu choice {k:?} is not a key sequence (0-9, *, #, A-D)"),
+                            ));
                         }
                         compiled.push((k.clone(), resolve(target, &mut errors)));
                     }
                 }
                 if compiled.is_empty() {
-                    errors.push(ctx.error(node_span.clone(), "a menu needs at least one choice in `choices`"));
+                    errors.push(ctx.error(
+                        node_span.clone(),
+                        "a menu needs at least one choice in `choices`",
+                    ));
                 }
                 NodeKind::Menu(Menu {
                     prompts: prompts(&list(&def.prompts), &mut errors),
@@ -239,8 +323,16 @@ fn compile_flow(
                     invalid_prompts: prompts(&list(&def.invalid_prompts), &mut errors),
                     timeout_prompts: prompts(&list(&def.timeout_prompts), &mut errors),
                     timeout: duration(&def.timeout, DEFAULT_MENU_TIMEOUT, &mut errors),
-                    inter_digit_timeout: duration(&def.inter_digit_timeout, DEFAULT_INTER_DIGIT, &mut errors),
-                    max_failures: def.max_failures.as_ref().map_or(DEFAULT_MAX_FAILURES, |m| *m.get_ref()).max(1),
+                    inter_digit_timeout: duration(
+                        &def.inter_digit_timeout,
+                        DEFAULT_INTER_DIGIT,
+                        &mut errors,
+                    ),
+                    max_failures: def
+                        .max_failures
+                        .as_ref()
+                        .map_or(DEFAULT_MAX_FAILURES, |m| *m.get_ref())
+                        .max(1),
                     on_failure: def.on_failure.as_ref().map(|n| resolve(n, &mut errors)),
                 })
             }
@@ -248,36 +340,52 @@ fn compile_flow(
                 let max = def.max_digits.as_ref().map_or(0, |m| *m.get_ref());
                 let min = def.min_digits.as_ref().map_or(1, |m| *m.get_ref());
                 match &def.max_digits {
-                    None => errors.push(ctx.error(node_span.clone(), "a collect node needs `max_digits`")),
-                    Some(m) if max == 0 || max > 64 => errors.push(ctx.error(m.span(), "max_digits must be between 1 and 64")),
+                    None => errors
+                        .push(ctx.error(node_span.clone(), "a collect node needs `max_digits`")),
+                    Some(m) if max == 0 || max > 64 => {
+                        errors.push(ctx.error(m.span(), "max_digits must be between 1 and 64"))
+                    }
                     _ => {}
                 }
                 if min > max && max > 0 {
-                    errors.push(ctx.error(node_span.clone(), format!("min_digits {min} is more than max_digits {max}")));
+                    errors.push(ctx.error(
+                        node_span.clone(),
+                        format!("min_digits {min} is more than max_digits {max}"),
+                    ));
                 }
-                let term = match &def.terminator {
-                    None => None,
-                    Some(t) => {
-                        let mut chars = t.get_ref().chars();
-                        match (chars.next(), chars.next()) {
-                            (Some(c), None) if is_dtmf(c) => Some(c),
-                            _ => {
-                                errors.push(ctx.error(t.span(), "terminator must be one key: 0-9, *, #, A-D"));
-                                None
+                let term =
+                    match &def.terminator {
+                        None => None,
+                        Some(t) => {
+                            let mut chars = t.get_ref().chars();
+                            match (chars.next(), chars.next()) {
+                                (Some(c), None) if is_dtmf(c) => Some(c),
+                                _ => {
+                                    errors.push(ctx.error(
+                                        t.span(),
+                                        "terminator must be one key: 0-9, *, #, A-D",
+                                    ));
+                                    None
+                                }
                             }
                         }
-                    }
-                };
+                    };
                 let var = match &def.variable {
                     Some(v) => {
                         let name = v.get_ref();
-                        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                            errors.push(ctx.error(v.span(), format!("variable name {name:?} must be letters, digits and _")));
+                        if name.is_empty()
+                            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        {
+                            errors.push(ctx.error(
+                                v.span(),
+                                format!("variable name {name:?} must be letters, digits and _"),
+                            ));
                         }
                         name.clone()
                     }
                     None => {
-                        errors.push(ctx.error(node_span.clone(), "a collect node needs `variable`"));
+                        errors
+                            .push(ctx.error(node_span.clone(), "a collect node needs `variable`"));
                         String::new()
                     }
                 };
@@ -287,23 +395,45 @@ fn compile_flow(
                     min_digits: min,
                     max_digits: max,
                     terminator: term,
-                    first_digit_timeout: duration(&def.first_digit_timeout, DEFAULT_MENU_TIMEOUT, &mut errors),
-                    inter_digit_timeout: duration(&def.inter_digit_timeout, DEFAULT_INTER_DIGIT, &mut errors),
-                    max_attempts: def.max_attempts.as_ref().map_or(DEFAULT_MAX_FAILURES, |m| *m.get_ref()).max(1),
+                    first_digit_timeout: duration(
+                        &def.first_digit_timeout,
+                        DEFAULT_MENU_TIMEOUT,
+                        &mut errors,
+                    ),
+                    inter_digit_timeout: duration(
+                        &def.inter_digit_timeout,
+                        DEFAULT_INTER_DIGIT,
+                        &mut errors,
+                    ),
+                    max_attempts: def
+                        .max_attempts
+                        .as_ref()
+                        .map_or(DEFAULT_MAX_FAILURES, |m| *m.get_ref())
+                        .max(1),
                     invalid_prompts: prompts(&list(&def.invalid_prompts), &mut errors),
                     timeout_prompts: prompts(&list(&def.timeout_prompts), &mut errors),
                     next: required(def.next.as_ref(), "next", &mut errors),
                     on_failure: def.on_failure.as_ref().map(|n| resolve(n, &mut errors)),
                 })
             }
-            "goto" => NodeKind::Goto { next: required(def.next.as_ref(), "next", &mut errors) },
+            "goto" => NodeKind::Goto {
+                next: required(def.next.as_ref(), "next", &mut errors),
+            },
             _ => NodeKind::Hangup,
         };
-        nodes.push(Node { name: name.get_ref().clone(), kind });
+        nodes.push(Node {
+            name: name.get_ref().clone(),
+            kind,
+        });
     }
     let start = resolve(&file.flow.start, &mut errors);
     if errors.is_empty() {
-        Ok(Flow { name: file.flow.name.get_ref().clone(), file: ctx.file.to_path_buf(), start, nodes })
+        Ok(Flow {
+            name: file.flow.name.get_ref().clone(),
+            file: ctx.file.to_path_buf(),
+            start,
+            nodes,
+        })
     } else {
         Err(errors)
     }
@@ -353,7 +483,12 @@ mod tests {
 
     fn errors(files: &[(&str, &str)]) -> Vec<String> {
         let dir = dir_with(files);
-        let out = load_dir(&dir).err().unwrap_or_default().iter().map(|e| e.to_string()).collect();
+        let out = load_dir(&dir)
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
         std::fs::remove_dir_all(dir).ok();
         out
     }
@@ -397,7 +532,11 @@ type = "hangup"
         let bad = GOOD.replace("next = \"menu\"", "next = \"mneu\"");
         let errs = errors(&[("a.toml", &bad)]);
         assert_eq!(errs.len(), 1, "{errs:?}");
-        assert!(errs[0].contains("a.toml:11:8: unknown node \"mneu\" (did you mean \"menu\"?)"), "{}", errs[0]);
+        assert!(
+            errs[0].contains("a.toml:11:8: unknown node \"mneu\" (did you mean \"menu\"?)"),
+            "{}",
+            errs[0]
+        );
         assert!(errs[0].contains("next = \"mneu\""));
     }
 
@@ -413,13 +552,28 @@ type = "hangup"
 
     #[test]
     fn bad_durations_choices_and_duplicates() {
-        let bad = GOOD.replace("\"4s\"", "\"4 parsecs\"").replace("\"22\"", "\"2x\"");
+        let bad = GOOD
+            .replace("\"4s\"", "\"4 parsecs\"")
+            .replace("\"22\"", "\"2x\"");
         let errs = errors(&[("a.toml", &bad)]);
-        assert!(errs.iter().any(|e| e.contains("unknown duration unit")), "{errs:?}");
-        assert!(errs.iter().any(|e| e.contains("menu choice \"2x\"")), "{errs:?}");
+        assert!(
+            errs.iter().any(|e| e.contains("unknown duration unit")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.contains("menu choice \"2x\"")),
+            "{errs:?}"
+        );
         let errs = errors(&[("a.toml", GOOD), ("b.toml", &GOOD.replace("demo", "other"))]);
-        assert!(errs.iter().any(|e| e.contains("b.toml:4:12: number \"100\" is already routed by")), "{errs:?}");
-        assert!(errs.iter().any(|e| e.contains("second default flow")), "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.contains("b.toml:4:12: number \"100\" is already routed by")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.contains("second default flow")),
+            "{errs:?}"
+        );
     }
 
     #[test]

@@ -22,7 +22,11 @@ pub struct PlayId(pub u32);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FlowAction {
-    Play { id: PlayId, prompts: Vec<PromptId>, barge_in: bool },
+    Play {
+        id: PlayId,
+        prompts: Vec<PromptId>,
+        barge_in: bool,
+    },
     StopPlayback,
     Hangup,
 }
@@ -42,8 +46,14 @@ enum AfterPlay {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wait {
     Nothing,
-    Playing { id: PlayId, after: AfterPlay, barge_in: bool },
-    Digits { deadline: Instant },
+    Playing {
+        id: PlayId,
+        after: AfterPlay,
+        barge_in: bool,
+    },
+    Digits {
+        deadline: Instant,
+    },
     Finished,
 }
 
@@ -128,13 +138,23 @@ impl Interpreter {
         self.digits.push(digit);
         self.steps = 0;
         match self.wait {
-            Wait::Playing { barge_in: false, .. } | Wait::Nothing | Wait::Finished => {}
-            Wait::Playing { after: AfterPlay::Next(next), .. } => {
+            Wait::Playing {
+                barge_in: false, ..
+            }
+            | Wait::Nothing
+            | Wait::Finished => {}
+            Wait::Playing {
+                after: AfterPlay::Next(next),
+                ..
+            } => {
                 self.actions.push_back(FlowAction::StopPlayback);
                 self.typeahead.push(digit);
                 self.enter(now, next);
             }
-            Wait::Playing { after: AfterPlay::Listen, .. } => {
+            Wait::Playing {
+                after: AfterPlay::Listen,
+                ..
+            } => {
                 self.actions.push_back(FlowAction::StopPlayback);
                 self.input(now, digit);
             }
@@ -143,7 +163,12 @@ impl Interpreter {
     }
 
     pub fn on_play_done(&mut self, now: Instant, id: PlayId) {
-        let Wait::Playing { id: current, after, .. } = self.wait else { return };
+        let Wait::Playing {
+            id: current, after, ..
+        } = self.wait
+        else {
+            return;
+        };
         if current != id {
             return;
         }
@@ -155,7 +180,9 @@ impl Interpreter {
     }
 
     pub fn on_timeout(&mut self, now: Instant) {
-        let Wait::Digits { deadline } = self.wait else { return };
+        let Wait::Digits { deadline } = self.wait else {
+            return;
+        };
         if now < deadline {
             return;
         }
@@ -163,7 +190,11 @@ impl Interpreter {
         let node = self.node;
         match &self.set.flow(self.flow).nodes[node.0 as usize].kind {
             NodeKind::Menu(menu) => {
-                let exact = menu.choices.iter().find(|(k, _)| *k == self.buffer).map(|c| c.1);
+                let exact = menu
+                    .choices
+                    .iter()
+                    .find(|(k, _)| *k == self.buffer)
+                    .map(|c| c.1);
                 match (self.buffer.is_empty(), exact) {
                     (true, _) => self.fail(now, true),
                     (false, Some(target)) => self.enter(now, target),
@@ -187,7 +218,10 @@ impl Interpreter {
     fn enter(&mut self, now: Instant, node: NodeId) {
         self.steps += 1;
         if self.steps > MAX_STEPS_WITHOUT_WAIT {
-            tracing::warn!(flow = self.flow_name(), "flow loops without waiting; ending the call");
+            tracing::warn!(
+                flow = self.flow_name(),
+                "flow loops without waiting; ending the call"
+            );
             self.stuck = true;
             return self.finish();
         }
@@ -198,7 +232,11 @@ impl Interpreter {
         self.buffer.clear();
         self.failures = 0;
         match &n.kind {
-            NodeKind::Play { prompts, barge_in, next } => {
+            NodeKind::Play {
+                prompts,
+                barge_in,
+                next,
+            } => {
                 if !*barge_in {
                     self.typeahead.clear();
                 }
@@ -239,8 +277,16 @@ impl Interpreter {
     fn play(&mut self, prompts: Vec<PromptId>, after: AfterPlay, barge_in: bool) {
         self.next_play += 1;
         let id = PlayId(self.next_play);
-        self.actions.push_back(FlowAction::Play { id, prompts, barge_in });
-        self.wait = Wait::Playing { id, after, barge_in };
+        self.actions.push_back(FlowAction::Play {
+            id,
+            prompts,
+            barge_in,
+        });
+        self.wait = Wait::Playing {
+            id,
+            after,
+            barge_in,
+        };
     }
 
     fn listen(&mut self, now: Instant, fresh: bool) {
@@ -252,7 +298,9 @@ impl Interpreter {
             NodeKind::Collect(c) => c.first_digit_timeout,
             _ => return,
         };
-        self.wait = Wait::Digits { deadline: now + timeout };
+        self.wait = Wait::Digits {
+            deadline: now + timeout,
+        };
     }
 
     fn input(&mut self, now: Instant, digit: char) {
@@ -260,11 +308,22 @@ impl Interpreter {
         match &set.flow(self.flow).nodes[self.node.0 as usize].kind {
             NodeKind::Menu(menu) => {
                 self.buffer.push(digit);
-                let exact = menu.choices.iter().find(|(k, _)| *k == self.buffer).map(|c| c.1);
-                let longer = menu.choices.iter().any(|(k, _)| k.len() > self.buffer.len() && k.starts_with(&self.buffer));
+                let exact = menu
+                    .choices
+                    .iter()
+                    .find(|(k, _)| *k == self.buffer)
+                    .map(|c| c.1);
+                let longer = menu
+                    .choices
+                    .iter()
+                    .any(|(k, _)| k.len() > self.buffer.len() && k.starts_with(&self.buffer));
                 match (exact, longer) {
                     (Some(target), false) => self.enter(now, target),
-                    (_, true) => self.wait = Wait::Digits { deadline: now + menu.inter_digit_timeout },
+                    (_, true) => {
+                        self.wait = Wait::Digits {
+                            deadline: now + menu.inter_digit_timeout,
+                        }
+                    }
                     (None, false) => self.fail(now, false),
                 }
             }
@@ -281,7 +340,9 @@ impl Interpreter {
                 if self.buffer.chars().count() as u32 >= c.max_digits {
                     self.collect_done(now);
                 } else {
-                    self.wait = Wait::Digits { deadline: now + c.inter_digit_timeout };
+                    self.wait = Wait::Digits {
+                        deadline: now + c.inter_digit_timeout,
+                    };
                 }
             }
             _ => {}
@@ -291,7 +352,8 @@ impl Interpreter {
     fn collect_done(&mut self, now: Instant) {
         let set = Arc::clone(&self.set);
         if let NodeKind::Collect(c) = &set.flow(self.flow).nodes[self.node.0 as usize].kind {
-            self.vars.insert(c.variable.clone(), std::mem::take(&mut self.buffer));
+            self.vars
+                .insert(c.variable.clone(), std::mem::take(&mut self.buffer));
             self.enter(now, c.next);
         }
     }
@@ -299,11 +361,30 @@ impl Interpreter {
     /// Wrong or missing input: retry with the error prompt, or take the failure exit.
     fn fail(&mut self, now: Instant, timed_out: bool) {
         let set = Arc::clone(&self.set);
-        let (limit, on_failure, error_prompts, prompts) = match &set.flow(self.flow).nodes[self.node.0 as usize].kind {
-            NodeKind::Menu(m) => (m.max_failures, m.on_failure, if timed_out { &m.timeout_prompts } else { &m.invalid_prompts }, &m.prompts),
-            NodeKind::Collect(c) => (c.max_attempts, c.on_failure, if timed_out { &c.timeout_prompts } else { &c.invalid_prompts }, &c.prompts),
-            _ => return,
-        };
+        let (limit, on_failure, error_prompts, prompts) =
+            match &set.flow(self.flow).nodes[self.node.0 as usize].kind {
+                NodeKind::Menu(m) => (
+                    m.max_failures,
+                    m.on_failure,
+                    if timed_out {
+                        &m.timeout_prompts
+                    } else {
+                        &m.invalid_prompts
+                    },
+                    &m.prompts,
+                ),
+                NodeKind::Collect(c) => (
+                    c.max_attempts,
+                    c.on_failure,
+                    if timed_out {
+                        &c.timeout_prompts
+                    } else {
+                        &c.invalid_prompts
+                    },
+                    &c.prompts,
+                ),
+                _ => return,
+            };
         self.failures += 1;
         self.buffer.clear();
         if self.failures >= limit {

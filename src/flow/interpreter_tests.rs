@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::flow::{load_dir, FlowId, FlowSet};
+use crate::flow::{FlowId, FlowSet, load_dir};
 
 const FLOW: &str = r##"
 [flow]
@@ -126,7 +126,9 @@ impl T {
             let (names, last) = self.actions();
             heard.extend(names);
             match last {
-                Some(id) if !self.it.is_finished() && self.it.poll_timeout().is_none() => self.finish_prompt(id),
+                Some(id) if !self.it.is_finished() && self.it.poll_timeout().is_none() => {
+                    self.finish_prompt(id)
+                }
                 _ => return heard,
             }
         }
@@ -137,7 +139,11 @@ impl T {
 fn menu_choice_leads_to_its_node_and_back() {
     let mut t = T::new(FLOW);
     assert_eq!(t.settle(), ["welcome", "menu"]);
-    assert_eq!(t.it.poll_timeout(), Some(t.now + Duration::from_secs(5)), "first-digit timer starts at prompt end");
+    assert_eq!(
+        t.it.poll_timeout(),
+        Some(t.now + Duration::from_secs(5)),
+        "first-digit timer starts at prompt end"
+    );
     t.press("1");
     assert_eq!(t.settle(), ["option1", "menu"]);
     assert_eq!(t.it.path(), ["welcome", "menu", "one", "menu"]);
@@ -155,7 +161,11 @@ fn timeouts_replay_with_timeout_prompt_then_failure_exit() {
     t.wait(Duration::from_secs(5));
     assert_eq!(t.settle(), ["timeout", "menu"]);
     t.wait(Duration::from_secs(5));
-    assert_eq!(t.settle(), ["goodbye", "<hangup>"], "third failure takes on_failure");
+    assert_eq!(
+        t.settle(),
+        ["goodbye", "<hangup>"],
+        "third failure takes on_failure"
+    );
     assert!(t.it.is_finished());
 }
 
@@ -191,7 +201,11 @@ fn barge_in_stops_prompt_and_key_counts() {
     assert_eq!(heard, ["welcome"]);
     t.press("1");
     let (heard, _) = t.actions();
-    assert_eq!(heard, ["<stop>", "option1"], "welcome interrupted, the key reaches the menu");
+    assert_eq!(
+        heard,
+        ["<stop>", "option1"],
+        "welcome interrupted, the key reaches the menu"
+    );
     assert_eq!(t.it.path(), ["welcome", "menu", "one"]);
 }
 
@@ -217,7 +231,10 @@ fn collect_with_terminator_max_digits_and_timeouts() {
     t.press("1234#");
     assert_eq!(t.settle(), ["goodbye", "<hangup>"]);
     assert_eq!(t.it.var("account"), Some("1234"));
-    assert_eq!(t.it.path(), ["welcome", "menu", "account", "thanks", "bye", "end"]);
+    assert_eq!(
+        t.it.path(),
+        ["welcome", "menu", "account", "thanks", "bye", "end"]
+    );
 
     let mut t = T::new(FLOW);
     t.settle();
@@ -225,7 +242,11 @@ fn collect_with_terminator_max_digits_and_timeouts() {
     t.settle();
     t.press("123456");
     t.settle();
-    assert_eq!(t.it.var("account"), Some("123456"), "max_digits ends input without terminator");
+    assert_eq!(
+        t.it.var("account"),
+        Some("123456"),
+        "max_digits ends input without terminator"
+    );
 
     let mut t = T::new(FLOW);
     t.settle();
@@ -235,7 +256,11 @@ fn collect_with_terminator_max_digits_and_timeouts() {
     t.wait(Duration::from_millis(2999));
     assert_eq!(t.it.var("account"), None);
     t.press("6");
-    assert_eq!(t.it.var("account"), Some("123456"), "each digit restarts the inter-digit timer");
+    assert_eq!(
+        t.it.var("account"),
+        Some("123456"),
+        "each digit restarts the inter-digit timer"
+    );
 }
 
 #[test]
@@ -248,7 +273,11 @@ fn collect_too_short_retries_then_fails() {
     assert_eq!(t.settle(), ["invalid", "enter"]);
     t.press("12");
     t.wait(Duration::from_secs(3));
-    assert_eq!(t.settle(), ["goodbye", "<hangup>"], "second failure of max_attempts = 2");
+    assert_eq!(
+        t.settle(),
+        ["goodbye", "<hangup>"],
+        "second failure of max_attempts = 2"
+    );
     assert_eq!(t.it.var("account"), None);
 }
 

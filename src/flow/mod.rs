@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use compile::{load_dir, FlowError, Located};
+pub use compile::{FlowError, Located, load_dir};
 pub use interpreter::{FlowAction, Interpreter, PlayId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -62,10 +62,16 @@ pub struct Node {
 
 #[derive(Debug)]
 pub enum NodeKind {
-    Play { prompts: Vec<PromptId>, barge_in: bool, next: NodeId },
+    Play {
+        prompts: Vec<PromptId>,
+        barge_in: bool,
+        next: NodeId,
+    },
     Menu(Menu),
     Collect(Collect),
-    Goto { next: NodeId },
+    Goto {
+        next: NodeId,
+    },
     Hangup,
 }
 

@@ -63,9 +63,24 @@ impl NodeDef {
                 if let Some(v) = &self.$field { keys.push((stringify!($field), v.span())); }
             )*};
         }
-        key!(prompts, barge_in, next, choices, invalid_prompts, timeout_prompts, timeout,
-             inter_digit_timeout, max_failures, on_failure, variable, min_digits, max_digits,
-             terminator, first_digit_timeout, max_attempts);
+        key!(
+            prompts,
+            barge_in,
+            next,
+            choices,
+            invalid_prompts,
+            timeout_prompts,
+            timeout,
+            inter_digit_timeout,
+            max_failures,
+            on_failure,
+            variable,
+            min_digits,
+            max_digits,
+            terminator,
+            first_digit_timeout,
+            max_attempts
+        );
         keys
     }
 }

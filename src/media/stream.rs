@@ -74,7 +74,10 @@ impl Stream {
             playing: Vec::new(),
             play_id: None,
             deduper: DigitDeduper::default(),
-            inband: params.event_pt.is_none().then(|| Box::new(DtmfDetector::new())),
+            inband: params
+                .event_pt
+                .is_none()
+                .then(|| Box::new(DtmfDetector::new())),
             latched: None,
             silent_ticks: 0,
         }
@@ -112,7 +115,12 @@ impl Stream {
     /// Replace whatever plays with these prompts; the first packet carries the marker bit.
     pub fn play(&mut self, id: u32, prompts: impl IntoIterator<Item = Arc<[u8]>>) {
         self.playing.clear();
-        self.playing.extend(prompts.into_iter().filter(|p| !p.is_empty()).map(|data| Segment { data, pos: 0 }));
+        self.playing.extend(
+            prompts
+                .into_iter()
+                .filter(|p| !p.is_empty())
+                .map(|data| Segment { data, pos: 0 }),
+        );
         self.playing.reverse();
         self.play_id = Some(id);
         self.marker = true;
@@ -144,7 +152,9 @@ impl Stream {
         if !filled {
             payload.fill(self.params.codec.silence_byte());
         }
-        if self.playing.is_empty() && let Some(id) = self.play_id.take() {
+        if self.playing.is_empty()
+            && let Some(id) = self.play_id.take()
+        {
             finished = Some(id);
         }
         let ts = self.timestamp;
@@ -155,7 +165,13 @@ impl Stream {
             self.marker = true;
             return (0, finished);
         }
-        let h = RtpHeader { marker: self.marker, payload_type: self.params.audio_pt, sequence: self.seq, timestamp: ts, ssrc: self.ssrc };
+        let h = RtpHeader {
+            marker: self.marker,
+            payload_type: self.params.audio_pt,
+            sequence: self.seq,
+            timestamp: ts,
+            ssrc: self.ssrc,
+        };
         let header: &mut [u8; rtp::HEADER_LEN] = header.try_into().expect("split at HEADER_LEN");
         rtp::write_header(&h, header);
         self.marker = false;
@@ -169,7 +185,9 @@ impl Stream {
         if rtp::is_rtcp(data) {
             return out;
         }
-        let Some((h, payload)) = rtp::parse(data) else { return out };
+        let Some((h, payload)) = rtp::parse(data) else {
+            return out;
+        };
         self.silent_ticks = 0;
         if self.latched != Some(from) {
             self.latched = Some(from);
@@ -207,13 +225,23 @@ mod tests {
     use super::*;
 
     fn params() -> StreamParams {
-        StreamParams { codec: Codec::Pcmu, audio_pt: 0, event_pt: Some(101), remote: Some("127.0.0.1:4000".parse().unwrap()), send: true, receive: true }
+        StreamParams {
+            codec: Codec::Pcmu,
+            audio_pt: 0,
+            event_pt: Some(101),
+            remote: Some("127.0.0.1:4000".parse().unwrap()),
+            send: true,
+            receive: true,
+        }
     }
 
     #[test]
     fn prompts_play_frame_by_frame_with_continuous_seq_and_timestamps() {
         let mut s = Stream::new(params(), 0x1234, 65534, u32::MAX - 159);
-        let prompt: Arc<[u8]> = (0..480).map(|i| (i % 200) as u8).collect::<Vec<u8>>().into();
+        let prompt: Arc<[u8]> = (0..480)
+            .map(|i| (i % 200) as u8)
+            .collect::<Vec<u8>>()
+            .into();
         s.play(7, [prompt.clone()]);
         let mut buf = [0u8; PACKET_LEN];
         let mut seen = Vec::new();
@@ -225,12 +253,19 @@ mod tests {
         }
         assert_eq!(seen[0], (65534, u32::MAX - 159, true, 0, None));
         assert_eq!(seen[1], (65535, 0, false, 160, None));
-        assert_eq!(seen[2], (0, 160, false, 120, Some(7)), "done with the last frame");
+        assert_eq!(
+            seen[2],
+            (0, 160, false, 120, Some(7)),
+            "done with the last frame"
+        );
         assert_eq!(seen[3].3, 0xFF, "silence after the prompt");
         assert!(!seen[3].2);
         s.play(8, [prompt]);
         let (_, _) = s.next_packet(&mut buf);
-        assert!(rtp::parse(&buf).unwrap().0.marker, "marker at each talkspurt");
+        assert!(
+            rtp::parse(&buf).unwrap().0.marker,
+            "marker at each talkspurt"
+        );
     }
 
     #[test]
@@ -238,7 +273,10 @@ mod tests {
         let mut s = Stream::new(params(), 1, 0, 0);
         let mut buf = [0u8; PACKET_LEN];
         s.next_packet(&mut buf);
-        s.update(StreamParams { send: false, ..params() });
+        s.update(StreamParams {
+            send: false,
+            ..params()
+        });
         assert_eq!(s.next_packet(&mut buf).0, 0);
         s.update(params());
         assert_eq!(s.next_packet(&mut buf).0, PACKET_LEN);
@@ -251,14 +289,44 @@ mod tests {
         let mut s = Stream::new(params(), 1, 0, 0);
         let from: SocketAddr = "127.0.0.1:5555".parse().unwrap();
         let mut pkt = [0u8; 16];
-        rtp::write_header(&RtpHeader { marker: true, payload_type: 101, sequence: 1, timestamp: 800, ssrc: 9 }, (&mut pkt[..12]).try_into().unwrap());
-        rfc4733::write(&rfc4733::TelephoneEvent { event: 5, end: false, volume: 10, duration: 160 }, (&mut pkt[12..]).try_into().unwrap());
+        rtp::write_header(
+            &RtpHeader {
+                marker: true,
+                payload_type: 101,
+                sequence: 1,
+                timestamp: 800,
+                ssrc: 9,
+            },
+            (&mut pkt[..12]).try_into().unwrap(),
+        );
+        rfc4733::write(
+            &rfc4733::TelephoneEvent {
+                event: 5,
+                end: false,
+                volume: 10,
+                duration: 160,
+            },
+            (&mut pkt[12..]).try_into().unwrap(),
+        );
         let r = s.on_packet(&pkt, from);
-        assert_eq!(r, Received { digit: Some('5'), latched: Some(from) });
+        assert_eq!(
+            r,
+            Received {
+                digit: Some('5'),
+                latched: Some(from)
+            }
+        );
         assert_eq!(s.destination(), Some(from));
-        assert_eq!(s.on_packet(&pkt, from), Received::default(), "same event again: no new digit");
+        assert_eq!(
+            s.on_packet(&pkt, from),
+            Received::default(),
+            "same event again: no new digit"
+        );
         let rtcp = [0x80u8, 200, 0, 6, 0, 0, 0, 1];
-        assert_eq!(s.on_packet(&rtcp, "127.0.0.1:9".parse().unwrap()), Received::default());
+        assert_eq!(
+            s.on_packet(&rtcp, "127.0.0.1:9".parse().unwrap()),
+            Received::default()
+        );
         assert_eq!(s.on_packet(b"garbage!!!!!!!!!!", from), Received::default());
     }
 
@@ -268,7 +336,10 @@ mod tests {
         assert!(!(0..9).any(|_| s.tick_silence(10)));
         assert!(s.tick_silence(10));
         assert!(!s.tick_silence(10));
-        s.update(StreamParams { receive: false, ..params() });
+        s.update(StreamParams {
+            receive: false,
+            ..params()
+        });
         assert!(!(0..100).any(|_| s.tick_silence(10)));
     }
 }

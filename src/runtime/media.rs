@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::call::{MediaBackend, MediaCommand, MediaEvent, MediaOpenError};
-use crate::media::stream::{Stream, PACKET_LEN};
+use crate::media::stream::{PACKET_LEN, Stream};
 use crate::sip::CallRef;
 
 const TICK: Duration = Duration::from_millis(20);
@@ -20,7 +20,11 @@ const RTCP_DRAIN_TICKS: u64 = 50;
 const COMMAND_QUEUE: usize = 16 * 1024;
 
 enum Command {
-    Add { call: CallRef, rtp: UdpSocket, rtcp: UdpSocket },
+    Add {
+        call: CallRef,
+        rtp: UdpSocket,
+        rtcp: UdpSocket,
+    },
     Call(MediaCommand),
     Stop,
 }
@@ -35,13 +39,24 @@ pub struct MediaHandle {
 }
 
 impl MediaHandle {
-    pub fn start(ports: (u16, u16), rtp_timeout: Duration, events: tokio::sync::mpsc::Sender<MediaEvent>) -> std::io::Result<MediaHandle> {
+    pub fn start(
+        ports: (u16, u16),
+        rtp_timeout: Duration,
+        events: tokio::sync::mpsc::Sender<MediaEvent>,
+    ) -> std::io::Result<MediaHandle> {
         let (tx, rx) = sync_channel(COMMAND_QUEUE);
-        let timeout_ticks = (rtp_timeout.as_millis() / TICK.as_millis()).clamp(1, u32::MAX as u128) as u32;
+        let timeout_ticks =
+            (rtp_timeout.as_millis() / TICK.as_millis()).clamp(1, u32::MAX as u128) as u32;
         let thread = std::thread::Builder::new()
             .name("hotline-media".into())
             .spawn(move || MediaLoop::new(rx, events, timeout_ticks).run())?;
-        Ok(MediaHandle { tx, thread: Some(thread), bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED), ports, cursor: ports.0 })
+        Ok(MediaHandle {
+            tx,
+            thread: Some(thread),
+            bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            ports,
+            cursor: ports.0,
+        })
     }
 
     /// Stop the thread and wait for it; every socket is closed.
@@ -57,9 +72,17 @@ impl MediaHandle {
         let pairs = ((high - low) / 2).max(1);
         for _ in 0..pairs {
             let port = self.cursor;
-            self.cursor = if self.cursor + 3 > high { low } else { self.cursor + 2 };
-            let Ok(rtp) = UdpSocket::bind(SocketAddr::new(self.bind_ip, port)) else { continue };
-            let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(self.bind_ip, port + 1)) else { continue };
+            self.cursor = if self.cursor + 3 > high {
+                low
+            } else {
+                self.cursor + 2
+            };
+            let Ok(rtp) = UdpSocket::bind(SocketAddr::new(self.bind_ip, port)) else {
+                continue;
+            };
+            let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(self.bind_ip, port + 1)) else {
+                continue;
+            };
             if rtp.set_nonblocking(true).is_err() || rtcp.set_nonblocking(true).is_err() {
                 continue;
             }
@@ -78,14 +101,18 @@ impl Drop for MediaHandle {
 impl MediaBackend for MediaHandle {
     fn open(&mut self, call: CallRef) -> Result<u16, MediaOpenError> {
         let (port, rtp, rtcp) = self.bind_pair().ok_or(MediaOpenError::NoPorts)?;
-        self.tx.try_send(Command::Add { call, rtp, rtcp }).map_err(|_| MediaOpenError::Closed)?;
+        self.tx
+            .try_send(Command::Add { call, rtp, rtcp })
+            .map_err(|_| MediaOpenError::Closed)?;
         Ok(port)
     }
 
     fn command(&mut self, cmd: MediaCommand) {
         match self.tx.try_send(Command::Call(cmd)) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => tracing::error!("media command queue full; command dropped"),
+            Err(TrySendError::Full(_)) => {
+                tracing::error!("media command queue full; command dropped")
+            }
             Err(TrySendError::Disconnected(_)) => tracing::error!("media thread is gone"),
         }
     }
@@ -110,8 +137,19 @@ struct MediaLoop {
 }
 
 impl MediaLoop {
-    fn new(rx: Receiver<Command>, events: tokio::sync::mpsc::Sender<MediaEvent>, timeout_ticks: u32) -> Self {
-        MediaLoop { rx, events, timeout_ticks, slots: Vec::new(), index: HashMap::new(), pending: Vec::with_capacity(256) }
+    fn new(
+        rx: Receiver<Command>,
+        events: tokio::sync::mpsc::Sender<MediaEvent>,
+        timeout_ticks: u32,
+    ) -> Self {
+        MediaLoop {
+            rx,
+            events,
+            timeout_ticks,
+            slots: Vec::new(),
+            index: HashMap::new(),
+            pending: Vec::with_capacity(256),
+        }
     }
 
     fn run(mut self) {
@@ -123,9 +161,11 @@ impl MediaLoop {
             if !self.apply_commands() {
                 return;
             }
-            let drain_rtcp = tick % RTCP_DRAIN_TICKS == 0;
+            let drain_rtcp = tick.is_multiple_of(RTCP_DRAIN_TICKS);
             for slot in &mut self.slots {
-                let Some(stream) = slot.stream.as_mut() else { continue };
+                let Some(stream) = slot.stream.as_mut() else {
+                    continue;
+                };
                 loop {
                     match slot.rtp.recv_from(&mut rx_buf) {
                         Ok((n, from)) => {
@@ -134,7 +174,10 @@ impl MediaLoop {
                                 relatch(slot.rtp.as_raw_fd(), &slot.rtp, &mut slot.connected, addr);
                             }
                             if let Some(digit) = got.digit {
-                                self.pending.push(MediaEvent::Digit { call: slot.call, digit });
+                                self.pending.push(MediaEvent::Digit {
+                                    call: slot.call,
+                                    digit,
+                                });
                             }
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -146,7 +189,8 @@ impl MediaLoop {
                     while slot.rtcp.recv_from(&mut rx_buf).is_ok() {}
                 }
                 if stream.tick_silence(self.timeout_ticks) {
-                    self.pending.push(MediaEvent::RtpTimeout { call: slot.call });
+                    self.pending
+                        .push(MediaEvent::RtpTimeout { call: slot.call });
                 }
                 let (len, finished) = stream.next_packet(&mut packet);
                 if len > 0 {
@@ -162,7 +206,10 @@ impl MediaLoop {
                     }
                 }
                 if let Some(id) = finished {
-                    self.pending.push(MediaEvent::PlayDone { call: slot.call, id });
+                    self.pending.push(MediaEvent::PlayDone {
+                        call: slot.call,
+                        id,
+                    });
                 }
             }
             for event in self.pending.drain(..) {
@@ -197,7 +244,13 @@ impl MediaLoop {
                 Command::Stop => return false,
                 Command::Add { call, rtp, rtcp } => {
                     self.index.insert(call, self.slots.len());
-                    self.slots.push(Slot { call, rtp, rtcp, stream: None, connected: None });
+                    self.slots.push(Slot {
+                        call,
+                        rtp,
+                        rtcp,
+                        stream: None,
+                        connected: None,
+                    });
                 }
                 Command::Call(cmd) => self.apply(cmd),
             }
@@ -206,13 +259,24 @@ impl MediaLoop {
 
     fn apply(&mut self, cmd: MediaCommand) {
         let call = match &cmd {
-            MediaCommand::Start { call, .. } | MediaCommand::Update { call, .. } | MediaCommand::Play { call, .. } | MediaCommand::Stop { call } | MediaCommand::Close { call } => *call,
+            MediaCommand::Start { call, .. }
+            | MediaCommand::Update { call, .. }
+            | MediaCommand::Play { call, .. }
+            | MediaCommand::Stop { call }
+            | MediaCommand::Close { call } => *call,
         };
-        let Some(&i) = self.index.get(&call) else { return };
+        let Some(&i) = self.index.get(&call) else {
+            return;
+        };
         match cmd {
             MediaCommand::Start { params, .. } => {
                 let slot = &mut self.slots[i];
-                slot.stream = Some(Stream::new(params, fastrand::u32(..), fastrand::u16(..), fastrand::u32(..)));
+                slot.stream = Some(Stream::new(
+                    params,
+                    fastrand::u32(..),
+                    fastrand::u16(..),
+                    fastrand::u32(..),
+                ));
             }
             MediaCommand::Update { params, .. } => {
                 let slot = &mut self.slots[i];
@@ -264,6 +328,10 @@ fn disconnect(fd: i32) {
     unsafe {
         let mut addr: libc::sockaddr = std::mem::zeroed();
         addr.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
-        libc::connect(fd, &addr, std::mem::size_of::<libc::sockaddr>() as libc::socklen_t);
+        libc::connect(
+            fd,
+            &addr,
+            std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
+        );
     }
 }

@@ -26,7 +26,10 @@ pub enum RuntimeError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     #[error("cannot bind SIP on {addr}: {source}")]
-    BindSip { addr: SocketAddr, source: std::io::Error },
+    BindSip {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot start the media thread: {0}")]
     Media(std::io::Error),
     #[error("CDR writer: {0}")]
@@ -75,26 +78,59 @@ impl Server {
 
 /// Bind everything and start serving. Returns once the server takes calls.
 pub async fn start(config: Config) -> Result<Server, RuntimeError> {
-    let catalog = Arc::new(Catalog::load(&config.flows_dir, &config.prompts_dir, &config.language)?);
-    tracing::info!(flows = catalog.flows.flows.len(), prompts = catalog.files.len(), "flows and prompts loaded");
-    let udp = UdpSocket::bind(config.sip_bind).await.map_err(|source| RuntimeError::BindSip { addr: config.sip_bind, source })?;
-    let sip_addr = udp.local_addr().map_err(|source| RuntimeError::BindSip { addr: config.sip_bind, source })?;
+    let catalog = Arc::new(Catalog::load(
+        &config.flows_dir,
+        &config.prompts_dir,
+        &config.language,
+    )?);
+    tracing::info!(
+        flows = catalog.flows.flows.len(),
+        prompts = catalog.files.len(),
+        "flows and prompts loaded"
+    );
+    let udp = UdpSocket::bind(config.sip_bind)
+        .await
+        .map_err(|source| RuntimeError::BindSip {
+            addr: config.sip_bind,
+            source,
+        })?;
+    let sip_addr = udp.local_addr().map_err(|source| RuntimeError::BindSip {
+        addr: config.sip_bind,
+        source,
+    })?;
     let (tcp_tx, tcp_rx) = mpsc::channel(4096);
     let tcp = if config.sip_tcp {
-        let listener = tokio::net::TcpListener::bind(sip_addr).await.map_err(|source| RuntimeError::BindSip { addr: sip_addr, source })?;
+        let listener = tokio::net::TcpListener::bind(sip_addr)
+            .await
+            .map_err(|source| RuntimeError::BindSip {
+                addr: sip_addr,
+                source,
+            })?;
         Some(tcp::Connections::start(listener, tcp_tx))
     } else {
         None
     };
     let (media_tx, media_rx) = mpsc::channel(64 * 1024);
-    let media = MediaHandle::start(config.rtp_ports, config.rtp_timeout, media_tx).map_err(RuntimeError::Media)?;
+    let media = MediaHandle::start(config.rtp_ports, config.rtp_timeout, media_tx)
+        .map_err(RuntimeError::Media)?;
     prepare_database(&config.database).await;
-    let (sink, writer) = writer::spawn(CdrWriterConfig::new(config.database.clone(), config.cdr_spool.clone()));
+    let (sink, writer) = writer::spawn(CdrWriterConfig::new(
+        config.database.clone(),
+        config.cdr_spool.clone(),
+    ));
     let advertised = config.advertised_host.clone().unwrap_or_else(|| {
-        let ip = if sip_addr.ip().is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { sip_addr.ip() };
+        let ip = if sip_addr.ip().is_unspecified() {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            sip_addr.ip()
+        };
         SocketAddr::new(ip, sip_addr.port()).to_string()
     });
-    let fallback_address = if sip_addr.ip().is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { sip_addr.ip() };
+    let fallback_address = if sip_addr.ip().is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        sip_addr.ip()
+    };
     let engine_cfg = EngineConfig {
         max_calls: config.max_calls,
         retry_after: config.retry_after,
@@ -105,25 +141,51 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         shutdown_grace: config.shutdown_grace,
         timers: TimerConfig::default(),
     };
-    let epoch = (Instant::now(), SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64));
+    let epoch = (
+        Instant::now(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64),
+    );
     let engine = Engine::new(engine_cfg, catalog, media, epoch);
     let (shutdown, signal_rx) = watch::channel(Signal::Run);
     tracing::info!(sip = %sip_addr, tcp = config.sip_tcp, rtp = ?config.rtp_ports, database = %crate::cdr::store::redact_url(&config.database), "hotline is taking calls");
-    let reload_dirs = (config.flows_dir.clone(), config.prompts_dir.clone(), config.language.clone());
+    let reload_dirs = (
+        config.flows_dir.clone(),
+        config.prompts_dir.clone(),
+        config.language.clone(),
+    );
     let done = tokio::spawn(async move {
         let mut sink = sink;
-        let result = signalling_loop(engine, udp, tcp_rx, tcp.as_ref(), media_rx, signal_rx, &mut sink, reload_dirs).await;
+        let result = signalling_loop(
+            engine,
+            udp,
+            tcp_rx,
+            tcp.as_ref(),
+            media_rx,
+            signal_rx,
+            &mut sink,
+            reload_dirs,
+        )
+        .await;
         if let Some(tcp) = tcp {
             tcp.stop();
         }
         let leftovers = sink.close();
-        match writer.shutdown(leftovers, std::time::Duration::from_secs(10)).await {
+        match writer
+            .shutdown(leftovers, std::time::Duration::from_secs(10))
+            .await
+        {
             Ok(report) => tracing::info!(?report, "CDR writer stopped"),
             Err(e) => tracing::error!(error = %e, "CDR writer shutdown failed"),
         }
         result
     });
-    Ok(Server { sip_addr, shutdown, done })
+    Ok(Server {
+        sip_addr,
+        shutdown,
+        done,
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -201,7 +263,10 @@ async fn signalling_loop(
 fn reload(engine: &mut Engine<MediaHandle>, dirs: &(PathBuf, PathBuf, String)) {
     match Catalog::load(&dirs.0, &dirs.1, &dirs.2) {
         Ok(catalog) => {
-            tracing::info!(flows = catalog.flows.flows.len(), "flows reloaded; new calls use them");
+            tracing::info!(
+                flows = catalog.flows.flows.len(),
+                "flows reloaded; new calls use them"
+            );
             engine.set_catalog(Arc::new(catalog));
         }
         Err(e) => tracing::error!("reload refused, the previous flows stay live: {e}"),
@@ -219,7 +284,9 @@ async fn prepare_database(url: &str) {
     };
     match tokio::time::timeout(std::time::Duration::from_secs(5), attempt).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "CDR database unavailable at start; records will wait for it"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "CDR database unavailable at start; records will wait for it")
+        }
         Err(_) => tracing::warn!("CDR database did not answer at start; records will wait for it"),
     }
 }
@@ -233,7 +300,7 @@ async fn sleep_until(at: Option<Instant>) {
 
 /// Serve until SIGINT or SIGTERM, then drain; SIGHUP reloads flows and prompts.
 pub async fn serve(config: Config) -> Result<(), RuntimeError> {
-    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::signal::unix::{SignalKind, signal};
     let server = start(config).await?;
     let (mut int, mut term, mut hup) = (
         signal(SignalKind::interrupt()).map_err(RuntimeError::Media)?,

@@ -22,12 +22,17 @@ pub struct Connections {
 }
 
 impl Connections {
-    pub fn start(listener: TcpListener, inbound: mpsc::Sender<(SocketAddr, Vec<u8>)>) -> Connections {
+    pub fn start(
+        listener: TcpListener,
+        inbound: mpsc::Sender<(SocketAddr, Vec<u8>)>,
+    ) -> Connections {
         let writers: Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>> = Arc::default();
         let table = Arc::clone(&writers);
         let accept = tokio::spawn(async move {
             loop {
-                let Ok((stream, peer)) = listener.accept().await else { continue };
+                let Ok((stream, peer)) = listener.accept().await else {
+                    continue;
+                };
                 let (tx, rx) = mpsc::channel(WRITE_QUEUE);
                 if let Ok(mut map) = table.lock() {
                     map.insert(peer, tx);
@@ -62,7 +67,12 @@ impl Connections {
     }
 }
 
-async fn serve_connection(stream: TcpStream, peer: SocketAddr, inbound: mpsc::Sender<(SocketAddr, Vec<u8>)>, mut outbound: mpsc::Receiver<Vec<u8>>) {
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    inbound: mpsc::Sender<(SocketAddr, Vec<u8>)>,
+    mut outbound: mpsc::Receiver<Vec<u8>>,
+) {
     let (mut reader, mut writer) = stream.into_split();
     let write = tokio::spawn(async move {
         while let Some(data) = outbound.recv().await {
@@ -83,7 +93,9 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, inbound: mpsc::Se
             match framing::stream_message_len(&buf) {
                 Ok(Some(len)) => {
                     let message: Vec<u8> = buf.drain(..len).collect();
-                    if !framing::is_keepalive(&message) && inbound.send((peer, message)).await.is_err() {
+                    if !framing::is_keepalive(&message)
+                        && inbound.send((peer, message)).await.is_err()
+                    {
                         return;
                     }
                 }

@@ -1,8 +1,8 @@
 //! RFC 3261 §12: the state a dialog keeps, and the requests it builds.
 
+use super::SipError;
 use super::endpoint::{Peer, TransportKind};
 use super::message::{self, Method, Request, RequestSpec};
-use super::SipError;
 
 #[derive(Debug, Clone)]
 pub struct Dialog {
@@ -34,7 +34,12 @@ impl Dialog {
         }
     }
 
-    pub fn request(&mut self, method: Method, via_host: &str, body: Option<(String, Vec<u8>)>) -> Result<Request, SipError> {
+    pub fn request(
+        &mut self,
+        method: Method,
+        via_host: &str,
+        body: Option<(String, Vec<u8>)>,
+    ) -> Result<Request, SipError> {
         if method != Method::Ack && method != Method::Cancel {
             self.local_seq += 1;
         }
@@ -57,7 +62,12 @@ impl Dialog {
     }
 
     /// RFC 3261 §13.2.2.4: the ACK for a 2xx is a new request with the INVITE's CSeq number.
-    pub fn ack(&self, invite_seq: u32, via_host: &str, body: Option<(String, Vec<u8>)>) -> Result<Request, SipError> {
+    pub fn ack(
+        &self,
+        invite_seq: u32,
+        via_host: &str,
+        body: Option<(String, Vec<u8>)>,
+    ) -> Result<Request, SipError> {
         let spec = RequestSpec {
             method: Method::Ack,
             uri: self.remote_target.clone(),

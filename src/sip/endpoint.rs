@@ -50,18 +50,35 @@ pub struct TxnId(u64);
 #[derive(Debug)]
 pub enum EndpointEvent {
     /// A new request (not ACK, not CANCEL) opened a server transaction.
-    Request { txn: TxnId, request: Request, source: Peer },
+    Request {
+        txn: TxnId,
+        request: Request,
+        source: Peer,
+    },
     /// A CANCEL matched a server INVITE transaction that has not answered yet; the CANCEL
     /// itself has been answered 200 (RFC 3261 §9.2).
-    Cancel { invite: TxnId },
+    Cancel {
+        invite: TxnId,
+    },
     /// An ACK that belongs to no transaction: the ACK for a 2xx, for the dialog layer.
-    Ack { request: Request, source: Peer },
-    Response { txn: TxnId, response: Response },
+    Ack {
+        request: Request,
+        source: Peer,
+    },
+    Response {
+        txn: TxnId,
+        response: Response,
+    },
     /// A 2xx to an INVITE whose client transaction is gone: a retransmission the dialog
     /// layer must ACK again (RFC 3261 §13.2.2.4).
-    StrayInviteOk { response: Response, source: Peer },
+    StrayInviteOk {
+        response: Response,
+        source: Peer,
+    },
     /// Client: no final response in time. Server INVITE: no ACK for our final response.
-    Timeout { txn: TxnId },
+    Timeout {
+        txn: TxnId,
+    },
 }
 
 enum ServerMachine {
@@ -159,8 +176,16 @@ impl Endpoint {
         self.clients
             .values()
             .filter(|t| match &t.machine {
-                ClientMachine::Invite(m) => matches!(m.state(), super::transaction::ClientInviteState::Calling | super::transaction::ClientInviteState::Proceeding),
-                ClientMachine::NonInvite(m) => matches!(m.state(), super::transaction::ClientNonInviteState::Trying | super::transaction::ClientNonInviteState::Proceeding),
+                ClientMachine::Invite(m) => matches!(
+                    m.state(),
+                    super::transaction::ClientInviteState::Calling
+                        | super::transaction::ClientInviteState::Proceeding
+                ),
+                ClientMachine::NonInvite(m) => matches!(
+                    m.state(),
+                    super::transaction::ClientNonInviteState::Trying
+                        | super::transaction::ClientNonInviteState::Proceeding
+                ),
             })
             .count()
     }
@@ -181,7 +206,11 @@ impl Endpoint {
                     Some(_) => message::bare_bad_request(data, "unknown method").map(|b| {
                         String::from_utf8_lossy(&b)
                             .replacen("400 Bad Request", "501 Not Implemented", 1)
-                            .replacen("Content-Length: 0", &format!("Allow: {ALLOW}\r\nContent-Length: 0"), 1)
+                            .replacen(
+                                "Content-Length: 0",
+                                &format!("Allow: {ALLOW}\r\nContent-Length: 0"),
+                                1,
+                            )
                             .into_bytes()
                     }),
                     None => message::bare_bad_request(data, &failure.error.to_string()),
@@ -197,12 +226,19 @@ impl Endpoint {
         let Some(key) = server_key(&req) else {
             // RFC 3261 §8.1.1.7 branches are all we match on; an RFC 2543 peer gets a 400
             // rather than a transaction we could confuse with another.
-            self.send_stateless(source, &req, &ResponseSpec::new(400).header("Warning", "399 hotline \"Via branch without magic cookie\""));
+            self.send_stateless(
+                source,
+                &req,
+                &ResponseSpec::new(400)
+                    .header("Warning", "399 hotline \"Via branch without magic cookie\""),
+            );
             return;
         };
         if let Some(&id) = self.server_index.get(&key) {
             let is_ack = req.method == Method::Ack;
-            let Some(txn) = self.servers.get_mut(&id) else { return };
+            let Some(txn) = self.servers.get_mut(&id) else {
+                return;
+            };
             let verdict = match &mut txn.machine {
                 ServerMachine::Invite(m) => m.on_request(now, is_ack),
                 ServerMachine::NonInvite(m) => m.on_request(),
@@ -214,7 +250,10 @@ impl Endpoint {
                     }
                 }
                 RequestVerdict::Ack { pass_to_tu: true } => {
-                    self.events.push_back(EndpointEvent::Ack { request: req, source })
+                    self.events.push_back(EndpointEvent::Ack {
+                        request: req,
+                        source,
+                    })
                 }
                 RequestVerdict::Ack { .. } | RequestVerdict::Absorb => {}
             }
@@ -222,7 +261,10 @@ impl Endpoint {
             return;
         }
         match req.method {
-            Method::Ack => self.events.push_back(EndpointEvent::Ack { request: req, source }),
+            Method::Ack => self.events.push_back(EndpointEvent::Ack {
+                request: req,
+                source,
+            }),
             Method::Cancel => self.on_cancel(now, source, req, key),
             _ => {
                 let id = self.new_id();
@@ -235,15 +277,30 @@ impl Endpoint {
                 self.server_index.insert(key.clone(), id);
                 self.servers.insert(
                     id,
-                    ServerTxn { machine, key, request: req.clone(), peer: source, last_response: None, scheduled: None },
+                    ServerTxn {
+                        machine,
+                        key,
+                        request: req.clone(),
+                        peer: source,
+                        last_response: None,
+                        scheduled: None,
+                    },
                 );
-                self.events.push_back(EndpointEvent::Request { txn: id, request: req, source });
+                self.events.push_back(EndpointEvent::Request {
+                    txn: id,
+                    request: req,
+                    source,
+                });
             }
         }
     }
 
     fn on_cancel(&mut self, now: Instant, source: Peer, cancel: Request, key: ServerKey) {
-        let invite_key = ServerKey { cancel: false, invite: true, ..key.clone() };
+        let invite_key = ServerKey {
+            cancel: false,
+            invite: true,
+            ..key.clone()
+        };
         let invite = self.server_index.get(&invite_key).copied();
         let pending = invite.filter(|id| {
             matches!(self.servers.get(id).map(|t| &t.machine),
@@ -251,9 +308,22 @@ impl Endpoint {
         });
         // The CANCEL is a transaction of its own and always gets its own final response.
         let id = self.new_id();
-        let machine = ServerMachine::NonInvite(ServerNonInvite::new(self.timers, source.transport.reliable()));
+        let machine = ServerMachine::NonInvite(ServerNonInvite::new(
+            self.timers,
+            source.transport.reliable(),
+        ));
         self.server_index.insert(key.clone(), id);
-        self.servers.insert(id, ServerTxn { machine, key, request: cancel, peer: source, last_response: None, scheduled: None });
+        self.servers.insert(
+            id,
+            ServerTxn {
+                machine,
+                key,
+                request: cancel,
+                peer: source,
+                last_response: None,
+                scheduled: None,
+            },
+        );
         match (invite, pending) {
             (_, Some(invite)) => {
                 self.respond(now, id, &ResponseSpec::new(200));
@@ -267,33 +337,49 @@ impl Endpoint {
 
     fn on_response(&mut self, now: Instant, source: Peer, resp: Response) {
         let code = resp.status_code.code();
-        let key = resp.branch().map(|branch| ClientKey { branch, method: resp.cseq().1.to_string() });
+        let key = resp.branch().map(|branch| ClientKey {
+            branch,
+            method: resp.cseq().1.to_string(),
+        });
         let Some(id) = key.and_then(|k| self.client_index.get(&k).copied()) else {
             if resp.cseq().1 == Method::Invite && (200..300).contains(&code) {
-                self.events.push_back(EndpointEvent::StrayInviteOk { response: resp, source });
+                self.events.push_back(EndpointEvent::StrayInviteOk {
+                    response: resp,
+                    source,
+                });
             } else {
                 tracing::debug!(code, from = %source.addr, "response matches no transaction");
             }
             return;
         };
-        let Some(txn) = self.clients.get_mut(&id) else { return };
+        let Some(txn) = self.clients.get_mut(&id) else {
+            return;
+        };
         let verdict = match &mut txn.machine {
             ClientMachine::Invite(m) => m.on_response(now, code),
             ClientMachine::NonInvite(m) => m.on_response(now, code),
         };
         if verdict.send_ack {
             let ack = message::build_ack_for_failure(&txn.request, &resp);
-            self.transmits.push_back(Transmit { to: txn.peer, data: message::to_bytes(ack) });
+            self.transmits.push_back(Transmit {
+                to: txn.peer,
+                data: message::to_bytes(ack),
+            });
         }
         if verdict.pass_to_tu {
-            self.events.push_back(EndpointEvent::Response { txn: id, response: resp });
+            self.events.push_back(EndpointEvent::Response {
+                txn: id,
+                response: resp,
+            });
         }
         self.reschedule_client(id);
     }
 
     /// Answer a server transaction. Responses after the final one are ignored.
     pub fn respond(&mut self, now: Instant, id: TxnId, spec: &ResponseSpec) {
-        let Some(txn) = self.servers.get_mut(&id) else { return };
+        let Some(txn) = self.servers.get_mut(&id) else {
+            return;
+        };
         let allowed = match &mut txn.machine {
             ServerMachine::Invite(m) => m.on_send_response(now, spec.code),
             ServerMachine::NonInvite(m) => m.on_send_response(now, spec.code),
@@ -303,7 +389,10 @@ impl Endpoint {
             return;
         }
         let data = message::to_bytes(message::build_response(&txn.request, spec));
-        let to = Peer { addr: message::response_destination(&txn.request, txn.peer.addr), ..txn.peer };
+        let to = Peer {
+            addr: message::response_destination(&txn.request, txn.peer.addr),
+            ..txn.peer
+        };
         txn.last_response = Some(data.clone());
         self.transmits.push_back(Transmit { to, data });
         self.reschedule_server(id);
@@ -311,7 +400,11 @@ impl Endpoint {
 
     /// A 2xx we sent was acknowledged (the dialog layer matched the ACK): stop resending it.
     pub fn confirm_invite(&mut self, now: Instant, id: TxnId) {
-        if let Some(ServerTxn { machine: ServerMachine::Invite(m), .. }) = self.servers.get_mut(&id) {
+        if let Some(ServerTxn {
+            machine: ServerMachine::Invite(m),
+            ..
+        }) = self.servers.get_mut(&id)
+        {
             m.on_request(now, true);
         }
         self.reschedule_server(id);
@@ -331,11 +424,27 @@ impl Endpoint {
         } else {
             ClientMachine::NonInvite(ClientNonInvite::new(now, self.timers, reliable))
         };
-        let key = ClientKey { branch: request.branch().unwrap_or_default(), method: request.method.to_string() };
+        let key = ClientKey {
+            branch: request.branch().unwrap_or_default(),
+            method: request.method.to_string(),
+        };
         let bytes = message::to_bytes(request.clone());
-        self.transmits.push_back(Transmit { to, data: bytes.clone() });
+        self.transmits.push_back(Transmit {
+            to,
+            data: bytes.clone(),
+        });
         self.client_index.insert(key.clone(), id);
-        self.clients.insert(id, ClientTxn { machine, key, request, bytes, peer: to, scheduled: None });
+        self.clients.insert(
+            id,
+            ClientTxn {
+                machine,
+                key,
+                request,
+                bytes,
+                peer: to,
+                scheduled: None,
+            },
+        );
         self.reschedule_client(id);
         id
     }
@@ -355,7 +464,10 @@ impl Endpoint {
             return;
         }
         let data = message::to_bytes(message::build_response(req, spec));
-        let to = Peer { addr: message::response_destination(req, source.addr), ..source };
+        let to = Peer {
+            addr: message::response_destination(req, source.addr),
+            ..source
+        };
         self.transmits.push_back(Transmit { to, data });
     }
 
@@ -377,7 +489,10 @@ impl Endpoint {
                 match fired {
                     Fired::Retransmit => {
                         if let Some(data) = txn.last_response.clone() {
-                            let to = Peer { addr: message::response_destination(&txn.request, txn.peer.addr), ..txn.peer };
+                            let to = Peer {
+                                addr: message::response_destination(&txn.request, txn.peer.addr),
+                                ..txn.peer
+                            };
                             self.transmits.push_back(Transmit { to, data });
                         }
                     }
@@ -395,7 +510,10 @@ impl Endpoint {
                     ClientMachine::NonInvite(m) => m.handle_timeout(now),
                 };
                 match fired {
-                    Fired::Retransmit => self.transmits.push_back(Transmit { to: txn.peer, data: txn.bytes.clone() }),
+                    Fired::Retransmit => self.transmits.push_back(Transmit {
+                        to: txn.peer,
+                        data: txn.bytes.clone(),
+                    }),
                     Fired::TimedOut => self.events.push_back(EndpointEvent::Timeout { txn: id }),
                     Fired::Terminated | Fired::Nothing => {}
                 }
@@ -405,7 +523,9 @@ impl Endpoint {
     }
 
     fn reschedule_server(&mut self, id: TxnId) {
-        let Some(txn) = self.servers.get_mut(&id) else { return };
+        let Some(txn) = self.servers.get_mut(&id) else {
+            return;
+        };
         let (done, next) = match &txn.machine {
             ServerMachine::Invite(m) => (m.is_terminated(), m.poll_timeout()),
             ServerMachine::NonInvite(m) => (m.is_terminated(), m.poll_timeout()),
@@ -425,7 +545,9 @@ impl Endpoint {
     }
 
     fn reschedule_client(&mut self, id: TxnId) {
-        let Some(txn) = self.clients.get_mut(&id) else { return };
+        let Some(txn) = self.clients.get_mut(&id) else {
+            return;
+        };
         let (done, next) = match &txn.machine {
             ClientMachine::Invite(m) => (m.is_terminated(), m.poll_timeout()),
             ClientMachine::NonInvite(m) => (m.is_terminated(), m.poll_timeout()),
@@ -470,7 +592,10 @@ fn unknown_method(start_line: Option<&str>) -> Option<String> {
     let method = parts.next()?;
     let uri = parts.next()?;
     let version = parts.next()?;
-    let is_token = !method.is_empty() && method.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b));
+    let is_token = !method.is_empty()
+        && method
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b));
     let known = method.parse::<Method>().is_ok();
     (is_token && !known && uri.contains(':') && version == "SIP/2.0").then(|| method.to_string())
 }

@@ -49,13 +49,18 @@ pub fn is_keepalive(data: &[u8]) -> bool {
 /// The start line of a request or response, for replying when rsip rejects a message.
 pub fn start_line(data: &[u8]) -> Option<&str> {
     let end = data.iter().position(|b| *b == b'\n').unwrap_or(data.len());
-    std::str::from_utf8(&data[..end]).ok().map(|s| s.trim_end_matches('\r'))
+    std::str::from_utf8(&data[..end])
+        .ok()
+        .map(|s| s.trim_end_matches('\r'))
 }
 
 /// For streams (TCP): how many bytes the first complete message occupies, if it is all there.
 /// Leading CRLFs (keep-alives) count as a message of their own.
 pub fn stream_message_len(buf: &[u8]) -> Result<Option<usize>, FramingError> {
-    let lead = buf.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+    let lead = buf
+        .iter()
+        .take_while(|b| **b == b'\r' || **b == b'\n')
+        .count();
     if lead > 0 {
         return Ok(Some(lead));
     }
@@ -80,7 +85,10 @@ pub fn frame(data: &[u8]) -> Result<Framed, FramingError> {
     if data.len() > MAX_MESSAGE {
         return Err(FramingError::TooLarge(data.len()));
     }
-    let start = data.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+    let start = data
+        .iter()
+        .take_while(|b| **b == b'\r' || **b == b'\n')
+        .count();
     let data = &data[start..];
     if data.is_empty() {
         return Err(FramingError::Empty);
@@ -98,7 +106,10 @@ pub fn frame(data: &[u8]) -> Result<Framed, FramingError> {
     // error (the datagram was truncated).
     let body_len = match content_length_of(head)? {
         Some(declared) if declared > available => {
-            return Err(FramingError::ShortBody { declared, available });
+            return Err(FramingError::ShortBody {
+                declared,
+                available,
+            });
         }
         Some(declared) => declared,
         None => available,
@@ -200,7 +211,9 @@ fn unfold(head: &str) -> Result<Vec<String>, FramingError> {
 
 fn content_length_of(head: &str) -> Result<Option<usize>, FramingError> {
     for line in head.split('\n') {
-        let Some((name, value)) = line.split_once(':') else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
         let name = name.trim();
         if name.eq_ignore_ascii_case("Content-Length") || name.eq_ignore_ascii_case("l") {
             let value = value.trim();
@@ -274,7 +287,9 @@ mod tests {
         let raw = "OPTIONS sip:100@h SIP/2.0\nv: SIP/2.0/UDP a;branch=z9hG4bK1,\n SIP/2.0/UDP b;branch=z9hG4bK2\ni: x@y\nSubject: I know you're there,\n\tpick up the phone\nl: 0\n\n";
         let out = text(frame(raw.as_bytes()).unwrap());
         assert!(out.starts_with("OPTIONS sip:100@h SIP/2.0\r\n"));
-        assert!(out.contains("Via: SIP/2.0/UDP a;branch=z9hG4bK1\r\nVia: SIP/2.0/UDP b;branch=z9hG4bK2\r\n"));
+        assert!(out.contains(
+            "Via: SIP/2.0/UDP a;branch=z9hG4bK1\r\nVia: SIP/2.0/UDP b;branch=z9hG4bK2\r\n"
+        ));
         assert!(out.contains("Call-ID: x@y\r\n"));
         assert!(out.contains("Subject: I know you're there, pick up the phone\r\n"));
         assert!(out.ends_with("Content-Length: 0\r\n\r\n"));
@@ -287,7 +302,10 @@ mod tests {
         let short = b"MESSAGE sip:a SIP/2.0\r\nContent-Length: 30\r\n\r\nabc";
         assert_eq!(
             frame(short),
-            Err(FramingError::ShortBody { declared: 30, available: 3 })
+            Err(FramingError::ShortBody {
+                declared: 30,
+                available: 3
+            })
         );
         let bad = b"MESSAGE sip:a SIP/2.0\r\nContent-Length: x\r\n\r\n";
         assert!(matches!(frame(bad), Err(FramingError::BadContentLength(_))));
@@ -301,8 +319,14 @@ mod tests {
 
     #[test]
     fn limits_and_garbage() {
-        assert_eq!(frame(&vec![b'a'; MAX_MESSAGE + 1]), Err(FramingError::TooLarge(MAX_MESSAGE + 1)));
-        let long = format!("X sip:a SIP/2.0\r\nSubject: {}\r\n\r\n", "a".repeat(MAX_HEADER_LINE));
+        assert_eq!(
+            frame(&vec![b'a'; MAX_MESSAGE + 1]),
+            Err(FramingError::TooLarge(MAX_MESSAGE + 1))
+        );
+        let long = format!(
+            "X sip:a SIP/2.0\r\nSubject: {}\r\n\r\n",
+            "a".repeat(MAX_HEADER_LINE)
+        );
         assert_eq!(frame(long.as_bytes()), Err(FramingError::HeaderTooLong));
         assert!(frame(b"garbage").is_err());
         assert!(frame(b"X sip:a SIP/2.0\r\nno colon here\r\n\r\n").is_err());

@@ -9,8 +9,8 @@ use rsip::message::{HasHeaders, HeadersExt};
 use rsip::param::{OtherParam, OtherParamValue};
 use rsip::{Param, SipMessage};
 
-use super::framing::{self, FramingError};
 use super::SipError;
+use super::framing::{self, FramingError};
 
 pub use rsip::{Method, Request, Response};
 
@@ -51,9 +51,18 @@ fn check_mandatory(m: &SipMessage) -> Result<(), SipError> {
     let bad = |what: &str| SipError::Parse(format!("missing or malformed {what}"));
     let via = m.via_header().map_err(|_| bad("Via"))?;
     via.typed().map_err(|_| bad("Via"))?;
-    m.cseq_header().map_err(|_| bad("CSeq"))?.typed().map_err(|_| bad("CSeq"))?;
-    m.from_header().map_err(|_| bad("From"))?.tag().map_err(|_| bad("From"))?;
-    m.to_header().map_err(|_| bad("To"))?.tag().map_err(|_| bad("To"))?;
+    m.cseq_header()
+        .map_err(|_| bad("CSeq"))?
+        .typed()
+        .map_err(|_| bad("CSeq"))?;
+    m.from_header()
+        .map_err(|_| bad("From"))?
+        .tag()
+        .map_err(|_| bad("From"))?;
+    m.to_header()
+        .map_err(|_| bad("To"))?
+        .tag()
+        .map_err(|_| bad("To"))?;
     m.call_id_header().map_err(|_| bad("Call-ID"))?;
     if let SipMessage::Request(r) = m {
         let cseq = r.cseq_header().ok().and_then(|c| c.typed().ok());
@@ -77,13 +86,21 @@ pub trait MessageExt: HasHeaders + HeadersExt {
             .map(|c| (c.seq, c.method))
             .unwrap_or((0, Method::Options))
     }
-    fn from_tag(&self) -> Option<String> {
-        self.from_header().ok()?.tag().ok()?.map(|t| t.value().to_string())
+    fn sender_tag(&self) -> Option<String> {
+        self.from_header()
+            .ok()?
+            .tag()
+            .ok()?
+            .map(|t| t.value().to_string())
     }
     fn to_tag(&self) -> Option<String> {
-        self.to_header().ok()?.tag().ok()?.map(|t| t.value().to_string())
+        self.to_header()
+            .ok()?
+            .tag()
+            .ok()?
+            .map(|t| t.value().to_string())
     }
-    fn from_user(&self) -> String {
+    fn sender_user(&self) -> String {
         self.from_header()
             .ok()
             .and_then(|h| h.uri().ok())
@@ -128,7 +145,9 @@ impl MessageExt for Response {}
 /// RFC 3261 §18.2.1 and RFC 3581: note where a request really came from in its top Via, so
 /// responses find their way back through NAT.
 pub fn stamp_received(req: &mut Request, source: SocketAddr) {
-    let Ok(via) = req.via_header_mut() else { return };
+    let Ok(via) = req.via_header_mut() else {
+        return;
+    };
     let Ok(mut typed) = via.typed() else { return };
     let sent_by_ip = match typed.uri.host_with_port.host {
         rsip::Host::IpAddr(ip) => Some(ip),
@@ -144,7 +163,11 @@ pub fn stamp_received(req: &mut Request, source: SocketAddr) {
     });
     if sent_by_ip != Some(source.ip()) || wants_rport {
         typed.params.retain(|p| !matches!(p, Param::Received(_)));
-        typed.params.push(Param::Received(rsip::param::Received::new(source.ip().to_string())));
+        typed
+            .params
+            .push(Param::Received(rsip::param::Received::new(
+                source.ip().to_string(),
+            )));
     }
     if wants_rport {
         typed.params.push(Param::Other(
@@ -157,7 +180,9 @@ pub fn stamp_received(req: &mut Request, source: SocketAddr) {
 
 /// Where responses to this request go (RFC 3261 §18.2.2 for unreliable transports, RFC 3581).
 pub fn response_destination(req: &Request, source: SocketAddr) -> SocketAddr {
-    let Some(via) = req.top_via() else { return source };
+    let Some(via) = req.top_via() else {
+        return source;
+    };
     let received: Option<IpAddr> = via.received().ok().flatten();
     let rport = via.params.iter().find_map(|p| match p {
         Param::Other(n, Some(v)) if n.value().eq_ignore_ascii_case("rport") => {
@@ -165,7 +190,12 @@ pub fn response_destination(req: &Request, source: SocketAddr) -> SocketAddr {
         }
         _ => None,
     });
-    let sent_by_port = via.uri.host_with_port.port.map(|p| *p.value()).unwrap_or(5060);
+    let sent_by_port = via
+        .uri
+        .host_with_port
+        .port
+        .map(|p| *p.value())
+        .unwrap_or(5060);
     let ip = match (received, &via.uri.host_with_port.host) {
         (Some(ip), _) => ip,
         (None, rsip::Host::IpAddr(ip)) => *ip,
@@ -186,7 +216,10 @@ pub struct ResponseSpec {
 
 impl ResponseSpec {
     pub fn new(code: u16) -> Self {
-        ResponseSpec { code, ..Default::default() }
+        ResponseSpec {
+            code,
+            ..Default::default()
+        }
     }
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.extra.push((name.to_string(), value.into()));
@@ -226,12 +259,16 @@ pub fn build_response(req: &Request, spec: &ResponseSpec) -> Response {
     }
     let body = match &spec.body {
         Some((content_type, body)) => {
-            headers.push(Header::ContentType(headers::ContentType::new(content_type.clone())));
+            headers.push(Header::ContentType(headers::ContentType::new(
+                content_type.clone(),
+            )));
             body.clone()
         }
         None => Vec::new(),
     };
-    headers.push(Header::ContentLength(headers::ContentLength::new(body.len().to_string())));
+    headers.push(Header::ContentLength(headers::ContentLength::new(
+        body.len().to_string(),
+    )));
     Response {
         status_code: spec.code.into(),
         version: rsip::Version::V2,
@@ -284,12 +321,16 @@ pub fn build_request(spec: &RequestSpec) -> Result<Request, SipError> {
     }
     let body = match &spec.body {
         Some((content_type, body)) => {
-            headers.push(Header::ContentType(headers::ContentType::new(content_type.clone())));
+            headers.push(Header::ContentType(headers::ContentType::new(
+                content_type.clone(),
+            )));
             body.clone()
         }
         None => Vec::new(),
     };
-    headers.push(Header::ContentLength(headers::ContentLength::new(body.len().to_string())));
+    headers.push(Header::ContentLength(headers::ContentLength::new(
+        body.len().to_string(),
+    )));
     Ok(Request {
         method: spec.method,
         uri,
@@ -352,7 +393,9 @@ pub fn new_branch() -> String {
 
 pub fn random_token(len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    (0..len).map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char).collect()
+    (0..len)
+        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
+        .collect()
 }
 
 pub fn to_bytes(msg: impl Into<SipMessage>) -> Vec<u8> {
@@ -374,7 +417,9 @@ pub fn bare_bad_request(data: &[u8], reason: &str) -> Option<Vec<u8>> {
         if line.is_empty() {
             break;
         }
-        let Some((name, _)) = line.split_once(':') else { continue };
+        let Some((name, _)) = line.split_once(':') else {
+            continue;
+        };
         let name = name.trim().to_ascii_lowercase();
         let slot = match name.as_str() {
             "via" | "v" => &mut have.0,
@@ -393,8 +438,15 @@ pub fn bare_bad_request(data: &[u8], reason: &str) -> Option<Vec<u8>> {
     if !have.0 {
         return None;
     }
-    let reason: String = reason.chars().filter(|c| !c.is_control()).take(120).collect();
-    out.push_str(&format!("Warning: 399 hotline \"{}\"\r\n", reason.replace('"', "'")));
+    let reason: String = reason
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(120)
+        .collect();
+    out.push_str(&format!(
+        "Warning: 399 hotline \"{}\"\r\n",
+        reason.replace('"', "'")
+    ));
     out.push_str("Content-Length: 0\r\n\r\n");
     Some(out.into_bytes())
 }

@@ -25,7 +25,11 @@ impl Pair {
         let a_addr: SocketAddr = "127.0.0.1:5070".parse().unwrap();
         let b_addr: SocketAddr = "127.0.0.1:5060".parse().unwrap();
         let ua = |addr: SocketAddr, user: &str| {
-            UserAgent::new(UaConfig { timers: TimerConfig::default(), advertised: addr.to_string(), user: user.into() })
+            UserAgent::new(UaConfig {
+                timers: TimerConfig::default(),
+                advertised: addr.to_string(),
+                user: user.into(),
+            })
         };
         Pair {
             now: Instant::now(),
@@ -41,7 +45,10 @@ impl Pair {
     }
 
     fn b_peer(&self) -> Peer {
-        Peer { addr: self.b_addr, transport: TransportKind::Udp }
+        Peer {
+            addr: self.b_addr,
+            transport: TransportKind::Udp,
+        }
     }
 
     /// Deliver everything in flight, then advance time to the next timer, until quiet or `until`.
@@ -52,21 +59,27 @@ impl Pair {
             while let Some(t) = self.a.poll_transmit() {
                 moved = true;
                 self.sent += 1;
-                if self.drop_every > 0 && self.sent % self.drop_every == 0 {
+                if self.drop_every > 0 && self.sent.is_multiple_of(self.drop_every) {
                     continue;
                 }
                 assert_eq!(t.to.addr, self.b_addr);
-                let src = Peer { addr: self.a_addr, transport: TransportKind::Udp };
+                let src = Peer {
+                    addr: self.a_addr,
+                    transport: TransportKind::Udp,
+                };
                 self.b.handle_input(self.now, src, &t.data);
             }
             while let Some(t) = self.b.poll_transmit() {
                 moved = true;
                 self.sent += 1;
-                if self.drop_every > 0 && self.sent % self.drop_every == 0 {
+                if self.drop_every > 0 && self.sent.is_multiple_of(self.drop_every) {
                     continue;
                 }
                 assert_eq!(t.to.addr, self.a_addr, "responses go back to the caller");
-                let src = Peer { addr: self.b_addr, transport: TransportKind::Udp };
+                let src = Peer {
+                    addr: self.b_addr,
+                    transport: TransportKind::Udp,
+                };
                 self.a.handle_input(self.now, src, &t.data);
             }
             while let Some(e) = self.a.poll_event() {
@@ -78,7 +91,10 @@ impl Pair {
             if moved {
                 continue;
             }
-            let next = [self.a.poll_timeout(), self.b.poll_timeout()].into_iter().flatten().min();
+            let next = [self.a.poll_timeout(), self.b.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
             match next {
                 Some(t) if t <= end => {
                     self.now = self.now.max(t);
@@ -106,21 +122,51 @@ impl Pair {
 fn call_answer_ack_and_bye_from_caller() {
     let mut p = Pair::new();
     let peer = p.b_peer();
-    let a_call = p.a.invite(p.now, peer, "alice", "100", Some(b"v=0\r\n".to_vec())).unwrap();
+    let a_call =
+        p.a.invite(p.now, peer, "alice", "100", Some(b"v=0\r\n".to_vec()))
+            .unwrap();
     p.progress(Duration::from_millis(1));
     let b_call = p.incoming();
-    assert!(matches!(&p.b_events[0], UaEvent::Incoming { to_user, from_user, offer: Some(_), .. } if to_user == "100" && from_user == "alice"));
-    assert!(p.a_events.iter().any(|e| matches!(e, UaEvent::Progress { code: 100, .. })));
+    assert!(
+        matches!(&p.b_events[0], UaEvent::Incoming { to_user, from_user, offer: Some(_), .. } if to_user == "100" && from_user == "alice")
+    );
+    assert!(
+        p.a_events
+            .iter()
+            .any(|e| matches!(e, UaEvent::Progress { code: 100, .. }))
+    );
     p.b.answer(p.now, b_call, b"v=0\r\nanswer".to_vec());
     p.progress(Duration::from_millis(1));
-    assert!(p.a_events.iter().any(|e| matches!(e, UaEvent::Answered { answer: Some(_), .. })));
-    assert!(p.b_events.iter().any(|e| matches!(e, UaEvent::Acked { .. })));
+    assert!(p.a_events.iter().any(|e| matches!(
+        e,
+        UaEvent::Answered {
+            answer: Some(_),
+            ..
+        }
+    )));
+    assert!(
+        p.b_events
+            .iter()
+            .any(|e| matches!(e, UaEvent::Acked { .. }))
+    );
     p.a.hangup(p.now, a_call);
     p.progress(Duration::from_secs(40));
-    assert!(p.b_events.iter().any(|e| matches!(e, UaEvent::RemoteBye { .. })));
-    assert!(p.a_events.iter().any(|e| matches!(e, UaEvent::Ended { code: 200, .. })));
+    assert!(
+        p.b_events
+            .iter()
+            .any(|e| matches!(e, UaEvent::RemoteBye { .. }))
+    );
+    assert!(
+        p.a_events
+            .iter()
+            .any(|e| matches!(e, UaEvent::Ended { code: 200, .. }))
+    );
     assert_eq!(p.a.calls() + p.b.calls(), 0);
-    assert_eq!(p.a.transactions() + p.b.transactions(), 0, "every transaction ends");
+    assert_eq!(
+        p.a.transactions() + p.b.transactions(),
+        0,
+        "every transaction ends"
+    );
 }
 
 #[test]
@@ -134,11 +180,23 @@ fn bye_from_server_and_info_dtmf() {
     p.progress(Duration::from_millis(1));
     p.a.send_info_digit(p.now, a_call, '7');
     p.progress(Duration::from_millis(1));
-    assert!(p.b_events.iter().any(|e| matches!(e, UaEvent::Dtmf { digit: '7', .. })));
+    assert!(
+        p.b_events
+            .iter()
+            .any(|e| matches!(e, UaEvent::Dtmf { digit: '7', .. }))
+    );
     p.b.hangup(p.now, b_call);
     p.progress(Duration::from_secs(1));
-    assert!(p.a_events.iter().any(|e| matches!(e, UaEvent::RemoteBye { .. })));
-    assert!(p.b_events.iter().any(|e| matches!(e, UaEvent::Ended { code: 200, .. })));
+    assert!(
+        p.a_events
+            .iter()
+            .any(|e| matches!(e, UaEvent::RemoteBye { .. }))
+    );
+    assert!(
+        p.b_events
+            .iter()
+            .any(|e| matches!(e, UaEvent::Ended { code: 200, .. }))
+    );
 }
 
 #[test]
@@ -152,8 +210,16 @@ fn cancel_before_answer_gets_487() {
     p.progress(Duration::from_millis(1));
     p.a.hangup(p.now, a_call);
     p.progress(Duration::from_secs(40));
-    assert!(p.b_events.iter().any(|e| matches!(e, UaEvent::Cancelled { .. })));
-    assert!(p.a_events.iter().any(|e| matches!(e, UaEvent::Failed { code: 487, .. })));
+    assert!(
+        p.b_events
+            .iter()
+            .any(|e| matches!(e, UaEvent::Cancelled { .. }))
+    );
+    assert!(
+        p.a_events
+            .iter()
+            .any(|e| matches!(e, UaEvent::Failed { code: 487, .. }))
+    );
     assert_eq!(p.a.transactions() + p.b.transactions(), 0);
 }
 
@@ -166,8 +232,16 @@ fn reject_with_retry_after() {
     let b_call = p.incoming();
     p.b.reject(p.now, b_call, 503, &[("Retry-After", "5".into())]);
     p.progress(Duration::from_secs(40));
-    assert!(p.a_events.iter().any(|e| matches!(e, UaEvent::Failed { code: 503, .. })));
-    assert_eq!(p.a.transactions() + p.b.transactions(), 0, "ACK for the 503 ends both sides");
+    assert!(
+        p.a_events
+            .iter()
+            .any(|e| matches!(e, UaEvent::Failed { code: 503, .. }))
+    );
+    assert_eq!(
+        p.a.transactions() + p.b.transactions(),
+        0,
+        "ACK for the 503 ends both sides"
+    );
 }
 
 #[test]
@@ -181,11 +255,27 @@ fn lossy_wire_still_completes_calls() {
         let b_call = p.incoming();
         p.b.answer(p.now, b_call, b"sdp".to_vec());
         p.progress(Duration::from_secs(3));
-        assert!(p.a_events.iter().any(|e| matches!(e, UaEvent::Answered { .. })), "drop 1/{drop_every}");
+        assert!(
+            p.a_events
+                .iter()
+                .any(|e| matches!(e, UaEvent::Answered { .. })),
+            "drop 1/{drop_every}"
+        );
         p.a.hangup(p.now, a_call);
         p.progress(Duration::from_secs(3));
-        assert!(p.b_events.iter().any(|e| matches!(e, UaEvent::RemoteBye { .. })), "drop 1/{drop_every}");
-        assert_eq!(p.b_events.iter().filter(|e| matches!(e, UaEvent::Incoming { .. })).count(), 1);
+        assert!(
+            p.b_events
+                .iter()
+                .any(|e| matches!(e, UaEvent::RemoteBye { .. })),
+            "drop 1/{drop_every}"
+        );
+        assert_eq!(
+            p.b_events
+                .iter()
+                .filter(|e| matches!(e, UaEvent::Incoming { .. }))
+                .count(),
+            1
+        );
     }
 }
 
@@ -199,15 +289,30 @@ fn no_ack_ends_the_call_with_408() {
     p.drop_every = 1; // the wire goes dead
     p.b.answer(p.now, b_call, b"sdp".to_vec());
     p.progress(Duration::from_secs(40));
-    assert!(p.b_events.iter().any(|e| matches!(e, UaEvent::Ended { code: 408, .. })));
+    assert!(
+        p.b_events
+            .iter()
+            .any(|e| matches!(e, UaEvent::Ended { code: 408, .. }))
+    );
 }
 
 #[test]
 fn server_answers_options_and_refuses_others() {
-    let mut b = UserAgent::new(UaConfig { timers: TimerConfig::default(), advertised: "127.0.0.1:5060".into(), user: "hotline".into() });
+    let mut b = UserAgent::new(UaConfig {
+        timers: TimerConfig::default(),
+        advertised: "127.0.0.1:5060".into(),
+        user: "hotline".into(),
+    });
     let now = Instant::now();
-    let src = Peer { addr: "127.0.0.1:5999".parse().unwrap(), transport: TransportKind::Udp };
-    let req = |method: &str| format!("{method} sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK{method}\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:100@y>\r\nCall-ID: c-{method}\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n");
+    let src = Peer {
+        addr: "127.0.0.1:5999".parse().unwrap(),
+        transport: TransportKind::Udp,
+    };
+    let req = |method: &str| {
+        format!(
+            "{method} sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK{method}\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:100@y>\r\nCall-ID: c-{method}\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
     let mut reply = |method: &str| {
         b.handle_input(now, src, req(method).as_bytes());
         String::from_utf8(b.poll_transmit().expect("a reply").data).unwrap()
@@ -226,9 +331,16 @@ fn server_answers_options_and_refuses_others() {
 
 #[test]
 fn rport_and_received_route_the_response() {
-    let mut b = UserAgent::new(UaConfig { timers: TimerConfig::default(), advertised: "127.0.0.1:5060".into(), user: "hotline".into() });
+    let mut b = UserAgent::new(UaConfig {
+        timers: TimerConfig::default(),
+        advertised: "127.0.0.1:5060".into(),
+        user: "hotline".into(),
+    });
     let now = Instant::now();
-    let src = Peer { addr: "127.0.0.9:40000".parse().unwrap(), transport: TransportKind::Udp };
+    let src = Peer {
+        addr: "127.0.0.9:40000".parse().unwrap(),
+        transport: TransportKind::Udp,
+    };
     let msg = "OPTIONS sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5060;rport;branch=z9hG4bKr\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:100@y>\r\nCall-ID: r\r\nCSeq: 1 OPTIONS\r\n\r\n";
     b.handle_input(now, src, msg.as_bytes());
     let t = b.poll_transmit().unwrap();
@@ -240,9 +352,16 @@ fn rport_and_received_route_the_response() {
 
 #[test]
 fn garbage_never_panics_the_user_agent() {
-    let mut b = UserAgent::new(UaConfig { timers: TimerConfig::default(), advertised: "127.0.0.1:5060".into(), user: "hotline".into() });
+    let mut b = UserAgent::new(UaConfig {
+        timers: TimerConfig::default(),
+        advertised: "127.0.0.1:5060".into(),
+        user: "hotline".into(),
+    });
     let now = Instant::now();
-    let src = Peer { addr: "127.0.0.1:5999".parse().unwrap(), transport: TransportKind::Udp };
+    let src = Peer {
+        addr: "127.0.0.1:5999".parse().unwrap(),
+        transport: TransportKind::Udp,
+    };
     let seed = "INVITE sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKq\r\nFrom: \"A\" <sip:a@x>;tag=1\r\nTo: <sip:100@y>\r\nCall-ID: q\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:5999>\r\nContent-Type: application/sdp\r\nContent-Length: 4\r\n\r\nv=0\n";
     let mut rng = fastrand::Rng::with_seed(11);
     for _ in 0..5_000 {

@@ -50,7 +50,11 @@ struct Backoff {
 
 impl Backoff {
     fn start(now: Instant, t1: Duration, cap: Option<Duration>) -> Self {
-        Backoff { next: now + t1, interval: t1, cap }
+        Backoff {
+            next: now + t1,
+            interval: t1,
+            cap,
+        }
     }
     fn advance(&mut self, now: Instant) {
         self.interval *= 2;
@@ -104,7 +108,10 @@ impl ClientInvite {
 
     pub fn on_response(&mut self, now: Instant, code: u16) -> ResponseVerdict {
         use ClientInviteState::*;
-        let pass = |send_ack| ResponseVerdict { pass_to_tu: true, send_ack };
+        let pass = |send_ack| ResponseVerdict {
+            pass_to_tu: true,
+            send_ack,
+        };
         match (self.state, code) {
             (Calling | Proceeding, 100..=199) => {
                 self.state = Proceeding;
@@ -120,19 +127,30 @@ impl ClientInvite {
             (Calling | Proceeding, _) => {
                 self.state = Completed;
                 self.resend = None;
-                let wait = if self.reliable { Duration::ZERO } else { Duration::from_secs(32) };
+                let wait = if self.reliable {
+                    Duration::ZERO
+                } else {
+                    Duration::from_secs(32)
+                };
                 self.timer_d = Some(now + wait);
                 pass(true)
             }
-            (Completed, 300..) => ResponseVerdict { pass_to_tu: false, send_ack: true },
-            _ => ResponseVerdict { pass_to_tu: false, send_ack: false },
+            (Completed, 300..) => ResponseVerdict {
+                pass_to_tu: false,
+                send_ack: true,
+            },
+            _ => ResponseVerdict {
+                pass_to_tu: false,
+                send_ack: false,
+            },
         }
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             ClientInviteState::Calling => Some(
-                self.resend.map_or(self.timeout_b, |r| r.next.min(self.timeout_b)),
+                self.resend
+                    .map_or(self.timeout_b, |r| r.next.min(self.timeout_b)),
             ),
             ClientInviteState::Proceeding => None,
             ClientInviteState::Completed => self.timer_d,
@@ -210,23 +228,37 @@ impl ClientNonInvite {
                 if let Some(r) = &mut self.resend {
                     r.interval = self.cfg.t2;
                 }
-                ResponseVerdict { pass_to_tu: true, send_ack: false }
+                ResponseVerdict {
+                    pass_to_tu: true,
+                    send_ack: false,
+                }
             }
             (Trying | Proceeding, _) => {
                 self.state = Completed;
                 self.resend = None;
-                let wait = if self.reliable { Duration::ZERO } else { self.cfg.t4 };
+                let wait = if self.reliable {
+                    Duration::ZERO
+                } else {
+                    self.cfg.t4
+                };
                 self.timer_k = Some(now + wait);
-                ResponseVerdict { pass_to_tu: true, send_ack: false }
+                ResponseVerdict {
+                    pass_to_tu: true,
+                    send_ack: false,
+                }
             }
-            _ => ResponseVerdict { pass_to_tu: false, send_ack: false },
+            _ => ResponseVerdict {
+                pass_to_tu: false,
+                send_ack: false,
+            },
         }
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             ClientNonInviteState::Trying | ClientNonInviteState::Proceeding => Some(
-                self.resend.map_or(self.timeout_f, |r| r.next.min(self.timeout_f)),
+                self.resend
+                    .map_or(self.timeout_f, |r| r.next.min(self.timeout_f)),
             ),
             ClientNonInviteState::Completed => self.timer_k,
             ClientNonInviteState::Terminated => None,
@@ -290,7 +322,9 @@ pub enum RequestVerdict {
     /// A retransmission: resend the last response, if any.
     ResendLast,
     /// The ACK for our final response: pass it up if it acknowledged a 2xx.
-    Ack { pass_to_tu: bool },
+    Ack {
+        pass_to_tu: bool,
+    },
     Absorb,
 }
 
@@ -317,15 +351,15 @@ impl ServerInvite {
             (Proceeding, 100..=199) => true,
             (Proceeding, 200..=299) => {
                 self.state = Accepted;
-                self.resend = (!self.reliable)
-                    .then(|| Backoff::start(now, self.cfg.t1, Some(self.cfg.t2)));
+                self.resend =
+                    (!self.reliable).then(|| Backoff::start(now, self.cfg.t1, Some(self.cfg.t2)));
                 self.give_up = Some(now + self.cfg.timeout_64t1());
                 true
             }
             (Proceeding, _) => {
                 self.state = Completed;
-                self.resend = (!self.reliable)
-                    .then(|| Backoff::start(now, self.cfg.t1, Some(self.cfg.t2)));
+                self.resend =
+                    (!self.reliable).then(|| Backoff::start(now, self.cfg.t1, Some(self.cfg.t2)));
                 self.give_up = Some(now + self.cfg.timeout_64t1());
                 true
             }
@@ -344,7 +378,11 @@ impl ServerInvite {
                 self.state = Confirmed;
                 self.resend = None;
                 self.give_up = None;
-                let wait = if self.reliable { Duration::ZERO } else { self.cfg.t4 };
+                let wait = if self.reliable {
+                    Duration::ZERO
+                } else {
+                    self.cfg.t4
+                };
                 self.timer_i = Some(now + wait);
                 RequestVerdict::Ack { pass_to_tu: false }
             }
@@ -382,7 +420,11 @@ impl ServerInvite {
             Accepted | Completed if self.give_up.is_some_and(|g| now >= g) => {
                 let timed_out = self.state == Completed || self.resend.is_some();
                 self.state = Terminated;
-                if timed_out { Fired::TimedOut } else { Fired::Terminated }
+                if timed_out {
+                    Fired::TimedOut
+                } else {
+                    Fired::Terminated
+                }
             }
             Accepted | Completed => match &mut self.resend {
                 Some(r) if now >= r.next => {
@@ -423,7 +465,12 @@ pub struct ServerNonInvite {
 
 impl ServerNonInvite {
     pub fn new(cfg: TimerConfig, reliable: bool) -> Self {
-        ServerNonInvite { state: ServerNonInviteState::Trying, timer_j: None, cfg, reliable }
+        ServerNonInvite {
+            state: ServerNonInviteState::Trying,
+            timer_j: None,
+            cfg,
+            reliable,
+        }
     }
 
     pub fn state(&self) -> ServerNonInviteState {
@@ -439,7 +486,11 @@ impl ServerNonInvite {
             }
             (Trying | Proceeding, _) => {
                 self.state = Completed;
-                let wait = if self.reliable { Duration::ZERO } else { self.cfg.timeout_64t1() };
+                let wait = if self.reliable {
+                    Duration::ZERO
+                } else {
+                    self.cfg.timeout_64t1()
+                };
                 self.timer_j = Some(now + wait);
                 true
             }
@@ -457,12 +508,13 @@ impl ServerNonInvite {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        (self.state == ServerNonInviteState::Completed).then_some(self.timer_j).flatten()
+        (self.state == ServerNonInviteState::Completed)
+            .then_some(self.timer_j)
+            .flatten()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) -> Fired {
-        if self.state == ServerNonInviteState::Completed && self.timer_j.is_some_and(|j| now >= j)
-        {
+        if self.state == ServerNonInviteState::Completed && self.timer_j.is_some_and(|j| now >= j) {
             self.state = ServerNonInviteState::Terminated;
             return Fired::Terminated;
         }
@@ -524,14 +576,29 @@ mod tests {
         assert!(txn.on_response(t0, 100).pass_to_tu);
         assert_eq!(txn.poll_timeout(), None);
         let v = txn.on_response(t0 + ms(10), 486);
-        assert_eq!(v, ResponseVerdict { pass_to_tu: true, send_ack: true });
+        assert_eq!(
+            v,
+            ResponseVerdict {
+                pass_to_tu: true,
+                send_ack: true
+            }
+        );
         // A retransmitted final response is ACKed again but not passed up.
         assert_eq!(
             txn.on_response(t0 + ms(20), 486),
-            ResponseVerdict { pass_to_tu: false, send_ack: true }
+            ResponseVerdict {
+                pass_to_tu: false,
+                send_ack: true
+            }
         );
-        assert_eq!(txn.poll_timeout(), Some(t0 + ms(10) + Duration::from_secs(32)));
-        assert_eq!(txn.handle_timeout(t0 + Duration::from_secs(33)), Fired::Terminated);
+        assert_eq!(
+            txn.poll_timeout(),
+            Some(t0 + ms(10) + Duration::from_secs(32))
+        );
+        assert_eq!(
+            txn.handle_timeout(t0 + Duration::from_secs(33)),
+            Fired::Terminated
+        );
     }
 
     #[test]
@@ -553,7 +620,10 @@ mod tests {
             || txn.borrow().poll_timeout(),
             |t| txn.borrow_mut().handle_timeout(t),
         );
-        assert_eq!(&resends[..5], &[ms(500), ms(1500), ms(3500), ms(7500), ms(11500)]);
+        assert_eq!(
+            &resends[..5],
+            &[ms(500), ms(1500), ms(3500), ms(7500), ms(11500)]
+        );
         assert_eq!(end.map(|e| e.0), Some(Fired::TimedOut));
         assert_eq!(end.map(|e| e.1), Some(ms(32_000)));
     }
@@ -577,7 +647,10 @@ mod tests {
         assert_eq!(txn.poll_timeout(), Some(t0 + ms(500)));
         assert_eq!(txn.handle_timeout(t0 + ms(500)), Fired::Retransmit);
         assert_eq!(txn.poll_timeout(), Some(t0 + ms(1500)));
-        assert_eq!(txn.on_request(t0 + ms(600), true), RequestVerdict::Ack { pass_to_tu: false });
+        assert_eq!(
+            txn.on_request(t0 + ms(600), true),
+            RequestVerdict::Ack { pass_to_tu: false }
+        );
         assert_eq!(txn.state(), ServerInviteState::Confirmed);
         assert_eq!(txn.handle_timeout(t0 + ms(5600)), Fired::Terminated);
     }
@@ -604,7 +677,10 @@ mod tests {
         assert!(txn.on_send_response(t0, 200));
         assert_eq!(txn.on_request(t0, false), RequestVerdict::Absorb);
         assert_eq!(txn.handle_timeout(t0 + ms(500)), Fired::Retransmit);
-        assert_eq!(txn.on_request(t0 + ms(700), true), RequestVerdict::Ack { pass_to_tu: true });
+        assert_eq!(
+            txn.on_request(t0 + ms(700), true),
+            RequestVerdict::Ack { pass_to_tu: true }
+        );
         assert!(txn.acked());
         assert_eq!(txn.poll_timeout(), Some(t0 + ms(32_000)));
         assert_eq!(txn.handle_timeout(t0 + ms(32_000)), Fired::Terminated);

@@ -6,11 +6,11 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use super::dialog::{contact_for, Dialog};
-use super::endpoint::{Endpoint, EndpointEvent, Peer, Transmit, TxnId, ALLOW};
+use super::SipError;
+use super::dialog::{Dialog, contact_for};
+use super::endpoint::{ALLOW, Endpoint, EndpointEvent, Peer, Transmit, TxnId};
 use super::message::{self, MessageExt, Method, Request, Response, ResponseSpec};
 use super::transaction::TimerConfig;
-use super::SipError;
 
 pub const SDP: &str = "application/sdp";
 const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf";
@@ -21,26 +21,63 @@ pub struct CallRef(pub u64);
 #[derive(Debug)]
 pub enum UaEvent {
     /// A new INVITE. `local_ip` is the address the caller used to reach us, when it names one.
-    Incoming { call: CallRef, call_id: String, from_user: String, to_user: String, offer: Option<Vec<u8>>, source: Peer, local_ip: Option<IpAddr> },
+    Incoming {
+        call: CallRef,
+        call_id: String,
+        from_user: String,
+        to_user: String,
+        offer: Option<Vec<u8>>,
+        source: Peer,
+        local_ip: Option<IpAddr>,
+    },
     /// The caller cancelled before we answered; 487 has been sent.
-    Cancelled { call: CallRef },
+    Cancelled {
+        call: CallRef,
+    },
     /// The ACK for our 2xx arrived (with the SDP answer when the INVITE had no offer).
-    Acked { call: CallRef, answer: Option<Vec<u8>> },
+    Acked {
+        call: CallRef,
+        answer: Option<Vec<u8>>,
+    },
     /// The peer ended the call; its BYE has been answered.
-    RemoteBye { call: CallRef },
+    RemoteBye {
+        call: CallRef,
+    },
     /// A re-INVITE (hold, unhold, refresh): answer it with `answer_reinvite`.
-    ReInvite { call: CallRef, offer: Option<Vec<u8>> },
-    Dtmf { call: CallRef, digit: char },
+    ReInvite {
+        call: CallRef,
+        offer: Option<Vec<u8>>,
+    },
+    Dtmf {
+        call: CallRef,
+        digit: char,
+    },
     /// Our side: provisional response to our INVITE.
-    Progress { call: CallRef, code: u16 },
+    Progress {
+        call: CallRef,
+        code: u16,
+    },
     /// Our INVITE was answered; the ACK has been sent.
-    Answered { call: CallRef, answer: Option<Vec<u8>> },
+    Answered {
+        call: CallRef,
+        answer: Option<Vec<u8>>,
+    },
     /// Our INVITE failed (final non-2xx, or 408 for no answer at all).
-    Failed { call: CallRef, code: u16 },
+    Failed {
+        call: CallRef,
+        code: u16,
+    },
     /// The call is over and forgotten: our BYE completed (code), or we never got an ACK (408).
-    Ended { call: CallRef, code: u16 },
+    Ended {
+        call: CallRef,
+        code: u16,
+    },
     /// Our re-INVITE got its final response (a 2xx has been ACKed).
-    Reinvited { call: CallRef, code: u16, answer: Option<Vec<u8>> },
+    Reinvited {
+        call: CallRef,
+        code: u16,
+        answer: Option<Vec<u8>>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,11 +170,17 @@ impl UserAgent {
     fn drain_endpoint(&mut self, now: Instant) {
         while let Some(ev) = self.endpoint.poll_event() {
             match ev {
-                EndpointEvent::Request { txn, request, source } => self.on_request(now, txn, request, source),
+                EndpointEvent::Request {
+                    txn,
+                    request,
+                    source,
+                } => self.on_request(now, txn, request, source),
                 EndpointEvent::Cancel { invite } => self.on_cancel(now, invite),
                 EndpointEvent::Ack { request, .. } => self.on_ack(now, request),
                 EndpointEvent::Response { txn, response } => self.on_response(now, txn, response),
-                EndpointEvent::StrayInviteOk { response, source } => self.on_stray_ok(response, source),
+                EndpointEvent::StrayInviteOk { response, source } => {
+                    self.on_stray_ok(response, source)
+                }
                 EndpointEvent::Timeout { txn } => self.on_timeout(now, txn),
             }
         }
@@ -153,10 +196,16 @@ impl UserAgent {
             // RFC 3261 §12.2.2: a request for a dialog we don't know.
             return self.endpoint.respond(now, txn, &ResponseSpec::new(481));
         };
-        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        let Some(call) = self.calls.get_mut(&call_ref) else {
+            return;
+        };
         let (seq, _) = req.cseq();
         if !call.dialog.accept_remote_seq(seq) {
-            return self.endpoint.respond(now, txn, &ResponseSpec::new(500).header("Retry-After", "1"));
+            return self.endpoint.respond(
+                now,
+                txn,
+                &ResponseSpec::new(500).header("Retry-After", "1"),
+            );
         }
         match req.method {
             Method::Bye => {
@@ -168,7 +217,11 @@ impl UserAgent {
                 if call.reinvite.is_some() || call.state != State::Confirmed {
                     // RFC 3261 §14.2: an INVITE while one is pending gets 491 (or 500).
                     let code = if call.reinvite.is_some() { 491 } else { 500 };
-                    return self.endpoint.respond(now, txn, &ResponseSpec::new(code).header("Retry-After", "1"));
+                    return self.endpoint.respond(
+                        now,
+                        txn,
+                        &ResponseSpec::new(code).header("Retry-After", "1"),
+                    );
                 }
                 if let Some(target) = req.contact_uri() {
                     call.dialog.remote_target = target.to_string();
@@ -177,20 +230,37 @@ impl UserAgent {
                 call.invite_seq = seq;
                 self.by_txn.insert(txn, call_ref);
                 let offer = (!req.body.is_empty()).then(|| req.body.clone());
-                self.events.push_back(UaEvent::ReInvite { call: call_ref, offer });
+                self.events.push_back(UaEvent::ReInvite {
+                    call: call_ref,
+                    offer,
+                });
             }
             Method::Info => match parse_dtmf_info(&req) {
                 Ok(Some(digit)) => {
                     self.endpoint.respond(now, txn, &ResponseSpec::new(200));
-                    self.events.push_back(UaEvent::Dtmf { call: call_ref, digit });
+                    self.events.push_back(UaEvent::Dtmf {
+                        call: call_ref,
+                        digit,
+                    });
                 }
                 Ok(None) => self.endpoint.respond(now, txn, &ResponseSpec::new(200)),
-                Err(code) => self.endpoint.respond(now, txn, &ResponseSpec::new(code).header("Accept", ACCEPT)),
+                Err(code) => self.endpoint.respond(
+                    now,
+                    txn,
+                    &ResponseSpec::new(code).header("Accept", ACCEPT),
+                ),
             },
             Method::Options => self.respond_options(now, txn),
-            Method::Update | Method::Refer | Method::Message | Method::Notify | Method::Subscribe
-            | Method::PRack | Method::Publish | Method::Register => {
-                self.endpoint.respond(now, txn, &ResponseSpec::new(405).header("Allow", ALLOW))
+            Method::Update
+            | Method::Refer
+            | Method::Message
+            | Method::Notify
+            | Method::Subscribe
+            | Method::PRack
+            | Method::Publish
+            | Method::Register => {
+                self.endpoint
+                    .respond(now, txn, &ResponseSpec::new(405).header("Allow", ALLOW))
             }
             Method::Ack | Method::Cancel => {}
         }
@@ -208,7 +278,9 @@ impl UserAgent {
                     _ => None,
                 });
                 let from_value = req.headers.iter().find_map(|h| match h {
-                    rsip::Header::From(f) => Some(rsip::headers::UntypedHeader::value(f).to_string()),
+                    rsip::Header::From(f) => {
+                        Some(rsip::headers::UntypedHeader::value(f).to_string())
+                    }
                     _ => None,
                 });
                 let local_ip = match req.uri.host_with_port.host {
@@ -219,29 +291,50 @@ impl UserAgent {
                     call_id: req.call_id().to_string(),
                     local_uri: format!("{};tag={local_tag}", to_value.unwrap_or_default()),
                     local_tag: local_tag.clone(),
-                    remote_tag: req.from_tag().unwrap_or_default(),
+                    remote_tag: req.sender_tag().unwrap_or_default(),
                     remote_uri: from_value.unwrap_or_default(),
                     local_seq: fastrand::u32(1..10_000),
                     remote_seq: Some(seq),
-                    remote_target: req.contact_uri().map(|u| u.to_string()).unwrap_or_else(|| req.uri.to_string()),
+                    remote_target: req
+                        .contact_uri()
+                        .map(|u| u.to_string())
+                        .unwrap_or_else(|| req.uri.to_string()),
                     // RFC 3261 §12.1.1: the UAS keeps Record-Route in order.
                     route_set: req.record_routes(),
                     peer: source,
-                    local_contact: contact_for(&self.cfg.user, &self.cfg.advertised, source.transport),
+                    local_contact: contact_for(
+                        &self.cfg.user,
+                        &self.cfg.advertised,
+                        source.transport,
+                    ),
                 };
-                self.by_dialog.insert((dialog.call_id.clone(), local_tag), call_ref);
+                self.by_dialog
+                    .insert((dialog.call_id.clone(), local_tag), call_ref);
                 self.by_txn.insert(txn, call_ref);
                 let offer = (!req.body.is_empty()).then(|| req.body.clone());
                 let event = UaEvent::Incoming {
                     call: call_ref,
                     call_id: dialog.call_id.clone(),
-                    from_user: req.from_user(),
+                    from_user: req.sender_user(),
                     to_user: req.uri.user().unwrap_or_default().to_string(),
                     offer,
                     source,
                     local_ip,
                 };
-                self.calls.insert(call_ref, Call { state: State::Incoming, dialog, invite_txn: txn, invite_seq: seq, reinvite: None, bye_txn: None, reinvite_out: None, cancel_requested: false, ack_body: None });
+                self.calls.insert(
+                    call_ref,
+                    Call {
+                        state: State::Incoming,
+                        dialog,
+                        invite_txn: txn,
+                        invite_seq: seq,
+                        reinvite: None,
+                        bye_txn: None,
+                        reinvite_out: None,
+                        cancel_requested: false,
+                        ack_body: None,
+                    },
+                );
                 // RFC 3261 §8.2.6.1 / §17.2.1: 100 Trying at once so the caller stops resending.
                 self.endpoint.respond(now, txn, &ResponseSpec::new(100));
                 self.events.push_back(event);
@@ -250,23 +343,35 @@ impl UserAgent {
             Method::Bye | Method::Info | Method::Update | Method::Notify | Method::PRack => {
                 self.endpoint.respond(now, txn, &ResponseSpec::new(481))
             }
-            Method::Register | Method::Subscribe | Method::Message | Method::Refer | Method::Publish => {
-                self.endpoint.respond(now, txn, &ResponseSpec::new(405).header("Allow", ALLOW))
+            Method::Register
+            | Method::Subscribe
+            | Method::Message
+            | Method::Refer
+            | Method::Publish => {
+                self.endpoint
+                    .respond(now, txn, &ResponseSpec::new(405).header("Allow", ALLOW))
             }
             Method::Ack | Method::Cancel => {}
         }
     }
 
     fn respond_options(&mut self, now: Instant, txn: TxnId) {
-        let spec = ResponseSpec::new(200).header("Allow", ALLOW).header("Accept", ACCEPT).header("Supported", "");
+        let spec = ResponseSpec::new(200)
+            .header("Allow", ALLOW)
+            .header("Accept", ACCEPT)
+            .header("Supported", "");
         let mut spec = spec;
         spec.extra.retain(|(n, _)| n != "Supported");
         self.endpoint.respond(now, txn, &spec);
     }
 
     fn on_cancel(&mut self, now: Instant, invite: TxnId) {
-        let Some(&call_ref) = self.by_txn.get(&invite) else { return };
-        let Some(call) = self.calls.get(&call_ref) else { return };
+        let Some(&call_ref) = self.by_txn.get(&invite) else {
+            return;
+        };
+        let Some(call) = self.calls.get(&call_ref) else {
+            return;
+        };
         if call.state != State::Incoming {
             return;
         }
@@ -278,8 +383,12 @@ impl UserAgent {
 
     fn on_ack(&mut self, now: Instant, req: Request) {
         let Some(tag) = req.to_tag() else { return };
-        let Some(&call_ref) = self.by_dialog.get(&(req.call_id().to_string(), tag)) else { return };
-        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        let Some(&call_ref) = self.by_dialog.get(&(req.call_id().to_string(), tag)) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&call_ref) else {
+            return;
+        };
         let (seq, _) = req.cseq();
         if seq != call.invite_seq {
             return;
@@ -290,12 +399,19 @@ impl UserAgent {
         }
         self.endpoint.confirm_invite(now, txn);
         let answer = (!req.body.is_empty()).then(|| req.body.clone());
-        self.events.push_back(UaEvent::Acked { call: call_ref, answer });
+        self.events.push_back(UaEvent::Acked {
+            call: call_ref,
+            answer,
+        });
     }
 
     fn on_timeout(&mut self, now: Instant, txn: TxnId) {
-        let Some(&call_ref) = self.by_txn.get(&txn) else { return };
-        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        let Some(&call_ref) = self.by_txn.get(&txn) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&call_ref) else {
+            return;
+        };
         match call.state {
             State::Answered => {
                 // RFC 3261 §13.3.1.4: no ACK for our 2xx; the session is over, so say so.
@@ -305,15 +421,24 @@ impl UserAgent {
                     self.endpoint.send_request(now, peer, bye);
                 }
                 self.forget(call_ref);
-                self.events.push_back(UaEvent::Ended { call: call_ref, code: 408 });
+                self.events.push_back(UaEvent::Ended {
+                    call: call_ref,
+                    code: 408,
+                });
             }
             State::Calling => {
                 self.forget(call_ref);
-                self.events.push_back(UaEvent::Failed { call: call_ref, code: 408 });
+                self.events.push_back(UaEvent::Failed {
+                    call: call_ref,
+                    code: 408,
+                });
             }
             State::Terminating if call.bye_txn == Some(txn) => {
                 self.forget(call_ref);
-                self.events.push_back(UaEvent::Ended { call: call_ref, code: 408 });
+                self.events.push_back(UaEvent::Ended {
+                    call: call_ref,
+                    code: 408,
+                });
             }
             _ => {
                 if call.reinvite == Some(txn) {
@@ -325,13 +450,20 @@ impl UserAgent {
     }
 
     fn on_response(&mut self, now: Instant, txn: TxnId, resp: Response) {
-        let Some(&call_ref) = self.by_txn.get(&txn) else { return };
-        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        let Some(&call_ref) = self.by_txn.get(&txn) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&call_ref) else {
+            return;
+        };
         let code = resp.status_code.code();
         if call.bye_txn == Some(txn) {
             if code >= 200 {
                 self.forget(call_ref);
-                self.events.push_back(UaEvent::Ended { call: call_ref, code });
+                self.events.push_back(UaEvent::Ended {
+                    call: call_ref,
+                    code,
+                });
             }
             return;
         }
@@ -341,11 +473,16 @@ impl UserAgent {
                 if (200..300).contains(&code)
                     && let Ok(ack) = call.dialog.ack(seq, &self.cfg.advertised, None)
                 {
-                    self.endpoint.send_raw(call.dialog.peer, message::to_bytes(ack));
+                    self.endpoint
+                        .send_raw(call.dialog.peer, message::to_bytes(ack));
                 }
                 let answer = (!resp.body.is_empty()).then(|| resp.body.clone());
                 self.by_txn.remove(&out);
-                self.events.push_back(UaEvent::Reinvited { call: call_ref, code, answer });
+                self.events.push_back(UaEvent::Reinvited {
+                    call: call_ref,
+                    code,
+                    answer,
+                });
             }
             return;
         }
@@ -357,10 +494,15 @@ impl UserAgent {
                 if call.cancel_requested && code > 100 {
                     self.send_cancel(now, call_ref);
                 }
-                self.events.push_back(UaEvent::Progress { call: call_ref, code });
+                self.events.push_back(UaEvent::Progress {
+                    call: call_ref,
+                    code,
+                });
             }
             200..=299 => {
-                let Some(call) = self.calls.get_mut(&call_ref) else { return };
+                let Some(call) = self.calls.get_mut(&call_ref) else {
+                    return;
+                };
                 call.dialog.remote_tag = resp.to_tag().unwrap_or_default();
                 if let Some(to) = resp.headers.iter().find_map(|h| match h {
                     rsip::Header::To(t) => Some(rsip::headers::UntypedHeader::value(t).to_string()),
@@ -377,27 +519,41 @@ impl UserAgent {
                 self.by_dialog.insert(key, call_ref);
                 call.state = State::Confirmed;
                 let ack_body = call.ack_body.take().map(|b| (SDP.to_string(), b));
-                if let Ok(ack) = call.dialog.ack(call.invite_seq, &self.cfg.advertised, ack_body) {
-                    self.endpoint.send_raw(call.dialog.peer, message::to_bytes(ack));
+                if let Ok(ack) = call
+                    .dialog
+                    .ack(call.invite_seq, &self.cfg.advertised, ack_body)
+                {
+                    self.endpoint
+                        .send_raw(call.dialog.peer, message::to_bytes(ack));
                 }
                 let answer = (!resp.body.is_empty()).then(|| resp.body.clone());
                 let cancel = call.cancel_requested;
-                self.events.push_back(UaEvent::Answered { call: call_ref, answer });
+                self.events.push_back(UaEvent::Answered {
+                    call: call_ref,
+                    answer,
+                });
                 if cancel {
                     self.hangup(now, call_ref);
                 }
             }
             _ => {
                 self.forget(call_ref);
-                self.events.push_back(UaEvent::Failed { call: call_ref, code });
+                self.events.push_back(UaEvent::Failed {
+                    call: call_ref,
+                    code,
+                });
             }
         }
     }
 
     fn on_stray_ok(&mut self, resp: Response, source: Peer) {
-        let Some(tag) = resp.from_tag() else { return };
-        let Some(&call_ref) = self.by_dialog.get(&(resp.call_id().to_string(), tag)) else { return };
-        let Some(call) = self.calls.get(&call_ref) else { return };
+        let Some(tag) = resp.sender_tag() else { return };
+        let Some(&call_ref) = self.by_dialog.get(&(resp.call_id().to_string(), tag)) else {
+            return;
+        };
+        let Some(call) = self.calls.get(&call_ref) else {
+            return;
+        };
         if resp.cseq().0 == call.invite_seq
             && let Ok(ack) = call.dialog.ack(call.invite_seq, &self.cfg.advertised, None)
         {
@@ -408,15 +564,31 @@ impl UserAgent {
     // ---- commands for the server side ----
 
     pub fn ring(&mut self, now: Instant, call_ref: CallRef) {
-        let Some(call) = self.calls.get(&call_ref).filter(|c| c.state == State::Incoming) else { return };
+        let Some(call) = self
+            .calls
+            .get(&call_ref)
+            .filter(|c| c.state == State::Incoming)
+        else {
+            return;
+        };
         let (txn, tag) = (call.invite_txn, call.dialog.local_tag.clone());
         self.respond_invite(now, txn, &tag, ResponseSpec::new(180));
     }
 
     pub fn answer(&mut self, now: Instant, call_ref: CallRef, sdp: Vec<u8>) {
-        let Some(call) = self.calls.get_mut(&call_ref).filter(|c| c.state == State::Incoming) else { return };
+        let Some(call) = self
+            .calls
+            .get_mut(&call_ref)
+            .filter(|c| c.state == State::Incoming)
+        else {
+            return;
+        };
         call.state = State::Answered;
-        let (txn, tag, contact) = (call.invite_txn, call.dialog.local_tag.clone(), call.dialog.local_contact.clone());
+        let (txn, tag, contact) = (
+            call.invite_txn,
+            call.dialog.local_tag.clone(),
+            call.dialog.local_contact.clone(),
+        );
         let mut spec = ResponseSpec::new(200).header("Allow", ALLOW);
         spec.contact = Some(contact);
         spec.body = Some((SDP.to_string(), sdp));
@@ -425,7 +597,13 @@ impl UserAgent {
 
     /// Refuse an unanswered call with a final error response (extra headers like Retry-After).
     pub fn reject(&mut self, now: Instant, call_ref: CallRef, code: u16, extra: &[(&str, String)]) {
-        let Some(call) = self.calls.get(&call_ref).filter(|c| c.state == State::Incoming) else { return };
+        let Some(call) = self
+            .calls
+            .get(&call_ref)
+            .filter(|c| c.state == State::Incoming)
+        else {
+            return;
+        };
         let (txn, tag) = (call.invite_txn, call.dialog.local_tag.clone());
         let mut spec = ResponseSpec::new(code);
         for (name, value) in extra {
@@ -436,9 +614,14 @@ impl UserAgent {
     }
 
     pub fn answer_reinvite(&mut self, now: Instant, call_ref: CallRef, sdp: Vec<u8>) {
-        let Some(call) = self.calls.get(&call_ref) else { return };
+        let Some(call) = self.calls.get(&call_ref) else {
+            return;
+        };
         let Some(txn) = call.reinvite else { return };
-        let (tag, contact) = (call.dialog.local_tag.clone(), call.dialog.local_contact.clone());
+        let (tag, contact) = (
+            call.dialog.local_tag.clone(),
+            call.dialog.local_contact.clone(),
+        );
         let mut spec = ResponseSpec::new(200).header("Allow", ALLOW);
         spec.contact = Some(contact);
         spec.body = Some((SDP.to_string(), sdp));
@@ -446,8 +629,12 @@ impl UserAgent {
     }
 
     pub fn reject_reinvite(&mut self, now: Instant, call_ref: CallRef, code: u16) {
-        let Some(call) = self.calls.get_mut(&call_ref) else { return };
-        let Some(txn) = call.reinvite.take() else { return };
+        let Some(call) = self.calls.get_mut(&call_ref) else {
+            return;
+        };
+        let Some(txn) = call.reinvite.take() else {
+            return;
+        };
         let tag = call.dialog.local_tag.clone();
         self.by_txn.remove(&txn);
         self.respond_invite(now, txn, &tag, ResponseSpec::new(code));
@@ -462,7 +649,9 @@ impl UserAgent {
 
     /// End the call: BYE once there is a dialog, CANCEL (client) or 480 (server) before that.
     pub fn hangup(&mut self, now: Instant, call_ref: CallRef) {
-        let Some(call) = self.calls.get_mut(&call_ref) else { return };
+        let Some(call) = self.calls.get_mut(&call_ref) else {
+            return;
+        };
         match call.state {
             State::Incoming => self.reject(now, call_ref, 480, &[]),
             State::Calling => {
@@ -470,7 +659,9 @@ impl UserAgent {
                 self.send_cancel(now, call_ref);
             }
             State::Answered | State::Confirmed => {
-                let Ok(bye) = call.dialog.request(Method::Bye, &self.cfg.advertised, None) else { return };
+                let Ok(bye) = call.dialog.request(Method::Bye, &self.cfg.advertised, None) else {
+                    return;
+                };
                 call.state = State::Terminating;
                 let peer = call.dialog.peer;
                 let txn = self.endpoint.send_request(now, peer, bye);
@@ -484,25 +675,48 @@ impl UserAgent {
     }
 
     fn send_cancel(&mut self, now: Instant, call_ref: CallRef) {
-        let Some(call) = self.calls.get(&call_ref) else { return };
+        let Some(call) = self.calls.get(&call_ref) else {
+            return;
+        };
         // RFC 3261 §9.1: no CANCEL before a provisional response; it is sent when one comes.
-        let Some((invite, peer)) = self.endpoint.client_request(call.invite_txn) else { return };
+        let Some((invite, peer)) = self.endpoint.client_request(call.invite_txn) else {
+            return;
+        };
         let cancel = message::build_cancel(invite);
         self.endpoint.send_request(now, peer, cancel);
     }
 
     /// Send one DTMF digit by SIP INFO (application/dtmf-relay).
     pub fn send_info_digit(&mut self, now: Instant, call_ref: CallRef, digit: char) {
-        let Some(call) = self.calls.get_mut(&call_ref).filter(|c| c.state == State::Confirmed) else { return };
+        let Some(call) = self
+            .calls
+            .get_mut(&call_ref)
+            .filter(|c| c.state == State::Confirmed)
+        else {
+            return;
+        };
         let body = format!("Signal={digit}\r\nDuration=160\r\n").into_bytes();
-        let Ok(info) = call.dialog.request(Method::Info, &self.cfg.advertised, Some(("application/dtmf-relay".into(), body))) else { return };
+        let Ok(info) = call.dialog.request(
+            Method::Info,
+            &self.cfg.advertised,
+            Some(("application/dtmf-relay".into(), body)),
+        ) else {
+            return;
+        };
         let peer = call.dialog.peer;
         self.endpoint.send_request(now, peer, info);
     }
 
     // ---- commands for the client side ----
 
-    pub fn invite(&mut self, now: Instant, to: Peer, from_user: &str, to_user: &str, sdp: Option<Vec<u8>>) -> Result<CallRef, SipError> {
+    pub fn invite(
+        &mut self,
+        now: Instant,
+        to: Peer,
+        from_user: &str,
+        to_user: &str,
+        sdp: Option<Vec<u8>>,
+    ) -> Result<CallRef, SipError> {
         self.next_call += 1;
         let call_ref = CallRef(self.next_call);
         let local_tag = message::random_token(10);
@@ -526,15 +740,38 @@ impl UserAgent {
         let invite_seq = dialog.local_seq;
         let txn = self.endpoint.send_request(now, to, request);
         self.by_txn.insert(txn, call_ref);
-        self.by_dialog.insert((dialog.call_id.clone(), dialog.local_tag.clone()), call_ref);
-        self.calls.insert(call_ref, Call { state: State::Calling, dialog, invite_txn: txn, invite_seq, reinvite: None, bye_txn: None, reinvite_out: None, cancel_requested: false, ack_body: None });
+        self.by_dialog
+            .insert((dialog.call_id.clone(), dialog.local_tag.clone()), call_ref);
+        self.calls.insert(
+            call_ref,
+            Call {
+                state: State::Calling,
+                dialog,
+                invite_txn: txn,
+                invite_seq,
+                reinvite: None,
+                bye_txn: None,
+                reinvite_out: None,
+                cancel_requested: false,
+                ack_body: None,
+            },
+        );
         Ok(call_ref)
     }
 
     /// Send a raw request inside a call's dialog (tests use it for re-INVITE and odd methods).
-    pub fn send_in_dialog(&mut self, now: Instant, call_ref: CallRef, method: Method, body: Option<(String, Vec<u8>)>) -> Option<TxnId> {
+    pub fn send_in_dialog(
+        &mut self,
+        now: Instant,
+        call_ref: CallRef,
+        method: Method,
+        body: Option<(String, Vec<u8>)>,
+    ) -> Option<TxnId> {
         let call = self.calls.get_mut(&call_ref)?;
-        let req = call.dialog.request(method, &self.cfg.advertised, body).ok()?;
+        let req = call
+            .dialog
+            .request(method, &self.cfg.advertised, body)
+            .ok()?;
         let seq = call.dialog.local_seq;
         let peer = call.dialog.peer;
         let txn = self.endpoint.send_request(now, peer, req);
@@ -560,7 +797,8 @@ impl UserAgent {
 
     fn forget(&mut self, call_ref: CallRef) {
         if let Some(call) = self.calls.remove(&call_ref) {
-            self.by_dialog.remove(&(call.dialog.call_id.clone(), call.dialog.local_tag.clone()));
+            self.by_dialog
+                .remove(&(call.dialog.call_id.clone(), call.dialog.local_tag.clone()));
             self.by_txn.retain(|_, c| *c != call_ref);
         }
     }
@@ -577,7 +815,9 @@ fn parse_dtmf_info(req: &Request) -> Result<Option<char>, u16> {
     let value = match content_type.split(';').next().map(str::trim) {
         Some("application/dtmf-relay") => body.lines().find_map(|line| {
             let (k, v) = line.split_once('=')?;
-            k.trim().eq_ignore_ascii_case("signal").then(|| v.trim().to_string())
+            k.trim()
+                .eq_ignore_ascii_case("signal")
+                .then(|| v.trim().to_string())
         }),
         Some("application/dtmf") => Some(body.trim().to_string()),
         _ => return Err(415),
@@ -585,7 +825,11 @@ fn parse_dtmf_info(req: &Request) -> Result<Option<char>, u16> {
     let digit = value.and_then(|v| match v.as_str() {
         "10" => Some('*'),
         "11" => Some('#'),
-        v if v.len() == 1 => v.chars().next().filter(|c| c.is_ascii_digit() || "*#ABCDabcd".contains(*c)).map(|c| c.to_ascii_uppercase()),
+        v if v.len() == 1 => v
+            .chars()
+            .next()
+            .filter(|c| c.is_ascii_digit() || "*#ABCDabcd".contains(*c))
+            .map(|c| c.to_ascii_uppercase()),
         _ => None,
     });
     digit.map(Some).ok_or(400)

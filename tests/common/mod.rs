@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hotline::config::Config;
-use hotline::media::{rfc4733, rtp, Codec};
+use hotline::media::{Codec, rfc4733, rtp};
 use hotline::sip::{CallRef, Peer, TransportKind, UaConfig, UaEvent, UserAgent};
 
 /// A scratch directory removed when dropped.
@@ -17,7 +17,11 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("hotline-{tag}-{}-{}", std::process::id(), fastrand::u64(..)));
+        let p = std::env::temp_dir().join(format!(
+            "hotline-{tag}-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
         std::fs::create_dir_all(&p).unwrap();
         TempDir(p)
     }
@@ -34,7 +38,12 @@ impl Drop for TempDir {
 
 /// Write a 16-bit 8 kHz mono WAV: a tone whose frequency tells the prompts apart.
 pub fn write_tone(path: &Path, freq: f32, millis: u32) {
-    let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     for i in 0..(8 * millis) {
         let s = (i as f32 * freq * std::f32::consts::TAU / 8000.0).sin() * 8000.0;
@@ -91,7 +100,13 @@ type = "hangup"
 "##;
 
 /// Prompt name -> tone frequency for the test flow; each prompt is 400 ms long.
-pub const TONES: [(&str, f32); 5] = [("welcome", 400.0), ("menu", 500.0), ("option1", 600.0), ("invalid", 700.0), ("goodbye", 800.0)];
+pub const TONES: [(&str, f32); 5] = [
+    ("welcome", 400.0),
+    ("menu", 500.0),
+    ("option1", 600.0),
+    ("invalid", 700.0),
+    ("goodbye", 800.0),
+];
 
 pub struct Site {
     pub dir: TempDir,
@@ -111,14 +126,16 @@ pub fn site(flow: &str) -> Site {
         write_tone(&prompts.join(format!("{name}.wav")), freq, 400);
     }
     let base = 30000 + (fastrand::u16(..2000) * 2);
-    let mut config = Config::default();
-    config.sip_bind = "127.0.0.1:0".parse().unwrap();
-    config.rtp_ports = (base, base + 400);
-    config.flows_dir = flows;
-    config.prompts_dir = prompts;
-    config.database = format!("sqlite://{}", dir.path().join("cdr.db").display());
-    config.cdr_spool = dir.path().join("spool.jsonl");
-    config.shutdown_grace = Duration::from_secs(2);
+    let config = Config {
+        sip_bind: "127.0.0.1:0".parse().unwrap(),
+        rtp_ports: (base, base + 400),
+        flows_dir: flows,
+        prompts_dir: prompts,
+        database: format!("sqlite://{}", dir.path().join("cdr.db").display()),
+        cdr_spool: dir.path().join("spool.jsonl"),
+        shutdown_grace: Duration::from_secs(2),
+        ..Config::default()
+    };
     Site { dir, config }
 }
 
@@ -130,10 +147,20 @@ pub struct Running {
 }
 
 pub fn start(config: Config) -> Running {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let server = runtime.block_on(hotline::runtime::start(config)).expect("hotline starts");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime
+        .block_on(hotline::runtime::start(config))
+        .expect("hotline starts");
     let sip = server.sip_addr;
-    Running { runtime, server: Some(server), sip }
+    Running {
+        runtime,
+        server: Some(server),
+        sip,
+    }
 }
 
 impl Running {
@@ -141,7 +168,9 @@ impl Running {
     pub fn stop(&mut self) {
         if let Some(server) = self.server.take() {
             server.shutdown();
-            self.runtime.block_on(server.wait()).expect("clean shutdown");
+            self.runtime
+                .block_on(server.wait())
+                .expect("clean shutdown");
         }
     }
 }
@@ -153,9 +182,14 @@ impl Drop for Running {
 }
 
 pub fn read_cdrs(database: &str) -> Vec<hotline::cdr::CdrRecord> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
-        let store = hotline::cdr::store::CdrStore::connect(database).await.unwrap();
+        let store = hotline::cdr::store::CdrStore::connect(database)
+            .await
+            .unwrap();
         store.migrate().await.unwrap();
         let mut r = store.last(10_000).await.unwrap();
         r.reverse();
@@ -188,8 +222,25 @@ impl Phone {
         let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
         rtp.set_nonblocking(true).unwrap();
         let advertised = sip.local_addr().unwrap().to_string();
-        let ua = UserAgent::new(UaConfig { timers: Default::default(), advertised, user: "phone".into() });
-        Phone { ua, sip, server, rtp, events: VecDeque::new(), call: None, codec: Codec::Pcmu, remote_rtp: None, event_pt: None, seq: 1, ts: 0, received: Vec::new() }
+        let ua = UserAgent::new(UaConfig {
+            timers: Default::default(),
+            advertised,
+            user: "phone".into(),
+        });
+        Phone {
+            ua,
+            sip,
+            server,
+            rtp,
+            events: VecDeque::new(),
+            call: None,
+            codec: Codec::Pcmu,
+            remote_rtp: None,
+            event_pt: None,
+            seq: 1,
+            ts: 0,
+            received: Vec::new(),
+        }
     }
 
     pub fn rtp_port(&self) -> u16 {
@@ -198,13 +249,24 @@ impl Phone {
 
     /// Our SDP offer: the given codecs (static types), and telephone-event/8000 as 101 if `events`.
     pub fn offer(&self, codecs: &[Codec], events: bool) -> String {
-        let mut pts: Vec<String> = codecs.iter().map(|c| c.payload_type().to_string()).collect();
+        let mut pts: Vec<String> = codecs
+            .iter()
+            .map(|c| c.payload_type().to_string())
+            .collect();
         if events {
             pts.push("101".into());
         }
-        let mut s = format!("v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=call\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP {}\r\n", self.rtp_port(), pts.join(" "));
+        let mut s = format!(
+            "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=call\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP {}\r\n",
+            self.rtp_port(),
+            pts.join(" ")
+        );
         for c in codecs {
-            s.push_str(&format!("a=rtpmap:{} {}/8000\r\n", c.payload_type(), c.encoding_name()));
+            s.push_str(&format!(
+                "a=rtpmap:{} {}/8000\r\n",
+                c.payload_type(),
+                c.encoding_name()
+            ));
         }
         if events {
             s.push_str("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n");
@@ -214,7 +276,10 @@ impl Phone {
     }
 
     fn peer(&self) -> Peer {
-        Peer { addr: self.server, transport: TransportKind::Udp }
+        Peer {
+            addr: self.server,
+            transport: TransportKind::Udp,
+        }
     }
 
     /// Move SIP both ways and run timers, for `d`.
@@ -226,7 +291,14 @@ impl Phone {
                 self.sip.send_to(&t.data, t.to.addr).unwrap();
             }
             while let Ok((n, from)) = self.sip.recv_from(&mut buf) {
-                self.ua.handle_input(Instant::now(), Peer { addr: from, transport: TransportKind::Udp }, &buf[..n]);
+                self.ua.handle_input(
+                    Instant::now(),
+                    Peer {
+                        addr: from,
+                        transport: TransportKind::Udp,
+                    },
+                    &buf[..n],
+                );
             }
             self.ua.handle_timeout(Instant::now());
             while let Some(t) = self.ua.poll_transmit() {
@@ -244,7 +316,10 @@ impl Phone {
     }
 
     fn note(&mut self, e: &UaEvent) {
-        if let UaEvent::Answered { answer: Some(sdp), .. } = e {
+        if let UaEvent::Answered {
+            answer: Some(sdp), ..
+        } = e
+        {
             let text = String::from_utf8_lossy(sdp).to_string();
             let parsed = hotline::sdp::SessionDescription::parse(&text).expect("server SDP parses");
             let m = parsed.media.iter().find(|m| m.is_audio()).expect("audio");
@@ -273,7 +348,16 @@ impl Phone {
     }
 
     pub fn dial(&mut self, number: &str, offer: Option<String>) -> CallRef {
-        let c = self.ua.invite(Instant::now(), self.peer(), "5550100", number, offer.map(String::into_bytes)).unwrap();
+        let c = self
+            .ua
+            .invite(
+                Instant::now(),
+                self.peer(),
+                "5550100",
+                number,
+                offer.map(String::into_bytes),
+            )
+            .unwrap();
         self.call = Some(c);
         self.pump(Duration::from_millis(1));
         c
@@ -281,7 +365,10 @@ impl Phone {
 
     /// Dial without an offer; `answer` goes in the ACK.
     pub fn dial_late_offer(&mut self, number: &str, answer: String) -> CallRef {
-        let c = self.ua.invite(Instant::now(), self.peer(), "5550100", number, None).unwrap();
+        let c = self
+            .ua
+            .invite(Instant::now(), self.peer(), "5550100", number, None)
+            .unwrap();
         self.ua.set_ack_answer(c, answer.into_bytes());
         self.call = Some(c);
         self.pump(Duration::from_millis(1));
@@ -292,7 +379,10 @@ impl Phone {
     pub fn call(&mut self, number: &str) {
         let offer = self.offer(&[Codec::Pcmu, Codec::Pcma], true);
         self.dial(number, Some(offer));
-        self.wait_for(Duration::from_secs(5), |e| matches!(e, UaEvent::Answered { .. })).expect("answered");
+        self.wait_for(Duration::from_secs(5), |e| {
+            matches!(e, UaEvent::Answered { .. })
+        })
+        .expect("answered");
     }
 
     pub fn hangup(&mut self) {
@@ -315,10 +405,20 @@ impl Phone {
             let event = rfc4733::digit_event(k).unwrap();
             // 100 ms of event (start with marker, updates), three end packets, 60 ms of silence.
             for i in 0..5u16 {
-                frames.push(Frame::Event { event, end: false, duration: (i + 1) * 160, marker: i == 0 });
+                frames.push(Frame::Event {
+                    event,
+                    end: false,
+                    duration: (i + 1) * 160,
+                    marker: i == 0,
+                });
             }
             for _ in 0..3 {
-                frames.push(Frame::Event { event, end: true, duration: 800, marker: false });
+                frames.push(Frame::Event {
+                    event,
+                    end: true,
+                    duration: 800,
+                    marker: false,
+                });
             }
             frames.extend(std::iter::repeat_n(Frame::Silence, 3));
         }
@@ -353,20 +453,44 @@ impl Phone {
             let len = match frame {
                 Frame::Silence | Frame::Audio(_) => {
                     let payload: Vec<u8> = match &frame {
-                        Frame::Audio(samples) => samples.iter().map(|s| self.codec.encode(*s)).collect(),
+                        Frame::Audio(samples) => {
+                            samples.iter().map(|s| self.codec.encode(*s)).collect()
+                        }
                         _ => vec![self.codec.silence_byte(); 160],
                     };
-                    let h = rtp::RtpHeader { marker: false, payload_type: self.codec.payload_type(), sequence: self.seq, timestamp: self.ts, ssrc: 0xabc };
+                    let h = rtp::RtpHeader {
+                        marker: false,
+                        payload_type: self.codec.payload_type(),
+                        sequence: self.seq,
+                        timestamp: self.ts,
+                        ssrc: 0xabc,
+                    };
                     rtp::write_header(&h, (&mut pkt[..12]).try_into().unwrap());
                     pkt[12..].copy_from_slice(&payload);
                     event_ts = self.ts + 160;
                     172
                 }
-                Frame::Event { event, end, duration, marker } => {
+                Frame::Event {
+                    event,
+                    end,
+                    duration,
+                    marker,
+                } => {
                     let pt = self.event_pt.unwrap_or(101);
-                    let h = rtp::RtpHeader { marker, payload_type: pt, sequence: self.seq, timestamp: event_ts, ssrc: 0xabc };
+                    let h = rtp::RtpHeader {
+                        marker,
+                        payload_type: pt,
+                        sequence: self.seq,
+                        timestamp: event_ts,
+                        ssrc: 0xabc,
+                    };
                     rtp::write_header(&h, (&mut pkt[..12]).try_into().unwrap());
-                    let ev = rfc4733::TelephoneEvent { event, end, volume: 10, duration };
+                    let ev = rfc4733::TelephoneEvent {
+                        event,
+                        end,
+                        volume: 10,
+                        duration,
+                    };
                     rfc4733::write(&ev, (&mut pkt[12..16]).try_into().unwrap());
                     16
                 }
@@ -393,12 +517,17 @@ impl Phone {
     /// Which prompts were heard, in order: a prompt is heard where received frames start to
     /// be frames of its encoding.
     pub fn heard(&self, prompts: &[(&str, Vec<u8>)]) -> Vec<String> {
-        let sets: Vec<(&str, std::collections::HashSet<&[u8]>)> =
-            prompts.iter().map(|(n, bytes)| (*n, bytes.chunks(160).collect())).collect();
+        let sets: Vec<(&str, std::collections::HashSet<&[u8]>)> = prompts
+            .iter()
+            .map(|(n, bytes)| (*n, bytes.chunks(160).collect()))
+            .collect();
         let mut out: Vec<String> = Vec::new();
         let mut current: Option<&str> = None;
         for (_, payload) in &self.received {
-            let now = sets.iter().find(|(_, frames)| frames.contains(payload.as_slice())).map(|(n, _)| *n);
+            let now = sets
+                .iter()
+                .find(|(_, frames)| frames.contains(payload.as_slice()))
+                .map(|(n, _)| *n);
             if let Some(name) = now
                 && now != current
             {
@@ -414,7 +543,12 @@ impl Phone {
 enum Frame {
     Silence,
     Audio(Box<[i16; 160]>),
-    Event { event: u8, end: bool, duration: u16, marker: bool },
+    Event {
+        event: u8,
+        end: bool,
+        duration: u16,
+        marker: bool,
+    },
 }
 
 /// The test prompts, encoded as hotline encodes them, for matching what a phone hears.
@@ -422,7 +556,10 @@ pub fn encoded_prompts(site: &Site, codec: Codec) -> Vec<(&'static str, Vec<u8>)
     TONES
         .iter()
         .map(|(name, _)| {
-            let samples = hotline::media::prompt::load_wav(&site.config.prompts_dir.join(format!("{name}.wav"))).unwrap();
+            let samples = hotline::media::prompt::load_wav(
+                &site.config.prompts_dir.join(format!("{name}.wav")),
+            )
+            .unwrap();
             let enc = hotline::media::prompt::EncodedPrompt::encode(&samples);
             (*name, enc.for_codec(codec).to_vec())
         })
