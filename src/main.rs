@@ -59,6 +59,51 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Place concurrent test calls against a hotline on this machine (loopback only) and
+    /// report completion, setup latency, RTP loss and jitter, and server CPU and memory.
+    Load(LoadArgs),
+    #[command(name = "floor-server", hide = true)]
+    FloorServer {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct LoadArgs {
+    /// The hotline's SIP address, e.g. 127.0.0.1:5060.
+    target: std::net::SocketAddr,
+    #[arg(long, default_value_t = 10)]
+    calls: u32,
+    /// New calls per second.
+    #[arg(long, default_value_t = 5.0)]
+    cps: f64,
+    /// Seconds each call stays up.
+    #[arg(long, default_value_t = 30.0)]
+    hold: f64,
+    /// The server's process id, to measure its CPU time and peak memory.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Also measure the floor: the least CPU plain UDP sockets need for the same streams.
+    #[arg(long)]
+    floor: bool,
+    #[arg(long, default_value = "100")]
+    number: String,
+    /// Keys pressed (RFC 4733) every --digit-interval seconds.
+    #[arg(long, default_value = "1")]
+    digits: String,
+    #[arg(long, default_value_t = 3.0)]
+    digit_interval: f64,
+    /// pcmu or pcma.
+    #[arg(long, default_value = "pcmu")]
+    codec: String,
+    #[arg(long, default_value = "127.0.0.1")]
+    local_ip: std::net::IpAddr,
+    /// What callers send: silence or speech.
+    #[arg(long, default_value = "silence")]
+    caller_audio: String,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -157,6 +202,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Format::Table => print!("{}", hotline::cdr::report::format_table(&records)),
                 Format::Json => println!("{}", hotline::cdr::report::format_json(&records)),
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Load(a) => {
+            let mut opts = hotline::load::LoadOptions::new(a.target);
+            opts.calls = a.calls;
+            opts.cps = a.cps;
+            opts.hold = std::time::Duration::from_secs_f64(a.hold);
+            opts.server_pid = a.server_pid;
+            opts.floor = a.floor;
+            opts.number = a.number;
+            opts.digits = a.digits;
+            opts.digit_interval = std::time::Duration::from_secs_f64(a.digit_interval);
+            opts.codec = hotline::media::Codec::from_encoding_name(&a.codec)
+                .with_context(|| format!("--codec {}: use pcmu or pcma", a.codec))?;
+            opts.local_ip = a.local_ip;
+            opts.caller_audio = a
+                .caller_audio
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--caller-audio: {e}"))?;
+            let report = hotline::load::run(opts)?;
+            match a.format {
+                Format::Table => print!("{}", hotline::load::format_table(&report)),
+                Format::Json => println!("{}", hotline::load::format_json(&report)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::FloorServer { args } => {
+            hotline::load::run_floor_server(hotline::load::FloorServerArgs::from_args(args)?)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -1,0 +1,270 @@
+//! The few raw socket and clock calls the load tool needs beyond std: kernel receive
+//! timestamps, batched non-blocking receive, absolute-deadline sleep, the fd limit.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, RawFd};
+
+pub(crate) const TICK_NS: u64 = 20_000_000;
+/// Largest datagram kept whole; RTP here is 172 bytes, anything longer is cut (and counted).
+pub(crate) const RECV_BUF: usize = 1500;
+/// Datagrams fetched per receive call: at 20 ms pacing a socket rarely holds more than two.
+pub(crate) const BATCH: usize = 8;
+/// Room for one SCM_TIMESTAMPNS control message (CMSG_SPACE(16) is 32 on 64-bit Linux).
+const CTRL_LEN: usize = 64;
+
+/// A non-blocking UDP socket on an ephemeral port of `ip`.
+pub(crate) fn bind_udp(ip: IpAddr) -> io::Result<UdpSocket> {
+    let s = UdpSocket::bind(SocketAddr::new(ip, 0))?;
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+/// Ask the kernel to stamp every datagram with its arrival time (CLOCK_REALTIME, ns).
+pub(crate) fn enable_rx_timestamps(sock: &UdpSocket) -> io::Result<()> {
+    let one: libc::c_int = 1;
+    // SAFETY: a valid socket fd and a c_int option value of the stated size.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Send one datagram on a connected socket without blocking. Errors are reported, not
+/// retried: a full buffer or an ICMP-refused peer costs that one packet.
+#[inline]
+pub(crate) fn send(fd: RawFd, data: &[u8]) -> bool {
+    // SAFETY: the pointer and length describe `data`, which outlives the call.
+    let rc = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_DONTWAIT) };
+    rc >= 0
+}
+
+/// Reusable buffers for recvmmsg: one allocation per thread, none per packet.
+pub(crate) struct RecvBatch {
+    bufs: Box<[[u8; RECV_BUF]; BATCH]>,
+    ctrl: Box<[[u64; CTRL_LEN / 8]; BATCH]>,
+    iov: Box<[libc::iovec; BATCH]>,
+    hdrs: Box<[libc::mmsghdr; BATCH]>,
+    want_ts: bool,
+}
+
+pub(crate) struct Datagram<'a> {
+    pub data: &'a [u8],
+    /// Kernel receive time in ns since the epoch; 0 when the kernel gave none.
+    pub ns: u64,
+    pub truncated: bool,
+}
+
+impl RecvBatch {
+    pub(crate) fn new(want_ts: bool) -> Self {
+        // SAFETY: iovec and mmsghdr are plain C structs for which all-zero is a valid value.
+        let zero_iov: libc::iovec = unsafe { std::mem::zeroed() };
+        let zero_hdr: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        RecvBatch {
+            bufs: Box::new([[0; RECV_BUF]; BATCH]),
+            ctrl: Box::new([[0; CTRL_LEN / 8]; BATCH]),
+            iov: Box::new([zero_iov; BATCH]),
+            hdrs: Box::new([zero_hdr; BATCH]),
+            want_ts,
+        }
+    }
+
+    /// One recvmmsg(MSG_DONTWAIT) on `fd`: the number of datagrams now readable through
+    /// `get`, 0 when the socket was empty. Other errors (an ICMP error queued on a connected
+    /// socket) also read as 0; the caller's next tick tries again.
+    #[inline]
+    pub(crate) fn recv(&mut self, fd: RawFd) -> usize {
+        // The pointers are re-aimed on every call so the struct itself may move freely.
+        for i in 0..BATCH {
+            self.iov[i].iov_base = self.bufs[i].as_mut_ptr().cast();
+            self.iov[i].iov_len = RECV_BUF;
+            let h = &mut self.hdrs[i].msg_hdr;
+            h.msg_name = std::ptr::null_mut();
+            h.msg_namelen = 0;
+            h.msg_iov = &mut self.iov[i];
+            h.msg_iovlen = 1;
+            if self.want_ts {
+                h.msg_control = self.ctrl[i].as_mut_ptr().cast();
+                h.msg_controllen = CTRL_LEN as _;
+            } else {
+                h.msg_control = std::ptr::null_mut();
+                h.msg_controllen = 0;
+            }
+            h.msg_flags = 0;
+            self.hdrs[i].msg_len = 0;
+        }
+        // SAFETY: every header points at buffers owned by self that live across the call,
+        // with lengths matching their sizes.
+        let n = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if n <= 0 { 0 } else { n as usize }
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> Datagram<'_> {
+        let h = &self.hdrs[i];
+        let len = (h.msg_len as usize).min(RECV_BUF);
+        Datagram {
+            data: &self.bufs[i][..len],
+            ns: if self.want_ts {
+                timestamp_ns(&h.msg_hdr)
+            } else {
+                0
+            },
+            truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+        }
+    }
+}
+
+fn timestamp_ns(msg: &libc::msghdr) -> u64 {
+    // SAFETY: msg was filled in by the kernel; the CMSG macros walk its control buffer
+    // within msg_controllen, and the payload of SCM_TIMESTAMPNS is a timespec.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                return ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+    0
+}
+
+/// CLOCK_MONOTONIC in ns: the pacing clock, paired with `sleep_until_ns`.
+#[inline]
+pub(crate) fn mono_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Sleep to an absolute CLOCK_MONOTONIC deadline, so lateness in one tick never shifts the
+/// next one (a relative sleep would accumulate it).
+pub(crate) fn sleep_until_ns(deadline: u64) {
+    let ts = libc::timespec {
+        tv_sec: (deadline / 1_000_000_000) as _,
+        tv_nsec: (deadline % 1_000_000_000) as _,
+    };
+    loop {
+        // SAFETY: a valid timespec; the remainder pointer may be null with TIMER_ABSTIME.
+        let rc = unsafe {
+            libc::clock_nanosleep(
+                libc::CLOCK_MONOTONIC,
+                libc::TIMER_ABSTIME,
+                &ts,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc != libc::EINTR {
+            return;
+        }
+    }
+}
+
+/// Raise the soft open-file limit to the hard one: each call holds an RTP socket.
+/// Returns the soft limit now in force.
+pub(crate) fn raise_nofile_limit() -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write one rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            lim = raised;
+        }
+    }
+    Ok(lim.rlim_cur)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_receive_with_kernel_timestamps() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let a = bind_udp(ip).unwrap();
+        let b = bind_udp(ip).unwrap();
+        enable_rx_timestamps(&b).unwrap();
+        a.connect(b.local_addr().unwrap()).unwrap();
+        b.connect(a.local_addr().unwrap()).unwrap();
+        let mut batch = RecvBatch::new(true);
+        assert_eq!(batch.recv(b.as_raw_fd()), 0, "empty socket");
+        for i in 0..3u8 {
+            assert!(send(a.as_raw_fd(), &[i; 172]));
+        }
+        // Loopback delivery is synchronous with send, but allow the scheduler a moment.
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            let n = batch.recv(b.as_raw_fd());
+            for i in 0..n {
+                let d = batch.get(i);
+                got.push((d.data.len(), d.data[0], d.ns, d.truncated));
+            }
+            if got.len() == 3 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(got.len(), 3);
+        for (i, (len, first, ns, truncated)) in got.iter().enumerate() {
+            assert_eq!((*len, *first as usize, *truncated), (172, i, false));
+            assert!(*ns > 1_600_000_000u64 * 1_000_000_000, "a kernel timestamp");
+        }
+        assert!(got[0].2 <= got[2].2);
+    }
+
+    #[test]
+    fn absolute_sleep_reaches_its_deadline() {
+        let target = mono_ns() + 2_000_000;
+        sleep_until_ns(target);
+        assert!(mono_ns() >= target);
+        sleep_until_ns(target - 1_000_000);
+    }
+
+    #[test]
+    fn nofile_limit_is_raised_to_hard() {
+        let soft = raise_nofile_limit().unwrap();
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+        assert_eq!(soft, lim.rlim_cur);
+        assert_eq!(lim.rlim_cur, lim.rlim_max);
+    }
+}

@@ -1,0 +1,271 @@
+//! The callers' media: one thread, absolute 20 ms deadlines, and per tick one packet out and
+//! a full drain in for every active stream. Streams live in one Vec of small structs; the
+//! SIP side adds and removes them through a bounded channel read once per tick.
+
+use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::caller::{AudioMeter, DtmfPlan, PACKET_LEN, PayloadBank, Sent, TxState};
+use super::hist::Histogram;
+use super::net::{self, BATCH, RecvBatch, TICK_NS};
+use super::seq::{Arrival, RxTracker};
+use crate::media::{Codec, rtp};
+
+pub(crate) enum RtpCommand {
+    /// Start sending on a socket already connected to the far end (and with kernel
+    /// timestamps on, so the first packet is measured too).
+    Start {
+        id: u32,
+        socket: UdpSocket,
+        audio_pt: u8,
+        event_pt: Option<u8>,
+    },
+    /// Stop sending; what is queued on the socket is still counted, then it is closed.
+    Stop {
+        id: u32,
+    },
+    Shutdown,
+}
+
+pub(crate) struct RtpConfig {
+    pub bank: PayloadBank,
+    pub plan: DtmfPlan,
+    /// The thread stops by itself after this long, whatever the SIP side does.
+    pub max_duration: Duration,
+    /// Stream ids run from 0 to this (exclusive).
+    pub ids: usize,
+}
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct RtpCounters {
+    pub streams: u64,
+    pub sent: u64,
+    pub send_errors: u64,
+    pub event_packets: u64,
+    pub digits: u64,
+    pub expected: u64,
+    pub received: u64,
+    pub duplicates: u64,
+    pub late: u64,
+    pub resyncs: u64,
+    pub audio_packets: u64,
+    /// Datagrams that were not RTP, or were cut at the buffer size.
+    pub foreign: u64,
+    pub ticks: u64,
+    /// Ticks that began a whole period or more after their deadline.
+    pub late_ticks: u64,
+    /// Ticks dropped (not sent) because the thread fell more than one period behind.
+    pub skipped_ticks: u64,
+}
+
+impl RtpCounters {
+    pub(crate) fn lost(&self) -> u64 {
+        self.expected.saturating_sub(self.received)
+    }
+}
+
+pub(crate) struct RtpOutcome {
+    pub counters: RtpCounters,
+    /// |inter-arrival gap − 20 ms| between consecutive sequence numbers, kernel timestamps.
+    pub gap_deviation: Histogram,
+    /// How late each tick woke: the tool's own pacing, to tell its jitter from the server's.
+    pub wake_lateness: Histogram,
+    /// Distinct packets received per stream id.
+    pub received_by_id: Vec<u64>,
+}
+
+struct Stream {
+    socket: UdpSocket,
+    id: u32,
+    tx: TxState,
+    rx: RxTracker,
+}
+
+const NO_SLOT: u32 = u32::MAX;
+
+pub(crate) fn spawn(
+    cfg: RtpConfig,
+    commands: Receiver<RtpCommand>,
+) -> std::io::Result<JoinHandle<RtpOutcome>> {
+    std::thread::Builder::new()
+        .name("load-rtp".into())
+        .spawn(move || run(cfg, commands))
+}
+
+struct Media {
+    cfg: RtpConfig,
+    streams: Vec<Stream>,
+    slot: Vec<u32>,
+    batch: RecvBatch,
+    meter: AudioMeter,
+    out: RtpOutcome,
+}
+
+fn run(cfg: RtpConfig, commands: Receiver<RtpCommand>) -> RtpOutcome {
+    let ids = cfg.ids;
+    let mut m = Media {
+        streams: Vec::with_capacity(ids),
+        slot: vec![NO_SLOT; ids],
+        batch: RecvBatch::new(true),
+        meter: AudioMeter::new(),
+        out: RtpOutcome {
+            counters: RtpCounters::default(),
+            gap_deviation: Histogram::for_gaps(),
+            wake_lateness: Histogram::for_gaps(),
+            received_by_id: vec![0; ids],
+        },
+        cfg,
+    };
+    let mut pkt = [0u8; PACKET_LEN];
+    let start = net::mono_ns();
+    let hard_end = start + m.cfg.max_duration.as_nanos() as u64;
+    let mut tick: u64 = 0;
+    'ticks: loop {
+        let due = start + tick * TICK_NS;
+        let mut now = net::mono_ns();
+        if now < due {
+            net::sleep_until_ns(due);
+            now = net::mono_ns();
+        }
+        let late = now.saturating_sub(due);
+        m.out.wake_lateness.record_ns(late);
+        if late >= TICK_NS {
+            m.out.counters.late_ticks += 1;
+        }
+        if late >= 2 * TICK_NS {
+            // Catch up by at most one tick: the missed ones are dropped, not burst out.
+            let skip = late / TICK_NS - 1;
+            tick += skip;
+            m.out.counters.skipped_ticks += skip;
+        }
+        loop {
+            match commands.try_recv() {
+                Ok(RtpCommand::Start {
+                    id,
+                    socket,
+                    audio_pt,
+                    event_pt,
+                }) => m.start(id, socket, audio_pt, event_pt, tick),
+                Ok(RtpCommand::Stop { id }) => m.stop(id),
+                Ok(RtpCommand::Shutdown) | Err(TryRecvError::Disconnected) => break 'ticks,
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        if now >= hard_end {
+            break;
+        }
+        let Media {
+            cfg,
+            streams,
+            batch,
+            meter,
+            out,
+            ..
+        } = &mut m;
+        for s in streams.iter_mut() {
+            let (len, kind) = s.tx.build(tick, &cfg.plan, &cfg.bank, &mut pkt);
+            if net::send(s.socket.as_raw_fd(), &pkt[..len]) {
+                out.counters.sent += 1;
+                if let Sent::Event { first } = kind {
+                    out.counters.event_packets += 1;
+                    out.counters.digits += first as u64;
+                }
+            } else {
+                out.counters.send_errors += 1;
+            }
+            drain(s, batch, meter, out);
+        }
+        out.counters.ticks += 1;
+        tick += 1;
+    }
+    while let Some(s) = m.streams.pop() {
+        m.slot[s.id as usize] = NO_SLOT;
+        m.retire(s);
+    }
+    m.out
+}
+
+impl Media {
+    fn start(&mut self, id: u32, socket: UdpSocket, audio_pt: u8, event_pt: Option<u8>, tick: u64) {
+        let Some(slot) = self.slot.get(id as usize).copied() else {
+            return;
+        };
+        if slot != NO_SLOT {
+            return;
+        }
+        self.slot[id as usize] = self.streams.len() as u32;
+        let tx = TxState::random(audio_pt, event_pt, tick, &self.cfg.plan);
+        self.streams.push(Stream {
+            socket,
+            id,
+            tx,
+            rx: RxTracker::default(),
+        });
+        self.out.counters.streams += 1;
+    }
+
+    fn stop(&mut self, id: u32) {
+        let Some(&slot) = self.slot.get(id as usize) else {
+            return;
+        };
+        if slot == NO_SLOT {
+            return;
+        }
+        let mut s = self.streams.swap_remove(slot as usize);
+        self.slot[id as usize] = NO_SLOT;
+        if let Some(moved) = self.streams.get(slot as usize) {
+            self.slot[moved.id as usize] = slot;
+        }
+        drain(&mut s, &mut self.batch, &self.meter, &mut self.out);
+        self.retire(s);
+    }
+
+    fn retire(&mut self, s: Stream) {
+        let c = &mut self.out.counters;
+        c.expected += s.rx.expected();
+        c.received += s.rx.received();
+        c.duplicates += s.rx.duplicates();
+        c.late += s.rx.late();
+        c.resyncs += s.rx.resyncs();
+        self.out.received_by_id[s.id as usize] = s.rx.received();
+    }
+}
+
+#[inline]
+fn drain(s: &mut Stream, batch: &mut RecvBatch, meter: &AudioMeter, out: &mut RtpOutcome) {
+    loop {
+        let n = batch.recv(s.socket.as_raw_fd());
+        for i in 0..n {
+            let d = batch.get(i);
+            let parsed = if d.truncated {
+                None
+            } else {
+                rtp::parse(d.data)
+            };
+            let Some((h, payload)) = parsed else {
+                out.counters.foreign += 1;
+                continue;
+            };
+            let codec = Codec::from_payload_type(h.payload_type);
+            let (arrival, gap) =
+                s.rx.on_packet(h.ssrc, h.sequence, d.ns, codec.is_some() && !h.marker);
+            if arrival != Arrival::New {
+                continue;
+            }
+            if let Some(gap) = gap {
+                out.gap_deviation.record_ns(gap.abs_diff(TICK_NS));
+            }
+            if let Some(codec) = codec
+                && meter.audible(codec, payload)
+            {
+                out.counters.audio_packets += 1;
+            }
+        }
+        if n < BATCH {
+            return;
+        }
+    }
+}
