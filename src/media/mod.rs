@@ -61,4 +61,5 @@ impl Codec {
         }
     }
 }
+pub mod pacing;
 pub mod stream;

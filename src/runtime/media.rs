@@ -11,10 +11,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::call::{MediaBackend, MediaCommand, MediaEvent, MediaOpenError};
+use crate::media::pacing::{Pacer, TICK};
 use crate::media::stream::{PACKET_LEN, Stream};
 use crate::sip::CallRef;
 
-const TICK: Duration = Duration::from_millis(20);
 /// RTCP sockets are only drained (and their packets ignored) this often.
 const RTCP_DRAIN_TICKS: u64 = 50;
 const COMMAND_QUEUE: usize = 16 * 1024;
@@ -153,15 +153,41 @@ impl MediaLoop {
     }
 
     fn run(mut self) {
-        let start = Instant::now();
-        let mut tick: u64 = 0;
+        raise_priority();
+        let mut pacer = Pacer::new(Instant::now());
         let mut packet = [0u8; PACKET_LEN];
         let mut rx_buf = [0u8; 2048];
         loop {
             if !self.apply_commands() {
                 return;
             }
-            let drain_rtcp = tick.is_multiple_of(RTCP_DRAIN_TICKS);
+            // Sends first, in the same order every tick, so each stream leaves at the same
+            // offset from the deadline whatever the receive side has to do this tick.
+            for slot in &mut self.slots {
+                let Some(stream) = slot.stream.as_mut() else {
+                    continue;
+                };
+                let (len, finished) = stream.next_packet(&mut packet);
+                if len > 0 {
+                    let sent = match (slot.connected, stream.destination()) {
+                        (Some(_), _) => slot.rtp.send(&packet[..len]),
+                        (None, Some(dest)) => slot.rtp.send_to(&packet[..len], dest),
+                        (None, None) => Ok(0),
+                    };
+                    if let Err(e) = sent
+                        && e.kind() != ErrorKind::WouldBlock
+                    {
+                        tracing::trace!(error = %e, "RTP send failed");
+                    }
+                }
+                if let Some(id) = finished {
+                    self.pending.push(MediaEvent::PlayDone {
+                        call: slot.call,
+                        id,
+                    });
+                }
+            }
+            let drain_rtcp = pacer.tick().is_multiple_of(RTCP_DRAIN_TICKS);
             for slot in &mut self.slots {
                 let Some(stream) = slot.stream.as_mut() else {
                     continue;
@@ -192,40 +218,13 @@ impl MediaLoop {
                     self.pending
                         .push(MediaEvent::RtpTimeout { call: slot.call });
                 }
-                let (len, finished) = stream.next_packet(&mut packet);
-                if len > 0 {
-                    let sent = match (slot.connected, stream.destination()) {
-                        (Some(_), _) => slot.rtp.send(&packet[..len]),
-                        (None, Some(dest)) => slot.rtp.send_to(&packet[..len], dest),
-                        (None, None) => Ok(0),
-                    };
-                    if let Err(e) = sent
-                        && e.kind() != ErrorKind::WouldBlock
-                    {
-                        tracing::trace!(error = %e, "RTP send failed");
-                    }
-                }
-                if let Some(id) = finished {
-                    self.pending.push(MediaEvent::PlayDone {
-                        call: slot.call,
-                        id,
-                    });
-                }
             }
             for event in self.pending.drain(..) {
                 if self.events.try_send(event).is_err() {
                     tracing::error!(?event, "media event queue full or closed; event dropped");
                 }
             }
-            tick += 1;
-            let mut deadline = start + TICK * tick as u32;
-            let now = Instant::now();
-            if now > deadline + TICK {
-                // We fell more than a tick behind (the machine stalled): skip ahead instead of
-                // sending a burst, which would only turn lateness into jitter.
-                tick = (now - start).as_millis() as u64 / TICK.as_millis() as u64 + 1;
-                deadline = start + TICK * tick as u32;
-            }
+            let deadline = pacer.next_deadline(Instant::now());
             if let Some(wait) = deadline.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
@@ -306,6 +305,34 @@ impl MediaLoop {
                 }
             }
         }
+    }
+}
+
+/// Ask for real-time scheduling: on a busy machine the pacing thread must wake on time even
+/// when signalling, the database or other programs want the CPU, or callers hear jitter. Where
+/// that is not allowed (no CAP_SYS_NICE), fall back to the best ordinary priority we may have.
+fn raise_priority() {
+    // SAFETY: plain syscalls on the calling thread with a valid, initialised sched_param.
+    let ok = unsafe {
+        let param = libc::sched_param { sched_priority: 10 };
+        libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) == 0
+    };
+    if ok {
+        tracing::info!("media thread runs with real-time priority (SCHED_FIFO 10)");
+    } else {
+        // SAFETY: setpriority on this thread's id only lowers or raises its nice value.
+        let reniced = unsafe {
+            libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, -10) == 0
+        };
+        tracing::info!(
+            reniced,
+            "media thread runs without real-time priority (not permitted)"
+        );
+    }
+    // Wake within microseconds of the deadline rather than the default 50 µs slack.
+    // SAFETY: prctl with PR_SET_TIMERSLACK only affects this thread's timer slack.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1_000u64);
     }
 }
 

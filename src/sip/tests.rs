@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::endpoint::{Peer, TransportKind};
+use super::message::Method;
 use super::transaction::TimerConfig;
 use super::ua::{CallRef, UaConfig, UaEvent, UserAgent};
 
@@ -379,5 +380,71 @@ fn garbage_never_panics_the_user_agent() {
         b.handle_input(now, src, &data);
         while b.poll_transmit().is_some() {}
         while b.poll_event().is_some() {}
+    }
+}
+
+#[test]
+fn info_dtmf_bodies_both_content_types_and_refusals() {
+    let mut b = UserAgent::new(UaConfig {
+        timers: TimerConfig::default(),
+        advertised: "127.0.0.1:5060".into(),
+        user: "hotline".into(),
+    });
+    let mut a = UserAgent::new(UaConfig {
+        timers: TimerConfig::default(),
+        advertised: "127.0.0.1:5070".into(),
+        user: "caller".into(),
+    });
+    let now = Instant::now();
+    let a_peer = Peer {
+        addr: "127.0.0.1:5070".parse().unwrap(),
+        transport: TransportKind::Udp,
+    };
+    let b_peer = Peer {
+        addr: "127.0.0.1:5060".parse().unwrap(),
+        transport: TransportKind::Udp,
+    };
+    let exchange = |a: &mut UserAgent, b: &mut UserAgent| {
+        for _ in 0..4 {
+            while let Some(t) = a.poll_transmit() {
+                b.handle_input(now, a_peer, &t.data);
+            }
+            while let Some(t) = b.poll_transmit() {
+                a.handle_input(now, b_peer, &t.data);
+            }
+        }
+    };
+    let call = a.invite(now, b_peer, "alice", "100", None).unwrap();
+    exchange(&mut a, &mut b);
+    let incoming = std::iter::from_fn(|| b.poll_event()).find_map(|e| match e {
+        UaEvent::Incoming { call, .. } => Some(call),
+        _ => None,
+    });
+    b.answer(now, incoming.unwrap(), b"sdp".to_vec());
+    exchange(&mut a, &mut b);
+    let bodies = [
+        (
+            "application/dtmf-relay",
+            "Signal=#\r\nDuration=160\r\n",
+            Some('#'),
+        ),
+        ("application/dtmf-relay", "Signal=11\r\n", Some('#')),
+        ("application/dtmf", "5", Some('5')),
+        ("text/plain", "5", None),
+        ("application/dtmf", "x", None),
+    ];
+    for (content_type, body, expected) in bodies {
+        a.send_in_dialog(
+            now,
+            call,
+            Method::Info,
+            Some((content_type.into(), body.as_bytes().to_vec())),
+        );
+        exchange(&mut a, &mut b);
+        let digit = std::iter::from_fn(|| b.poll_event()).find_map(|e| match e {
+            UaEvent::Dtmf { digit, .. } => Some(digit),
+            _ => None,
+        });
+        assert_eq!(digit, expected, "{content_type}: {body:?}");
     }
 }
