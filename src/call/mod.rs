@@ -150,15 +150,7 @@ impl<M: MediaBackend> Engine<M> {
             }
             MediaEvent::RtpTimeout { .. } => {
                 tracing::info!(call_id = %call.sip_call_id, "no RTP from the caller; ending the call");
-                self.ua.hangup(now, call_ref);
-                return self.finish(
-                    now,
-                    call_ref,
-                    Disposition::Failed,
-                    HangupBy::Hotline,
-                    200,
-                    "rtp_timeout",
-                );
+                return self.end_by_hotline(now, call_ref, "rtp_timeout");
             }
         }
         self.run_flow(now, call_ref);
@@ -212,15 +204,7 @@ impl<M: MediaBackend> Engine<M> {
                 .get(&call_ref)
                 .is_some_and(|c| c.phase != Phase::Ringing);
             if answered {
-                self.ua.hangup(now, call_ref);
-                self.finish(
-                    now,
-                    call_ref,
-                    Disposition::Failed,
-                    HangupBy::Hotline,
-                    200,
-                    "shutdown",
-                );
+                self.end_by_hotline(now, call_ref, "shutdown");
             } else {
                 self.ua.reject(
                     now,
@@ -470,15 +454,7 @@ impl<M: MediaBackend> Engine<M> {
                 }
                 None if call.negotiated.is_none() => {
                     tracing::info!(call_id = %call.sip_call_id, "ACK carried no usable SDP answer; ending the call");
-                    self.ua.hangup(now, call_ref);
-                    return self.finish(
-                        now,
-                        call_ref,
-                        Disposition::Failed,
-                        HangupBy::Hotline,
-                        200,
-                        "no_codec",
-                    );
+                    return self.end_by_hotline(now, call_ref, "no_codec");
                 }
                 None => {}
             }
@@ -585,6 +561,19 @@ impl<M: MediaBackend> Engine<M> {
                 self.deadlines.push(Reverse((t, call_ref)));
             }
         }
+    }
+
+    /// Hang up a call that cannot go on (no media, no RTP, shutdown): BYE and a failed CDR.
+    fn end_by_hotline(&mut self, now: Instant, call_ref: CallRef, reason: &str) {
+        self.ua.hangup(now, call_ref);
+        self.finish(
+            now,
+            call_ref,
+            Disposition::Failed,
+            HangupBy::Hotline,
+            200,
+            reason,
+        );
     }
 
     /// The one place a call ends: its CDR is written here and only here.

@@ -1,21 +1,27 @@
-//! The caller's side of SDP, just enough for a phone that offers one codec plus
-//! telephone-event and reads back where and how to send.
+//! The caller's side of SDP for the load generator: an offer of one codec plus
+//! telephone-event, and what the answer says about where and how to send. A thin adapter
+//! over `crate::sdp`, so the load tool reads answers exactly as hotline itself would.
 
 use std::net::{IpAddr, SocketAddr};
 
 use crate::media::Codec;
+use crate::sdp::{self, Direction, LocalMedia, SessionDescription};
 
 pub(crate) const EVENT_PT: u8 = 101;
 
+fn local(ip: IpAddr, port: u16, codec: Codec, session_id: u64) -> LocalMedia {
+    LocalMedia {
+        addr: ip,
+        port,
+        session_id,
+        session_version: 1,
+        codecs: vec![codec],
+        telephone_event_pt: EVENT_PT,
+    }
+}
+
 pub(crate) fn offer(ip: IpAddr, port: u16, codec: Codec, session_id: u64) -> String {
-    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
-    let pt = codec.payload_type();
-    format!(
-        "v=0\r\no=hotline-load {session_id} 1 IN {family} {ip}\r\ns=hotline-load\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
-         m=audio {port} RTP/AVP {pt} {EVENT_PT}\r\na=rtpmap:{pt} {}/8000\r\na=rtpmap:{EVENT_PT} telephone-event/8000\r\n\
-         a=fmtp:{EVENT_PT} 0-15\r\na=ptime:20\r\na=sendrecv\r\n",
-        codec.encoding_name()
-    )
+    sdp::build_offer(&local(ip, port, codec, session_id), Direction::SendRecv)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,67 +31,15 @@ pub(crate) struct Answer {
     pub event_pt: Option<u8>,
 }
 
-/// The first audio stream of an answer: its address (media-level c= over session-level),
-/// the first payload type listed, and the telephone-event type if one is mapped.
-/// None for a rejected (port 0) or missing audio stream, or one without an address.
-pub(crate) fn read_answer(sdp: &[u8]) -> Option<Answer> {
-    let text = std::str::from_utf8(sdp).ok()?;
-    let mut session_addr: Option<IpAddr> = None;
-    let mut media_addr: Option<IpAddr> = None;
-    let mut port: Option<u16> = None;
-    let mut first_pt: Option<u8> = None;
-    let mut event_pt: Option<u8> = None;
-    let mut in_audio = false;
-    let mut seen_audio = false;
-    for line in text.lines().map(str::trim) {
-        let Some((kind, value)) = line.split_once('=') else {
-            continue;
-        };
-        match kind {
-            "m" => {
-                if seen_audio {
-                    break;
-                }
-                let mut parts = value.split_ascii_whitespace();
-                in_audio = parts.next() == Some("audio");
-                if in_audio {
-                    seen_audio = true;
-                    port = parts.next().and_then(|p| p.split('/').next()?.parse().ok());
-                    first_pt = parts.nth(1).and_then(|p| p.parse().ok());
-                }
-            }
-            "c" => {
-                let addr = value
-                    .split_ascii_whitespace()
-                    .nth(2)
-                    .and_then(|a| a.split('/').next()?.parse().ok());
-                if seen_audio && in_audio {
-                    media_addr = addr;
-                } else if !seen_audio {
-                    session_addr = addr;
-                }
-            }
-            "a" if in_audio => {
-                if let Some((pt, enc)) = value
-                    .strip_prefix("rtpmap:")
-                    .and_then(|m| m.split_once(' '))
-                    && enc
-                        .trim()
-                        .to_ascii_lowercase()
-                        .starts_with("telephone-event/")
-                {
-                    event_pt = pt.trim().parse().ok();
-                }
-            }
-            _ => {}
-        }
-    }
-    let port = port.filter(|&p| p != 0)?;
-    let ip = media_addr.or(session_addr)?;
+/// The answer to our offer from `ip:port` with `codec`; None if it is unusable (rejected
+/// audio, no address, a codec we did not offer).
+pub(crate) fn read_answer(ip: IpAddr, port: u16, codec: Codec, answer: &[u8]) -> Option<Answer> {
+    let parsed = SessionDescription::parse_bytes(answer).ok()?;
+    let n = sdp::accept_answer(&parsed, &local(ip, port, codec, 0)).ok()?;
     Some(Answer {
-        remote: SocketAddr::new(ip, port),
-        audio_pt: first_pt?,
-        event_pt,
+        remote: n.remote?,
+        audio_pt: n.audio_pt,
+        event_pt: n.event_pt,
     })
 }
 
@@ -93,12 +47,14 @@ pub(crate) fn read_answer(sdp: &[u8]) -> Option<Answer> {
 mod tests {
     use super::*;
 
+    const IP: &str = "127.0.0.1";
+
     #[test]
     fn offer_then_read_back() {
-        let o = offer("127.0.0.1".parse().unwrap(), 40000, Codec::Pcma, 7);
+        let o = offer(IP.parse().unwrap(), 40000, Codec::Pcma, 7);
         assert!(o.contains("m=audio 40000 RTP/AVP 8 101\r\n"), "{o}");
         assert!(o.contains("a=rtpmap:8 PCMA/8000"));
-        let a = read_answer(o.as_bytes()).unwrap();
+        let a = read_answer(IP.parse().unwrap(), 40000, Codec::Pcma, o.as_bytes()).unwrap();
         assert_eq!(
             a,
             Answer {
@@ -109,7 +65,9 @@ mod tests {
         );
         let v6 = offer("::1".parse().unwrap(), 5000, Codec::Pcmu, 1);
         assert_eq!(
-            read_answer(v6.as_bytes()).unwrap().remote,
+            read_answer("::1".parse().unwrap(), 5000, Codec::Pcmu, v6.as_bytes())
+                .unwrap()
+                .remote,
             "[::1]:5000".parse().unwrap()
         );
     }
@@ -117,7 +75,7 @@ mod tests {
     #[test]
     fn media_level_address_wins_and_event_pt_is_read() {
         let sdp = "v=0\no=- 1 1 IN IP4 10.0.0.1\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\nm=audio 30000 RTP/AVP 0 96\nc=IN IP4 127.0.0.2\na=rtpmap:96 telephone-event/8000\nm=video 0 RTP/AVP 31\nc=IN IP4 10.9.9.9\n";
-        let a = read_answer(sdp.as_bytes()).unwrap();
+        let a = read_answer(IP.parse().unwrap(), 4000, Codec::Pcmu, sdp.as_bytes()).unwrap();
         assert_eq!(
             a,
             Answer {
@@ -129,17 +87,31 @@ mod tests {
     }
 
     #[test]
-    fn rejected_or_missing_audio() {
+    fn rejected_or_unusable_answers() {
+        let ip = IP.parse().unwrap();
         assert_eq!(
-            read_answer(b"v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 0 RTP/AVP 0\r\n"),
+            read_answer(
+                ip,
+                4000,
+                Codec::Pcmu,
+                b"v=0\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\n"
+            ),
             None
         );
         assert_eq!(
-            read_answer(b"v=0\r\nm=audio 4000 RTP/AVP 0\r\n"),
+            read_answer(
+                ip,
+                4000,
+                Codec::Pcmu,
+                b"v=0\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8\r\n"
+            ),
             None,
-            "no address"
+            "PCMA was not offered"
         );
-        assert_eq!(read_answer(b"v=0\r\nc=IN IP4 127.0.0.1\r\n"), None);
-        assert_eq!(read_answer(b"\xff\xfe"), None);
+        assert_eq!(
+            read_answer(ip, 4000, Codec::Pcmu, b"v=0\r\nc=IN IP4 127.0.0.1\r\n"),
+            None
+        );
+        assert_eq!(read_answer(ip, 4000, Codec::Pcmu, b"\xff\xfe"), None);
     }
 }

@@ -398,9 +398,13 @@ impl Driver<'_> {
         self.resolved += 1;
         self.tally.answered += 1;
         self.setup.record(now - slot.invite_at);
-        let usable = answer.as_deref().and_then(sdp::read_answer).filter(|a| {
-            a.remote.ip().is_loopback() && Codec::from_payload_type(a.audio_pt).is_some()
-        });
+        let (local_ip, rtp_port, codec) = (self.plan.local_ip, slot.rtp_port, self.plan.codec);
+        let usable = answer
+            .as_deref()
+            .and_then(|a| sdp::read_answer(local_ip, rtp_port, codec, a))
+            .filter(|a| {
+                a.remote.ip().is_loopback() && Codec::from_payload_type(a.audio_pt).is_some()
+            });
         let socket = slot.socket.take();
         match (usable, socket) {
             (Some(a), Some(socket)) if socket.connect(a.remote).is_ok() => {
