@@ -99,13 +99,14 @@ fn options_over_udp_and_a_call_over_tcp() {
         "{reply}"
     );
 
-    // An INVITE over TCP, framed by Content-Length, answered on the same connection.
+    // An INVITE over TCP, framed by Content-Length, answered on the same connection even
+    // though its Via names another address (RFC 3261 §18.2.2), as desk phones often do.
     let mut tcp = TcpStream::connect(server.sip).unwrap();
     tcp.set_read_timeout(Some(S(3000))).unwrap();
     let local = tcp.local_addr().unwrap();
     let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n";
     let invite = format!(
-        "INVITE sip:100@{0};transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKtcp1\r\nFrom: <sip:tcp@{local}>;tag=t1\r\nTo: <sip:100@{0}>\r\nCall-ID: tcp-call-1\r\nCSeq: 1 INVITE\r\nContact: <sip:tcp@{local};transport=tcp>\r\nContent-Type: application/sdp\r\nContent-Length: {1}\r\n\r\n{sdp}",
+        "INVITE sip:100@{0};transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.10:5060;branch=z9hG4bKtcp1\r\nFrom: <sip:tcp@{local}>;tag=t1\r\nTo: <sip:100@{0}>\r\nCall-ID: tcp-call-1\r\nCSeq: 1 INVITE\r\nContact: <sip:tcp@{local};transport=tcp>\r\nContent-Type: application/sdp\r\nContent-Length: {1}\r\n\r\n{sdp}",
         server.sip,
         sdp.len()
     );
@@ -126,11 +127,11 @@ fn options_over_udp_and_a_call_over_tcp() {
         .map(|t| t.split(['\r', ';']).next().unwrap().to_string())
         .unwrap();
     let ack = format!(
-        "ACK sip:100@{0};transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKtcp2\r\nFrom: <sip:tcp@{local}>;tag=t1\r\nTo: <sip:100@{0}>;tag={to_tag}\r\nCall-ID: tcp-call-1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+        "ACK sip:100@{0};transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.10:5060;branch=z9hG4bKtcp2\r\nFrom: <sip:tcp@{local}>;tag=t1\r\nTo: <sip:100@{0}>;tag={to_tag}\r\nCall-ID: tcp-call-1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
         server.sip
     );
     let bye = format!(
-        "BYE sip:100@{0};transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKtcp3\r\nFrom: <sip:tcp@{local}>;tag=t1\r\nTo: <sip:100@{0}>;tag={to_tag}\r\nCall-ID: tcp-call-1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        "BYE sip:100@{0};transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.10:5060;branch=z9hG4bKtcp3\r\nFrom: <sip:tcp@{local}>;tag=t1\r\nTo: <sip:100@{0}>;tag={to_tag}\r\nCall-ID: tcp-call-1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
         server.sip
     );
     tcp.write_all(ack.as_bytes()).unwrap();

@@ -130,7 +130,10 @@ impl<M: MediaBackend> Engine<M> {
     /// BYEs) has its answer. Server transactions that only linger to absorb retransmissions
     /// do not hold the exit.
     pub fn drained(&self) -> bool {
-        self.shutdown_at.is_some() && self.calls.is_empty() && self.ua.pending_requests() == 0
+        self.shutdown_at.is_some()
+            && self.calls.is_empty()
+            && self.ua.calls() == 0
+            && self.ua.pending_requests() == 0
     }
 
     pub fn handle_sip(&mut self, now: Instant, source: Peer, data: &[u8]) {

@@ -13,6 +13,8 @@ use super::model::FlowFile;
 use super::*;
 use crate::core::duration::parse_duration;
 
+const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+
 /// A place in a flow file, for error messages an admin can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Located {
@@ -213,10 +215,25 @@ fn compile_flow(
         |d: &Option<Spanned<String>>, default: Duration, errors: &mut Vec<FlowError>| -> Duration {
             match d {
                 None => default,
-                Some(s) => parse_duration(s.get_ref()).unwrap_or_else(|msg| {
-                    errors.push(ctx.error(s.span(), msg));
-                    default
-                }),
+                Some(s) => match parse_duration(s.get_ref()) {
+                    // A timer that fires at once would let a flow spin without waiting.
+                    Ok(d) if d < MIN_TIMEOUT => {
+                        errors.push(ctx.error(
+                            s.span(),
+                            format!(
+                                "{:?} is too short: timeouts must be at least {} ms",
+                                s.get_ref(),
+                                MIN_TIMEOUT.as_millis()
+                            ),
+                        ));
+                        default
+                    }
+                    Ok(d) => d,
+                    Err(msg) => {
+                        errors.push(ctx.error(s.span(), msg));
+                        default
+                    }
+                },
             }
         };
     let mut nodes = Vec::with_capacity(file.nodes.len());

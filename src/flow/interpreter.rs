@@ -34,6 +34,10 @@ pub enum FlowAction {
 /// A flow that moves this many times without waiting for the caller or a prompt is stuck in
 /// a loop; the call is ended rather than spinning.
 const MAX_STEPS_WITHOUT_WAIT: u32 = 64;
+/// What a call keeps of its path and keys for the CDR; a caller looping in a menu for hours
+/// must not grow memory without end.
+const MAX_PATH: usize = 500;
+const MAX_DIGITS: usize = 256;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AfterPlay {
@@ -135,7 +139,9 @@ impl Interpreter {
         if self.wait == Wait::Finished {
             return;
         }
-        self.digits.push(digit);
+        if self.digits.len() < MAX_DIGITS {
+            self.digits.push(digit);
+        }
         self.steps = 0;
         match self.wait {
             Wait::Playing {
@@ -228,7 +234,9 @@ impl Interpreter {
         let set = Arc::clone(&self.set);
         let n = &set.flow(self.flow).nodes[node.0 as usize];
         self.node = node;
-        self.path.push(n.name.clone());
+        if self.path.len() < MAX_PATH {
+            self.path.push(n.name.clone());
+        }
         self.buffer.clear();
         self.failures = 0;
         match &n.kind {

@@ -18,6 +18,8 @@ use crate::sip::CallRef;
 /// RTCP sockets are only drained (and their packets ignored) this often.
 const RTCP_DRAIN_TICKS: u64 = 50;
 const COMMAND_QUEUE: usize = 16 * 1024;
+/// A caller sends one packet per tick; a few more is reordering or DTMF bursts.
+const MAX_RECV_PER_TICK: usize = 16;
 
 enum Command {
     Add {
@@ -32,6 +34,9 @@ enum Command {
 /// The engine's side: binds sockets at call set-up and posts commands to the thread.
 pub struct MediaHandle {
     tx: SyncSender<Command>,
+    /// Commands the full queue could not take yet, in order. Dropping one (a Close above all)
+    /// would leave a stream running for ever, and the engine must never block.
+    waiting: std::collections::VecDeque<Command>,
     thread: Option<JoinHandle<()>>,
     bind_ip: IpAddr,
     ports: (u16, u16),
@@ -52,6 +57,7 @@ impl MediaHandle {
             .spawn(move || MediaLoop::new(rx, events, timeout_ticks).run())?;
         Ok(MediaHandle {
             tx,
+            waiting: Default::default(),
             thread: Some(thread),
             bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             ports,
@@ -72,11 +78,16 @@ impl MediaHandle {
         let pairs = ((high - low) / 2).max(1);
         for _ in 0..pairs {
             let port = self.cursor;
-            self.cursor = if self.cursor + 3 > high {
+            // u32: the pair above 65534 must wrap to the start, not overflow.
+            let next = u32::from(self.cursor) + 2;
+            self.cursor = if next + 1 > u32::from(high) {
                 low
             } else {
-                self.cursor + 2
+                next as u16
             };
+            if u32::from(port) + 1 > u32::from(high) {
+                continue;
+            }
             let Ok(rtp) = UdpSocket::bind(SocketAddr::new(self.bind_ip, port)) else {
                 continue;
             };
@@ -98,23 +109,44 @@ impl Drop for MediaHandle {
     }
 }
 
+impl MediaHandle {
+    /// Hand queued commands to the thread, oldest first, as far as the queue takes them.
+    pub fn flush(&mut self) -> Result<(), MediaOpenError> {
+        while let Some(cmd) = self.waiting.pop_front() {
+            match self.tx.try_send(cmd) {
+                Ok(()) => {}
+                Err(TrySendError::Full(cmd)) => {
+                    self.waiting.push_front(cmd);
+                    return Ok(());
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    self.waiting.clear();
+                    tracing::error!("media thread is gone");
+                    return Err(MediaOpenError::Closed);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn post(&mut self, cmd: Command) -> Result<(), MediaOpenError> {
+        if self.waiting.len() == 1024 {
+            tracing::warn!("media command queue is full; commands wait in order");
+        }
+        self.waiting.push_back(cmd);
+        self.flush()
+    }
+}
+
 impl MediaBackend for MediaHandle {
     fn open(&mut self, call: CallRef) -> Result<u16, MediaOpenError> {
         let (port, rtp, rtcp) = self.bind_pair().ok_or(MediaOpenError::NoPorts)?;
-        self.tx
-            .try_send(Command::Add { call, rtp, rtcp })
-            .map_err(|_| MediaOpenError::Closed)?;
+        self.post(Command::Add { call, rtp, rtcp })?;
         Ok(port)
     }
 
     fn command(&mut self, cmd: MediaCommand) {
-        match self.tx.try_send(Command::Call(cmd)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                tracing::error!("media command queue full; command dropped")
-            }
-            Err(TrySendError::Disconnected(_)) => tracing::error!("media thread is gone"),
-        }
+        let _ = self.post(Command::Call(cmd));
     }
 }
 
@@ -192,7 +224,8 @@ impl MediaLoop {
                 let Some(stream) = slot.stream.as_mut() else {
                     continue;
                 };
-                loop {
+                // Bounded, so one flooded port cannot hold up every other stream's tick.
+                for _ in 0..MAX_RECV_PER_TICK {
                     match slot.rtp.recv_from(&mut rx_buf) {
                         Ok((n, from)) => {
                             let got = stream.on_packet(&rx_buf[..n], from);

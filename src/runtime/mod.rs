@@ -252,6 +252,7 @@ async fn signalling_loop(
         while let Some(record) = engine.poll_record() {
             sink.submit(record);
         }
+        let _ = engine.media().flush();
         if engine.drained() {
             sink.pump();
             engine.media().stop();

@@ -13,6 +13,10 @@ use tokio::sync::mpsc;
 use crate::sip::framing;
 
 const WRITE_QUEUE: usize = 256;
+/// Phones keep one connection each; far more than that is a leak or an attack.
+const MAX_CONNECTIONS: usize = 4096;
+/// A connection that says nothing for this long is closed (phones send keep-alives).
+const IDLE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 pub struct Connections {
     /// Writers by peer address. Touched on connect/disconnect and once per outgoing message;
@@ -33,6 +37,10 @@ impl Connections {
                 let Ok((stream, peer)) = listener.accept().await else {
                     continue;
                 };
+                if table.lock().map_or(0, |m| m.len()) >= MAX_CONNECTIONS {
+                    tracing::warn!(%peer, "too many SIP TCP connections; refusing one");
+                    continue;
+                }
                 let (tx, rx) = mpsc::channel(WRITE_QUEUE);
                 if let Ok(mut map) = table.lock() {
                     map.insert(peer, tx);
@@ -84,13 +92,14 @@ async fn serve_connection(
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = [0u8; 8192];
     loop {
-        let n = match reader.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let n = match tokio::time::timeout(IDLE, reader.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => n,
         };
         buf.extend_from_slice(&chunk[..n]);
         loop {
             match framing::stream_message_len(&buf) {
+                Ok(Some(0)) => break,
                 Ok(Some(len)) => {
                     let message: Vec<u8> = buf.drain(..len).collect();
                     if !framing::is_keepalive(&message)

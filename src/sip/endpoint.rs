@@ -389,10 +389,7 @@ impl Endpoint {
             return;
         }
         let data = message::to_bytes(message::build_response(&txn.request, spec));
-        let to = Peer {
-            addr: message::response_destination(&txn.request, txn.peer.addr),
-            ..txn.peer
-        };
+        let to = reply_to(&txn.request, txn.peer);
         txn.last_response = Some(data.clone());
         self.transmits.push_back(Transmit { to, data });
         self.reschedule_server(id);
@@ -464,10 +461,7 @@ impl Endpoint {
             return;
         }
         let data = message::to_bytes(message::build_response(req, spec));
-        let to = Peer {
-            addr: message::response_destination(req, source.addr),
-            ..source
-        };
+        let to = reply_to(req, source);
         self.transmits.push_back(Transmit { to, data });
     }
 
@@ -489,10 +483,7 @@ impl Endpoint {
                 match fired {
                     Fired::Retransmit => {
                         if let Some(data) = txn.last_response.clone() {
-                            let to = Peer {
-                                addr: message::response_destination(&txn.request, txn.peer.addr),
-                                ..txn.peer
-                            };
+                            let to = reply_to(&txn.request, txn.peer);
                             self.transmits.push_back(Transmit { to, data });
                         }
                     }
@@ -569,6 +560,18 @@ impl Endpoint {
     fn new_id(&mut self) -> TxnId {
         self.next_id += 1;
         TxnId(self.next_id)
+    }
+}
+
+/// RFC 3261 §18.2.2: on a connection, responses go back on that connection; on UDP, to the
+/// Via's received/rport address.
+fn reply_to(req: &Request, source: Peer) -> Peer {
+    if source.transport.reliable() {
+        return source;
+    }
+    Peer {
+        addr: message::response_destination(req, source.addr),
+        ..source
     }
 }
 

@@ -73,10 +73,10 @@ pub fn stream_message_len(buf: &[u8]) -> Result<Option<usize>, FramingError> {
     let head = std::str::from_utf8(&buf[..head_end]).map_err(|_| FramingError::NotUtf8)?;
     // On a stream Content-Length is mandatory (RFC 3261 §18.3); absent means no body.
     let declared = content_length_of(head)?.unwrap_or(0);
-    let total = body_start + declared;
-    if total > MAX_MESSAGE {
-        return Err(FramingError::TooLarge(total));
-    }
+    let total = body_start
+        .checked_add(declared)
+        .filter(|t| *t <= MAX_MESSAGE)
+        .ok_or(FramingError::TooLarge(declared))?;
     Ok((buf.len() >= total).then_some(total))
 }
 
@@ -341,6 +341,11 @@ mod tests {
         assert_eq!(stream_message_len(&msg[..msg.len() - 1]), Ok(None));
         assert_eq!(stream_message_len(msg), Ok(Some(msg.len())));
         assert_eq!(stream_message_len(b"\r\n\r\nBYE"), Ok(Some(4)));
+        let huge = b"OPTIONS sip:a SIP/2.0\r\nContent-Length: 18446744073709551553\r\n\r\n";
+        assert!(
+            matches!(stream_message_len(huge), Err(FramingError::TooLarge(_))),
+            "no overflow to a zero length"
+        );
     }
 
     #[test]

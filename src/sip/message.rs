@@ -107,6 +107,14 @@ pub trait MessageExt: HasHeaders + HeadersExt {
             .and_then(|u| u.user().map(str::to_string))
             .unwrap_or_default()
     }
+    /// The To header's text as sent (with its tag, if any).
+    fn to_text(&self) -> Option<String> {
+        self.to_header().ok().map(|h| h.value().to_string())
+    }
+    /// The From header's text as sent.
+    fn sender_text(&self) -> Option<String> {
+        self.from_header().ok().map(|h| h.value().to_string())
+    }
     fn top_via(&self) -> Option<rsip::typed::Via> {
         self.via_header().ok()?.typed().ok()
     }

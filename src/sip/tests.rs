@@ -448,3 +448,28 @@ fn info_dtmf_bodies_both_content_types_and_refusals() {
         assert_eq!(digit, expected, "{content_type}: {body:?}");
     }
 }
+
+#[test]
+fn bye_on_an_early_dialog_ends_the_invite_with_487() {
+    let mut p = Pair::new();
+    let peer = p.b_peer();
+    let a_call = p.a.invite(p.now, peer, "alice", "100", None).unwrap();
+    p.progress(Duration::from_millis(1));
+    let b_call = p.incoming();
+    p.b.ring(p.now, b_call);
+    p.progress(Duration::from_millis(1));
+    // The caller sends BYE inside the early dialog instead of CANCEL.
+    p.a.send_in_dialog(p.now, a_call, Method::Bye, None);
+    p.progress(Duration::from_secs(40));
+    assert!(
+        p.b_events
+            .iter()
+            .any(|e| matches!(e, UaEvent::Cancelled { .. }))
+    );
+    assert!(
+        p.a_events
+            .iter()
+            .any(|e| matches!(e, UaEvent::Failed { code: 487, .. }))
+    );
+    assert_eq!(p.b.transactions(), 0, "no server transaction left behind");
+}

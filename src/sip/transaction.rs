@@ -312,6 +312,9 @@ pub struct ServerInvite {
     /// Timer H in Completed, Timer L (64*T1) in Accepted.
     give_up: Option<Instant>,
     timer_i: Option<Instant>,
+    /// Accepted: the ACK for our 2xx arrived (tracked apart from the resend schedule, which
+    /// a reliable transport never has).
+    acked: bool,
     cfg: TimerConfig,
     reliable: bool,
 }
@@ -335,6 +338,7 @@ impl ServerInvite {
             resend: None,
             give_up: None,
             timer_i: None,
+            acked: false,
             cfg,
             reliable,
         }
@@ -389,6 +393,7 @@ impl ServerInvite {
             (Accepted, true) => {
                 // Stop resending the 2xx; stay to absorb INVITE retransmissions until Timer L.
                 self.resend = None;
+                self.acked = true;
                 RequestVerdict::Ack { pass_to_tu: true }
             }
             _ => RequestVerdict::Absorb,
@@ -409,16 +414,16 @@ impl ServerInvite {
         }
     }
 
-    /// True when the 2xx has been acknowledged (Accepted with no resend pending).
+    /// True when the 2xx has been acknowledged.
     pub fn acked(&self) -> bool {
-        self.state == ServerInviteState::Accepted && self.resend.is_none()
+        self.acked
     }
 
     pub fn handle_timeout(&mut self, now: Instant) -> Fired {
         use ServerInviteState::*;
         match self.state {
             Accepted | Completed if self.give_up.is_some_and(|g| now >= g) => {
-                let timed_out = self.state == Completed || self.resend.is_some();
+                let timed_out = self.state == Completed || !self.acked;
                 self.state = Terminated;
                 if timed_out {
                     Fired::TimedOut
@@ -693,6 +698,19 @@ mod tests {
         txn.on_send_response(t0, 200);
         assert_eq!(txn.handle_timeout(t0 + ms(32_000)), Fired::TimedOut);
         assert!(!txn.on_send_response(t0, 200));
+    }
+
+    #[test]
+    fn invite_server_2xx_never_acked_over_tcp_still_times_out() {
+        let t0 = Instant::now();
+        let mut txn = ServerInvite::new(TimerConfig::default(), true);
+        txn.on_send_response(t0, 200);
+        assert_eq!(txn.poll_timeout(), Some(t0 + ms(32_000)));
+        assert_eq!(txn.handle_timeout(t0 + ms(32_000)), Fired::TimedOut);
+        let mut acked = ServerInvite::new(TimerConfig::default(), true);
+        acked.on_send_response(t0, 200);
+        acked.on_request(t0, true);
+        assert_eq!(acked.handle_timeout(t0 + ms(32_000)), Fired::Terminated);
     }
 
     #[test]

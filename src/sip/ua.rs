@@ -106,6 +106,8 @@ struct Call {
     cancel_requested: bool,
     /// UAC with a late offer: the SDP answer to put in the ACK.
     ack_body: Option<Vec<u8>>,
+    /// UAS: hang-up asked for before the ACK arrived; RFC 3261 §15 wants the BYE after it.
+    bye_after_ack: bool,
 }
 
 pub struct UaConfig {
@@ -208,6 +210,15 @@ impl UserAgent {
             );
         }
         match req.method {
+            Method::Bye if call.state == State::Incoming => {
+                // A BYE on an early dialog (after our tagged 180): the INVITE still needs its
+                // final response, and for the call this is an abandon before answer.
+                let (invite, tag) = (call.invite_txn, call.dialog.local_tag.clone());
+                self.endpoint.respond(now, txn, &ResponseSpec::new(200));
+                self.respond_invite(now, invite, &tag, ResponseSpec::new(487));
+                self.forget(call_ref);
+                self.events.push_back(UaEvent::Cancelled { call: call_ref });
+            }
             Method::Bye => {
                 self.endpoint.respond(now, txn, &ResponseSpec::new(200));
                 self.forget(call_ref);
@@ -273,16 +284,8 @@ impl UserAgent {
                 let call_ref = CallRef(self.next_call);
                 let local_tag = message::random_token(10);
                 let (seq, _) = req.cseq();
-                let to_value = req.headers.iter().find_map(|h| match h {
-                    rsip::Header::To(t) => Some(rsip::headers::UntypedHeader::value(t).to_string()),
-                    _ => None,
-                });
-                let from_value = req.headers.iter().find_map(|h| match h {
-                    rsip::Header::From(f) => {
-                        Some(rsip::headers::UntypedHeader::value(f).to_string())
-                    }
-                    _ => None,
-                });
+                let to_value = req.to_text();
+                let from_value = req.sender_text();
                 let local_ip = match req.uri.host_with_port.host {
                     rsip::Host::IpAddr(ip) if !ip.is_unspecified() => Some(ip),
                     _ => None,
@@ -332,6 +335,7 @@ impl UserAgent {
                         bye_txn: None,
                         reinvite_out: None,
                         cancel_requested: false,
+                        bye_after_ack: false,
                         ack_body: None,
                     },
                 );
@@ -341,15 +345,14 @@ impl UserAgent {
             }
             Method::Options => self.respond_options(now, txn),
             Method::Bye | Method::Info | Method::Update | Method::Notify | Method::PRack => {
-                self.endpoint.respond(now, txn, &ResponseSpec::new(481))
+                self.respond_out_of_dialog(now, txn, ResponseSpec::new(481))
             }
             Method::Register
             | Method::Subscribe
             | Method::Message
             | Method::Refer
             | Method::Publish => {
-                self.endpoint
-                    .respond(now, txn, &ResponseSpec::new(405).header("Allow", ALLOW))
+                self.respond_out_of_dialog(now, txn, ResponseSpec::new(405).header("Allow", ALLOW))
             }
             Method::Ack | Method::Cancel => {}
         }
@@ -358,10 +361,14 @@ impl UserAgent {
     fn respond_options(&mut self, now: Instant, txn: TxnId) {
         let spec = ResponseSpec::new(200)
             .header("Allow", ALLOW)
-            .header("Accept", ACCEPT)
-            .header("Supported", "");
-        let mut spec = spec;
-        spec.extra.retain(|(n, _)| n != "Supported");
+            .header("Accept", ACCEPT);
+        self.respond_out_of_dialog(now, txn, spec);
+    }
+
+    /// RFC 3261 §8.2.6.2: a response to a request without a To tag carries one of ours (a
+    /// request inside a dialog already has one, and `build_response` keeps it).
+    fn respond_out_of_dialog(&mut self, now: Instant, txn: TxnId, mut spec: ResponseSpec) {
+        spec.to_tag = Some(message::random_token(10));
         self.endpoint.respond(now, txn, &spec);
     }
 
@@ -397,12 +404,16 @@ impl UserAgent {
         if call.state == State::Answered {
             call.state = State::Confirmed;
         }
+        let bye_now = std::mem::take(&mut call.bye_after_ack);
         self.endpoint.confirm_invite(now, txn);
         let answer = (!req.body.is_empty()).then(|| req.body.clone());
         self.events.push_back(UaEvent::Acked {
             call: call_ref,
             answer,
         });
+        if bye_now {
+            self.hangup(now, call_ref);
+        }
     }
 
     fn on_timeout(&mut self, now: Instant, txn: TxnId) {
@@ -491,6 +502,13 @@ impl UserAgent {
         }
         match code {
             100..=199 => {
+                // RFC 3261 §12.1.2: a tagged provisional response makes an early dialog.
+                if let Some(tag) = resp.to_tag().filter(|_| code > 100) {
+                    call.dialog.remote_tag = tag;
+                    if let Some(to) = resp.to_text() {
+                        call.dialog.remote_uri = to;
+                    }
+                }
                 if call.cancel_requested && code > 100 {
                     self.send_cancel(now, call_ref);
                 }
@@ -504,10 +522,7 @@ impl UserAgent {
                     return;
                 };
                 call.dialog.remote_tag = resp.to_tag().unwrap_or_default();
-                if let Some(to) = resp.headers.iter().find_map(|h| match h {
-                    rsip::Header::To(t) => Some(rsip::headers::UntypedHeader::value(t).to_string()),
-                    _ => None,
-                }) {
+                if let Some(to) = resp.to_text() {
                     call.dialog.remote_uri = to;
                 }
                 if let Some(target) = resp.contact_uri() {
@@ -572,7 +587,10 @@ impl UserAgent {
             return;
         };
         let (txn, tag) = (call.invite_txn, call.dialog.local_tag.clone());
-        self.respond_invite(now, txn, &tag, ResponseSpec::new(180));
+        // RFC 3261 §12.1.1: a response that creates an (early) dialog carries a Contact.
+        let mut spec = ResponseSpec::new(180);
+        spec.contact = Some(call.dialog.local_contact.clone());
+        self.respond_invite(now, txn, &tag, spec);
     }
 
     pub fn answer(&mut self, now: Instant, call_ref: CallRef, sdp: Vec<u8>) {
@@ -658,7 +676,8 @@ impl UserAgent {
                 call.cancel_requested = true;
                 self.send_cancel(now, call_ref);
             }
-            State::Answered | State::Confirmed => {
+            State::Answered => call.bye_after_ack = true,
+            State::Confirmed => {
                 let Ok(bye) = call.dialog.request(Method::Bye, &self.cfg.advertised, None) else {
                     return;
                 };
@@ -753,6 +772,7 @@ impl UserAgent {
                 bye_txn: None,
                 reinvite_out: None,
                 cancel_requested: false,
+                bye_after_ack: false,
                 ack_body: None,
             },
         );
