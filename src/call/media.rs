@@ -43,6 +43,18 @@ pub enum MediaCommand {
     },
 }
 
+impl MediaCommand {
+    pub fn call(&self) -> CallRef {
+        match self {
+            MediaCommand::Start { call, .. }
+            | MediaCommand::Update { call, .. }
+            | MediaCommand::Play { call, .. }
+            | MediaCommand::Stop { call }
+            | MediaCommand::Close { call } => *call,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MediaEvent {
     Digit { call: CallRef, digit: char },

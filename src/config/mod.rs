@@ -60,6 +60,7 @@ struct MediaSection {
     rtp_ports: Option<String>,
     address: Option<String>,
     rtp_timeout: Option<String>,
+    threads: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,6 +98,8 @@ pub struct Config {
     /// The address put in SDP; None: the address the caller reached us on.
     pub media_address: Option<IpAddr>,
     pub rtp_timeout: Duration,
+    /// Media (RTP pacing) threads; each stream lives on one of them.
+    pub media_threads: usize,
     pub flows_dir: PathBuf,
     pub prompts_dir: PathBuf,
     pub language: String,
@@ -117,6 +120,7 @@ impl Default for Config {
             rtp_ports: (20000, 29999),
             media_address: None,
             rtp_timeout: Duration::from_secs(30),
+            media_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
             flows_dir: PathBuf::from("./ivr-flows"),
             prompts_dir: PathBuf::from("./prompts"),
             language: "en".into(),
@@ -201,6 +205,16 @@ impl Config {
             &parsed.media.rtp_timeout,
             c.rtp_timeout,
         )?;
+        match parsed.media.threads {
+            Some(0) | Some(65..) => {
+                return Err(ConfigError::Invalid {
+                    key: "media.threads",
+                    message: "must be between 1 and 64".into(),
+                });
+            }
+            Some(n) => c.media_threads = n,
+            None => {}
+        }
         c.flows_dir = overrides
             .flows
             .clone()

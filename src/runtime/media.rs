@@ -1,8 +1,9 @@
-//! The media thread: one OS thread, away from the signalling runtime, that wakes on absolute
-//! 20 ms deadlines and, for every stream, drains its socket and sends its next frame. One
-//! timer for all streams; no allocation, lock or extra syscall per packet.
+//! The media threads: OS threads away from the signalling runtime (one per core by default),
+//! each waking on absolute 20 ms deadlines to send every one of its streams' next frame and
+//! drain their sockets. One timer per thread for all its streams; no allocation, lock or
+//! extra syscall per packet.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -31,13 +32,51 @@ enum Command {
     Stop,
 }
 
-/// The engine's side: binds sockets at call set-up and posts commands to the thread.
-pub struct MediaHandle {
+/// One media thread and the commands on their way to it.
+struct Lane {
     tx: SyncSender<Command>,
     /// Commands the full queue could not take yet, in order. Dropping one (a Close above all)
     /// would leave a stream running for ever, and the engine must never block.
-    waiting: std::collections::VecDeque<Command>,
+    waiting: VecDeque<Command>,
     thread: Option<JoinHandle<()>>,
+    streams: usize,
+}
+
+impl Lane {
+    /// Hand queued commands to the thread, oldest first, as far as the queue takes them.
+    fn flush(&mut self) -> Result<(), MediaOpenError> {
+        while let Some(cmd) = self.waiting.pop_front() {
+            match self.tx.try_send(cmd) {
+                Ok(()) => {}
+                Err(TrySendError::Full(cmd)) => {
+                    self.waiting.push_front(cmd);
+                    return Ok(());
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    self.waiting.clear();
+                    tracing::error!("media thread is gone");
+                    return Err(MediaOpenError::Closed);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn post(&mut self, cmd: Command) -> Result<(), MediaOpenError> {
+        if self.waiting.len() == 1024 {
+            tracing::warn!("media command queue is full; commands wait in order");
+        }
+        self.waiting.push_back(cmd);
+        self.flush()
+    }
+}
+
+/// The engine's side: binds sockets at call set-up and posts commands to the media threads.
+/// Each stream lives on one thread (the one with the fewest streams when it was opened), so
+/// a tick's sending is spread over the cores and finishes sooner after the deadline.
+pub struct MediaHandle {
+    lanes: Vec<Lane>,
+    owner: HashMap<CallRef, usize>,
     bind_ip: IpAddr,
     ports: (u16, u16),
     cursor: u16,
@@ -45,31 +84,52 @@ pub struct MediaHandle {
 
 impl MediaHandle {
     pub fn start(
+        threads: usize,
         ports: (u16, u16),
         rtp_timeout: Duration,
         events: tokio::sync::mpsc::Sender<MediaEvent>,
     ) -> std::io::Result<MediaHandle> {
-        let (tx, rx) = sync_channel(COMMAND_QUEUE);
         let timeout_ticks =
             (rtp_timeout.as_millis() / TICK.as_millis()).clamp(1, u32::MAX as u128) as u32;
-        let thread = std::thread::Builder::new()
-            .name("hotline-media".into())
-            .spawn(move || MediaLoop::new(rx, events, timeout_ticks).run())?;
+        let mut lanes = Vec::new();
+        for n in 0..threads.max(1) {
+            let (tx, rx) = sync_channel(COMMAND_QUEUE);
+            let events = events.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("hotline-media-{n}"))
+                .spawn(move || MediaLoop::new(rx, events, timeout_ticks).run())?;
+            lanes.push(Lane {
+                tx,
+                waiting: VecDeque::new(),
+                thread: Some(thread),
+                streams: 0,
+            });
+        }
         Ok(MediaHandle {
-            tx,
-            waiting: Default::default(),
-            thread: Some(thread),
+            lanes,
+            owner: HashMap::new(),
             bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             ports,
             cursor: ports.0,
         })
     }
 
-    /// Stop the thread and wait for it; every socket is closed.
+    /// Stop the threads and wait for them; every socket is closed.
     pub fn stop(&mut self) {
-        let _ = self.tx.send(Command::Stop);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        for lane in &mut self.lanes {
+            let _ = lane.tx.send(Command::Stop);
+        }
+        for lane in &mut self.lanes {
+            if let Some(t) = lane.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    /// Hand over commands that were waiting for room in a queue.
+    pub fn flush(&mut self) {
+        for lane in &mut self.lanes {
+            let _ = lane.flush();
         }
     }
 
@@ -109,44 +169,32 @@ impl Drop for MediaHandle {
     }
 }
 
-impl MediaHandle {
-    /// Hand queued commands to the thread, oldest first, as far as the queue takes them.
-    pub fn flush(&mut self) -> Result<(), MediaOpenError> {
-        while let Some(cmd) = self.waiting.pop_front() {
-            match self.tx.try_send(cmd) {
-                Ok(()) => {}
-                Err(TrySendError::Full(cmd)) => {
-                    self.waiting.push_front(cmd);
-                    return Ok(());
-                }
-                Err(TrySendError::Disconnected(_)) => {
-                    self.waiting.clear();
-                    tracing::error!("media thread is gone");
-                    return Err(MediaOpenError::Closed);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn post(&mut self, cmd: Command) -> Result<(), MediaOpenError> {
-        if self.waiting.len() == 1024 {
-            tracing::warn!("media command queue is full; commands wait in order");
-        }
-        self.waiting.push_back(cmd);
-        self.flush()
-    }
-}
-
 impl MediaBackend for MediaHandle {
     fn open(&mut self, call: CallRef) -> Result<u16, MediaOpenError> {
         let (port, rtp, rtcp) = self.bind_pair().ok_or(MediaOpenError::NoPorts)?;
-        self.post(Command::Add { call, rtp, rtcp })?;
+        let (n, lane) = self
+            .lanes
+            .iter_mut()
+            .enumerate()
+            .min_by_key(|(_, l)| l.streams)
+            .ok_or(MediaOpenError::Closed)?;
+        lane.post(Command::Add { call, rtp, rtcp })?;
+        lane.streams += 1;
+        self.owner.insert(call, n);
         Ok(port)
     }
 
     fn command(&mut self, cmd: MediaCommand) {
-        let _ = self.post(Command::Call(cmd));
+        let call = cmd.call();
+        let closing = matches!(cmd, MediaCommand::Close { .. });
+        let Some(&n) = self.owner.get(&call) else {
+            return;
+        };
+        if closing {
+            self.owner.remove(&call);
+            self.lanes[n].streams -= 1;
+        }
+        let _ = self.lanes[n].post(Command::Call(cmd));
     }
 }
 
@@ -290,13 +338,7 @@ impl MediaLoop {
     }
 
     fn apply(&mut self, cmd: MediaCommand) {
-        let call = match &cmd {
-            MediaCommand::Start { call, .. }
-            | MediaCommand::Update { call, .. }
-            | MediaCommand::Play { call, .. }
-            | MediaCommand::Stop { call }
-            | MediaCommand::Close { call } => *call,
-        };
+        let call = cmd.call();
         let Some(&i) = self.index.get(&call) else {
             return;
         };

@@ -111,8 +111,13 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         None
     };
     let (media_tx, media_rx) = mpsc::channel(64 * 1024);
-    let media = MediaHandle::start(config.rtp_ports, config.rtp_timeout, media_tx)
-        .map_err(RuntimeError::Media)?;
+    let media = MediaHandle::start(
+        config.media_threads,
+        config.rtp_ports,
+        config.rtp_timeout,
+        media_tx,
+    )
+    .map_err(RuntimeError::Media)?;
     prepare_database(&config.database).await;
     let (sink, writer) = writer::spawn(CdrWriterConfig::new(
         config.database.clone(),
@@ -252,7 +257,7 @@ async fn signalling_loop(
         while let Some(record) = engine.poll_record() {
             sink.submit(record);
         }
-        let _ = engine.media().flush();
+        engine.media().flush();
         if engine.drained() {
             sink.pump();
             engine.media().stop();
