@@ -55,6 +55,10 @@ fn missing_prompt_is_an_error_naming_the_file_before_any_call() {
         err.contains("goodbye") && err.contains("goodbye.wav"),
         "{err}"
     );
+    assert!(
+        err.contains("test.toml:") && err.contains("prompts = [\"goodbye\"]"),
+        "the flow line that uses it: {err}"
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::flow::{self, FlowError, FlowSet, PromptId};
+use crate::flow::{self, FlowError, FlowSet, Located, PromptId};
 use crate::media::prompt::{self, EncodedPrompt, PromptError};
 
 #[derive(Debug)]
@@ -18,10 +18,32 @@ pub struct Catalog {
 pub enum CatalogError {
     #[error("{} error(s) in flows:\n{}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Flows(Vec<FlowError>),
-    #[error("prompt {name:?} is missing: looked for {}", .tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" and "))]
-    MissingPrompt { name: String, tried: Vec<PathBuf> },
+    #[error("{}", .0.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("\n"))]
+    MissingPrompts(Vec<MissingPrompt>),
     #[error(transparent)]
     Prompt(#[from] PromptError),
+}
+
+/// A prompt a flow uses that has no file in any place it may be.
+#[derive(Debug)]
+pub struct MissingPrompt {
+    pub at: Located,
+    pub name: String,
+    pub tried: Vec<PathBuf>,
+}
+
+impl std::fmt::Display for MissingPrompt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tried: Vec<String> = self.tried.iter().map(|p| p.display().to_string()).collect();
+        write!(
+            f,
+            "{}: prompt {:?} is missing: looked for {}\n    {}",
+            self.at,
+            self.name,
+            tried.join(" and "),
+            self.at.snippet
+        )
+    }
 }
 
 impl Catalog {
@@ -35,20 +57,27 @@ impl Catalog {
         let flows = flow::load_dir(flows_dir).map_err(CatalogError::Flows)?;
         let mut prompts = Vec::with_capacity(flows.prompts.len());
         let mut files = Vec::new();
-        for name in &flows.prompts {
+        let mut missing = Vec::new();
+        for (name, at) in flows.prompts.iter().zip(&flows.prompt_sites) {
             let tried = vec![
                 prompts_dir.join(language).join(format!("{name}.wav")),
                 prompts_dir.join(format!("{name}.wav")),
             ];
-            let Some(path) = tried.iter().find(|p| p.is_file()) else {
-                return Err(CatalogError::MissingPrompt {
+            match tried.iter().find(|p| p.is_file()) {
+                Some(path) => {
+                    let samples = prompt::load_wav(path)?;
+                    prompts.push(prompt::EncodedPrompt::encode(&samples));
+                    files.push(path.clone());
+                }
+                None => missing.push(MissingPrompt {
+                    at: at.clone(),
                     name: name.clone(),
                     tried,
-                });
-            };
-            let samples = prompt::load_wav(path)?;
-            prompts.push(prompt::EncodedPrompt::encode(&samples));
-            files.push(path.clone());
+                }),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(CatalogError::MissingPrompts(missing));
         }
         Ok(Catalog {
             flows: Arc::new(flows),

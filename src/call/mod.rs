@@ -152,7 +152,7 @@ impl<M: MediaBackend> Engine<M> {
                 call.interpreter.on_play_done(now, crate::flow::PlayId(id))
             }
             MediaEvent::RtpTimeout { .. } => {
-                tracing::info!(call_id = %call.sip_call_id, "no RTP from the caller; ending the call");
+                tracing::info!(sip_call_id = %call.sip_call_id, "no RTP from the caller; ending the call");
                 return self.end_by_hotline(now, call_ref, "rtp_timeout");
             }
         }
@@ -456,7 +456,7 @@ impl<M: MediaBackend> Engine<M> {
                     self.media.command(cmd);
                 }
                 None if call.negotiated.is_none() => {
-                    tracing::info!(call_id = %call.sip_call_id, "ACK carried no usable SDP answer; ending the call");
+                    tracing::info!(sip_call_id = %call.sip_call_id, "ACK carried no usable SDP answer; ending the call");
                     return self.end_by_hotline(now, call_ref, "no_codec");
                 }
                 None => {}
@@ -497,7 +497,7 @@ impl<M: MediaBackend> Engine<M> {
         match (parsed, neg) {
             (Some(o), Some(n)) => {
                 let body = sdp::build_answer(&o, &call.local, &n);
-                tracing::info!(call_id = %call.sip_call_id, direction = n.direction.as_attr(), "re-INVITE");
+                tracing::info!(sip_call_id = %call.sip_call_id, direction = n.direction.as_attr(), "re-INVITE");
                 call.negotiated = Some(n);
                 call.offer = Some(o);
                 self.media.command(MediaCommand::Update {
@@ -598,7 +598,7 @@ impl<M: MediaBackend> Engine<M> {
         } else {
             sip_code
         };
-        tracing::info!(call_id = %call.sip_call_id, ?disposition, ?hangup_by, reason, path = ?call.interpreter.path(), "call ended");
+        tracing::info!(sip_call_id = %call.sip_call_id, ?disposition, ?hangup_by, reason, path = ?call.interpreter.path(), "call ended");
         self.records.push_back(CdrRecord {
             id: call.id,
             sip_call_id: call.sip_call_id,

@@ -92,7 +92,13 @@ pub fn load_dir(dir: &Path) -> Result<FlowSet, Vec<FlowError>> {
             }
         };
         let id = FlowId(set.flows.len() as u32);
-        match compile_flow(&ctx, &parsed, &mut prompt_ids, &mut set.prompts) {
+        match compile_flow(
+            &ctx,
+            &parsed,
+            &mut prompt_ids,
+            &mut set.prompts,
+            &mut set.prompt_sites,
+        ) {
             Ok(flow) => {
                 for number in &parsed.flow.numbers {
                     let at = ctx.locate(number.span());
@@ -173,6 +179,7 @@ fn compile_flow(
     file: &FlowFile,
     prompt_ids: &mut HashMap<String, PromptId>,
     prompt_names: &mut Vec<String>,
+    prompt_sites: &mut Vec<Located>,
 ) -> Result<Flow, Vec<FlowError>> {
     let mut errors = Vec::new();
     let index: HashMap<&str, NodeId> = file
@@ -206,6 +213,7 @@ fn compile_flow(
                 }
                 *prompt_ids.entry(name.clone()).or_insert_with(|| {
                     prompt_names.push(name.clone());
+                    prompt_sites.push(ctx.locate(p.span()));
                     PromptId(prompt_names.len() as u32 - 1)
                 })
             })

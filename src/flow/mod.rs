@@ -30,6 +30,8 @@ pub struct FlowSet {
     pub default: Option<FlowId>,
     /// Prompt names in PromptId order.
     pub prompts: Vec<String>,
+    /// Where each prompt is first used, for error messages.
+    pub prompt_sites: Vec<Located>,
 }
 
 impl FlowSet {

@@ -181,7 +181,11 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
             .shutdown(leftovers, std::time::Duration::from_secs(10))
             .await
         {
-            Ok(report) => tracing::info!(?report, "CDR writer stopped"),
+            Ok(report) => tracing::info!(
+                written = report.written,
+                spooled = report.spooled,
+                "CDR writer stopped"
+            ),
             Err(e) => tracing::error!(error = %e, "CDR writer shutdown failed"),
         }
         result

@@ -426,7 +426,7 @@ impl UserAgent {
         match call.state {
             State::Answered => {
                 // RFC 3261 §13.3.1.4: no ACK for our 2xx; the session is over, so say so.
-                tracing::info!(call_id = %call.dialog.call_id, "no ACK for 200 OK, ending the call");
+                tracing::info!(sip_call_id = %call.dialog.call_id, "no ACK for 200 OK, ending the call");
                 if let Ok(bye) = call.dialog.request(Method::Bye, &self.cfg.advertised, None) {
                     let peer = call.dialog.peer;
                     self.endpoint.send_request(now, peer, bye);
