@@ -110,6 +110,23 @@ struct Call {
     bye_after_ack: bool,
 }
 
+impl Call {
+    fn new(state: State, dialog: Dialog, invite_txn: TxnId, invite_seq: u32) -> Call {
+        Call {
+            state,
+            dialog,
+            invite_txn,
+            invite_seq,
+            reinvite: None,
+            bye_txn: None,
+            reinvite_out: None,
+            cancel_requested: false,
+            bye_after_ack: false,
+            ack_body: None,
+        }
+    }
+}
+
 pub struct UaConfig {
     pub timers: TimerConfig,
     /// host:port written into Via and Contact.
@@ -324,21 +341,8 @@ impl UserAgent {
                     source,
                     local_ip,
                 };
-                self.calls.insert(
-                    call_ref,
-                    Call {
-                        state: State::Incoming,
-                        dialog,
-                        invite_txn: txn,
-                        invite_seq: seq,
-                        reinvite: None,
-                        bye_txn: None,
-                        reinvite_out: None,
-                        cancel_requested: false,
-                        bye_after_ack: false,
-                        ack_body: None,
-                    },
-                );
+                self.calls
+                    .insert(call_ref, Call::new(State::Incoming, dialog, txn, seq));
                 // RFC 3261 §8.2.6.1 / §17.2.1: 100 Trying at once so the caller stops resending.
                 self.endpoint.respond(now, txn, &ResponseSpec::new(100));
                 self.events.push_back(event);
@@ -761,21 +765,8 @@ impl UserAgent {
         self.by_txn.insert(txn, call_ref);
         self.by_dialog
             .insert((dialog.call_id.clone(), dialog.local_tag.clone()), call_ref);
-        self.calls.insert(
-            call_ref,
-            Call {
-                state: State::Calling,
-                dialog,
-                invite_txn: txn,
-                invite_seq,
-                reinvite: None,
-                bye_txn: None,
-                reinvite_out: None,
-                cancel_requested: false,
-                bye_after_ack: false,
-                ack_body: None,
-            },
-        );
+        self.calls
+            .insert(call_ref, Call::new(State::Calling, dialog, txn, invite_seq));
         Ok(call_ref)
     }
 
