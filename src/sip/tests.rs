@@ -8,6 +8,14 @@ use super::message::Method;
 use super::transaction::TimerConfig;
 use super::ua::{CallRef, UaConfig, UaEvent, UserAgent};
 
+fn ua(advertised: &str, user: &str) -> UserAgent {
+    UserAgent::new(UaConfig {
+        timers: TimerConfig::default(),
+        advertised: advertised.into(),
+        user: user.into(),
+    })
+}
+
 struct Pair {
     now: Instant,
     a: UserAgent,
@@ -25,13 +33,7 @@ impl Pair {
     fn new() -> Self {
         let a_addr: SocketAddr = "127.0.0.1:5070".parse().unwrap();
         let b_addr: SocketAddr = "127.0.0.1:5060".parse().unwrap();
-        let ua = |addr: SocketAddr, user: &str| {
-            UserAgent::new(UaConfig {
-                timers: TimerConfig::default(),
-                advertised: addr.to_string(),
-                user: user.into(),
-            })
-        };
+        let ua = |addr: SocketAddr, user: &str| ua(&addr.to_string(), user);
         Pair {
             now: Instant::now(),
             a: ua(a_addr, "caller"),
@@ -299,11 +301,7 @@ fn no_ack_ends_the_call_with_408() {
 
 #[test]
 fn server_answers_options_and_refuses_others() {
-    let mut b = UserAgent::new(UaConfig {
-        timers: TimerConfig::default(),
-        advertised: "127.0.0.1:5060".into(),
-        user: "hotline".into(),
-    });
+    let mut b = ua("127.0.0.1:5060", "hotline");
     let now = Instant::now();
     let src = Peer {
         addr: "127.0.0.1:5999".parse().unwrap(),
@@ -332,11 +330,7 @@ fn server_answers_options_and_refuses_others() {
 
 #[test]
 fn rport_and_received_route_the_response() {
-    let mut b = UserAgent::new(UaConfig {
-        timers: TimerConfig::default(),
-        advertised: "127.0.0.1:5060".into(),
-        user: "hotline".into(),
-    });
+    let mut b = ua("127.0.0.1:5060", "hotline");
     let now = Instant::now();
     let src = Peer {
         addr: "127.0.0.9:40000".parse().unwrap(),
@@ -353,11 +347,7 @@ fn rport_and_received_route_the_response() {
 
 #[test]
 fn garbage_never_panics_the_user_agent() {
-    let mut b = UserAgent::new(UaConfig {
-        timers: TimerConfig::default(),
-        advertised: "127.0.0.1:5060".into(),
-        user: "hotline".into(),
-    });
+    let mut b = ua("127.0.0.1:5060", "hotline");
     let now = Instant::now();
     let src = Peer {
         addr: "127.0.0.1:5999".parse().unwrap(),
@@ -385,16 +375,8 @@ fn garbage_never_panics_the_user_agent() {
 
 #[test]
 fn info_dtmf_bodies_both_content_types_and_refusals() {
-    let mut b = UserAgent::new(UaConfig {
-        timers: TimerConfig::default(),
-        advertised: "127.0.0.1:5060".into(),
-        user: "hotline".into(),
-    });
-    let mut a = UserAgent::new(UaConfig {
-        timers: TimerConfig::default(),
-        advertised: "127.0.0.1:5070".into(),
-        user: "caller".into(),
-    });
+    let mut b = ua("127.0.0.1:5060", "hotline");
+    let mut a = ua("127.0.0.1:5070", "caller");
     let now = Instant::now();
     let a_peer = Peer {
         addr: "127.0.0.1:5070".parse().unwrap(),
