@@ -210,9 +210,27 @@ async fn signalling_loop(
 ) -> Result<(), RuntimeError> {
     let mut buf = vec![0u8; 65_536];
     let mut last_reload = 0;
+    let mut signals_open = true;
     loop {
         let wake = engine.poll_timeout();
+        // Biased, signals first: a shutdown asked for before an INVITE arrives must refuse
+        // that INVITE, whatever else is ready in the same turn.
         tokio::select! {
+            biased;
+            changed = signals.changed(), if signals_open => {
+                let signal = *signals.borrow_and_update();
+                // A dropped sender stays "changed" for ever: stop listening, or this biased
+                // branch would starve every other one.
+                signals_open = changed.is_ok();
+                match (changed, signal) {
+                    (Err(_), _) | (_, Signal::Shutdown) => engine.begin_shutdown(Instant::now()),
+                    (_, Signal::Reload(n)) if n != last_reload => {
+                        last_reload = n;
+                        reload(&mut engine, &reload_dirs);
+                    }
+                    _ => {}
+                }
+            }
             received = udp.recv_from(&mut buf) => match received {
                 Ok((n, from)) => engine.handle_sip(Instant::now(), Peer { addr: from, transport: TransportKind::Udp }, &buf[..n]),
                 // ICMP port unreachable from a vanished peer surfaces here on Linux; keep going.
@@ -228,17 +246,6 @@ async fn signalling_loop(
                 }
             }
             _ = sleep_until(wake) => engine.handle_timeout(Instant::now()),
-            changed = signals.changed() => {
-                let signal = *signals.borrow_and_update();
-                match (changed, signal) {
-                    (Err(_), _) | (_, Signal::Shutdown) => engine.begin_shutdown(Instant::now()),
-                    (_, Signal::Reload(n)) if n != last_reload => {
-                        last_reload = n;
-                        reload(&mut engine, &reload_dirs);
-                    }
-                    _ => {}
-                }
-            }
         }
         while let Some(t) = engine.poll_transmit() {
             match t.to.transport {
