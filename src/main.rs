@@ -165,18 +165,41 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..Default::default()
             };
             let config = Config::load(config.as_deref(), &overrides)?;
-            let catalog = hotline::call::Catalog::load(
+            let report = hotline::call::Catalog::check(
                 &config.flows_dir,
                 &config.prompts_dir,
                 &config.language,
             )?;
-            println!(
-                "{}: {} flow(s), {} prompt(s): OK",
-                config.flows_dir.display(),
-                catalog.flows.flows.len(),
-                catalog.files.len()
-            );
-            Ok(ExitCode::SUCCESS)
+            for line in report
+                .errors
+                .iter()
+                .map(|e| format!("error: {e}"))
+                .chain(report.warnings.iter().cloned())
+            {
+                eprintln!("{line}");
+            }
+            match report.catalog {
+                Some(catalog) => {
+                    println!(
+                        "{}: {} flow(s), {} prompt file(s) in {} language(s), {} warning(s): OK",
+                        config.flows_dir.display(),
+                        catalog.flows.flows.len(),
+                        catalog.files.len(),
+                        catalog.languages().len(),
+                        report.warnings.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    eprintln!(
+                        "{}: {} error(s), {} warning(s)",
+                        config.flows_dir.display(),
+                        report.errors.len(),
+                        report.warnings.len()
+                    );
+                    Ok(ExitCode::from(1))
+                }
+            }
         }
         Command::Cdr {
             database,

@@ -1,101 +1,215 @@
-//! A catalog is one loaded version of the flows and their prompts, encoded once. Calls hold
-//! the catalog they started with, so a reload never changes a call in progress.
+//! A catalog is one loaded version of the flows and their prompts in every language, encoded
+//! once. Calls hold the catalog they started with, so a reload never changes a call in
+//! progress.
+//!
+//! Prompt files: `<prompts>/<language>/<name>.wav`, falling back to the default language's
+//! folder, then to `<prompts>/<name>.wav` (language-neutral recordings such as a tone or a
+//! bilingual greeting). Spoken-value words (`say/<word>`) are only looked for in the languages
+//! whose grammar uses them.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::flow::{self, FlowError, FlowSet, Located, PromptId};
+use crate::flow::say::Grammar;
+use crate::flow::{self, FlowSet, Located, PromptId};
 use crate::media::prompt::{self, EncodedPrompt, PromptError};
 
 #[derive(Debug)]
 pub struct Catalog {
     pub flows: Arc<FlowSet>,
-    prompts: Vec<EncodedPrompt>,
+    /// The default language first.
+    languages: Vec<String>,
+    /// For each language, each prompt's index into `encoded`.
+    table: Vec<Vec<usize>>,
+    encoded: Vec<EncodedPrompt>,
+    /// The files behind `encoded`, in the same order.
     pub files: Vec<PathBuf>,
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("{} error(s) in flows:\n{}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
-    Flows(Vec<FlowError>),
-    #[error("{}", .0.iter().map(|m| m.to_string()).collect::<Vec<_>>().join("\n"))]
-    MissingPrompts(Vec<MissingPrompt>),
+    #[error("{} error(s) in flows and prompts:\n{}", .0.len(), .0.join("\n"))]
+    Invalid(Vec<String>),
     #[error(transparent)]
     Prompt(#[from] PromptError),
 }
 
-/// A prompt a flow uses that has no file in any place it may be.
-#[derive(Debug)]
-pub struct MissingPrompt {
-    pub at: Located,
-    pub name: String,
-    pub tried: Vec<PathBuf>,
-}
-
-impl std::fmt::Display for MissingPrompt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let tried: Vec<String> = self.tried.iter().map(|p| p.display().to_string()).collect();
-        write!(
-            f,
-            "{}: prompt {:?} is missing: looked for {}\n    {}",
-            self.at,
-            self.name,
-            tried.join(" and "),
-            self.at.snippet
-        )
-    }
+/// Everything a load found, for `hotline check`: the catalog when there were no errors.
+pub struct CatalogReport {
+    pub catalog: Option<Catalog>,
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
 }
 
 impl Catalog {
-    /// Load every flow in `flows_dir` and every prompt they use from `prompts_dir`:
-    /// `<prompts>/<language>/<name>.wav`, else `<prompts>/<name>.wav`.
+    /// Load every flow in `flows_dir` and every prompt they use, in every language they use.
+    /// Warnings are logged; errors refuse the whole set.
     pub fn load(
         flows_dir: &Path,
         prompts_dir: &Path,
-        language: &str,
+        default_language: &str,
     ) -> Result<Catalog, CatalogError> {
-        let flows = flow::load_dir(flows_dir).map_err(CatalogError::Flows)?;
-        let mut prompts = Vec::with_capacity(flows.prompts.len());
-        let mut files = Vec::new();
-        let mut missing = Vec::new();
-        for (name, at) in flows.prompts.iter().zip(&flows.prompt_sites) {
-            let tried = vec![
-                prompts_dir.join(language).join(format!("{name}.wav")),
-                prompts_dir.join(format!("{name}.wav")),
-            ];
-            match tried.iter().find(|p| p.is_file()) {
-                Some(path) => {
-                    let samples = prompt::load_wav(path)?;
-                    prompts.push(prompt::EncodedPrompt::encode(&samples));
-                    files.push(path.clone());
-                }
-                None => missing.push(MissingPrompt {
-                    at: at.clone(),
-                    name: name.clone(),
-                    tried,
-                }),
+        let report = Catalog::check(flows_dir, prompts_dir, default_language)?;
+        for w in &report.warnings {
+            tracing::warn!("{w}");
+        }
+        match report.catalog {
+            Some(c) => Ok(c),
+            None => Err(CatalogError::Invalid(report.errors)),
+        }
+    }
+
+    pub fn check(
+        flows_dir: &Path,
+        prompts_dir: &Path,
+        default_language: &str,
+    ) -> Result<CatalogReport, CatalogError> {
+        let (set, diags) = flow::load_dir(flows_dir);
+        let mut errors: Vec<String> = diags.errors.iter().map(|e| e.to_string()).collect();
+        let mut warnings: Vec<String> = diags.warnings.iter().map(|w| w.to_string()).collect();
+        let Some(set) = set else {
+            return Ok(CatalogReport {
+                catalog: None,
+                errors,
+                warnings,
+            });
+        };
+        let mut languages = vec![default_language.to_string()];
+        for (lang, at) in &set.languages {
+            if !prompts_dir.join(lang).is_dir() {
+                errors.push(format!(
+                    "{at}: language {lang:?} has no prompt folder {}\n    {}",
+                    prompts_dir.join(lang).display(),
+                    at.snippet
+                ));
+            }
+            if !languages.contains(lang) {
+                languages.push(lang.clone());
             }
         }
-        if !missing.is_empty() {
-            return Err(CatalogError::MissingPrompts(missing));
+        let mut table = Vec::with_capacity(languages.len());
+        let mut encoded = Vec::new();
+        let mut files = Vec::new();
+        let mut by_file: HashMap<PathBuf, usize> = HashMap::new();
+        let mut missing: HashMap<usize, Vec<String>> = HashMap::new();
+        for lang in &languages {
+            let grammar = Grammar::for_language(lang);
+            let words = grammar.words();
+            let mut row = Vec::with_capacity(set.prompts.len());
+            for (i, name) in set.prompts.iter().enumerate() {
+                let said = name
+                    .strip_prefix("say/")
+                    .map(|w| words.iter().any(|x| x == w));
+                if said == Some(false) {
+                    // Another grammar's word: this language never asks for it.
+                    row.push(usize::MAX);
+                    continue;
+                }
+                let mut tried = vec![prompts_dir.join(lang).join(format!("{name}.wav"))];
+                let default_has_same_words = Grammar::for_language(default_language) == grammar;
+                if lang != default_language && (said.is_none() || default_has_same_words) {
+                    tried.push(
+                        prompts_dir
+                            .join(default_language)
+                            .join(format!("{name}.wav")),
+                    );
+                }
+                if said.is_none() {
+                    tried.push(prompts_dir.join(format!("{name}.wav")));
+                }
+                let Some(found) = tried.iter().position(|p| p.is_file()) else {
+                    missing.entry(i).or_default().push(format!(
+                        "{lang} (looked for {})",
+                        tried
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                    row.push(usize::MAX);
+                    continue;
+                };
+                let path = &tried[found];
+                if found == 1 && lang != default_language && said.is_none() {
+                    warnings.push(format!(
+                        "{}: warning: prompt {name:?} has no {lang} recording ({}); {lang} callers hear the {default_language} one\n    {}",
+                        set.prompt_sites[i],
+                        tried[0].display(),
+                        set.prompt_sites[i].snippet
+                    ));
+                }
+                let index = match by_file.get(path) {
+                    Some(ix) => *ix,
+                    None => {
+                        let samples = prompt::load_wav(path)?;
+                        encoded.push(EncodedPrompt::encode(&samples));
+                        files.push(path.clone());
+                        by_file.insert(path.clone(), encoded.len() - 1);
+                        encoded.len() - 1
+                    }
+                };
+                row.push(index);
+            }
+            table.push(row);
         }
-        Ok(Catalog {
-            flows: Arc::new(flows),
-            prompts,
+        let mut missing: Vec<_> = missing.into_iter().collect();
+        missing.sort_by_key(|(i, _)| *i);
+        for (i, langs) in missing {
+            let at: &Located = &set.prompt_sites[i];
+            errors.push(format!(
+                "{at}: prompt {:?} is missing in {}\n    {}",
+                set.prompts[i],
+                langs.join("; "),
+                at.snippet
+            ));
+        }
+        let catalog = errors.is_empty().then(|| Catalog {
+            flows: Arc::new(set),
+            languages,
+            table,
+            encoded,
             files,
+            warnings: warnings.clone(),
+        });
+        Ok(CatalogReport {
+            catalog,
+            errors,
+            warnings,
         })
     }
 
-    pub fn prompt(&self, id: PromptId) -> &EncodedPrompt {
-        &self.prompts[id.0 as usize]
+    /// The prompt as recorded for `language` (or its fallback). A language the catalog does
+    /// not know plays the default language's recordings.
+    pub fn prompt(&self, language: &str, id: PromptId) -> Option<&EncodedPrompt> {
+        let lang = self
+            .languages
+            .iter()
+            .position(|l| l == language)
+            .unwrap_or(0);
+        let index = *self.table.get(lang)?.get(id.0 as usize)?;
+        self.encoded.get(index)
     }
 
-    /// For tests: a catalog from flows and ready-made prompts.
+    pub fn default_language(&self) -> &str {
+        &self.languages[0]
+    }
+
+    pub fn languages(&self) -> &[String] {
+        &self.languages
+    }
+
+    /// For tests: a catalog from flows and ready-made prompts, one language.
     pub fn from_parts(flows: FlowSet, prompts: Vec<EncodedPrompt>) -> Catalog {
+        let n = prompts.len();
         Catalog {
             flows: Arc::new(flows),
-            prompts,
+            languages: vec!["en".into()],
+            table: vec![(0..n).collect()],
+            encoded: prompts,
             files: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 }

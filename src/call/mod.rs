@@ -3,6 +3,7 @@
 //! datagrams, media events and time; it answers with transmits, media commands and records.
 
 mod catalog;
+mod lookup;
 mod media;
 
 use std::cmp::Reverse;
@@ -11,11 +12,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use catalog::{Catalog, CatalogError};
+pub use catalog::{Catalog, CatalogError, CatalogReport};
+pub use lookup::LookupJob;
 pub use media::{MediaBackend, MediaCommand, MediaEvent, MediaOpenError};
 
 use crate::cdr::{CdrRecord, Disposition, HangupBy};
-use crate::flow::{FlowAction, FlowId, Interpreter};
+use crate::flow::{
+    CallInfo, FlowAction, FlowId, Interpreter, LookupRequest, LookupResult, QueueExit,
+    RecordOutcome,
+};
 use crate::media::stream::StreamParams;
 use crate::sdp::{self, Direction, LocalMedia, Negotiated, SessionDescription};
 use crate::sip::transaction::TimerConfig;
@@ -33,6 +38,8 @@ pub struct EngineConfig {
     pub advertised: String,
     pub shutdown_grace: Duration,
     pub timers: TimerConfig,
+    /// The zone flows read `hour`, `weekday` and `date` in (schedules name their own).
+    pub timezone: jiff::tz::TimeZone,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +78,7 @@ pub struct Engine<M: MediaBackend> {
     calls: HashMap<CallRef, Call>,
     deadlines: BinaryHeap<Reverse<(Instant, CallRef)>>,
     records: VecDeque<CdrRecord>,
+    lookups: lookup::Lookups,
     epoch: (Instant, i64),
     shutdown_at: Option<Instant>,
 }
@@ -92,6 +100,7 @@ impl<M: MediaBackend> Engine<M> {
             calls: HashMap::new(),
             deadlines: BinaryHeap::new(),
             records: VecDeque::new(),
+            lookups: lookup::Lookups::default(),
             epoch,
             shutdown_at: None,
         }
@@ -116,6 +125,22 @@ impl<M: MediaBackend> Engine<M> {
 
     pub fn poll_record(&mut self) -> Option<CdrRecord> {
         self.records.pop_front()
+    }
+
+    /// A back-end request to make for a call; its answer comes back through `handle_lookup`.
+    pub fn poll_lookup(&mut self) -> Option<LookupJob> {
+        self.lookups.poll_job()
+    }
+
+    /// The answer to a `LookupJob`: cached when the flow asked for it, then given to every
+    /// call waiting for the same request.
+    pub fn handle_lookup(&mut self, now: Instant, request: LookupRequest, result: LookupResult) {
+        for (call_ref, id) in self.lookups.complete(now, &request, &result) {
+            if let Some(call) = self.calls.get_mut(&call_ref) {
+                call.interpreter.on_lookup(now, id, result.clone());
+                self.run_flow(now, call_ref);
+            }
+        }
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -375,7 +400,19 @@ impl<M: MediaBackend> Engine<M> {
             }
         }
         tracing::info!(%sip_call_id, %caller, %dialled, flow = %flow_name, "incoming call");
-        let interpreter = Interpreter::new(Arc::clone(&catalog.flows), flow);
+        let interpreter = Interpreter::new(
+            Arc::clone(&catalog.flows),
+            flow,
+            CallInfo {
+                caller: caller.clone(),
+                dialled: dialled.clone(),
+                wall: jiff::Timestamp::from_millisecond(start_ms)
+                    .unwrap_or(jiff::Timestamp::UNIX_EPOCH),
+                started: now,
+                tz: self.cfg.timezone.clone(),
+                language: catalog.default_language().to_string(),
+            },
+        );
         self.calls.insert(
             call_ref,
             Call {
@@ -510,20 +547,26 @@ impl<M: MediaBackend> Engine<M> {
         }
     }
 
-    /// Carry out what the interpreter asked for.
+    /// Carry out what the interpreter asked for. Results that are known at once (a cached
+    /// lookup, a queue with no agents) are fed back in the same turn.
     fn run_flow(&mut self, now: Instant, call_ref: CallRef) {
-        let Some(call) = self.calls.get_mut(&call_ref) else {
-            return;
-        };
-        let codec = call.negotiated.map(|n| n.codec);
         let mut hangup = false;
-        while let Some(action) = call.interpreter.poll_action() {
+        loop {
+            let Some(call) = self.calls.get_mut(&call_ref) else {
+                return;
+            };
+            let Some(action) = call.interpreter.poll_action() else {
+                break;
+            };
+            let codec = call.negotiated.map(|n| n.codec);
             match action {
                 FlowAction::Play { id, prompts, .. } => {
                     let Some(codec) = codec else { continue };
+                    let language = call.interpreter.language();
                     let data = prompts
                         .iter()
-                        .map(|p| call.catalog.prompt(*p).for_codec(codec).clone())
+                        .filter_map(|p| call.catalog.prompt(language, *p))
+                        .map(|p| p.for_codec(codec).clone())
                         .collect();
                     self.media.command(MediaCommand::Play {
                         call: call_ref,
@@ -534,10 +577,33 @@ impl<M: MediaBackend> Engine<M> {
                 FlowAction::StopPlayback => {
                     self.media.command(MediaCommand::Stop { call: call_ref })
                 }
+                FlowAction::Lookup { id, request } => {
+                    if let Some(result) = self.lookups.start(now, call_ref, id, request) {
+                        call.interpreter.on_lookup(now, id, result);
+                    }
+                }
+                FlowAction::Record { id, .. } | FlowAction::StopRecording { id } => {
+                    tracing::warn!(sip_call_id = %call.sip_call_id, "recording is not available in this version; taking the record node's failure exit");
+                    call.interpreter
+                        .on_record_done(now, id, RecordOutcome::Nothing);
+                }
+                FlowAction::Transfer { id, target, .. } => {
+                    tracing::warn!(sip_call_id = %call.sip_call_id, %target, "transfers are not available in this version; taking the transfer's failure exit");
+                    call.interpreter
+                        .on_transfer_failed(now, id, "not available");
+                }
+                FlowAction::Queue { id, queue, .. } => {
+                    // No agent can be logged in until the ACD exists: the honest answer.
+                    tracing::info!(sip_call_id = %call.sip_call_id, %queue, "no agents for the queue");
+                    call.interpreter.on_queue_exit(now, id, QueueExit::NoAgents);
+                }
                 FlowAction::Hangup => hangup = true,
             }
         }
         if hangup {
+            let Some(call) = self.calls.get_mut(&call_ref) else {
+                return;
+            };
             let stuck = call.interpreter.was_stuck();
             self.ua.hangup(now, call_ref);
             let (disposition, reason) = if stuck {

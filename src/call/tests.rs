@@ -80,7 +80,7 @@ impl T {
         let dir = std::env::temp_dir().join(format!("hotline-engine-{}", fastrand::u64(..)));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("main.toml"), FLOW).unwrap();
-        let flows = load_dir(&dir).unwrap();
+        let flows = load_dir(&dir).0.unwrap();
         std::fs::remove_dir_all(&dir).ok();
         let prompts = flows
             .prompts
@@ -98,6 +98,7 @@ impl T {
             advertised: "127.0.0.1:5060".into(),
             shutdown_grace: Duration::from_secs(10),
             timers: Default::default(),
+            timezone: jiff::tz::TimeZone::UTC,
         };
         let engine = Engine::new(cfg, catalog, Recorder::default(), (now, 1_700_000_000_000));
         let phone = UserAgent::new(UaConfig {

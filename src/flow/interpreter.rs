@@ -1,26 +1,52 @@
 //! One call's walk through a flow: a sans-IO state machine. Events in (`start`, `on_digit`,
-//! `on_play_done`, `on_timeout`, all with `now`), actions out (`poll_action`), and the one
-//! deadline it waits for (`poll_timeout`).
+//! `on_play_done`, `on_timeout`, and the results of the tasks it asked for), all with `now`;
+//! actions out (`poll_action`), and the one deadline it waits for (`poll_timeout`). Wall-clock
+//! time (for schedules and `hour`) is derived from the call's start, so it is an input too.
 //!
 //! The timer model, one rule each, all unit-tested on a virtual clock:
 //! - an input node's first-digit timeout starts when its prompt ends or is interrupted;
-//! - each digit restarts the inter-digit timeout;
-//! - prompts of menus and collects, and their retry prompts, can always be interrupted by a
-//!   key, and that key counts as input; a `play` node is interrupted only with `barge_in`,
-//!   and the key then carries over to the next input node;
+//! - each digit restarts the inter-digit timeout; an optional total timeout runs from the
+//!   moment listening starts and is not restarted by digits;
+//! - prompts of menus, collects, confirmations and survey questions can always be
+//!   interrupted by a key, and that key counts as input; a `play` or `announcement` node is
+//!   interrupted only with `barge_in`, and the key then carries over to the next input node;
 //! - keys pressed during a prompt that cannot be interrupted are ignored.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use super::{FlowId, FlowSet, NodeId, NodeKind, PromptId};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use super::expr::{Builtin, Scope, Value};
+use super::say::{self, Grammar, SayAs};
+use super::schedule::State;
+use super::*;
 
 /// Names one playback request, so a late "done" for an earlier one is told apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PlayId(pub u32);
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Names one lookup, recording, transfer or queue hand-off, for the same reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TaskId(pub u32);
+
+/// Who is calling, where, and when: the interpreter's view of the outside world.
+#[derive(Debug, Clone)]
+pub struct CallInfo {
+    pub caller: String,
+    pub dialled: String,
+    /// The wall-clock time at `started`.
+    pub wall: Timestamp,
+    pub started: Instant,
+    /// The server's time zone, for `hour`, `weekday`, `date` and `time`.
+    pub tz: TimeZone,
+    /// The language a call starts in unless its flow names one.
+    pub language: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub enum FlowAction {
     Play {
         id: PlayId,
@@ -28,23 +54,89 @@ pub enum FlowAction {
         barge_in: bool,
     },
     StopPlayback,
+    Lookup {
+        id: TaskId,
+        request: LookupRequest,
+    },
+    Record {
+        id: TaskId,
+        max_length: Duration,
+        silence: Duration,
+    },
+    StopRecording {
+        id: TaskId,
+    },
+    Transfer {
+        id: TaskId,
+        /// A SIP URI, or a number for the outbound target.
+        target: String,
+        is_number: bool,
+        ring_timeout: Duration,
+    },
+    Queue {
+        id: TaskId,
+        queue: String,
+        priority: u32,
+        skills: Vec<String>,
+        timeout: Duration,
+    },
     Hangup,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LookupRequest {
+    pub method: Method,
+    pub url: String,
+    pub body: Option<String>,
+    pub timeout: Duration,
+    pub cache: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LookupResult {
+    Ok(serde_json::Value),
+    NotFound,
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordOutcome {
+    Saved { path: String, duration_ms: u64 },
+    Nothing,
+}
+
 /// A flow that moves this many times without waiting for the caller or a prompt is stuck in
-/// a loop; the call is ended rather than spinning.
+/// a loop the checks could not see (a subflow that returns at once); the call is ended.
 const MAX_STEPS_WITHOUT_WAIT: u32 = 64;
+const MAX_SUBFLOW_DEPTH: usize = 16;
 /// What a call keeps of its path and keys for the CDR; a caller looping in a menu for hours
 /// must not grow memory without end.
 const MAX_PATH: usize = 500;
 const MAX_DIGITS: usize = 256;
+/// A task result later than its own timeout by this much is given up on, so a lost answer
+/// can never leave a caller in silence.
+const TASK_GRACE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AfterPlay {
-    /// A play node finished: go on.
     Next(NodeId),
     /// An input node's prompt finished: start listening.
     Listen,
+    /// A confirmation read-back finished: wait for yes or no.
+    Confirm,
+    /// A survey question finished: wait for the answer.
+    Answer,
+    /// A node's intro finished: start its task (record, transfer, queue).
+    Task,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TaskKind {
+    Lookup,
+    Record,
+    Transfer,
+    Bridged,
+    Queue,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,50 +149,94 @@ enum Wait {
     },
     Digits {
         deadline: Instant,
+        total: Option<Instant>,
+    },
+    Confirming {
+        deadline: Instant,
+    },
+    Answering {
+        deadline: Instant,
+    },
+    Task {
+        id: TaskId,
+        kind: TaskKind,
+        deadline: Option<Instant>,
     },
     Finished,
 }
 
 pub struct Interpreter {
     set: Arc<FlowSet>,
+    info: CallInfo,
     flow: FlowId,
     node: NodeId,
+    /// Where each subflow returns to.
+    frames: Vec<(FlowId, NodeId)>,
     wait: Wait,
     buffer: String,
     typeahead: String,
     failures: u32,
+    /// A collected entry waiting for its confirmation.
+    pending: Option<String>,
+    question: usize,
     steps: u32,
     next_play: u32,
+    next_task: u32,
     actions: VecDeque<FlowAction>,
     path: Vec<String>,
     digits: String,
     vars: HashMap<String, String>,
+    language: String,
+    survey: Vec<(String, String)>,
+    recordings: Vec<String>,
     stuck: bool,
+    /// The latest event's time, so expressions read the wall clock of that moment.
+    last_now: Instant,
 }
 
 impl Interpreter {
-    pub fn new(set: Arc<FlowSet>, flow: FlowId) -> Self {
-        let start = set.flow(flow).start;
+    pub fn new(set: Arc<FlowSet>, flow: FlowId, info: CallInfo) -> Self {
+        let f = set.flow(flow);
+        let start = f.start;
+        let language = f.language.clone().unwrap_or_else(|| info.language.clone());
+        let started = info.started;
         Interpreter {
             set,
+            info,
             flow,
             node: start,
+            frames: Vec::new(),
             wait: Wait::Nothing,
             buffer: String::new(),
             typeahead: String::new(),
             failures: 0,
+            pending: None,
+            question: 0,
             steps: 0,
             next_play: 0,
+            next_task: 0,
             actions: VecDeque::new(),
             path: Vec::new(),
             digits: String::new(),
             vars: HashMap::new(),
+            language,
+            survey: Vec::new(),
+            recordings: Vec::new(),
             stuck: false,
+            last_now: started,
         }
     }
 
     pub fn flow_name(&self) -> &str {
         &self.set.flow(self.flow).name
+    }
+    /// The flow the call entered by (subflows do not change it).
+    pub fn entry_flow_name(&self) -> &str {
+        let entry = self.frames.first().map_or(self.flow, |f| f.0);
+        &self.set.flow(entry).name
+    }
+    pub fn node_name(&self) -> &str {
+        &self.set.flow(self.flow).nodes[self.node.0 as usize].name
     }
     pub fn path(&self) -> &[String] {
         &self.path
@@ -110,6 +246,15 @@ impl Interpreter {
     }
     pub fn var(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)
+    }
+    pub fn language(&self) -> &str {
+        &self.language
+    }
+    pub fn survey_answers(&self) -> &[(String, String)] {
+        &self.survey
+    }
+    pub fn recordings(&self) -> &[String] {
+        &self.recordings
     }
     pub fn is_finished(&self) -> bool {
         self.wait == Wait::Finished
@@ -125,7 +270,9 @@ impl Interpreter {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.wait {
-            Wait::Digits { deadline } => Some(deadline),
+            Wait::Digits { deadline, total } => Some(total.map_or(deadline, |t| t.min(deadline))),
+            Wait::Confirming { deadline } | Wait::Answering { deadline } => Some(deadline),
+            Wait::Task { deadline, .. } => deadline,
             _ => None,
         }
     }
@@ -158,13 +305,35 @@ impl Interpreter {
                 self.enter(now, next);
             }
             Wait::Playing {
-                after: AfterPlay::Listen,
+                after: AfterPlay::Task,
                 ..
             } => {
                 self.actions.push_back(FlowAction::StopPlayback);
-                self.input(now, digit);
+                self.start_task(now);
+            }
+            Wait::Playing { after, .. } => {
+                self.actions.push_back(FlowAction::StopPlayback);
+                match after {
+                    AfterPlay::Listen => self.input(now, digit),
+                    AfterPlay::Confirm => self.confirm_key(now, Some(digit)),
+                    _ => self.answer_key(now, Some(digit)),
+                }
             }
             Wait::Digits { .. } => self.input(now, digit),
+            Wait::Confirming { .. } => self.confirm_key(now, Some(digit)),
+            Wait::Answering { .. } => self.answer_key(now, Some(digit)),
+            Wait::Task {
+                id,
+                kind: TaskKind::Record,
+                ..
+            } => {
+                if let NodeKind::Record(r) = self.kind()
+                    && r.terminator == Some(digit)
+                {
+                    self.actions.push_back(FlowAction::StopRecording { id });
+                }
+            }
+            Wait::Task { .. } => {}
         }
     }
 
@@ -182,46 +351,168 @@ impl Interpreter {
         match after {
             AfterPlay::Next(next) => self.enter(now, next),
             AfterPlay::Listen => self.listen(now, true),
+            AfterPlay::Confirm => {
+                let timeout = match self.kind() {
+                    NodeKind::Collect(c) => c
+                        .confirm
+                        .as_ref()
+                        .map_or(DEFAULT_MENU_TIMEOUT, |k| k.timeout),
+                    _ => DEFAULT_MENU_TIMEOUT,
+                };
+                self.wait = Wait::Confirming {
+                    deadline: now + timeout,
+                };
+            }
+            AfterPlay::Answer => {
+                let timeout = match self.kind() {
+                    NodeKind::Survey(s) => s.timeout,
+                    _ => DEFAULT_MENU_TIMEOUT,
+                };
+                self.wait = Wait::Answering {
+                    deadline: now + timeout,
+                };
+            }
+            AfterPlay::Task => self.start_task(now),
         }
     }
 
     pub fn on_timeout(&mut self, now: Instant) {
-        let Wait::Digits { deadline } = self.wait else {
+        let Some(deadline) = self.poll_timeout() else {
             return;
         };
         if now < deadline {
             return;
         }
         self.steps = 0;
-        let node = self.node;
-        match &self.set.flow(self.flow).nodes[node.0 as usize].kind {
-            NodeKind::Menu(menu) => {
-                let exact = menu
-                    .choices
-                    .iter()
-                    .find(|(k, _)| *k == self.buffer)
-                    .map(|c| c.1);
-                match (self.buffer.is_empty(), exact) {
-                    (true, _) => self.fail(now, true),
-                    (false, Some(target)) => self.enter(now, target),
-                    (false, None) => self.fail(now, false),
-                }
-            }
-            NodeKind::Collect(c) => {
-                let len = self.buffer.chars().count() as u32;
-                if len == 0 && c.min_digits > 0 {
-                    self.fail(now, true);
-                } else if len >= c.min_digits {
-                    self.collect_done(now);
-                } else {
-                    self.fail(now, false);
-                }
+        match self.wait {
+            Wait::Digits { .. } => self.digits_timeout(now),
+            Wait::Confirming { .. } => self.confirm_key(now, None),
+            Wait::Answering { .. } => self.answer_key(now, None),
+            Wait::Task { kind, .. } => {
+                tracing::warn!(
+                    flow = self.flow_name(),
+                    node = self.node_name(),
+                    ?kind,
+                    "no result in time; taking the failure exit"
+                );
+                self.task_failed(now, kind);
             }
             _ => {}
         }
     }
 
+    /// The answer to a `Lookup` action.
+    pub fn on_lookup(&mut self, now: Instant, id: TaskId, result: LookupResult) {
+        if !self.waiting_for(id, TaskKind::Lookup) {
+            return;
+        }
+        self.steps = 0;
+        let set = Arc::clone(&self.set);
+        let NodeKind::Lookup(l) = &set.flow(self.flow).nodes[self.node.0 as usize].kind else {
+            return;
+        };
+        match result {
+            LookupResult::Ok(json) => {
+                for (var, path) in &l.result {
+                    let value = json_path(&json, path).unwrap_or_default();
+                    self.vars.insert(var.clone(), value);
+                }
+                self.enter(now, l.next);
+            }
+            LookupResult::NotFound if l.on_not_found.is_some() => {
+                self.enter(now, l.on_not_found.unwrap_or(l.next))
+            }
+            LookupResult::NotFound | LookupResult::Failed(_) => {
+                self.task_failed(now, TaskKind::Lookup)
+            }
+        }
+    }
+
+    pub fn on_record_done(&mut self, now: Instant, id: TaskId, outcome: RecordOutcome) {
+        if !self.waiting_for(id, TaskKind::Record) {
+            return;
+        }
+        self.steps = 0;
+        let set = Arc::clone(&self.set);
+        let NodeKind::Record(r) = &set.flow(self.flow).nodes[self.node.0 as usize].kind else {
+            return;
+        };
+        match outcome {
+            RecordOutcome::Saved { path, .. } => {
+                if let Some(var) = &r.variable {
+                    self.vars.insert(var.clone(), path.clone());
+                }
+                self.recordings.push(path);
+                self.enter(now, r.next);
+            }
+            RecordOutcome::Nothing => self.task_failed(now, TaskKind::Record),
+        }
+    }
+
+    /// The transfer target answered: the caller is now talking to it, and the flow waits
+    /// until the call ends.
+    pub fn on_transfer_connected(&mut self, id: TaskId) {
+        if self.waiting_for(id, TaskKind::Transfer) {
+            self.wait = Wait::Task {
+                id,
+                kind: TaskKind::Bridged,
+                deadline: None,
+            };
+        }
+    }
+
+    pub fn on_transfer_failed(&mut self, now: Instant, id: TaskId, reason: &str) {
+        if self.waiting_for(id, TaskKind::Transfer) {
+            tracing::info!(
+                flow = self.flow_name(),
+                node = self.node_name(),
+                reason,
+                "transfer failed"
+            );
+            self.steps = 0;
+            self.task_failed(now, TaskKind::Transfer);
+        }
+    }
+
+    pub fn on_queue_exit(&mut self, now: Instant, id: TaskId, exit: QueueExit) {
+        if !self.waiting_for(id, TaskKind::Queue) {
+            return;
+        }
+        self.steps = 0;
+        let set = Arc::clone(&self.set);
+        let NodeKind::Queue(q) = &set.flow(self.flow).nodes[self.node.0 as usize].kind else {
+            return;
+        };
+        let target = match exit {
+            QueueExit::Answered => q.answered,
+            QueueExit::Timeout => q.on_timeout,
+            QueueExit::Full => q.full,
+            QueueExit::NoAgents => q.no_agents,
+        };
+        match target {
+            Some(t) => self.enter(now, t),
+            None => self.finish(),
+        }
+    }
+
+    fn waiting_for(&self, id: TaskId, kind: TaskKind) -> bool {
+        matches!(self.wait, Wait::Task { id: i, kind: k, .. } if i == id && k == kind)
+    }
+
+    fn kind(&self) -> &NodeKind {
+        &self.set.flow(self.flow).nodes[self.node.0 as usize].kind
+    }
+
+    fn wall(&self, now: Instant) -> Timestamp {
+        let elapsed = now.saturating_duration_since(self.info.started);
+        self.info
+            .wall
+            .checked_add(jiff::SignedDuration::try_from(elapsed).unwrap_or_default())
+            .unwrap_or(self.info.wall)
+    }
+
     fn enter(&mut self, now: Instant, node: NodeId) {
+        self.last_now = now;
         self.steps += 1;
         if self.steps > MAX_STEPS_WITHOUT_WAIT {
             tracing::warn!(
@@ -235,36 +526,212 @@ impl Interpreter {
         let n = &set.flow(self.flow).nodes[node.0 as usize];
         self.node = node;
         if self.path.len() < MAX_PATH {
-            self.path.push(n.name.clone());
+            self.path.push(if self.frames.is_empty() {
+                n.name.clone()
+            } else {
+                format!("{}:{}", self.flow_name(), n.name)
+            });
         }
         self.buffer.clear();
         self.failures = 0;
+        self.pending = None;
+        self.question = 0;
         match &n.kind {
             NodeKind::Play {
                 prompts,
                 barge_in,
                 next,
+            } => self.play_then(now, prompts, *barge_in, *next),
+            NodeKind::Announcement {
+                switch,
+                prompts,
+                barge_in,
+                next,
             } => {
-                if !*barge_in {
-                    self.typeahead.clear();
+                if set.switch_on(*switch) {
+                    self.play_then(now, prompts, *barge_in, *next)
+                } else {
+                    self.enter(now, *next)
                 }
-                if prompts.is_empty() {
-                    return self.enter(now, *next);
-                }
-                if *barge_in && !self.typeahead.is_empty() {
-                    return self.enter(now, *next);
-                }
-                self.play(prompts.clone(), AfterPlay::Next(*next), *barge_in);
             }
-            NodeKind::Menu(m) => self.prompt_for_input(now, m.prompts.clone()),
-            NodeKind::Collect(c) => self.prompt_for_input(now, c.prompts.clone()),
+            NodeKind::Menu(m) => self.prompt_for_input(now, &m.prompts),
+            NodeKind::Collect(c) => self.prompt_for_input(now, &c.prompts),
+            NodeKind::Set { vars, next } => {
+                for (name, e) in vars {
+                    let v = e.eval(&*self).to_string();
+                    self.vars.insert(name.clone(), v);
+                }
+                self.enter(now, *next)
+            }
+            NodeKind::Branch { cases, otherwise } => {
+                let target = cases
+                    .iter()
+                    .find(|(e, _)| e.eval(&*self).truthy())
+                    .map_or(*otherwise, |c| c.1);
+                self.enter(now, target)
+            }
             NodeKind::Goto { next } => self.enter(now, *next),
+            NodeKind::Subflow { flow, next } => {
+                if self.frames.len() >= MAX_SUBFLOW_DEPTH {
+                    tracing::warn!(
+                        flow = self.flow_name(),
+                        "subflows nested too deeply; ending the call"
+                    );
+                    self.stuck = true;
+                    return self.finish();
+                }
+                self.frames.push((self.flow, *next));
+                self.flow = *flow;
+                let start = set.flow(*flow).start;
+                self.enter(now, start)
+            }
+            NodeKind::Return => match self.frames.pop() {
+                Some((flow, next)) => {
+                    self.flow = flow;
+                    self.enter(now, next)
+                }
+                None => self.finish(),
+            },
+            NodeKind::Schedule {
+                schedule,
+                open,
+                closed,
+                holiday,
+            } => {
+                let target = match schedule.state(self.wall(now)) {
+                    State::Open => *open,
+                    State::Closed => *closed,
+                    State::Holiday => *holiday,
+                };
+                self.enter(now, target)
+            }
+            NodeKind::Language { language, next } => {
+                self.language = language.clone();
+                self.enter(now, *next)
+            }
+            NodeKind::Lookup(l) => {
+                let request = LookupRequest {
+                    method: l.method,
+                    url: l.url.render(&*self, expr::url_escape),
+                    body: (l.method == Method::Post).then(|| {
+                        let map: serde_json::Map<String, serde_json::Value> = l
+                            .body
+                            .iter()
+                            .map(|(k, e)| {
+                                (
+                                    k.clone(),
+                                    serde_json::Value::String(e.eval(&*self).to_string()),
+                                )
+                            })
+                            .collect();
+                        serde_json::Value::Object(map).to_string()
+                    }),
+                    timeout: l.timeout,
+                    cache: l.cache,
+                };
+                let id = self.task(now, TaskKind::Lookup, Some(l.timeout + TASK_GRACE));
+                self.actions.push_back(FlowAction::Lookup { id, request });
+            }
+            NodeKind::Record(r) => self.intro_then_task(now, &r.prompts),
+            NodeKind::Transfer(t) => self.intro_then_task(now, &t.prompts),
+            NodeKind::Queue(q) => self.intro_then_task(now, &q.prompts),
+            NodeKind::Survey(s) => {
+                let mut prompts = s.prompts.clone();
+                if let Some(q) = s.questions.first() {
+                    prompts.extend(q.prompts.iter().cloned());
+                    self.play_items(&prompts, AfterPlay::Answer, true);
+                } else {
+                    self.enter(now, s.next)
+                }
+            }
             NodeKind::Hangup => self.finish(),
         }
     }
 
+    fn play_then(&mut self, now: Instant, prompts: &[PromptItem], barge_in: bool, next: NodeId) {
+        if !barge_in {
+            self.typeahead.clear();
+        }
+        if prompts.is_empty() || (barge_in && !self.typeahead.is_empty()) {
+            return self.enter(now, next);
+        }
+        self.play_items(prompts, AfterPlay::Next(next), barge_in);
+    }
+
+    fn intro_then_task(&mut self, now: Instant, prompts: &[PromptItem]) {
+        self.typeahead.clear();
+        if prompts.is_empty() {
+            return self.start_task(now);
+        }
+        self.play_items(prompts, AfterPlay::Task, false);
+    }
+
+    fn task(&mut self, now: Instant, kind: TaskKind, limit: Option<Duration>) -> TaskId {
+        self.next_task += 1;
+        let id = TaskId(self.next_task);
+        self.wait = Wait::Task {
+            id,
+            kind,
+            deadline: limit.map(|l| now + l),
+        };
+        id
+    }
+
+    fn start_task(&mut self, now: Instant) {
+        let set = Arc::clone(&self.set);
+        match &set.flow(self.flow).nodes[self.node.0 as usize].kind {
+            NodeKind::Record(r) => {
+                let id = self.task(now, TaskKind::Record, Some(r.max_length + TASK_GRACE));
+                self.actions.push_back(FlowAction::Record {
+                    id,
+                    max_length: r.max_length,
+                    silence: r.silence,
+                });
+            }
+            NodeKind::Transfer(t) => {
+                let (target, is_number) = match &t.target {
+                    TransferTarget::Uri(u) => (u.render(&*self, |s| s.to_string()), false),
+                    TransferTarget::Number(n) => (n.render(&*self, |s| s.to_string()), true),
+                };
+                let id = self.task(now, TaskKind::Transfer, Some(t.ring_timeout + TASK_GRACE));
+                self.actions.push_back(FlowAction::Transfer {
+                    id,
+                    target,
+                    is_number,
+                    ring_timeout: t.ring_timeout,
+                });
+            }
+            NodeKind::Queue(q) => {
+                let id = self.task(now, TaskKind::Queue, None);
+                self.actions.push_back(FlowAction::Queue {
+                    id,
+                    queue: q.queue.clone(),
+                    priority: q.priority,
+                    skills: q.skills.clone(),
+                    timeout: q.timeout,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn task_failed(&mut self, now: Instant, kind: TaskKind) {
+        let set = Arc::clone(&self.set);
+        let target = match (&set.flow(self.flow).nodes[self.node.0 as usize].kind, kind) {
+            (NodeKind::Lookup(l), _) => l.on_failure,
+            (NodeKind::Record(r), _) => r.on_failure,
+            (NodeKind::Transfer(t), TaskKind::Transfer) => t.on_failure,
+            (NodeKind::Queue(q), _) => q.on_timeout,
+            _ => None,
+        };
+        match target {
+            Some(t) => self.enter(now, t),
+            None => self.finish(),
+        }
+    }
+
     /// Play an input node's prompt, unless the caller already typed ahead.
-    fn prompt_for_input(&mut self, now: Instant, prompts: Vec<PromptId>) {
+    fn prompt_for_input(&mut self, now: Instant, prompts: &[PromptItem]) {
         if !self.typeahead.is_empty() {
             let keys: Vec<char> = std::mem::take(&mut self.typeahead).chars().collect();
             self.listen(now, false);
@@ -279,10 +746,11 @@ impl Interpreter {
         if prompts.is_empty() {
             return self.listen(now, true);
         }
-        self.play(prompts, AfterPlay::Listen, true);
+        self.play_items(prompts, AfterPlay::Listen, true);
     }
 
-    fn play(&mut self, prompts: Vec<PromptId>, after: AfterPlay, barge_in: bool) {
+    fn play_items(&mut self, items: &[PromptItem], after: AfterPlay, barge_in: bool) {
+        let prompts = self.resolve(items);
         self.next_play += 1;
         let id = PlayId(self.next_play);
         self.actions.push_back(FlowAction::Play {
@@ -297,17 +765,49 @@ impl Interpreter {
         };
     }
 
+    /// Prompt items to recordings: spoken values become their words in the call's language.
+    fn resolve(&self, items: &[PromptItem]) -> Vec<PromptId> {
+        let grammar = Grammar::for_language(&self.language);
+        let mut out = Vec::new();
+        for item in items {
+            match item {
+                PromptItem::Prompt(p) => out.push(*p),
+                PromptItem::Say(how, e) => {
+                    let value = e.eval(self).to_string();
+                    for w in say::words(grammar, *how, &value) {
+                        if let Some(id) = self.set.prompt_id(&format!("say/{w}")) {
+                            out.push(id);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
     fn listen(&mut self, now: Instant, fresh: bool) {
         if fresh {
             self.buffer.clear();
         }
-        let timeout = match &self.set.flow(self.flow).nodes[self.node.0 as usize].kind {
-            NodeKind::Menu(m) => m.timeout,
-            NodeKind::Collect(c) => c.first_digit_timeout,
+        let (timeout, total) = match self.kind() {
+            NodeKind::Menu(m) => (m.timeout, None),
+            NodeKind::Collect(c) => (c.first_digit_timeout, c.total_timeout),
             _ => return,
         };
         self.wait = Wait::Digits {
             deadline: now + timeout,
+            total: total.map(|t| now + t),
+        };
+    }
+
+    fn restart_inter_digit(&mut self, now: Instant, timeout: Duration) {
+        let total = match self.wait {
+            Wait::Digits { total, .. } => total,
+            _ => None,
+        };
+        self.wait = Wait::Digits {
+            deadline: now + timeout,
+            total,
         };
     }
 
@@ -327,11 +827,7 @@ impl Interpreter {
                     .any(|(k, _)| k.len() > self.buffer.len() && k.starts_with(&self.buffer));
                 match (exact, longer) {
                     (Some(target), false) => self.enter(now, target),
-                    (_, true) => {
-                        self.wait = Wait::Digits {
-                            deadline: now + menu.inter_digit_timeout,
-                        }
-                    }
+                    (_, true) => self.restart_inter_digit(now, menu.inter_digit_timeout),
                     (None, false) => self.fail(now, false),
                 }
             }
@@ -348,9 +844,37 @@ impl Interpreter {
                 if self.buffer.chars().count() as u32 >= c.max_digits {
                     self.collect_done(now);
                 } else {
-                    self.wait = Wait::Digits {
-                        deadline: now + c.inter_digit_timeout,
-                    };
+                    self.restart_inter_digit(now, c.inter_digit_timeout);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn digits_timeout(&mut self, now: Instant) {
+        let set = Arc::clone(&self.set);
+        match &set.flow(self.flow).nodes[self.node.0 as usize].kind {
+            NodeKind::Menu(menu) => {
+                let exact = menu
+                    .choices
+                    .iter()
+                    .find(|(k, _)| *k == self.buffer)
+                    .map(|c| c.1);
+                match (self.buffer.is_empty(), exact, menu.default) {
+                    (true, _, Some(default)) => self.enter(now, default),
+                    (true, _, None) => self.fail(now, true),
+                    (false, Some(target), _) => self.enter(now, target),
+                    (false, None, _) => self.fail(now, false),
+                }
+            }
+            NodeKind::Collect(c) => {
+                let len = self.buffer.chars().count() as u32;
+                if len == 0 && c.min_digits > 0 {
+                    self.fail(now, true);
+                } else if len >= c.min_digits {
+                    self.collect_done(now);
+                } else {
+                    self.fail(now, false);
                 }
             }
             _ => {}
@@ -359,10 +883,107 @@ impl Interpreter {
 
     fn collect_done(&mut self, now: Instant) {
         let set = Arc::clone(&self.set);
-        if let NodeKind::Collect(c) = &set.flow(self.flow).nodes[self.node.0 as usize].kind {
-            self.vars
-                .insert(c.variable.clone(), std::mem::take(&mut self.buffer));
-            self.enter(now, c.next);
+        let NodeKind::Collect(c) = &set.flow(self.flow).nodes[self.node.0 as usize].kind else {
+            return;
+        };
+        let value = std::mem::take(&mut self.buffer);
+        if let Some(p) = &c.pattern
+            && !p.is_match(&value)
+        {
+            return self.fail(now, false);
+        }
+        match &c.confirm {
+            None => {
+                self.vars.insert(c.variable.clone(), value);
+                self.enter(now, c.next)
+            }
+            Some(k) => {
+                let mut items = k.before.clone();
+                items.push(PromptItem::Say(
+                    SayAs::Digits,
+                    Expr::Lit(Value::Text(value.clone())),
+                ));
+                items.extend(k.after.iter().cloned());
+                self.pending = Some(value);
+                self.play_items(&items, AfterPlay::Confirm, true);
+            }
+        }
+    }
+
+    /// A key (or None: the time ran out) while a read-back waits for yes or no.
+    fn confirm_key(&mut self, now: Instant, key: Option<char>) {
+        let set = Arc::clone(&self.set);
+        let NodeKind::Collect(c) = &set.flow(self.flow).nodes[self.node.0 as usize].kind else {
+            return;
+        };
+        let Some(k) = &c.confirm else { return };
+        match key {
+            Some(d) if d == k.yes => {
+                let value = self.pending.take().unwrap_or_default();
+                self.vars.insert(c.variable.clone(), value);
+                self.enter(now, c.next)
+            }
+            Some(d) if d == k.no => {
+                self.pending = None;
+                self.failures += 1;
+                if self.failures >= c.max_attempts {
+                    return self.give_up(now, c.on_failure);
+                }
+                self.play_items(&c.prompts, AfterPlay::Listen, true)
+            }
+            _ => {
+                self.failures += 1;
+                if self.failures >= c.max_attempts {
+                    return self.give_up(now, c.on_failure);
+                }
+                let value = self.pending.clone().unwrap_or_default();
+                let mut items = if key.is_some() {
+                    c.invalid_prompts.clone()
+                } else {
+                    Vec::new()
+                };
+                items.extend(k.before.iter().cloned());
+                items.push(PromptItem::Say(
+                    SayAs::Digits,
+                    Expr::Lit(Value::Text(value)),
+                ));
+                items.extend(k.after.iter().cloned());
+                self.play_items(&items, AfterPlay::Confirm, true)
+            }
+        }
+    }
+
+    /// A key (or None on timeout) for the current survey question.
+    fn answer_key(&mut self, now: Instant, key: Option<char>) {
+        let set = Arc::clone(&self.set);
+        let NodeKind::Survey(s) = &set.flow(self.flow).nodes[self.node.0 as usize].kind else {
+            return;
+        };
+        let Some(q) = s.questions.get(self.question) else {
+            return self.enter(now, s.next);
+        };
+        let valid = key.filter(|k| q.answers.contains(k));
+        if valid.is_none() {
+            self.failures += 1;
+            if self.failures < s.max_attempts {
+                let mut items = if key.is_some() {
+                    s.invalid_prompts.clone()
+                } else {
+                    Vec::new()
+                };
+                items.extend(q.prompts.iter().cloned());
+                return self.play_items(&items, AfterPlay::Answer, true);
+            }
+        }
+        if let Some(k) = valid {
+            self.survey.push((q.id.clone(), k.to_string()));
+            self.vars.insert(q.id.clone(), k.to_string());
+        }
+        self.failures = 0;
+        self.question += 1;
+        match s.questions.get(self.question) {
+            Some(next) => self.play_items(&next.prompts, AfterPlay::Answer, true),
+            None => self.enter(now, s.next),
         }
     }
 
@@ -379,7 +1000,7 @@ impl Interpreter {
                     } else {
                         &m.invalid_prompts
                     },
-                    &m.prompts,
+                    m.short_prompts.as_ref().unwrap_or(&m.prompts),
                 ),
                 NodeKind::Collect(c) => (
                     c.max_attempts,
@@ -396,22 +1017,72 @@ impl Interpreter {
         self.failures += 1;
         self.buffer.clear();
         if self.failures >= limit {
-            return match on_failure {
-                Some(target) => self.enter(now, target),
-                None => self.finish(),
-            };
+            return self.give_up(now, on_failure);
         }
         let mut replay = error_prompts.clone();
-        replay.extend_from_slice(prompts);
+        replay.extend(prompts.iter().cloned());
         if replay.is_empty() {
             return self.listen(now, true);
         }
-        self.play(replay, AfterPlay::Listen, true);
+        self.play_items(&replay, AfterPlay::Listen, true);
+    }
+
+    fn give_up(&mut self, now: Instant, on_failure: Option<NodeId>) {
+        match on_failure {
+            Some(target) => self.enter(now, target),
+            None => self.finish(),
+        }
     }
 
     fn finish(&mut self) {
         self.wait = Wait::Finished;
         self.actions.push_back(FlowAction::Hangup);
+    }
+}
+
+impl Scope for Interpreter {
+    fn builtin(&self, b: Builtin) -> Value {
+        // Expressions are evaluated as nodes are entered: that moment is "now" for them.
+        let local = || {
+            self.wall(self.last_now)
+                .to_zoned_datetime(self.info.tz.clone())
+        };
+        match b {
+            Builtin::Caller => Value::Text(self.info.caller.clone()),
+            Builtin::Dialled => Value::Text(self.info.dialled.clone()),
+            Builtin::Language => Value::Text(self.language.clone()),
+            Builtin::Hour => Value::Num(local().hour() as f64),
+            Builtin::Minute => Value::Num(local().minute() as f64),
+            Builtin::Weekday => Value::Text(
+                schedule::DAY_NAMES[schedule::weekday_index(local().weekday())].to_string(),
+            ),
+            Builtin::Date => Value::Text(local().date().to_string()),
+            Builtin::Time => Value::Text(format!("{:02}:{:02}", local().hour(), local().minute())),
+        }
+    }
+
+    fn var(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+}
+
+/// "a.b.0.c" into a JSON value, as text: strings bare, numbers and booleans printed, null
+/// and missing as nothing.
+pub fn json_path(v: &serde_json::Value, path: &str) -> Option<String> {
+    let mut cur = v;
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        cur = match cur {
+            serde_json::Value::Object(m) => m.get(part)?,
+            serde_json::Value::Array(a) => a.get(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    match cur {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Null => None,
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        other => Some(other.to_string()),
     }
 }
 

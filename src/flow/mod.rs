@@ -1,16 +1,32 @@
-//! IVR flows: TOML files compiled once into an index graph (every name resolved), and a
-//! sans-IO interpreter that walks one call through it.
+//! IVR flows: TOML files compiled once into an index graph (every name resolved, every
+//! expression parsed), checked for mistakes an admin would otherwise hear on a call, and a
+//! sans-IO interpreter that walks one call through the graph.
+//!
+//! Dependency order inside: schema (spanned TOML reading, diagnostics) -> expr, schedule, say
+//! (pure parts) -> compile + nodes (files to a FlowSet) -> check (graph analysis) ->
+//! interpreter.
 
+mod check;
 mod compile;
+pub mod expr;
 mod interpreter;
-mod model;
+mod nodes;
+pub mod say;
+pub mod schedule;
+mod schema;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use compile::{FlowError, Located, load_dir};
-pub use interpreter::{FlowAction, Interpreter, PlayId};
+pub use compile::{ANNOUNCEMENT_DIR, load_dir};
+pub use expr::{Expr, Template};
+pub use interpreter::{
+    CallInfo, FlowAction, Interpreter, LookupRequest, LookupResult, PlayId, RecordOutcome, TaskId,
+    json_path,
+};
+pub use say::SayAs;
+pub use schema::{Diagnostics, FlowError, Located, Warning};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(pub u32);
@@ -28,10 +44,14 @@ pub struct FlowSet {
     pub flows: Vec<Flow>,
     pub by_number: HashMap<String, FlowId>,
     pub default: Option<FlowId>,
-    /// Prompt names in PromptId order.
+    /// Prompt names in PromptId order; spoken-value words are named `say/<word>`.
     pub prompts: Vec<String>,
     /// Where each prompt is first used, for error messages.
     pub prompt_sites: Vec<Located>,
+    /// Announcement switches by name, and whether each was on when this version was loaded.
+    pub switches: Vec<(String, bool)>,
+    /// Languages named by `language` nodes and flow headers, where first named.
+    pub languages: Vec<(String, Located)>,
 }
 
 impl FlowSet {
@@ -43,8 +63,26 @@ impl FlowSet {
         &self.flows[id.0 as usize]
     }
 
+    pub fn flow_by_name(&self, name: &str) -> Option<FlowId> {
+        self.flows
+            .iter()
+            .position(|f| f.name == name)
+            .map(|i| FlowId(i as u32))
+    }
+
     pub fn prompt_name(&self, id: PromptId) -> &str {
         &self.prompts[id.0 as usize]
+    }
+
+    pub fn prompt_id(&self, name: &str) -> Option<PromptId> {
+        self.prompts
+            .iter()
+            .position(|p| p == name)
+            .map(|i| PromptId(i as u32))
+    }
+
+    pub fn switch_on(&self, id: usize) -> bool {
+        self.switches.get(id).is_some_and(|s| s.1)
     }
 }
 
@@ -53,56 +91,340 @@ pub struct Flow {
     pub name: String,
     pub file: PathBuf,
     pub start: NodeId,
+    /// The language calls start in; the server's default when absent.
+    pub language: Option<String>,
     pub nodes: Vec<Node>,
 }
 
 #[derive(Debug)]
 pub struct Node {
     pub name: String,
+    pub at: Located,
     pub kind: NodeKind,
+}
+
+/// One item of a prompt list: a recording, or a value spoken with the language's words.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromptItem {
+    Prompt(PromptId),
+    Say(SayAs, Expr),
 }
 
 #[derive(Debug)]
 pub enum NodeKind {
     Play {
-        prompts: Vec<PromptId>,
+        prompts: Vec<PromptItem>,
         barge_in: bool,
         next: NodeId,
     },
-    Menu(Menu),
-    Collect(Collect),
+    Menu(Box<Menu>),
+    Collect(Box<Collect>),
+    Set {
+        vars: Vec<(String, Expr)>,
+        next: NodeId,
+    },
+    Branch {
+        cases: Vec<(Expr, NodeId)>,
+        otherwise: NodeId,
+    },
     Goto {
         next: NodeId,
     },
+    Subflow {
+        flow: FlowId,
+        next: NodeId,
+    },
+    Return,
+    Schedule {
+        schedule: Box<schedule::Schedule>,
+        open: NodeId,
+        closed: NodeId,
+        holiday: NodeId,
+    },
+    Announcement {
+        switch: usize,
+        prompts: Vec<PromptItem>,
+        barge_in: bool,
+        next: NodeId,
+    },
+    Language {
+        language: String,
+        next: NodeId,
+    },
+    Lookup(Box<Lookup>),
+    Record(Box<Record>),
+    Survey(Box<Survey>),
+    Transfer(Box<Transfer>),
+    Queue(Box<Queue>),
     Hangup,
 }
 
 #[derive(Debug)]
 pub struct Menu {
-    pub prompts: Vec<PromptId>,
+    pub prompts: Vec<PromptItem>,
+    /// Played instead of `prompts` when the menu is offered again after a mistake.
+    pub short_prompts: Option<Vec<PromptItem>>,
     pub choices: Vec<(String, NodeId)>,
-    pub invalid_prompts: Vec<PromptId>,
-    pub timeout_prompts: Vec<PromptId>,
+    pub invalid_prompts: Vec<PromptItem>,
+    pub timeout_prompts: Vec<PromptItem>,
     pub timeout: Duration,
     pub inter_digit_timeout: Duration,
     pub max_failures: u32,
     pub on_failure: Option<NodeId>,
+    /// Where a caller who presses nothing goes, instead of being asked again.
+    pub default: Option<NodeId>,
 }
 
 #[derive(Debug)]
 pub struct Collect {
-    pub prompts: Vec<PromptId>,
+    pub prompts: Vec<PromptItem>,
     pub variable: String,
     pub min_digits: u32,
     pub max_digits: u32,
     pub terminator: Option<char>,
     pub first_digit_timeout: Duration,
     pub inter_digit_timeout: Duration,
+    /// An optional limit on the whole entry, counted from when listening starts.
+    pub total_timeout: Option<Duration>,
+    pub pattern: Option<regex_lite::Regex>,
     pub max_attempts: u32,
-    pub invalid_prompts: Vec<PromptId>,
-    pub timeout_prompts: Vec<PromptId>,
+    pub invalid_prompts: Vec<PromptItem>,
+    pub timeout_prompts: Vec<PromptItem>,
+    pub confirm: Option<Confirm>,
     pub next: NodeId,
     pub on_failure: Option<NodeId>,
+}
+
+/// "You entered 1 2 3 4, press 1 to confirm": prompts, the digits read back, more prompts.
+#[derive(Debug)]
+pub struct Confirm {
+    pub before: Vec<PromptItem>,
+    pub after: Vec<PromptItem>,
+    pub yes: char,
+    pub no: char,
+    pub timeout: Duration,
+}
+
+#[derive(Debug)]
+pub struct Lookup {
+    pub method: Method,
+    pub url: Template,
+    /// JSON body fields for POST (each value an expression).
+    pub body: Vec<(String, Expr)>,
+    pub timeout: Duration,
+    /// How long a result may be reused for the same request; zero: never cached.
+    pub cache: Duration,
+    /// Variable <- dotted path into the JSON answer ("customer.tier", "cases.0.id").
+    pub result: Vec<(String, String)>,
+    pub next: NodeId,
+    pub on_failure: Option<NodeId>,
+    pub on_not_found: Option<NodeId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+#[derive(Debug)]
+pub struct Record {
+    pub prompts: Vec<PromptItem>,
+    pub max_length: Duration,
+    /// Recording ends after this much silence.
+    pub silence: Duration,
+    pub terminator: Option<char>,
+    pub variable: Option<String>,
+    pub next: NodeId,
+    pub on_failure: Option<NodeId>,
+}
+
+#[derive(Debug)]
+pub struct Survey {
+    pub prompts: Vec<PromptItem>,
+    pub questions: Vec<Question>,
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub invalid_prompts: Vec<PromptItem>,
+    pub next: NodeId,
+}
+
+#[derive(Debug)]
+pub struct Question {
+    pub id: String,
+    pub prompts: Vec<PromptItem>,
+    pub answers: Vec<char>,
+}
+
+#[derive(Debug)]
+pub struct Transfer {
+    pub prompts: Vec<PromptItem>,
+    pub target: TransferTarget,
+    pub ring_timeout: Duration,
+    pub on_failure: Option<NodeId>,
+}
+
+#[derive(Debug)]
+pub enum TransferTarget {
+    /// A full SIP URI.
+    Uri(Template),
+    /// A number dialled through the configured outbound target.
+    Number(Template),
+}
+
+#[derive(Debug)]
+pub struct Queue {
+    pub queue: String,
+    pub priority: u32,
+    pub skills: Vec<String>,
+    pub prompts: Vec<PromptItem>,
+    pub timeout: Duration,
+    pub answered: Option<NodeId>,
+    pub on_timeout: Option<NodeId>,
+    pub full: Option<NodeId>,
+    pub no_agents: Option<NodeId>,
+}
+
+/// How a queue hand-off ended, as the ACD reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueExit {
+    Answered,
+    Timeout,
+    Full,
+    NoAgents,
+}
+
+impl NodeKind {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            NodeKind::Play { .. } => "play",
+            NodeKind::Menu(_) => "menu",
+            NodeKind::Collect(_) => "collect",
+            NodeKind::Set { .. } => "set",
+            NodeKind::Branch { .. } => "branch",
+            NodeKind::Goto { .. } => "goto",
+            NodeKind::Subflow { .. } => "subflow",
+            NodeKind::Return => "return",
+            NodeKind::Schedule { .. } => "schedule",
+            NodeKind::Announcement { .. } => "announcement",
+            NodeKind::Language { .. } => "language",
+            NodeKind::Lookup(_) => "lookup",
+            NodeKind::Record(_) => "record",
+            NodeKind::Survey(_) => "survey",
+            NodeKind::Transfer(_) => "transfer",
+            NodeKind::Queue(_) => "queue",
+            NodeKind::Hangup => "hangup",
+        }
+    }
+
+    /// Every way out of the node, labelled: what diagrams draw and the checks walk.
+    pub fn exits(&self) -> Vec<(String, NodeId)> {
+        let one = |label: &str, n: NodeId| vec![(label.to_string(), n)];
+        let opt = |out: &mut Vec<(String, NodeId)>, label: &str, n: Option<NodeId>| {
+            if let Some(n) = n {
+                out.push((label.to_string(), n));
+            }
+        };
+        match self {
+            NodeKind::Play { next, .. }
+            | NodeKind::Set { next, .. }
+            | NodeKind::Goto { next }
+            | NodeKind::Subflow { next, .. }
+            | NodeKind::Announcement { next, .. }
+            | NodeKind::Language { next, .. } => one("", *next),
+            NodeKind::Menu(m) => {
+                let mut out: Vec<_> = m.choices.iter().map(|(k, n)| (k.clone(), *n)).collect();
+                opt(&mut out, "no key", m.default);
+                opt(&mut out, "failed", m.on_failure);
+                out
+            }
+            NodeKind::Collect(c) => {
+                let mut out = one("entered", c.next);
+                opt(&mut out, "failed", c.on_failure);
+                out
+            }
+            NodeKind::Branch { cases, otherwise } => {
+                let mut out: Vec<_> = cases
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, n))| (format!("case {}", i + 1), *n))
+                    .collect();
+                out.push(("else".into(), *otherwise));
+                out
+            }
+            NodeKind::Schedule {
+                open,
+                closed,
+                holiday,
+                ..
+            } => vec![
+                ("open".into(), *open),
+                ("closed".into(), *closed),
+                ("holiday".into(), *holiday),
+            ],
+            NodeKind::Lookup(l) => {
+                let mut out = one("ok", l.next);
+                opt(&mut out, "not found", l.on_not_found);
+                opt(&mut out, "failed", l.on_failure);
+                out
+            }
+            NodeKind::Record(r) => {
+                let mut out = one("recorded", r.next);
+                opt(&mut out, "nothing", r.on_failure);
+                out
+            }
+            NodeKind::Survey(s) => one("", s.next),
+            NodeKind::Transfer(t) => {
+                let mut out = Vec::new();
+                opt(&mut out, "failed", t.on_failure);
+                out
+            }
+            NodeKind::Queue(q) => {
+                let mut out = Vec::new();
+                opt(&mut out, "answered", q.answered);
+                opt(&mut out, "timeout", q.on_timeout);
+                opt(&mut out, "full", q.full);
+                opt(&mut out, "no agents", q.no_agents);
+                out
+            }
+            NodeKind::Return | NodeKind::Hangup => Vec::new(),
+        }
+    }
+
+    /// Prompt lists the node may play, for the prompt checks and the dry run.
+    pub fn prompt_lists(&self) -> Vec<&[PromptItem]> {
+        match self {
+            NodeKind::Play { prompts, .. } | NodeKind::Announcement { prompts, .. } => {
+                vec![prompts]
+            }
+            NodeKind::Menu(m) => {
+                let mut v: Vec<&[PromptItem]> =
+                    vec![&m.prompts, &m.invalid_prompts, &m.timeout_prompts];
+                if let Some(s) = &m.short_prompts {
+                    v.push(s);
+                }
+                v
+            }
+            NodeKind::Collect(c) => {
+                let mut v: Vec<&[PromptItem]> =
+                    vec![&c.prompts, &c.invalid_prompts, &c.timeout_prompts];
+                if let Some(k) = &c.confirm {
+                    v.push(&k.before);
+                    v.push(&k.after);
+                }
+                v
+            }
+            NodeKind::Record(r) => vec![&r.prompts],
+            NodeKind::Survey(s) => {
+                let mut v: Vec<&[PromptItem]> = vec![&s.prompts, &s.invalid_prompts];
+                v.extend(s.questions.iter().map(|q| q.prompts.as_slice()));
+                v
+            }
+            NodeKind::Transfer(t) => vec![&t.prompts],
+            NodeKind::Queue(q) => vec![&q.prompts],
+            _ => Vec::new(),
+        }
+    }
 }
 
 pub const DEFAULT_MENU_TIMEOUT: Duration = Duration::from_secs(5);

@@ -2,6 +2,7 @@
 //! feeds it SIP datagrams, media events and timer wake-ups; the media thread paces RTP; the CDR
 //! writer stores records. Shutdown: a watch channel, then a drain.
 
+mod http;
 mod media;
 mod tcp;
 
@@ -145,6 +146,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         advertised,
         shutdown_grace: config.shutdown_grace,
         timers: TimerConfig::default(),
+        timezone: jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
     };
     let epoch = (
         Instant::now(),
@@ -209,6 +211,8 @@ async fn signalling_loop(
     reload_dirs: (PathBuf, PathBuf, String),
 ) -> Result<(), RuntimeError> {
     let mut buf = vec![0u8; 65_536];
+    let (lookup_tx, mut lookup_rx) = mpsc::channel(MAX_LOOKUPS);
+    let lookup_slots = Arc::new(tokio::sync::Semaphore::new(MAX_LOOKUPS));
     let mut last_reload = 0;
     let mut signals_open = true;
     loop {
@@ -245,7 +249,11 @@ async fn signalling_loop(
                     engine.handle_media(now, event);
                 }
             }
+            Some((request, result)) = lookup_rx.recv() => engine.handle_lookup(Instant::now(), request, result),
             _ = sleep_until(wake) => engine.handle_timeout(Instant::now()),
+        }
+        while let Some(job) = engine.poll_lookup() {
+            start_lookup(job, &lookup_slots, &lookup_tx, &mut engine);
         }
         while let Some(t) = engine.poll_transmit() {
             match t.to.transport {
@@ -275,6 +283,33 @@ async fn signalling_loop(
             return Ok(());
         }
     }
+}
+
+/// Back-end requests in flight at once; beyond that a look-up fails at once rather than
+/// queueing behind a back end that is already too slow.
+const MAX_LOOKUPS: usize = 256;
+
+fn start_lookup(
+    job: crate::call::LookupJob,
+    slots: &Arc<tokio::sync::Semaphore>,
+    results: &mpsc::Sender<(crate::flow::LookupRequest, crate::flow::LookupResult)>,
+    engine: &mut Engine<MediaHandle>,
+) {
+    let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
+        tracing::warn!(url = %job.request.url, "too many back-end look-ups in flight; failing this one");
+        let result = crate::flow::LookupResult::Failed("too many look-ups in flight".into());
+        return engine.handle_lookup(Instant::now(), job.request, result);
+    };
+    let results = results.clone();
+    tokio::spawn(async move {
+        let result = http::fetch(&job.request).await;
+        if let crate::flow::LookupResult::Failed(reason) = &result {
+            tracing::warn!(url = %job.request.url, %reason, "back-end look-up failed");
+        }
+        // The permit bounds the channel too: at most MAX_LOOKUPS results can be waiting.
+        let _ = results.send((job.request, result)).await;
+        drop(permit);
+    });
 }
 
 fn reload(engine: &mut Engine<MediaHandle>, dirs: &(PathBuf, PathBuf, String)) {

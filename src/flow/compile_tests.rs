@@ -1,0 +1,454 @@
+//! Loader and validator: every kind of mistake, with the exact file:line:col it is reported at.
+
+use std::path::PathBuf;
+
+use super::*;
+
+fn dir_with(files: &[(&str, &str)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("hotline-flowtest-{}", fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+/// (errors, warnings) as printed.
+fn report(files: &[(&str, &str)]) -> (Vec<String>, Vec<String>) {
+    let dir = dir_with(files);
+    let (_, diags) = load_dir(&dir);
+    std::fs::remove_dir_all(dir).ok();
+    let strip = |s: String| s.replace(&std::env::temp_dir().display().to_string(), "");
+    (
+        diags.errors.iter().map(|e| strip(e.to_string())).collect(),
+        diags
+            .warnings
+            .iter()
+            .map(|w| strip(w.to_string()))
+            .collect(),
+    )
+}
+
+fn errors(files: &[(&str, &str)]) -> Vec<String> {
+    report(files).0
+}
+
+/// The one error expected, as `file:line:col: message` (the snippet line is checked apart).
+fn only_error(text: &str) -> String {
+    let errs = errors(&[("a.toml", text)]);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    let first = errs[0].lines().next().unwrap().to_string();
+    first[first.find("a.toml").unwrap()..].to_string()
+}
+
+const GOOD: &str = r#"[flow]
+name = "demo"
+numbers = ["100"]
+default = true
+start = "hello"
+
+[nodes.hello]
+type = "play"
+prompts = ["welcome"]
+next = "menu"
+
+[nodes.menu]
+type = "menu"
+prompts = ["main"]
+choices = { "1" = "bye", "22" = "bye" }
+timeout = "4s"
+
+[nodes.bye]
+type = "hangup"
+"#;
+
+#[test]
+fn compiles_and_routes() {
+    let dir = dir_with(&[("a.toml", GOOD)]);
+    let (set, diags) = load_dir(&dir);
+    std::fs::remove_dir_all(&dir).ok();
+    let set = set.unwrap();
+    assert!(diags.warnings.is_empty(), "{:?}", diags.warnings);
+    assert_eq!(set.route("100"), Some(FlowId(0)));
+    assert_eq!(set.route("555"), Some(FlowId(0)), "default route");
+    assert_eq!(set.prompts, vec!["welcome", "main"]);
+    let flow = set.flow(FlowId(0));
+    assert_eq!(flow.nodes[flow.start.0 as usize].name, "hello");
+}
+
+#[test]
+fn unknown_node_with_suggestion_and_snippet() {
+    let errs = errors(&[(
+        "a.toml",
+        &GOOD.replace("next = \"menu\"", "next = \"mneu\""),
+    )]);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].ends_with(
+            "a.toml:10:8: unknown node \"mneu\" (did you mean \"menu\"?)\n    next = \"mneu\""
+        ),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn unknown_keys_get_a_did_you_mean() {
+    assert_eq!(
+        only_error(&GOOD.replace("timeout = \"4s\"", "timeuot = \"4s\"")),
+        "a.toml:16:1: unknown key `timeuot` in a menu node (did you mean \"timeout\"?)"
+    );
+    assert_eq!(
+        only_error(&GOOD.replace("default = true", "defualt = true")),
+        "a.toml:4:1: unknown key `defualt` in the [flow] table (did you mean \"default\"?)"
+    );
+    // A key of another node type is unknown here, and named as such.
+    assert_eq!(
+        only_error(&GOOD.replace("type = \"hangup\"", "type = \"hangup\"\nnext = \"menu\"")),
+        "a.toml:20:1: unknown key `next` in a hangup node"
+    );
+}
+
+#[test]
+fn unknown_node_type_and_syntax_errors() {
+    assert_eq!(
+        only_error(&GOOD.replace("type = \"menu\"", "type = \"mneu\"")),
+        "a.toml:13:8: unknown node type \"mneu\" (did you mean \"menu\"?)"
+    );
+    let errs = errors(&[("b.toml", "[flow\nname=")]);
+    assert!(errs[0].contains("b.toml:1:"), "{errs:?}");
+}
+
+#[test]
+fn bad_values_point_at_the_value() {
+    assert_eq!(
+        only_error(&GOOD.replace("\"4s\"", "\"4 parsecs\"")),
+        "a.toml:16:11: unknown duration unit \"parsecs\" in \"4 parsecs\": use ms, s, m or h"
+    );
+    assert_eq!(
+        only_error(&GOOD.replace("\"22\"", "\"2x\"")),
+        "a.toml:15:26: menu choice \"2x\" is not a key sequence (0-9, *, #, A-D)"
+    );
+    assert_eq!(
+        only_error(&GOOD.replace("\"4s\"", "\"50ms\"")),
+        "a.toml:16:1: `timeout` is too short: at least 100 ms"
+    );
+    assert_eq!(
+        only_error(&GOOD.replace("prompts = [\"main\"]", "prompts = [\"../etc/passwd\"]")),
+        "a.toml:14:12: bad prompt name \"../etc/passwd\""
+    );
+    assert_eq!(
+        only_error(&GOOD.replace("prompts = [\"main\"]", "prompts = 7")),
+        "a.toml:14:11: `prompts` is a list of prompt names, not a number"
+    );
+}
+
+#[test]
+fn duplicate_numbers_names_and_defaults_across_files() {
+    let other = GOOD.replace("demo", "other");
+    let errs = errors(&[("a.toml", GOOD), ("b.toml", &other)]);
+    assert!(
+        errs.iter().any(
+            |e| e.contains("b.toml:3:12: number \"100\" is already routed by")
+                && e.contains("a.toml:3:12")
+        ),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("b.toml:2:8: a second default flow")),
+        "{errs:?}"
+    );
+    let errs = errors(&[
+        ("a.toml", GOOD),
+        (
+            "b.toml",
+            &GOOD
+                .replace("\"100\"", "\"101\"")
+                .replace("default = true", ""),
+        ),
+    ]);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("b.toml:2:8: a second flow named \"demo\"")),
+        "{errs:?}"
+    );
+}
+
+const NODES: &str = r#"[flow]
+name = "n"
+start = "a"
+"#;
+
+fn with_nodes(nodes: &str) -> String {
+    format!("{NODES}{nodes}\n[nodes.end]\ntype = \"hangup\"\n")
+}
+
+#[test]
+fn bad_times_dates_zones_and_patterns() {
+    let sched = |hours: &str, extra: &str| {
+        with_nodes(&format!(
+            "[nodes.a]\ntype = \"schedule\"\ntimezone = \"Asia/Shanghai\"\nhours = {hours}\n{extra}open = \"end\"\nclosed = \"end\"\n"
+        ))
+    };
+    assert_eq!(
+        only_error(&sched("{ \"mon-fri\" = \"8-18\" }", "")),
+        "a.toml:7:23: \"8-18\" is not a time range like \"08:00-18:00\""
+    );
+    assert_eq!(
+        only_error(&sched("{ \"funday\" = \"08:00-18:00\" }", "")),
+        "a.toml:7:11: unknown day \"funday\" (use mon, tue, ... sun, a range like mon-fri, or daily)"
+    );
+    assert_eq!(
+        only_error(&sched(
+            "{ daily = \"08:00-18:00\" }",
+            "holidays = [\"2026-02-30\"]\n"
+        )),
+        "a.toml:8:13: \"2026-02-30\" is not a date like \"2026-10-01\""
+    );
+    assert_eq!(
+        only_error(&sched("{ daily = \"08:00-18:00\" }", "").replace("Asia/Shanghai", "Mars/Base")),
+        "a.toml:6:12: unknown time zone \"Mars/Base\" (use a name like \"Asia/Shanghai\" or \"UTC\")"
+    );
+    let collect = with_nodes(
+        "[nodes.a]\ntype = \"collect\"\nvariable = \"x\"\nmax_digits = 4\npattern = \"[0-9\"\nnext = \"end\"\n",
+    );
+    let e = only_error(&collect);
+    assert!(e.starts_with("a.toml:8:11: bad pattern \"[0-9\""), "{e}");
+}
+
+#[test]
+fn expressions_are_checked_where_they_are_written() {
+    let text = with_nodes(
+        "[nodes.a]\ntype = \"branch\"\ncases = [{ when = \"tier = 'gold'\", next = \"end\" }]\nelse = \"end\"\n",
+    );
+    assert_eq!(
+        only_error(&text),
+        "a.toml:6:25: in \"tier = 'gold'\": use `==` to compare"
+    );
+    let text =
+        with_nodes("[nodes.a]\ntype = \"set\"\nvars = { caller = \"'x'\" }\nnext = \"end\"\n");
+    assert_eq!(
+        only_error(&text),
+        "a.toml:6:10: \"caller\" is a built-in name and cannot be set"
+    );
+}
+
+#[test]
+fn missing_required_keys_and_unknown_flows() {
+    let text = with_nodes("[nodes.a]\ntype = \"collect\"\nvariable = \"x\"\n");
+    let errs = errors(&[("a.toml", &text)]);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("a.toml:4:1: a collect node needs `max_digits`")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("a collect node needs `next`")),
+        "{errs:?}"
+    );
+    let text = with_nodes("[nodes.a]\ntype = \"subflow\"\nflow = \"shraed\"\nnext = \"end\"\n");
+    let shared = "[flow]\nname = \"shared\"\nstart = \"r\"\n[nodes.r]\ntype = \"return\"\n";
+    let errs = errors(&[("a.toml", &text), ("b.toml", shared)]);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("a.toml:6:8: unknown flow \"shraed\" (did you mean \"shared\"?)")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn loops_that_never_wait_are_errors() {
+    let text = with_nodes(
+        "[nodes.a]\ntype = \"set\"\nvars = { n = \"n + 1\" }\nnext = \"b\"\n[nodes.b]\ntype = \"branch\"\ncases = [{ when = \"n < 3\", next = \"a\" }]\nelse = \"end\"\n",
+    );
+    let errs = errors(&[("a.toml", &text)]);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("a.toml:4:8: a -> b -> a can loop without waiting for the caller"),
+        "{errs:?}"
+    );
+    // The same loop through a menu waits for the caller: fine.
+    let ok = text.replace(
+        "next = \"b\"\n",
+        "next = \"m\"\n[nodes.m]\ntype = \"menu\"\nchoices = { \"1\" = \"b\" }\n",
+    );
+    assert!(errors(&[("a.toml", &ok)]).is_empty());
+}
+
+#[test]
+fn warnings_for_unreachable_nodes_unset_variables_and_open_exits() {
+    let text = with_nodes(
+        "[nodes.a]\ntype = \"branch\"\ncases = [{ when = \"teir == 'gold'\", next = \"q\" }]\nelse = \"end\"\n\
+         [nodes.q]\ntype = \"queue\"\nqueue = \"sales\"\nanswered = \"end\"\n\
+         [nodes.orphan]\ntype = \"play\"\nprompts = [\"x\"]\nnext = \"end\"\n\
+         [nodes.s]\ntype = \"set\"\nvars = { tier = \"'gold'\" }\nnext = \"end\"\n",
+    );
+    let (errs, warns) = report(&[("a.toml", &text)]);
+    assert!(errs.is_empty(), "{errs:?}");
+    let joined = warns.join("\n");
+    assert!(
+        joined.contains(
+            "a.toml:12:8: warning: node \"orphan\" is never reached from the start \"a\""
+        ),
+        "{joined}"
+    );
+    assert!(joined.contains("a.toml:4:8: warning: variable `teir` is never set by any flow, so it reads as empty (did you mean \"tier\"?)"), "{joined}");
+    assert!(
+        joined.contains(
+            "a.toml:8:8: warning: queue node \"q\" has no `no_agents`, `on_timeout`, `full`"
+        ),
+        "{joined}"
+    );
+}
+
+#[test]
+fn announcement_switches_are_read_from_their_folder() {
+    let text = with_nodes(
+        "[nodes.a]\ntype = \"announcement\"\nswitch = \"outage\"\nprompts = [\"n\"]\nnext = \"b\"\n\
+         [nodes.b]\ntype = \"announcement\"\nswitch = \"holiday\"\nprompts = [\"h\"]\nnext = \"end\"\n",
+    );
+    let dir = dir_with(&[("a.toml", &text), ("announcements/outage.on", "")]);
+    let (set, _) = load_dir(&dir);
+    std::fs::remove_dir_all(&dir).ok();
+    let set = set.unwrap();
+    assert_eq!(
+        set.switches,
+        vec![("outage".to_string(), true), ("holiday".to_string(), false)]
+    );
+}
+
+#[test]
+fn every_node_type_of_the_reference_compiles() {
+    // The shapes documented in docs/flows.md, all at once.
+    let text = with_nodes(
+        r##"
+[nodes.a]
+type = "announcement"
+switch = "outage"
+prompts = ["notice"]
+next = "lang"
+[nodes.lang]
+type = "language"
+language = "zh"
+next = "hours"
+[nodes.hours]
+type = "schedule"
+timezone = "Asia/Shanghai"
+hours = { "mon-fri" = ["08:00-12:00", "13:00-18:00"], sat = "09:00-12:00", sun = "closed" }
+holidays = ["2026-10-01..2026-10-07", 2026-05-01]
+special = { "2026-09-27" = "08:00-18:00" }
+open = "who"
+closed = "vm"
+holiday = "vm"
+[nodes.who]
+type = "lookup"
+url = "http://127.0.0.1:8090/customers/{caller}"
+cache = "5m"
+result = { name = "name" }
+next = "menu"
+on_failure = "menu"
+[nodes.menu]
+type = "menu"
+prompts = ["main"]
+short_prompts = ["main_short"]
+choices = { "1" = "acct", "2" = "op", "0" = "op", "9" = "bye" }
+default = "op"
+on_failure = "op"
+[nodes.acct]
+type = "collect"
+prompts = ["enter"]
+variable = "account"
+min_digits = 6
+max_digits = 10
+terminator = "#"
+pattern = "[0-9]{6,10}"
+confirm = { prompts = ["you_entered"], after = ["confirm"] }
+next = "bal"
+on_failure = "op"
+[nodes.bal]
+type = "lookup"
+method = "POST"
+url = "http://127.0.0.1:8090/balance"
+body = { account = "account" }
+result = { balance = "balance", due = "due" }
+next = "say"
+on_not_found = "op"
+on_failure = "op"
+[nodes.say]
+type = "play"
+prompts = ["balance_is", { amount = "balance" }, "due_on", { date = "due" }]
+next = "check"
+[nodes.check]
+type = "branch"
+cases = [{ when = "balance > 1000", next = "op" }]
+else = "share"
+[nodes.share]
+type = "subflow"
+flow = "n"
+next = "bye"
+[nodes.op]
+type = "queue"
+queue = "general"
+priority = 3
+skills = ["zh"]
+answered = "survey"
+on_timeout = "vm"
+full = "vm"
+no_agents = "vm"
+[nodes.vm]
+type = "record"
+prompts = ["leave_message", "beep"]
+max_length = "2m"
+silence = "5s"
+variable = "message"
+next = "bye"
+on_failure = "duty"
+[nodes.duty]
+type = "transfer"
+number = "13800138000"
+ring_timeout = "25s"
+on_failure = "bye"
+[nodes.survey]
+type = "survey"
+questions = [{ id = "score", prompts = ["q1"], answers = "12345" }]
+next = "mark"
+[nodes.mark]
+type = "set"
+vars = { surveyed = "true" }
+next = "bye"
+[nodes.bye]
+type = "goto"
+next = "end"
+"##,
+    );
+    let (errs, warns) = report(&[("a.toml", &text)]);
+    assert!(errs.is_empty(), "{errs:#?}");
+    assert!(warns.is_empty(), "{warns:#?}");
+}
+
+#[test]
+fn no_flow_file_makes_the_loader_panic() {
+    let mut rng = fastrand::Rng::with_seed(3);
+    let dir = dir_with(&[]);
+    let alphabet = b"\"=[]. \n#x1{},:'-";
+    let sources = [
+        GOOD.to_string(),
+        with_nodes(
+            "[nodes.a]\ntype = \"schedule\"\ntimezone = \"UTC\"\nhours = { daily = \"08:00-18:00\" }\nopen = \"end\"\nclosed = \"end\"\n",
+        ),
+    ];
+    for i in 0..600 {
+        let mut text = sources[i % 2].as_bytes().to_vec();
+        for _ in 0..rng.usize(1..6) {
+            let at = rng.usize(..text.len());
+            text[at] = alphabet[rng.usize(..alphabet.len())];
+        }
+        std::fs::write(dir.join("f.toml"), &text).unwrap();
+        let _ = load_dir(&dir);
+    }
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -1,0 +1,543 @@
+//! One test (or a few) per node type and exit, on a virtual clock and an injected wall clock.
+
+use std::time::Duration;
+
+use super::T;
+use crate::flow::{LookupResult, QueueExit, RecordOutcome, TaskId};
+
+fn flow(nodes: &str) -> String {
+    format!(
+        "[flow]\nname = \"t\"\nnumbers = [\"100\"]\nstart = \"a\"\n{nodes}\n[nodes.end]\ntype = \"hangup\"\n"
+    )
+}
+
+fn task_id(t: &mut T) -> TaskId {
+    // Task ids count from 1 per call; tests start one task at a time.
+    let _ = t;
+    TaskId(1)
+}
+
+#[test]
+fn menu_plays_the_short_greeting_on_retries() {
+    let mut t = T::new(&flow(
+        r#"
+[nodes.a]
+type = "menu"
+prompts = ["long"]
+short_prompts = ["short"]
+invalid_prompts = ["invalid"]
+choices = { "1" = "end" }
+"#,
+    ));
+    assert_eq!(t.settle(), ["long"]);
+    t.press("5");
+    assert_eq!(t.settle(), ["invalid", "short"]);
+}
+
+#[test]
+fn menu_default_takes_a_caller_who_presses_nothing() {
+    let mut t = T::new(&flow(
+        r#"
+[nodes.a]
+type = "menu"
+prompts = ["m"]
+choices = { "1" = "end" }
+default = "op"
+timeout = "4s"
+[nodes.op]
+type = "play"
+prompts = ["operator"]
+next = "end"
+"#,
+    ));
+    t.settle();
+    t.wait(Duration::from_secs(4));
+    assert_eq!(t.settle(), ["operator", "<hangup>"]);
+}
+
+const COLLECT: &str = r##"
+[nodes.a]
+type = "collect"
+prompts = ["enter"]
+variable = "acct"
+min_digits = 4
+max_digits = 8
+terminator = "#"
+pattern = "[1-9][0-9]*"
+invalid_prompts = ["invalid"]
+max_attempts = 3
+confirm = { prompts = ["you_entered"], after = ["press1"], yes = "1", no = "2" }
+next = "ok"
+on_failure = "end"
+[nodes.ok]
+type = "play"
+prompts = ["thanks"]
+next = "end"
+"##;
+
+#[test]
+fn collect_pattern_refuses_and_confirm_reads_back() {
+    let mut t = T::new(&flow(COLLECT));
+    assert_eq!(t.settle(), ["enter"]);
+    t.press("0123#");
+    assert_eq!(
+        t.settle(),
+        ["invalid", "enter"],
+        "pattern wants no leading zero"
+    );
+    t.press("1234#");
+    assert_eq!(
+        t.settle(),
+        ["you_entered", "say/1", "say/2", "say/3", "say/4", "press1"]
+    );
+    assert_eq!(t.it.var("acct"), None, "not stored before confirmation");
+    t.press("2");
+    assert_eq!(t.settle(), ["enter"], "2: enter it again");
+    t.press("5678#");
+    t.settle();
+    t.press("1");
+    assert_eq!(t.settle(), ["thanks", "<hangup>"]);
+    assert_eq!(t.it.var("acct"), Some("5678"));
+}
+
+#[test]
+fn confirm_timeout_repeats_the_read_back_then_gives_up() {
+    let mut t = T::new(&flow(COLLECT));
+    t.settle();
+    t.press("1234#");
+    t.settle();
+    t.wait(Duration::from_secs(5));
+    assert_eq!(t.settle()[0], "you_entered");
+    t.wait(Duration::from_secs(5));
+    t.settle();
+    t.wait(Duration::from_secs(5));
+    assert_eq!(t.settle(), ["<hangup>"], "third failure takes on_failure");
+}
+
+#[test]
+fn collect_total_timeout_is_not_restarted_by_digits() {
+    let mut t = T::new(&flow(
+        r#"
+[nodes.a]
+type = "collect"
+prompts = ["enter"]
+variable = "pin"
+min_digits = 6
+max_digits = 6
+inter_digit_timeout = "3s"
+total_timeout = "5s"
+max_attempts = 1
+next = "end"
+"#,
+    ));
+    t.settle();
+    t.press("1");
+    t.wait(Duration::from_secs(2));
+    t.press("2");
+    t.wait(Duration::from_secs(2));
+    t.press("3");
+    assert!(!t.it.is_finished());
+    t.wait(Duration::from_secs(1));
+    assert_eq!(t.settle(), ["<hangup>"], "5 s after listening began");
+    assert_eq!(t.it.var("pin"), None);
+}
+
+#[test]
+fn set_and_branch_over_variables_caller_and_time() {
+    let text = flow(
+        r#"
+[nodes.a]
+type = "set"
+vars = { tries = "tries + 1", tier = "'gold'" }
+next = "b"
+[nodes.b]
+type = "branch"
+cases = [
+  { when = "tier == 'gold' and starts_with(caller, '86')", next = "vip" },
+  { when = "hour >= 9", next = "day" },
+]
+else = "end"
+[nodes.vip]
+type = "play"
+prompts = ["vip"]
+next = "c"
+[nodes.c]
+type = "branch"
+cases = [{ when = "hour < 9", next = "night" }]
+else = "day"
+[nodes.night]
+type = "play"
+prompts = ["night"]
+next = "end"
+[nodes.day]
+type = "play"
+prompts = ["day"]
+next = "end"
+"#,
+    );
+    let mut t = T::with(&[("t.toml", &text)], "2026-12-01T07:30:00Z");
+    assert_eq!(t.settle(), ["vip", "night", "<hangup>"]);
+    assert_eq!(t.it.var("tries"), Some("1"));
+    let mut t = T::with(&[("t.toml", &text)], "2026-12-01T09:00:00Z");
+    assert_eq!(t.settle(), ["vip", "day", "<hangup>"]);
+}
+
+#[test]
+fn subflow_runs_a_shared_menu_and_returns() {
+    let main = flow(
+        r#"
+[nodes.a]
+type = "subflow"
+flow = "shared"
+next = "after"
+[nodes.after]
+type = "play"
+prompts = ["back"]
+next = "end"
+"#,
+    );
+    let shared = r#"
+[flow]
+name = "shared"
+start = "m"
+[nodes.m]
+type = "menu"
+prompts = ["shared_menu"]
+choices = { "1" = "done", "9" = "bye" }
+[nodes.done]
+type = "return"
+[nodes.bye]
+type = "hangup"
+"#;
+    let mut t = T::with(
+        &[("a.toml", &main), ("b.toml", shared)],
+        "2026-12-01T10:00:00Z",
+    );
+    assert_eq!(t.settle(), ["shared_menu"]);
+    assert_eq!(t.it.flow_name(), "shared");
+    assert_eq!(t.it.entry_flow_name(), "t");
+    t.press("1");
+    assert_eq!(t.settle(), ["back", "<hangup>"]);
+    assert_eq!(
+        t.it.path(),
+        ["a", "shared:m", "shared:done", "after", "end"]
+    );
+}
+
+const SCHEDULE: &str = r#"
+[nodes.a]
+type = "schedule"
+timezone = "Asia/Shanghai"
+hours = { "mon-fri" = "08:00-20:00", "sat" = ["09:00-12:00"] }
+holidays = ["2026-10-01..2026-10-07"]
+special = { "2026-10-10" = "09:00-17:00" }
+open = "open"
+closed = "closed"
+holiday = "holiday"
+[nodes.open]
+type = "play"
+prompts = ["open"]
+next = "end"
+[nodes.closed]
+type = "play"
+prompts = ["closed"]
+next = "end"
+[nodes.holiday]
+type = "play"
+prompts = ["holiday"]
+next = "end"
+"#;
+
+#[test]
+fn schedule_exits_open_closed_and_holiday_in_its_time_zone() {
+    let text = flow(SCHEDULE);
+    let at = |utc: &str| {
+        let mut t = T::with(&[("t.toml", &text)], utc);
+        t.settle()[0].clone()
+    };
+    assert_eq!(
+        at("2026-12-01T02:00:00Z"),
+        "open",
+        "10:00 Tuesday in Shanghai"
+    );
+    assert_eq!(at("2026-12-01T13:00:00Z"), "closed", "21:00 in Shanghai");
+    assert_eq!(at("2026-12-05T04:30:00Z"), "closed", "Saturday 12:30");
+    assert_eq!(at("2026-10-02T02:00:00Z"), "holiday");
+    assert_eq!(at("2026-10-10T02:00:00Z"), "open", "a special Saturday");
+}
+
+#[test]
+fn announcement_plays_only_while_its_switch_is_on() {
+    let text = flow(
+        r#"
+[nodes.a]
+type = "announcement"
+switch = "outage"
+prompts = ["outage_notice"]
+next = "b"
+[nodes.b]
+type = "play"
+prompts = ["welcome"]
+next = "end"
+"#,
+    );
+    let mut off = T::with(&[("t.toml", &text)], "2026-12-01T10:00:00Z");
+    assert_eq!(off.settle(), ["welcome", "<hangup>"]);
+    let mut on = T::with(
+        &[("t.toml", &text), ("announcements/outage.on", "")],
+        "2026-12-01T10:00:00Z",
+    );
+    assert_eq!(on.settle(), ["outage_notice", "welcome", "<hangup>"]);
+}
+
+#[test]
+fn language_switches_the_words_of_spoken_values() {
+    let text = flow(
+        r#"
+[nodes.a]
+type = "set"
+vars = { balance = "'12.50'" }
+next = "b"
+[nodes.b]
+type = "play"
+prompts = ["balance_is", { amount = "balance" }]
+next = "c"
+[nodes.c]
+type = "language"
+language = "zh"
+next = "d"
+[nodes.d]
+type = "play"
+prompts = ["balance_is", { amount = "balance" }, { date = "'2026-12-01'" }]
+next = "end"
+"#,
+    );
+    let mut t = T::new(&text);
+    let heard = t.settle();
+    assert_eq!(t.it.language(), "zh");
+    let words = |s: &[String]| s.join(" ");
+    assert_eq!(
+        words(&heard),
+        "balance_is say/12 say/yuan say/and say/50 say/cents \
+         balance_is say/10 say/2 say/yuan say/5 say/jiao \
+         say/2 say/0 say/2 say/6 say/year say/10 say/2 say/month say/1 say/day <hangup>"
+    );
+}
+
+const LOOKUP: &str = r#"
+[nodes.a]
+type = "lookup"
+url = "http://crm/customers/{caller}?n={dialled}"
+timeout = "2s"
+result = { name = "customer.name", tier = "customer.tier", case = "cases.0.id" }
+next = "found"
+on_not_found = "unknown"
+on_failure = "down"
+[nodes.found]
+type = "play"
+prompts = ["found"]
+next = "end"
+[nodes.unknown]
+type = "play"
+prompts = ["unknown"]
+next = "end"
+[nodes.down]
+type = "play"
+prompts = ["down"]
+next = "end"
+"#;
+
+#[test]
+fn lookup_fills_variables_from_json() {
+    let mut t = T::new(&flow(LOOKUP));
+    assert_eq!(
+        t.settle(),
+        ["<lookup http://crm/customers/8613800000001?n=100>"]
+    );
+    let id = task_id(&mut t);
+    t.it.on_lookup(t.now, TaskId(99), LookupResult::NotFound);
+    assert!(t.actions().0.is_empty(), "a stale answer is ignored");
+    let json =
+        serde_json::json!({"customer": {"name": "Li Wei", "tier": "gold"}, "cases": [{"id": 77}]});
+    t.it.on_lookup(t.now, id, LookupResult::Ok(json));
+    assert_eq!(t.settle(), ["found", "<hangup>"]);
+    assert_eq!(t.it.var("name"), Some("Li Wei"));
+    assert_eq!(t.it.var("case"), Some("77"));
+}
+
+#[test]
+fn lookup_not_found_failure_and_lost_answer_exits() {
+    let mut t = T::new(&flow(LOOKUP));
+    t.settle();
+    t.it.on_lookup(t.now, TaskId(1), LookupResult::NotFound);
+    assert_eq!(t.settle()[0], "unknown");
+    let mut t = T::new(&flow(LOOKUP));
+    t.settle();
+    t.it.on_lookup(
+        t.now,
+        TaskId(1),
+        LookupResult::Failed("HTTP status 500".into()),
+    );
+    assert_eq!(t.settle()[0], "down");
+    let mut t = T::new(&flow(LOOKUP));
+    t.settle();
+    t.wait(Duration::from_secs(4));
+    assert_eq!(
+        t.settle()[0],
+        "down",
+        "no answer at all: the failure exit after timeout + grace"
+    );
+}
+
+#[test]
+fn record_until_the_terminator_then_next() {
+    let text = flow(
+        r##"
+[nodes.a]
+type = "record"
+prompts = ["leave_message", "beep"]
+max_length = "60s"
+variable = "message"
+next = "saved"
+on_failure = "nothing"
+[nodes.saved]
+type = "play"
+prompts = ["saved"]
+next = "end"
+[nodes.nothing]
+type = "play"
+prompts = ["nothing"]
+next = "end"
+"##,
+    );
+    let mut t = T::new(&text);
+    assert_eq!(t.settle(), ["leave_message", "beep", "<record>"]);
+    t.press("5");
+    assert!(
+        t.actions().0.is_empty(),
+        "only the terminator ends a recording"
+    );
+    t.press("#");
+    assert_eq!(t.actions().0, ["<stop recording>"]);
+    t.it.on_record_done(
+        t.now,
+        TaskId(1),
+        RecordOutcome::Saved {
+            path: "r/1.wav".into(),
+            duration_ms: 4000,
+        },
+    );
+    assert_eq!(t.settle(), ["saved", "<hangup>"]);
+    assert_eq!(t.it.var("message"), Some("r/1.wav"));
+    assert_eq!(t.it.recordings(), ["r/1.wav"]);
+
+    let mut t = T::new(&text);
+    t.settle();
+    t.it.on_record_done(t.now, TaskId(1), RecordOutcome::Nothing);
+    assert_eq!(t.settle()[0], "nothing");
+}
+
+#[test]
+fn survey_keeps_valid_answers_and_skips_after_retries() {
+    let mut t = T::new(&flow(
+        r#"
+[nodes.a]
+type = "survey"
+prompts = ["intro"]
+questions = [
+  { id = "satisfaction", prompts = ["q1"], answers = "12345" },
+  { id = "solved", prompts = ["q2"], answers = "12" },
+]
+invalid_prompts = ["invalid"]
+max_attempts = 2
+timeout = "5s"
+next = "end"
+"#,
+    ));
+    assert_eq!(t.settle(), ["intro", "q1"]);
+    t.press("9");
+    assert_eq!(t.settle(), ["invalid", "q1"]);
+    t.press("4");
+    assert_eq!(t.settle(), ["q2"]);
+    t.wait(Duration::from_secs(5));
+    assert_eq!(
+        t.settle(),
+        ["q2"],
+        "a timeout asks again without the invalid prompt"
+    );
+    t.wait(Duration::from_secs(5));
+    assert_eq!(t.settle(), ["<hangup>"]);
+    assert_eq!(
+        t.it.survey_answers(),
+        [("satisfaction".to_string(), "4".to_string())]
+    );
+}
+
+#[test]
+fn transfer_fails_over_or_stays_bridged() {
+    let text = flow(
+        r#"
+[nodes.a]
+type = "transfer"
+number = "1380013{dialled}"
+prompts = ["connecting"]
+ring_timeout = "20s"
+on_failure = "vm"
+[nodes.vm]
+type = "play"
+prompts = ["voicemail"]
+next = "end"
+"#,
+    );
+    let mut t = T::new(&text);
+    assert_eq!(t.settle(), ["connecting", "<transfer 1380013100>"]);
+    t.it.on_transfer_failed(t.now, TaskId(1), "486 Busy Here");
+    assert_eq!(t.settle()[0], "voicemail");
+
+    let mut t = T::new(&text);
+    t.settle();
+    t.it.on_transfer_connected(TaskId(1));
+    t.wait(Duration::from_secs(3600));
+    assert!(t.settle().is_empty(), "a bridged call has no flow timer");
+    assert!(!t.it.is_finished());
+}
+
+#[test]
+fn queue_exits() {
+    let text = flow(
+        r#"
+[nodes.a]
+type = "queue"
+queue = "repairs"
+priority = 5
+skills = ["zh"]
+answered = "survey"
+on_timeout = "busy"
+full = "busy"
+no_agents = "none"
+[nodes.survey]
+type = "play"
+prompts = ["survey"]
+next = "end"
+[nodes.busy]
+type = "play"
+prompts = ["busy"]
+next = "end"
+[nodes.none]
+type = "play"
+prompts = ["none"]
+next = "end"
+"#,
+    );
+    for (exit, heard) in [
+        (QueueExit::Answered, "survey"),
+        (QueueExit::Timeout, "busy"),
+        (QueueExit::Full, "busy"),
+        (QueueExit::NoAgents, "none"),
+    ] {
+        let mut t = T::new(&text);
+        assert_eq!(t.settle(), ["<queue repairs>"]);
+        t.it.on_queue_exit(t.now, TaskId(1), exit);
+        assert_eq!(t.settle()[0], heard, "{exit:?}");
+    }
+}
