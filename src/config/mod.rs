@@ -41,6 +41,8 @@ struct FileConfig {
     cdr: CdrSection,
     #[serde(default)]
     shutdown: ShutdownSection,
+    #[serde(default)]
+    reload: ReloadSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -84,6 +86,13 @@ struct ShutdownSection {
     grace: Option<String>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReloadSection {
+    watch: Option<bool>,
+    poll: Option<String>,
+}
+
 /// Checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -106,6 +115,10 @@ pub struct Config {
     pub database: String,
     pub cdr_spool: PathBuf,
     pub shutdown_grace: Duration,
+    /// Reload flows and prompts when their files change (SIGHUP reloads either way).
+    pub reload_watch: bool,
+    /// How often the flow and prompt directories are checked for changes.
+    pub reload_poll: Duration,
 }
 
 impl Default for Config {
@@ -127,6 +140,8 @@ impl Default for Config {
             database: "sqlite://hotline.db".into(),
             cdr_spool: PathBuf::from("hotline-cdr.spool.jsonl"),
             shutdown_grace: Duration::from_secs(30),
+            reload_watch: true,
+            reload_poll: Duration::from_millis(500),
         }
     }
 }
@@ -233,6 +248,15 @@ impl Config {
             .unwrap_or(c.database);
         c.cdr_spool = parsed.cdr.spool.unwrap_or(c.cdr_spool);
         c.shutdown_grace = dur("shutdown.grace", &parsed.shutdown.grace, c.shutdown_grace)?;
+        c.reload_watch = parsed.reload.watch.unwrap_or(c.reload_watch);
+        c.reload_poll = dur("reload.poll", &parsed.reload.poll, c.reload_poll)?;
+        // Each poll stats every flow and prompt file; below this it is a busy loop.
+        if c.reload_poll < Duration::from_millis(50) {
+            return Err(ConfigError::Invalid {
+                key: "reload.poll",
+                message: "must be at least 50ms".into(),
+            });
+        }
         Ok(c)
     }
 }
@@ -310,6 +334,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("media.rtp_ports"), "{e}");
+        let e = load_text("[reload]\npoll = \"0ms\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("reload.poll"), "{e}");
+    }
+
+    #[test]
+    fn reload_keys() {
+        let c = Config::load(None, &Overrides::default()).unwrap();
+        assert!(c.reload_watch, "watching is on by default");
+        assert_eq!(c.reload_poll, Duration::from_millis(500));
+        let c = load_text("[reload]\nwatch = false\npoll = \"2s\"\n").unwrap();
+        assert!(!c.reload_watch);
+        assert_eq!(c.reload_poll, Duration::from_secs(2));
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! The only place with sockets, tasks and clocks. The signalling loop owns the call engine and
 //! feeds it SIP datagrams, media events and timer wake-ups; the media thread paces RTP; the CDR
-//! writer stores records. Shutdown: a watch channel, then a drain.
+//! writer stores records. Shutdown: a watch channel, then a drain. Reloads: loaded off the
+//! loop (`reload`), swapped in on it.
 
 mod http;
 mod media;
+mod reload;
 mod tcp;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -15,12 +16,14 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
 pub use media::MediaHandle;
+pub use reload::ReloadStatus;
 
 use crate::call::{Catalog, CatalogError, Engine, EngineConfig, MediaEvent};
 use crate::cdr::writer::{self, CdrWriterConfig};
 use crate::config::Config;
 use crate::sip::transaction::TimerConfig;
 use crate::sip::{Peer, TransportKind};
+use reload::{Loaded, ReloadGate, Sources, Trigger};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -41,13 +44,14 @@ pub enum RuntimeError {
 pub struct Server {
     pub sip_addr: SocketAddr,
     shutdown: watch::Sender<Signal>,
+    reloads: mpsc::Sender<Trigger>,
+    status: watch::Receiver<ReloadStatus>,
     done: tokio::task::JoinHandle<Result<(), RuntimeError>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Signal {
     Run,
-    Reload(u64),
     Shutdown,
 }
 
@@ -57,15 +61,15 @@ impl Server {
         let _ = self.shutdown.send(Signal::Shutdown);
     }
 
-    /// Reload flows and prompts (what SIGHUP does).
+    /// Reload flows and prompts (what SIGHUP does). Returns at once; the outcome is logged
+    /// and shows in `reload_status`.
     pub fn reload(&self) {
-        self.shutdown.send_modify(|s| {
-            if let Signal::Reload(n) = s {
-                *s = Signal::Reload(*n + 1)
-            } else if *s == Signal::Run {
-                *s = Signal::Reload(1)
-            }
-        });
+        request_reload(&self.reloads);
+    }
+
+    /// Which version new calls get, and how the last reloads went.
+    pub fn reload_status(&self) -> ReloadStatus {
+        self.status.borrow().clone()
     }
 
     /// Wait until the server has drained every call and flushed every record.
@@ -79,16 +83,18 @@ impl Server {
 
 /// Bind everything and start serving. Returns once the server takes calls.
 pub async fn start(config: Config) -> Result<Server, RuntimeError> {
+    let roots = vec![config.flows_dir.clone(), config.prompts_dir.clone()];
+    // Taken before the load, so an edit made while it runs is still seen as a change.
+    let tree = config
+        .reload_watch
+        .then(|| reload::TreeWatch::new(reload::scan(&roots)));
     let catalog = Arc::new(Catalog::load(
         &config.flows_dir,
         &config.prompts_dir,
         &config.language,
     )?);
-    tracing::info!(
-        flows = catalog.flows.flows.len(),
-        prompts = catalog.files.len(),
-        "flows and prompts loaded"
-    );
+    let (flows, prompts) = reload::counts(&catalog);
+    tracing::info!(flows, prompts, "flows and prompts loaded");
     let udp = UdpSocket::bind(config.sip_bind)
         .await
         .map_err(|source| RuntimeError::BindSip {
@@ -156,12 +162,30 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
     );
     let engine = Engine::new(engine_cfg, catalog, media, epoch);
     let (shutdown, signal_rx) = watch::channel(Signal::Run);
-    tracing::info!(sip = %sip_addr, tcp = config.sip_tcp, rtp = ?config.rtp_ports, database = %crate::cdr::store::redact_url(&config.database), "hotline is taking calls");
-    let reload_dirs = (
-        config.flows_dir.clone(),
-        config.prompts_dir.clone(),
-        config.language.clone(),
-    );
+    // One slot: a request already waiting covers any that arrive before it is taken.
+    let (reloads, reload_rx) = mpsc::channel(1);
+    let (status_tx, status) = watch::channel(ReloadStatus {
+        version: 1,
+        ..ReloadStatus::default()
+    });
+    let watcher = tree.map(|tree| {
+        tokio::spawn(reload::watch_files(
+            roots,
+            config.reload_poll,
+            tree,
+            reloads.clone(),
+        ))
+    });
+    tracing::info!(sip = %sip_addr, tcp = config.sip_tcp, rtp = ?config.rtp_ports, database = %crate::cdr::store::redact_url(&config.database), watch = config.reload_watch, "hotline is taking calls");
+    let reloading = Reloading {
+        sources: Sources {
+            flows: config.flows_dir.clone(),
+            prompts: config.prompts_dir.clone(),
+            language: config.language.clone(),
+        },
+        requests: reload_rx,
+        status: status_tx,
+    };
     let done = tokio::spawn(async move {
         let mut sink = sink;
         let result = signalling_loop(
@@ -172,9 +196,12 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
             media_rx,
             signal_rx,
             &mut sink,
-            reload_dirs,
+            reloading,
         )
         .await;
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
         if let Some(tcp) = tcp {
             tcp.stop();
         }
@@ -195,8 +222,22 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
     Ok(Server {
         sip_addr,
         shutdown,
+        reloads,
+        status,
         done,
     })
+}
+
+fn request_reload(reloads: &mpsc::Sender<Trigger>) {
+    // Full: a request is already waiting, and the load it starts reads the newest files.
+    let _ = reloads.try_send(Trigger::Signal);
+}
+
+/// The signalling loop's side of reloading: where requests come from and what to load.
+struct Reloading {
+    sources: Sources,
+    requests: mpsc::Receiver<Trigger>,
+    status: watch::Sender<ReloadStatus>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -208,17 +249,21 @@ async fn signalling_loop(
     mut media_rx: mpsc::Receiver<MediaEvent>,
     mut signals: watch::Receiver<Signal>,
     sink: &mut writer::CdrSink,
-    reload_dirs: (PathBuf, PathBuf, String),
+    mut reloading: Reloading,
 ) -> Result<(), RuntimeError> {
     let mut buf = vec![0u8; 65_536];
     let (lookup_tx, mut lookup_rx) = mpsc::channel(MAX_LOOKUPS);
     let lookup_slots = Arc::new(tokio::sync::Semaphore::new(MAX_LOOKUPS));
-    let mut last_reload = 0;
     let mut signals_open = true;
+    let mut gate = ReloadGate::default();
+    // Capacity 1 is enough: the gate lets one load run at a time.
+    let (loaded_tx, mut loaded_rx) = mpsc::channel::<Loaded>(1);
     loop {
         let wake = engine.poll_timeout();
-        // Biased, signals first: a shutdown asked for before an INVITE arrives must refuse
-        // that INVITE, whatever else is ready in the same turn.
+        // Biased, in this order: signals (a shutdown asked for before an INVITE arrives must
+        // refuse that INVITE), then the call's own work (loads, media events, look-ups,
+        // timers), and SIP input last, so a flood of requests cannot hold back the timers
+        // and prompts of calls already up.
         tokio::select! {
             biased;
             changed = signals.changed(), if signals_open => {
@@ -226,21 +271,23 @@ async fn signalling_loop(
                 // A dropped sender stays "changed" for ever: stop listening, or this biased
                 // branch would starve every other one.
                 signals_open = changed.is_ok();
-                match (changed, signal) {
-                    (Err(_), _) | (_, Signal::Shutdown) => engine.begin_shutdown(Instant::now()),
-                    (_, Signal::Reload(n)) if n != last_reload => {
-                        last_reload = n;
-                        reload(&mut engine, &reload_dirs);
-                    }
-                    _ => {}
+                if changed.is_err() || signal == Signal::Shutdown {
+                    engine.begin_shutdown(Instant::now());
                 }
             }
-            received = udp.recv_from(&mut buf) => match received {
-                Ok((n, from)) => engine.handle_sip(Instant::now(), Peer { addr: from, transport: TransportKind::Udp }, &buf[..n]),
-                // ICMP port unreachable from a vanished peer surfaces here on Linux; keep going.
-                Err(e) => tracing::debug!(error = %e, "SIP UDP receive error"),
-            },
-            Some((from, data)) = tcp_rx.recv() => engine.handle_sip(Instant::now(), Peer { addr: from, transport: TransportKind::Tcp }, &data),
+            Some(loaded) = loaded_rx.recv() => {
+                if let Some(catalog) = reload::settle(loaded, &reloading.status) {
+                    engine.set_catalog(Arc::new(catalog));
+                }
+                if let Some(trigger) = gate.finished() {
+                    reload::spawn_load(&reloading.sources, trigger, loaded_tx.clone());
+                }
+            }
+            Some(trigger) = reloading.requests.recv() => {
+                if let Some(trigger) = gate.request(trigger) {
+                    reload::spawn_load(&reloading.sources, trigger, loaded_tx.clone());
+                }
+            }
             Some(event) = media_rx.recv() => {
                 let now = Instant::now();
                 engine.handle_media(now, event);
@@ -251,6 +298,12 @@ async fn signalling_loop(
             }
             Some((request, result)) = lookup_rx.recv() => engine.handle_lookup(Instant::now(), request, result),
             _ = sleep_until(wake) => engine.handle_timeout(Instant::now()),
+            received = udp.recv_from(&mut buf) => match received {
+                Ok((n, from)) => engine.handle_sip(Instant::now(), Peer { addr: from, transport: TransportKind::Udp }, &buf[..n]),
+                // ICMP port unreachable from a vanished peer surfaces here on Linux; keep going.
+                Err(e) => tracing::debug!(error = %e, "SIP UDP receive error"),
+            },
+            Some((from, data)) = tcp_rx.recv() => engine.handle_sip(Instant::now(), Peer { addr: from, transport: TransportKind::Tcp }, &data),
         }
         while let Some(job) = engine.poll_lookup() {
             start_lookup(job, &lookup_slots, &lookup_tx, &mut engine);
@@ -312,19 +365,6 @@ fn start_lookup(
     });
 }
 
-fn reload(engine: &mut Engine<MediaHandle>, dirs: &(PathBuf, PathBuf, String)) {
-    match Catalog::load(&dirs.0, &dirs.1, &dirs.2) {
-        Ok(catalog) => {
-            tracing::info!(
-                flows = catalog.flows.flows.len(),
-                "flows reloaded; new calls use them"
-            );
-            engine.set_catalog(Arc::new(catalog));
-        }
-        Err(e) => tracing::error!("reload refused, the previous flows stay live: {e}"),
-    }
-}
-
 /// Create and migrate the CDR database before taking calls, so a fresh install has its schema
 /// at once. A database that is down is not fatal: the writer keeps records until it is back.
 async fn prepare_database(url: &str) {
@@ -360,14 +400,13 @@ pub async fn serve(config: Config) -> Result<(), RuntimeError> {
         signal(SignalKind::hangup()).map_err(RuntimeError::Media)?,
     );
     let stopper = server.shutdown.clone();
+    let reloads = server.reloads.clone();
     let watcher = tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = int.recv() => break,
                 _ = term.recv() => break,
-                _ = hup.recv() => {
-                    stopper.send_modify(|s| *s = match s { Signal::Reload(n) => Signal::Reload(*n + 1), _ => Signal::Reload(1) });
-                }
+                _ = hup.recv() => request_reload(&reloads),
             }
         }
         let _ = stopper.send(Signal::Shutdown);

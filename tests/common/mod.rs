@@ -565,3 +565,51 @@ pub fn encoded_prompts(site: &Site, codec: Codec) -> Vec<(&'static str, Vec<u8>)
         })
         .collect()
 }
+
+impl Running {
+    pub fn reload_status(&self) -> hotline::runtime::ReloadStatus {
+        self.server.as_ref().expect("running").reload_status()
+    }
+
+    /// Wait until the reload status satisfies `f`; panics after `timeout`.
+    pub fn wait_reload(
+        &self,
+        timeout: Duration,
+        f: impl Fn(&hotline::runtime::ReloadStatus) -> bool,
+    ) -> hotline::runtime::ReloadStatus {
+        let end = Instant::now() + timeout;
+        loop {
+            let s = self.reload_status();
+            if f(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < end,
+                "reload not seen in {timeout:?}: {s:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Phone {
+    /// One pass that never waits: RTP received so far, SIP both ways, timers. For driving many
+    /// phones from one loop.
+    pub fn poll(&mut self) {
+        let mut buf = [0u8; 2048];
+        while let Ok((n, _)) = self.rtp.recv_from(&mut buf) {
+            if let Some((h, payload)) = rtp::parse(&buf[..n]) {
+                self.received.push((h, payload.to_vec()));
+            }
+        }
+        self.pump(Duration::ZERO);
+    }
+}
+
+/// A WAV file encoded as hotline encodes it, for `Phone::heard`.
+pub fn encoded_prompt(path: &Path, codec: Codec) -> Vec<u8> {
+    let samples = hotline::media::prompt::load_wav(path).unwrap();
+    hotline::media::prompt::EncodedPrompt::encode(&samples)
+        .for_codec(codec)
+        .to_vec()
+}
