@@ -18,6 +18,11 @@ pub trait MediaBackend {
     /// Reserve an RTP port pair for a call; returns the RTP port.
     fn open(&mut self, call: CallRef) -> Result<u16, MediaOpenError>;
     fn command(&mut self, cmd: MediaCommand);
+    /// Our address on the route towards `peer`, for SDP when nothing else names one.
+    fn local_ip_towards(&mut self, peer: std::net::IpAddr) -> Option<std::net::IpAddr> {
+        let _ = peer;
+        None
+    }
 }
 
 #[derive(Debug, Clone)]

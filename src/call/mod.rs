@@ -36,6 +36,8 @@ pub struct EngineConfig {
     /// Used in SDP when neither `media_address` nor the caller's Request-URI names an address.
     pub fallback_address: IpAddr,
     pub advertised: String,
+    /// See `UaConfig::advertise_request_host`.
+    pub advertise_request_host: bool,
     pub shutdown_grace: Duration,
     pub timers: TimerConfig,
     /// The zone flows read `hour`, `weekday` and `date` in (schedules name their own).
@@ -90,6 +92,7 @@ impl<M: MediaBackend> Engine<M> {
         let ua = UserAgent::new(UaConfig {
             timers: cfg.timers,
             advertised: cfg.advertised.clone(),
+            advertise_request_host: cfg.advertise_request_host,
             user: "hotline".into(),
         });
         Engine {
@@ -265,8 +268,14 @@ impl<M: MediaBackend> Engine<M> {
                     to_user,
                     offer,
                     local_ip,
-                    ..
-                } => self.on_incoming(now, call, call_id, from_user, to_user, offer, local_ip),
+                    source,
+                } => {
+                    // A Request-URI with a host name names no address for SDP: take ours on
+                    // the route back to the caller.
+                    let local_ip =
+                        local_ip.or_else(|| self.media.local_ip_towards(source.addr.ip()));
+                    self.on_incoming(now, call, call_id, from_user, to_user, offer, local_ip)
+                }
                 UaEvent::Cancelled { call } => self.finish(
                     now,
                     call,

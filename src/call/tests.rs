@@ -96,12 +96,14 @@ impl T {
             media_address: None,
             fallback_address: "127.0.0.1".parse().unwrap(),
             advertised: "127.0.0.1:5060".into(),
+            advertise_request_host: false,
             shutdown_grace: Duration::from_secs(10),
             timers: Default::default(),
             timezone: jiff::tz::TimeZone::UTC,
         };
         let engine = Engine::new(cfg, catalog, Recorder::default(), (now, 1_700_000_000_000));
         let phone = UserAgent::new(UaConfig {
+            advertise_request_host: false,
             timers: Default::default(),
             advertised: "127.0.0.1:5070".into(),
             user: "phone".into(),

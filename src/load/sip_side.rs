@@ -132,6 +132,7 @@ pub(crate) fn run(plan: &SipPlan, rtp: &SyncSender<RtpCommand>) -> Result<SipOut
     let sock = net::bind_udp(plan.local_ip).map_err(io_err("binding the SIP socket"))?;
     let local = sock.local_addr().map_err(io_err("SIP socket address"))?;
     let ua = UserAgent::new(UaConfig {
+        advertise_request_host: false,
         timers: TimerConfig::default(),
         advertised: local.to_string(),
         user: "load".into(),

@@ -170,6 +170,22 @@ impl Drop for MediaHandle {
 }
 
 impl MediaBackend for MediaHandle {
+    /// Ask the routing table which of our addresses reaches the caller: connect() on a UDP
+    /// socket sends nothing, it only picks the route and the source address.
+    fn local_ip_towards(&mut self, peer: IpAddr) -> Option<IpAddr> {
+        if !self.bind_ip.is_unspecified() {
+            return Some(self.bind_ip);
+        }
+        let any = match peer {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        };
+        let probe = UdpSocket::bind(SocketAddr::new(any, 0)).ok()?;
+        probe.connect(SocketAddr::new(peer, 9)).ok()?;
+        let ip = probe.local_addr().ok()?.ip();
+        (!ip.is_unspecified()).then_some(ip)
+    }
+
     fn open(&mut self, call: CallRef) -> Result<u16, MediaOpenError> {
         let (port, rtp, rtcp) = self.bind_pair().ok_or(MediaOpenError::NoPorts)?;
         let (n, lane) = self

@@ -149,6 +149,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         answer_delay: config.answer_delay,
         media_address: config.media_address,
         fallback_address,
+        advertise_request_host: config.advertised_host.is_none() && sip_addr.ip().is_unspecified(),
         advertised,
         shutdown_grace: config.shutdown_grace,
         timers: TimerConfig::default(),

@@ -10,6 +10,7 @@ use super::ua::{CallRef, UaConfig, UaEvent, UserAgent};
 
 fn ua(advertised: &str, user: &str) -> UserAgent {
     UserAgent::new(UaConfig {
+        advertise_request_host: false,
         timers: TimerConfig::default(),
         advertised: advertised.into(),
         user: user.into(),
@@ -454,4 +455,51 @@ fn bye_on_an_early_dialog_ends_the_invite_with_487() {
             .any(|e| matches!(e, UaEvent::Failed { code: 487, .. }))
     );
     assert_eq!(p.b.transactions(), 0, "no server transaction left behind");
+}
+
+#[test]
+fn bound_to_every_address_the_dialog_names_the_host_the_caller_dialled() {
+    let mut hotline = UserAgent::new(UaConfig {
+        advertise_request_host: true,
+        timers: TimerConfig::default(),
+        advertised: "127.0.0.1:5060".into(),
+        user: "hotline".into(),
+    });
+    let now = Instant::now();
+    let invite = "INVITE sip:100@192.0.2.7:5060 SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 198.51.100.4:5070;branch=z9hG4bK-remote-1\r\n\
+        From: <sip:alice@198.51.100.4>;tag=a1\r\n\
+        To: <sip:100@192.0.2.7>\r\n\
+        Call-ID: remote-advertise-1\r\n\
+        CSeq: 1 INVITE\r\n\
+        Contact: <sip:alice@198.51.100.4:5070>\r\n\
+        Max-Forwards: 70\r\n\
+        Content-Length: 0\r\n\r\n";
+    let src = Peer {
+        addr: "198.51.100.4:5070".parse().unwrap(),
+        transport: TransportKind::Udp,
+    };
+    hotline.handle_input(now, src, invite.as_bytes());
+    let call = loop {
+        match hotline.poll_event() {
+            Some(UaEvent::Incoming { call, .. }) => break call,
+            Some(_) => continue,
+            None => panic!("no incoming call"),
+        }
+    };
+    hotline.answer(now, call, b"v=0\r\n".to_vec());
+    let mut ok = None;
+    while let Some(t) = hotline.poll_transmit() {
+        let text = String::from_utf8_lossy(&t.data).to_string();
+        if text.starts_with("SIP/2.0 200") {
+            ok = Some(text);
+        }
+    }
+    let ok = ok.expect("200 OK sent");
+    let contact = ok
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("contact:"))
+        .unwrap();
+    assert!(contact.contains("192.0.2.7:5060"), "{contact}");
+    assert!(!ok.contains("127.0.0.1"), "{ok}");
 }

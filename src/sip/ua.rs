@@ -108,11 +108,20 @@ struct Call {
     ack_body: Option<Vec<u8>>,
     /// UAS: hang-up asked for before the ACK arrived; RFC 3261 §15 wants the BYE after it.
     bye_after_ack: bool,
+    /// host:port for Via and Contact in this dialog.
+    advertised: String,
 }
 
 impl Call {
-    fn new(state: State, dialog: Dialog, invite_txn: TxnId, invite_seq: u32) -> Call {
+    fn new(
+        state: State,
+        dialog: Dialog,
+        invite_txn: TxnId,
+        invite_seq: u32,
+        advertised: String,
+    ) -> Call {
         Call {
+            advertised,
             state,
             dialog,
             invite_txn,
@@ -131,6 +140,10 @@ pub struct UaConfig {
     pub timers: TimerConfig,
     /// host:port written into Via and Contact.
     pub advertised: String,
+    /// Bound to every address (0.0.0.0) with no address configured: a dialog we accept
+    /// names the host the caller dialled (the Request-URI's), with our port, so a phone on
+    /// another machine sends its ACK and BYE back to an address that reaches us.
+    pub advertise_request_host: bool,
     pub user: String,
 }
 
@@ -145,6 +158,21 @@ pub struct UserAgent {
 }
 
 impl UserAgent {
+    /// host:port for a dialog whose INVITE was sent to `host`.
+    fn advertised_for(&self, host: &rsip::Host) -> String {
+        let port = self
+            .cfg
+            .advertised
+            .rsplit_once(':')
+            .map_or("5060", |(_, p)| p);
+        match host {
+            _ if !self.cfg.advertise_request_host => self.cfg.advertised.clone(),
+            rsip::Host::IpAddr(ip) if ip.is_unspecified() => self.cfg.advertised.clone(),
+            rsip::Host::IpAddr(std::net::IpAddr::V6(ip)) => format!("[{ip}]:{port}"),
+            other => format!("{other}:{port}"),
+        }
+    }
+
     pub fn new(cfg: UaConfig) -> Self {
         UserAgent {
             endpoint: Endpoint::new(cfg.timers),
@@ -307,6 +335,7 @@ impl UserAgent {
                     rsip::Host::IpAddr(ip) if !ip.is_unspecified() => Some(ip),
                     _ => None,
                 };
+                let advertised = self.advertised_for(&req.uri.host_with_port.host);
                 let dialog = Dialog {
                     call_id: req.call_id().to_string(),
                     local_uri: format!("{};tag={local_tag}", to_value.unwrap_or_default()),
@@ -322,11 +351,7 @@ impl UserAgent {
                     // RFC 3261 §12.1.1: the UAS keeps Record-Route in order.
                     route_set: req.record_routes(),
                     peer: source,
-                    local_contact: contact_for(
-                        &self.cfg.user,
-                        &self.cfg.advertised,
-                        source.transport,
-                    ),
+                    local_contact: contact_for(&self.cfg.user, &advertised, source.transport),
                 };
                 self.by_dialog
                     .insert((dialog.call_id.clone(), local_tag), call_ref);
@@ -341,8 +366,10 @@ impl UserAgent {
                     source,
                     local_ip,
                 };
-                self.calls
-                    .insert(call_ref, Call::new(State::Incoming, dialog, txn, seq));
+                self.calls.insert(
+                    call_ref,
+                    Call::new(State::Incoming, dialog, txn, seq, advertised),
+                );
                 // RFC 3261 §8.2.6.1 / §17.2.1: 100 Trying at once so the caller stops resending.
                 self.endpoint.respond(now, txn, &ResponseSpec::new(100));
                 self.events.push_back(event);
@@ -431,7 +458,7 @@ impl UserAgent {
             State::Answered => {
                 // RFC 3261 §13.3.1.4: no ACK for our 2xx; the session is over, so say so.
                 tracing::info!(sip_call_id = %call.dialog.call_id, "no ACK for 200 OK, ending the call");
-                if let Ok(bye) = call.dialog.request(Method::Bye, &self.cfg.advertised, None) {
+                if let Ok(bye) = call.dialog.request(Method::Bye, &call.advertised, None) {
                     let peer = call.dialog.peer;
                     self.endpoint.send_request(now, peer, bye);
                 }
@@ -486,7 +513,7 @@ impl UserAgent {
             if code >= 200 {
                 call.reinvite_out = None;
                 if (200..300).contains(&code)
-                    && let Ok(ack) = call.dialog.ack(seq, &self.cfg.advertised, None)
+                    && let Ok(ack) = call.dialog.ack(seq, &call.advertised, None)
                 {
                     self.endpoint
                         .send_raw(call.dialog.peer, message::to_bytes(ack));
@@ -538,10 +565,7 @@ impl UserAgent {
                 self.by_dialog.insert(key, call_ref);
                 call.state = State::Confirmed;
                 let ack_body = call.ack_body.take().map(|b| (SDP.to_string(), b));
-                if let Ok(ack) = call
-                    .dialog
-                    .ack(call.invite_seq, &self.cfg.advertised, ack_body)
-                {
+                if let Ok(ack) = call.dialog.ack(call.invite_seq, &call.advertised, ack_body) {
                     self.endpoint
                         .send_raw(call.dialog.peer, message::to_bytes(ack));
                 }
@@ -574,7 +598,7 @@ impl UserAgent {
             return;
         };
         if resp.cseq().0 == call.invite_seq
-            && let Ok(ack) = call.dialog.ack(call.invite_seq, &self.cfg.advertised, None)
+            && let Ok(ack) = call.dialog.ack(call.invite_seq, &call.advertised, None)
         {
             self.endpoint.send_raw(source, message::to_bytes(ack));
         }
@@ -682,7 +706,7 @@ impl UserAgent {
             }
             State::Answered => call.bye_after_ack = true,
             State::Confirmed => {
-                let Ok(bye) = call.dialog.request(Method::Bye, &self.cfg.advertised, None) else {
+                let Ok(bye) = call.dialog.request(Method::Bye, &call.advertised, None) else {
                     return;
                 };
                 call.state = State::Terminating;
@@ -765,8 +789,16 @@ impl UserAgent {
         self.by_txn.insert(txn, call_ref);
         self.by_dialog
             .insert((dialog.call_id.clone(), dialog.local_tag.clone()), call_ref);
-        self.calls
-            .insert(call_ref, Call::new(State::Calling, dialog, txn, invite_seq));
+        self.calls.insert(
+            call_ref,
+            Call::new(
+                State::Calling,
+                dialog,
+                txn,
+                invite_seq,
+                self.cfg.advertised.clone(),
+            ),
+        );
         Ok(call_ref)
     }
 
@@ -779,10 +811,7 @@ impl UserAgent {
         body: Option<(String, Vec<u8>)>,
     ) -> Option<TxnId> {
         let call = self.calls.get_mut(&call_ref)?;
-        let req = call
-            .dialog
-            .request(method, &self.cfg.advertised, body)
-            .ok()?;
+        let req = call.dialog.request(method, &call.advertised, body).ok()?;
         let seq = call.dialog.local_seq;
         let peer = call.dialog.peer;
         let txn = self.endpoint.send_request(now, peer, req);

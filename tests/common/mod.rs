@@ -225,6 +225,7 @@ impl Phone {
         let ua = UserAgent::new(UaConfig {
             timers: Default::default(),
             advertised,
+            advertise_request_host: false,
             user: "phone".into(),
         });
         Phone {
