@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use hotline::config::{Config, Overrides};
 
+mod commands;
+
 #[derive(Parser)]
 #[command(
     name = "hotline",
@@ -47,6 +49,31 @@ enum Command {
         dir: Option<PathBuf>,
         #[arg(long)]
         prompts: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Also run the flow tests in DIR/tests/*.toml.
+        #[arg(long)]
+        tests: bool,
+    },
+    /// Walk a flow without a call: every node, prompt (file and text) and branch, with keys
+    /// pressed from --press and look-ups answered by the back end or by --lookup.
+    Try {
+        #[command(flatten)]
+        args: commands::TryArgs,
+        #[arg(long)]
+        flows: Option<PathBuf>,
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Turn an announcement switch on or off (no arguments: list them).
+    Announce {
+        name: Option<String>,
+        /// on or off (none: show the switch).
+        state: Option<String>,
+        #[arg(long)]
+        flows: Option<PathBuf>,
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -158,6 +185,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dir,
             prompts,
             config,
+            tests,
         } => {
             let overrides = Overrides {
                 flows: dir,
@@ -165,41 +193,34 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..Default::default()
             };
             let config = Config::load(config.as_deref(), &overrides)?;
-            let report = hotline::call::Catalog::check(
-                &config.flows_dir,
-                &config.prompts_dir,
-                &config.language,
-            )?;
-            for line in report
-                .errors
-                .iter()
-                .map(|e| format!("error: {e}"))
-                .chain(report.warnings.iter().cloned())
-            {
-                eprintln!("{line}");
-            }
-            match report.catalog {
-                Some(catalog) => {
-                    println!(
-                        "{}: {} flow(s), {} prompt file(s) in {} language(s), {} warning(s): OK",
-                        config.flows_dir.display(),
-                        catalog.flows.flows.len(),
-                        catalog.files.len(),
-                        catalog.languages().len(),
-                        report.warnings.len()
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                None => {
-                    eprintln!(
-                        "{}: {} error(s), {} warning(s)",
-                        config.flows_dir.display(),
-                        report.errors.len(),
-                        report.warnings.len()
-                    );
-                    Ok(ExitCode::from(1))
-                }
-            }
+            commands::check(&config, tests)
+        }
+        Command::Try {
+            args,
+            flows,
+            prompts,
+            config,
+        } => {
+            let overrides = Overrides {
+                flows,
+                prompts,
+                ..Default::default()
+            };
+            let config = Config::load(config.as_deref(), &overrides)?;
+            commands::dry_run(&config, args)
+        }
+        Command::Announce {
+            name,
+            state,
+            flows,
+            config,
+        } => {
+            let overrides = Overrides {
+                flows,
+                ..Default::default()
+            };
+            let config = Config::load(config.as_deref(), &overrides)?;
+            commands::announce(&config, name, state)
         }
         Command::Cdr {
             database,

@@ -192,6 +192,17 @@ impl Catalog {
         self.encoded.get(index)
     }
 
+    /// The file a prompt plays from in `language`, for the dry run.
+    pub fn prompt_file(&self, language: &str, id: PromptId) -> Option<&Path> {
+        let lang = self
+            .languages
+            .iter()
+            .position(|l| l == language)
+            .unwrap_or(0);
+        let index = *self.table.get(lang)?.get(id.0 as usize)?;
+        self.files.get(index).map(PathBuf::as_path)
+    }
+
     pub fn default_language(&self) -> &str {
         &self.languages[0]
     }

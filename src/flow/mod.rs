@@ -8,7 +8,9 @@
 
 mod check;
 mod compile;
+pub mod dryrun;
 pub mod expr;
+pub mod flowtest;
 mod interpreter;
 mod nodes;
 pub mod say;

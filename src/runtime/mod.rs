@@ -339,6 +339,17 @@ async fn signalling_loop(
     }
 }
 
+/// One back-end request outside a server (the dry run), on a runtime of its own.
+pub fn fetch_blocking(request: &crate::flow::LookupRequest) -> crate::flow::LookupResult {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(http::fetch(request)),
+        Err(e) => crate::flow::LookupResult::Failed(format!("runtime: {e}")),
+    }
+}
+
 /// Back-end requests in flight at once; beyond that a look-up fails at once rather than
 /// queueing behind a back end that is already too slow.
 const MAX_LOOKUPS: usize = 256;

@@ -1,0 +1,333 @@
+//! The admin commands around flows: `check` (with flow tests), `try` (a dry run), `graph`
+//! (a picture of a flow) and `announce` (the announcement switches).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+use hotline::call::{Catalog, CatalogReport};
+use hotline::config::Config;
+use hotline::flow::dryrun::{self, Step};
+use hotline::flow::flowtest::{self, Answers};
+use hotline::flow::{ANNOUNCEMENT_DIR, CallInfo, FlowId, FlowSet, LookupRequest, LookupResult};
+
+fn local_zone() -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC)
+}
+
+fn print_report(report: &CatalogReport) {
+    for line in report.errors.iter().chain(report.warnings.iter()) {
+        eprintln!("{line}");
+    }
+}
+
+pub fn check(config: &Config, tests: bool) -> anyhow::Result<ExitCode> {
+    let report = Catalog::check(&config.flows_dir, &config.prompts_dir, &config.language)?;
+    print_report(&report);
+    let Some(catalog) = report.catalog else {
+        eprintln!(
+            "{}: {} error(s), {} warning(s)",
+            config.flows_dir.display(),
+            report.errors.len(),
+            report.warnings.len()
+        );
+        return Ok(ExitCode::from(1));
+    };
+    println!(
+        "{}: {} flow(s), {} prompt file(s) in {} language(s), {} warning(s): OK",
+        config.flows_dir.display(),
+        catalog.flows.flows.len(),
+        catalog.files.len(),
+        catalog.languages().len(),
+        report.warnings.len()
+    );
+    if !tests {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let dir = config.flows_dir.join("tests");
+    let mut diags = hotline::flow::Diagnostics::default();
+    let cases = flowtest::load_tests(&dir, &catalog.flows, &mut diags);
+    for e in &diags.errors {
+        eprintln!("{e}");
+    }
+    let tz = local_zone();
+    let mut failed = 0;
+    for case in &cases {
+        let outcome = flowtest::run(case, &catalog.flows, catalog.default_language(), &tz);
+        match &outcome.failure {
+            None => println!("ok    {}", outcome.name),
+            Some(why) => {
+                failed += 1;
+                println!("FAIL  {}\n      {}: {why}", outcome.name, outcome.at);
+            }
+        }
+    }
+    let passed = cases.len() - failed;
+    println!("flow tests: {passed} passed, {failed} failed");
+    if failed > 0 || !diags.errors.is_empty() || cases.is_empty() && dir.is_dir() {
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(clap::Args)]
+pub struct TryArgs {
+    /// The flow to walk: its name, or a number it answers.
+    flow: String,
+    /// The caller's number.
+    #[arg(long, default_value = "10000")]
+    caller: String,
+    /// The number dialled (default: the flow's first number).
+    #[arg(long)]
+    number: Option<String>,
+    /// When the call happens, e.g. 2026-12-01T10:00:00+08:00 (default: now).
+    #[arg(long)]
+    at: Option<String>,
+    /// Keys to press each time the flow listens, in order: --press 1 --press 1234#.
+    #[arg(long)]
+    press: Vec<String>,
+    /// Answer a lookup node instead of asking its back end: NODE=JSON, NODE=timeout,
+    /// NODE=fail or NODE=not_found.
+    #[arg(long)]
+    lookup: Vec<String>,
+    /// How queue nodes end: answered, timeout, full or no_agents.
+    #[arg(long, default_value = "no_agents")]
+    queue: String,
+    /// Let transfers be answered (the walk ends there) instead of failing.
+    #[arg(long)]
+    transfer_answers: bool,
+}
+
+/// Answers from the command line; lookups without one go to the real back end.
+struct TryOutside {
+    given: Answers,
+}
+
+impl dryrun::Outside for TryOutside {
+    fn lookup(&mut self, node: &str, request: &LookupRequest) -> LookupResult {
+        match self.given.lookups.get(node) {
+            Some(r) => r.clone(),
+            None => hotline::runtime::fetch_blocking(request),
+        }
+    }
+    fn queue(&mut self, node: &str, queue: &str) -> hotline::flow::QueueExit {
+        self.given.queue(node, queue)
+    }
+    fn transfer(&mut self, node: &str, target: &str) -> bool {
+        self.given.transfer(node, target)
+    }
+    fn record(&mut self, node: &str) -> hotline::flow::RecordOutcome {
+        self.given.record(node)
+    }
+}
+
+fn find_flow(set: &FlowSet, name: &str) -> anyhow::Result<FlowId> {
+    set.flow_by_name(name)
+        .or_else(|| set.by_number.get(name).copied())
+        .with_context(|| {
+            let names: Vec<&str> = set.flows.iter().map(|f| f.name.as_str()).collect();
+            format!(
+                "no flow named or answering {name:?} (flows: {})",
+                names.join(", ")
+            )
+        })
+}
+
+pub fn dry_run(config: &Config, args: TryArgs) -> anyhow::Result<ExitCode> {
+    let report = Catalog::check(&config.flows_dir, &config.prompts_dir, &config.language)?;
+    print_report(&report);
+    let Some(catalog) = report.catalog else {
+        bail!("the flows do not load; fix the errors above first");
+    };
+    let set = Arc::clone(&catalog.flows);
+    let flow = find_flow(&set, &args.flow)?;
+    let mut given = Answers {
+        queue: Some(flowtest::parse_queue_exit(&args.queue).map_err(anyhow::Error::msg)?),
+        transfer_answers: args.transfer_answers,
+        ..Default::default()
+    };
+    for l in &args.lookup {
+        let (node, answer) = l
+            .split_once('=')
+            .with_context(|| format!("--lookup {l:?}: write NODE=ANSWER"))?;
+        let result = flowtest::parse_answer(answer).map_err(anyhow::Error::msg)?;
+        given.lookups.insert(node.to_string(), result);
+    }
+    let wall = match &args.at {
+        Some(at) => flowtest::parse_time(at).map_err(anyhow::Error::msg)?,
+        None => jiff::Timestamp::now(),
+    };
+    let number = args.number.clone().unwrap_or_else(|| {
+        let mut numbers: Vec<&String> = set
+            .by_number
+            .iter()
+            .filter(|(_, id)| **id == flow)
+            .map(|(n, _)| n)
+            .collect();
+        numbers.sort();
+        numbers.first().map_or_else(String::new, |n| n.to_string())
+    });
+    let f = set.flow(flow);
+    println!(
+        "flow {:?} ({}), caller {} dialling {number:?}, at {wall}",
+        f.name,
+        f.file.display(),
+        args.caller
+    );
+    let info = CallInfo {
+        caller: args.caller.clone(),
+        dialled: number,
+        wall,
+        started: Instant::now(),
+        tz: local_zone(),
+        language: catalog.default_language().to_string(),
+    };
+    let mut outside = TryOutside { given };
+    let walk = dryrun::walk(&set, flow, info, &args.press, &mut outside);
+    let mut texts = Transcripts::new(&config.prompts_dir);
+    for step in &walk.steps {
+        print_step(step, &catalog, &mut texts);
+    }
+    if !walk.vars.is_empty() {
+        let vars: Vec<String> = walk
+            .vars
+            .iter()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect();
+        println!("variables: {}", vars.join(" "));
+    }
+    if !walk.survey.is_empty() {
+        let answers: Vec<String> = walk
+            .survey
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!("survey: {}", answers.join(" "));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_step(step: &Step, catalog: &Catalog, texts: &mut Transcripts) {
+    match step {
+        Step::Node { name, kind, exit } if exit.is_empty() => println!("-> {name} [{kind}]"),
+        Step::Node { name, kind, exit } => println!("-> {name} [{kind}]  (by {exit:?})"),
+        Step::Play { prompts, language } => {
+            for name in prompts {
+                let id = catalog.flows.prompt_id(name);
+                let file = id
+                    .and_then(|id| catalog.prompt_file(language, id))
+                    .map_or_else(|| "(no file)".to_string(), |p| p.display().to_string());
+                match texts.text(language, name) {
+                    Some(t) => println!("     plays {file}  {t:?}"),
+                    None => println!("     plays {file}"),
+                }
+            }
+        }
+        Step::Keys(k) => println!("     caller presses {k}"),
+        Step::Timeout(d) => println!("     no key: timeout after {:.1} s", d.as_secs_f64()),
+        Step::Lookup { url, result } => println!("     lookup {url} -> {}", describe(result)),
+        Step::Record(r) => println!("     records the caller: {r:?}"),
+        Step::Transfer { target, connected } => println!(
+            "     transfers to {target}: {}",
+            if *connected {
+                "answered, the call is connected there"
+            } else {
+                "not answered"
+            }
+        ),
+        Step::Queue { queue, exit } => println!("     queue {queue}: {exit:?}"),
+        Step::Hangup => println!("     hangs up"),
+        Step::Stopped(why) => println!("     (walk stopped: {why})"),
+    }
+}
+
+fn describe(r: &LookupResult) -> String {
+    match r {
+        LookupResult::Ok(v) => v.to_string(),
+        LookupResult::NotFound => "not found (404)".into(),
+        LookupResult::Failed(why) => format!("failed: {why}"),
+    }
+}
+
+/// What each prompt says, from `texts.toml` beside the recordings (the text they were made
+/// from), per language, then language-neutral.
+struct Transcripts {
+    dir: PathBuf,
+    loaded: HashMap<String, HashMap<String, String>>,
+}
+
+impl Transcripts {
+    fn new(dir: &Path) -> Self {
+        Transcripts {
+            dir: dir.to_path_buf(),
+            loaded: HashMap::new(),
+        }
+    }
+
+    fn table(&mut self, sub: &str) -> &HashMap<String, String> {
+        let path = self.dir.join(sub).join("texts.toml");
+        self.loaded.entry(sub.to_string()).or_insert_with(|| {
+            std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| toml::from_str::<HashMap<String, String>>(&t).ok())
+                .unwrap_or_default()
+        })
+    }
+
+    fn text(&mut self, language: &str, name: &str) -> Option<String> {
+        if let Some(t) = self.table(language).get(name) {
+            return Some(t.clone());
+        }
+        self.table("").get(name).cloned()
+    }
+}
+
+pub fn announce(
+    config: &Config,
+    name: Option<String>,
+    state: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let dir = config.flows_dir.join(ANNOUNCEMENT_DIR);
+    let Some(name) = name else {
+        // List every switch the flows name, with its state.
+        let (set, _) = hotline::flow::load_dir(&config.flows_dir);
+        let set = set.context("the flows do not load; run `hotline check`")?;
+        if set.switches.is_empty() {
+            println!("no announcement nodes in {}", config.flows_dir.display());
+        }
+        for (switch, on) in &set.switches {
+            println!("{switch}: {}", if *on { "on" } else { "off" });
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        bail!("{name:?} is not a switch name (letters, digits, - and _)");
+    }
+    let file = dir.join(format!("{name}.on"));
+    match state.as_deref() {
+        Some("on") => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::write(&file, b"").with_context(|| format!("writing {}", file.display()))?;
+            println!("{name}: on (new calls hear it; a running hotline picks it up by itself)");
+        }
+        Some("off") => {
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("removing {}", file.display())),
+            }
+            println!("{name}: off");
+        }
+        None => println!("{name}: {}", if file.is_file() { "on" } else { "off" }),
+        Some(other) => bail!("{other:?}: say on or off"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

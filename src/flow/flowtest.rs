@@ -1,0 +1,347 @@
+//! Flow tests: walks an admin keeps beside the flows (`ivr-flows/tests/*.toml`), each a list
+//! of keys to press and the nodes the call must pass, run by `hotline check --tests`.
+//!
+//! ```toml
+//! [[test]]
+//! name = "a caller presses 1 for opening hours"
+//! flow = "hotline"                 # or number = "100"
+//! caller = "13800000001"
+//! at = "2026-12-01T10:00:00+08:00" # the wall clock the call starts at
+//! press = ["2", "1", "12345678#"]
+//! lookups = { who = '{"name": "Li"}', balance = "timeout" }
+//! queue = "no_agents"              # how every queue node ends
+//! transfer = "fail"                # or "answer"
+//! expect = ["main_menu", "account", "goodbye"]   # in this order, others may come between
+//! expect_prompts = ["balance_is"]
+//! expect_vars = { name = "Li" }
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use toml::de::{DeTable, DeValue};
+
+use super::dryrun::{self, Outside, Step, Walk};
+use super::interpreter::{CallInfo, LookupRequest, LookupResult, RecordOutcome};
+use super::schema::{Diagnostics, Located, Sink, Source, Sp, Table, kind_of};
+use super::{FlowId, FlowSet, QueueExit};
+
+/// One test's result, located at its `[[test]]` table.
+#[derive(Debug)]
+pub struct Outcome {
+    pub name: String,
+    pub at: Located,
+    /// None: passed.
+    pub failure: Option<String>,
+    pub walk_summary: String,
+}
+
+pub struct TestCase {
+    name: String,
+    at: Located,
+    flow: FlowId,
+    caller: String,
+    number: String,
+    wall: Timestamp,
+    press: Vec<String>,
+    answers: Answers,
+    expect: Vec<String>,
+    expect_prompts: Vec<String>,
+    expect_vars: Vec<(String, String)>,
+}
+
+/// Canned answers from the outside world.
+#[derive(Debug, Clone, Default)]
+pub struct Answers {
+    pub lookups: HashMap<String, LookupResult>,
+    pub queue: Option<QueueExit>,
+    pub transfer_answers: bool,
+}
+
+impl Outside for Answers {
+    fn lookup(&mut self, node: &str, _request: &LookupRequest) -> LookupResult {
+        self.lookups.get(node).cloned().unwrap_or_else(|| {
+            LookupResult::Failed(format!("no answer given for lookup node {node:?}"))
+        })
+    }
+    fn queue(&mut self, _node: &str, _queue: &str) -> QueueExit {
+        self.queue.unwrap_or(QueueExit::NoAgents)
+    }
+    fn transfer(&mut self, _node: &str, _target: &str) -> bool {
+        self.transfer_answers
+    }
+    fn record(&mut self, node: &str) -> RecordOutcome {
+        RecordOutcome::Saved {
+            path: format!("(dry run: message at {node})"),
+            duration_ms: 5000,
+        }
+    }
+}
+
+/// "timeout", "fail", "not_found" or a JSON document.
+pub fn parse_answer(text: &str) -> Result<LookupResult, String> {
+    match text.trim() {
+        "timeout" => Ok(LookupResult::Failed("no answer in time (given)".into())),
+        "fail" | "failed" => Ok(LookupResult::Failed("failure (given)".into())),
+        "not_found" | "404" => Ok(LookupResult::NotFound),
+        json => serde_json::from_str(json)
+            .map(LookupResult::Ok)
+            .map_err(|e| format!("a lookup answer is timeout, fail, not_found or JSON: {e}")),
+    }
+}
+
+pub fn parse_queue_exit(text: &str) -> Result<QueueExit, String> {
+    match text {
+        "answered" => Ok(QueueExit::Answered),
+        "timeout" => Ok(QueueExit::Timeout),
+        "full" => Ok(QueueExit::Full),
+        "no_agents" => Ok(QueueExit::NoAgents),
+        other => Err(format!(
+            "queue exit {other:?} is answered, timeout, full or no_agents"
+        )),
+    }
+}
+
+/// "2026-12-01T10:00:00+08:00" or "2026-12-01T10:00[Asia/Shanghai]".
+pub fn parse_time(text: &str) -> Result<Timestamp, String> {
+    text.parse::<Timestamp>()
+        .or_else(|_| text.parse::<jiff::ZonedDateTime>().map(|z| z.timestamp()))
+        .map_err(|_| format!("{text:?} is not a time like \"2026-12-01T10:00:00+08:00\""))
+}
+
+/// Read every `*.toml` in `dir` (the tests folder). Problems are reported like flow errors.
+pub fn load_tests(dir: &Path, set: &FlowSet, diags: &mut Diagnostics) -> Vec<TestCase> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect(),
+        Err(_) => return Vec::new(),
+    };
+    files.sort();
+    let mut cases = Vec::new();
+    for file in files {
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            continue;
+        };
+        let src = Source {
+            file: &file,
+            text: &text,
+        };
+        let mut sink = Sink {
+            src: &src,
+            out: diags,
+        };
+        let doc = match DeTable::parse(&text) {
+            Ok(d) => d,
+            Err(e) => {
+                sink.error(&e.span().unwrap_or(0..0), e.message().to_string());
+                continue;
+            }
+        };
+        let top = Table::new(doc.get_ref(), doc.span(), "a flow test file");
+        let tests = top.array("test", &mut sink).unwrap_or_default();
+        top.finish(&mut sink);
+        for item in tests {
+            let DeValue::Table(t) = item.get_ref() else {
+                sink.error(
+                    &item.span(),
+                    format!("a [[test]] is a table, not {}", kind_of(item.get_ref())),
+                );
+                continue;
+            };
+            let t = Table::new(t, item.span(), "a flow test");
+            if let Some(case) = read_case(&t, set, &mut sink) {
+                cases.push(case);
+            }
+            t.finish(&mut sink);
+        }
+    }
+    cases
+}
+
+fn read_case(t: &Table, set: &FlowSet, sink: &mut Sink) -> Option<TestCase> {
+    let errors = sink.error_count();
+    let name = t.req_str("name", sink).map(|n| n.v).unwrap_or_default();
+    let flow_name = t.str("flow", sink);
+    let number = t.str("number", sink);
+    let flow = match (&flow_name, &number) {
+        (Some(f), _) => set.flow_by_name(&f.v).or_else(|| {
+            sink.error(&f.span, format!("no flow named {:?}", f.v));
+            None
+        }),
+        (None, Some(n)) => set.route(&n.v).or_else(|| {
+            sink.error(&n.span, format!("no flow answers {:?}", n.v));
+            None
+        }),
+        (None, None) => {
+            sink.error(
+                &t.span,
+                "a flow test names its `flow` or the `number` dialled",
+            );
+            None
+        }
+    };
+    let number = number.map(|n| n.v).unwrap_or_else(|| {
+        flow.and_then(|f| {
+            set.by_number
+                .iter()
+                .filter(|(_, id)| **id == f)
+                .map(|(n, _)| n.clone())
+                .min()
+        })
+        .unwrap_or_default()
+    });
+    let caller = t
+        .str("caller", sink)
+        .map_or_else(|| "10000".to_string(), |c| c.v);
+    let wall = match t.str("at", sink) {
+        Some(at) => parse_time(&at.v)
+            .map_err(|e| sink.error(&at.span, e))
+            .ok()?,
+        None => Timestamp::now(),
+    };
+    let list = |key: &'static str, sink: &mut Sink| -> Vec<String> {
+        t.strings(key, sink)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.v)
+            .collect()
+    };
+    let press = list("press", sink);
+    let expect = list("expect", sink);
+    let expect_prompts = list("expect_prompts", sink);
+    let mut answers = Answers::default();
+    if let Some(l) = t.table("lookups", sink) {
+        for (node, value) in l.entries() {
+            match value.get_ref() {
+                DeValue::String(s) => match parse_answer(s) {
+                    Ok(r) => {
+                        answers.lookups.insert(node.v, r);
+                    }
+                    Err(e) => sink.error(&value.span(), e),
+                },
+                other => sink.error(
+                    &value.span(),
+                    format!("a lookup answer is a string, not {}", kind_of(other)),
+                ),
+            }
+        }
+    }
+    if let Some(q) = t.str("queue", sink) {
+        match parse_queue_exit(&q.v) {
+            Ok(e) => answers.queue = Some(e),
+            Err(e) => sink.error(&q.span, e),
+        }
+    }
+    if let Some(tr) = t.str("transfer", sink) {
+        match tr.v.as_str() {
+            "answer" => answers.transfer_answers = true,
+            "fail" => {}
+            _ => sink.error(&tr.span, "transfer is \"answer\" or \"fail\""),
+        }
+    }
+    let mut expect_vars = Vec::new();
+    if let Some(v) = t.table("expect_vars", sink) {
+        for (var, value) in v.entries() {
+            match value.get_ref() {
+                DeValue::String(s) => expect_vars.push((var.v, s.to_string())),
+                other => sink.error(
+                    &value.span(),
+                    format!("an expected value is a string, not {}", kind_of(other)),
+                ),
+            }
+        }
+    }
+    if sink.error_count() > errors {
+        return None;
+    }
+    let at_span = Sp::new((), t.span.clone());
+    Some(TestCase {
+        name,
+        at: sink.src.locate(&at_span.span),
+        flow: flow?,
+        caller,
+        number,
+        wall,
+        press,
+        answers,
+        expect,
+        expect_prompts,
+        expect_vars,
+    })
+}
+
+pub fn run(case: &TestCase, set: &Arc<FlowSet>, language: &str, tz: &TimeZone) -> Outcome {
+    let info = CallInfo {
+        caller: case.caller.clone(),
+        dialled: case.number.clone(),
+        wall: case.wall,
+        started: Instant::now(),
+        tz: tz.clone(),
+        language: language.to_string(),
+    };
+    let mut answers = case.answers.clone();
+    let walk = dryrun::walk(set, case.flow, info, &case.press, &mut answers);
+    let failure = judge(case, &walk);
+    Outcome {
+        name: case.name.clone(),
+        at: case.at.clone(),
+        failure,
+        walk_summary: walk.path.join(" > "),
+    }
+}
+
+fn judge(case: &TestCase, walk: &Walk) -> Option<String> {
+    let node_names: Vec<&str> = walk.path.iter().map(String::as_str).collect();
+    if let Some(missing) = first_missing(&case.expect, &node_names) {
+        return Some(format!(
+            "expected node {missing:?} (in order), the call went {}",
+            walk.path.join(" > ")
+        ));
+    }
+    let played: Vec<&str> = walk
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Play { prompts, .. } => Some(prompts.iter().map(String::as_str)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    if let Some(missing) = first_missing(&case.expect_prompts, &played) {
+        return Some(format!(
+            "expected prompt {missing:?} (in order), the call heard {}",
+            played.join(", ")
+        ));
+    }
+    for (var, want) in &case.expect_vars {
+        let got = walk
+            .vars
+            .iter()
+            .find(|(k, _)| k == var)
+            .map(|(_, v)| v.as_str());
+        if got != Some(want.as_str()) {
+            return Some(format!("expected {var} = {want:?}, it is {got:?}"));
+        }
+    }
+    if let Some(Step::Stopped(why)) = walk.steps.last() {
+        return Some(format!("the walk stopped: {why}"));
+    }
+    None
+}
+
+/// The first expected item not found, in order, as a subsequence of `seen`.
+fn first_missing<'a>(expected: &'a [String], seen: &[&str]) -> Option<&'a str> {
+    let mut rest = seen.iter();
+    for e in expected {
+        if !rest.any(|s| s == e) {
+            return Some(e);
+        }
+    }
+    None
+}
