@@ -79,6 +79,20 @@ fn record(run: u64, n: u64) -> CdrRecord {
         sip_code: [200, 404, 487, 488, 503][(n % 5) as usize],
         end_reason: ["bye", "cancel", "flow_hangup", "rtp_timeout", "overload"][(n % 5) as usize]
             .into(),
+        language: (n % 2 == 0).then(|| "zh".to_string()),
+        survey: if n % 3 == 0 {
+            vec![
+                ("satisfaction".into(), "4".into()),
+                ("solved".into(), "1".into()),
+            ]
+        } else {
+            Vec::new()
+        },
+        recordings: if n % 4 == 0 {
+            vec![format!("recordings/{n}.wav")]
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -156,7 +170,7 @@ async fn migrate_twice_is_idempotent() {
         .fetch_all(&mut raw)
         .await
         .expect("versions");
-    assert_eq!(versions, vec![(1,)]);
+    assert_eq!(versions, vec![(1,), (2,)]);
     let indexes: Vec<(String,)> = sqlx::query_as(
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cdr' \
          AND name = 'cdr_start_ms'",
@@ -165,6 +179,34 @@ async fn migrate_twice_is_idempotent() {
     .await
     .expect("indexes");
     assert_eq!(indexes.len(), 1);
+}
+
+#[tokio::test]
+async fn rows_of_the_first_schema_survive_the_second_migration() {
+    let dir = TempDir::new("upgrade");
+    let db = dir.path().join("cdr.db");
+    // Connecting creates the file without migrating it.
+    let store = CdrStore::connect(&sqlite_url(&db)).await.expect("connect");
+    // A database as the first release left it: schema 1 and one row.
+    let mut raw = raw_sqlite(&db).await;
+    sqlx::raw_sql(include_str!("../migrations/0001_cdr.sql"))
+        .execute(&mut raw)
+        .await
+        .expect("schema 1");
+    sqlx::raw_sql(
+        "CREATE TABLE hotline_migrations (version BIGINT PRIMARY KEY, applied_ms BIGINT); \
+         INSERT INTO hotline_migrations VALUES (1, 0); \
+         INSERT INTO cdr VALUES ('old1', 'sip-old', '100', '200', 1000, 1100, 2000, 'demo', \
+         '[\"welcome\"]', '1', 'completed', 'hotline', 200, 'flow_hangup');",
+    )
+    .execute(&mut raw)
+    .await
+    .expect("an old row");
+    store.migrate().await.expect("upgrade");
+    let old = store.last(1).await.expect("read");
+    assert_eq!(old[0].id, "old1");
+    assert_eq!(old[0].language, None);
+    assert!(old[0].survey.is_empty() && old[0].recordings.is_empty());
 }
 
 /// Two hotline processes sharing one file and starting together.

@@ -358,6 +358,9 @@ impl<M: MediaBackend> Engine<M> {
                 hangup_by: HangupBy::None,
                 sip_code: code,
                 end_reason: reason.to_string(),
+                language: None,
+                survey: Vec::new(),
+                recordings: Vec::new(),
             });
         };
         if self.shutdown_at.is_some() {
@@ -689,6 +692,9 @@ impl<M: MediaBackend> Engine<M> {
             hangup_by,
             sip_code,
             end_reason: reason.to_string(),
+            language: Some(call.interpreter.language().to_string()),
+            survey: call.interpreter.survey_answers().to_vec(),
+            recordings: call.interpreter.recordings().to_vec(),
         });
     }
 

@@ -34,6 +34,15 @@ pub struct CdrRecord {
     /// Short machine word: "bye", "cancel", "flow_hangup", "rtp_timeout", "no_route",
     /// "no_codec", "overload", "shutdown", "error".
     pub end_reason: String,
+    /// The prompt language the call ended in; None for calls refused before a flow ran.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Survey answers in the order asked: (question id, key pressed).
+    #[serde(default)]
+    pub survey: Vec<(String, String)>,
+    /// WAV files recorded from the caller (messages).
+    #[serde(default)]
+    pub recordings: Vec<String>,
 }
 
 impl CdrRecord {
@@ -217,6 +226,9 @@ mod tests {
             hangup_by: HangupBy::Caller,
             sip_code: 200,
             end_reason: "bye".into(),
+            language: None,
+            survey: Vec::new(),
+            recordings: Vec::new(),
         }
     }
 }

@@ -207,6 +207,17 @@ fn record_json(r: &CdrRecord) -> Value {
     m.insert("hangup_by".into(), r.hangup_by.as_str().into());
     m.insert("sip_code".into(), r.sip_code.into());
     m.insert("end_reason".into(), r.end_reason.clone().into());
+    m.insert("language".into(), r.language.clone().into());
+    m.insert(
+        "survey".into(),
+        Value::Array(
+            r.survey
+                .iter()
+                .map(|(q, a)| Value::Array(vec![q.clone().into(), a.clone().into()]))
+                .collect(),
+        ),
+    );
+    m.insert("recordings".into(), r.recordings.clone().into());
     m.insert("start".into(), iso8601_utc(r.start_ms).into());
     m.insert("answer".into(), r.answer_ms.map(iso8601_utc).into());
     m.insert("end".into(), iso8601_utc(r.end_ms).into());
@@ -342,6 +353,9 @@ mod tests {
             hangup_by: HangupBy::Hotline,
             sip_code: 200,
             end_reason: "flow_hangup".into(),
+            language: None,
+            survey: Vec::new(),
+            recordings: Vec::new(),
         }
     }
 

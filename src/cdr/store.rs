@@ -17,11 +17,18 @@ struct Migration {
 }
 
 /// Applied in order; a version is never edited once released, only followed by a new one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "cdr",
-    sql: include_str!("../../migrations/0001_cdr.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "cdr",
+        sql: include_str!("../../migrations/0001_cdr.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "cdr_flow_details",
+        sql: include_str!("../../migrations/0002_cdr_flow_details.sql"),
+    },
+];
 
 /// Any constant works as long as nothing else in the database uses it: "hotline" in ASCII.
 const MIGRATION_LOCK_KEY: i64 = 0x0068_6f74_6c69_6e65;
@@ -34,13 +41,14 @@ const SQLITE_BUSY_TIMEOUT_MS: u32 = 1_000;
 /// so an unreachable server shows up as a failed attempt rather than a stall.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// 64 rows x 14 columns = 896 bind parameters: under the 999 that SQLite builds before 3.32
+/// 55 rows x 17 columns = 935 bind parameters: under the 999 that SQLite builds before 3.32
 /// allow, and few enough statements that PostgreSQL round trips stay cheap.
-const ROWS_PER_STATEMENT: usize = 64;
+const ROWS_PER_STATEMENT: usize = 55;
 
 const COLUMNS: &str = "id, sip_call_id, caller, dialled, start_ms, answer_ms, end_ms, flow, \
-                       ivr_path, digits, disposition, hangup_by, sip_code, end_reason";
-const COLUMN_COUNT: usize = 14;
+                       ivr_path, digits, disposition, hangup_by, sip_code, end_reason, \
+                       language, survey, recordings";
+const COLUMN_COUNT: usize = 17;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
@@ -243,7 +251,10 @@ impl CdrStore {
                     .bind(rec.hangup_by.as_str())
                     // The Any driver has no unsigned types.
                     .bind(i32::from(rec.sip_code))
-                    .bind(rec.end_reason.as_str());
+                    .bind(rec.end_reason.as_str())
+                    .bind(rec.language.as_deref())
+                    .bind(encode_pairs(&rec.survey))
+                    .bind(encode_path(&rec.recordings));
             }
             query.execute(&mut *tx).await.map_err(failed)?;
         }
@@ -326,6 +337,21 @@ fn encode_path(path: &[String]) -> String {
     .to_string()
 }
 
+fn encode_pairs(pairs: &[(String, String)]) -> String {
+    serde_json::Value::Array(
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                serde_json::Value::Array(vec![
+                    serde_json::Value::String(k.clone()),
+                    serde_json::Value::String(v.clone()),
+                ])
+            })
+            .collect(),
+    )
+    .to_string()
+}
+
 fn record_from_row(row: &AnyRow) -> Result<CdrRecord, CdrError> {
     let id: String = column(row, "id")?;
     let corrupt = |reason: String| CdrError::CorruptRow {
@@ -360,6 +386,17 @@ fn record_from_row(row: &AnyRow) -> Result<CdrRecord, CdrError> {
         hangup_by,
         sip_code,
         end_reason: column(row, "end_reason")?,
+        language: column(row, "language")?,
+        survey: match column::<Option<String>>(row, "survey")? {
+            None => Vec::new(),
+            Some(t) => serde_json::from_str(&t)
+                .map_err(|e| corrupt(format!("survey is not a JSON list of pairs: {e}")))?,
+        },
+        recordings: match column::<Option<String>>(row, "recordings")? {
+            None => Vec::new(),
+            Some(t) => serde_json::from_str(&t)
+                .map_err(|e| corrupt(format!("recordings is not a JSON array: {e}")))?,
+        },
         id,
     })
 }
@@ -525,10 +562,12 @@ mod tests {
     fn placeholders_are_numbered_across_rows() {
         let sql = insert_sql(2);
         assert!(sql.starts_with("INSERT INTO cdr (id, sip_call_id,"));
-        assert!(sql.contains("($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"));
-        assert!(sql.contains(", ($15, $16,"));
-        assert!(sql.contains("$28)"));
-        assert!(!sql.contains("$29"));
+        assert!(sql.contains(
+            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        ));
+        assert!(sql.contains(", ($18, $19,"));
+        assert!(sql.contains("$34)"));
+        assert!(!sql.contains("$35"));
         assert!(sql.ends_with(" ON CONFLICT (id) DO NOTHING"));
         assert_eq!(COLUMNS.split(',').count(), COLUMN_COUNT);
         const { assert!(ROWS_PER_STATEMENT * COLUMN_COUNT < 999) };

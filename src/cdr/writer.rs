@@ -817,6 +817,9 @@ mod tests {
             hangup_by: HangupBy::None,
             sip_code: 404,
             end_reason: "no_route".into(),
+            language: None,
+            survey: Vec::new(),
+            recordings: Vec::new(),
         }
     }
 
