@@ -2,6 +2,7 @@
 //! sans-IO interpreter that walks one call through it.
 
 mod compile;
+pub mod diagram;
 mod interpreter;
 mod model;
 
