@@ -331,3 +331,39 @@ pub fn announce(
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum GraphFormat {
+    Svg,
+    Dot,
+    Mermaid,
+}
+
+pub fn graph(
+    config: &Config,
+    flow: &str,
+    format: GraphFormat,
+    output: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let (set, diags) = hotline::flow::load_dir(&config.flows_dir);
+    let Some(set) = set else {
+        for e in &diags.errors {
+            eprintln!("{e}");
+        }
+        bail!("the flows do not load; fix the errors above first");
+    };
+    let id = find_flow(&set, flow)?;
+    let diagram = hotline::flow::diagram::of_flow(&set, id);
+    let text = match format {
+        GraphFormat::Svg => hotline::flow::diagram::to_svg(&diagram),
+        GraphFormat::Dot => hotline::flow::diagram::to_dot(&diagram),
+        GraphFormat::Mermaid => hotline::flow::diagram::to_mermaid(&diagram),
+    };
+    match output {
+        Some(path) => {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -67,6 +67,21 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Draw a flow: nodes, key-labelled arrows and exits, as SVG (no other program needed),
+    /// Graphviz DOT or Mermaid.
+    Graph {
+        /// The flow: its name, or a number it answers.
+        flow: String,
+        #[arg(long, value_enum, default_value_t = commands::GraphFormat::Svg)]
+        format: commands::GraphFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[arg(long)]
+        flows: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Turn an announcement switch on or off (no arguments: list them).
     Announce {
         name: Option<String>,
@@ -208,6 +223,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let config = Config::load(config.as_deref(), &overrides)?;
             commands::dry_run(&config, args)
+        }
+        Command::Graph {
+            flow,
+            format,
+            output,
+            flows,
+            config,
+        } => {
+            let overrides = Overrides {
+                flows,
+                ..Default::default()
+            };
+            let config = Config::load(config.as_deref(), &overrides)?;
+            commands::graph(&config, &flow, format, output)
         }
         Command::Announce {
             name,

@@ -8,6 +8,7 @@
 
 mod check;
 mod compile;
+pub mod diagram;
 pub mod dryrun;
 pub mod expr;
 pub mod flowtest;
