@@ -356,7 +356,9 @@ impl MediaLoop {
                 let slot = &mut self.slots[i];
                 if let Some(stream) = slot.stream.as_mut() {
                     stream.update(params);
-                    if slot.connected.is_some() && params.remote != slot.connected {
+                    // A new SDP address drops the latch; the socket must hear everyone again
+                    // until the stream latches anew.
+                    if slot.connected.is_some() && stream.latched() != slot.connected {
                         disconnect(slot.rtp.as_raw_fd());
                         slot.connected = None;
                     }
@@ -411,8 +413,9 @@ fn raise_priority() {
     }
 }
 
-/// Point the socket at the caller's real address (symmetric RTP). A connected UDP socket only
-/// accepts that peer's packets and sends without naming the address each time.
+/// Point the socket at the caller's real address (symmetric RTP) once the stream has latched
+/// to it. A connected UDP socket only accepts that peer's packets and sends without naming the
+/// address each time, which is why the stream must not latch to just any sender.
 fn relatch(fd: i32, socket: &UdpSocket, connected: &mut Option<SocketAddr>, addr: SocketAddr) {
     if *connected == Some(addr) {
         return;
