@@ -39,6 +39,52 @@ fn bad_config_exits_non_zero_and_names_the_key() {
 }
 
 #[test]
+fn config_errors_name_the_key_or_the_flag() {
+    let dir = TempDir::new("cli-keys");
+    let cfg = dir.path().join("hotline.toml");
+    std::fs::write(&cfg, "[sip]\nmax_calls = \"ten\"\n").unwrap();
+    let out = hotline()
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "hotline.toml:2:13: sip.max_calls: invalid type: string \"ten\", expected a whole number"
+        ),
+        "{err}"
+    );
+    // Each is refused before anything is bound or opened.
+    for (args, names) in [
+        (["--rtp-ports", "46001-46002"], ["--rtp-ports", "media.rtp_ports"]),
+        (["--database", "mysql://cdr:secret@127.0.0.1/cdr"], ["--database", "cdr.database"]),
+    ] {
+        let out = hotline()
+            .args(["serve", "--sip-bind", "127.0.0.1:0"])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(names.iter().all(|n| err.contains(n)), "{args:?}: {err}");
+        assert!(!err.contains("secret"), "{err}");
+    }
+    std::fs::write(&cfg, "[cdr]\ndatabase = \"mysql://127.0.0.1/cdr\"\n").unwrap();
+    let out = hotline()
+        .args(["serve", "--sip-bind", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cdr.database"), "{err}");
+}
+
+#[test]
 fn missing_prompt_is_an_error_naming_the_file_before_any_call() {
     let site = common::site(common::TEST_FLOW);
     std::fs::remove_file(site.config.prompts_dir.join("goodbye.wav")).unwrap();
