@@ -58,8 +58,14 @@ fn config_errors_name_the_key_or_the_flag() {
     );
     // Each is refused before anything is bound or opened.
     for (args, names) in [
-        (["--rtp-ports", "46001-46002"], ["--rtp-ports", "media.rtp_ports"]),
-        (["--database", "mysql://cdr:secret@127.0.0.1/cdr"], ["--database", "cdr.database"]),
+        (
+            ["--rtp-ports", "46001-46002"],
+            ["--rtp-ports", "media.rtp_ports"],
+        ),
+        (
+            ["--database", "mysql://cdr:secret@127.0.0.1/cdr"],
+            ["--database", "cdr.database"],
+        ),
     ] {
         let out = hotline()
             .args(["serve", "--sip-bind", "127.0.0.1:0"])

@@ -126,7 +126,8 @@ impl T {
             while let Some(t) = self.engine.poll_transmit() {
                 moved = true;
                 assert_eq!(t.to.addr, phone_peer().addr);
-                self.wire.push(String::from_utf8_lossy(&t.data).into_owned());
+                self.wire
+                    .push(String::from_utf8_lossy(&t.data).into_owned());
                 self.phone.handle_input(self.now, server_peer(), &t.data);
             }
             while let Some(e) = self.phone.poll_event() {

@@ -299,7 +299,12 @@ fn key_at(text: &str, span: &Range<usize>) -> Option<String> {
             };
             let hit =
                 key.span().contains(&span.start) || (v.start <= span.start && span.end <= v.end);
-            if hit && found.hit.as_ref().is_none_or(|(depth, _)| path.len() > *depth) {
+            if hit
+                && found
+                    .hit
+                    .as_ref()
+                    .is_none_or(|(depth, _)| path.len() > *depth)
+            {
                 found.hit = Some((path.len(), dotted()));
             }
             let is_header = text.get(v.start..).is_some_and(|t| t.starts_with('['));
@@ -352,7 +357,11 @@ fn quote_key(key: &str) -> String {
         && key
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if bare { key.to_string() } else { format!("{key:?}") }
+    if bare {
+        key.to_string()
+    } else {
+        format!("{key:?}")
+    }
 }
 
 /// serde names the Rust type it wanted ("expected u32", "expected struct SipSection"); the
@@ -514,7 +523,10 @@ mod tests {
                 "sip = { tcp = \"yes\" }\n",
                 ":1:15: sip.tcp: invalid type: string \"yes\", expected a boolean",
             ),
-            ("[sip]\nbnid = \"x\"\n", ":2:1: sip.bnid: unknown field `bnid`"),
+            (
+                "[sip]\nbnid = \"x\"\n",
+                ":2:1: sip.bnid: unknown field `bnid`",
+            ),
             ("[sipp]\n", ":1:2: sipp: unknown field `sipp`"),
             (
                 "[sip]\nmax_calls = 1\nmax_calls = 2\n",
@@ -533,13 +545,19 @@ mod tests {
         let e = load_text("[media]\nrtp_ports = \"46001-46002\"\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("media.rtp_ports") && e.contains("no RTP/RTCP pair"), "{e}");
+        assert!(
+            e.contains("media.rtp_ports") && e.contains("no RTP/RTCP pair"),
+            "{e}"
+        );
         let o = Overrides {
             rtp_ports: Some("46001-46002".into()),
             ..Default::default()
         };
         let e = Config::load(None, &o).unwrap_err().to_string();
-        assert!(e.contains("--rtp-ports") && e.contains("media.rtp_ports"), "{e}");
+        assert!(
+            e.contains("--rtp-ports") && e.contains("media.rtp_ports"),
+            "{e}"
+        );
         assert_eq!(parse_port_range("46000-46001"), Ok((46000, 46001)));
         assert_eq!(parse_port_range("46001-46003"), Ok((46002, 46003)));
         assert!(parse_port_range("65533-65534").is_err());
@@ -547,7 +565,11 @@ mod tests {
 
     #[test]
     fn database_urls_of_other_schemes_are_refused() {
-        for bad in ["mysql://hotline:secret@db/cdr", "postgres:hotline@db/cdr", " "] {
+        for bad in [
+            "mysql://hotline:secret@db/cdr",
+            "postgres:hotline@db/cdr",
+            " ",
+        ] {
             let text = format!("[cdr]\ndatabase = {bad:?}\n");
             let e = load_text(&text).unwrap_err().to_string();
             assert!(e.contains("cdr.database"), "{bad}: {e}");
@@ -569,7 +591,10 @@ mod tests {
             ..Default::default()
         };
         let e = Config::load(None, &o).unwrap_err().to_string();
-        assert!(e.contains("--database") && e.contains("cdr.database"), "{e}");
+        assert!(
+            e.contains("--database") && e.contains("cdr.database"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -431,9 +431,16 @@ mod tests {
         let stray: SocketAddr = "198.51.100.7:5000".parse().unwrap();
         assert!(!(0..9).any(|_| s.tick_silence(10)));
         assert_eq!(s.on_packet(&key5(66, 0), stray), Received::default());
-        assert_eq!(s.destination(), Some(sdp), "still sending to the SDP address");
+        assert_eq!(
+            s.destination(),
+            Some(sdp),
+            "still sending to the SDP address"
+        );
         assert!(!s.is_latched());
-        assert!(s.tick_silence(10), "a stranger does not keep the call alive");
+        assert!(
+            s.tick_silence(10),
+            "a stranger does not keep the call alive"
+        );
         // The announced IP latches with one packet, from whatever port, and its key counts.
         let caller: SocketAddr = "192.0.2.10:4002".parse().unwrap();
         assert_eq!(

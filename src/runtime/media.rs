@@ -9,9 +9,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
-use tokio::sync::mpsc::error::TrySendError as EventSendError;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc::error::TrySendError as EventSendError;
 
 use crate::call::{MediaBackend, MediaCommand, MediaEvent, MediaOpenError};
 use crate::media::pacing::{Pacer, TICK};
@@ -346,8 +346,7 @@ impl MediaLoop {
                     while slot.rtcp.recv_from(&mut rx_buf).is_ok() {}
                 }
                 if stream.tick_silence(self.timeout_ticks) {
-                    self.outbox
-                        .push(MediaEvent::RtpTimeout { call: slot.call });
+                    self.outbox.push(MediaEvent::RtpTimeout { call: slot.call });
                 }
             }
             self.outbox.flush(&self.events);
