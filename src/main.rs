@@ -1,5 +1,6 @@
 //! The `hotline` command: serve, check flows, print CDRs, and generate load.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -256,6 +257,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             last,
             format,
         } => {
+            // The store creates a missing SQLite file, which suits the server; a report on a
+            // mistyped path would print an empty table and leave a stray database behind.
+            if let Some(path) = sqlite_file(&database)
+                && !path.exists()
+            {
+                anyhow::bail!("no CDR database at {}", path.display());
+            }
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
@@ -271,9 +279,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         hotline::cdr::store::redact_url(&database)
                     )
                 })?;
-            match format {
-                Format::Table => print!("{}", hotline::cdr::report::format_table(&records)),
-                Format::Json => println!("{}", hotline::cdr::report::format_json(&records)),
+            let text = match format {
+                Format::Table => hotline::cdr::report::format_table(&records),
+                Format::Json => hotline::cdr::report::format_json(&records) + "\n",
+            };
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                // `hotline cdr | head`: the reader has all it wanted.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                r => r.context("writing CDRs to stdout")?,
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -306,4 +320,58 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The file a SQLite CDR URL names, read as the store reads it (`sqlite://PATH`, `sqlite:PATH`
+/// or a bare path, each maybe with `?options`); None for PostgreSQL and in-memory databases.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let url = url.trim();
+    let lower = url.to_ascii_lowercase();
+    let (rest, encoded) = if lower.starts_with("sqlite://") {
+        (&url["sqlite://".len()..], true)
+    } else if lower.starts_with("sqlite:") {
+        (&url["sqlite:".len()..], true)
+    } else if url.contains("://") {
+        return None;
+    } else {
+        (url, false)
+    };
+    let (path, query) = if encoded {
+        rest.split_once('?').unwrap_or((rest, ""))
+    } else {
+        (rest, "")
+    };
+    if path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory") {
+        return None;
+    }
+    Some(PathBuf::from(if encoded {
+        percent_decode(path)
+    } else {
+        path.to_string()
+    }))
+}
+
+/// URL paths may carry %XX escapes (a space, a '?'); the file system needs the bytes.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -39,6 +39,58 @@ fn bad_config_exits_non_zero_and_names_the_key() {
 }
 
 #[test]
+fn config_errors_name_the_key_or_the_flag() {
+    let dir = TempDir::new("cli-keys");
+    let cfg = dir.path().join("hotline.toml");
+    std::fs::write(&cfg, "[sip]\nmax_calls = \"ten\"\n").unwrap();
+    let out = hotline()
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "hotline.toml:2:13: sip.max_calls: invalid type: string \"ten\", expected a whole number"
+        ),
+        "{err}"
+    );
+    // Each is refused before anything is bound or opened.
+    for (args, names) in [
+        (
+            ["--rtp-ports", "46001-46002"],
+            ["--rtp-ports", "media.rtp_ports"],
+        ),
+        (
+            ["--database", "mysql://cdr:secret@127.0.0.1/cdr"],
+            ["--database", "cdr.database"],
+        ),
+    ] {
+        let out = hotline()
+            .args(["serve", "--sip-bind", "127.0.0.1:0"])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(names.iter().all(|n| err.contains(n)), "{args:?}: {err}");
+        assert!(!err.contains("secret"), "{err}");
+    }
+    std::fs::write(&cfg, "[cdr]\ndatabase = \"mysql://127.0.0.1/cdr\"\n").unwrap();
+    let out = hotline()
+        .args(["serve", "--sip-bind", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cdr.database"), "{err}");
+}
+
+#[test]
 fn missing_prompt_is_an_error_naming_the_file_before_any_call() {
     let site = common::site(common::TEST_FLOW);
     std::fs::remove_file(site.config.prompts_dir.join("goodbye.wav")).unwrap();
@@ -158,5 +210,93 @@ fn sigterm_drains_flushes_cdrs_and_exits_zero_then_cdr_prints_them() {
     assert!(
         table.contains("caller_hangup") && table.contains("welcome"),
         "{table}"
+    );
+}
+
+#[test]
+fn cdr_on_a_missing_sqlite_file_says_so_and_creates_nothing() {
+    let dir = TempDir::new("cli-cdr-missing");
+    let file = dir.path().join("nope.db");
+    for url in [
+        format!("sqlite://{}", file.display()),
+        format!("sqlite:{}?mode=rwc", file.display()),
+        file.display().to_string(),
+    ] {
+        let out = hotline()
+            .args(["cdr", "--database", &url])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{url}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("no CDR database at {}", file.display())),
+            "{url}: {err}"
+        );
+        assert!(!file.exists(), "{url} created the file");
+    }
+    // The default URL, relative to where the command runs.
+    let out = hotline()
+        .arg("cdr")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no CDR database at hotline.db"), "{err}");
+    assert!(!dir.path().join("hotline.db").exists());
+}
+
+#[test]
+fn cdr_into_a_closed_pipe_exits_quietly() {
+    use std::io::BufRead;
+    let dir = TempDir::new("cli-cdr-pipe");
+    let url = format!("sqlite://{}", dir.path().join("cdr.db").display());
+    // Far more than a pipe buffer holds, so the command is still writing when the reader goes.
+    let records: Vec<hotline::cdr::CdrRecord> = (0..2000)
+        .map(|n| hotline::cdr::CdrRecord {
+            id: format!("{n:032x}"),
+            sip_call_id: format!("pipe-{n}@127.0.0.1"),
+            caller: "5550100".into(),
+            dialled: "100".into(),
+            start_ms: 1_700_000_000_000 + n,
+            answer_ms: Some(1_700_000_000_100 + n),
+            end_ms: 1_700_000_030_000 + n,
+            flow: Some("test".into()),
+            ivr_path: vec!["welcome".into(), "menu".into()],
+            digits: "9".into(),
+            disposition: hotline::cdr::Disposition::Completed,
+            hangup_by: hotline::cdr::HangupBy::Hotline,
+            sip_code: 200,
+            end_reason: "flow_hangup".into(),
+        })
+        .collect();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let store = hotline::cdr::store::CdrStore::connect(&url).await.unwrap();
+            store.migrate().await.unwrap();
+            store.insert_batch(&records).await.unwrap();
+            store.close().await;
+        });
+    // What `hotline cdr | head -1` does to it.
+    let mut child = hotline()
+        .args(["cdr", "--database", &url, "--last", "2000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(!first.is_empty());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {err}", out.status);
+    assert!(
+        !err.contains("panicked") && !err.to_lowercase().contains("broken pipe"),
+        "{err}"
     );
 }

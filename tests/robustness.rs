@@ -274,3 +274,47 @@ fn one_cdr_per_call_while_the_database_is_locked() {
         ]
     );
 }
+
+#[test]
+fn a_stray_rtp_packet_before_the_caller_does_not_take_over_the_media() {
+    let site = site(TEST_FLOW);
+    let mut server = start(site.config.clone());
+    let mut phone = Phone::new(server.sip);
+    phone.call("100");
+    let media_port = phone.remote_rtp.unwrap();
+    // Another loopback address than the one in the phone's SDP: a sender on the announced IP
+    // is trusted at once by design.
+    let intruder = UdpSocket::bind("127.0.0.2:0").unwrap();
+    intruder.set_nonblocking(true).unwrap();
+    for seq in 0..2u16 {
+        let mut pkt = [0xFFu8; 172];
+        hotline::media::rtp::write_header(
+            &hotline::media::rtp::RtpHeader {
+                marker: seq == 0,
+                payload_type: 0,
+                sequence: seq,
+                timestamp: u32::from(seq) * 160,
+                ssrc: 0x0bad,
+            },
+            (&mut pkt[..12]).try_into().unwrap(),
+        );
+        intruder.send_to(&pkt, media_port).unwrap();
+    }
+    std::thread::sleep(S(60));
+    phone.talk(S(1200));
+    let heard = phone.heard(&encoded_prompts(&site, phone.codec));
+    assert!(heard.iter().any(|p| p == "menu"), "heard {heard:?}");
+    phone.press("9", S(700));
+    phone
+        .wait_for(S(3000), |e| matches!(e, UaEvent::RemoteBye { .. }))
+        .expect("the caller's key still works");
+    let mut buf = [0u8; 2048];
+    assert!(
+        intruder.recv_from(&mut buf).is_err(),
+        "no audio went to the intruder"
+    );
+    server.stop();
+    let cdrs = read_cdrs(&site.config.database);
+    assert_eq!(cdrs.len(), 1);
+    assert_eq!(cdrs[0].digits, "9");
+}

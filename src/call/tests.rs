@@ -59,6 +59,8 @@ struct T {
     engine: Engine<Recorder>,
     phone: UserAgent,
     events: Vec<UaEvent>,
+    /// Everything the engine sent, as text: the phone's events carry only status codes.
+    wire: Vec<String>,
 }
 
 fn phone_peer() -> Peer {
@@ -113,6 +115,7 @@ impl T {
             engine,
             phone,
             events: Vec::new(),
+            wire: Vec::new(),
         }
     }
 
@@ -126,6 +129,8 @@ impl T {
             while let Some(t) = self.engine.poll_transmit() {
                 moved = true;
                 assert_eq!(t.to.addr, phone_peer().addr);
+                self.wire
+                    .push(String::from_utf8_lossy(&t.data).into_owned());
                 self.phone.handle_input(self.now, server_peer(), &t.data);
             }
             while let Some(e) = self.phone.poll_event() {
@@ -170,6 +175,24 @@ impl T {
             .unwrap();
         self.pump();
         c
+    }
+
+    /// The values of header `name` in every response with status `code` the engine sent.
+    fn response_headers(&self, code: u16, name: &str) -> Vec<String> {
+        let status = format!("SIP/2.0 {code} ");
+        self.wire
+            .iter()
+            .filter(|m| m.starts_with(&status))
+            .flat_map(|m| {
+                let head = m.split("\r\n\r\n").next().unwrap_or_default();
+                head.split("\r\n")
+                    .skip(1)
+                    .filter_map(|line| line.split_once(':'))
+                    .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.trim().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     fn records(&mut self) -> Vec<CdrRecord> {
@@ -296,6 +319,11 @@ fn beyond_the_limit_is_503_with_retry_after_and_blocked() {
         t.events
             .iter()
             .any(|e| matches!(e, UaEvent::Failed { code: 503, .. }))
+    );
+    assert_eq!(
+        t.response_headers(503, "Retry-After"),
+        ["7"],
+        "one 503, with the configured retry_after in seconds"
     );
     let r = t.records();
     assert_eq!(r.len(), 1);

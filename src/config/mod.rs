@@ -2,10 +2,12 @@
 //! command-line overrides, checked into a typed `Config` once at start-up.
 
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
 
 use crate::core::duration::parse_duration;
 
@@ -25,6 +27,23 @@ pub enum ConfigError {
     },
     #[error("config key `{key}`: {message}")]
     Invalid { key: &'static str, message: String },
+    /// A command-line value that overrides `key`: the flag is what the admin typed.
+    #[error("{flag} (config key `{key}`): {message}")]
+    Flag {
+        flag: &'static str,
+        key: &'static str,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// Blame the flag when the value came from the command line, the key when from the file.
+    fn of(key: &'static str, flag: Option<&'static str>, message: String) -> ConfigError {
+        match flag {
+            Some(flag) => ConfigError::Flag { flag, key, message },
+            None => ConfigError::Invalid { key, message },
+        }
+    }
 }
 
 /// The file as written. Every field is optional; defaults live in `Config::default`.
@@ -165,17 +184,7 @@ impl Config {
                     path: path.to_path_buf(),
                     source,
                 })?;
-                toml::from_str(&text).map_err(|e| {
-                    let at = e.span().map_or(0, |s| s.start).min(text.len());
-                    let line = text[..at].matches('\n').count() + 1;
-                    let column = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
-                    ConfigError::Syntax {
-                        path: path.to_path_buf(),
-                        line,
-                        column,
-                        message: e.message().to_string(),
-                    }
-                })?
+                toml::from_str(&text).map_err(|e| syntax_error(path, &text, &e))?
             }
         };
         let mut c = Config::default();
@@ -185,11 +194,15 @@ impl Config {
                     parse_duration(s).map_err(|message| ConfigError::Invalid { key, message })
                 })
             };
-        let bind = overrides.sip_bind.clone().or(parsed.sip.bind);
-        if let Some(b) = bind {
-            c.sip_bind = b.parse().map_err(|_| ConfigError::Invalid {
-                key: "sip.bind",
-                message: format!("{b:?} is not an address:port"),
+        let flag = |given: &Option<String>, name| given.is_some().then_some(name);
+        let bind_flag = flag(&overrides.sip_bind, "--sip-bind");
+        if let Some(b) = overrides.sip_bind.clone().or(parsed.sip.bind) {
+            c.sip_bind = b.parse().map_err(|_| {
+                ConfigError::of(
+                    "sip.bind",
+                    bind_flag,
+                    format!("{b:?} is not an address:port"),
+                )
             })?;
         }
         c.advertised_host = parsed.sip.advertised_host.filter(|h| !h.is_empty());
@@ -203,11 +216,10 @@ impl Config {
         }
         c.retry_after = dur("sip.retry_after", &parsed.sip.retry_after, c.retry_after)?;
         c.answer_delay = dur("sip.answer_delay", &parsed.sip.answer_delay, c.answer_delay)?;
+        let ports_flag = flag(&overrides.rtp_ports, "--rtp-ports");
         if let Some(range) = overrides.rtp_ports.clone().or(parsed.media.rtp_ports) {
-            c.rtp_ports = parse_port_range(&range).map_err(|message| ConfigError::Invalid {
-                key: "media.rtp_ports",
-                message,
-            })?;
+            c.rtp_ports = parse_port_range(&range)
+                .map_err(|message| ConfigError::of("media.rtp_ports", ports_flag, message))?;
         }
         if let Some(a) = parsed.media.address.filter(|a| !a.is_empty()) {
             c.media_address = Some(a.parse().map_err(|_| ConfigError::Invalid {
@@ -241,11 +253,14 @@ impl Config {
             .or(parsed.flows.prompts)
             .unwrap_or(c.prompts_dir);
         c.language = parsed.flows.language.unwrap_or(c.language);
+        let database_flag = flag(&overrides.database, "--database");
         c.database = overrides
             .database
             .clone()
             .or(parsed.cdr.database)
             .unwrap_or(c.database);
+        check_database_url(&c.database)
+            .map_err(|message| ConfigError::of("cdr.database", database_flag, message))?;
         c.cdr_spool = parsed.cdr.spool.unwrap_or(c.cdr_spool);
         c.shutdown_grace = dur("shutdown.grace", &parsed.shutdown.grace, c.shutdown_grace)?;
         c.reload_watch = parsed.reload.watch.unwrap_or(c.reload_watch);
@@ -259,6 +274,166 @@ impl Config {
         }
         Ok(c)
     }
+}
+
+/// A file the types refuse: the position, the dotted key it is about when the span points
+/// at one, and serde's wording with Rust type names put in words an admin knows.
+fn syntax_error(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let span = e.span();
+    let at = span.as_ref().map_or(0, |s| s.start).min(text.len());
+    let line = text[..at].matches('\n').count() + 1;
+    let column = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
+    let message = plain_expected(e.message());
+    let message = match span.and_then(|s| key_at(text, &s)) {
+        Some(key) => format!("{key}: {message}"),
+        None => message,
+    };
+    ConfigError::Syntax {
+        path: path.to_path_buf(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// The dotted key whose name or value `span` lies in, the deepest one when tables nest.
+/// serde's errors carry only a span; the spanned document maps it back to a key. Table values
+/// are spanned by their `[header]` only, so every entry is visited, not just enclosing ones.
+fn key_at(text: &str, span: &Range<usize>) -> Option<String> {
+    #[derive(Default)]
+    struct Found {
+        /// Depth and key of the deepest entry the span points into.
+        hit: Option<(usize, String)>,
+        /// Start and path of the last `[header]` before the span: the table in force there.
+        header: Option<(usize, String)>,
+    }
+    fn walk<'a>(
+        text: &str,
+        table: &'a DeTable<'a>,
+        path: &mut Vec<&'a str>,
+        span: &Range<usize>,
+        found: &mut Found,
+    ) {
+        for (key, value) in table.iter() {
+            path.push(key.get_ref());
+            let v = value.span();
+            let dotted = || {
+                let keys: Vec<String> = path.iter().map(|k| quote_key(k)).collect();
+                keys.join(".")
+            };
+            let hit =
+                key.span().contains(&span.start) || (v.start <= span.start && span.end <= v.end);
+            if hit
+                && found
+                    .hit
+                    .as_ref()
+                    .is_none_or(|(depth, _)| path.len() > *depth)
+            {
+                found.hit = Some((path.len(), dotted()));
+            }
+            let is_header = text.get(v.start..).is_some_and(|t| t.starts_with('['));
+            if matches!(value.get_ref(), DeValue::Table(_))
+                && is_header
+                && v.start <= span.start
+                && found.header.as_ref().is_none_or(|(at, _)| v.start > *at)
+            {
+                found.header = Some((v.start, dotted()));
+            }
+            match value.get_ref() {
+                DeValue::Table(t) => walk(text, t, path, span, found),
+                DeValue::Array(items) => {
+                    for item in items.iter() {
+                        if let DeValue::Table(t) = item.get_ref() {
+                            walk(text, t, path, span, found);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            path.pop();
+        }
+    }
+    // Recoverable, so a key is found even where the document itself is malformed further on.
+    let (doc, _) = DeTable::parse_recoverable(text);
+    let mut found = Found::default();
+    walk(text, doc.get_ref(), &mut Vec::new(), span, &mut found);
+    if let Some((_, key)) = found.hit {
+        return Some(key);
+    }
+    // A key the document does not hold (a duplicate is dropped from it): name it from the
+    // text under the span, in the table in force there.
+    let written = text.get(span.clone())?.trim();
+    let plausible = !written.is_empty()
+        && written
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !plausible {
+        return None;
+    }
+    Some(match found.header {
+        Some((_, table)) => format!("{table}.{written}"),
+        None => written.to_string(),
+    })
+}
+
+fn quote_key(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        key.to_string()
+    } else {
+        format!("{key:?}")
+    }
+}
+
+/// serde names the Rust type it wanted ("expected u32", "expected struct SipSection"); the
+/// admin wrote TOML, so say what to write instead.
+fn plain_expected(message: &str) -> String {
+    let Some((what, expected)) = message.rsplit_once(", expected ") else {
+        return message.to_string();
+    };
+    let plain = match expected {
+        "u16" | "u32" | "u64" | "usize" => "a whole number",
+        "path string" => "a string",
+        e if e.starts_with("struct ") => "a table",
+        _ => return message.to_string(),
+    };
+    format!("{what}, expected {plain}")
+}
+
+/// The CDR store reads `sqlite:...`, `postgres://...` and `postgresql://...`, and takes
+/// anything else without a scheme as a SQLite file path. Another scheme is a typo or a database
+/// hotline cannot write to; refused here, it would otherwise only show as a failing writer.
+fn check_database_url(url: &str) -> Result<(), String> {
+    let url = url.trim();
+    let lower = url.to_ascii_lowercase();
+    if url.is_empty() {
+        return Err("is empty; use sqlite://FILE or postgres://USER:PASS@HOST/DB".into());
+    }
+    if lower.starts_with("sqlite:")
+        || lower.starts_with("postgres://")
+        || lower.starts_with("postgresql://")
+    {
+        return Ok(());
+    }
+    // Without "//" the store would read this as the name of a SQLite file.
+    if lower.starts_with("postgres:") || lower.starts_with("postgresql:") {
+        return Err("a PostgreSQL URL is written postgres://USER:PASS@HOST/DB".into());
+    }
+    if let Some((scheme, _)) = url.split_once("://")
+        && !scheme.is_empty()
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    {
+        // Only the scheme: the rest may hold a password.
+        return Err(format!(
+            "unsupported scheme {scheme:?}; use sqlite://FILE or postgres://USER:PASS@HOST/DB"
+        ));
+    }
+    Ok(())
 }
 
 /// "20000-29999": an even start (RTP takes even ports, RTCP the odd one above) and room for
@@ -280,7 +455,14 @@ pub fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
             "{text:?}: the range must be low-high with at least two ports"
         ));
     }
-    Ok((a + (a % 2), b))
+    // b > a, so a <= 65534 and the even start still fits.
+    let start = a + (a % 2);
+    if u32::from(start) + 1 > u32::from(b) {
+        return Err(format!(
+            "{text:?} holds no RTP/RTCP pair (an even port and the odd one above it)"
+        ));
+    }
+    Ok((start, b))
 }
 
 #[cfg(test)]
@@ -348,6 +530,109 @@ mod tests {
         let c = load_text("[reload]\nwatch = false\npoll = \"2s\"\n").unwrap();
         assert!(!c.reload_watch);
         assert_eq!(c.reload_poll, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn type_errors_name_the_dotted_key_in_plain_words() {
+        let cases = [
+            (
+                "[sip]\nmax_calls = \"ten\"\n",
+                ":2:13: sip.max_calls: invalid type: string \"ten\", expected a whole number",
+            ),
+            (
+                "sip = \"x\"\n",
+                ":1:7: sip: invalid type: string \"x\", expected a table",
+            ),
+            // serde reads an array as a struct's fields in order, hence its odd wording here.
+            ("[[media]]\nthreads = 2\n", ":1:1: media: invalid type"),
+            (
+                "[media]\nthreads = 1.5\n",
+                ":2:11: media.threads: invalid type: floating point `1.5`, expected a whole number",
+            ),
+            (
+                "[flows]\ndir = 3\n",
+                ":2:7: flows.dir: invalid type: integer `3`, expected a string",
+            ),
+            (
+                "[sip.bind]\nport = 1\n",
+                ":1:1: sip.bind: invalid type: map, expected a string",
+            ),
+            (
+                "sip = { tcp = \"yes\" }\n",
+                ":1:15: sip.tcp: invalid type: string \"yes\", expected a boolean",
+            ),
+            (
+                "[sip]\nbnid = \"x\"\n",
+                ":2:1: sip.bnid: unknown field `bnid`",
+            ),
+            ("[sipp]\n", ":1:2: sipp: unknown field `sipp`"),
+            (
+                "[sip]\nmax_calls = 1\nmax_calls = 2\n",
+                ":3:1: sip.max_calls: duplicate key",
+            ),
+            ("[cdr]\ndatabase = \n", ":2:12: cdr.database: "),
+        ];
+        for (text, want) in cases {
+            let e = load_text(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_port_range_without_a_pair_is_refused() {
+        let e = load_text("[media]\nrtp_ports = \"46001-46002\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("media.rtp_ports") && e.contains("no RTP/RTCP pair"),
+            "{e}"
+        );
+        let o = Overrides {
+            rtp_ports: Some("46001-46002".into()),
+            ..Default::default()
+        };
+        let e = Config::load(None, &o).unwrap_err().to_string();
+        assert!(
+            e.contains("--rtp-ports") && e.contains("media.rtp_ports"),
+            "{e}"
+        );
+        assert_eq!(parse_port_range("46000-46001"), Ok((46000, 46001)));
+        assert_eq!(parse_port_range("46001-46003"), Ok((46002, 46003)));
+        assert!(parse_port_range("65533-65534").is_err());
+    }
+
+    #[test]
+    fn database_urls_of_other_schemes_are_refused() {
+        for bad in [
+            "mysql://hotline:secret@db/cdr",
+            "postgres:hotline@db/cdr",
+            " ",
+        ] {
+            let text = format!("[cdr]\ndatabase = {bad:?}\n");
+            let e = load_text(&text).unwrap_err().to_string();
+            assert!(e.contains("cdr.database"), "{bad}: {e}");
+            assert!(!e.contains("secret"), "no password in messages: {e}");
+        }
+        for good in [
+            "sqlite://cdr.db",
+            "sqlite:cdr.db?mode=rwc",
+            "SQLite:///var/lib/hotline/cdr.db",
+            "postgres://u:p@localhost/cdr",
+            "postgresql://localhost/cdr",
+            "./cdr.db",
+        ] {
+            let text = format!("[cdr]\ndatabase = {good:?}\n");
+            assert_eq!(load_text(&text).unwrap().database, good);
+        }
+        let o = Overrides {
+            database: Some("mongodb://db/cdr".into()),
+            ..Default::default()
+        };
+        let e = Config::load(None, &o).unwrap_err().to_string();
+        assert!(
+            e.contains("--database") && e.contains("cdr.database"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -144,7 +144,7 @@ pub(crate) fn io_err(context: &str) -> impl FnOnce(std::io::Error) -> LoadError 
 }
 
 /// What the callers' media side saw and did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RtpReport {
     pub streams: u64,
     pub packets_sent: u64,
@@ -216,7 +216,7 @@ pub struct FloorReport {
     pub rtp: RtpReport,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct LoadReport {
     pub target: String,
     pub codec: String,
@@ -226,6 +226,8 @@ pub struct LoadReport {
     pub calls_answered: u32,
     /// Answered, RTP received, and our BYE answered 2xx.
     pub calls_completed: u32,
+    /// calls_completed / calls_attempted × 100, to one decimal; None when nothing was attempted.
+    pub completion_pct: Option<f64>,
     pub calls_failed: u32,
     /// Calls the server ended with its own BYE.
     pub server_hangups: u32,
@@ -362,6 +364,7 @@ fn run_with(
         calls_attempted: t.attempted,
         calls_answered: t.answered,
         calls_completed: completed,
+        completion_pct: completion_pct(completed, t.attempted),
         calls_failed: t.failed,
         server_hangups: t.server_hangups,
         bad_answers: t.bad_answers,
@@ -483,6 +486,11 @@ fn caller_bank(opts: &LoadOptions) -> PayloadBank {
     }
 }
 
+/// Rounded here rather than only when printed, so the JSON and the table agree.
+fn completion_pct(completed: u32, attempted: u32) -> Option<f64> {
+    (attempted > 0).then(|| (f64::from(completed) * 1000.0 / f64::from(attempted)).round() / 10.0)
+}
+
 pub fn format_json(report: &LoadReport) -> String {
     serde_json::to_string_pretty(report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
@@ -512,6 +520,11 @@ pub fn format_table(r: &LoadReport) -> String {
     row(&mut s, "calls attempted", r.calls_attempted.to_string());
     row(&mut s, "calls answered", r.calls_answered.to_string());
     row(&mut s, "calls completed", r.calls_completed.to_string());
+    row(
+        &mut s,
+        "completed %",
+        r.completion_pct.map_or("-".into(), |p| format!("{p:.1}")),
+    );
     row(
         &mut s,
         "calls failed",

@@ -239,7 +239,43 @@ fn full_run_against_an_echoing_server() {
     );
     let json: serde_json::Value = serde_json::from_str(&format_json(&r)).unwrap();
     assert_eq!(json["calls_completed"], 6);
+    assert_eq!(json["completion_pct"], 100.0);
     assert_eq!(json["rtp"]["packets_lost"], 0);
+}
+
+#[test]
+fn completion_percentage_in_the_table_and_the_json() {
+    let report = |attempted, completed| LoadReport {
+        calls_attempted: attempted,
+        calls_answered: attempted,
+        calls_completed: completed,
+        completion_pct: completion_pct(completed, attempted),
+        ..LoadReport::default()
+    };
+    let r = report(7, 6);
+    let table = format_table(&r);
+    assert!(
+        table.contains(&format!("{:<26} 85.7\n", "completed %")),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!("{:<26} 6\n", "calls completed")),
+        "{table}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&format_json(&r)).unwrap();
+    assert_eq!(json["completion_pct"], 85.7);
+    assert_eq!(
+        (&json["calls_attempted"], &json["calls_completed"]),
+        (&7.into(), &6.into()),
+        "existing fields stay"
+    );
+    assert_eq!(completion_pct(2, 3), Some(66.7));
+    assert_eq!(completion_pct(1, 3), Some(33.3));
+    assert!(format_table(&report(3, 3)).contains(&format!("{:<26} 100.0\n", "completed %")));
+    let none = report(0, 0);
+    assert!(format_table(&none).contains(&format!("{:<26} -\n", "completed %")));
+    let json: serde_json::Value = serde_json::from_str(&format_json(&none)).unwrap();
+    assert!(json["completion_pct"].is_null(), "{json}");
 }
 
 #[test]

@@ -12,13 +12,20 @@ use super::{Codec, SAMPLES_PER_FRAME};
 /// One RTP packet of 20 ms G.711: 12 bytes of header and 160 of payload.
 pub const PACKET_LEN: usize = rtp::HEADER_LEN + SAMPLES_PER_FRAME;
 
+/// Valid RTP packets in a row, from one address and with one SSRC, before we latch to a
+/// source whose IP the SDP did not announce (a phone behind NAT announces its private
+/// address). One stray or spoofed packet must not take the call's media; a real stream sends
+/// this many in 60 ms.
+pub const FOREIGN_LATCH_PACKETS: u8 = 3;
+
 /// The parameters negotiated in SDP for one stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamParams {
     pub codec: Codec,
     pub audio_pt: u8,
     pub event_pt: Option<u8>,
-    /// Where to send until the caller's first packet tells us where it really is.
+    /// Where to send until we latch to where the caller's RTP really comes from; its IP is
+    /// also the one trusted to latch with a single packet.
     pub remote: Option<SocketAddr>,
     pub send: bool,
     pub receive: bool,
@@ -47,17 +54,27 @@ pub struct Stream {
     play_id: Option<u32>,
     deduper: DigitDeduper,
     inband: Option<Box<DtmfDetector>>,
-    /// The address the caller's RTP comes from; once known, we send there (symmetric RTP).
+    /// The address the caller's RTP comes from; once known, we send there (symmetric RTP)
+    /// and hear nobody else.
     latched: Option<SocketAddr>,
+    /// A source off the SDP address working its way to `FOREIGN_LATCH_PACKETS`.
+    candidate: Option<Candidate>,
     /// Ticks since the last packet from the caller.
     silent_ticks: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    from: SocketAddr,
+    ssrc: u32,
+    count: u8,
 }
 
 /// What one received datagram meant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Received {
     pub digit: Option<char>,
-    /// Set when this packet latched (or moved) the stream to a new source address.
+    /// Set when this packet latched the stream to its source address.
     pub latched: Option<SocketAddr>,
 }
 
@@ -79,6 +96,7 @@ impl Stream {
                 .is_none()
                 .then(|| Box::new(DtmfDetector::new())),
             latched: None,
+            candidate: None,
             silent_ticks: 0,
         }
     }
@@ -92,6 +110,7 @@ impl Stream {
     pub fn update(&mut self, params: StreamParams) {
         if params.remote != self.params.remote {
             self.latched = None;
+            self.candidate = None;
         }
         if params.event_pt.is_none() && self.inband.is_none() {
             self.inband = Some(Box::new(DtmfDetector::new()));
@@ -110,6 +129,11 @@ impl Stream {
 
     pub fn is_latched(&self) -> bool {
         self.latched.is_some()
+    }
+
+    /// The source we latched to, if any.
+    pub fn latched(&self) -> Option<SocketAddr> {
+        self.latched
     }
 
     /// Replace whatever plays with these prompts; the first packet carries the marker bit.
@@ -179,7 +203,9 @@ impl Stream {
         (PACKET_LEN, finished)
     }
 
-    /// Classify one received datagram in place.
+    /// Classify one received datagram in place. Until we latch, only the packet that latches
+    /// counts; afterwards only the latched source's do (packets from others that were queued
+    /// before the socket was connected are ignored).
     pub fn on_packet(&mut self, data: &[u8], from: SocketAddr) -> Received {
         let mut out = Received::default();
         if rtp::is_rtcp(data) {
@@ -188,11 +214,18 @@ impl Stream {
         let Some((h, payload)) = rtp::parse(data) else {
             return out;
         };
-        self.silent_ticks = 0;
-        if self.latched != Some(from) {
-            self.latched = Some(from);
-            out.latched = Some(from);
+        match self.latched {
+            Some(addr) if addr == from => {}
+            Some(_) => return out,
+            None => {
+                if !self.latch_candidate(from, h.ssrc) {
+                    return out;
+                }
+                self.latched = Some(from);
+                out.latched = Some(from);
+            }
         }
+        self.silent_ticks = 0;
         if Some(h.payload_type) == self.params.event_pt {
             if let Some(ev) = rfc4733::parse(payload) {
                 out.digit = self.deduper.on_event(h.timestamp, &ev);
@@ -206,6 +239,35 @@ impl Stream {
             out.digit = detector.process(&pcm[..n]);
         }
         out
+    }
+
+    /// Whether a valid RTP packet from `from` latches the stream: at once from the IP the SDP
+    /// announced, else after `FOREIGN_LATCH_PACKETS` in a row from one address with one SSRC.
+    fn latch_candidate(&mut self, from: SocketAddr, ssrc: u32) -> bool {
+        let announced = self.params.remote.map(|r| r.ip().to_canonical());
+        if announced == Some(from.ip().to_canonical()) {
+            self.candidate = None;
+            return true;
+        }
+        let count = match self.candidate.as_mut() {
+            Some(c) if c.from == from && c.ssrc == ssrc => {
+                c.count = c.count.saturating_add(1);
+                c.count
+            }
+            _ => {
+                self.candidate = Some(Candidate {
+                    from,
+                    ssrc,
+                    count: 1,
+                });
+                1
+            }
+        };
+        if count >= FOREIGN_LATCH_PACKETS {
+            self.candidate = None;
+            return true;
+        }
+        false
     }
 
     /// Count a tick without a packet; true once the silence reaches `limit` ticks (reported
@@ -328,6 +390,123 @@ mod tests {
             Received::default()
         );
         assert_eq!(s.on_packet(b"garbage!!!!!!!!!!", from), Received::default());
+    }
+
+    /// A telephone-event packet (key 5, not yet ended) from `ssrc`.
+    fn key5(ssrc: u32, sequence: u16) -> [u8; 16] {
+        let mut pkt = [0u8; 16];
+        rtp::write_header(
+            &RtpHeader {
+                marker: sequence == 0,
+                payload_type: 101,
+                sequence,
+                timestamp: 800,
+                ssrc,
+            },
+            (&mut pkt[..12]).try_into().unwrap(),
+        );
+        rfc4733::write(
+            &rfc4733::TelephoneEvent {
+                event: 5,
+                end: false,
+                volume: 10,
+                duration: 160 * (sequence + 1),
+            },
+            (&mut pkt[12..]).try_into().unwrap(),
+        );
+        pkt
+    }
+
+    fn params_from(remote: &str) -> StreamParams {
+        StreamParams {
+            remote: Some(remote.parse().unwrap()),
+            ..params()
+        }
+    }
+
+    #[test]
+    fn a_stray_packet_from_elsewhere_neither_latches_nor_counts() {
+        let sdp: SocketAddr = "192.0.2.10:4000".parse().unwrap();
+        let mut s = Stream::new(params_from("192.0.2.10:4000"), 1, 0, 0);
+        let stray: SocketAddr = "198.51.100.7:5000".parse().unwrap();
+        assert!(!(0..9).any(|_| s.tick_silence(10)));
+        assert_eq!(s.on_packet(&key5(66, 0), stray), Received::default());
+        assert_eq!(
+            s.destination(),
+            Some(sdp),
+            "still sending to the SDP address"
+        );
+        assert!(!s.is_latched());
+        assert!(
+            s.tick_silence(10),
+            "a stranger does not keep the call alive"
+        );
+        // The announced IP latches with one packet, from whatever port, and its key counts.
+        let caller: SocketAddr = "192.0.2.10:4002".parse().unwrap();
+        assert_eq!(
+            s.on_packet(&key5(9, 0), caller),
+            Received {
+                digit: Some('5'),
+                latched: Some(caller)
+            }
+        );
+        assert_eq!(s.destination(), Some(caller));
+        // Once latched, nobody else is heard, however often they send.
+        for seq in 0..5 {
+            assert_eq!(s.on_packet(&key5(66, seq), stray), Received::default());
+        }
+        assert_eq!(s.latched(), Some(caller));
+    }
+
+    #[test]
+    fn a_source_off_the_sdp_address_latches_after_three_in_a_row_with_one_ssrc() {
+        let mut s = Stream::new(params_from("10.0.0.5:4000"), 1, 0, 0);
+        let nat: SocketAddr = "203.0.113.5:6000".parse().unwrap();
+        let other: SocketAddr = "198.51.100.7:5000".parse().unwrap();
+        let rtcp = [0x80u8, 200, 0, 6, 0, 0, 0, 1];
+        assert_eq!(s.on_packet(&key5(9, 0), nat), Received::default());
+        assert_eq!(s.on_packet(&key5(9, 1), nat), Received::default());
+        // Another source breaks the run, and so does another SSRC from the same address.
+        assert_eq!(s.on_packet(&key5(66, 0), other), Received::default());
+        assert_eq!(s.on_packet(&key5(9, 2), nat), Received::default());
+        assert_eq!(s.on_packet(&key5(10, 3), nat), Received::default());
+        assert_eq!(s.on_packet(&key5(9, 4), nat), Received::default());
+        assert_eq!(s.on_packet(&key5(9, 5), nat), Received::default());
+        // What is not valid RTP does not count either way.
+        s.on_packet(&rtcp, other);
+        s.on_packet(b"garbage!!!!!!!!!!", other);
+        assert!(!s.is_latched());
+        assert_eq!(
+            s.on_packet(&key5(9, 6), nat),
+            Received {
+                digit: Some('5'),
+                latched: Some(nat)
+            },
+            "third in a row"
+        );
+        assert_eq!(s.destination(), Some(nat));
+        assert_eq!(s.on_packet(&key5(9, 7), nat), Received::default());
+    }
+
+    #[test]
+    fn new_sdp_address_starts_latching_over() {
+        let mut s = Stream::new(params_from("192.0.2.10:4000"), 1, 0, 0);
+        let nat: SocketAddr = "203.0.113.5:6000".parse().unwrap();
+        s.on_packet(&key5(7, 0), nat);
+        s.on_packet(&key5(7, 1), nat);
+        s.update(params_from("192.0.2.20:4000"));
+        assert_eq!(
+            s.on_packet(&key5(7, 2), nat),
+            Received::default(),
+            "the run before the update does not carry over"
+        );
+        let caller: SocketAddr = "192.0.2.20:4000".parse().unwrap();
+        assert_eq!(s.on_packet(&key5(9, 0), caller).latched, Some(caller));
+        s.update(params_from("192.0.2.20:4000"));
+        assert_eq!(s.latched(), Some(caller), "same address: latch kept");
+        s.update(params_from("192.0.2.30:4000"));
+        assert_eq!(s.latched(), None);
+        assert_eq!(s.destination(), "192.0.2.30:4000".parse().ok());
     }
 
     #[test]

@@ -8,8 +8,10 @@ use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc::error::TrySendError as EventSendError;
 
 use crate::call::{MediaBackend, MediaCommand, MediaEvent, MediaOpenError};
 use crate::media::pacing::{Pacer, TICK};
@@ -229,7 +231,52 @@ struct MediaLoop {
     timeout_ticks: u32,
     slots: Vec<Slot>,
     index: HashMap<CallRef, usize>,
-    pending: Vec<MediaEvent>,
+    outbox: Outbox,
+}
+
+/// Events on their way to the engine. The channel is bounded and this thread must never
+/// block, so what does not fit waits here, in order, for the next tick: a lost PlayDone
+/// would leave its flow waiting for ever.
+#[derive(Default)]
+struct Outbox {
+    queue: VecDeque<MediaEvent>,
+    /// Set while events wait, so a backlog is logged once rather than on every tick.
+    backed_up: bool,
+}
+
+impl Outbox {
+    fn push(&mut self, event: MediaEvent) {
+        self.queue.push_back(event);
+    }
+
+    /// Hand over events, oldest first, as far as the channel takes them.
+    fn flush(&mut self, tx: &tokio::sync::mpsc::Sender<MediaEvent>) {
+        while let Some(event) = self.queue.pop_front() {
+            match tx.try_send(event) {
+                Ok(()) => {}
+                Err(EventSendError::Full(event)) => {
+                    self.queue.push_front(event);
+                    if !self.backed_up {
+                        self.backed_up = true;
+                        tracing::warn!(
+                            waiting = self.queue.len(),
+                            "media event queue to the engine is full; events wait in order"
+                        );
+                    }
+                    return;
+                }
+                Err(EventSendError::Closed(_)) => {
+                    // The signalling loop has ended (shutdown): nobody will read these.
+                    self.queue.clear();
+                    return;
+                }
+            }
+        }
+        if self.backed_up {
+            self.backed_up = false;
+            tracing::info!("media event backlog delivered");
+        }
+    }
 }
 
 impl MediaLoop {
@@ -244,7 +291,10 @@ impl MediaLoop {
             timeout_ticks,
             slots: Vec::new(),
             index: HashMap::new(),
-            pending: Vec::with_capacity(256),
+            outbox: Outbox {
+                queue: VecDeque::with_capacity(256),
+                backed_up: false,
+            },
         }
     }
 
@@ -277,7 +327,7 @@ impl MediaLoop {
                     }
                 }
                 if let Some(id) = finished {
-                    self.pending.push(MediaEvent::PlayDone {
+                    self.outbox.push(MediaEvent::PlayDone {
                         call: slot.call,
                         id,
                     });
@@ -297,7 +347,7 @@ impl MediaLoop {
                                 relatch(slot.rtp.as_raw_fd(), &slot.rtp, &mut slot.connected, addr);
                             }
                             if let Some(digit) = got.digit {
-                                self.pending.push(MediaEvent::Digit {
+                                self.outbox.push(MediaEvent::Digit {
                                     call: slot.call,
                                     digit,
                                 });
@@ -312,15 +362,10 @@ impl MediaLoop {
                     while slot.rtcp.recv_from(&mut rx_buf).is_ok() {}
                 }
                 if stream.tick_silence(self.timeout_ticks) {
-                    self.pending
-                        .push(MediaEvent::RtpTimeout { call: slot.call });
+                    self.outbox.push(MediaEvent::RtpTimeout { call: slot.call });
                 }
             }
-            for event in self.pending.drain(..) {
-                if self.events.try_send(event).is_err() {
-                    tracing::error!(?event, "media event queue full or closed; event dropped");
-                }
-            }
+            self.outbox.flush(&self.events);
             let deadline = pacer.next_deadline(Instant::now());
             if let Some(wait) = deadline.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
@@ -372,7 +417,9 @@ impl MediaLoop {
                 let slot = &mut self.slots[i];
                 if let Some(stream) = slot.stream.as_mut() {
                     stream.update(params);
-                    if slot.connected.is_some() && params.remote != slot.connected {
+                    // A new SDP address drops the latch; the socket must hear everyone again
+                    // until the stream latches anew.
+                    if slot.connected.is_some() && stream.latched() != slot.connected {
                         disconnect(slot.rtp.as_raw_fd());
                         slot.connected = None;
                     }
@@ -427,8 +474,9 @@ fn raise_priority() {
     }
 }
 
-/// Point the socket at the caller's real address (symmetric RTP). A connected UDP socket only
-/// accepts that peer's packets and sends without naming the address each time.
+/// Point the socket at the caller's real address (symmetric RTP) once the stream has latched
+/// to it. A connected UDP socket only accepts that peer's packets and sends without naming the
+/// address each time, which is why the stream must not latch to just any sender.
 fn relatch(fd: i32, socket: &UdpSocket, connected: &mut Option<SocketAddr>, addr: SocketAddr) {
     if *connected == Some(addr) {
         return;
@@ -451,5 +499,52 @@ fn disconnect(fd: i32) {
             &addr,
             std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn done(id: u32) -> MediaEvent {
+        MediaEvent::PlayDone {
+            call: CallRef(1),
+            id,
+        }
+    }
+
+    #[test]
+    fn events_that_do_not_fit_wait_in_order_for_the_next_flush() {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(2);
+        let mut outbox = Outbox::default();
+        for id in 0..5 {
+            outbox.push(done(id));
+        }
+        outbox.flush(&tx);
+        assert_eq!(outbox.queue.len(), 3);
+        assert!(outbox.backed_up);
+        assert_eq!(rx.try_recv().ok(), Some(done(0)));
+        outbox.push(done(5));
+        outbox.flush(&tx);
+        let mut got = Vec::new();
+        while !outbox.queue.is_empty() || !rx.is_empty() {
+            while let Ok(e) = rx.try_recv() {
+                got.push(e);
+            }
+            outbox.flush(&tx);
+        }
+        assert_eq!(got, (1..6).map(done).collect::<Vec<_>>());
+        assert!(!outbox.backed_up, "backlog gone");
+    }
+
+    #[test]
+    fn a_closed_channel_drops_what_waits() {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        drop(rx);
+        let mut outbox = Outbox::default();
+        outbox.push(done(1));
+        outbox.push(done(2));
+        outbox.flush(&tx);
+        assert!(outbox.queue.is_empty());
     }
 }
