@@ -268,6 +268,9 @@ fn cdr_into_a_closed_pipe_exits_quietly() {
             hangup_by: hotline::cdr::HangupBy::Hotline,
             sip_code: 200,
             end_reason: "flow_hangup".into(),
+            language: Some("en".into()),
+            survey: Vec::new(),
+            recordings: Vec::new(),
         })
         .collect();
     tokio::runtime::Builder::new_current_thread()
