@@ -338,10 +338,8 @@ fn judge(case: &TestCase, walk: &Walk) -> Option<String> {
 /// The first expected item not found, in order, as a subsequence of `seen`.
 fn first_missing<'a>(expected: &'a [String], seen: &[&str]) -> Option<&'a str> {
     let mut rest = seen.iter();
-    for e in expected {
-        if !rest.any(|s| s == e) {
-            return Some(e);
-        }
-    }
-    None
+    expected
+        .iter()
+        .find(|e| !rest.any(|s| s == e))
+        .map(String::as_str)
 }
