@@ -79,8 +79,8 @@ fn record(run: u64, n: u64) -> CdrRecord {
         sip_code: [200, 404, 487, 488, 503][(n % 5) as usize],
         end_reason: ["bye", "cancel", "flow_hangup", "rtp_timeout", "overload"][(n % 5) as usize]
             .into(),
-        language: (n % 2 == 0).then(|| "zh".to_string()),
-        survey: if n % 3 == 0 {
+        language: n.is_multiple_of(2).then(|| "zh".to_string()),
+        survey: if n.is_multiple_of(3) {
             vec![
                 ("satisfaction".into(), "4".into()),
                 ("solved".into(), "1".into()),
@@ -88,7 +88,7 @@ fn record(run: u64, n: u64) -> CdrRecord {
         } else {
             Vec::new()
         },
-        recordings: if n % 4 == 0 {
+        recordings: if n.is_multiple_of(4) {
             vec![format!("recordings/{n}.wav")]
         } else {
             Vec::new()
