@@ -10,7 +10,7 @@ OUT=${OUT:-$(mktemp -d)}
 RUNS=${RUNS:-3}
 SIZES=${SIZES:-"100 200 500 1000"}
 "$BIN" serve --sip-bind 127.0.0.1:5060 --rtp-ports 20000-29999 \
-  --database "sqlite://$OUT/bench.db" --flows ivr-flows --prompts prompts 2>"$OUT/server.log" &
+  --database "sqlite://$OUT/bench.db" --flows tests/interop --prompts prompts 2>"$OUT/server.log" &
 SERVER=$!
 trap 'kill -INT $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT
 sleep 1

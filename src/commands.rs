@@ -216,7 +216,27 @@ fn print_step(step: &Step, catalog: &Catalog, texts: &mut Transcripts) {
         Step::Node { name, kind, exit } if exit.is_empty() => println!("-> {name} [{kind}]"),
         Step::Node { name, kind, exit } => println!("-> {name} [{kind}]  (by {exit:?})"),
         Step::Play { prompts, language } => {
+            // Spoken values come as runs of single words: print each run as one line.
+            let mut words: Vec<String> = Vec::new();
+            let flush = |words: &mut Vec<String>| {
+                if !words.is_empty() {
+                    println!(
+                        "     says  {:?}  (prompts/{language}/say/)",
+                        words.join(" ")
+                    );
+                    words.clear();
+                }
+            };
             for name in prompts {
+                if let Some(word) = name.strip_prefix("say/") {
+                    words.push(
+                        texts
+                            .text(language, name)
+                            .unwrap_or_else(|| word.to_string()),
+                    );
+                    continue;
+                }
+                flush(&mut words);
                 let id = catalog.flows.prompt_id(name);
                 let file = id
                     .and_then(|id| catalog.prompt_file(language, id))
@@ -226,6 +246,7 @@ fn print_step(step: &Step, catalog: &Catalog, texts: &mut Transcripts) {
                     None => println!("     plays {file}"),
                 }
             }
+            flush(&mut words);
         }
         Step::Keys(k) => println!("     caller presses {k}"),
         Step::Timeout(d) => println!("     no key: timeout after {:.1} s", d.as_secs_f64()),

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use hotline::config::{Config, Overrides};
 
 mod commands;
+mod demo_backend;
 
 #[derive(Parser)]
 #[command(
@@ -82,6 +83,11 @@ enum Command {
         flows: Option<PathBuf>,
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Serve the demo flow's stand-in CRM and billing back end (customers and accounts).
+    DemoBackend {
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        bind: std::net::SocketAddr,
     },
     /// Turn an announcement switch on or off (no arguments: list them).
     Announce {
@@ -159,7 +165,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                // The admin commands print their own findings; only problems go to the log.
+                match cli.command {
+                    Command::Serve { .. } | Command::Load(_) | Command::DemoBackend { .. } => {
+                        "info"
+                    }
+                    _ => "warn",
+                }
+                .into()
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -238,6 +253,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let config = Config::load(config.as_deref(), &overrides)?;
             commands::graph(&config, &flow, format, output)
+        }
+        Command::DemoBackend { bind } => {
+            demo_backend::run(bind)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Announce {
             name,

@@ -101,7 +101,7 @@ impl Hotline {
 
 #[test]
 #[ignore = "interop: needs sipp (Debian sip-tester)"]
-fn sipp_caller_with_pcma_and_rfc2833_digits_walks_the_demo_menu() {
+fn sipp_caller_with_pcma_and_rfc2833_digits_walks_the_menu() {
     let sipp = need("sipp");
     let pcap = Path::new("/usr/share/sip-tester/dtmf_2833_1.pcap");
     assert!(
@@ -109,7 +109,7 @@ fn sipp_caller_with_pcma_and_rfc2833_digits_walks_the_demo_menu() {
         "SIPp's RTP/DTMF pcaps are missing: install sip-tester"
     );
     let dir = TempDir::new("sipp");
-    let hotline = Hotline::start(dir.path(), &repo().join("ivr-flows"), None);
+    let hotline = Hotline::start(dir.path(), &repo().join("tests/interop"), None);
     let media_port = 46000 + 2 * fastrand::u16(..500);
     let status = Command::new(sipp)
         .arg("-sf")
@@ -225,7 +225,7 @@ fn cdrs_reach_postgresql() {
     let url = std::env::var("HOTLINE_TEST_POSTGRES_URL")
         .expect("HOTLINE_TEST_POSTGRES_URL must name a PostgreSQL database for the interop suite");
     let dir = TempDir::new("pg");
-    let hotline = Hotline::start(dir.path(), &repo().join("ivr-flows"), Some(url));
+    let hotline = Hotline::start(dir.path(), &repo().join("tests/interop"), Some(url));
     let sip = std::net::SocketAddr::from(([127, 0, 0, 1], hotline.port));
     let mut phone = common::Phone::new(sip);
     phone.call("100");
