@@ -4,6 +4,7 @@ pub mod call;
 pub mod cdr;
 pub mod config;
 pub mod core;
+pub mod demo;
 pub mod flow;
 pub mod load;
 pub mod media;

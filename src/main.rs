@@ -10,7 +10,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 use hotline::config::{Config, Overrides};
 
 mod commands;
-mod demo_backend;
 
 #[derive(Parser)]
 #[command(
@@ -255,7 +254,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             commands::graph(&config, &flow, format, output)
         }
         Command::DemoBackend { bind } => {
-            demo_backend::run(bind)?;
+            hotline::demo::run(bind)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Announce {

@@ -10,7 +10,8 @@
 //! - prompts of menus, collects, confirmations and survey questions can always be
 //!   interrupted by a key, and that key counts as input; a `play` or `announcement` node is
 //!   interrupted only with `barge_in`, and the key then carries over to the next input node;
-//! - keys pressed during a prompt that cannot be interrupted are ignored.
+//! - keys pressed during a prompt that cannot be interrupted are ignored; keys pressed while
+//!   a back-end look-up runs are kept for the next input node.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -336,6 +337,11 @@ impl Interpreter {
                     self.actions.push_back(FlowAction::StopRecording { id });
                 }
             }
+            // A caller who knows the menu types ahead while the back end answers.
+            Wait::Task {
+                kind: TaskKind::Lookup,
+                ..
+            } => self.typeahead.push(digit),
             Wait::Task { .. } => {}
         }
     }

@@ -541,3 +541,37 @@ next = "end"
         assert_eq!(t.settle()[0], heard, "{exit:?}");
     }
 }
+
+#[test]
+fn keys_pressed_during_a_lookup_count_for_the_next_menu() {
+    let mut t = T::new(&flow(
+        r#"
+[nodes.a]
+type = "lookup"
+url = "http://crm/x"
+next = "greet"
+on_failure = "greet"
+[nodes.greet]
+type = "play"
+prompts = ["hello"]
+barge_in = true
+next = "m"
+[nodes.m]
+type = "menu"
+prompts = ["menu"]
+choices = { "1" = "one" }
+[nodes.one]
+type = "play"
+prompts = ["one"]
+next = "end"
+"#,
+    ));
+    t.settle();
+    t.press("1");
+    t.it.on_lookup(t.now, TaskId(1), LookupResult::Ok(serde_json::json!({})));
+    assert_eq!(
+        t.settle(),
+        ["one", "<hangup>"],
+        "the greeting and menu are skipped by type-ahead"
+    );
+}

@@ -200,6 +200,8 @@ pub fn read_cdrs(database: &str) -> Vec<hotline::cdr::CdrRecord> {
 /// A SIP phone: hotline's user agent over a real UDP socket, plus one RTP socket.
 pub struct Phone {
     pub ua: UserAgent,
+    /// The caller's number, sent in From.
+    pub caller: String,
     sip: UdpSocket,
     server: SocketAddr,
     pub rtp: UdpSocket,
@@ -217,6 +219,11 @@ pub struct Phone {
 
 impl Phone {
     pub fn new(server: SocketAddr) -> Phone {
+        Phone::calling_from(server, "5550100")
+    }
+
+    /// A phone whose calls carry `user` as the caller's number (From).
+    pub fn calling_from(server: SocketAddr, user: &str) -> Phone {
         let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
         sip.set_nonblocking(true).unwrap();
         let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -229,6 +236,7 @@ impl Phone {
             user: "phone".into(),
         });
         Phone {
+            caller: user.to_string(),
             ua,
             sip,
             server,
@@ -349,12 +357,13 @@ impl Phone {
     }
 
     pub fn dial(&mut self, number: &str, offer: Option<String>) -> CallRef {
+        let caller = self.caller.clone();
         let c = self
             .ua
             .invite(
                 Instant::now(),
                 self.peer(),
-                "5550100",
+                &caller,
                 number,
                 offer.map(String::into_bytes),
             )
@@ -368,7 +377,7 @@ impl Phone {
     pub fn dial_late_offer(&mut self, number: &str, answer: String) -> CallRef {
         let c = self
             .ua
-            .invite(Instant::now(), self.peer(), "5550100", number, None)
+            .invite(Instant::now(), self.peer(), &self.caller.clone(), number, None)
             .unwrap();
         self.ua.set_ack_answer(c, answer.into_bytes());
         self.call = Some(c);

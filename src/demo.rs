@@ -12,7 +12,8 @@ use tokio::net::{TcpListener, TcpStream};
 const SLOW_ACCOUNT: &str = "99999999";
 const SLOW_FOR: Duration = Duration::from_secs(10);
 
-pub fn run(bind: SocketAddr) -> anyhow::Result<()> {
+/// Serve until the process ends.
+pub fn run(bind: SocketAddr) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -22,11 +23,36 @@ pub fn run(bind: SocketAddr) -> anyhow::Result<()> {
             "demo back end on http://{}: /customers/<phone>, /accounts/<number>",
             listener.local_addr()?
         );
-        loop {
-            let (stream, _) = listener.accept().await?;
-            tokio::spawn(serve(stream));
-        }
+        accept(listener).await
     })
+}
+
+/// Serve on a thread of its own (for tests); returns the address it listens on.
+pub fn spawn(bind: SocketAddr) -> std::io::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind(bind)?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    std::thread::Builder::new()
+        .name("demo-backend".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the demo back end");
+            runtime.block_on(async move {
+                if let Ok(listener) = TcpListener::from_std(listener) {
+                    let _ = accept(listener).await;
+                }
+            });
+        })?;
+    Ok(addr)
+}
+
+async fn accept(listener: TcpListener) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        tokio::spawn(serve(stream));
+    }
 }
 
 async fn serve(mut stream: TcpStream) {
