@@ -333,6 +333,19 @@ pub fn announce(
         bail!("{name:?} is not a switch name (letters, digits, - and _)");
     }
     let file = dir.join(format!("{name}.on"));
+    if let (Some(set), _) = hotline::flow::load_dir(&config.flows_dir)
+        && !set.switches.iter().any(|(s, _)| *s == name)
+    {
+        let known: Vec<&str> = set.switches.iter().map(|(s, _)| s.as_str()).collect();
+        eprintln!(
+            "warning: no announcement node uses the switch {name:?} (switches in use: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        );
+    }
     match state.as_deref() {
         Some("on") => {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

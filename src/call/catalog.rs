@@ -43,6 +43,40 @@ pub struct CatalogReport {
     pub warnings: Vec<String>,
 }
 
+/// For each prompt, the languages a call may be in where it plays: a flow's own language,
+/// the default, and every language its `language` nodes switch to. A prompt missing in a
+/// language no flow using it can speak is not worth a warning.
+fn languages_of_prompts(set: &FlowSet, default_language: &str) -> Vec<Vec<String>> {
+    let mut out = vec![Vec::new(); set.prompts.len()];
+    for flow in &set.flows {
+        let mut langs = vec![
+            flow.language
+                .clone()
+                .unwrap_or_else(|| default_language.to_string()),
+        ];
+        for node in &flow.nodes {
+            if let flow::NodeKind::Language { language, .. } = &node.kind {
+                langs.push(language.clone());
+            }
+        }
+        for node in &flow.nodes {
+            for list in node.kind.prompt_lists() {
+                for item in list {
+                    if let flow::PromptItem::Prompt(id) = item {
+                        let entry = &mut out[id.0 as usize];
+                        for l in &langs {
+                            if !entry.contains(l) {
+                                entry.push(l.clone());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 impl Catalog {
     /// Load every flow in `flows_dir` and every prompt they use, in every language they use.
     /// Warnings are logged; errors refuse the whole set.
@@ -89,6 +123,7 @@ impl Catalog {
                 languages.push(lang.clone());
             }
         }
+        let used_in = languages_of_prompts(&set, default_language);
         let mut table = Vec::with_capacity(languages.len());
         let mut encoded = Vec::new();
         let mut files = Vec::new();
@@ -132,7 +167,11 @@ impl Catalog {
                     continue;
                 };
                 let path = &tried[found];
-                if found == 1 && lang != default_language && said.is_none() {
+                if found == 1
+                    && lang != default_language
+                    && said.is_none()
+                    && used_in[i].iter().any(|l| l == lang)
+                {
                     warnings.push(format!(
                         "{}: warning: prompt {name:?} has no {lang} recording ({}); {lang} callers hear the {default_language} one\n    {}",
                         set.prompt_sites[i],
@@ -142,13 +181,20 @@ impl Catalog {
                 }
                 let index = match by_file.get(path) {
                     Some(ix) => *ix,
-                    None => {
-                        let samples = prompt::load_wav(path)?;
-                        encoded.push(EncodedPrompt::encode(&samples));
-                        files.push(path.clone());
-                        by_file.insert(path.clone(), encoded.len() - 1);
-                        encoded.len() - 1
-                    }
+                    None => match prompt::load_wav(path) {
+                        Ok(samples) => {
+                            encoded.push(EncodedPrompt::encode(&samples));
+                            files.push(path.clone());
+                            by_file.insert(path.clone(), encoded.len() - 1);
+                            encoded.len() - 1
+                        }
+                        Err(e) => {
+                            // Listed with every other problem, not the only one reported.
+                            errors.push(format!("{}: {e}", set.prompt_sites[i]));
+                            by_file.insert(path.clone(), usize::MAX);
+                            usize::MAX
+                        }
+                    },
                 };
                 row.push(index);
             }
@@ -222,5 +268,119 @@ impl Catalog {
             files: Vec::new(),
             warnings: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wav(path: &Path, value: i16) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(path, spec).unwrap();
+        for _ in 0..800 {
+            w.write_sample(value).unwrap();
+        }
+        w.finalize().unwrap();
+    }
+
+    const FLOW: &str = r#"
+[flow]
+name = "f"
+numbers = ["1"]
+start = "a"
+[nodes.a]
+type = "play"
+prompts = ["hello", "tone", { number = "'21'" }]
+next = "zh"
+[nodes.zh]
+type = "language"
+language = "zh"
+next = "b"
+[nodes.b]
+type = "play"
+prompts = ["hello", { number = "'2000'" }]
+next = "end"
+[nodes.end]
+type = "hangup"
+"#;
+
+    fn site() -> (PathBuf, PathBuf, PathBuf) {
+        let root = std::env::temp_dir().join(format!("hotline-catalog-{}", fastrand::u64(..)));
+        let (flows, prompts) = (root.join("flows"), root.join("prompts"));
+        std::fs::create_dir_all(&flows).unwrap();
+        std::fs::write(flows.join("f.toml"), FLOW).unwrap();
+        wav(&prompts.join("en/hello.wav"), 100);
+        wav(&prompts.join("zh/hello.wav"), 200);
+        wav(&prompts.join("tone.wav"), 300);
+        for w in Grammar::English.words() {
+            wav(&prompts.join(format!("en/say/{w}.wav")), 1);
+        }
+        for w in Grammar::Chinese.words() {
+            wav(&prompts.join(format!("zh/say/{w}.wav")), 2);
+        }
+        (root, flows, prompts)
+    }
+
+    #[test]
+    fn each_language_has_its_recordings_and_falls_back_to_neutral_ones() {
+        let (root, flows, prompts) = site();
+        let c = Catalog::load(&flows, &prompts, "en").unwrap();
+        assert_eq!(c.languages(), ["en", "zh"]);
+        let id = |n: &str| c.flows.prompt_id(n).unwrap();
+        let file = |l: &str, n: &str| c.prompt_file(l, id(n)).unwrap().to_path_buf();
+        assert_eq!(file("zh", "hello"), prompts.join("zh/hello.wav"));
+        assert_eq!(file("en", "hello"), prompts.join("en/hello.wav"));
+        assert_eq!(
+            file("zh", "tone"),
+            prompts.join("tone.wav"),
+            "language-neutral"
+        );
+        assert_eq!(file("zh", "say/wan"), prompts.join("zh/say/wan.wav"));
+        assert!(
+            c.prompt_file("en", id("say/wan")).is_none(),
+            "not an English word"
+        );
+        assert_eq!(
+            file("fr", "hello"),
+            prompts.join("en/hello.wav"),
+            "unknown: the default"
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        std::fs::remove_dir_all(root).ok();
+    }
+
+    #[test]
+    fn a_recording_missing_in_one_language_warns_and_one_missing_everywhere_is_an_error() {
+        let (root, flows, prompts) = site();
+        std::fs::remove_file(prompts.join("zh/hello.wav")).unwrap();
+        let c = Catalog::load(&flows, &prompts, "en").unwrap();
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.contains("prompt \"hello\" has no zh recording")),
+            "{:?}",
+            c.warnings
+        );
+        std::fs::remove_file(prompts.join("zh/say/liang.wav")).unwrap();
+        std::fs::write(prompts.join("en/hello.wav"), b"not a wav").unwrap();
+        let r = Catalog::check(&flows, &prompts, "en").unwrap();
+        assert!(r.catalog.is_none());
+        let all = r.errors.join("\n");
+        assert!(
+            all.contains("prompt \"say/liang\" is missing in zh"),
+            "{all}"
+        );
+        assert!(
+            all.contains("not a WAV file"),
+            "a broken file is listed too: {all}"
+        );
+        std::fs::remove_dir_all(root).ok();
     }
 }

@@ -618,6 +618,10 @@ impl Ctx<'_, '_, '_> {
                     };
                     let q = Table::new(q, item.span(), "a survey question");
                     let id = q.req_str("id", self.sink);
+                    // The answer is kept as a variable of that name, so it must be one.
+                    if let Some(id) = &id {
+                        self.variable_name(id);
+                    }
                     if let Some(id) = &id
                         && questions.iter().any(|x: &Question| x.id == id.v)
                     {
@@ -909,6 +913,12 @@ impl Ctx<'_, '_, '_> {
                     let mut found = None;
                     for (name, how) in SayAs::ALL {
                         if let Some(v) = say.str(name, self.sink) {
+                            if found.is_some() {
+                                self.sink.error(
+                                    &item.span(),
+                                    "a spoken value says one thing: digits, number, amount or date",
+                                );
+                            }
                             found = Some((how, v));
                         }
                     }

@@ -377,7 +377,13 @@ impl Phone {
     pub fn dial_late_offer(&mut self, number: &str, answer: String) -> CallRef {
         let c = self
             .ua
-            .invite(Instant::now(), self.peer(), &self.caller.clone(), number, None)
+            .invite(
+                Instant::now(),
+                self.peer(),
+                &self.caller.clone(),
+                number,
+                None,
+            )
             .unwrap();
         self.ua.set_ack_answer(c, answer.into_bytes());
         self.call = Some(c);
