@@ -143,6 +143,93 @@ fn check_accepts_the_shipped_demo_and_rejects_a_broken_flow() {
 }
 
 #[test]
+fn the_shipped_flow_tests_and_documented_examples_pass_and_a_wrong_expectation_fails() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for dir in ["ivr-flows", "docs/examples/ivr-flows", "tests/interop"] {
+        let out = hotline()
+            .current_dir(repo)
+            .args(["check", dir, "--prompts", "prompts", "--tests"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{dir}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(", 0 warning(s): OK"), "{dir}: {stdout}");
+    }
+    // A copy of the demo whose test expects a node the walk never reaches.
+    let site = common::site("");
+    let flows = &site.config.flows_dir;
+    std::fs::remove_file(flows.join("test.toml")).unwrap();
+    std::fs::copy(
+        repo.join("ivr-flows/hotline.toml"),
+        flows.join("hotline.toml"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(flows.join("tests")).unwrap();
+    std::fs::write(
+        flows.join("tests/t.toml"),
+        "[[test]]\nname = \"wrong\"\nflow = \"hotline\"\nat = \"2026-12-01T22:00:00+08:00\"\npress = [\"2\"]\nexpect = [\"main_menu\"]\n",
+    )
+    .unwrap();
+    let out = hotline()
+        .args(["check", flows.to_str().unwrap(), "--tests", "--prompts"])
+        .arg(repo.join("prompts"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains("FAIL  wrong"), "{stdout}");
+    assert!(
+        stdout.contains("t.toml:1:1: expected node \"main_menu\""),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn try_walks_a_flow_and_graph_draws_it() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = hotline()
+        .current_dir(repo)
+        .args([
+            "try",
+            "100",
+            "--at",
+            "2026-12-01T22:30:00+08:00",
+            "--press",
+            "2",
+            "--press",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("-> after_hours [menu]  (by \"closed\")"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("prompts/en/leave_message.wav  \"Please leave your message"),
+        "{stdout}"
+    );
+    for format in ["svg", "dot", "mermaid"] {
+        let out = hotline()
+            .current_dir(repo)
+            .args(["graph", "hotline", "--format", format])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("main_menu"),
+            "{format}: {text}"
+        );
+    }
+}
+
+#[test]
 fn sigterm_drains_flushes_cdrs_and_exits_zero_then_cdr_prints_them() {
     let site = common::site(common::TEST_FLOW);
     let port = {
