@@ -51,6 +51,8 @@ pub struct FlowSet {
     pub prompts: Vec<String>,
     /// Where each prompt is first used, for error messages.
     pub prompt_sites: Vec<Located>,
+    /// Prompt name to id: spoken values look their words up on every play.
+    pub prompt_index: HashMap<String, PromptId>,
     /// Announcement switches by name, and whether each was on when this version was loaded.
     pub switches: Vec<(String, bool)>,
     /// Languages named by `language` nodes and flow headers, where first named.
@@ -78,10 +80,7 @@ impl FlowSet {
     }
 
     pub fn prompt_id(&self, name: &str) -> Option<PromptId> {
-        self.prompts
-            .iter()
-            .position(|p| p == name)
-            .map(|i| PromptId(i as u32))
+        self.prompt_index.get(name).copied()
     }
 
     pub fn switch_on(&self, id: usize) -> bool {

@@ -110,6 +110,7 @@ impl Shared {
         }
         set.prompts = self.prompts;
         set.prompt_sites = self.sites;
+        set.prompt_index = self.ids;
         set.switches = self.switches;
         set.languages = self.languages;
     }
