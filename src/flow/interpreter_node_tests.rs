@@ -575,3 +575,110 @@ next = "end"
         "the greeting and menu are skipped by type-ahead"
     );
 }
+
+/// Whatever a caller, the clock and the back ends do, in whatever order, the interpreter
+/// never panics and never waits without a way out: every flow that loads (the demo, the
+/// documented examples, and mutations of them) is driven by random events.
+#[test]
+fn random_events_on_every_flow_that_loads_never_panic() {
+    use crate::flow::{CallInfo, FlowAction, FlowId, Interpreter, PlayId};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut sources: Vec<String> =
+        vec![std::fs::read_to_string(root.join("ivr-flows/hotline.toml")).unwrap()];
+    let examples = root.join("docs/examples/ivr-flows");
+    if let Ok(entries) = std::fs::read_dir(&examples) {
+        for e in entries.flatten() {
+            if e.path().extension().is_some_and(|x| x == "toml") {
+                sources.push(std::fs::read_to_string(e.path()).unwrap());
+            }
+        }
+    }
+    let mut rng = fastrand::Rng::with_seed(0x5eed);
+    let dir = std::env::temp_dir().join(format!("hotline-fuzz-{}", rng.u64(..)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut driven = 0;
+    for round in 0..120 {
+        let mut text = sources[round % sources.len()].clone().into_bytes();
+        // Light mutations keep most files loadable: swap a digit or a node name's letter.
+        for _ in 0..rng.usize(0..3) {
+            let i = rng.usize(..text.len());
+            if text[i].is_ascii_digit() {
+                text[i] = b'0' + rng.u8(..10);
+            }
+        }
+        std::fs::write(dir.join("f.toml"), &text).unwrap();
+        let (Some(set), _) = crate::flow::load_dir(&dir) else {
+            continue;
+        };
+        let set = Arc::new(set);
+        for flow in 0..set.flows.len() {
+            driven += 1;
+            let start = Instant::now();
+            let info = CallInfo {
+                caller: format!("1380000000{}", rng.u8(0..3)),
+                dialled: "100".into(),
+                wall: jiff::Timestamp::from_second(1_790_000_000 + rng.i64(0..40_000_000)).unwrap(),
+                started: start,
+                tz: jiff::tz::TimeZone::UTC,
+                language: "en".into(),
+            };
+            let mut it = Interpreter::new(Arc::clone(&set), FlowId(flow as u32), info);
+            let mut now = start;
+            it.start(now);
+            let mut plays: Vec<PlayId> = Vec::new();
+            let mut tasks: Vec<TaskId> = vec![TaskId(1)];
+            for _ in 0..400 {
+                while let Some(a) = it.poll_action() {
+                    match a {
+                        FlowAction::Play { id, .. } => plays.push(id),
+                        FlowAction::Lookup { id, .. }
+                        | FlowAction::Record { id, .. }
+                        | FlowAction::Transfer { id, .. }
+                        | FlowAction::Queue { id, .. } => tasks.push(id),
+                        _ => {}
+                    }
+                }
+                if it.is_finished() {
+                    break;
+                }
+                now += std::time::Duration::from_millis(rng.u64(0..8000));
+                let task = tasks[rng.usize(..tasks.len())];
+                match rng.u8(0..8) {
+                    0 | 1 => it.on_digit(now, b"0123456789*#"[rng.usize(..12)] as char),
+                    2 => {
+                        if let Some(p) = plays.get(rng.usize(..plays.len().max(1))) {
+                            it.on_play_done(now, *p);
+                        }
+                    }
+                    3 => it.on_timeout(now),
+                    4 => it.on_lookup(
+                        now,
+                        task,
+                        match rng.u8(0..3) {
+                            0 => LookupResult::Ok(serde_json::json!({"name": "x", "balance": "12.5", "due": "2026-13-45", "tier": "vip"})),
+                            1 => LookupResult::NotFound,
+                            _ => LookupResult::Failed("x".into()),
+                        },
+                    ),
+                    5 => it.on_record_done(now, task, if rng.bool() { RecordOutcome::Nothing } else { RecordOutcome::Saved { path: "x.wav".into(), duration_ms: 1 } }),
+                    6 => it.on_queue_exit(now, task, [QueueExit::Answered, QueueExit::Timeout, QueueExit::Full, QueueExit::NoAgents][rng.usize(..4)]),
+                    _ => {
+                        if rng.bool() {
+                            it.on_transfer_failed(now, task, "486");
+                        } else {
+                            it.on_transfer_connected(task);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(
+        driven > 60,
+        "most mutations still load ({driven} flows driven)"
+    );
+}
