@@ -137,9 +137,23 @@ pub struct Endpoint {
     deadlines: BinaryHeap<Reverse<(Instant, TxnId)>>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<EndpointEvent>,
+    /// Server transactions linger for Timer J (32 s over UDP) to absorb retransmissions;
+    /// a flood of new requests must not grow memory without bound.
+    max_server_transactions: usize,
+    refused_for_capacity: u64,
 }
 
+/// Far above any real load (2,000 calls make a few thousand transactions), low enough that
+/// a flood stays within tens of megabytes.
+pub const MAX_SERVER_TRANSACTIONS: usize = 50_000;
+
 impl Endpoint {
+    /// For tests: a smaller transaction limit.
+    pub fn with_transaction_limit(mut self, limit: usize) -> Self {
+        self.max_server_transactions = limit;
+        self
+    }
+
     pub fn new(timers: TimerConfig) -> Self {
         Endpoint {
             timers,
@@ -151,6 +165,8 @@ impl Endpoint {
             deadlines: BinaryHeap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            max_server_transactions: MAX_SERVER_TRANSACTIONS,
+            refused_for_capacity: 0,
         }
     }
 
@@ -265,6 +281,21 @@ impl Endpoint {
                 request: req,
                 source,
             }),
+            _ if self.servers.len() >= self.max_server_transactions => {
+                self.refused_for_capacity += 1;
+                if self.refused_for_capacity.is_power_of_two() {
+                    tracing::warn!(
+                        refused = self.refused_for_capacity,
+                        limit = self.max_server_transactions,
+                        "too many SIP transactions at once; new requests get 503"
+                    );
+                }
+                self.send_stateless(
+                    source,
+                    &req,
+                    &ResponseSpec::new(503).header("Retry-After", "5"),
+                );
+            }
             Method::Cancel => self.on_cancel(now, source, req, key),
             _ => {
                 let id = self.new_id();

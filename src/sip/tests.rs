@@ -503,3 +503,36 @@ fn bound_to_every_address_the_dialog_names_the_host_the_caller_dialled() {
     assert!(contact.contains("192.0.2.7:5060"), "{contact}");
     assert!(!ok.contains("127.0.0.1"), "{ok}");
 }
+
+#[test]
+fn a_flood_of_new_requests_is_refused_once_the_transaction_table_is_full() {
+    use super::endpoint::Endpoint;
+    let mut ep = Endpoint::new(TimerConfig::default()).with_transaction_limit(3);
+    let now = Instant::now();
+    let src = Peer {
+        addr: "127.0.0.1:5099".parse().unwrap(),
+        transport: TransportKind::Udp,
+    };
+    let options = |n: u32| {
+        format!(
+            "OPTIONS sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK-flood-{n}\r\n\
+             From: <sip:x@127.0.0.1>;tag=f{n}\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: flood-{n}\r\n\
+             CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    for n in 0..4 {
+        ep.handle_input(now, src, options(n).as_bytes());
+    }
+    let mut requests = 0;
+    while ep.poll_event().is_some() {
+        requests += 1;
+    }
+    assert_eq!(requests, 3, "three fit; the fourth is not a transaction");
+    assert_eq!(ep.transactions(), 3);
+    let refusal = ep
+        .poll_transmit()
+        .expect("the fourth is answered statelessly");
+    let text = String::from_utf8_lossy(&refusal.data);
+    assert!(text.starts_with("SIP/2.0 503"), "{text}");
+    assert!(text.contains("Retry-After: 5"), "{text}");
+}
