@@ -2,6 +2,7 @@
 //! The runtime implements `MediaBackend` with real sockets and the pacing thread.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::media::stream::StreamParams;
 use crate::sip::CallRef;
@@ -43,6 +44,19 @@ pub enum MediaCommand {
     Stop {
         call: CallRef,
     },
+    /// Record the caller until `silence` after speech, `max_length`, or `StopRecording`; the
+    /// result comes back as `MediaEvent::Recorded`, also when the call closes first.
+    Record {
+        call: CallRef,
+        /// The flow's `TaskId`.
+        id: u32,
+        max_length: Duration,
+        silence: Duration,
+    },
+    StopRecording {
+        call: CallRef,
+        id: u32,
+    },
     Close {
         call: CallRef,
     },
@@ -54,17 +68,35 @@ impl MediaCommand {
             MediaCommand::Start { call, .. }
             | MediaCommand::Update { call, .. }
             | MediaCommand::Play { call, .. }
+            | MediaCommand::Record { call, .. }
+            | MediaCommand::StopRecording { call, .. }
             | MediaCommand::Stop { call }
             | MediaCommand::Close { call } => *call,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
-    Digit { call: CallRef, digit: char },
-    PlayDone { call: CallRef, id: u32 },
-    RtpTimeout { call: CallRef },
+    Digit {
+        call: CallRef,
+        digit: char,
+    },
+    PlayDone {
+        call: CallRef,
+        id: u32,
+    },
+    RtpTimeout {
+        call: CallRef,
+    },
+    /// A recording ended: 8 kHz mono samples, trailing silence trimmed; `heard` is false
+    /// when the caller made no sound louder than silence (and `samples` is then empty).
+    Recorded {
+        call: CallRef,
+        id: u32,
+        samples: Vec<i16>,
+        heard: bool,
+    },
 }
 
 impl MediaEvent {
@@ -72,7 +104,8 @@ impl MediaEvent {
         match *self {
             MediaEvent::Digit { call, .. }
             | MediaEvent::PlayDone { call, .. }
-            | MediaEvent::RtpTimeout { call } => call,
+            | MediaEvent::RtpTimeout { call }
+            | MediaEvent::Recorded { call, .. } => call,
         }
     }
 }

@@ -9,6 +9,7 @@ mod media;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,7 @@ pub use media::{MediaBackend, MediaCommand, MediaEvent, MediaOpenError};
 use crate::cdr::{CdrRecord, Disposition, HangupBy};
 use crate::flow::{
     CallInfo, FlowAction, FlowId, Interpreter, LookupRequest, LookupResult, QueueExit,
-    RecordOutcome,
+    RecordOutcome, TaskId,
 };
 use crate::media::stream::StreamParams;
 use crate::sdp::{self, Direction, LocalMedia, Negotiated, SessionDescription};
@@ -42,6 +43,40 @@ pub struct EngineConfig {
     pub timers: TimerConfig,
     /// The zone flows read `hour`, `weekday` and `date` in (schedules name their own).
     pub timezone: jiff::tz::TimeZone,
+    /// Callers' messages go to `<recordings_dir>/<YYYY-MM-DD>/<call id>-<task>.wav`.
+    pub recordings_dir: PathBuf,
+}
+
+/// How long a finished call's CDR waits for a recording still on its way (from the media
+/// thread, then to disk) so the CDR can list it. Both take milliseconds; this only bounds a
+/// lost media thread or a hung file system.
+const RECORDING_HOLD: Duration = Duration::from_secs(10);
+
+/// A caller's message to write to disk (8 kHz mono 16-bit WAV). The runtime reports the
+/// outcome back through `Engine::handle_recording_written`.
+#[derive(Debug)]
+pub struct RecordingJob {
+    pub call: CallRef,
+    pub task: TaskId,
+    pub path: PathBuf,
+    pub samples: Vec<i16>,
+}
+
+/// A recording asked of the media and not yet written or given up. Its path is fixed when it
+/// starts, so it is known wherever the call is by the time the samples arrive.
+#[derive(Debug)]
+struct PendingRecording {
+    task: TaskId,
+    path: PathBuf,
+    /// Set once the samples came with sound: the file is being written.
+    duration_ms: Option<u64>,
+}
+
+/// The CDR of a call that ended while one of its recordings was on the way.
+struct HeldRecord {
+    record: CdrRecord,
+    pending: Vec<PendingRecording>,
+    until: Instant,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +105,10 @@ struct Call {
     negotiated: Option<Negotiated>,
     answer_at: Option<Instant>,
     scheduled: Option<Instant>,
+    recordings: Vec<PendingRecording>,
+    /// Files written after the flow stopped waiting for them (its task timed out): still the
+    /// caller's message, so still in the CDR.
+    late_recordings: Vec<String>,
 }
 
 pub struct Engine<M: MediaBackend> {
@@ -83,6 +122,8 @@ pub struct Engine<M: MediaBackend> {
     lookups: lookup::Lookups,
     epoch: (Instant, i64),
     shutdown_at: Option<Instant>,
+    jobs: VecDeque<RecordingJob>,
+    held: HashMap<CallRef, HeldRecord>,
 }
 
 impl<M: MediaBackend> Engine<M> {
@@ -106,6 +147,8 @@ impl<M: MediaBackend> Engine<M> {
             lookups: lookup::Lookups::default(),
             epoch,
             shutdown_at: None,
+            jobs: VecDeque::new(),
+            held: HashMap::new(),
         }
     }
 
@@ -146,20 +189,27 @@ impl<M: MediaBackend> Engine<M> {
         }
     }
 
+    /// A recording to write to disk; its outcome comes back through `handle_recording_written`.
+    pub fn poll_recording(&mut self) -> Option<RecordingJob> {
+        self.jobs.pop_front()
+    }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
         let ours = self.deadlines.peek().map(|Reverse((t, _))| *t);
-        [ours, self.ua.poll_timeout(), self.shutdown_at]
+        let held = self.held.values().map(|h| h.until).min();
+        [ours, self.ua.poll_timeout(), self.shutdown_at, held]
             .into_iter()
             .flatten()
             .min()
     }
 
-    /// True once shutdown was asked for, every call is over and every request we sent (the
-    /// BYEs) has its answer. Server transactions that only linger to absorb retransmissions
-    /// do not hold the exit.
+    /// True once shutdown was asked for, every call is over (its CDR out, recordings
+    /// included) and every request we sent (the BYEs) has its answer. Server transactions
+    /// that only linger to absorb retransmissions do not hold the exit.
     pub fn drained(&self) -> bool {
         self.shutdown_at.is_some()
             && self.calls.is_empty()
+            && self.held.is_empty()
             && self.ua.calls() == 0
             && self.ua.pending_requests() == 0
     }
@@ -171,6 +221,12 @@ impl<M: MediaBackend> Engine<M> {
 
     pub fn handle_media(&mut self, now: Instant, event: MediaEvent) {
         let call_ref = event.call();
+        if let MediaEvent::Recorded {
+            id, samples, heard, ..
+        } = event
+        {
+            return self.on_recorded(now, call_ref, TaskId(id), samples, heard);
+        }
         let Some(call) = self.calls.get_mut(&call_ref) else {
             return;
         };
@@ -183,8 +239,152 @@ impl<M: MediaBackend> Engine<M> {
                 tracing::info!(sip_call_id = %call.sip_call_id, "no RTP from the caller; ending the call");
                 return self.end_by_hotline(now, call_ref, "rtp_timeout");
             }
+            MediaEvent::Recorded { .. } => {}
         }
         self.run_flow(now, call_ref);
+    }
+
+    /// The media ended a recording: with sound, it goes to disk; without, the flow hears
+    /// there is no message. The call may have ended meanwhile; its CDR is held for this.
+    fn on_recorded(
+        &mut self,
+        now: Instant,
+        call_ref: CallRef,
+        task: TaskId,
+        samples: Vec<i16>,
+        heard: bool,
+    ) {
+        let live = self.calls.contains_key(&call_ref);
+        let pending = match (self.calls.get_mut(&call_ref), self.held.get_mut(&call_ref)) {
+            (Some(call), _) => &mut call.recordings,
+            (None, Some(held)) => &mut held.pending,
+            (None, None) => return,
+        };
+        let Some(i) = pending
+            .iter()
+            .position(|p| p.task == task && p.duration_ms.is_none())
+        else {
+            return;
+        };
+        if heard {
+            let p = &mut pending[i];
+            p.duration_ms =
+                Some(samples.len() as u64 * 1000 / u64::from(crate::media::SAMPLE_RATE));
+            self.jobs.push_back(RecordingJob {
+                call: call_ref,
+                task,
+                path: p.path.clone(),
+                samples,
+            });
+            return;
+        }
+        pending.remove(i);
+        if live {
+            if let Some(call) = self.calls.get_mut(&call_ref) {
+                tracing::info!(sip_call_id = %call.sip_call_id, "the caller left no message");
+                call.interpreter
+                    .on_record_done(now, task, RecordOutcome::Nothing);
+            }
+            self.run_flow(now, call_ref);
+        } else {
+            self.release_held(call_ref);
+        }
+    }
+
+    /// The runtime wrote (or failed to write) a `RecordingJob`. A call still running goes on
+    /// in its flow; one that ended gets the file into its held CDR. A failure is no message.
+    pub fn handle_recording_written(
+        &mut self,
+        now: Instant,
+        call_ref: CallRef,
+        task: TaskId,
+        result: Result<PathBuf, String>,
+    ) {
+        let live = self.calls.contains_key(&call_ref);
+        let pending = match (self.calls.get_mut(&call_ref), self.held.get_mut(&call_ref)) {
+            (Some(call), _) => Some(&mut call.recordings),
+            (None, Some(held)) => Some(&mut held.pending),
+            (None, None) => None,
+        };
+        let done = pending.and_then(|pending| {
+            let i = pending
+                .iter()
+                .position(|p| p.task == task && p.duration_ms.is_some())?;
+            Some(pending.remove(i))
+        });
+        let saved = match result {
+            Ok(path) => {
+                let duration_ms = done.as_ref().and_then(|p| p.duration_ms).unwrap_or(0);
+                tracing::info!(path = %path.display(), duration_ms, live, "recording saved");
+                Some((path_text(&path), duration_ms))
+            }
+            Err(error) => {
+                let path = done.as_ref().map(|p| p.path.display().to_string());
+                tracing::warn!(path, %error, "recording could not be written; no message");
+                None
+            }
+        };
+        if done.is_none() {
+            // The CDR went out without waiting any longer (RECORDING_HOLD), listing the path.
+            return;
+        }
+        if let Some(call) = self.calls.get_mut(&call_ref) {
+            let outcome = match &saved {
+                Some((path, duration_ms)) => RecordOutcome::Saved {
+                    path: path.clone(),
+                    duration_ms: *duration_ms,
+                },
+                None => RecordOutcome::Nothing,
+            };
+            call.interpreter.on_record_done(now, task, outcome);
+            if let Some((path, _)) = saved
+                && !call.interpreter.recordings().contains(&path)
+            {
+                call.late_recordings.push(path);
+            }
+            self.run_flow(now, call_ref);
+        } else if let Some(held) = self.held.get_mut(&call_ref) {
+            held.record.recordings.extend(saved.map(|(path, _)| path));
+            self.release_held(call_ref);
+        }
+    }
+
+    /// Send a held CDR once nothing it waits for is left.
+    fn release_held(&mut self, call_ref: CallRef) {
+        if self
+            .held
+            .get(&call_ref)
+            .is_some_and(|h| h.pending.is_empty())
+            && let Some(held) = self.held.remove(&call_ref)
+        {
+            self.records.push_back(held.record);
+        }
+    }
+
+    /// Held CDRs whose recordings took too long: out they go. A file still being written is
+    /// listed (it is there in all likelihood); one the media never delivered is not.
+    fn expire_held(&mut self, now: Instant) {
+        let expired: Vec<CallRef> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.until <= now)
+            .map(|(c, _)| *c)
+            .collect();
+        for call_ref in expired {
+            let Some(mut held) = self.held.remove(&call_ref) else {
+                continue;
+            };
+            for p in held.pending {
+                let path = p.path.display().to_string();
+                if p.duration_ms.is_some() {
+                    tracing::warn!(%path, "recording still being written; listed in the CDR anyway");
+                    held.record.recordings.push(path_text(&p.path));
+                } else {
+                    tracing::warn!(%path, "recording never came back from the media; not in the CDR");
+                }
+            }
+            self.records.push_back(held.record);
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -211,6 +411,7 @@ impl<M: MediaBackend> Engine<M> {
             }
             self.reschedule(call_ref);
         }
+        self.expire_held(now);
         if self.shutdown_at.is_some_and(|t| t <= now) {
             self.shutdown_at = None;
             self.end_all(now);
@@ -443,6 +644,8 @@ impl<M: MediaBackend> Engine<M> {
                 negotiated,
                 answer_at: None,
                 scheduled: None,
+                recordings: Vec::new(),
+                late_recordings: Vec::new(),
             },
         );
         if self.cfg.answer_delay.is_zero() {
@@ -563,6 +766,7 @@ impl<M: MediaBackend> Engine<M> {
     /// lookup, a queue with no agents) are fed back in the same turn.
     fn run_flow(&mut self, now: Instant, call_ref: CallRef) {
         let mut hangup = false;
+        let wall = self.wall_ms(now);
         loop {
             let Some(call) = self.calls.get_mut(&call_ref) else {
                 return;
@@ -594,10 +798,34 @@ impl<M: MediaBackend> Engine<M> {
                         call.interpreter.on_lookup(now, id, result);
                     }
                 }
-                FlowAction::Record { id, .. } | FlowAction::StopRecording { id } => {
-                    tracing::warn!(sip_call_id = %call.sip_call_id, "recording is not available in this version; taking the record node's failure exit");
-                    call.interpreter
-                        .on_record_done(now, id, RecordOutcome::Nothing);
+                FlowAction::Record {
+                    id,
+                    max_length,
+                    silence,
+                } => {
+                    if codec.is_none() {
+                        tracing::info!(sip_call_id = %call.sip_call_id, "no media to record from; taking the record node's failure exit");
+                        call.interpreter
+                            .on_record_done(now, id, RecordOutcome::Nothing);
+                        continue;
+                    }
+                    call.recordings.push(PendingRecording {
+                        task: id,
+                        path: recording_path(&self.cfg.recordings_dir, wall, &call.id, id),
+                        duration_ms: None,
+                    });
+                    self.media.command(MediaCommand::Record {
+                        call: call_ref,
+                        id: id.0,
+                        max_length,
+                        silence,
+                    });
+                }
+                FlowAction::StopRecording { id } => {
+                    self.media.command(MediaCommand::StopRecording {
+                        call: call_ref,
+                        id: id.0,
+                    })
                 }
                 FlowAction::Transfer { id, target, .. } => {
                     tracing::warn!(sip_call_id = %call.sip_call_id, %target, "transfers are not available in this version; taking the transfer's failure exit");
@@ -667,9 +895,11 @@ impl<M: MediaBackend> Engine<M> {
         sip_code: u16,
         reason: &str,
     ) {
-        let Some(call) = self.calls.remove(&call_ref) else {
+        let Some(mut call) = self.calls.remove(&call_ref) else {
             return;
         };
+        // Close also hands over a recording in progress (MediaEvent::Recorded), so a caller
+        // who speaks and hangs up leaves a message; see `on_recorded`.
         self.media.command(MediaCommand::Close { call: call_ref });
         let sip_code = if call.answer_ms.is_some() {
             200
@@ -677,7 +907,9 @@ impl<M: MediaBackend> Engine<M> {
             sip_code
         };
         tracing::info!(sip_call_id = %call.sip_call_id, ?disposition, ?hangup_by, reason, path = ?call.interpreter.path(), "call ended");
-        self.records.push_back(CdrRecord {
+        let mut recordings = call.interpreter.recordings().to_vec();
+        recordings.append(&mut call.late_recordings);
+        let record = CdrRecord {
             id: call.id,
             sip_call_id: call.sip_call_id,
             caller: call.caller,
@@ -694,8 +926,22 @@ impl<M: MediaBackend> Engine<M> {
             end_reason: reason.to_string(),
             language: Some(call.interpreter.language().to_string()),
             survey: call.interpreter.survey_answers().to_vec(),
-            recordings: call.interpreter.recordings().to_vec(),
-        });
+            recordings,
+        };
+        // The record is complete but for recordings still on their way; it waits for them
+        // (or RECORDING_HOLD) so that it lists exactly the messages that reached the disk.
+        if call.recordings.is_empty() {
+            self.records.push_back(record);
+        } else {
+            self.held.insert(
+                call_ref,
+                HeldRecord {
+                    record,
+                    pending: call.recordings,
+                    until: now + RECORDING_HOLD,
+                },
+            );
+        }
     }
 
     fn wall_ms(&self, now: Instant) -> i64 {
@@ -713,6 +959,21 @@ fn stream_params(n: &Negotiated) -> StreamParams {
         send: n.direction.sends(),
         receive: n.direction.receives(),
     }
+}
+
+/// `<dir>/<YYYY-MM-DD>/<call id>-<task>.wav`, the date in UTC: one directory a day keeps
+/// directories small, and the call id ties the file to its CDR.
+fn recording_path(dir: &Path, wall_ms: i64, call_id: &str, task: TaskId) -> PathBuf {
+    let date = jiff::Timestamp::from_millisecond(wall_ms)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date();
+    dir.join(date.to_string())
+        .join(format!("{call_id}-{}.wav", task.0))
+}
+
+fn path_text(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
 }
 
 fn new_call_id() -> String {

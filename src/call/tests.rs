@@ -61,6 +61,8 @@ struct T {
     events: Vec<UaEvent>,
     /// Everything the engine sent, as text: the phone's events carry only status codes.
     wire: Vec<String>,
+    /// The phone's side of the call `recording` placed.
+    phone_call: Option<CallRef>,
 }
 
 fn phone_peer() -> Peer {
@@ -79,9 +81,13 @@ fn server_peer() -> Peer {
 
 impl T {
     fn new(max_calls: u32) -> T {
+        T::with_flow(max_calls, FLOW)
+    }
+
+    fn with_flow(max_calls: u32, flow: &str) -> T {
         let dir = std::env::temp_dir().join(format!("hotline-engine-{}", fastrand::u64(..)));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("main.toml"), FLOW).unwrap();
+        std::fs::write(dir.join("main.toml"), flow).unwrap();
         let flows = load_dir(&dir).0.unwrap();
         std::fs::remove_dir_all(&dir).ok();
         let prompts = flows
@@ -102,6 +108,7 @@ impl T {
             shutdown_grace: Duration::from_secs(10),
             timers: Default::default(),
             timezone: jiff::tz::TimeZone::UTC,
+            recordings_dir: "/srv/messages".into(),
         };
         let engine = Engine::new(cfg, catalog, Recorder::default(), (now, 1_700_000_000_000));
         let phone = UserAgent::new(UaConfig {
@@ -116,6 +123,7 @@ impl T {
             phone,
             events: Vec::new(),
             wire: Vec::new(),
+            phone_call: None,
         }
     }
 
@@ -494,4 +502,267 @@ fn no_media_port_is_503_failed() {
         (r[0].disposition, r[0].sip_code, r[0].end_reason.as_str()),
         (Disposition::Failed, 503, "no_media_port")
     );
+}
+
+const RECORD_FLOW: &str = r##"
+[flow]
+name = "main"
+numbers = ["100"]
+start = "message"
+
+[nodes.message]
+type = "record"
+prompts = ["beep"]
+terminator = "#"
+max_length = "20s"
+silence = "2s"
+variable = "message"
+next = "thanks"
+on_failure = "sorry"
+
+[nodes.thanks]
+type = "play"
+prompts = ["thanks"]
+next = "bye"
+
+[nodes.sorry]
+type = "play"
+prompts = ["sorry"]
+next = "bye"
+
+[nodes.bye]
+type = "hangup"
+"##;
+
+impl T {
+    /// A call to the record flow, its intro played: the engine has asked the media to record.
+    fn recording(&mut self) -> (CallRef, u32) {
+        self.phone_call = Some(self.call("100", Some(OFFER)));
+        let (call, beep) = self.last_play().unwrap();
+        self.engine
+            .handle_media(self.now, MediaEvent::PlayDone { call, id: beep });
+        let record = self
+            .engine
+            .media
+            .commands
+            .iter()
+            .rev()
+            .find_map(|c| match c {
+                MediaCommand::Record {
+                    call,
+                    id,
+                    max_length,
+                    silence,
+                } => Some((*call, *id, *max_length, *silence)),
+                _ => None,
+            });
+        let (call, id, max_length, silence) = record.expect("recording starts after the intro");
+        assert_eq!(
+            (max_length, silence),
+            (Duration::from_secs(20), Duration::from_secs(2))
+        );
+        (call, id)
+    }
+
+    fn recorded(&mut self, call: CallRef, id: u32, samples: usize, heard: bool) {
+        let samples = vec![1000; samples];
+        self.engine.handle_media(
+            self.now,
+            MediaEvent::Recorded {
+                call,
+                id,
+                samples,
+                heard,
+            },
+        );
+    }
+
+    fn plays(&self) -> usize {
+        self.engine
+            .media
+            .commands
+            .iter()
+            .filter(|c| matches!(c, MediaCommand::Play { .. }))
+            .count()
+    }
+}
+
+#[test]
+fn a_message_is_written_where_the_cdr_says_and_the_flow_goes_on() {
+    let mut t = T::with_flow(10, RECORD_FLOW);
+    let (call, id) = t.recording();
+    t.advance(Duration::from_secs(3));
+    t.recorded(call, id, 24_000, true);
+    let job = t.engine.poll_recording().expect("a file to write");
+    assert!(t.engine.poll_recording().is_none());
+    assert_eq!(
+        (job.call, job.task, job.samples.len()),
+        (call, TaskId(id), 24_000)
+    );
+    // The path is fixed when recording starts: 1_700_000_000_000 ms, 2023-11-14 22:13:20 UTC.
+    let dir = std::path::Path::new("/srv/messages/2023-11-14");
+    assert_eq!(job.path.parent(), Some(dir));
+    let plays = t.plays();
+    t.engine
+        .handle_recording_written(t.now, call, job.task, Ok(job.path.clone()));
+    assert_eq!(
+        t.plays(),
+        plays + 1,
+        "the next node plays once the file is there"
+    );
+    let (_, thanks) = t.last_play().unwrap();
+    t.engine
+        .handle_media(t.now, MediaEvent::PlayDone { call, id: thanks });
+    t.pump();
+    let r = t.records();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].ivr_path, ["message", "thanks", "bye"]);
+    let path = job.path.to_string_lossy().into_owned();
+    assert_eq!(r[0].recordings, [path]);
+    assert_eq!(
+        job.path.file_name().unwrap().to_string_lossy(),
+        format!("{}-{id}.wav", r[0].id),
+        "named after the CDR's call id and the task"
+    );
+}
+
+#[test]
+fn a_silent_caller_takes_the_failure_exit_and_leaves_no_file() {
+    let mut t = T::with_flow(10, RECORD_FLOW);
+    let (call, id) = t.recording();
+    t.recorded(call, id, 0, false);
+    assert!(t.engine.poll_recording().is_none());
+    let (_, sorry) = t.last_play().unwrap();
+    t.engine
+        .handle_media(t.now, MediaEvent::PlayDone { call, id: sorry });
+    t.pump();
+    let r = t.records();
+    assert_eq!(r[0].ivr_path, ["message", "sorry", "bye"]);
+    assert!(r[0].recordings.is_empty());
+}
+
+#[test]
+fn the_terminator_key_stops_the_recording_it_belongs_to() {
+    let mut t = T::with_flow(10, RECORD_FLOW);
+    let (call, id) = t.recording();
+    t.engine
+        .handle_media(t.now, MediaEvent::Digit { call, digit: '5' });
+    t.engine
+        .handle_media(t.now, MediaEvent::Digit { call, digit: '#' });
+    let stops: Vec<_> = t
+        .engine
+        .media
+        .commands
+        .iter()
+        .filter_map(|c| match c {
+            MediaCommand::StopRecording { call, id } => Some((*call, *id)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stops, [(call, id)], "only the terminator stops it");
+}
+
+#[test]
+fn a_write_failure_is_no_message() {
+    let mut t = T::with_flow(10, RECORD_FLOW);
+    let (call, id) = t.recording();
+    t.recorded(call, id, 8000, true);
+    let job = t.engine.poll_recording().unwrap();
+    t.engine
+        .handle_recording_written(t.now, call, job.task, Err("disk full".into()));
+    let (_, sorry) = t.last_play().unwrap();
+    t.engine
+        .handle_media(t.now, MediaEvent::PlayDone { call, id: sorry });
+    t.pump();
+    let r = t.records();
+    assert_eq!(r[0].ivr_path, ["message", "sorry", "bye"]);
+    assert!(r[0].recordings.is_empty());
+}
+
+#[test]
+fn hanging_up_mid_message_keeps_it_and_its_cdr_lists_it() {
+    let mut t = T::with_flow(10, RECORD_FLOW);
+    let (call, id) = t.recording();
+    t.advance(Duration::from_secs(4));
+    hang_up_phone(&mut t);
+    assert!(
+        t.engine
+            .media
+            .commands
+            .iter()
+            .any(|c| matches!(c, MediaCommand::Close { call: c } if *c == call))
+    );
+    assert!(t.records().is_empty(), "the CDR waits for the recording");
+    t.engine.begin_shutdown(t.now);
+    assert!(!t.engine.drained(), "and so does shutdown");
+    // What the stream hands over on Close.
+    t.recorded(call, id, 30_000, true);
+    assert!(t.records().is_empty(), "still being written");
+    let job = t.engine.poll_recording().unwrap();
+    t.engine
+        .handle_recording_written(t.now, call, job.task, Ok(job.path.clone()));
+    let r = t.records();
+    assert_eq!(r.len(), 1);
+    assert_eq!(
+        (r[0].disposition, r[0].end_reason.as_str()),
+        (Disposition::CallerHangup, "bye")
+    );
+    assert_eq!(r[0].recordings, [job.path.to_string_lossy().into_owned()]);
+    assert_eq!(
+        r[0].end_ms - r[0].start_ms,
+        4000,
+        "ended when the caller hung up"
+    );
+    assert_eq!(r[0].ivr_path, ["message"]);
+}
+
+fn hang_up_phone(t: &mut T) {
+    let c = t.phone_call.expect("a call");
+    t.phone.hangup(t.now, c);
+    t.pump();
+}
+
+#[test]
+fn hanging_up_silent_sends_the_cdr_without_a_recording() {
+    let mut t = T::with_flow(10, RECORD_FLOW);
+    let (call, id) = t.recording();
+    hang_up_phone(&mut t);
+    assert!(t.records().is_empty());
+    t.recorded(call, id, 0, false);
+    assert!(t.engine.poll_recording().is_none());
+    let r = t.records();
+    assert_eq!(r.len(), 1);
+    assert!(r[0].recordings.is_empty());
+}
+
+#[test]
+fn a_recording_that_never_comes_back_holds_the_cdr_only_so_long() {
+    let mut t = T::with_flow(10, RECORD_FLOW);
+    t.recording();
+    hang_up_phone(&mut t);
+    t.advance(RECORDING_HOLD - Duration::from_millis(1));
+    assert!(t.records().is_empty());
+    t.advance(Duration::from_millis(1));
+    let r = t.records();
+    assert_eq!(r.len(), 1);
+    assert!(r[0].recordings.is_empty(), "no file was ever written");
+}
+
+#[test]
+fn a_file_written_after_the_flow_gave_up_waiting_is_still_in_the_cdr() {
+    let mut t = T::with_flow(10, RECORD_FLOW);
+    let (call, id) = t.recording();
+    // The flow's own limit: max_length and its grace.
+    t.advance(Duration::from_secs(23));
+    let (_, sorry) = t.last_play().unwrap();
+    t.recorded(call, id, 8000, true);
+    let job = t.engine.poll_recording().unwrap();
+    t.engine
+        .handle_recording_written(t.now, call, job.task, Ok(job.path.clone()));
+    t.engine
+        .handle_media(t.now, MediaEvent::PlayDone { call, id: sorry });
+    t.pump();
+    let r = t.records();
+    assert_eq!(r[0].ivr_path, ["message", "sorry", "bye"]);
+    assert_eq!(r[0].recordings, [job.path.to_string_lossy().into_owned()]);
 }

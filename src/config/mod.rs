@@ -89,6 +89,7 @@ struct MediaSection {
 struct FlowsSection {
     dir: Option<PathBuf>,
     prompts: Option<PathBuf>,
+    recordings: Option<PathBuf>,
     language: Option<String>,
 }
 
@@ -130,6 +131,8 @@ pub struct Config {
     pub media_threads: usize,
     pub flows_dir: PathBuf,
     pub prompts_dir: PathBuf,
+    /// Where `record` nodes save callers' messages (one subdirectory a day).
+    pub recordings_dir: PathBuf,
     pub language: String,
     pub database: String,
     pub cdr_spool: PathBuf,
@@ -155,6 +158,7 @@ impl Default for Config {
             media_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
             flows_dir: PathBuf::from("./ivr-flows"),
             prompts_dir: PathBuf::from("./prompts"),
+            recordings_dir: PathBuf::from("./recordings"),
             language: "en".into(),
             database: "sqlite://hotline.db".into(),
             cdr_spool: PathBuf::from("hotline-cdr.spool.jsonl"),
@@ -252,6 +256,7 @@ impl Config {
             .clone()
             .or(parsed.flows.prompts)
             .unwrap_or(c.prompts_dir);
+        c.recordings_dir = parsed.flows.recordings.unwrap_or(c.recordings_dir);
         c.language = parsed.flows.language.unwrap_or(c.language);
         let database_flag = flag(&overrides.database, "--database");
         c.database = overrides
@@ -484,6 +489,20 @@ mod tests {
         assert_eq!(c.rtp_ports, (20000, 29999));
         assert_eq!(c.database, "sqlite://hotline.db");
         assert_eq!(c.flows_dir, PathBuf::from("./ivr-flows"));
+        assert_eq!(c.recordings_dir, PathBuf::from("./recordings"));
+    }
+
+    #[test]
+    fn recordings_directory_from_the_file() {
+        let c = load_text("[flows]\nrecordings = \"/var/spool/hotline/messages\"\n").unwrap();
+        assert_eq!(
+            c.recordings_dir,
+            PathBuf::from("/var/spool/hotline/messages")
+        );
+        let e = load_text("[flows]\nrecordings = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("flows.recordings"), "{e}");
     }
 
     #[test]

@@ -3,8 +3,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::inband::DtmfDetector;
+use super::recorder::{Recorder, Recording};
 use super::rfc4733::{self, DigitDeduper};
 use super::rtp::{self, RtpHeader};
 use super::{Codec, SAMPLES_PER_FRAME};
@@ -61,6 +63,8 @@ pub struct Stream {
     candidate: Option<Candidate>,
     /// Ticks since the last packet from the caller.
     silent_ticks: u32,
+    /// Boxed: most streams never record, and the pacing loop walks every stream each tick.
+    recorder: Option<Box<Recorder>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -98,6 +102,7 @@ impl Stream {
             latched: None,
             candidate: None,
             silent_ticks: 0,
+            recorder: None,
         }
     }
 
@@ -153,6 +158,50 @@ impl Stream {
     pub fn stop(&mut self) {
         self.playing.clear();
         self.play_id = None;
+    }
+
+    /// Start recording the caller, with silence going out meanwhile. The whole buffer is
+    /// allocated here, so packets only ever copy into it. A recording still running (its
+    /// result not yet seen by the engine) is ended and handed back rather than lost.
+    pub fn record(
+        &mut self,
+        id: u32,
+        max_length: Duration,
+        silence: Duration,
+    ) -> Option<Recording> {
+        self.stop();
+        let previous = self.take_recording();
+        self.recorder = Some(Box::new(Recorder::new(id, max_length, silence)));
+        previous
+    }
+
+    /// The caller pressed the record node's terminator: end recording `id` now.
+    pub fn stop_recording(&mut self, id: u32) -> Option<Recording> {
+        if self.recorder.as_ref().is_some_and(|r| r.id() == id) {
+            self.take_recording()
+        } else {
+            None
+        }
+    }
+
+    /// End whatever is being recorded (the call is closing: a message left before hanging up
+    /// is still a message).
+    pub fn take_recording(&mut self) -> Option<Recording> {
+        self.recorder.take().map(|r| r.finish())
+    }
+
+    pub fn is_recording(&self) -> bool {
+        self.recorder.is_some()
+    }
+
+    /// Count a tick of recording; the recording once silence, a silent caller or the length
+    /// limit ends it.
+    pub fn tick_recording(&mut self) -> Option<Recording> {
+        if self.recorder.as_deref_mut()?.tick() {
+            self.take_recording()
+        } else {
+            None
+        }
     }
 
     /// Build this tick's packet into `out`. Returns its length (0 when we must not send, e.g.
@@ -231,12 +280,23 @@ impl Stream {
                 out.digit = self.deduper.on_event(h.timestamp, &ev);
             }
         } else if h.payload_type == self.params.audio_pt
-            && let Some(detector) = self.inband.as_deref_mut()
+            && (self.inband.is_some() || self.recorder.is_some())
         {
-            let mut pcm = [0i16; SAMPLES_PER_FRAME];
-            let n = payload.len().min(SAMPLES_PER_FRAME);
-            self.params.codec.decode_into(&payload[..n], &mut pcm[..n]);
-            out.digit = detector.process(&pcm[..n]);
+            // A ptime other than 20 ms brings other payload sizes; the recording takes all of
+            // it, the detector (as ever) the first 20 ms.
+            for (i, chunk) in payload.chunks(SAMPLES_PER_FRAME).enumerate() {
+                let mut pcm = [0i16; SAMPLES_PER_FRAME];
+                let pcm = &mut pcm[..chunk.len()];
+                self.params.codec.decode_into(chunk, pcm);
+                if let Some(recorder) = self.recorder.as_deref_mut() {
+                    recorder.push(pcm);
+                }
+                if i == 0
+                    && let Some(detector) = self.inband.as_deref_mut()
+                {
+                    out.digit = detector.process(pcm);
+                }
+            }
         }
         out
     }
@@ -520,5 +580,216 @@ mod tests {
             ..params()
         });
         assert!(!(0..100).any(|_| s.tick_silence(10)));
+    }
+
+    /// A PCMU packet from the caller carrying `samples`.
+    fn audio(sequence: u16, samples: &[i16; SAMPLES_PER_FRAME]) -> [u8; PACKET_LEN] {
+        let mut pkt = [0u8; PACKET_LEN];
+        rtp::write_header(
+            &RtpHeader {
+                marker: false,
+                payload_type: 0,
+                sequence,
+                timestamp: u32::from(sequence) * 160,
+                ssrc: 9,
+            },
+            (&mut pkt[..12]).try_into().unwrap(),
+        );
+        Codec::Pcmu.encode_into(samples, &mut pkt[12..]);
+        pkt
+    }
+
+    fn tone(phase: usize) -> [i16; SAMPLES_PER_FRAME] {
+        std::array::from_fn(|i| {
+            let t = (phase * SAMPLES_PER_FRAME + i) as f32 / 8000.0;
+            ((t * 440.0 * std::f32::consts::TAU).sin() * 8000.0) as i16
+        })
+    }
+
+    const CALLER: &str = "127.0.0.1:5555";
+
+    /// One pacing tick of a recording stream: a packet out, `packet` in (if any), the tick
+    /// counted.
+    fn tick(s: &mut Stream, packet: Option<&[u8]>) -> Option<Recording> {
+        let mut out = [0u8; PACKET_LEN];
+        s.next_packet(&mut out);
+        if let Some(p) = packet {
+            s.on_packet(p, CALLER.parse().unwrap());
+        }
+        s.tick_recording()
+    }
+
+    #[test]
+    fn recording_appends_the_decoded_audio_of_each_packet() {
+        let mut s = Stream::new(params(), 1, 0, 0);
+        assert!(
+            s.record(3, Duration::from_secs(10), Duration::from_secs(2))
+                .is_none()
+        );
+        let mut want = Vec::new();
+        for n in 0..5 {
+            let frame = tone(n);
+            let pkt = audio(n as u16, &frame);
+            want.extend(pkt[12..].iter().map(|b| Codec::Pcmu.decode(*b)));
+            assert!(tick(&mut s, Some(&pkt)).is_none());
+        }
+        let rec = s.stop_recording(3).expect("the key ends it");
+        assert_eq!((rec.id, rec.heard), (3, true));
+        assert_eq!(rec.samples, want);
+        assert!(!s.is_recording());
+    }
+
+    #[test]
+    fn recording_ends_on_silence_after_speech_with_the_tail_trimmed() {
+        let mut s = Stream::new(params(), 1, 0, 0);
+        s.record(1, Duration::from_secs(30), Duration::from_millis(400));
+        for n in 0..25 {
+            assert!(tick(&mut s, Some(&audio(n, &tone(n.into())))).is_none());
+        }
+        let quiet = audio(0, &[0; SAMPLES_PER_FRAME]);
+        let mut ended = None;
+        for n in 1..=30 {
+            if let Some(rec) = tick(&mut s, Some(&quiet)) {
+                ended = Some((n, rec));
+                break;
+            }
+        }
+        let (after, rec) = ended.expect("silence ends the recording");
+        assert_eq!(after, 20, "400 ms of quiet ticks");
+        assert!(rec.heard);
+        assert_eq!(
+            rec.samples.len(),
+            25 * 160 + crate::media::recorder::KEEP_AFTER_SOUND,
+            "0.3 s of the silence kept"
+        );
+    }
+
+    #[test]
+    fn a_caller_who_sends_nothing_is_heard_after_the_silence_limit_as_nothing() {
+        let mut s = Stream::new(params(), 1, 0, 0);
+        s.record(1, Duration::from_secs(30), Duration::from_millis(200));
+        let ended = (1..=20).find_map(|n| tick(&mut s, None).map(|r| (n, r)));
+        let (n, rec) = ended.expect("ends");
+        assert_eq!(n, 10);
+        assert!(!rec.heard);
+        assert!(rec.samples.is_empty());
+        // Sending silence is the same as sending nothing.
+        s.record(2, Duration::from_secs(30), Duration::from_millis(200));
+        let quiet = audio(0, &[0; SAMPLES_PER_FRAME]);
+        let rec = (0..20).find_map(|_| tick(&mut s, Some(&quiet))).unwrap();
+        assert_eq!((rec.id, rec.heard), (2, false));
+    }
+
+    #[test]
+    fn recording_ends_at_max_length_even_while_the_caller_talks() {
+        let mut s = Stream::new(params(), 1, 0, 0);
+        s.record(1, Duration::from_millis(200), Duration::from_secs(5));
+        let ended =
+            (0..20u16).find_map(|n| tick(&mut s, Some(&audio(n, &tone(n.into())))).map(|r| (n, r)));
+        let (n, rec) = ended.expect("ends");
+        assert_eq!(n, 9, "the tenth tick");
+        assert_eq!(rec.samples.len(), 1600);
+        // Ticks count too: packets that stop coming do not stretch the limit.
+        s.record(2, Duration::from_millis(200), Duration::from_secs(5));
+        tick(&mut s, Some(&audio(0, &tone(0))));
+        let n = (2..=20).find(|_| tick(&mut s, None).is_some());
+        assert_eq!(n, Some(10));
+    }
+
+    #[test]
+    fn stop_recording_ends_only_the_recording_it_names() {
+        let mut s = Stream::new(params(), 1, 0, 0);
+        s.record(4, Duration::from_secs(10), Duration::from_secs(2));
+        tick(&mut s, Some(&audio(0, &tone(0))));
+        assert!(s.stop_recording(3).is_none(), "a late key for an older one");
+        assert!(s.is_recording());
+        let rec = s.stop_recording(4).unwrap();
+        assert_eq!(rec.samples.len(), 160);
+        assert!(s.stop_recording(4).is_none());
+        assert!(tick(&mut s, None).is_none());
+    }
+
+    #[test]
+    fn a_closing_stream_hands_over_what_it_recorded() {
+        let mut s = Stream::new(params(), 1, 0, 0);
+        assert!(s.take_recording().is_none());
+        s.record(1, Duration::from_secs(10), Duration::from_secs(2));
+        tick(&mut s, Some(&audio(0, &tone(0))));
+        let rec = s.take_recording().unwrap();
+        assert!(rec.heard);
+        // A new recording over an unfinished one hands the old one back too.
+        s.record(2, Duration::from_secs(10), Duration::from_secs(2));
+        tick(&mut s, Some(&audio(1, &tone(1))));
+        let old = s.record(3, Duration::from_secs(10), Duration::from_secs(2));
+        assert_eq!(old.map(|r| (r.id, r.heard)), Some((2, true)));
+    }
+
+    #[test]
+    fn packets_never_allocate_or_move_the_buffer() {
+        let mut s = Stream::new(params(), 1, 0, 0);
+        s.record(1, Duration::from_secs(1), Duration::from_secs(5));
+        let (cap, at) = {
+            let r = s.recorder.as_deref().unwrap();
+            (r.capacity(), r.buffer_at())
+        };
+        assert!(cap >= 8000);
+        for n in 0..60u16 {
+            s.on_packet(&audio(n, &tone(n.into())), CALLER.parse().unwrap());
+            let r = s.recorder.as_deref().unwrap();
+            assert_eq!((r.capacity(), r.buffer_at()), (cap, at), "packet {n}");
+        }
+        let rec = s.take_recording().unwrap();
+        assert_eq!(rec.samples.len(), 8000, "one second, then no more");
+        assert_eq!(rec.samples.as_ptr(), at, "the buffer moves out as it is");
+    }
+
+    #[test]
+    fn events_rtcp_and_other_payload_types_are_not_recorded() {
+        let mut s = Stream::new(params(), 1, 0, 0);
+        s.record(1, Duration::from_secs(10), Duration::from_secs(2));
+        let from: SocketAddr = CALLER.parse().unwrap();
+        let got = s.on_packet(&key5(9, 0), from);
+        assert_eq!(got.digit, Some('5'), "keys still come through");
+        s.on_packet(&key5(9, 1), from);
+        s.on_packet(&[0x80u8, 200, 0, 6, 0, 0, 0, 1], from);
+        let mut cn = audio(2, &tone(0));
+        cn[1] = 13;
+        s.on_packet(&cn, from);
+        let rec = s.take_recording().unwrap();
+        assert!(!rec.heard);
+        assert!(rec.samples.is_empty());
+    }
+
+    #[test]
+    fn a_recording_stream_sends_silence_in_step() {
+        let mut s = Stream::new(params(), 1, 10, 0);
+        s.play(1, [Arc::from(vec![7u8; 1600])]);
+        let mut buf = [0u8; PACKET_LEN];
+        s.next_packet(&mut buf);
+        s.record(1, Duration::from_secs(10), Duration::from_secs(2));
+        for n in 0..3 {
+            let (len, done) = s.next_packet(&mut buf);
+            assert_eq!(
+                (len, done),
+                (PACKET_LEN, None),
+                "the prompt is cut, not finished"
+            );
+            let (h, payload) = rtp::parse(&buf).unwrap();
+            assert_eq!((h.sequence, h.timestamp), (11 + n, 160 * (1 + n as u32)));
+            assert!(payload.iter().all(|b| *b == 0xFF));
+        }
+    }
+
+    #[test]
+    fn packets_of_30_ms_are_recorded_whole() {
+        let mut s = Stream::new(params(), 1, 0, 0);
+        s.record(1, Duration::from_secs(10), Duration::from_secs(2));
+        let mut pkt = [0u8; 12 + 240];
+        pkt[..12].copy_from_slice(&audio(0, &tone(0))[..12]);
+        pkt[12..].fill(Codec::Pcmu.encode(1000));
+        s.on_packet(&pkt, CALLER.parse().unwrap());
+        let rec = s.take_recording().unwrap();
+        assert_eq!(rec.samples.len(), 240);
+        assert!(rec.heard);
     }
 }

@@ -15,6 +15,7 @@ use tokio::sync::mpsc::error::TrySendError as EventSendError;
 
 use crate::call::{MediaBackend, MediaCommand, MediaEvent, MediaOpenError};
 use crate::media::pacing::{Pacer, TICK};
+use crate::media::recorder::Recording;
 use crate::media::stream::{PACKET_LEN, Stream};
 use crate::sip::CallRef;
 
@@ -364,6 +365,9 @@ impl MediaLoop {
                 if stream.tick_silence(self.timeout_ticks) {
                     self.outbox.push(MediaEvent::RtpTimeout { call: slot.call });
                 }
+                if let Some(rec) = stream.tick_recording() {
+                    self.outbox.push(recorded(slot.call, rec));
+                }
             }
             self.outbox.flush(&self.events);
             let deadline = pacer.next_deadline(Instant::now());
@@ -435,7 +439,44 @@ impl MediaLoop {
                     stream.stop();
                 }
             }
+            MediaCommand::Record {
+                id,
+                max_length,
+                silence,
+                ..
+            } => {
+                let rec = match self.slots[i].stream.as_mut() {
+                    Some(stream) => stream.record(id, max_length, silence),
+                    // Nothing to record from: say so now rather than let the flow wait.
+                    None => Some(Recording {
+                        id,
+                        samples: Vec::new(),
+                        heard: false,
+                    }),
+                };
+                if let Some(rec) = rec {
+                    self.outbox.push(recorded(call, rec));
+                }
+            }
+            MediaCommand::StopRecording { id, .. } => {
+                if let Some(rec) = self.slots[i]
+                    .stream
+                    .as_mut()
+                    .and_then(|s| s.stop_recording(id))
+                {
+                    self.outbox.push(recorded(call, rec));
+                }
+            }
             MediaCommand::Close { .. } => {
+                // Before the stream goes: a caller who spoke and hung up left a message, and
+                // the engine holds the call's CDR until it knows whether there is one.
+                if let Some(rec) = self.slots[i]
+                    .stream
+                    .as_mut()
+                    .and_then(Stream::take_recording)
+                {
+                    self.outbox.push(recorded(call, rec));
+                }
                 self.slots.swap_remove(i);
                 self.index.remove(&call);
                 if let Some(moved) = self.slots.get(i) {
@@ -443,6 +484,15 @@ impl MediaLoop {
                 }
             }
         }
+    }
+}
+
+fn recorded(call: CallRef, rec: Recording) -> MediaEvent {
+    MediaEvent::Recorded {
+        call,
+        id: rec.id,
+        samples: rec.samples,
+        heard: rec.heard,
     }
 }
 
@@ -535,6 +585,66 @@ mod tests {
         }
         assert_eq!(got, (1..6).map(done).collect::<Vec<_>>());
         assert!(!outbox.backed_up, "backlog gone");
+    }
+
+    #[test]
+    fn closing_a_recording_stream_hands_over_the_message_first() {
+        let (tx, _rx) = tokio::sync::mpsc::channel(8);
+        let (_cmd_tx, cmd_rx) = sync_channel(1);
+        let mut media = MediaLoop::new(cmd_rx, tx, 1000);
+        let call = CallRef(7);
+        let socket = || UdpSocket::bind("127.0.0.1:0").unwrap();
+        media.slots.push(Slot {
+            call,
+            rtp: socket(),
+            rtcp: socket(),
+            stream: None,
+            connected: None,
+        });
+        media.index.insert(call, 0);
+        let caller: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        media.apply(MediaCommand::Start {
+            call,
+            params: crate::media::stream::StreamParams {
+                codec: crate::media::Codec::Pcmu,
+                audio_pt: 0,
+                event_pt: Some(101),
+                remote: Some(caller),
+                send: true,
+                receive: true,
+            },
+        });
+        media.apply(MediaCommand::Record {
+            call,
+            id: 3,
+            max_length: Duration::from_secs(60),
+            silence: Duration::from_secs(5),
+        });
+        let mut pkt = [0u8; PACKET_LEN];
+        crate::media::rtp::write_header(
+            &crate::media::rtp::RtpHeader {
+                marker: false,
+                payload_type: 0,
+                sequence: 1,
+                timestamp: 0,
+                ssrc: 1,
+            },
+            (&mut pkt[..12]).try_into().unwrap(),
+        );
+        pkt[12..].fill(crate::media::Codec::Pcmu.encode(4000));
+        let stream = media.slots[0].stream.as_mut().unwrap();
+        stream.on_packet(&pkt, caller);
+        media.apply(MediaCommand::Close { call });
+        assert!(media.slots.is_empty());
+        match media.outbox.queue.pop_front() {
+            Some(MediaEvent::Recorded {
+                call: c,
+                id: 3,
+                samples,
+                heard: true,
+            }) => assert_eq!((c, samples.len()), (call, 160)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 pub use media::MediaHandle;
 pub use reload::ReloadStatus;
 
-use crate::call::{Catalog, CatalogError, Engine, EngineConfig, MediaEvent};
+use crate::call::{Catalog, CatalogError, Engine, EngineConfig, MediaEvent, RecordingJob};
 use crate::cdr::writer::{self, CdrWriterConfig};
 use crate::config::Config;
 use crate::sip::transaction::TimerConfig;
@@ -154,6 +154,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         shutdown_grace: config.shutdown_grace,
         timers: TimerConfig::default(),
         timezone: jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
+        recordings_dir: config.recordings_dir.clone(),
     };
     let epoch = (
         Instant::now(),
@@ -259,6 +260,7 @@ async fn signalling_loop(
     let mut gate = ReloadGate::default();
     // Capacity 1 is enough: the gate lets one load run at a time.
     let (loaded_tx, mut loaded_rx) = mpsc::channel::<Loaded>(1);
+    let (written_tx, mut written_rx) = mpsc::channel::<Written>(256);
     loop {
         let wake = engine.poll_timeout();
         // Biased, in this order: signals (a shutdown asked for before an INVITE arrives must
@@ -298,6 +300,7 @@ async fn signalling_loop(
                 }
             }
             Some((request, result)) = lookup_rx.recv() => engine.handle_lookup(Instant::now(), request, result),
+            Some((call, task, result)) = written_rx.recv() => engine.handle_recording_written(Instant::now(), call, task, result),
             _ = sleep_until(wake) => engine.handle_timeout(Instant::now()),
             received = udp.recv_from(&mut buf) => match received {
                 Ok((n, from)) => engine.handle_sip(Instant::now(), Peer { addr: from, transport: TransportKind::Udp }, &buf[..n]),
@@ -308,6 +311,9 @@ async fn signalling_loop(
         }
         while let Some(job) = engine.poll_lookup() {
             start_lookup(job, &lookup_slots, &lookup_tx, &mut engine);
+        }
+        while let Some(job) = engine.poll_recording() {
+            save_recording(job, &written_tx);
         }
         while let Some(t) = engine.poll_transmit() {
             match t.to.transport {
@@ -374,6 +380,24 @@ fn start_lookup(
         // The permit bounds the channel too: at most MAX_LOOKUPS results can be waiting.
         let _ = results.send((job.request, result)).await;
         drop(permit);
+    });
+}
+
+/// A recording's outcome, on its way back to the signalling loop.
+type Written = (
+    crate::sip::CallRef,
+    crate::flow::TaskId,
+    Result<std::path::PathBuf, String>,
+);
+
+/// Write a caller's message on the blocking pool: file I/O must hold up neither the
+/// signalling loop nor the media threads. The file is kept even if the call has ended.
+fn save_recording(job: RecordingJob, done: &mpsc::Sender<Written>) {
+    let done = done.clone();
+    tokio::task::spawn_blocking(move || {
+        let result = crate::media::recorder::write_wav(&job.path, &job.samples).map(|()| job.path);
+        // Blocking is fine on this pool thread; the loop drains the channel on every turn.
+        let _ = done.blocking_send((job.call, job.task, result));
     });
 }
 

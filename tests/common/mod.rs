@@ -629,3 +629,27 @@ pub fn encoded_prompt(path: &Path, codec: Codec) -> Vec<u8> {
         .for_codec(codec)
         .to_vec()
 }
+
+/// A sine tone as 8 kHz samples: a caller's voice that is easy to recognise in a recording.
+pub fn sine(freq: f32, millis: u32, amplitude: f32) -> Vec<i16> {
+    (0..8 * millis)
+        .map(|i| ((i as f32 * freq * std::f32::consts::TAU / 8000.0).sin() * amplitude) as i16)
+        .collect()
+}
+
+impl Phone {
+    /// Send `samples` as paced 20 ms audio packets, then silence for `after`; keep everything
+    /// received meanwhile.
+    pub fn send_audio(&mut self, samples: &[i16], after: Duration) {
+        let frames: Vec<Frame> = samples
+            .chunks(160)
+            .map(|chunk| {
+                let mut f = [0i16; 160];
+                f[..chunk.len()].copy_from_slice(chunk);
+                Frame::Audio(Box::new(f))
+            })
+            .collect();
+        let total = Duration::from_millis(20 * frames.len() as u64) + after;
+        self.run_media(total, &frames);
+    }
+}
