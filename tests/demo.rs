@@ -209,3 +209,63 @@ fn a_back_end_that_does_not_answer_in_time_takes_the_failure_exit() {
     );
     assert!(!c.ivr_path.iter().any(|n| n == "say_balance"));
 }
+
+#[test]
+fn after_hours_a_caller_leaves_a_message_and_the_wav_holds_it() {
+    let (mut site, _backend) = demo_site("{ daily = \"closed\" }");
+    site.config.recordings_dir = site.dir.path().join("recordings");
+    let mut server = start(site.config.clone());
+    let mut phone = Phone::calling_from(server.sip, "13800000002");
+    phone.call("100");
+    phone.talk(S(500));
+    phone.press("2", S(1500)); // English; closed: the after-hours menu
+    phone.press("1", S(9000)); // leave a message: the prompt and the beep play out
+    phone.send_audio(&sine(440.0, 2000, 6000.0), S(200));
+    phone.press("#", S(6000)); // done; "your message has been recorded", goodbye
+    hang_up_by_hotline(&mut phone, S(8000));
+    server.stop();
+    let c = one_cdr(&site.config.database);
+    assert!(
+        contains_in_order(
+            &c.ivr_path,
+            &[
+                "english",
+                "hours",
+                "after_hours",
+                "voicemail",
+                "message_saved",
+                "goodbye"
+            ]
+        ),
+        "{:?}",
+        c.ivr_path
+    );
+    assert_eq!(c.recordings.len(), 1, "{c:?}");
+    let mut wav = hound::WavReader::open(&c.recordings[0]).expect("the recording exists");
+    let spec = wav.spec();
+    assert_eq!(
+        (spec.sample_rate, spec.channels, spec.bits_per_sample),
+        (8000, 1, 16)
+    );
+    let samples: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
+    // Recording starts at the beep, so the silence before the caller speaks is kept; the
+    // message itself is the two seconds of tone.
+    let first = samples.iter().position(|s| s.unsigned_abs() > 2000).expect("sound");
+    let last = samples.iter().rposition(|s| s.unsigned_abs() > 2000).expect("sound");
+    let spoken = (last - first) as f64 / 8000.0;
+    assert!((1.8..2.3).contains(&spoken), "{spoken} s of message");
+    assert!(samples.len() as f64 / 8000.0 < 15.0);
+    // The tone that was sent: about 880 zero crossings a second where it is loud.
+    let loud: Vec<i16> = samples
+        .iter()
+        .copied()
+        .skip_while(|s| s.unsigned_abs() < 2000)
+        .take(8000)
+        .collect();
+    let crossings = loud.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count() as f64 * 8000.0
+        / loud.len() as f64;
+    assert!(
+        (820.0..940.0).contains(&crossings),
+        "{crossings} crossings/s"
+    );
+}
