@@ -250,8 +250,14 @@ fn after_hours_a_caller_leaves_a_message_and_the_wav_holds_it() {
     let samples: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
     // Recording starts at the beep, so the silence before the caller speaks is kept; the
     // message itself is the two seconds of tone.
-    let first = samples.iter().position(|s| s.unsigned_abs() > 2000).expect("sound");
-    let last = samples.iter().rposition(|s| s.unsigned_abs() > 2000).expect("sound");
+    let first = samples
+        .iter()
+        .position(|s| s.unsigned_abs() > 2000)
+        .expect("sound");
+    let last = samples
+        .iter()
+        .rposition(|s| s.unsigned_abs() > 2000)
+        .expect("sound");
     let spoken = (last - first) as f64 / 8000.0;
     assert!((1.8..2.3).contains(&spoken), "{spoken} s of message");
     assert!(samples.len() as f64 / 8000.0 < 15.0);

@@ -19,6 +19,12 @@ pub trait MediaBackend {
     /// Reserve an RTP port pair for a call; returns the RTP port.
     fn open(&mut self, call: CallRef) -> Result<u16, MediaOpenError>;
     fn command(&mut self, cmd: MediaCommand);
+    /// Reserve a port pair for a call whose media is bridged to `beside`'s: both streams
+    /// must live where the relay can hand frames from one to the other.
+    fn open_beside(&mut self, call: CallRef, beside: CallRef) -> Result<u16, MediaOpenError> {
+        let _ = beside;
+        self.open(call)
+    }
     /// Our address on the route towards `peer`, for SDP when nothing else names one.
     fn local_ip_towards(&mut self, peer: std::net::IpAddr) -> Option<std::net::IpAddr> {
         let _ = peer;
@@ -57,6 +63,12 @@ pub enum MediaCommand {
         call: CallRef,
         id: u32,
     },
+    /// Relay audio both ways between `call` and `with` (a transfer): each stream sends what
+    /// the other receives, re-encoded for its own codec. Closing either ends the bridge.
+    Bridge {
+        call: CallRef,
+        with: CallRef,
+    },
     Close {
         call: CallRef,
     },
@@ -66,6 +78,7 @@ impl MediaCommand {
     pub fn call(&self) -> CallRef {
         match self {
             MediaCommand::Start { call, .. }
+            | MediaCommand::Bridge { call, .. }
             | MediaCommand::Update { call, .. }
             | MediaCommand::Play { call, .. }
             | MediaCommand::Record { call, .. }

@@ -5,6 +5,7 @@
 mod catalog;
 mod lookup;
 mod media;
+mod transfer;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -45,6 +46,8 @@ pub struct EngineConfig {
     pub timezone: jiff::tz::TimeZone,
     /// Callers' messages go to `<recordings_dir>/<YYYY-MM-DD>/<call id>-<task>.wav`.
     pub recordings_dir: PathBuf,
+    /// Where transfers to a number are sent (a gateway or trunk).
+    pub outbound: Option<std::net::SocketAddr>,
 }
 
 /// How long a finished call's CDR waits for a recording still on its way (from the media
@@ -109,6 +112,8 @@ struct Call {
     /// Files written after the flow stopped waiting for them (its task timed out): still the
     /// caller's message, so still in the CDR.
     late_recordings: Vec<String>,
+    /// A transfer's outbound call, while it rings or is bridged.
+    leg: Option<transfer::Leg>,
 }
 
 pub struct Engine<M: MediaBackend> {
@@ -124,6 +129,8 @@ pub struct Engine<M: MediaBackend> {
     shutdown_at: Option<Instant>,
     jobs: VecDeque<RecordingJob>,
     held: HashMap<CallRef, HeldRecord>,
+    /// Transfer legs to the caller's call they belong to.
+    legs: HashMap<CallRef, CallRef>,
 }
 
 impl<M: MediaBackend> Engine<M> {
@@ -149,6 +156,7 @@ impl<M: MediaBackend> Engine<M> {
             shutdown_at: None,
             jobs: VecDeque::new(),
             held: HashMap::new(),
+            legs: HashMap::new(),
         }
     }
 
@@ -406,7 +414,10 @@ impl<M: MediaBackend> Engine<M> {
                 call.answer_at = None;
                 self.answer(now, call_ref);
             } else {
-                call.interpreter.on_timeout(now);
+                self.check_ring_timeout(now, call_ref);
+                if let Some(call) = self.calls.get_mut(&call_ref) {
+                    call.interpreter.on_timeout(now);
+                }
                 self.run_flow(now, call_ref);
             }
             self.reschedule(call_ref);
@@ -461,6 +472,9 @@ impl<M: MediaBackend> Engine<M> {
 
     fn drain_ua(&mut self, now: Instant) {
         while let Some(event) = self.ua.poll_event() {
+            if self.on_leg_event(now, &event) {
+                continue;
+            }
             match event {
                 UaEvent::Incoming {
                     call,
@@ -646,6 +660,7 @@ impl<M: MediaBackend> Engine<M> {
                 scheduled: None,
                 recordings: Vec::new(),
                 late_recordings: Vec::new(),
+                leg: None,
             },
         );
         if self.cfg.answer_delay.is_zero() {
@@ -827,11 +842,12 @@ impl<M: MediaBackend> Engine<M> {
                         id: id.0,
                     })
                 }
-                FlowAction::Transfer { id, target, .. } => {
-                    tracing::warn!(sip_call_id = %call.sip_call_id, %target, "transfers are not available in this version; taking the transfer's failure exit");
-                    call.interpreter
-                        .on_transfer_failed(now, id, "not available");
-                }
+                FlowAction::Transfer {
+                    id,
+                    target,
+                    is_number,
+                    ring_timeout,
+                } => self.start_transfer(now, call_ref, id, target, is_number, ring_timeout),
                 FlowAction::Queue { id, queue, .. } => {
                     // No agent can be logged in until the ACD exists: the honest answer.
                     tracing::info!(sip_call_id = %call.sip_call_id, %queue, "no agents for the queue");
@@ -860,10 +876,14 @@ impl<M: MediaBackend> Engine<M> {
         let Some(call) = self.calls.get_mut(&call_ref) else {
             return;
         };
-        let next = [call.answer_at, call.interpreter.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min();
+        let next = [
+            call.answer_at,
+            call.interpreter.poll_timeout(),
+            call.leg.as_ref().and_then(|l| l.ring_deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         if next != call.scheduled {
             call.scheduled = next;
             if let Some(t) = next {
@@ -898,6 +918,8 @@ impl<M: MediaBackend> Engine<M> {
         let Some(mut call) = self.calls.remove(&call_ref) else {
             return;
         };
+        let leg = call.leg.take();
+        self.end_leg(now, leg);
         // Close also hands over a recording in progress (MediaEvent::Recorded), so a caller
         // who speaks and hangs up leaves a message; see `on_recorded`.
         self.media.command(MediaCommand::Close { call: call_ref });

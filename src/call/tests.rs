@@ -109,6 +109,7 @@ impl T {
             timers: Default::default(),
             timezone: jiff::tz::TimeZone::UTC,
             recordings_dir: "/srv/messages".into(),
+            outbound: None,
         };
         let engine = Engine::new(cfg, catalog, Recorder::default(), (now, 1_700_000_000_000));
         let phone = UserAgent::new(UaConfig {

@@ -69,6 +69,7 @@ struct FileConfig {
 struct SipSection {
     bind: Option<String>,
     advertised_host: Option<String>,
+    outbound: Option<String>,
     tcp: Option<bool>,
     max_calls: Option<u32>,
     retry_after: Option<String>,
@@ -119,6 +120,8 @@ pub struct Config {
     pub sip_bind: SocketAddr,
     /// Host (and optional port) written into Contact and Via; None: derived per call.
     pub advertised_host: Option<String>,
+    /// Where transfers to a number go (a SIP gateway or trunk): IP address and port.
+    pub outbound: Option<SocketAddr>,
     pub sip_tcp: bool,
     pub max_calls: u32,
     pub retry_after: Duration,
@@ -148,6 +151,7 @@ impl Default for Config {
         Config {
             sip_bind: "0.0.0.0:5060".parse().expect("literal"),
             advertised_host: None,
+            outbound: None,
             sip_tcp: true,
             max_calls: 2000,
             retry_after: Duration::from_secs(5),
@@ -210,6 +214,13 @@ impl Config {
             })?;
         }
         c.advertised_host = parsed.sip.advertised_host.filter(|h| !h.is_empty());
+        c.outbound = match parsed.sip.outbound.filter(|o| !o.is_empty()) {
+            None => None,
+            Some(o) => Some(o.parse().map_err(|_| ConfigError::Invalid {
+                key: "sip.outbound",
+                message: format!("{o:?} is not an IP address:port, e.g. \"192.0.2.10:5060\""),
+            })?),
+        };
         c.sip_tcp = parsed.sip.tcp.unwrap_or(c.sip_tcp);
         c.max_calls = parsed.sip.max_calls.unwrap_or(c.max_calls);
         if c.max_calls == 0 {

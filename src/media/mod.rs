@@ -5,6 +5,7 @@ pub mod g711;
 pub mod inband;
 pub mod prompt;
 pub mod recorder;
+pub mod relay;
 pub mod rfc4733;
 pub mod rtp;
 

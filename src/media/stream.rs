@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::inband::DtmfDetector;
 use super::recorder::{Recorder, Recording};
+use super::relay::RelayBuffer;
 use super::rfc4733::{self, DigitDeduper};
 use super::rtp::{self, RtpHeader};
 use super::{Codec, SAMPLES_PER_FRAME};
@@ -65,6 +66,8 @@ pub struct Stream {
     silent_ticks: u32,
     /// Boxed: most streams never record, and the pacing loop walks every stream each tick.
     recorder: Option<Box<Recorder>>,
+    /// Set while bridged to another leg: what that leg received, waiting to be sent here.
+    relay: Option<Box<RelayBuffer>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +83,8 @@ pub struct Received {
     pub digit: Option<char>,
     /// Set when this packet latched the stream to its source address.
     pub latched: Option<SocketAddr>,
+    /// While bridged: this packet's audio, for the other leg.
+    pub audio: Option<[i16; SAMPLES_PER_FRAME]>,
 }
 
 impl Stream {
@@ -103,6 +108,7 @@ impl Stream {
             candidate: None,
             silent_ticks: 0,
             recorder: None,
+            relay: None,
         }
     }
 
@@ -204,13 +210,40 @@ impl Stream {
         }
     }
 
+    /// Start or end relaying: while bridged, the stream sends what the other leg hears
+    /// instead of prompts, and hands its own audio over through `Received::audio`.
+    pub fn bridge(&mut self, on: bool) {
+        self.relay = on.then(Box::default);
+        if on {
+            self.playing.clear();
+        }
+    }
+
+    pub fn is_bridged(&self) -> bool {
+        self.relay.is_some()
+    }
+
+    /// A frame the other leg received, to send here on a coming tick.
+    pub fn push_relay(&mut self, pcm: &[i16]) {
+        if let Some(relay) = self.relay.as_deref_mut() {
+            relay.push(pcm);
+        }
+    }
+
     /// Build this tick's packet into `out`. Returns its length (0 when we must not send, e.g.
     /// on hold), and the id of a playback that just finished. Time always advances.
     pub fn next_packet(&mut self, out: &mut [u8; PACKET_LEN]) -> (usize, Option<u32>) {
         let mut finished = None;
         let (header, payload) = out.split_at_mut(rtp::HEADER_LEN);
         let mut filled = false;
-        while let Some(seg) = self.playing.last_mut() {
+        if let Some(relay) = self.relay.as_deref_mut() {
+            match relay.pop() {
+                Some(pcm) => self.params.codec.encode_into(pcm, payload),
+                None => payload.fill(self.params.codec.silence_byte()),
+            }
+            filled = true;
+        }
+        while let Some(seg) = self.playing.last_mut().filter(|_| !filled) {
             if seg.pos + SAMPLES_PER_FRAME <= seg.data.len() {
                 payload.copy_from_slice(&seg.data[seg.pos..seg.pos + SAMPLES_PER_FRAME]);
                 seg.pos += SAMPLES_PER_FRAME;
@@ -279,6 +312,11 @@ impl Stream {
             if let Some(ev) = rfc4733::parse(payload) {
                 out.digit = self.deduper.on_event(h.timestamp, &ev);
             }
+        } else if h.payload_type == self.params.audio_pt && self.relay.is_some() {
+            let mut pcm = [0i16; SAMPLES_PER_FRAME];
+            let n = payload.len().min(SAMPLES_PER_FRAME);
+            self.params.codec.decode_into(&payload[..n], &mut pcm[..n]);
+            out.audio = Some(pcm);
         } else if h.payload_type == self.params.audio_pt
             && (self.inband.is_some() || self.recorder.is_some())
         {
@@ -391,6 +429,56 @@ mod tests {
     }
 
     #[test]
+    fn a_bridged_stream_relays_audio_both_ways_in_its_own_codec() {
+        let mut caller = Stream::new(params(), 1, 1, 1);
+        let alaw = StreamParams {
+            codec: Codec::Pcma,
+            audio_pt: 8,
+            ..params()
+        };
+        let mut target = Stream::new(alaw, 2, 1, 1);
+        let from: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let mut pkt = [0u8; PACKET_LEN];
+        let h = RtpHeader {
+            marker: false,
+            payload_type: 0,
+            sequence: 9,
+            timestamp: 160,
+            ssrc: 77,
+        };
+        rtp::write_header(&h, (&mut pkt[..rtp::HEADER_LEN]).try_into().unwrap());
+        let voice = [1000i16; SAMPLES_PER_FRAME];
+        Codec::Pcmu.encode_into(&voice, &mut pkt[rtp::HEADER_LEN..]);
+        assert_eq!(
+            caller.on_packet(&pkt, from).audio,
+            None,
+            "not bridged: nothing to hand over"
+        );
+        caller.bridge(true);
+        target.bridge(true);
+        caller.play(1, [Arc::from(vec![0xAAu8; 480])]);
+        let got = caller
+            .on_packet(&pkt, from)
+            .audio
+            .expect("the caller's audio for the target");
+        target.push_relay(&got);
+        let mut out = [0u8; PACKET_LEN];
+        let (len, _) = target.next_packet(&mut out);
+        assert_eq!(len, PACKET_LEN);
+        let (h, payload) = rtp::parse(&out).unwrap();
+        assert_eq!(h.payload_type, 8, "sent in the target's codec");
+        let mut decoded = [0i16; SAMPLES_PER_FRAME];
+        Codec::Pcma.decode_into(payload, &mut decoded);
+        assert!((decoded[0] - 1000).abs() < 40, "{}", decoded[0]);
+        // Nothing relayed this tick: silence, never a prompt, while bridged.
+        let (_, _) = caller.next_packet(&mut out);
+        let (_, payload) = rtp::parse(&out).unwrap();
+        assert!(payload.iter().all(|b| *b == Codec::Pcmu.silence_byte()));
+        caller.bridge(false);
+        assert!(!caller.is_bridged());
+    }
+
+    #[test]
     fn hold_sends_nothing_but_time_runs_and_marker_follows() {
         let mut s = Stream::new(params(), 1, 0, 0);
         let mut buf = [0u8; PACKET_LEN];
@@ -435,7 +523,8 @@ mod tests {
             r,
             Received {
                 digit: Some('5'),
-                latched: Some(from)
+                latched: Some(from),
+                audio: None,
             }
         );
         assert_eq!(s.destination(), Some(from));
@@ -507,7 +596,8 @@ mod tests {
             s.on_packet(&key5(9, 0), caller),
             Received {
                 digit: Some('5'),
-                latched: Some(caller)
+                latched: Some(caller),
+                audio: None,
             }
         );
         assert_eq!(s.destination(), Some(caller));
@@ -540,7 +630,8 @@ mod tests {
             s.on_packet(&key5(9, 6), nat),
             Received {
                 digit: Some('5'),
-                latched: Some(nat)
+                latched: Some(nat),
+                audio: None,
             },
             "third in a row"
         );

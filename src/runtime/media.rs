@@ -189,6 +189,18 @@ impl MediaBackend for MediaHandle {
         (!ip.is_unspecified()).then_some(ip)
     }
 
+    fn open_beside(&mut self, call: CallRef, beside: CallRef) -> Result<u16, MediaOpenError> {
+        let Some(&n) = self.owner.get(&beside) else {
+            return self.open(call);
+        };
+        let (port, rtp, rtcp) = self.bind_pair().ok_or(MediaOpenError::NoPorts)?;
+        let lane = &mut self.lanes[n];
+        lane.post(Command::Add { call, rtp, rtcp })?;
+        lane.streams += 1;
+        self.owner.insert(call, n);
+        Ok(port)
+    }
+
     fn open(&mut self, call: CallRef) -> Result<u16, MediaOpenError> {
         let (port, rtp, rtcp) = self.bind_pair().ok_or(MediaOpenError::NoPorts)?;
         let (n, lane) = self
@@ -224,6 +236,8 @@ struct Slot {
     stream: Option<Stream>,
     /// The peer the RTP socket is connect()ed to, which makes each send a plain send().
     connected: Option<SocketAddr>,
+    /// The other leg of a bridged call: where this slot's received audio goes.
+    bridge: Option<CallRef>,
 }
 
 struct MediaLoop {
@@ -233,6 +247,9 @@ struct MediaLoop {
     slots: Vec<Slot>,
     index: HashMap<CallRef, usize>,
     outbox: Outbox,
+    /// This tick's received audio for bridged partners, handed over after the receive pass
+    /// (a slot cannot borrow its partner while it is being drained). Reused every tick.
+    relayed: Vec<(CallRef, [i16; crate::media::SAMPLES_PER_FRAME])>,
 }
 
 /// Events on their way to the engine. The channel is bounded and this thread must never
@@ -296,6 +313,7 @@ impl MediaLoop {
                 queue: VecDeque::with_capacity(256),
                 backed_up: false,
             },
+            relayed: Vec::with_capacity(64),
         }
     }
 
@@ -353,6 +371,9 @@ impl MediaLoop {
                                     digit,
                                 });
                             }
+                            if let (Some(pcm), Some(partner)) = (got.audio, slot.bridge) {
+                                self.relayed.push((partner, pcm));
+                            }
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                         // ICMP errors surface here on connected sockets; the peer may come back.
@@ -367,6 +388,15 @@ impl MediaLoop {
                 }
                 if let Some(rec) = stream.tick_recording() {
                     self.outbox.push(recorded(slot.call, rec));
+                }
+            }
+            for (partner, pcm) in self.relayed.drain(..) {
+                if let Some(stream) = self
+                    .index
+                    .get(&partner)
+                    .and_then(|j| self.slots[*j].stream.as_mut())
+                {
+                    stream.push_relay(&pcm);
                 }
             }
             self.outbox.flush(&self.events);
@@ -395,6 +425,7 @@ impl MediaLoop {
                         rtcp,
                         stream: None,
                         connected: None,
+                        bridge: None,
                     });
                 }
                 Command::Call(cmd) => self.apply(cmd),
@@ -467,7 +498,29 @@ impl MediaLoop {
                     self.outbox.push(recorded(call, rec));
                 }
             }
+            MediaCommand::Bridge { with, .. } => {
+                let Some(&j) = self.index.get(&with) else {
+                    tracing::warn!(?call, ?with, "bridge to a stream on another thread or gone");
+                    return;
+                };
+                for (at, partner) in [(i, with), (j, call)] {
+                    let slot = &mut self.slots[at];
+                    slot.bridge = Some(partner);
+                    if let Some(stream) = slot.stream.as_mut() {
+                        stream.bridge(true);
+                    }
+                }
+            }
             MediaCommand::Close { .. } => {
+                // The other leg of a bridge goes back to sending silence on its own.
+                if let Some(partner) = self.slots[i].bridge.take()
+                    && let Some(&j) = self.index.get(&partner)
+                {
+                    self.slots[j].bridge = None;
+                    if let Some(stream) = self.slots[j].stream.as_mut() {
+                        stream.bridge(false);
+                    }
+                }
                 // Before the stream goes: a caller who spoke and hung up left a message, and
                 // the engine holds the call's CDR until it knows whether there is one.
                 if let Some(rec) = self.slots[i]
@@ -600,6 +653,7 @@ mod tests {
             rtcp: socket(),
             stream: None,
             connected: None,
+            bridge: None,
         });
         media.index.insert(call, 0);
         let caller: SocketAddr = "127.0.0.1:4000".parse().unwrap();

@@ -154,6 +154,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         shutdown_grace: config.shutdown_grace,
         timers: TimerConfig::default(),
         timezone: jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
+        outbound: config.outbound,
         recordings_dir: config.recordings_dir.clone(),
     };
     let epoch = (

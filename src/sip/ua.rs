@@ -764,8 +764,27 @@ impl UserAgent {
         to_user: &str,
         sdp: Option<Vec<u8>>,
     ) -> Result<CallRef, SipError> {
+        let call_ref = self.reserve_call();
+        self.invite_as(now, call_ref, to, from_user, to_user, sdp)?;
+        Ok(call_ref)
+    }
+
+    /// A call reference for an outgoing call whose offer needs it first (its RTP port is
+    /// opened under that reference); pass it to `invite_as`.
+    pub fn reserve_call(&mut self) -> CallRef {
         self.next_call += 1;
-        let call_ref = CallRef(self.next_call);
+        CallRef(self.next_call)
+    }
+
+    pub fn invite_as(
+        &mut self,
+        now: Instant,
+        call_ref: CallRef,
+        to: Peer,
+        from_user: &str,
+        to_user: &str,
+        sdp: Option<Vec<u8>>,
+    ) -> Result<(), SipError> {
         let local_tag = message::random_token(10);
         let host = to.addr.to_string();
         let dialog_seed = Dialog {
@@ -799,7 +818,7 @@ impl UserAgent {
                 self.cfg.advertised.clone(),
             ),
         );
-        Ok(call_ref)
+        Ok(())
     }
 
     /// Send a raw request inside a call's dialog (tests use it for re-INVITE and odd methods).
