@@ -47,24 +47,53 @@ pub struct CatalogReport {
 /// the default, and every language its `language` nodes switch to. A prompt missing in a
 /// language no flow using it can speak is not worth a warning.
 fn languages_of_prompts(set: &FlowSet, default_language: &str) -> Vec<Vec<String>> {
-    let mut out = vec![Vec::new(); set.prompts.len()];
-    for flow in &set.flows {
-        let mut langs = vec![
-            flow.language
-                .clone()
-                .unwrap_or_else(|| default_language.to_string()),
-        ];
-        for node in &flow.nodes {
-            if let flow::NodeKind::Language { language, .. } = &node.kind {
-                langs.push(language.clone());
+    let mut flow_langs: Vec<Vec<String>> = set
+        .flows
+        .iter()
+        .map(|flow| {
+            let mut langs = vec![
+                flow.language
+                    .clone()
+                    .unwrap_or_else(|| default_language.to_string()),
+            ];
+            for node in &flow.nodes {
+                if let flow::NodeKind::Language { language, .. } = &node.kind {
+                    langs.push(language.clone());
+                }
+            }
+            langs
+        })
+        .collect();
+    // A subflow plays in its caller's language: pass languages along subflow calls until
+    // nothing changes (at most one round per flow).
+    for _ in 0..set.flows.len() {
+        let mut changed = false;
+        for (i, flow) in set.flows.iter().enumerate() {
+            for node in &flow.nodes {
+                if let flow::NodeKind::Subflow { flow: callee, .. } = node.kind {
+                    let add: Vec<String> = flow_langs[i].clone();
+                    let target = &mut flow_langs[callee.0 as usize];
+                    for l in add {
+                        if !target.contains(&l) {
+                            target.push(l);
+                            changed = true;
+                        }
+                    }
+                }
             }
         }
+        if !changed {
+            break;
+        }
+    }
+    let mut out = vec![Vec::new(); set.prompts.len()];
+    for (flow, langs) in set.flows.iter().zip(&flow_langs) {
         for node in &flow.nodes {
             for list in node.kind.prompt_lists() {
                 for item in list {
                     if let flow::PromptItem::Prompt(id) = item {
                         let entry = &mut out[id.0 as usize];
-                        for l in &langs {
+                        for l in langs {
                             if !entry.contains(l) {
                                 entry.push(l.clone());
                             }
@@ -155,6 +184,11 @@ impl Catalog {
                     tried.push(prompts_dir.join(format!("{name}.wav")));
                 }
                 let Some(found) = tried.iter().position(|p| p.is_file()) else {
+                    // A recording no call in this language can reach is not missing.
+                    if said.is_none() && !used_in[i].iter().any(|l| l == lang) {
+                        row.push(usize::MAX);
+                        continue;
+                    }
                     missing.entry(i).or_default().push(format!(
                         "{lang} (looked for {})",
                         tried

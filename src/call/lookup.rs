@@ -12,6 +12,9 @@ use crate::sip::CallRef;
 /// cache: memory stays bounded whatever the callers do.
 const MAX_CACHED: usize = 20_000;
 
+/// Beyond its own timeout, how long a request may stay unanswered before it is sent again.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A request for the runtime to make.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LookupJob {
@@ -21,7 +24,8 @@ pub struct LookupJob {
 #[derive(Default)]
 pub struct Lookups {
     cache: HashMap<LookupRequest, (Instant, LookupResult)>,
-    waiting: HashMap<LookupRequest, Vec<(CallRef, TaskId)>>,
+    /// Calls waiting for a request in flight, and when it was sent.
+    waiting: HashMap<LookupRequest, (Instant, Vec<(CallRef, TaskId)>)>,
     jobs: VecDeque<LookupJob>,
 }
 
@@ -40,11 +44,18 @@ impl Lookups {
             }
             self.cache.remove(&request);
         }
-        let waiters = self.waiting.entry(request.clone()).or_default();
-        if waiters.is_empty() {
+        // A request whose answer is long overdue (its task died) is sent again, so one lost
+        // answer cannot make every later caller wait on it.
+        let overdue = request.timeout + STALE_AFTER;
+        let entry = self
+            .waiting
+            .entry(request.clone())
+            .or_insert_with(|| (now, Vec::new()));
+        if entry.1.is_empty() || now.saturating_duration_since(entry.0) > overdue {
+            entry.0 = now;
             self.jobs.push_back(LookupJob { request });
         }
-        waiters.push((call, id));
+        entry.1.push((call, id));
         None
     }
 
@@ -70,7 +81,10 @@ impl Lookups {
             self.cache
                 .insert(request.clone(), (now + request.cache, result.clone()));
         }
-        self.waiting.remove(request).unwrap_or_default()
+        self.waiting
+            .remove(request)
+            .map(|w| w.1)
+            .unwrap_or_default()
     }
 }
 
@@ -111,6 +125,28 @@ mod tests {
         let ok = LookupResult::Ok(serde_json::json!({"name": "Li"}));
         let woken = l.complete(t0, &req("http://a/1", 60), &ok);
         assert_eq!(woken, vec![(call(1), TaskId(1)), (call(2), TaskId(7))]);
+    }
+
+    #[test]
+    fn a_request_whose_answer_never_came_is_sent_again() {
+        let mut l = Lookups::default();
+        let t0 = Instant::now();
+        l.start(t0, call(1), TaskId(1), req("http://a", 0));
+        assert!(l.poll_job().is_some());
+        l.start(
+            t0 + Duration::from_secs(3),
+            call(2),
+            TaskId(1),
+            req("http://a", 0),
+        );
+        assert!(l.poll_job().is_none(), "still in time: shared");
+        l.start(
+            t0 + Duration::from_secs(8),
+            call(3),
+            TaskId(1),
+            req("http://a", 0),
+        );
+        assert!(l.poll_job().is_some(), "overdue: asked again");
     }
 
     #[test]

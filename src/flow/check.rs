@@ -18,6 +18,7 @@ pub fn analyse(set: &FlowSet, diags: &mut Diagnostics) {
             _ => None,
         })
         .collect();
+    recursive_subflows(set, diags);
     for (i, flow) in set.flows.iter().enumerate() {
         if flow.nodes.is_empty() {
             continue;
@@ -36,6 +37,54 @@ pub fn analyse(set: &FlowSet, diags: &mut Diagnostics) {
                         flow.name
                     ),
                 });
+            }
+        }
+    }
+}
+
+/// A flow that calls itself through subflows: each call nests deeper until the call is cut
+/// off. IVRs go back with `goto`, never by recursion, so any such cycle is an error.
+fn recursive_subflows(set: &FlowSet, diags: &mut Diagnostics) {
+    let calls: Vec<Vec<(usize, &Node)>> = set
+        .flows
+        .iter()
+        .map(|f| {
+            f.nodes
+                .iter()
+                .filter_map(|n| match n.kind {
+                    NodeKind::Subflow { flow, .. } => Some((flow.0 as usize, n)),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    for start in 0..set.flows.len() {
+        // Depth-first over flow calls, looking for a way back to `start`; one report each.
+        let mut stack: Vec<Vec<usize>> = vec![vec![start]];
+        let mut seen = vec![false; set.flows.len()];
+        'search: while let Some(path) = stack.pop() {
+            let f = *path.last().unwrap_or(&start);
+            for (callee, node) in calls.get(f).into_iter().flatten() {
+                if *callee == start {
+                    let mut names: Vec<&str> =
+                        path.iter().map(|i| set.flows[*i].name.as_str()).collect();
+                    names.push(&set.flows[start].name);
+                    diags.errors.push(FlowError::At {
+                        at: node.at.clone(),
+                        message: format!(
+                            "flow {:?} calls itself through subflows ({}): use goto to go back",
+                            set.flows[start].name,
+                            names.join(" -> ")
+                        ),
+                    });
+                    break 'search;
+                }
+                if *callee < seen.len() && !seen[*callee] {
+                    seen[*callee] = true;
+                    let mut p = path.clone();
+                    p.push(*callee);
+                    stack.push(p);
+                }
             }
         }
     }

@@ -388,7 +388,7 @@ cases = [{ when = "balance > 1000", next = "op" }]
 else = "share"
 [nodes.share]
 type = "subflow"
-flow = "n"
+flow = "shared"
 next = "bye"
 [nodes.op]
 type = "queue"
@@ -425,7 +425,8 @@ type = "goto"
 next = "end"
 "##,
     );
-    let (errs, warns) = report(&[("a.toml", &text)]);
+    let shared = "[flow]\nname = \"shared\"\nstart = \"r\"\n[nodes.r]\ntype = \"return\"\n";
+    let (errs, warns) = report(&[("a.toml", &text), ("b.toml", shared)]);
     assert!(errs.is_empty(), "{errs:#?}");
     assert!(warns.is_empty(), "{warns:#?}");
 }
@@ -451,4 +452,39 @@ fn no_flow_file_makes_the_loader_panic() {
         let _ = load_dir(&dir);
     }
     std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn a_flow_that_calls_itself_through_subflows_is_an_error() {
+    let a = "[flow]\nname = \"a\"\nstart = \"s\"\n[nodes.s]\ntype = \"subflow\"\nflow = \"b\"\nnext = \"end\"\n[nodes.end]\ntype = \"hangup\"\n";
+    let b = "[flow]\nname = \"b\"\nstart = \"m\"\n[nodes.m]\ntype = \"menu\"\nchoices = { \"1\" = \"again\", \"2\" = \"back\" }\n[nodes.again]\ntype = \"subflow\"\nflow = \"a\"\nnext = \"back\"\n[nodes.back]\ntype = \"return\"\n";
+    let errs = errors(&[("a.toml", a), ("b.toml", b)]);
+    assert!(
+        errs.iter()
+            .any(|e| e
+                .contains("b.toml:7:8: flow \"a\" calls itself through subflows (a -> b -> a)")),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_bad_test_time_does_not_make_its_other_keys_unknown() {
+    let dir = dir_with(&[
+        ("a.toml", GOOD),
+        (
+            "tests/t.toml",
+            "[[test]]\nname = \"x\"\nflow = \"demo\"\nat = \"yesterday\"\npress = [\"1\"]\nexpect = [\"bye\"]\n",
+        ),
+    ]);
+    let (set, _) = load_dir(&dir);
+    let mut diags = Diagnostics::default();
+    let cases = super::super::flowtest::load_tests(&dir.join("tests"), &set.unwrap(), &mut diags);
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(cases.is_empty());
+    let errs: Vec<String> = diags.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("t.toml:4:6: \"yesterday\" is not a time"),
+        "{errs:?}"
+    );
 }

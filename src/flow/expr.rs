@@ -202,8 +202,20 @@ pub struct ExprError {
 
 const MAX_DEPTH: usize = 32;
 
+/// Longer expressions are refused: evaluating and dropping a tree recurse, and a flow file
+/// must never be able to exhaust a thread's stack.
+const MAX_TOKENS: usize = 256;
+
 pub fn parse(text: &str) -> Result<Expr, ExprError> {
     let tokens = lex(text)?;
+    if tokens.len() > MAX_TOKENS {
+        return Err(ExprError {
+            offset: tokens[MAX_TOKENS].0,
+            message: format!(
+                "expression is too long (more than {MAX_TOKENS} parts); split it over set nodes"
+            ),
+        });
+    }
     let mut p = Parser {
         tokens,
         pos: 0,
@@ -661,6 +673,10 @@ mod tests {
         assert!(parse("").is_err());
         assert!(parse(&"(".repeat(100)).is_err(), "deep nesting is refused");
         assert!(parse(&"not ".repeat(100)).is_err());
+        assert!(
+            parse(&vec!["a"; 20_000].join(" + ")).is_err(),
+            "long chains are refused"
+        );
     }
 
     #[test]

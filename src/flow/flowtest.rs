@@ -27,7 +27,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::dryrun::{self, Outside, Step, Walk};
 use super::interpreter::{CallInfo, LookupRequest, LookupResult, RecordOutcome};
-use super::schema::{Diagnostics, Located, Sink, Source, Sp, Table, kind_of};
+use super::schema::{Diagnostics, Located, Sink, Source, Table, kind_of};
 use super::{FlowId, FlowSet, QueueExit};
 
 /// One test's result, located at its `[[test]]` table.
@@ -199,10 +199,13 @@ fn read_case(t: &Table, set: &FlowSet, sink: &mut Sink) -> Option<TestCase> {
     let caller = t
         .str("caller", sink)
         .map_or_else(|| "10000".to_string(), |c| c.v);
+    // A bad time is reported and the rest of the table still read, so its keys are not
+    // taken for unknown ones.
     let wall = match t.str("at", sink) {
-        Some(at) => parse_time(&at.v)
-            .map_err(|e| sink.error(&at.span, e))
-            .ok()?,
+        Some(at) => parse_time(&at.v).unwrap_or_else(|e| {
+            sink.error(&at.span, e);
+            Timestamp::UNIX_EPOCH
+        }),
         None => Timestamp::now(),
     };
     let list = |key: &'static str, sink: &mut Sink| -> Vec<String> {
@@ -260,10 +263,9 @@ fn read_case(t: &Table, set: &FlowSet, sink: &mut Sink) -> Option<TestCase> {
     if sink.error_count() > errors {
         return None;
     }
-    let at_span = Sp::new((), t.span.clone());
     Some(TestCase {
         name,
-        at: sink.src.locate(&at_span.span),
+        at: sink.src.locate(&t.span),
         flow: flow?,
         caller,
         number,

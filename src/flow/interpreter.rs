@@ -318,7 +318,11 @@ impl Interpreter {
             Wait::Playing { after, .. } => {
                 self.actions.push_back(FlowAction::StopPlayback);
                 match after {
-                    AfterPlay::Listen => self.input(now, digit),
+                    AfterPlay::Listen => {
+                        // The first key starts the listening, total timeout included.
+                        self.listen(now, false);
+                        self.input(now, digit)
+                    }
                     AfterPlay::Confirm => self.confirm_key(now, Some(digit)),
                     _ => self.answer_key(now, Some(digit)),
                 }
@@ -645,6 +649,8 @@ impl Interpreter {
             NodeKind::Transfer(t) => self.intro_then_task(now, &t.prompts),
             NodeKind::Queue(q) => self.intro_then_task(now, &q.prompts),
             NodeKind::Survey(s) => {
+                // A survey asks its own questions; keys typed before it are not answers.
+                self.typeahead.clear();
                 let mut prompts = s.prompts.clone();
                 if let Some(q) = s.questions.first() {
                     prompts.extend(q.prompts.iter().cloned());
@@ -742,12 +748,11 @@ impl Interpreter {
     /// Play an input node's prompt, unless the caller already typed ahead.
     fn prompt_for_input(&mut self, now: Instant, prompts: &[PromptItem]) {
         if !self.typeahead.is_empty() {
-            let keys: Vec<char> = std::mem::take(&mut self.typeahead).chars().collect();
             self.listen(now, false);
-            for k in keys {
-                if !matches!(self.wait, Wait::Digits { .. }) {
-                    break;
-                }
+            // One key at a time: a key that moves the call on leaves the rest for the nodes
+            // after, as if the caller had typed them there.
+            while matches!(self.wait, Wait::Digits { .. }) && !self.typeahead.is_empty() {
+                let k = self.typeahead.remove(0);
                 self.input(now, k);
             }
             return;

@@ -682,3 +682,76 @@ fn random_events_on_every_flow_that_loads_never_panic() {
         "most mutations still load ({driven} flows driven)"
     );
 }
+
+#[test]
+fn a_key_that_interrupts_the_prompt_starts_the_total_timeout() {
+    let mut t = T::new(&flow(
+        r#"
+[nodes.a]
+type = "collect"
+prompts = ["enter"]
+variable = "pin"
+min_digits = 6
+max_digits = 6
+inter_digit_timeout = "3s"
+total_timeout = "5s"
+max_attempts = 1
+next = "end"
+"#,
+    ));
+    assert_eq!(t.actions().0, ["enter"]);
+    t.press("1"); // during the prompt
+    t.wait(Duration::from_secs(2));
+    t.press("2");
+    t.wait(Duration::from_secs(2));
+    t.press("3");
+    t.wait(Duration::from_secs(1));
+    assert_eq!(
+        t.settle(),
+        ["<stop>", "<hangup>"],
+        "5 s after the first key, not 3 s after the last"
+    );
+}
+
+#[test]
+fn type_ahead_runs_through_several_menus() {
+    let mut t = T::new(&flow(
+        r#"
+[nodes.a]
+type = "lookup"
+url = "http://crm/x"
+next = "m1"
+on_failure = "m1"
+[nodes.m1]
+type = "menu"
+prompts = ["menu1"]
+choices = { "1" = "m2" }
+[nodes.m2]
+type = "menu"
+prompts = ["menu2"]
+choices = { "2" = "two" }
+[nodes.two]
+type = "play"
+prompts = ["two"]
+next = "survey"
+[nodes.survey]
+type = "survey"
+questions = [{ id = "q", prompts = ["q"], answers = "123" }]
+next = "m3"
+[nodes.m3]
+type = "menu"
+prompts = ["menu3"]
+choices = { "3" = "end" }
+"#,
+    ));
+    t.settle();
+    t.press("123");
+    t.it.on_lookup(t.now, TaskId(1), LookupResult::Failed("x".into()));
+    let heard = t.settle();
+    assert_eq!(
+        heard,
+        ["two", "q"],
+        "1 and 2 went to their menus; 3 is not a survey answer"
+    );
+    assert!(t.it.survey_answers().is_empty());
+}

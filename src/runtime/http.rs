@@ -101,12 +101,22 @@ impl Url {
         } else {
             target.to_string()
         };
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
-                let port = p.parse().map_err(|_| format!("{url:?}: bad port"))?;
-                (h, port)
+        // "[::1]:8080", "[::1]", "host:8080", "host".
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(v6) => {
+                let (h, rest) = v6
+                    .split_once(']')
+                    .ok_or_else(|| format!("{url:?}: unclosed ["))?;
+                match rest.strip_prefix(':') {
+                    Some(p) => (h, p.parse().map_err(|_| format!("{url:?}: bad port"))?),
+                    None if rest.is_empty() => (h, 80),
+                    None => return Err(format!("{url:?}: bad address")),
+                }
             }
-            _ => (authority, 80),
+            None => match authority.rsplit_once(':') {
+                Some((h, p)) => (h, p.parse().map_err(|_| format!("{url:?}: bad port"))?),
+                None => (authority, 80),
+            },
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() {
@@ -218,7 +228,12 @@ fn dechunk(mut body: &[u8], eof: bool) -> Result<Option<Vec<u8>>, String> {
         if size == 0 {
             return Ok(Some(out));
         }
-        if body.len() < data_start + size + 2 {
+        let end = data_start
+            .checked_add(size)
+            .and_then(|e| e.checked_add(2))
+            .filter(|e| *e <= MAX_RESPONSE + 64)
+            .ok_or("bad chunk size")?;
+        if body.len() < end {
             return if eof {
                 Err("truncated chunked answer".into())
             } else {
@@ -248,6 +263,8 @@ mod tests {
             (u.host.as_str(), u.port, u.target.as_str()),
             ("::1", 81, "/?q")
         );
+        let u = Url::parse("http://[::1]/x").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("::1", 80));
         assert!(Url::parse("https://x/").is_err());
         assert!(Url::parse("http://:80/").is_err());
         assert!(Url::parse("http://x/a b").is_err());
@@ -286,6 +303,13 @@ mod tests {
         );
         assert!(matches!(interpret(200, b"<html>"), LookupResult::Failed(_)));
         assert!(matches!(interpret(500, b"{}"), LookupResult::Failed(_)));
+    }
+
+    #[test]
+    fn a_huge_chunk_size_is_an_error_not_an_overflow() {
+        let r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffe\r\nx";
+        assert!(parse_response(r, true).is_err());
+        assert!(parse_response(r, false).is_err());
     }
 
     #[test]
