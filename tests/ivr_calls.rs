@@ -332,3 +332,55 @@ fn graceful_shutdown_refuses_new_calls_and_ends_old_ones_with_bye() {
             .any(|c| c.end_reason == "shutdown" && c.answer_ms.is_some())
     );
 }
+
+#[test]
+fn survey_answers_pressed_on_a_call_are_stored_with_its_cdr() {
+    let site = site(
+        r#"
+[flow]
+name = "survey"
+numbers = ["100"]
+start = "ask"
+
+[nodes.ask]
+type = "survey"
+prompts = ["welcome"]
+questions = [
+  { id = "satisfaction", prompts = ["menu"], answers = "12345" },
+  { id = "solved", prompts = ["option1"], answers = "12" },
+]
+invalid_prompts = ["invalid"]
+timeout = "3s"
+next = "bye"
+
+[nodes.bye]
+type = "play"
+prompts = ["goodbye"]
+next = "end"
+
+[nodes.end]
+type = "hangup"
+"#,
+    );
+    let mut server = start(site.config.clone());
+    let mut phone = Phone::new(server.sip);
+    phone.call("100");
+    phone.talk(S(300));
+    phone.press("7", S(300)); // not an allowed answer: asked again
+    phone.press("4", S(300));
+    phone.press("1", S(300));
+    phone
+        .wait_for(S(3000), |e| matches!(e, UaEvent::RemoteBye { .. }))
+        .expect("goodbye and hang up after the last question");
+    server.stop();
+    let c = &read_cdrs(&site.config.database)[0];
+    assert_eq!(
+        c.survey,
+        [
+            ("satisfaction".to_string(), "4".to_string()),
+            ("solved".to_string(), "1".to_string())
+        ]
+    );
+    assert_eq!(c.digits, "741");
+    assert_eq!(c.ivr_path, ["ask", "bye", "end"]);
+}
