@@ -186,6 +186,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// The configuration the flow commands read: the file if given, with the directories the
+/// command line names.
+fn flow_config(
+    file: Option<PathBuf>,
+    flows: Option<PathBuf>,
+    prompts: Option<PathBuf>,
+) -> anyhow::Result<Config> {
+    let overrides = Overrides {
+        flows,
+        prompts,
+        ..Default::default()
+    };
+    Ok(Config::load(file.as_deref(), &overrides)?)
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve {
@@ -216,43 +231,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             prompts,
             config,
             tests,
-        } => {
-            let overrides = Overrides {
-                flows: dir,
-                prompts,
-                ..Default::default()
-            };
-            let config = Config::load(config.as_deref(), &overrides)?;
-            commands::check(&config, tests)
-        }
+        } => commands::check(&flow_config(config, dir, prompts)?, tests),
         Command::Try {
             args,
             flows,
             prompts,
             config,
-        } => {
-            let overrides = Overrides {
-                flows,
-                prompts,
-                ..Default::default()
-            };
-            let config = Config::load(config.as_deref(), &overrides)?;
-            commands::dry_run(&config, args)
-        }
+        } => commands::dry_run(&flow_config(config, flows, prompts)?, args),
         Command::Graph {
             flow,
             format,
             output,
             flows,
             config,
-        } => {
-            let overrides = Overrides {
-                flows,
-                ..Default::default()
-            };
-            let config = Config::load(config.as_deref(), &overrides)?;
-            commands::graph(&config, &flow, format, output)
-        }
+        } => commands::graph(&flow_config(config, flows, None)?, &flow, format, output),
         Command::DemoBackend { bind } => {
             hotline::demo::run(bind)?;
             Ok(ExitCode::SUCCESS)
@@ -263,11 +255,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             flows,
             config,
         } => {
-            let overrides = Overrides {
-                flows,
-                ..Default::default()
-            };
-            let config = Config::load(config.as_deref(), &overrides)?;
+            let config = flow_config(config, flows, None)?;
             commands::announce(&config, name, state)
         }
         Command::Cdr {

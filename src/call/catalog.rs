@@ -263,24 +263,23 @@ impl Catalog {
     /// The prompt as recorded for `language` (or its fallback). A language the catalog does
     /// not know plays the default language's recordings.
     pub fn prompt(&self, language: &str, id: PromptId) -> Option<&EncodedPrompt> {
-        let lang = self
-            .languages
-            .iter()
-            .position(|l| l == language)
-            .unwrap_or(0);
-        let index = *self.table.get(lang)?.get(id.0 as usize)?;
-        self.encoded.get(index)
+        self.encoded.get(self.slot(language, id)?)
     }
 
     /// The file a prompt plays from in `language`, for the dry run.
     pub fn prompt_file(&self, language: &str, id: PromptId) -> Option<&Path> {
+        self.files
+            .get(self.slot(language, id)?)
+            .map(PathBuf::as_path)
+    }
+
+    fn slot(&self, language: &str, id: PromptId) -> Option<usize> {
         let lang = self
             .languages
             .iter()
             .position(|l| l == language)
             .unwrap_or(0);
-        let index = *self.table.get(lang)?.get(id.0 as usize)?;
-        self.files.get(index).map(PathBuf::as_path)
+        self.table.get(lang)?.get(id.0 as usize).copied()
     }
 
     pub fn default_language(&self) -> &str {
