@@ -511,7 +511,7 @@ impl Parser {
 }
 
 /// Text with `{expression}` holes, for URLs and dialled numbers. `{{` and `}}` are braces.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Template {
     parts: Vec<Part>,
 }

@@ -308,13 +308,6 @@ impl Interpreter {
                 self.typeahead.push(digit);
                 self.enter(now, next);
             }
-            Wait::Playing {
-                after: AfterPlay::Task,
-                ..
-            } => {
-                self.actions.push_back(FlowAction::StopPlayback);
-                self.start_task(now);
-            }
             Wait::Playing { after, .. } => {
                 self.actions.push_back(FlowAction::StopPlayback);
                 match after {
@@ -324,7 +317,9 @@ impl Interpreter {
                         self.input(now, digit)
                     }
                     AfterPlay::Confirm => self.confirm_key(now, Some(digit)),
-                    _ => self.answer_key(now, Some(digit)),
+                    AfterPlay::Answer => self.answer_key(now, Some(digit)),
+                    // Handled above, and intros of tasks never take keys (no barge-in).
+                    AfterPlay::Next(_) | AfterPlay::Task => {}
                 }
             }
             Wait::Digits { .. } => self.input(now, digit),
@@ -432,9 +427,7 @@ impl Interpreter {
                 }
                 self.enter(now, l.next);
             }
-            LookupResult::NotFound if l.on_not_found.is_some() => {
-                self.enter(now, l.on_not_found.unwrap_or(l.next))
-            }
+            LookupResult::NotFound if let Some(target) = l.on_not_found => self.enter(now, target),
             LookupResult::NotFound | LookupResult::Failed(_) => {
                 self.task_failed(now, TaskKind::Lookup)
             }

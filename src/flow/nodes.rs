@@ -553,7 +553,7 @@ impl Ctx<'_, '_, '_> {
                 }
                 self.template(&u)
             })
-            .unwrap_or_else(|| Template::parse("").unwrap_or_else(|_| unreachable!()));
+            .unwrap_or_default();
         let method = match t.str("method", self.sink) {
             None => Method::Get,
             Some(m) => match m.v.to_ascii_uppercase().as_str() {
@@ -692,9 +692,7 @@ impl Ctx<'_, '_, '_> {
         };
         NodeKind::Transfer(Box::new(Transfer {
             prompts: self.prompts(t, "prompts"),
-            target: target.unwrap_or(TransferTarget::Number(
-                Template::parse("").unwrap_or_else(|_| unreachable!()),
-            )),
+            target: target.unwrap_or(TransferTarget::Number(Template::default())),
             ring_timeout: self.duration(t, "ring_timeout", Duration::from_secs(30)),
             on_failure: self.opt_node(t, "on_failure"),
         }))
