@@ -251,7 +251,12 @@ fn print_step(step: &Step, catalog: &Catalog, texts: &mut Transcripts) {
         Step::Keys(k) => println!("     caller presses {k}"),
         Step::Timeout(d) => println!("     no key: timeout after {:.1} s", d.as_secs_f64()),
         Step::Lookup { url, result } => println!("     lookup {url} -> {}", describe(result)),
-        Step::Record(r) => println!("     records the caller: {r:?}"),
+        Step::Record(r) => match r {
+            hotline::flow::RecordOutcome::Saved { .. } => {
+                println!("     records the caller: a message (dry run)")
+            }
+            hotline::flow::RecordOutcome::Nothing => println!("     records the caller: nothing"),
+        },
         Step::Transfer { target, connected } => println!(
             "     transfers to {target}: {}",
             if *connected {
@@ -260,7 +265,15 @@ fn print_step(step: &Step, catalog: &Catalog, texts: &mut Transcripts) {
                 "not answered"
             }
         ),
-        Step::Queue { queue, exit } => println!("     queue {queue}: {exit:?}"),
+        Step::Queue { queue, exit } => {
+            let exit = match exit {
+                hotline::flow::QueueExit::Answered => "answered",
+                hotline::flow::QueueExit::Timeout => "timeout",
+                hotline::flow::QueueExit::Full => "full",
+                hotline::flow::QueueExit::NoAgents => "no agents",
+            };
+            println!("     queue {queue}: {exit}")
+        }
         Step::Hangup => println!("     hangs up"),
         Step::Stopped(why) => println!("     (walk stopped: {why})"),
     }

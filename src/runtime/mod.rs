@@ -29,7 +29,7 @@ use reload::{Loaded, ReloadGate, Sources, Trigger};
 pub enum RuntimeError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
-    #[error("cannot bind SIP on {addr}: {source}")]
+    #[error("cannot bind SIP on {addr}")]
     BindSip {
         addr: SocketAddr,
         source: std::io::Error,
