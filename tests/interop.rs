@@ -183,7 +183,7 @@ fn baresip_places_a_call_that_completes() {
     common::write_tone(&conf.join("talk.wav"), 300.0, 15_000);
     let sip_port = free_port();
     std::fs::write(conf.join("config"), format!(
-        "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\naudio_player aufile,{0}/heard.wav\naudio_source aufile,{0}/talk.wav\naudio_alert aufile,/dev/null\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule_app account.so\nmodule_app menu.so\n",
+        "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\naudio_source aufile,{0}/talk.wav\naudio_alert aufile,/dev/null\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule sndfile.so\nsnd_path {0}\nmodule_app account.so\nmodule_app menu.so\n",
         conf.display()
     )).unwrap();
     std::fs::write(conf.join("accounts"), "<sip:baresip@127.0.0.1>;regint=0\n").unwrap();
@@ -217,6 +217,24 @@ fn baresip_places_a_call_that_completes() {
         ("baresip", Disposition::Completed, HangupBy::Hotline)
     );
     assert_eq!(cdrs[0].ivr_path, ["welcome", "end"]);
+    // What baresip heard (its sndfile module writes the decoded audio): the prompts, not
+    // silence.
+    let heard = std::fs::read_dir(&conf)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .unwrap_or_else(|| panic!("baresip wrote what it heard into {}", conf.display()));
+    let mut wav = hound::WavReader::open(&heard).unwrap();
+    let samples: Vec<i32> = wav
+        .samples::<i16>()
+        .map(|s| i32::from(s.unwrap()))
+        .collect();
+    let loud = samples.iter().filter(|s| s.abs() > 2000).count();
+    assert!(
+        loud > 8000,
+        "baresip heard hotline's prompts ({loud} loud samples of {})",
+        samples.len()
+    );
 }
 
 #[test]
