@@ -114,10 +114,8 @@ fn confirm_timeout_repeats_the_read_back_then_gives_up() {
     assert_eq!(t.settle(), ["<hangup>"], "third failure takes on_failure");
 }
 
-#[test]
-fn collect_total_timeout_is_not_restarted_by_digits() {
-    let mut t = T::new(&flow(
-        r#"
+/// A six-digit PIN with a 3 s inter-digit and a 5 s total timeout.
+const TOTAL_TIMEOUT_PIN: &str = r#"
 [nodes.a]
 type = "collect"
 prompts = ["enter"]
@@ -128,8 +126,11 @@ inter_digit_timeout = "3s"
 total_timeout = "5s"
 max_attempts = 1
 next = "end"
-"#,
-    ));
+"#;
+
+#[test]
+fn collect_total_timeout_is_not_restarted_by_digits() {
+    let mut t = T::new(&flow(TOTAL_TIMEOUT_PIN));
     t.settle();
     t.press("1");
     t.wait(Duration::from_secs(2));
@@ -685,20 +686,7 @@ fn random_events_on_every_flow_that_loads_never_panic() {
 
 #[test]
 fn a_key_that_interrupts_the_prompt_starts_the_total_timeout() {
-    let mut t = T::new(&flow(
-        r#"
-[nodes.a]
-type = "collect"
-prompts = ["enter"]
-variable = "pin"
-min_digits = 6
-max_digits = 6
-inter_digit_timeout = "3s"
-total_timeout = "5s"
-max_attempts = 1
-next = "end"
-"#,
-    ));
+    let mut t = T::new(&flow(TOTAL_TIMEOUT_PIN));
     assert_eq!(t.actions().0, ["enter"]);
     t.press("1"); // during the prompt
     t.wait(Duration::from_secs(2));
