@@ -1,5 +1,6 @@
 //! hotline: a SIP/RTP IVR server. See ARCHITECTURE.md for how the modules depend on each other.
 
+pub mod acd;
 pub mod call;
 pub mod cdr;
 pub mod config;
