@@ -5,8 +5,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
+use super::InteractionId;
 use crate::flow::{LookupRequest, LookupResult, TaskId};
-use crate::sip::CallRef;
 
 /// Past this many entries the expired ones are dropped, and if that is not enough the whole
 /// cache: memory stays bounded whatever the callers do.
@@ -25,7 +25,7 @@ pub struct LookupJob {
 pub struct Lookups {
     cache: HashMap<LookupRequest, (Instant, LookupResult)>,
     /// Calls waiting for a request in flight, and when it was sent.
-    waiting: HashMap<LookupRequest, (Instant, Vec<(CallRef, TaskId)>)>,
+    waiting: HashMap<LookupRequest, (Instant, Vec<(InteractionId, TaskId)>)>,
     jobs: VecDeque<LookupJob>,
 }
 
@@ -34,7 +34,7 @@ impl Lookups {
     pub fn start(
         &mut self,
         now: Instant,
-        call: CallRef,
+        call: InteractionId,
         id: TaskId,
         request: LookupRequest,
     ) -> Option<LookupResult> {
@@ -70,7 +70,7 @@ impl Lookups {
         now: Instant,
         request: &LookupRequest,
         result: &LookupResult,
-    ) -> Vec<(CallRef, TaskId)> {
+    ) -> Vec<(InteractionId, TaskId)> {
         if !request.cache.is_zero() && !matches!(result, LookupResult::Failed(_)) {
             if self.cache.len() >= MAX_CACHED {
                 self.cache.retain(|_, (expires, _)| *expires > now);
@@ -104,8 +104,8 @@ mod tests {
         }
     }
 
-    fn call(n: u64) -> CallRef {
-        CallRef(n)
+    fn call(n: u64) -> InteractionId {
+        InteractionId(n)
     }
 
     #[test]

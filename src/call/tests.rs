@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::flow::load_dir;
+use crate::flow::{TaskId, load_dir};
 use crate::media::prompt::EncodedPrompt;
 use crate::sip::{UaConfig, UaEvent, UserAgent};
+use recording::RECORDING_HOLD;
 
 #[derive(Default)]
 struct Recorder {
@@ -596,16 +597,13 @@ fn a_message_is_written_where_the_cdr_says_and_the_flow_goes_on() {
     t.recorded(call, id, 24_000, true);
     let job = t.engine.poll_recording().expect("a file to write");
     assert!(t.engine.poll_recording().is_none());
-    assert_eq!(
-        (job.call, job.task, job.samples.len()),
-        (call, TaskId(id), 24_000)
-    );
+    assert_eq!((job.task, job.samples.len()), (TaskId(id), 24_000));
     // The path is fixed when recording starts: 1_700_000_000_000 ms, 2023-11-14 22:13:20 UTC.
     let dir = std::path::Path::new("/srv/messages/2023-11-14");
     assert_eq!(job.path.parent(), Some(dir));
     let plays = t.plays();
     t.engine
-        .handle_recording_written(t.now, call, job.task, Ok(job.path.clone()));
+        .handle_recording_written(t.now, job.call, job.task, Ok(job.path.clone()));
     assert_eq!(
         t.plays(),
         plays + 1,
@@ -670,7 +668,7 @@ fn a_write_failure_is_no_message() {
     t.recorded(call, id, 8000, true);
     let job = t.engine.poll_recording().unwrap();
     t.engine
-        .handle_recording_written(t.now, call, job.task, Err("disk full".into()));
+        .handle_recording_written(t.now, job.call, job.task, Err("disk full".into()));
     let (_, sorry) = t.last_play().unwrap();
     t.engine
         .handle_media(t.now, MediaEvent::PlayDone { call, id: sorry });
@@ -701,7 +699,7 @@ fn hanging_up_mid_message_keeps_it_and_its_cdr_lists_it() {
     assert!(t.records().is_empty(), "still being written");
     let job = t.engine.poll_recording().unwrap();
     t.engine
-        .handle_recording_written(t.now, call, job.task, Ok(job.path.clone()));
+        .handle_recording_written(t.now, job.call, job.task, Ok(job.path.clone()));
     let r = t.records();
     assert_eq!(r.len(), 1);
     assert_eq!(
@@ -759,7 +757,7 @@ fn a_file_written_after_the_flow_gave_up_waiting_is_still_in_the_cdr() {
     t.recorded(call, id, 8000, true);
     let job = t.engine.poll_recording().unwrap();
     t.engine
-        .handle_recording_written(t.now, call, job.task, Ok(job.path.clone()));
+        .handle_recording_written(t.now, job.call, job.task, Ok(job.path.clone()));
     t.engine
         .handle_media(t.now, MediaEvent::PlayDone { call, id: sorry });
     t.pump();

@@ -7,21 +7,11 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{Engine, MediaBackend, MediaCommand, stream_params};
+use super::legs::{LegEnd, Role};
+use super::{Engine, InteractionId, LegId, MediaBackend};
 use crate::cdr::{Disposition, HangupBy};
 use crate::flow::TaskId;
-use crate::sdp::{self, Direction, LocalMedia, SessionDescription};
-use crate::sip::{CallRef, Peer, TransportKind, UaEvent};
-
-/// The outbound leg of a transfer.
-pub(super) struct Leg {
-    pub call: CallRef,
-    task: TaskId,
-    local: LocalMedia,
-    target: String,
-    /// Until the target answers: when to give up ringing.
-    pub ring_deadline: Option<Instant>,
-}
+use crate::sip::{Peer, TransportKind};
 
 /// Where a transfer goes: the peer to send the INVITE to and the user part to call.
 fn resolve(
@@ -59,21 +49,20 @@ fn resolve(
 }
 
 impl<M: MediaBackend> Engine<M> {
-    /// The flow asked to transfer the call: place the outbound call, or fail at once.
+    /// The flow asked to transfer the call: place the outbound leg, or fail at once.
     pub(super) fn start_transfer(
         &mut self,
         now: Instant,
-        call_ref: CallRef,
+        id: InteractionId,
         task: TaskId,
         target: String,
         is_number: bool,
         ring_timeout: Duration,
     ) {
-        let outbound = self.cfg.outbound;
-        let Some(call) = self.calls.get_mut(&call_ref) else {
+        let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        let (addr, user) = match resolve(&target, is_number, outbound) {
+        let (addr, user) = match resolve(&target, is_number, self.cfg.outbound) {
             Ok(r) => r,
             Err(why) => {
                 tracing::warn!(sip_call_id = %call.sip_call_id, %target, why, "transfer impossible");
@@ -81,164 +70,86 @@ impl<M: MediaBackend> Engine<M> {
                 return;
             }
         };
-        let leg_ref = self.ua.reserve_call();
-        let port = match self.media.open_beside(leg_ref, call_ref) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::warn!(sip_call_id = %call.sip_call_id, error = %e, "no RTP port for a transfer");
-                call.interpreter
-                    .on_transfer_failed(now, task, "no media port");
-                return;
-            }
-        };
-        let local = LocalMedia::new(call.local.addr, port, fastrand::u64(1..1 << 40));
-        let offer = sdp::build_offer(&local, Direction::SendRecv);
+        let caller = call.caller.clone();
         let peer = Peer {
             addr,
             transport: TransportKind::Udp,
         };
-        let caller = call.caller.clone();
-        if let Err(e) =
-            self.ua
-                .invite_as(now, leg_ref, peer, &caller, &user, Some(offer.into_bytes()))
-        {
-            self.media.command(MediaCommand::Close { call: leg_ref });
-            if let Some(call) = self.calls.get_mut(&call_ref) {
-                tracing::warn!(sip_call_id = %call.sip_call_id, error = %e, "transfer INVITE not sent");
-                call.interpreter
-                    .on_transfer_failed(now, task, "INVITE not sent");
-            }
+        let role = Role::TransferTarget {
+            task,
+            target: target.clone(),
+        };
+        let placed = self.place_leg(id, role, |ua, dialog, offer| {
+            ua.invite_as(now, dialog, peer, &caller, &user, Some(offer))
+                .map_err(|e| format!("INVITE not sent: {e}"))
+        });
+        let Some(call) = self.calls.get_mut(&id) else {
             return;
+        };
+        match placed {
+            Ok(leg) => {
+                tracing::info!(sip_call_id = %call.sip_call_id, %target, to = %addr, "transferring");
+                self.set_leg_deadline(leg, Some(now + ring_timeout));
+            }
+            Err(why) => {
+                tracing::warn!(sip_call_id = %call.sip_call_id, %target, why, "transfer not placed");
+                call.interpreter.on_transfer_failed(now, task, &why);
+            }
         }
-        if let Some(call) = self.calls.get_mut(&call_ref) {
-            tracing::info!(sip_call_id = %call.sip_call_id, %target, to = %addr, "transferring");
-            call.leg = Some(Leg {
-                call: leg_ref,
-                task,
-                local,
-                target,
-                ring_deadline: Some(now + ring_timeout),
-            });
-        }
-        self.legs.insert(leg_ref, call_ref);
     }
 
-    /// An event of an outbound leg; true when `event` belonged to one.
-    pub(super) fn on_leg_event(&mut self, now: Instant, event: &UaEvent) -> bool {
-        let leg_ref = match event {
-            UaEvent::Answered { call, .. }
-            | UaEvent::Failed { call, .. }
-            | UaEvent::RemoteBye { call }
-            | UaEvent::Ended { call, .. }
-            | UaEvent::Progress { call, .. }
-            | UaEvent::ReInvite { call, .. }
-            | UaEvent::Reinvited { call, .. }
-            | UaEvent::Dtmf { call, .. } => *call,
-            _ => return false,
+    pub(super) fn transfer_answered(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        id: InteractionId,
+        task: TaskId,
+        target: &str,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            self.drop_leg(now, leg);
+            return;
         };
-        let Some(&parent) = self.legs.get(&leg_ref) else {
-            return false;
+        tracing::info!(sip_call_id = %call.sip_call_id, %target, "transfer answered; bridging");
+        call.interpreter.on_transfer_connected(task);
+        self.bridge(leg);
+        self.reschedule(id);
+    }
+
+    /// The transfer leg is gone. Before it was answered the flow takes its failure exit; once
+    /// the caller was handed over, the target's hang-up ends the call (a blind transfer gave
+    /// the caller away).
+    pub(super) fn transfer_leg_ended(
+        &mut self,
+        now: Instant,
+        id: InteractionId,
+        task: TaskId,
+        target: &str,
+        how: LegEnd,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
         };
-        match event {
-            UaEvent::Answered { answer, .. } => {
-                self.leg_answered(now, parent, leg_ref, answer.as_deref())
-            }
-            UaEvent::Failed { code, .. } => self.leg_failed(now, parent, &format!("{code}")),
-            UaEvent::RemoteBye { .. } => {
-                // The target hung up: the transferred call is over.
-                self.legs.remove(&leg_ref);
-                self.media.command(MediaCommand::Close { call: leg_ref });
-                if let Some(call) = self.calls.get_mut(&parent) {
-                    call.leg = None;
-                }
-                self.ua.hangup(now, parent);
-                self.finish(
+        let reason = match how {
+            LegEnd::RemoteBye | LegEnd::RtpTimeout => {
+                tracing::info!(sip_call_id = %call.sip_call_id, %target, "the transfer target hung up");
+                self.ua.hangup(now, call.dialog);
+                return self.finish(
                     now,
-                    parent,
+                    id,
                     Disposition::Completed,
                     HangupBy::Hotline,
                     200,
                     "transfer_target_bye",
                 );
             }
-            UaEvent::ReInvite { .. } => self.ua.reject_reinvite(now, leg_ref, 488),
-            UaEvent::Ended { .. } => {
-                self.legs.remove(&leg_ref);
-            }
-            _ => {}
-        }
-        true
-    }
-
-    fn leg_answered(
-        &mut self,
-        now: Instant,
-        parent: CallRef,
-        leg_ref: CallRef,
-        answer: Option<&[u8]>,
-    ) {
-        let Some(call) = self.calls.get_mut(&parent) else {
-            self.ua.hangup(now, leg_ref);
-            return;
+            LegEnd::Failed(code) => format!("{code}"),
+            LegEnd::NoAnswer => "no answer".to_string(),
+            LegEnd::NoMedia => "no common codec".to_string(),
         };
-        let Some(leg) = call.leg.as_mut() else {
-            return;
-        };
-        let negotiated = answer
-            .and_then(|a| SessionDescription::parse_bytes(a).ok())
-            .and_then(|a| sdp::accept_answer(&a, &leg.local).ok());
-        let Some(neg) = negotiated else {
-            tracing::warn!(sip_call_id = %call.sip_call_id, target = %leg.target, "the transfer target answered without usable SDP");
-            self.ua.hangup(now, leg_ref);
-            return self.leg_failed(now, parent, "no common codec");
-        };
-        leg.ring_deadline = None;
-        let task = leg.task;
-        tracing::info!(sip_call_id = %call.sip_call_id, target = %leg.target, "transfer answered; bridging");
-        call.interpreter.on_transfer_connected(task);
-        self.media.command(MediaCommand::Start {
-            call: leg_ref,
-            params: stream_params(&neg),
-        });
-        self.media.command(MediaCommand::Bridge {
-            call: parent,
-            with: leg_ref,
-        });
-        self.reschedule(parent);
-    }
-
-    fn leg_failed(&mut self, now: Instant, parent: CallRef, reason: &str) {
-        let Some(call) = self.calls.get_mut(&parent) else {
-            return;
-        };
-        let Some(leg) = call.leg.take() else {
-            return;
-        };
-        self.legs.remove(&leg.call);
-        self.media.command(MediaCommand::Close { call: leg.call });
-        call.interpreter.on_transfer_failed(now, leg.task, reason);
-        self.run_flow(now, parent);
-    }
-
-    /// The ring timer of a transfer ran out: cancel the outbound call.
-    pub(super) fn check_ring_timeout(&mut self, now: Instant, parent: CallRef) {
-        let Some(leg) = self.calls.get(&parent).and_then(|c| c.leg.as_ref()) else {
-            return;
-        };
-        if leg.ring_deadline.is_some_and(|t| t <= now) {
-            let leg_ref = leg.call;
-            self.ua.hangup(now, leg_ref);
-            self.leg_failed(now, parent, "no answer");
-        }
-    }
-
-    /// The caller's call is ending: the outbound leg goes with it.
-    pub(super) fn end_leg(&mut self, now: Instant, leg: Option<Leg>) {
-        if let Some(leg) = leg {
-            self.legs.remove(&leg.call);
-            self.ua.hangup(now, leg.call);
-            self.media.command(MediaCommand::Close { call: leg.call });
-        }
+        tracing::info!(sip_call_id = %call.sip_call_id, %target, %reason, "transfer failed");
+        call.interpreter.on_transfer_failed(now, task, &reason);
+        self.run_flow(now, id);
     }
 }
 

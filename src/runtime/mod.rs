@@ -386,7 +386,7 @@ fn start_lookup(
 
 /// A recording's outcome, on its way back to the signalling loop.
 type Written = (
-    crate::sip::CallRef,
+    crate::call::InteractionId,
     crate::flow::TaskId,
     Result<std::path::PathBuf, String>,
 );

@@ -1,0 +1,389 @@
+//! Legs on the virtual clock: the engine with several user agents around it (a caller, a
+//! transfer target, later agents' phones), each reached by its own address, so every SIP
+//! message between them is real text through real transaction layers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::flow::load_dir;
+use crate::media::prompt::EncodedPrompt;
+use crate::sip::{TransportKind, UaConfig, UaEvent, UserAgent};
+
+#[derive(Default)]
+pub(super) struct Recorder {
+    pub commands: Vec<MediaCommand>,
+    opened: u32,
+}
+
+impl MediaBackend for Recorder {
+    fn open(&mut self, _call: CallRef) -> Result<u16, MediaOpenError> {
+        self.opened += 1;
+        Ok(20000 + 2 * self.opened as u16)
+    }
+    fn command(&mut self, cmd: MediaCommand) {
+        self.commands.push(cmd);
+    }
+}
+
+pub(super) const SERVER: &str = "127.0.0.1:5060";
+
+pub(super) fn peer(addr: &str) -> Peer {
+    Peer {
+        addr: addr.parse().unwrap(),
+        transport: TransportKind::Udp,
+    }
+}
+
+pub(super) fn sdp_offer(port: u16) -> Vec<u8> {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
+    )
+    .into_bytes()
+}
+
+pub(super) fn sdp_answer(port: u16, direction: &str) -> Vec<u8> {
+    format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na={direction}\r\n"
+    )
+    .into_bytes()
+}
+
+/// A user agent at its own address, with what it received.
+pub(super) struct Phone {
+    pub addr: SocketAddr,
+    pub ua: UserAgent,
+    pub events: Vec<UaEvent>,
+    pub wire: Vec<String>,
+}
+
+pub(super) struct Net {
+    pub now: Instant,
+    pub engine: Engine<Recorder>,
+    pub phones: Vec<Phone>,
+}
+
+impl Net {
+    pub fn new(flow: &str, addrs: &[&str]) -> Net {
+        let dir = std::env::temp_dir().join(format!("hotline-legs-{}", fastrand::u64(..)));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("main.toml"), flow).unwrap();
+        let flows = load_dir(&dir).0.expect("the test flow loads");
+        std::fs::remove_dir_all(&dir).ok();
+        let prompts = flows
+            .prompts
+            .iter()
+            .map(|_| EncodedPrompt::encode(&[100i16; 480]))
+            .collect();
+        let catalog = Arc::new(Catalog::from_parts(flows, prompts));
+        let now = Instant::now();
+        let cfg = EngineConfig {
+            max_calls: 100,
+            retry_after: Duration::from_secs(7),
+            answer_delay: Duration::ZERO,
+            media_address: None,
+            fallback_address: "127.0.0.1".parse().unwrap(),
+            advertised: SERVER.into(),
+            advertise_request_host: false,
+            shutdown_grace: Duration::from_secs(10),
+            timers: Default::default(),
+            timezone: jiff::tz::TimeZone::UTC,
+            recordings_dir: "/srv/messages".into(),
+            outbound: None,
+        };
+        let engine = Engine::new(cfg, catalog, Recorder::default(), (now, 1_700_000_000_000));
+        let phones = addrs
+            .iter()
+            .map(|a| Phone {
+                addr: a.parse().unwrap(),
+                ua: UserAgent::new(UaConfig {
+                    advertise_request_host: false,
+                    timers: Default::default(),
+                    advertised: a.to_string(),
+                    user: "phone".into(),
+                }),
+                events: Vec::new(),
+                wire: Vec::new(),
+            })
+            .collect();
+        Net {
+            now,
+            engine,
+            phones,
+        }
+    }
+
+    pub fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            for p in &mut self.phones {
+                while let Some(t) = p.ua.poll_transmit() {
+                    moved = true;
+                    self.engine
+                        .handle_sip(self.now, peer(&p.addr.to_string()), &t.data);
+                }
+            }
+            while let Some(t) = self.engine.poll_transmit() {
+                moved = true;
+                let p = self
+                    .phones
+                    .iter_mut()
+                    .find(|p| p.addr == t.to.addr)
+                    .unwrap_or_else(|| panic!("the engine sent to {} which is nobody", t.to.addr));
+                p.wire.push(String::from_utf8_lossy(&t.data).into_owned());
+                p.ua.handle_input(self.now, peer(SERVER), &t.data);
+            }
+            for p in &mut self.phones {
+                while let Some(e) = p.ua.poll_event() {
+                    p.events.push(e);
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    pub fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        loop {
+            let next = std::iter::once(self.engine.poll_timeout())
+                .chain(self.phones.iter().map(|p| p.ua.poll_timeout()))
+                .flatten()
+                .min();
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    self.engine.handle_timeout(self.now);
+                    for p in &mut self.phones {
+                        p.ua.handle_timeout(self.now);
+                    }
+                    self.pump();
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+    }
+
+    /// Phone `i` calls `number` on the server with an offer.
+    pub fn call(&mut self, i: usize, number: &str) -> CallRef {
+        let c = self.phones[i]
+            .ua
+            .invite(
+                self.now,
+                peer(SERVER),
+                "5551234",
+                number,
+                Some(sdp_offer(4000)),
+            )
+            .unwrap();
+        self.pump();
+        c
+    }
+
+    /// The calls offered to phone `i` so far.
+    pub fn incoming(&self, i: usize) -> Vec<CallRef> {
+        self.phones[i]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                UaEvent::Incoming { call, .. } => Some(*call),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn has_event(&self, i: usize, f: impl Fn(&UaEvent) -> bool) -> bool {
+        self.phones[i].events.iter().any(f)
+    }
+
+    pub fn requests(&self, i: usize, method: &str) -> usize {
+        let start = format!("{method} ");
+        self.phones[i]
+            .wire
+            .iter()
+            .filter(|m| m.starts_with(&start))
+            .count()
+    }
+
+    pub fn records(&mut self) -> Vec<CdrRecord> {
+        std::iter::from_fn(|| self.engine.poll_record()).collect()
+    }
+
+    pub fn bridges(&self) -> Vec<(CallRef, CallRef)> {
+        self.engine
+            .media
+            .commands
+            .iter()
+            .filter_map(|c| match c {
+                MediaCommand::Bridge { call, with } => Some((*call, *with)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+const TRANSFER: &str = r#"
+[flow]
+name = "main"
+numbers = ["100"]
+start = "connect"
+
+[nodes.connect]
+type = "transfer"
+to = "sip:duty@127.0.0.1:5080"
+ring_timeout = "20s"
+on_failure = "sorry"
+
+[nodes.sorry]
+type = "play"
+prompts = ["goodbye"]
+next = "bye"
+
+[nodes.bye]
+type = "hangup"
+"#;
+
+const CALLER: usize = 0;
+const TARGET: usize = 1;
+
+fn transfer_net() -> Net {
+    Net::new(TRANSFER, &["127.0.0.1:5070", "127.0.0.1:5080"])
+}
+
+fn ack_caller(net: &mut Net) {
+    // The caller UA ACKs the 200 by itself; the flow starts and the transfer is placed.
+    net.pump();
+    net.advance(Duration::from_millis(10));
+}
+
+#[test]
+fn an_answered_transfer_is_bridged_and_the_targets_bye_ends_the_call_with_one_cdr() {
+    let mut net = transfer_net();
+    let caller = net.call(CALLER, "100");
+    ack_caller(&mut net);
+    let offered = net.incoming(TARGET);
+    assert_eq!(offered.len(), 1, "the target is called once");
+    net.phones[TARGET].ua.ring(net.now, offered[0]);
+    net.phones[TARGET]
+        .ua
+        .answer(net.now, offered[0], sdp_answer(6000, "sendrecv"));
+    net.pump();
+    net.advance(Duration::from_millis(100));
+    let bridges = net.bridges();
+    assert_eq!(bridges.len(), 1, "caller and target are bridged once");
+    assert_ne!(bridges[0].0, bridges[0].1);
+    assert_eq!(net.engine.legs.len(), 1);
+    // The target hangs up: the caller gets a BYE, one CDR, nothing left behind.
+    net.phones[TARGET].ua.hangup(net.now, offered[0]);
+    net.pump();
+    net.advance(Duration::from_secs(1));
+    assert!(net.has_event(
+        CALLER,
+        |e| matches!(e, UaEvent::RemoteBye { call } if *call == caller)
+    ));
+    let records = net.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].end_reason, "transfer_target_bye");
+    assert!(net.engine.legs.is_empty() && net.engine.calls.is_empty());
+    assert!(net.engine.dialogs.is_empty(), "no dialog keeps an owner");
+}
+
+#[test]
+fn a_busy_target_takes_the_failure_exit_and_the_caller_stays() {
+    let mut net = transfer_net();
+    net.call(CALLER, "100");
+    ack_caller(&mut net);
+    let offered = net.incoming(TARGET);
+    net.phones[TARGET].ua.reject(net.now, offered[0], 486, &[]);
+    net.pump();
+    net.advance(Duration::from_millis(100));
+    assert!(net.engine.legs.is_empty());
+    let call = net
+        .engine
+        .calls
+        .values()
+        .next()
+        .expect("the caller is still there");
+    assert!(call.interpreter.path().iter().any(|n| n == "sorry"));
+    assert!(net.bridges().is_empty());
+}
+
+#[test]
+fn the_ring_timer_belongs_to_the_leg_and_cancels_it() {
+    let mut net = transfer_net();
+    net.call(CALLER, "100");
+    ack_caller(&mut net);
+    let offered = net.incoming(TARGET);
+    net.phones[TARGET].ua.ring(net.now, offered[0]);
+    net.pump();
+    net.advance(Duration::from_secs(19));
+    assert_eq!(net.requests(TARGET, "CANCEL"), 0);
+    net.advance(Duration::from_secs(2));
+    assert_eq!(
+        net.requests(TARGET, "CANCEL"),
+        1,
+        "ringing ends with CANCEL"
+    );
+    assert!(net.engine.legs.is_empty());
+    let call = net.engine.calls.values().next().unwrap();
+    assert!(call.interpreter.path().iter().any(|n| n == "sorry"));
+}
+
+#[test]
+fn a_caller_who_hangs_up_while_the_target_rings_cancels_it() {
+    let mut net = transfer_net();
+    let caller = net.call(CALLER, "100");
+    ack_caller(&mut net);
+    let offered = net.incoming(TARGET);
+    net.phones[TARGET].ua.ring(net.now, offered[0]);
+    net.pump();
+    net.phones[CALLER].ua.hangup(net.now, caller);
+    net.pump();
+    net.advance(Duration::from_secs(1));
+    assert_eq!(net.requests(TARGET, "CANCEL"), 1);
+    assert_eq!(net.records().len(), 1);
+    assert!(net.engine.legs.is_empty() && net.engine.dialogs.is_empty());
+}
+
+#[test]
+fn a_leg_can_hold_and_resume_with_a_reinvite() {
+    let mut net = transfer_net();
+    net.call(CALLER, "100");
+    ack_caller(&mut net);
+    let offered = net.incoming(TARGET);
+    net.phones[TARGET]
+        .ua
+        .answer(net.now, offered[0], sdp_answer(6000, "sendrecv"));
+    net.pump();
+    net.advance(Duration::from_millis(100));
+    let reinvite = |net: &mut Net, direction: &str| {
+        net.phones[TARGET].ua.send_in_dialog(
+            net.now,
+            offered[0],
+            crate::sip::message::Method::Invite,
+            Some(("application/sdp".into(), sdp_answer(6000, direction))),
+        );
+        net.pump();
+        net.advance(Duration::from_millis(100));
+    };
+    reinvite(&mut net, "sendonly");
+    let leg = net.engine.legs.values().next().unwrap();
+    assert!(leg.held, "sendonly from the target is hold");
+    assert!(net.has_event(TARGET, |e| matches!(
+        e,
+        UaEvent::Reinvited { code: 200, .. }
+    )));
+    reinvite(&mut net, "sendrecv");
+    assert!(!net.engine.legs.values().next().unwrap().held);
+    let updates = net
+        .engine
+        .media
+        .commands
+        .iter()
+        .filter(|c| matches!(c, MediaCommand::Update { .. }))
+        .count();
+    assert_eq!(updates, 2);
+}
