@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::queue::AgentFacts;
 use super::{
     Call, Engine, InteractionId, MediaBackend, MediaCommand, Party, Phase, new_record_id,
     recording::HeldRecord, recording::RECORDING_HOLD, stream_params,
@@ -185,6 +186,9 @@ impl<M: MediaBackend> Engine<M> {
                 recordings: Vec::new(),
                 late_recordings: Vec::new(),
                 bridged: None,
+                queue: None,
+                past_queues: Vec::new(),
+                facts: AgentFacts::default(),
             },
         );
         if self.cfg.answer_delay.is_zero() {
@@ -313,6 +317,9 @@ impl<M: MediaBackend> Engine<M> {
         sip_code: u16,
         reason: &str,
     ) {
+        // The ACD hears first: offers ringing for this caller are cancelled and an agent
+        // talking to them goes to wrap-up.
+        self.queue_caller_gone(now, id);
         let Some(mut call) = self.calls.remove(&id) else {
             return;
         };

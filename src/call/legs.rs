@@ -9,6 +9,7 @@ use super::{
     Engine, InteractionId, LegId, MediaBackend, MediaCommand, MediaEvent, Party, Timer,
     stream_params,
 };
+use crate::acd::AgentId;
 use crate::flow::TaskId;
 use crate::sdp::{self, Direction, LocalMedia, Negotiated, SessionDescription};
 use crate::sip::{CallRef, UaEvent};
@@ -18,6 +19,8 @@ use crate::sip::{CallRef, UaEvent};
 pub(super) enum Role {
     /// The target of the flow's `transfer` node.
     TransferTarget { task: TaskId, target: String },
+    /// An agent offered the caller by the ACD.
+    Agent { agent: AgentId },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,6 +260,14 @@ impl<M: MediaBackend> Engine<M> {
         self.ua.answer_reinvite(now, dialog, body.into_bytes());
         if held != was_held {
             tracing::info!(?leg, held, "a leg's hold changed");
+            let (interaction, role) = (l.interaction, l.role.clone());
+            let bridged = self
+                .calls
+                .get(&interaction)
+                .is_some_and(|c| c.bridged == Some(leg));
+            if let (Role::Agent { agent }, true) = (role, bridged) {
+                self.agent_hold(now, interaction, agent, held);
+            }
         }
     }
 
@@ -291,6 +302,7 @@ impl<M: MediaBackend> Engine<M> {
             Role::TransferTarget { task, target } => {
                 self.transfer_answered(now, leg, l.interaction, task, &target)
             }
+            Role::Agent { agent } => self.agent_answered(now, leg, l.interaction, agent),
         }
     }
 
@@ -300,6 +312,7 @@ impl<M: MediaBackend> Engine<M> {
             Role::TransferTarget { task, target } => {
                 self.transfer_leg_ended(now, leg.interaction, task, &target, how)
             }
+            Role::Agent { agent } => self.agent_leg_ended(now, leg.interaction, agent, how),
         }
     }
 }

@@ -11,15 +11,22 @@
 //!
 //! caller.rs: the caller's dialog from INVITE to the end (answer, ACK, re-INVITE, finish and
 //! the CDR). legs.rs: outbound legs, their states and timers. transfer.rs: the flow's
-//! transfer node on a leg. recording.rs: messages on their way to disk and the CDRs that
-//! wait for them.
+//! transfer node on a leg. queue.rs: the queue node on the ACD (offers on agent legs,
+//! bridging, hold, the CDR's agent facts); agents.rs: registrations, feature codes and the
+//! agent-state history; sticky.rs: who served a caller last; announce.rs: position and
+//! wait announcements. recording.rs: messages on their way to disk and the CDRs that wait
+//! for them.
 
+mod agents;
+mod announce;
 mod caller;
 mod catalog;
 mod legs;
 mod lookup;
 mod media;
+mod queue;
 mod recording;
+mod sticky;
 mod transfer;
 
 use std::cmp::Reverse;
@@ -34,15 +41,18 @@ pub use lookup::LookupJob;
 pub use media::{MediaBackend, MediaCommand, MediaEvent, MediaOpenError};
 pub use recording::RecordingJob;
 
-use crate::cdr::{CdrRecord, Disposition, HangupBy};
-use crate::flow::{FlowAction, FlowId, Interpreter, LookupRequest, LookupResult, QueueExit};
+use crate::acd::Acd;
+use crate::cdr::{AgentStateRecord, CdrRecord, Disposition, HangupBy};
+use crate::flow::{FlowAction, FlowId, Interpreter, LookupRequest, LookupResult};
 use crate::media::stream::StreamParams;
 use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
 use crate::sip::transaction::TimerConfig;
 use crate::sip::{CallRef, Peer, Transmit, UaConfig, UaEvent, UserAgent};
 
 use legs::Leg;
+use queue::{AgentFacts, QueueVisit};
 use recording::{HeldRecord, PendingRecording};
+use sticky::StickyMemory;
 
 /// One customer call, from its INVITE to its CDR. Allocated by the engine, never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,6 +67,8 @@ pub struct LegId(pub u64);
 enum Party {
     Caller(InteractionId),
     Leg(LegId),
+    /// A feature-code call from an agent's phone: answered and hung up at once.
+    Service,
 }
 
 /// What a deadline in the engine's heap is for; stale entries are skipped when popped.
@@ -64,6 +76,7 @@ enum Party {
 enum Timer {
     Call(InteractionId),
     Leg(LegId),
+    Acd,
 }
 
 /// What the engine needs to know that is not a flow: limits and timers.
@@ -124,6 +137,11 @@ struct Call {
     late_recordings: Vec<String>,
     /// The leg whose audio is bridged with the caller's, if any.
     bridged: Option<LegId>,
+    /// The queue the caller waits in or was answered from, while the queue node runs.
+    queue: Option<QueueVisit>,
+    /// Queue visits that are over, for the CDR.
+    past_queues: Vec<QueueVisit>,
+    facts: AgentFacts,
 }
 
 pub struct Engine<M: MediaBackend> {
@@ -143,6 +161,11 @@ pub struct Engine<M: MediaBackend> {
     shutdown_at: Option<Instant>,
     jobs: VecDeque<RecordingJob>,
     held: HashMap<InteractionId, HeldRecord>,
+    /// The one authority for agent and waiting-caller state.
+    acd: Acd,
+    acd_scheduled: Option<Instant>,
+    sticky: StickyMemory,
+    agent_states: VecDeque<AgentStateRecord>,
 }
 
 impl<M: MediaBackend> Engine<M> {
@@ -155,11 +178,10 @@ impl<M: MediaBackend> Engine<M> {
             advertise_request_host: cfg.advertise_request_host,
             user: "hotline".into(),
         });
-        Engine {
+        let mut engine = Engine {
             cfg,
             ua,
             media,
-            catalog,
             calls: HashMap::new(),
             legs: HashMap::new(),
             dialogs: HashMap::new(),
@@ -171,12 +193,27 @@ impl<M: MediaBackend> Engine<M> {
             shutdown_at: None,
             jobs: VecDeque::new(),
             held: HashMap::new(),
-        }
+            acd: Acd::new(Arc::clone(&catalog.acd)),
+            acd_scheduled: None,
+            sticky: StickyMemory::default(),
+            agent_states: VecDeque::new(),
+            catalog,
+        };
+        engine.apply_agents(epoch.0);
+        engine
     }
 
-    /// New calls use this catalog from now on; calls in progress keep the one they started with.
-    pub fn set_catalog(&mut self, catalog: Arc<Catalog>) {
+    /// New calls use this catalog from now on; calls in progress keep the one they started
+    /// with. Agents and queues change at once: the ACD lets a removed agent finish their call
+    /// and sends callers of a removed queue back into their flows.
+    pub fn set_catalog(&mut self, now: Instant, catalog: Arc<Catalog>) {
         self.catalog = catalog;
+        self.apply_agents(now);
+    }
+
+    /// The agent who last served `caller` (from stored CDRs at start), for sticky routing.
+    pub fn remember_agent(&mut self, caller: &str, agent: &str, wall_ms: i64) {
+        self.sticky.remember(caller, agent, wall_ms);
     }
 
     pub fn media(&mut self) -> &mut M {
@@ -292,6 +329,7 @@ impl<M: MediaBackend> Engine<M> {
             match timer {
                 Timer::Call(id) => self.call_timer(now, id, at),
                 Timer::Leg(leg) => self.leg_timer(now, leg, at),
+                Timer::Acd => self.acd_timer(now, at),
             }
         }
         self.expire_held(now);
@@ -363,13 +401,21 @@ impl<M: MediaBackend> Engine<M> {
                 offer,
                 local_ip,
                 source,
-                ..
+                authenticated,
             } = event
             {
+                if to_user.starts_with('*') {
+                    self.on_feature_code(now, call, &to_user, authenticated, offer.is_some());
+                    continue;
+                }
                 // A Request-URI with a host name names no address for SDP: take ours on the
                 // route back to the caller.
                 let local_ip = local_ip.or_else(|| self.media.local_ip_towards(source.addr.ip()));
                 self.on_incoming(now, call, call_id, from_user, to_user, offer, local_ip);
+                continue;
+            }
+            if let UaEvent::Reachability { user, reachable } = &event {
+                self.on_reachability(now, user, *reachable);
                 continue;
             }
             let Some(dialog) = event_dialog(&event) else {
@@ -378,6 +424,7 @@ impl<M: MediaBackend> Engine<M> {
             match self.dialogs.get(&dialog).copied() {
                 Some(Party::Caller(id)) => self.caller_event(now, id, event),
                 Some(Party::Leg(leg)) => self.leg_event(now, leg, event),
+                Some(Party::Service) => self.service_event(now, dialog, event),
                 None => {
                     if let UaEvent::ReInvite { call, .. } = event {
                         self.ua.reject_reinvite(now, call, 481);
@@ -514,8 +561,9 @@ fn event_dialog(event: &UaEvent) -> Option<CallRef> {
         | UaEvent::Answered { call, .. }
         | UaEvent::Failed { call, .. }
         | UaEvent::Ended { call, .. }
-        | UaEvent::Reinvited { call, .. } => *call,
-        UaEvent::Incoming { .. } => return None,
+        | UaEvent::Reinvited { call, .. }
+        | UaEvent::Refer { call, .. } => *call,
+        UaEvent::Incoming { .. } | UaEvent::Reachability { .. } => return None,
     })
 }
 

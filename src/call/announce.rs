@@ -1,0 +1,53 @@
+//! What a waiting caller hears of their place in the queue: "you are caller number N; your
+//! estimated wait is about M minutes", in the caller's language, from the prompts
+//! `queue/position`, `queue/wait`, `queue/minutes` and the spoken-number words. The flow
+//! compiler registers those prompts whenever a flow has a queue node, so `check` lists any
+//! that are missing.
+
+use std::time::Duration;
+
+use super::Catalog;
+use crate::flow::PromptId;
+use crate::flow::say::{self, Grammar, SayAs};
+
+pub const POSITION: &str = "queue/position";
+pub const WAIT: &str = "queue/wait";
+pub const MINUTES: &str = "queue/minutes";
+
+/// The prompts to play, or nothing when a piece is missing (better silence than half a
+/// sentence).
+pub(super) fn words(
+    catalog: &Catalog,
+    language: &str,
+    position: u32,
+    wait: Option<Duration>,
+) -> Vec<PromptId> {
+    let grammar = Grammar::for_language(language);
+    let id = |name: &str| catalog.flows.prompt_index.get(name).copied();
+    let number = |n: u64| -> Option<Vec<PromptId>> {
+        let words = say::words(grammar, SayAs::Number, &n.to_string());
+        if words.is_empty() {
+            return None;
+        }
+        words.iter().map(|w| id(&format!("say/{w}"))).collect()
+    };
+    let mut out = Vec::new();
+    let Some(lead) = id(POSITION) else {
+        return Vec::new();
+    };
+    let Some(n) = number(u64::from(position)) else {
+        return Vec::new();
+    };
+    out.push(lead);
+    out.extend(n);
+    if let Some(wait) = wait {
+        // Round up: "about 1 minute" for 20 s is honest, "about 0 minutes" is not.
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        if let (Some(w), Some(n), Some(m)) = (id(WAIT), number(minutes), id(MINUTES)) {
+            out.push(w);
+            out.extend(n);
+            out.push(m);
+        }
+    }
+    out
+}

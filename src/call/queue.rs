@@ -1,0 +1,543 @@
+//! The flow's `queue` node on the ACD: a caller waits (music, announcements), agents are
+//! offered the call on legs of their own, the first to answer is bridged, and every way out
+//! of the queue is an exit back into the flow. The ACD decides who rings for whom; this file
+//! only carries its decisions out and reports what the phones did.
+
+use std::time::{Duration, Instant};
+
+use super::legs::{LegEnd, Role};
+use super::{Engine, InteractionId, LegId, MediaBackend, MediaCommand};
+use crate::acd::{
+    AcdAction, AcdEvent, AgentEndpoint, AgentId, CallerId, OfferFailure, OfferOutcome, QueueLeave,
+};
+use crate::flow::{QueueExit, TaskId};
+use crate::sip::{Peer, TransportKind};
+
+/// A caller's stay in a queue, from the queue node to the exit it takes.
+#[derive(Debug, Clone)]
+pub(super) struct QueueVisit {
+    pub task: TaskId,
+    pub queue: String,
+    pub entered_ms: i64,
+    pub left_ms: Option<i64>,
+    /// The agent who answered, their leg, and when.
+    pub answered: Option<(AgentId, LegId, i64)>,
+    /// The caller hung up before anyone answered.
+    pub abandoned: bool,
+}
+
+/// One agent offer, for the CDR's offer rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct OfferRecord {
+    pub agent: String,
+    pub queue: String,
+    pub ring_start_ms: i64,
+    pub ring_end_ms: Option<i64>,
+    pub outcome: Option<&'static str>,
+    pub sip_code: Option<u16>,
+}
+
+/// The talk, hold and agent facts of an interaction, summed over its agent conversations.
+#[derive(Debug, Clone, Default)]
+pub(super) struct AgentFacts {
+    pub agent: Option<String>,
+    pub team: Option<String>,
+    pub talk_ms: i64,
+    pub hold_ms: i64,
+    pub hold_since: Option<i64>,
+    pub offers: Vec<OfferRecord>,
+}
+
+pub(super) fn caller_id(id: InteractionId) -> CallerId {
+    CallerId(id.0)
+}
+
+fn interaction(caller: CallerId) -> InteractionId {
+    InteractionId(caller.0)
+}
+
+fn failure_of(code: u16) -> OfferFailure {
+    match code {
+        300..=399 => OfferFailure::Redirected,
+        486 | 600 => OfferFailure::Busy,
+        603 => OfferFailure::Declined,
+        _ => OfferFailure::Unreachable,
+    }
+}
+
+fn outcome_word(outcome: OfferOutcome) -> &'static str {
+    match outcome {
+        OfferOutcome::Answered => "answered",
+        OfferOutcome::NoAnswer => "no_answer",
+        OfferOutcome::Cancelled => "cancelled",
+        OfferOutcome::Failed(OfferFailure::Busy) => "busy",
+        OfferOutcome::Failed(OfferFailure::Declined) => "declined",
+        OfferOutcome::Failed(OfferFailure::Redirected) => "redirected",
+        OfferOutcome::Failed(OfferFailure::Unreachable) => "unreachable",
+    }
+}
+
+impl<M: MediaBackend> Engine<M> {
+    /// The flow reached a queue node.
+    pub(super) fn enter_queue(
+        &mut self,
+        now: Instant,
+        id: InteractionId,
+        task: TaskId,
+        queue: String,
+        priority: u32,
+        skills: Vec<String>,
+        timeout: Duration,
+    ) {
+        let wall = self.wall_ms(now);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        tracing::info!(sip_call_id = %call.sip_call_id, %queue, priority, "caller queued");
+        let sticky = self.sticky.last_agent(&call.caller, wall, &queue, &self.acd);
+        call.queue = Some(QueueVisit {
+            task,
+            queue: queue.clone(),
+            entered_ms: wall,
+            left_ms: None,
+            answered: None,
+            abandoned: false,
+        });
+        self.start_music(id);
+        self.acd.handle(
+            now,
+            AcdEvent::Enqueue {
+                caller: caller_id(id),
+                queue,
+                priority: priority.min(100) as u8,
+                skills,
+                sticky,
+                max_wait: timeout,
+            },
+        );
+        self.drain_acd(now);
+    }
+
+    /// Waiting music for the caller, from the queue's `music` prompt; silence without one.
+    fn start_music(&mut self, id: InteractionId) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let (Some(visit), Some(neg)) = (&call.queue, call.negotiated) else {
+            return;
+        };
+        let Some(name) = call
+            .catalog
+            .acd
+            .queue(&visit.queue)
+            .and_then(|q| q.music.clone())
+        else {
+            return;
+        };
+        let language = call.interpreter.language();
+        let prompts: Vec<_> = call
+            .catalog
+            .flows
+            .prompt_index
+            .get(&name)
+            .and_then(|p| call.catalog.prompt(language, *p))
+            .map(|p| p.for_codec(neg.codec).clone())
+            .into_iter()
+            .collect();
+        if !prompts.is_empty() {
+            self.media.command(MediaCommand::Music {
+                call: call.dialog,
+                prompts,
+            });
+        }
+    }
+
+    /// Carry out what the ACD decided.
+    pub(super) fn drain_acd(&mut self, now: Instant) {
+        while let Some(action) = self.acd.poll_action() {
+            match action {
+                AcdAction::Offer { caller, agent } => self.offer(now, interaction(caller), agent),
+                AcdAction::EndOffer {
+                    caller,
+                    agent,
+                    outcome,
+                } => self.end_offer(now, interaction(caller), agent, outcome, None),
+                AcdAction::Leave { caller, why } => {
+                    let exit = match why {
+                        QueueLeave::Timeout => QueueExit::Timeout,
+                        QueueLeave::Full => QueueExit::Full,
+                        QueueLeave::NoAgents => QueueExit::NoAgents,
+                    };
+                    self.leave_queue(now, interaction(caller), exit);
+                }
+                AcdAction::Announce {
+                    caller,
+                    position,
+                    estimated_wait,
+                } => self.announce(interaction(caller), position, estimated_wait),
+                AcdAction::AgentChanged {
+                    agent,
+                    state,
+                    reason,
+                } => self.agent_changed(now, agent, state, reason),
+            }
+        }
+        self.reschedule_acd();
+    }
+
+    /// Ring an agent for a caller: a leg to their phone, beside the caller's media.
+    fn offer(&mut self, now: Instant, id: InteractionId, agent: AgentId) {
+        let wall = self.wall_ms(now);
+        let Some(def) = self.acd.agent_def(agent).cloned() else {
+            return;
+        };
+        let Some(call) = self.calls.get(&id) else {
+            // The caller is gone; the ACD heard it (CallerGone) or will.
+            return;
+        };
+        let queue = call.queue.as_ref().map(|v| v.queue.clone()).unwrap_or_default();
+        let caller_number = call.caller.clone();
+        let target = match &def.endpoint {
+            AgentEndpoint::Registered => self.ua.contacts(&def.extension).into_iter().next(),
+            AgentEndpoint::Fixed(uri) => fixed_contact(uri),
+        };
+        let Some(contact) = target else {
+            tracing::info!(agent = %def.id, "no reachable phone for the agent");
+            self.record_offer(id, &def.id, &queue, wall);
+            self.acd.handle(
+                now,
+                AcdEvent::OfferFailed {
+                    caller: caller_id(id),
+                    agent,
+                    why: OfferFailure::Unreachable,
+                },
+            );
+            return;
+        };
+        let display = format!("{queue}: {caller_number}");
+        let placed = self.place_leg(id, Role::Agent { agent }, |ua, dialog, offer| {
+            ua.invite_contact(
+                now,
+                dialog,
+                &contact,
+                &caller_number,
+                Some(&display),
+                &def.extension,
+                Some(offer),
+            )
+            .map_err(|e| format!("INVITE not sent: {e}"))
+        });
+        self.record_offer(id, &def.id, &queue, wall);
+        if let Err(why) = placed {
+            tracing::warn!(agent = %def.id, why, "offer not placed");
+            self.acd.handle(
+                now,
+                AcdEvent::OfferFailed {
+                    caller: caller_id(id),
+                    agent,
+                    why: OfferFailure::Unreachable,
+                },
+            );
+        }
+    }
+
+    fn record_offer(&mut self, id: InteractionId, agent: &str, queue: &str, wall: i64) {
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.facts.offers.push(OfferRecord {
+                agent: agent.to_string(),
+                queue: queue.to_string(),
+                ring_start_ms: wall,
+                ring_end_ms: None,
+                outcome: None,
+                sip_code: None,
+            });
+        }
+    }
+
+    /// Close the open offer row of `agent` on this call.
+    fn close_offer(
+        &mut self,
+        now: Instant,
+        id: InteractionId,
+        agent: AgentId,
+        outcome: OfferOutcome,
+        code: Option<u16>,
+    ) {
+        let wall = self.wall_ms(now);
+        let Some(name) = self.acd.agent_def(agent).map(|d| d.id.clone()) else {
+            return;
+        };
+        if let Some(call) = self.calls.get_mut(&id)
+            && let Some(row) = call
+                .facts
+                .offers
+                .iter_mut()
+                .rev()
+                .find(|o| o.agent == name && o.outcome.is_none())
+        {
+            row.ring_end_ms = Some(wall);
+            row.outcome = Some(outcome_word(outcome));
+            row.sip_code = code.or(row.sip_code);
+        }
+    }
+
+    fn agent_leg(&self, id: InteractionId, agent: AgentId) -> Option<LegId> {
+        self.legs
+            .values()
+            .find(|l| l.interaction == id && l.role == Role::Agent { agent })
+            .map(|l| l.id)
+    }
+
+    /// The ACD ended an offer: hang the leg up (CANCEL or BYE) and close its row.
+    fn end_offer(
+        &mut self,
+        now: Instant,
+        id: InteractionId,
+        agent: AgentId,
+        outcome: OfferOutcome,
+        code: Option<u16>,
+    ) {
+        if let Some(leg) = self.agent_leg(id, agent) {
+            self.drop_leg(now, leg);
+        }
+        self.close_offer(now, id, agent, outcome, code);
+    }
+
+    /// An agent's phone answered: tell the ACD; if the caller is still theirs, bridge.
+    pub(super) fn agent_answered(&mut self, now: Instant, leg: LegId, id: InteractionId, agent: AgentId) {
+        self.acd.handle(
+            now,
+            AcdEvent::OfferAnswered {
+                caller: caller_id(id),
+                agent,
+            },
+        );
+        self.drain_acd(now);
+        // The ACD ends a late answer (another agent was first, the caller left) with
+        // EndOffer, which dropped the leg: only a leg still here is the conversation.
+        if !self.legs.contains_key(&leg) {
+            return;
+        }
+        let wall = self.wall_ms(now);
+        self.close_offer(now, id, agent, OfferOutcome::Answered, Some(200));
+        let def = self.acd.agent_def(agent).cloned();
+        let Some(call) = self.calls.get_mut(&id) else {
+            self.drop_leg(now, leg);
+            return;
+        };
+        if let Some(visit) = call.queue.as_mut() {
+            visit.answered = Some((agent, leg, wall));
+            visit.left_ms = Some(wall);
+        }
+        if let Some(def) = def {
+            tracing::info!(sip_call_id = %call.sip_call_id, agent = %def.id, "agent answered; bridging");
+            call.facts.agent = Some(def.id.clone());
+            call.facts.team = def.team.clone();
+            self.sticky.remember(&call.caller, &def.id, wall);
+        }
+        self.media.command(MediaCommand::Stop { call: call.dialog });
+        self.bridge(leg);
+    }
+
+    /// An agent leg is gone: before the answer it is a failed offer; after, the conversation
+    /// is over and the caller goes on in the flow at the queue node's `answered` exit.
+    pub(super) fn agent_leg_ended(
+        &mut self,
+        now: Instant,
+        id: InteractionId,
+        agent: AgentId,
+        how: LegEnd,
+    ) {
+        let talking = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.queue.as_ref())
+            .and_then(|v| v.answered)
+            .is_some_and(|(a, _, _)| a == agent);
+        if !talking {
+            let (why, code) = match how {
+                LegEnd::Failed(code) => (failure_of(code), Some(code)),
+                LegEnd::NoAnswer | LegEnd::NoMedia | LegEnd::RemoteBye | LegEnd::RtpTimeout => {
+                    (OfferFailure::Unreachable, None)
+                }
+            };
+            self.close_offer(now, id, agent, OfferOutcome::Failed(why), code);
+            self.acd.handle(
+                now,
+                AcdEvent::OfferFailed {
+                    caller: caller_id(id),
+                    agent,
+                    why,
+                },
+            );
+            return self.drain_acd(now);
+        }
+        self.conversation_over(now, id, agent);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(visit) = call.queue.take() else {
+            return;
+        };
+        tracing::info!(sip_call_id = %call.sip_call_id, "the agent hung up; back to the flow");
+        call.past_queues.push(visit.clone());
+        call.interpreter
+            .on_queue_exit(now, visit.task, QueueExit::Answered);
+        self.run_flow(now, id);
+    }
+
+    /// Talk time ends and the agent goes to wrap-up.
+    fn conversation_over(&mut self, now: Instant, id: InteractionId, agent: AgentId) {
+        let wall = self.wall_ms(now);
+        if let Some(call) = self.calls.get_mut(&id)
+            && let Some((_, _, answered)) = call.queue.as_ref().and_then(|v| v.answered)
+        {
+            call.facts.talk_ms += wall - answered;
+            if let Some(since) = call.facts.hold_since.take() {
+                call.facts.hold_ms += wall - since;
+            }
+        }
+        self.acd.handle(now, AcdEvent::ConversationEnded { agent });
+        self.drain_acd(now);
+    }
+
+    /// The caller leaves the queue unanswered, back into the flow.
+    fn leave_queue(&mut self, now: Instant, id: InteractionId, exit: QueueExit) {
+        let wall = self.wall_ms(now);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(mut visit) = call.queue.take() else {
+            return;
+        };
+        tracing::info!(sip_call_id = %call.sip_call_id, queue = %visit.queue, ?exit, "caller leaves the queue");
+        visit.left_ms = Some(wall);
+        let task = visit.task;
+        call.past_queues.push(visit);
+        self.media.command(MediaCommand::Stop { call: call.dialog });
+        call.interpreter.on_queue_exit(now, task, exit);
+        self.run_flow(now, id);
+    }
+
+    /// The interaction is ending while in a queue or talking to an agent: the ACD hears the
+    /// caller is gone (offers are cancelled) and the agent's conversation is over.
+    pub(super) fn queue_caller_gone(&mut self, now: Instant, id: InteractionId) {
+        let wall = self.wall_ms(now);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(mut visit) = call.queue.take() else {
+            return;
+        };
+        visit.left_ms.get_or_insert(wall);
+        let agent = visit.answered.map(|(a, _, _)| a);
+        visit.abandoned = agent.is_none();
+        call.past_queues.push(visit.clone());
+        call.queue = Some(visit);
+        self.acd.handle(now, AcdEvent::CallerGone { caller: caller_id(id) });
+        self.drain_acd(now);
+        if let Some(agent) = agent {
+            self.conversation_over(now, id, agent);
+        }
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.queue = None;
+        }
+    }
+
+    /// The agent put the caller on hold (re-INVITE sendonly/inactive) or took them back.
+    pub(super) fn agent_hold(&mut self, now: Instant, id: InteractionId, agent: AgentId, held: bool) {
+        let wall = self.wall_ms(now);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        if held {
+            call.facts.hold_since.get_or_insert(wall);
+        } else if let Some(since) = call.facts.hold_since.take() {
+            call.facts.hold_ms += wall - since;
+        }
+        self.acd.handle(
+            now,
+            if held {
+                AcdEvent::Hold { agent }
+            } else {
+                AcdEvent::Resume { agent }
+            },
+        );
+        self.drain_acd(now);
+        if held {
+            self.start_hold_music(id);
+        } else if let Some(leg) = self.calls.get(&id).and_then(|c| c.bridged) {
+            self.bridge(leg);
+        }
+    }
+
+    fn start_hold_music(&mut self, id: InteractionId) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        self.media.command(MediaCommand::Unbridge { call: call.dialog });
+        self.start_music(id);
+    }
+
+    fn announce(&mut self, id: InteractionId, position: u32, wait: Option<Duration>) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let Some(neg) = call.negotiated else {
+            return;
+        };
+        let words = super::announce::words(&call.catalog, call.interpreter.language(), position, wait);
+        if words.is_empty() {
+            return;
+        }
+        let language = call.interpreter.language();
+        let prompts = words
+            .iter()
+            .filter_map(|p| call.catalog.prompt(language, *p))
+            .map(|p| p.for_codec(neg.codec).clone())
+            .collect();
+        self.media.command(MediaCommand::Play {
+            call: call.dialog,
+            id: 0,
+            prompts,
+        });
+    }
+
+    /// The ACD's deadline joins the engine's.
+    pub(super) fn reschedule_acd(&mut self) {
+        if let Some(at) = self.acd.poll_timeout()
+            && self.acd_scheduled != Some(at)
+        {
+            self.acd_scheduled = Some(at);
+            self.deadlines
+                .push(std::cmp::Reverse((at, super::Timer::Acd)));
+        }
+    }
+
+    pub(super) fn acd_timer(&mut self, now: Instant, at: Instant) {
+        if self.acd_scheduled != Some(at) {
+            return;
+        }
+        self.acd_scheduled = None;
+        self.acd.handle_timeout(now);
+        self.drain_acd(now);
+    }
+}
+
+/// A fixed agent endpoint (`sip:user@ip[:port]`) as a contact.
+fn fixed_contact(uri: &str) -> Option<crate::sip::Contact> {
+    let rest = uri.strip_prefix("sip:")?;
+    let rest = rest.split(';').next().unwrap_or(rest);
+    let (_, host) = rest.split_once('@')?;
+    let addr = host
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .or_else(|| host.parse::<std::net::IpAddr>().ok().map(|ip| (ip, 5060).into()))?;
+    Some(crate::sip::Contact {
+        uri: uri.to_string(),
+        peer: Peer {
+            addr,
+            transport: TransportKind::Udp,
+        },
+    })
+}
