@@ -100,9 +100,22 @@ pub fn parse_queue_exit(text: &str) -> Result<QueueExit, String> {
         "timeout" => Ok(QueueExit::Timeout),
         "full" => Ok(QueueExit::Full),
         "no_agents" => Ok(QueueExit::NoAgents),
-        other => Err(format!(
-            "queue exit {other:?} is answered, timeout, full or no_agents"
-        )),
+        other => {
+            let key = other.strip_prefix("key:").and_then(|k| {
+                let mut chars = k.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) if c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D') => {
+                        Some(c)
+                    }
+                    _ => None,
+                }
+            });
+            key.map(QueueExit::Key).ok_or_else(|| {
+                format!(
+                    "queue exit {other:?} is answered, timeout, full, no_agents or key:K (the caller presses K while waiting)"
+                )
+            })
+        }
     }
 }
 
