@@ -443,4 +443,57 @@ type = "hangup"
         );
         std::fs::remove_dir_all(root).ok();
     }
+
+    #[test]
+    fn the_acd_files_load_with_the_flows_and_their_music_is_a_checked_prompt() {
+        let (root, flows, prompts) = site();
+        let c = Catalog::load(&flows, &prompts, "en").unwrap();
+        assert_eq!(
+            *c.acd,
+            AcdConfig::default(),
+            "no acd folder: no agents, no queues"
+        );
+        let acd = flows.join("acd");
+        std::fs::create_dir_all(&acd).unwrap();
+        std::fs::write(
+            acd.join("agents.toml"),
+            "[agents.1001]\nha1_md5 = \"0809f3e5963e8d5a3d19b15141b5885d\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            acd.join("queues.toml"),
+            "[queues.general]\nmusic = \"hold\"\n",
+        )
+        .unwrap();
+        let r = Catalog::check(&flows, &prompts, "en").unwrap();
+        assert!(r.catalog.is_none(), "missing music refuses the set");
+        assert!(
+            r.errors.iter().any(|e| e.starts_with(&format!(
+                "{}:2:9: prompt \"hold\" is missing in en (looked for",
+                acd.join("queues.toml").display()
+            ))),
+            "{:?}",
+            r.errors
+        );
+        wav(&prompts.join("hold.wav"), 5);
+        let c = Catalog::load(&flows, &prompts, "en").unwrap();
+        assert_eq!(c.acd.agents.len(), 1);
+        let hold = c.flows.prompt_id("hold").unwrap();
+        assert_eq!(c.prompt_file("en", hold).unwrap(), prompts.join("hold.wav"));
+        assert_eq!(c.prompt_file("zh", hold).unwrap(), prompts.join("hold.wav"));
+        // An error in an ACD file refuses flows and agents together, listed with flow errors.
+        std::fs::write(
+            acd.join("queues.toml"),
+            "[queues.general]\nstrategy = \"random\"\n",
+        )
+        .unwrap();
+        let err = Catalog::load(&flows, &prompts, "en")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("queues.toml:2:12: unknown strategy \"random\""),
+            "{err}"
+        );
+        std::fs::remove_dir_all(root).ok();
+    }
 }
