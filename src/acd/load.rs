@@ -78,6 +78,8 @@ pub fn load(flows_dir: &Path) -> (Option<AcdFiles>, Diagnostics) {
     };
     let agents_path = dir.join(AGENTS_FILE);
     let queues_path = dir.join(QUEUES_FILE);
+    // When agents.toml is not even TOML, queues cannot be judged by their members.
+    let mut agents_read = true;
     if let Some(text) = read(&agents_path, &mut diags) {
         let src = Source {
             file: &agents_path,
@@ -87,7 +89,7 @@ pub fn load(flows_dir: &Path) -> (Option<AcdFiles>, Diagnostics) {
             src: &src,
             out: &mut diags,
         };
-        read_agents(&mut sink, &mut files.config);
+        agents_read = read_agents(&mut sink, &mut files.config);
     }
     if let Some(text) = read(&queues_path, &mut diags) {
         let src = Source {
@@ -98,7 +100,7 @@ pub fn load(flows_dir: &Path) -> (Option<AcdFiles>, Diagnostics) {
             src: &src,
             out: &mut diags,
         };
-        read_queues(&mut sink, &mut files);
+        read_queues(&mut sink, &mut files, agents_read);
     }
     if diags.errors.is_empty() {
         (Some(files), diags)
@@ -200,9 +202,10 @@ fn is_hex(s: &str, len: usize) -> bool {
 
 // --- agents.toml ---
 
-fn read_agents(sink: &mut Sink, config: &mut AcdConfig) {
+/// False when the file is not TOML.
+fn read_agents(sink: &mut Sink, config: &mut AcdConfig) -> bool {
     let Some(doc) = parse(sink, sink.src.text) else {
-        return;
+        return false;
     };
     let top = Table::new(doc.get_ref(), doc.span(), "agents.toml");
     let agents = top.table("agents", sink);
@@ -280,6 +283,7 @@ fn read_agents(sink: &mut Sink, config: &mut AcdConfig) {
             }
         }
     }
+    true
 }
 
 /// The agent, and the span its extension is written at (or its id, when it has none).
@@ -415,9 +419,11 @@ fn fixed_uri_ok(uri: &str) -> bool {
     let Some(rest) = uri.strip_prefix("sip:") else {
         return false;
     };
-    let host = rest
-        .rsplit_once('@')
-        .map_or(rest, |(user, host)| if user.is_empty() { "" } else { host });
+    let host = match rest.rsplit_once('@') {
+        Some(("", _)) => "",
+        Some((_, host)) => host,
+        None => rest,
+    };
     let host = host.split(';').next().unwrap_or("");
     !host.is_empty()
         && !rest
@@ -504,7 +510,7 @@ fn duration_opt(sink: &mut Sink, t: &Table, key: &'static str, min: Duration) ->
 }
 
 fn show(d: Duration) -> String {
-    if d.as_millis() % 1000 == 0 {
+    if d.subsec_millis() == 0 {
         format!("{} s", d.as_secs())
     } else {
         format!("{} ms", d.as_millis())
@@ -543,7 +549,7 @@ fn keyword<T: Copy>(
 
 // --- queues.toml ---
 
-fn read_queues(sink: &mut Sink, files: &mut AcdFiles) {
+fn read_queues(sink: &mut Sink, files: &mut AcdFiles, agents_read: bool) {
     let Some(doc) = parse(sink, sink.src.text) else {
         return;
     };
@@ -578,9 +584,9 @@ fn read_queues(sink: &mut Sink, files: &mut AcdFiles) {
         };
         let t = Table::new(t, value.span(), format!("queue {:?}", name.v));
         let errors_before = sink.error_count();
-        let queue = read_queue(sink, &name, &t, files);
+        let queue = read_queue(sink, &name, &t, files, agents_read);
         t.finish(sink);
-        if sink.error_count() == errors_before && !servable(&queue, &files.config) {
+        if agents_read && sink.error_count() == errors_before && !servable(&queue, &files.config) {
             sink.out.warnings.push(Warning {
                 at: sink.src.locate(&name.span),
                 message: format!(
@@ -593,7 +599,13 @@ fn read_queues(sink: &mut Sink, files: &mut AcdFiles) {
     }
 }
 
-fn read_queue(sink: &mut Sink, name: &Sp<String>, t: &Table, files: &mut AcdFiles) -> QueueDef {
+fn read_queue(
+    sink: &mut Sink,
+    name: &Sp<String>,
+    t: &Table,
+    files: &mut AcdFiles,
+    agents_read: bool,
+) -> QueueDef {
     let config = &files.config;
     let strategy = keyword(sink, t, "strategy", &STRATEGIES).unwrap_or(Strategy::LongestIdle);
     let mut skills = Vec::new();
@@ -691,7 +703,7 @@ fn read_queue(sink: &mut Sink, name: &Sp<String>, t: &Table, files: &mut AcdFile
         }
     }
     let agents = t.strings("agents", sink).unwrap_or_default();
-    for a in &agents {
+    for a in agents.iter().filter(|_| agents_read) {
         if config.agent(&a.v).is_none() {
             let hint = suggest(&a.v, config.agents.iter().map(|a| a.id.as_str()));
             sink.error(&a.span, format!("unknown agent {:?}{hint}", a.v));
@@ -703,7 +715,7 @@ fn read_queue(sink: &mut Sink, name: &Sp<String>, t: &Table, files: &mut AcdFile
         .iter()
         .filter_map(|a| a.team.as_deref())
         .collect();
-    for team in &teams {
+    for team in teams.iter().filter(|_| agents_read) {
         if !known_teams.contains(&team.v.as_str()) {
             let hint = suggest(&team.v, known_teams.iter().copied());
             sink.error(
@@ -1122,11 +1134,16 @@ lunch = "Lunch"
 
     #[test]
     fn a_second_agent_with_the_same_id_is_a_toml_error() {
-        let (errors, _) = load_errors(
+        let (errors, warnings) = load_errors(
             "[agents.1001]\nname = \"A\"\n[agents.1001]\nname = \"B\"\n",
-            "",
+            "[queues.q]\nagents = [\"1001\"]\nteams = [\"t\"]\n",
         );
-        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(
+            errors.len(),
+            1,
+            "queues are not judged by members: {errors:?}"
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
         assert!(errors[0].starts_with("agents.toml:3:"), "{errors:?}");
     }
 
