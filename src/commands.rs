@@ -37,8 +37,17 @@ pub fn check(config: &Config, tests: bool) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(1));
     };
+    let acd = if catalog.acd.agents.is_empty() && catalog.acd.queues.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "{} agent(s), {} queue(s), ",
+            catalog.acd.agents.len(),
+            catalog.acd.queues.len()
+        )
+    };
     println!(
-        "{}: {} flow(s), {} prompt file(s) in {} language(s), {} warning(s): OK",
+        "{}: {} flow(s), {acd}{} prompt file(s) in {} language(s), {} warning(s): OK",
         config.flows_dir.display(),
         catalog.flows.flows.len(),
         catalog.files.len(),
@@ -94,7 +103,8 @@ pub struct TryArgs {
     /// NODE=fail or NODE=not_found.
     #[arg(long)]
     lookup: Vec<String>,
-    /// How queue nodes end: answered, timeout, full or no_agents.
+    /// How queue nodes end: answered, timeout, full, no_agents or key:K (the caller presses
+    /// K while waiting).
     #[arg(long, default_value = "no_agents")]
     queue: String,
     /// Let transfers be answered (the walk ends there) instead of failing.
@@ -267,10 +277,11 @@ fn print_step(step: &Step, catalog: &Catalog, texts: &mut Transcripts) {
         ),
         Step::Queue { queue, exit } => {
             let exit = match exit {
-                hotline::flow::QueueExit::Answered => "answered",
-                hotline::flow::QueueExit::Timeout => "timeout",
-                hotline::flow::QueueExit::Full => "full",
-                hotline::flow::QueueExit::NoAgents => "no agents",
+                hotline::flow::QueueExit::Answered => "answered".to_string(),
+                hotline::flow::QueueExit::Timeout => "timeout".to_string(),
+                hotline::flow::QueueExit::Full => "full".to_string(),
+                hotline::flow::QueueExit::NoAgents => "no agents".to_string(),
+                hotline::flow::QueueExit::Key(k) => format!("the caller pressed {k}"),
             };
             println!("     queue {queue}: {exit}")
         }
@@ -411,6 +422,46 @@ pub fn graph(
             std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?
         }
         None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hotline agent-password`: the password (and PIN) from standard input, one line each, to
+/// the TOML lines of agents.toml. Only the HA1 hashes are printed, never the password.
+pub fn agent_password(
+    id: &str,
+    extension: Option<&str>,
+    realm: &str,
+    with_pin: bool,
+) -> anyhow::Result<ExitCode> {
+    use hotline::acd::load;
+    use std::io::BufRead;
+    let mut lines = std::io::stdin().lock().lines();
+    let mut line = |what: &str| -> anyhow::Result<String> {
+        let l = lines
+            .next()
+            .with_context(|| format!("no {what} on standard input"))??;
+        let l = l.trim_end_matches(['\r', '\n']).to_string();
+        if l.is_empty() {
+            bail!("the {what} is empty");
+        }
+        Ok(l)
+    };
+    let password = line("password")?;
+    let pin = if with_pin { Some(line("PIN")?) } else { None };
+    if let Some(p) = &pin
+        && !p.chars().all(|c| c.is_ascii_digit())
+    {
+        bail!("a PIN is digits only (agents dial *11<PIN>)");
+    }
+    let user = extension.unwrap_or(id);
+    println!("ha1_md5 = \"{}\"", load::ha1_md5(user, realm, &password));
+    println!(
+        "ha1_sha256 = \"{}\"",
+        load::ha1_sha256(user, realm, &password)
+    );
+    if let Some(p) = pin {
+        println!("pin_sha256 = \"{}\"", load::pin_sha256(id, &p));
     }
     Ok(ExitCode::SUCCESS)
 }

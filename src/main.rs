@@ -98,6 +98,22 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Make an agent's digest credentials for ivr-flows/acd/agents.toml: reads the password
+    /// (and with --pin the login PIN) from standard input, one line each, and prints the
+    /// lines to paste.
+    AgentPassword {
+        /// The agent's id.
+        id: String,
+        /// The digest user name: the agent's extension (default: the id).
+        #[arg(long)]
+        extension: Option<String>,
+        /// The digest realm the server challenges with.
+        #[arg(long, default_value = hotline::acd::load::DEFAULT_REALM)]
+        realm: String,
+        /// Also read a PIN (the second line) for feature-code login.
+        #[arg(long)]
+        pin: bool,
+    },
     /// Print recent call detail records.
     Cdr {
         #[arg(long, default_value = "sqlite://hotline.db")]
@@ -250,6 +266,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             hotline::demo::run(bind)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::AgentPassword {
+            id,
+            extension,
+            realm,
+            pin,
+        } => commands::agent_password(&id, extension.as_deref(), &realm, pin),
         Command::Announce {
             name,
             state,

@@ -126,6 +126,11 @@ fn check_accepts_the_shipped_demo_and_rejects_a_broken_flow() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("1 flow(s), 2 agent(s), 3 queue(s), "),
+        "the demo's agents and queues are checked with it: {stdout}"
+    );
     let site = common::site(&common::TEST_FLOW.replace("next = \"menu\"", "next = \"mneu\""));
     let out = hotline()
         .arg("check")
@@ -389,4 +394,111 @@ fn cdr_into_a_closed_pipe_exits_quietly() {
         !err.contains("panicked") && !err.to_lowercase().contains("broken pipe"),
         "{err}"
     );
+}
+
+#[test]
+fn check_holds_queue_nodes_against_the_queues_file() {
+    let flow = common::TEST_FLOW.replace(
+        "[nodes.goodbye]",
+        "[nodes.agent]\ntype = \"queue\"\nqueue = \"sales\"\nno_agents = \"goodbye\"\non_timeout = \"goodbye\"\nfull = \"goodbye\"\n\n[nodes.goodbye]",
+    ).replace("\"9\" = \"goodbye\"", "\"9\" = \"goodbye\", \"0\" = \"agent\"");
+    let site = common::site(&flow);
+    let check = || {
+        let out = hotline()
+            .arg("check")
+            .arg(&site.config.flows_dir)
+            .arg("--prompts")
+            .arg(&site.config.prompts_dir)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    // No acd folder: queue names are not checked (the server answers no_agents).
+    let (ok, stdout, stderr) = check();
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("0 warning(s): OK"), "{stdout}");
+    let acd = site.config.flows_dir.join("acd");
+    std::fs::create_dir_all(&acd).unwrap();
+    std::fs::write(
+        acd.join("agents.toml"),
+        "[agents.1001]\nha1_md5 = \"0809f3e5963e8d5a3d19b15141b5885d\"\nskills = { sales = 5 }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        acd.join("queues.toml"),
+        "[queues.sale]\nskills = { sales = 3 }\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = check();
+    assert!(!ok);
+    let line = flow.lines().position(|l| l == "queue = \"sales\"").unwrap() + 1;
+    assert!(
+        stderr.contains(&format!(
+            "test.toml:{line}:9: queue \"sales\" is not defined in acd/queues.toml (did you mean \"sale\"?)\n    queue = \"sales\""
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 error(s), 0 warning(s)"), "{stderr}");
+    std::fs::write(
+        acd.join("queues.toml"),
+        "[queues.sales]\nskills = { sales = 3 }\n",
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = check();
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("1 flow(s), 1 agent(s), 1 queue(s), 5 prompt file(s)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn agent_password_prints_the_lines_to_paste() {
+    let run = |args: &[&str], input: &str| {
+        let mut child = hotline()
+            .arg("agent-password")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // Expected values: printf '1001:hotline:secret1001' | md5sum (and sha256sum), and
+    // printf '1001:1234' | sha256sum.
+    let out = run(&["1001", "--pin"], "secret1001\n1234\n");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ha1_md5 = \"0809f3e5963e8d5a3d19b15141b5885d\"\n\
+         ha1_sha256 = \"dad74c70f71a7017676a8013dcc4451de285001c6aec0cb0c8343b47e6380160\"\n\
+         pin_sha256 = \"1bc5218ee72a75f70d19bdff436b706e4c1f3ea09c2fb0715461c89a6acac61d\"\n"
+    );
+    // Another realm and the extension as the digest user: printf '2002:pbx:pw' | md5sum.
+    let out = run(&["1002", "--extension", "2002", "--realm", "pbx"], "pw\r\n");
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.starts_with("ha1_md5 = \"698cedbc265fafa9861bb925378a21f8\"\n"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().count(), 2, "no PIN asked: {stdout}");
+    let out = run(&["1001", "--pin"], "secret1001\n12a4\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a PIN is digits only"));
+    let out = run(&["1001"], "");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no password on standard input"));
 }

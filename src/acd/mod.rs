@@ -7,6 +7,7 @@
 //! with file:line:col diagnostics -> core: the one authority for agent and waiting-caller
 //! state.
 
+pub mod load;
 pub mod model;
 
 use std::time::Duration;

@@ -11,6 +11,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::acd::AcdConfig;
+use crate::acd::load as acd_load;
 use crate::flow::say::Grammar;
 use crate::flow::{self, FlowSet, Located, PromptId};
 use crate::media::prompt::{self, EncodedPrompt, PromptError};
@@ -18,6 +20,10 @@ use crate::media::prompt::{self, EncodedPrompt, PromptError};
 #[derive(Debug)]
 pub struct Catalog {
     pub flows: Arc<FlowSet>,
+    /// The agents and queues of `<flows>/acd/`, loaded with the flows and swapped with them
+    /// (empty when the folder does not exist). Queue music prompts are in `flows`' prompt
+    /// table, found by name.
+    pub acd: Arc<AcdConfig>,
     /// The default language first.
     languages: Vec<String>,
     /// For each language, each prompt's index into `encoded`.
@@ -129,10 +135,18 @@ impl Catalog {
         prompts_dir: &Path,
         default_language: &str,
     ) -> Result<CatalogReport, CatalogError> {
-        let (set, diags) = flow::load_dir(flows_dir);
+        let (set, mut diags) = flow::load_dir(flows_dir);
+        // The ACD files are checked even when the flows have errors: every problem at once.
+        let (acd, acd_diags) = acd_load::load(flows_dir);
+        diags.errors.extend(acd_diags.errors);
+        diags.warnings.extend(acd_diags.warnings);
+        let mut set = set;
+        if let (Some(set), Some(acd)) = (&set, &acd) {
+            acd_load::check_flows(acd, set, &mut diags);
+        }
         let mut errors: Vec<String> = diags.errors.iter().map(|e| e.to_string()).collect();
         let mut warnings: Vec<String> = diags.warnings.iter().map(|w| w.to_string()).collect();
-        let Some(set) = set else {
+        let (Some(mut set), Some(acd)) = (set.take().filter(|_| errors.is_empty()), acd) else {
             return Ok(CatalogReport {
                 catalog: None,
                 errors,
@@ -152,7 +166,18 @@ impl Catalog {
                 languages.push(lang.clone());
             }
         }
-        let used_in = languages_of_prompts(&set, default_language);
+        let mut used_in = languages_of_prompts(&set, default_language);
+        // Queue music plays in the default language's recording unless a language has its own.
+        for (name, at) in &acd.music {
+            let id = set.add_prompt(name, at.clone());
+            if let Some(langs) = used_in.get_mut(id.0 as usize) {
+                if !langs.iter().any(|l| l == default_language) {
+                    langs.push(default_language.to_string());
+                }
+            } else {
+                used_in.push(vec![default_language.to_string()]);
+            }
+        }
         let mut table = Vec::with_capacity(languages.len());
         let mut encoded = Vec::new();
         let mut files = Vec::new();
@@ -247,6 +272,7 @@ impl Catalog {
         }
         let catalog = errors.is_empty().then(|| Catalog {
             flows: Arc::new(set),
+            acd: Arc::new(acd.config),
             languages,
             table,
             encoded,
@@ -295,6 +321,7 @@ impl Catalog {
         let n = prompts.len();
         Catalog {
             flows: Arc::new(flows),
+            acd: Arc::new(AcdConfig::default()),
             languages: vec!["en".into()],
             table: vec![(0..n).collect()],
             encoded: prompts,
@@ -413,6 +440,59 @@ type = "hangup"
         assert!(
             all.contains("not a WAV file"),
             "a broken file is listed too: {all}"
+        );
+        std::fs::remove_dir_all(root).ok();
+    }
+
+    #[test]
+    fn the_acd_files_load_with_the_flows_and_their_music_is_a_checked_prompt() {
+        let (root, flows, prompts) = site();
+        let c = Catalog::load(&flows, &prompts, "en").unwrap();
+        assert_eq!(
+            *c.acd,
+            AcdConfig::default(),
+            "no acd folder: no agents, no queues"
+        );
+        let acd = flows.join("acd");
+        std::fs::create_dir_all(&acd).unwrap();
+        std::fs::write(
+            acd.join("agents.toml"),
+            "[agents.1001]\nha1_md5 = \"0809f3e5963e8d5a3d19b15141b5885d\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            acd.join("queues.toml"),
+            "[queues.general]\nmusic = \"hold\"\n",
+        )
+        .unwrap();
+        let r = Catalog::check(&flows, &prompts, "en").unwrap();
+        assert!(r.catalog.is_none(), "missing music refuses the set");
+        assert!(
+            r.errors.iter().any(|e| e.starts_with(&format!(
+                "{}:2:9: prompt \"hold\" is missing in en (looked for",
+                acd.join("queues.toml").display()
+            ))),
+            "{:?}",
+            r.errors
+        );
+        wav(&prompts.join("hold.wav"), 5);
+        let c = Catalog::load(&flows, &prompts, "en").unwrap();
+        assert_eq!(c.acd.agents.len(), 1);
+        let hold = c.flows.prompt_id("hold").unwrap();
+        assert_eq!(c.prompt_file("en", hold).unwrap(), prompts.join("hold.wav"));
+        assert_eq!(c.prompt_file("zh", hold).unwrap(), prompts.join("hold.wav"));
+        // An error in an ACD file refuses flows and agents together, listed with flow errors.
+        std::fs::write(
+            acd.join("queues.toml"),
+            "[queues.general]\nstrategy = \"random\"\n",
+        )
+        .unwrap();
+        let err = Catalog::load(&flows, &prompts, "en")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("queues.toml:2:12: unknown strategy \"random\""),
+            "{err}"
         );
         std::fs::remove_dir_all(root).ok();
     }

@@ -237,6 +237,13 @@ fn unset_variables(node: &Node, assigned: &HashSet<String>, diags: &mut Diagnost
         NodeKind::Transfer(t) => match &t.target {
             TransferTarget::Uri(t) | TransferTarget::Number(t) => t.variables(&mut used),
         },
+        NodeKind::Queue(q) => {
+            q.queue.template.variables(&mut used);
+            q.priority.template.variables(&mut used);
+            q.skills
+                .iter()
+                .for_each(|s| s.template.variables(&mut used));
+        }
         _ => {}
     }
     let mut reported = HashSet::new();

@@ -488,3 +488,69 @@ fn a_bad_test_time_does_not_make_its_other_keys_unknown() {
         "{errs:?}"
     );
 }
+
+const QUEUE_HEAD: &str = "[flow]\nname = \"q\"\nnumbers = [\"1\"]\nstart = \"q\"\n[nodes.end]\ntype = \"hangup\"\n[nodes.q]\ntype = \"queue\"\nno_agents = \"end\"\non_timeout = \"end\"\nfull = \"end\"\n";
+
+#[test]
+fn queue_node_parameters_and_keys_are_checked_where_written() {
+    let q = |rest: &str| only_error(&format!("{QUEUE_HEAD}{rest}"));
+    assert_eq!(
+        q("queue = \"bad name\"\n"),
+        "a.toml:12:9: a queue name is letters, digits, - and _ (or a template like \"{vip_queue}\")"
+    );
+    assert_eq!(
+        q("queue = \"{tier\"\n"),
+        "a.toml:12:10: in \"{tier\": `{` is not closed with `}`"
+    );
+    assert_eq!(
+        q("queue = \"g\"\npriority = \"150\"\n"),
+        "a.toml:13:12: `priority` must be between 0 and 100 (or a template like \"{tier_priority}\")"
+    );
+    assert_eq!(
+        q("queue = \"g\"\npriority = 101\n"),
+        "a.toml:13:12: `priority` must be between 0 and 100"
+    );
+    assert_eq!(
+        q("queue = \"g\"\npriority = true\n"),
+        "a.toml:13:12: `priority` must be a whole number or a template, not true/false"
+    );
+    assert_eq!(
+        q("queue = \"g\"\nkeys = { \"12\" = \"end\" }\n"),
+        "a.toml:13:10: queue key \"12\" is not one key (0-9, *, #, A-D)"
+    );
+    assert_eq!(
+        q("queue = \"g\"\nkeys = { \"1\" = \"edn\" }\n"),
+        "a.toml:13:16: unknown node \"edn\" (did you mean \"end\"?)"
+    );
+    // Templates read variables like other nodes: an unset one is a warning.
+    let (errors, warnings) = report(&[(
+        "a.toml",
+        &format!(
+            "{QUEUE_HEAD}queue = \"{{vip_queue}}\"\nskills = \"{{lang}}\"\nkeys = {{ \"1\" = \"end\" }}\n"
+        ),
+    )]);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].contains("variable `vip_queue` is never set"),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[1].contains("variable `lang` is never set"),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn a_node_reached_only_by_a_queue_key_is_reachable() {
+    let (errors, warnings) = report(&[(
+        "a.toml",
+        &format!(
+            "{QUEUE_HEAD}queue = \"g\"\nkeys = {{ \"1\" = \"vm\" }}\n[nodes.vm]\ntype = \"play\"\nprompts = [\"x\"]\nnext = \"end\"\n"
+        ),
+    )]);
+    assert!(
+        errors.is_empty() && warnings.is_empty(),
+        "{errors:?} {warnings:?}"
+    );
+}

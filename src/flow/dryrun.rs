@@ -128,8 +128,14 @@ pub fn walk(
                         it.on_transfer_failed(now, id, "dry run: not answered");
                     }
                 }
-                FlowAction::Queue { id, queue, .. } => {
-                    let exit = outside.queue(&node, &queue);
+                FlowAction::Queue {
+                    id, queue, keys, ..
+                } => {
+                    let exit = match outside.queue(&node, &queue) {
+                        // A key the node does not offer does nothing: the caller waits on.
+                        QueueExit::Key(k) if !keys.contains(&k) => QueueExit::Timeout,
+                        exit => exit,
+                    };
                     steps.push(Step::Queue {
                         queue: queue.clone(),
                         exit,

@@ -580,6 +580,18 @@ impl Template {
         out
     }
 
+    /// The text, when the template has no holes.
+    pub fn literal(&self) -> Option<String> {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => out.push_str(t),
+                Part::Hole(_) => return None,
+            }
+        }
+        Some(out)
+    }
+
     pub fn variables<'a>(&'a self, out: &mut Vec<&'a str>) {
         for part in &self.parts {
             if let Part::Hole(e) = part {

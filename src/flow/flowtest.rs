@@ -100,9 +100,22 @@ pub fn parse_queue_exit(text: &str) -> Result<QueueExit, String> {
         "timeout" => Ok(QueueExit::Timeout),
         "full" => Ok(QueueExit::Full),
         "no_agents" => Ok(QueueExit::NoAgents),
-        other => Err(format!(
-            "queue exit {other:?} is answered, timeout, full or no_agents"
-        )),
+        other => {
+            let key = other.strip_prefix("key:").and_then(|k| {
+                let mut chars = k.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) if c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D') => {
+                        Some(c)
+                    }
+                    _ => None,
+                }
+            });
+            key.map(QueueExit::Key).ok_or_else(|| {
+                format!(
+                    "queue exit {other:?} is answered, timeout, full, no_agents or key:K (the caller presses K while waiting)"
+                )
+            })
+        }
     }
 }
 
@@ -344,4 +357,67 @@ fn first_missing<'a>(expected: &'a [String], seen: &[&str]) -> Option<&'a str> {
         .iter()
         .find(|e| !rest.any(|s| s == e))
         .map(String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flow_test_can_leave_a_queue_by_a_key_and_a_key_the_node_lacks_waits_to_the_timeout() {
+        assert_eq!(parse_queue_exit("key:1"), Ok(QueueExit::Key('1')));
+        assert_eq!(parse_queue_exit("key:#"), Ok(QueueExit::Key('#')));
+        assert!(parse_queue_exit("key:12").is_err());
+        assert!(parse_queue_exit("key:x").unwrap_err().contains("key:K"));
+        let dir = std::env::temp_dir().join(format!("hotline-flowtest-key-{}", fastrand::u64(..)));
+        std::fs::create_dir_all(dir.join("tests")).unwrap();
+        std::fs::write(
+            dir.join("f.toml"),
+            r#"[flow]
+name = "f"
+numbers = ["1"]
+start = "q"
+[nodes.q]
+type = "queue"
+queue = "general"
+keys = { "1" = "vm" }
+on_timeout = "late"
+no_agents = "end"
+full = "end"
+[nodes.vm]
+type = "play"
+prompts = ["vm"]
+next = "end"
+[nodes.late]
+type = "play"
+prompts = ["late"]
+next = "end"
+[nodes.end]
+type = "hangup"
+"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("tests/t.toml"),
+            "[[test]]\nname = \"one\"\nflow = \"f\"\nqueue = \"key:1\"\nexpect = [\"q\", \"vm\"]\n\
+             [[test]]\nname = \"two\"\nflow = \"f\"\nqueue = \"key:2\"\nexpect = [\"q\", \"late\"]\n",
+        )
+        .unwrap();
+        let (set, diags) = super::super::load_dir(&dir);
+        assert!(diags.errors.is_empty(), "{:?}", diags.errors);
+        let set = Arc::new(set.unwrap());
+        let mut diags = Diagnostics::default();
+        let cases = load_tests(&dir.join("tests"), &set, &mut diags);
+        assert!(diags.errors.is_empty(), "{:?}", diags.errors);
+        assert_eq!(cases.len(), 2);
+        for case in &cases {
+            let outcome = run(case, &set, "en", &TimeZone::UTC);
+            assert_eq!(
+                outcome.failure, None,
+                "{}: {}",
+                outcome.name, outcome.walk_summary
+            );
+        }
+        std::fs::remove_dir_all(dir).ok();
+    }
 }

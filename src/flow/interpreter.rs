@@ -74,12 +74,17 @@ pub enum FlowAction {
         is_number: bool,
         ring_timeout: Duration,
     },
+    /// Hand the caller to the ACD. Every value is evaluated when the node runs; a queue name
+    /// no queue has is for the engine to answer with `QueueExit::NoAgents`. While the caller
+    /// waits (not once they talk to an agent), a key in `keys` is answered with
+    /// `QueueExit::Key` after the engine took the caller out of the queue.
     Queue {
         id: TaskId,
         queue: String,
-        priority: u32,
+        priority: u8,
         skills: Vec<String>,
         timeout: Duration,
+        keys: Vec<char>,
     },
     Hangup,
 }
@@ -494,6 +499,11 @@ impl Interpreter {
             QueueExit::Timeout => q.on_timeout,
             QueueExit::Full => q.full,
             QueueExit::NoAgents => q.no_agents,
+            QueueExit::Key(k) => match q.keys.iter().find(|(c, _)| *c == k) {
+                Some((_, node)) => Some(*node),
+                // Not one of this node's keys: the caller is still waiting.
+                None => return,
+            },
         };
         match target {
             Some(t) => self.enter(now, t),
@@ -710,13 +720,40 @@ impl Interpreter {
                 });
             }
             NodeKind::Queue(q) => {
+                let plain = |s: &str| s.to_string();
+                let queue = q.queue.template.render(&*self, plain).trim().to_string();
+                let text = q.priority.template.render(&*self, plain);
+                let priority = match text.trim().parse::<u64>() {
+                    Ok(p) => p.min(100) as u8,
+                    Err(_) => {
+                        if !text.trim().is_empty() {
+                            tracing::warn!(
+                                flow = self.flow_name(),
+                                node = self.node_name(),
+                                priority = %text,
+                                "queue priority is not a whole number; using 0"
+                            );
+                        }
+                        0
+                    }
+                };
+                let mut skills: Vec<String> = Vec::new();
+                for s in &q.skills {
+                    let text = s.template.render(&*self, plain);
+                    for skill in text.split(|c: char| c == ',' || c.is_whitespace()) {
+                        if !skill.is_empty() && !skills.iter().any(|x| x == skill) {
+                            skills.push(skill.to_string());
+                        }
+                    }
+                }
                 let id = self.task(now, TaskKind::Queue, None);
                 self.actions.push_back(FlowAction::Queue {
                     id,
-                    queue: q.queue.clone(),
-                    priority: q.priority,
-                    skills: q.skills.clone(),
+                    queue,
+                    priority,
+                    skills,
                     timeout: q.timeout,
+                    keys: q.keys.iter().map(|(k, _)| *k).collect(),
                 });
             }
             _ => {}

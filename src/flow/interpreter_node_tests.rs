@@ -543,6 +543,127 @@ next = "end"
     }
 }
 
+/// The one queue hand-off a call asks for at once (no intro), with the caller's variables.
+fn queue_action(nodes: &str) -> crate::flow::FlowAction {
+    let mut t = T::new(&flow(nodes));
+    let mut found = None;
+    while let Some(a) = t.it.poll_action() {
+        if matches!(a, crate::flow::FlowAction::Queue { .. }) {
+            found = Some(a);
+        }
+    }
+    found.expect("a queue action")
+}
+
+#[test]
+fn queue_name_priority_and_skills_come_from_variables_when_the_node_runs() {
+    let action = queue_action(
+        r##"
+[nodes.a]
+type = "set"
+vars = { tier = "'gold'", tier_priority = "40 + 2", lang = "'zh'", extra = "'billing, vip'" }
+next = "q"
+[nodes.q]
+type = "queue"
+queue = "{tier}_line"
+priority = "{tier_priority}"
+skills = ["{lang}", "{extra}", "zh"]
+timeout = "90s"
+keys = { "1" = "end", "#" = "end" }
+"##,
+    );
+    assert_eq!(
+        action,
+        crate::flow::FlowAction::Queue {
+            id: TaskId(1),
+            queue: "gold_line".into(),
+            priority: 42,
+            skills: vec!["zh".into(), "billing".into(), "vip".into()],
+            timeout: Duration::from_secs(90),
+            keys: vec!['1', '#'],
+        }
+    );
+}
+
+#[test]
+fn a_computed_priority_that_is_not_a_number_is_0_and_above_100_is_100() {
+    for (value, expected) in [("'high'", 0), ("250", 100), ("''", 0), ("7", 7)] {
+        let action = queue_action(&format!(
+            r#"
+[nodes.a]
+type = "set"
+vars = {{ p = "{value}" }}
+next = "q"
+[nodes.q]
+type = "queue"
+queue = "general"
+priority = "{{p}}"
+"#
+        ));
+        let crate::flow::FlowAction::Queue {
+            priority,
+            queue,
+            skills,
+            timeout,
+            keys,
+            ..
+        } = action
+        else {
+            unreachable!()
+        };
+        assert_eq!(priority, expected, "{value}");
+        assert_eq!(
+            (queue.as_str(), skills.len(), timeout, keys.len()),
+            ("general", 0, Duration::from_secs(600), 0),
+            "defaults"
+        );
+    }
+}
+
+#[test]
+fn a_key_exit_leaves_the_queue_to_its_node_and_other_keys_change_nothing() {
+    let text = flow(
+        r#"
+[nodes.a]
+type = "queue"
+queue = "repairs"
+keys = { "1" = "voicemail", "*" = "callback" }
+no_agents = "end"
+[nodes.voicemail]
+type = "play"
+prompts = ["voicemail"]
+next = "end"
+[nodes.callback]
+type = "play"
+prompts = ["callback"]
+next = "end"
+"#,
+    );
+    for (key, heard) in [('1', "voicemail"), ('*', "callback")] {
+        let mut t = T::new(&text);
+        assert_eq!(t.settle(), ["<queue repairs>"]);
+        // The engine answers a key of the node's list while the caller waits.
+        t.press(&key.to_string());
+        assert!(
+            t.settle().is_empty(),
+            "the interpreter does not act on its own"
+        );
+        t.it.on_queue_exit(t.now, TaskId(1), QueueExit::Key(key));
+        assert_eq!(t.settle(), [heard, "<hangup>"]);
+        assert_eq!(t.it.path(), ["a", heard, "end"]);
+    }
+    let mut t = T::new(&text);
+    t.settle();
+    t.it.on_queue_exit(t.now, TaskId(1), QueueExit::Key('2'));
+    assert!(
+        t.settle().is_empty(),
+        "not one of the node's keys: still waiting"
+    );
+    assert!(!t.it.is_finished());
+    t.it.on_queue_exit(t.now, TaskId(1), QueueExit::NoAgents);
+    assert_eq!(t.settle(), ["<hangup>"]);
+}
+
 #[test]
 fn keys_pressed_during_a_lookup_count_for_the_next_menu() {
     let mut t = T::new(&flow(

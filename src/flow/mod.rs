@@ -16,7 +16,7 @@ mod interpreter;
 mod nodes;
 pub mod say;
 pub mod schedule;
-mod schema;
+pub(crate) mod schema;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -81,6 +81,19 @@ impl FlowSet {
 
     pub fn prompt_id(&self, name: &str) -> Option<PromptId> {
         self.prompt_index.get(name).copied()
+    }
+
+    /// Register a prompt used outside the flows (a queue's music), so the catalog loads and
+    /// checks it like the flows' own.
+    pub fn add_prompt(&mut self, name: &str, at: Located) -> PromptId {
+        if let Some(id) = self.prompt_index.get(name) {
+            return *id;
+        }
+        let id = PromptId(self.prompts.len() as u32);
+        self.prompts.push(name.to_string());
+        self.prompt_sites.push(at);
+        self.prompt_index.insert(name.to_string(), id);
+        id
     }
 
     pub fn switch_on(&self, id: usize) -> bool {
@@ -274,13 +287,37 @@ pub enum TransferTarget {
     Number(Template),
 }
 
+/// A queue node's text parameter: a literal, or a template with `{expression}` holes that
+/// is filled in when the node runs.
+#[derive(Debug)]
+pub struct QueueParam {
+    /// As written, for diagrams and messages.
+    pub text: String,
+    pub template: Template,
+    /// Where it is written, for `hotline check` against the queues file.
+    pub at: Located,
+}
+
+impl QueueParam {
+    /// The text when it has no holes.
+    pub fn literal(&self) -> Option<String> {
+        self.template.literal()
+    }
+}
+
 #[derive(Debug)]
 pub struct Queue {
-    pub queue: String,
-    pub priority: u32,
-    pub skills: Vec<String>,
+    /// The queue's name; a name computed at run time that no queue has leaves by `no_agents`.
+    pub queue: QueueParam,
+    /// 0-100; a computed value that is not a whole number counts as 0, above 100 as 100.
+    pub priority: QueueParam,
+    /// Skills the agent needs on top of the queue's; a computed value may name several,
+    /// separated by commas or spaces.
+    pub skills: Vec<QueueParam>,
     pub prompts: Vec<PromptItem>,
     pub timeout: Duration,
+    /// Keys that take a waiting caller out of the queue to a node.
+    pub keys: Vec<(char, NodeId)>,
     pub answered: Option<NodeId>,
     pub on_timeout: Option<NodeId>,
     pub full: Option<NodeId>,
@@ -294,6 +331,8 @@ pub enum QueueExit {
     Timeout,
     Full,
     NoAgents,
+    /// The caller pressed one of the node's `keys` while waiting (not while talking).
+    Key(char),
 }
 
 impl NodeKind {
@@ -387,6 +426,7 @@ impl NodeKind {
                 opt(&mut out, "timeout", q.on_timeout);
                 opt(&mut out, "full", q.full);
                 opt(&mut out, "no agents", q.no_agents);
+                out.extend(q.keys.iter().map(|(k, n)| (format!("key {k}"), *n)));
                 out
             }
             NodeKind::Return | NodeKind::Hangup => Vec::new(),

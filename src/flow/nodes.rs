@@ -700,33 +700,108 @@ impl Ctx<'_, '_, '_> {
 
     fn queue(&mut self, t: &Table) -> NodeKind {
         let queue = match t.req_str("queue", self.sink) {
-            Some(q) if valid_name(&q.v) => q.v,
             Some(q) => {
-                self.sink
-                    .error(&q.span, "a queue name is letters, digits, - and _");
-                q.v
+                let param = self.queue_param(&q);
+                if let Some(name) = param.as_ref().and_then(QueueParam::literal)
+                    && !valid_name(&name)
+                {
+                    self.sink.error(
+                        &q.span,
+                        "a queue name is letters, digits, - and _ (or a template like \"{vip_queue}\")",
+                    );
+                }
+                param
             }
-            None => String::new(),
+            None => None,
+        };
+        let priority = match t.get("priority") {
+            None => None,
+            Some(v) => match v.get_ref() {
+                DeValue::Integer(_) => t.int("priority", 0..=100, self.sink).map(|p| QueueParam {
+                    text: p.v.to_string(),
+                    template: Template::parse(&p.v.to_string()).unwrap_or_default(),
+                    at: self.sink.src.locate(&p.span),
+                }),
+                DeValue::String(s) => {
+                    let text = Sp::new(s.to_string(), v.span());
+                    let param = self.queue_param(&text);
+                    if let Some(lit) = param.as_ref().and_then(QueueParam::literal)
+                        && !lit.trim().parse::<u8>().is_ok_and(|p| p <= 100)
+                    {
+                        self.sink.error(
+                            &v.span(),
+                            "`priority` must be between 0 and 100 (or a template like \"{tier_priority}\")",
+                        );
+                    }
+                    param
+                }
+                other => {
+                    self.sink.error(
+                        &v.span(),
+                        format!(
+                            "`priority` must be a whole number or a template, not {}",
+                            kind_of(other)
+                        ),
+                    );
+                    None
+                }
+            },
         };
         let skills = t
             .strings("skills", self.sink)
             .unwrap_or_default()
-            .into_iter()
-            .map(|s| s.v)
+            .iter()
+            .filter_map(|s| self.queue_param(s))
             .collect();
+        let mut keys = Vec::new();
+        if let Some(k) = t.table("keys", self.sink) {
+            for (key, target) in k.entries() {
+                let mut chars = key.v.chars();
+                let c = match (chars.next(), chars.next()) {
+                    (Some(c), None) if is_dtmf(c) => c,
+                    _ => {
+                        self.sink.error(
+                            &key.span,
+                            format!("queue key {:?} is not one key (0-9, *, #, A-D)", key.v),
+                        );
+                        continue;
+                    }
+                };
+                if let Some(target) = self.string_value(target, "a queue key's node") {
+                    keys.push((c, self.node_ref(&target)));
+                }
+            }
+        }
+        let unset = |cx: &mut Self| QueueParam {
+            text: String::new(),
+            template: Template::default(),
+            at: cx.sink.src.locate(&t.span),
+        };
         NodeKind::Queue(Box::new(Queue {
-            queue,
-            priority: t
-                .int("priority", 0..=100, self.sink)
-                .map_or(0, |p| p.v as u32),
+            queue: queue.unwrap_or_else(|| unset(self)),
+            priority: priority.unwrap_or_else(|| QueueParam {
+                text: "0".into(),
+                template: Template::parse("0").unwrap_or_default(),
+                at: self.sink.src.locate(&t.span),
+            }),
             skills,
             prompts: self.prompts(t, "prompts"),
             timeout: self.duration(t, "timeout", Duration::from_secs(600)),
+            keys,
             answered: self.opt_node(t, "answered"),
             on_timeout: self.opt_node(t, "on_timeout"),
             full: self.opt_node(t, "full"),
             no_agents: self.opt_node(t, "no_agents"),
         }))
+    }
+
+    fn queue_param(&mut self, s: &Sp<String>) -> Option<QueueParam> {
+        let template = self.template(s)?;
+        Some(QueueParam {
+            text: s.v.clone(),
+            template,
+            at: self.sink.src.locate(&s.span),
+        })
     }
 
     // --- shared readers ---

@@ -54,7 +54,7 @@ fn detail(set: &FlowSet, kind: &NodeKind) -> String {
         }
         NodeKind::Subflow { flow, .. } => format!("flow {}", set.flow(*flow).name),
         NodeKind::Language { language, .. } => language.clone(),
-        NodeKind::Queue(q) => format!("queue {}", q.queue),
+        NodeKind::Queue(q) => format!("queue {}", q.queue.text),
         NodeKind::Transfer(t) => match &t.target {
             TransferTarget::Uri(_) => "to a SIP URI".into(),
             TransferTarget::Number(_) => "to a number".into(),
