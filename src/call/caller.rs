@@ -37,6 +37,9 @@ impl<M: MediaBackend> Engine<M> {
             UaEvent::Acked { answer, .. } => self.on_ack(now, id, answer),
             UaEvent::ReInvite { offer, .. } => self.on_reinvite(now, id, offer),
             UaEvent::Dtmf { digit, .. } => {
+                if self.queue_digit(now, id, digit) {
+                    return;
+                }
                 if let Some(c) = self.calls.get_mut(&id) {
                     c.interpreter.on_digit(now, digit);
                     self.run_flow(now, id);

@@ -305,7 +305,15 @@ impl<M: MediaBackend> Engine<M> {
             return;
         };
         match event {
-            MediaEvent::Digit { digit, .. } => call.interpreter.on_digit(now, digit),
+            MediaEvent::Digit { digit, .. } => {
+                if self.queue_digit(now, id, digit) {
+                    return;
+                }
+                let Some(call) = self.calls.get_mut(&id) else {
+                    return;
+                };
+                call.interpreter.on_digit(now, digit)
+            }
             MediaEvent::PlayDone { id: play, .. } => call
                 .interpreter
                 .on_play_done(now, crate::flow::PlayId(play)),

@@ -18,6 +18,8 @@ use crate::sip::{Peer, TransportKind};
 pub(super) struct QueueVisit {
     pub task: TaskId,
     pub queue: String,
+    /// Keys that take the caller out of the queue while they wait (the node's `keys`).
+    pub keys: Vec<char>,
     pub entered_ms: i64,
     pub left_ms: Option<i64>,
     /// The agent who answered, their leg, and when.
@@ -85,9 +87,10 @@ impl<M: MediaBackend> Engine<M> {
         id: InteractionId,
         task: TaskId,
         queue: String,
-        priority: u32,
+        priority: u8,
         skills: Vec<String>,
         timeout: Duration,
+        keys: Vec<char>,
     ) {
         let wall = self.wall_ms(now);
         let Some(call) = self.calls.get_mut(&id) else {
@@ -98,6 +101,7 @@ impl<M: MediaBackend> Engine<M> {
         call.queue = Some(QueueVisit {
             task,
             queue: queue.clone(),
+            keys,
             entered_ms: wall,
             left_ms: None,
             answered: None,
@@ -109,7 +113,7 @@ impl<M: MediaBackend> Engine<M> {
             AcdEvent::Enqueue {
                 caller: caller_id(id),
                 queue,
-                priority: priority.min(100) as u8,
+                priority,
                 skills,
                 sticky,
                 max_wait: timeout,
@@ -399,6 +403,32 @@ impl<M: MediaBackend> Engine<M> {
         }
         self.acd.handle(now, AcdEvent::ConversationEnded { agent });
         self.drain_acd(now);
+    }
+
+    /// A key from a caller in a queue: one of the node's keys takes a waiting caller out;
+    /// once they talk to an agent, keys go across to the agent. False when the caller is not
+    /// in a queue (the flow hears the key).
+    pub(super) fn queue_digit(&mut self, now: Instant, id: InteractionId, digit: char) -> bool {
+        let Some(visit) = self.calls.get(&id).and_then(|c| c.queue.as_ref()) else {
+            return false;
+        };
+        if visit.answered.is_none() {
+            if visit.keys.contains(&digit) {
+                self.acd.handle(now, AcdEvent::CallerGone { caller: caller_id(id) });
+                self.drain_acd(now);
+                self.leave_queue(now, id, QueueExit::Key(digit));
+            }
+            return true;
+        }
+        if let Some(leg) = self.calls.get(&id).and_then(|c| c.bridged)
+            && let Some(l) = self.legs.get(&leg)
+        {
+            self.media.command(MediaCommand::SendDigit {
+                call: l.dialog,
+                digit,
+            });
+        }
+        true
     }
 
     /// The caller leaves the queue unanswered, back into the flow.
