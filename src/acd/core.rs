@@ -130,13 +130,35 @@ pub(super) struct Queue {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(super) enum TimerKind {
-    Ring { agent: AgentId, token: u64 },
-    WrapUp { agent: AgentId, token: u64 },
-    Rest { agent: AgentId, token: u64 },
-    MaxWait { caller: CallerId, token: u64 },
-    Widen { caller: CallerId, token: u64, step: usize },
-    StickyEnd { caller: CallerId, token: u64 },
-    Announce { caller: CallerId, token: u64 },
+    Ring {
+        agent: AgentId,
+        token: u64,
+    },
+    WrapUp {
+        agent: AgentId,
+        token: u64,
+    },
+    Rest {
+        agent: AgentId,
+        token: u64,
+    },
+    MaxWait {
+        caller: CallerId,
+        token: u64,
+    },
+    Widen {
+        caller: CallerId,
+        token: u64,
+        step: usize,
+    },
+    StickyEnd {
+        caller: CallerId,
+        token: u64,
+    },
+    Announce {
+        caller: CallerId,
+        token: u64,
+    },
 }
 
 /// The automatic call distributor's state: see the module doc.
@@ -362,10 +384,10 @@ impl Acd {
     fn debug_check(&self) {
         // The full check is quadratic; big set-ups (the benchmark) are checked by the tests.
         #[cfg(debug_assertions)]
-        if self.callers.len() * self.agents.len() <= 4096 {
-            if let Err(e) = self.check_invariants() {
-                panic!("ACD invariant broken: {e}");
-            }
+        if self.callers.len() * self.agents.len() <= 4096
+            && let Err(e) = self.check_invariants()
+        {
+            panic!("ACD invariant broken: {e}");
         }
     }
 }

@@ -69,28 +69,34 @@ impl Acd {
             return;
         }
         if free {
-            let queues = self.agents[agent.0 as usize].queues.clone();
-            let mut keys = Vec::with_capacity(queues.len());
-            for q in queues {
+            // The free keys never read `queues`; taking it avoids a clone on the hot path.
+            let queues = std::mem::take(&mut self.agents[agent.0 as usize].queues);
+            let mut keys = std::mem::take(&mut self.agents[agent.0 as usize].pool_keys);
+            keys.clear();
+            for &q in &queues {
                 let key = self.free_key(q, agent);
                 self.queues[q.0 as usize].free.insert(key);
                 keys.push((q, key));
             }
             let a = &mut self.agents[agent.0 as usize];
+            a.queues = queues;
             a.pool_keys = keys;
             a.in_pool = true;
             self.dirty_agents.push_back(agent);
         } else {
             let a = &mut self.agents[agent.0 as usize];
             a.in_pool = false;
-            for (q, key) in std::mem::take(&mut a.pool_keys) {
+            for &(q, key) in &a.pool_keys {
                 self.queues[q.0 as usize].free.remove(&key);
             }
+            a.pool_keys.clear();
         }
     }
 
     pub(super) fn login(&mut self, now: Instant, agent: AgentId) {
-        let Some(a) = self.agent_mut(agent) else { return };
+        let Some(a) = self.agent_mut(agent) else {
+            return;
+        };
         if a.removed || a.state != AgentState::LoggedOut {
             debug!(?agent, "ACD: login ignored (removed or logged in)");
             return;
@@ -112,7 +118,9 @@ impl Acd {
 
     /// Logout or not ready: at once, except during a call (applied after its wrap-up).
     fn leave_service(&mut self, now: Instant, agent: AgentId, to: Pending) {
-        let Some(a) = self.agent_mut(agent) else { return };
+        let Some(a) = self.agent_mut(agent) else {
+            return;
+        };
         let (state, why) = match &to {
             Pending::Logout => (AgentState::LoggedOut, "logout"),
             Pending::NotReady(reason) => (
@@ -144,7 +152,9 @@ impl Acd {
     }
 
     pub(super) fn ready(&mut self, now: Instant, agent: AgentId) {
-        let Some(a) = self.agent_mut(agent) else { return };
+        let Some(a) = self.agent_mut(agent) else {
+            return;
+        };
         match a.state {
             AgentState::LoggedOut => debug!(?agent, "ACD: ready ignored, not logged in"),
             AgentState::OnCall | AgentState::OnHold => a.pending = None,
@@ -163,14 +173,18 @@ impl Acd {
     }
 
     pub(super) fn end_wrap_up(&mut self, now: Instant, agent: AgentId) {
-        let Some(a) = self.agent_mut(agent) else { return };
+        let Some(a) = self.agent_mut(agent) else {
+            return;
+        };
         if a.state == AgentState::WrapUp {
             self.finish_wrap(now, agent, "wrap_up_end");
         }
     }
 
     pub(super) fn hold(&mut self, agent: AgentId, hold: bool) {
-        let Some(a) = self.agent_mut(agent) else { return };
+        let Some(a) = self.agent_mut(agent) else {
+            return;
+        };
         let (from, to, why) = if hold {
             (AgentState::OnCall, AgentState::OnHold, "hold")
         } else {
@@ -188,7 +202,9 @@ impl Acd {
     }
 
     pub(super) fn reachable(&mut self, now: Instant, agent: AgentId, reachable: bool) {
-        let Some(a) = self.agent_mut(agent) else { return };
+        let Some(a) = self.agent_mut(agent) else {
+            return;
+        };
         if a.reachable == reachable {
             return;
         }
@@ -202,7 +218,9 @@ impl Acd {
     }
 
     pub(super) fn phone_busy(&mut self, now: Instant, agent: AgentId, busy: bool) {
-        let Some(a) = self.agent_mut(agent) else { return };
+        let Some(a) = self.agent_mut(agent) else {
+            return;
+        };
         if a.phone_busy == busy {
             return;
         }
@@ -211,7 +229,14 @@ impl Acd {
         self.phone_changed(now, agent, busy, OfferFailure::Busy, why);
     }
 
-    fn phone_changed(&mut self, now: Instant, agent: AgentId, out: bool, f: OfferFailure, why: &str) {
+    fn phone_changed(
+        &mut self,
+        now: Instant,
+        agent: AgentId,
+        out: bool,
+        f: OfferFailure,
+        why: &str,
+    ) {
         let a = &self.agents[agent.0 as usize];
         match (out, a.ringing) {
             (true, Some(c)) => {
@@ -229,7 +254,11 @@ impl Acd {
         let current = self.agents.get(agent.0 as usize).and_then(|a| a.ringing) == Some(caller)
             && self.callers.contains_key(&caller);
         if !current {
-            debug!(?caller, ?agent, "ACD: answer for an offer that is not current");
+            debug!(
+                ?caller,
+                ?agent,
+                "ACD: answer for an offer that is not current"
+            );
             self.actions.push_back(AcdAction::EndOffer {
                 caller,
                 agent,
@@ -254,15 +283,24 @@ impl Acd {
         self.set_state(now, agent, AgentState::OnCall, "answered");
     }
 
-    pub(super) fn offer_failed(&mut self, now: Instant, caller: CallerId, agent: AgentId, why: OfferFailure) {
+    pub(super) fn offer_failed(
+        &mut self,
+        now: Instant,
+        caller: CallerId,
+        agent: AgentId,
+        why: OfferFailure,
+    ) {
         if self.agents.get(agent.0 as usize).and_then(|a| a.ringing) != Some(caller) {
-            debug!(?caller, ?agent, "ACD: failure of an offer that is not current");
+            debug!(
+                ?caller,
+                ?agent,
+                "ACD: failure of an offer that is not current"
+            );
             return;
         }
-        let rest = self
-            .callers
-            .get(&caller)
-            .map_or(Duration::ZERO, |c| self.queues[c.queue.0 as usize].def.busy_rest);
+        let rest = self.callers.get(&caller).map_or(Duration::ZERO, |c| {
+            self.queues[c.queue.0 as usize].def.busy_rest
+        });
         self.end_offer(caller, agent, OfferOutcome::Failed(why));
         if !rest.is_zero() {
             // A phone that forwards (302) or refuses would otherwise be offered again at once.
@@ -282,7 +320,9 @@ impl Acd {
     }
 
     pub(super) fn ring_timeout(&mut self, now: Instant, agent: AgentId) {
-        let Some(caller) = self.agents[agent.0 as usize].ringing else { return };
+        let Some(caller) = self.agents[agent.0 as usize].ringing else {
+            return;
+        };
         let max_misses = self
             .callers
             .get(&caller)
@@ -304,7 +344,9 @@ impl Acd {
     }
 
     pub(super) fn conversation_ended(&mut self, now: Instant, agent: AgentId) {
-        let Some(a) = self.agent_mut(agent) else { return };
+        let Some(a) = self.agent_mut(agent) else {
+            return;
+        };
         if !matches!(a.state, AgentState::OnCall | AgentState::OnHold) {
             debug!(?agent, "ACD: conversation end for an agent not in a call");
             return;
@@ -358,7 +400,9 @@ impl Acd {
         if let (Some(q), Some(start)) = (a.call_queue.take(), a.call_start.take())
             && let Some(queue) = self.queues.get_mut(q.0 as usize)
         {
-            queue.handle_times.push_back(now.saturating_duration_since(start));
+            queue
+                .handle_times
+                .push_back(now.saturating_duration_since(start));
             if queue.handle_times.len() > super::HANDLE_WINDOW {
                 queue.handle_times.pop_front();
             }
@@ -380,7 +424,12 @@ impl Acd {
         self.emit_end_offer(caller, agent, outcome);
     }
 
-    pub(super) fn emit_end_offer(&mut self, caller: CallerId, agent: AgentId, outcome: OfferOutcome) {
+    pub(super) fn emit_end_offer(
+        &mut self,
+        caller: CallerId,
+        agent: AgentId,
+        outcome: OfferOutcome,
+    ) {
         self.actions.push_back(AcdAction::EndOffer {
             caller,
             agent,

@@ -33,14 +33,20 @@ impl Acd {
             let id = AgentId(i as u32);
             let ringing = a.state == AgentState::Ringing;
             if ringing != a.ringing.is_some() {
-                return Err(format!("{id:?} is {:?} with offer {:?}", a.state, a.ringing));
+                return Err(format!(
+                    "{id:?} is {:?} with offer {:?}",
+                    a.state, a.ringing
+                ));
             }
             if let Some(c) = a.ringing {
                 let Some(caller) = self.callers.get(&c) else {
                     return Err(format!("{id:?} rings for {c:?} who is not waiting"));
                 };
                 if caller.offers.iter().filter(|&&o| o == id).count() != 1 {
-                    return Err(format!("{id:?} rings for {c:?} who lists {:?}", caller.offers));
+                    return Err(format!(
+                        "{id:?} rings for {c:?} who lists {:?}",
+                        caller.offers
+                    ));
                 }
                 let token = a.ring_token;
                 if !has_timer(TimerKind::Ring { agent: id, token }) {
@@ -49,12 +55,17 @@ impl Acd {
             }
             let talking = matches!(a.state, AgentState::OnCall | AgentState::OnHold);
             if talking != a.talking.is_some() {
-                return Err(format!("{id:?} is {:?} talking to {:?}", a.state, a.talking));
+                return Err(format!(
+                    "{id:?} is {:?} talking to {:?}",
+                    a.state, a.talking
+                ));
             }
-            if let Some(c) = a.talking {
-                if self.talking.get(&c) != Some(&id) || self.callers.contains_key(&c) {
-                    return Err(format!("{id:?} talks to {c:?}, who is waiting or elsewhere"));
-                }
+            if let Some(c) = a.talking
+                && (self.talking.get(&c) != Some(&id) || self.callers.contains_key(&c))
+            {
+                return Err(format!(
+                    "{id:?} talks to {c:?}, who is waiting or elsewhere"
+                ));
             }
             if a.state == AgentState::WrapUp {
                 let token = a.wrap_token;
@@ -69,7 +80,11 @@ impl Acd {
                 }
             }
             if a.in_pool != self.is_free(id) {
-                return Err(format!("{id:?} in pool: {}, free: {}", a.in_pool, self.is_free(id)));
+                return Err(format!(
+                    "{id:?} in pool: {}, free: {}",
+                    a.in_pool,
+                    self.is_free(id)
+                ));
             }
             for q in &a.queues {
                 let in_set = self.queues[q.0 as usize].free.iter().any(|k| k.2 == id);
@@ -98,7 +113,10 @@ impl Acd {
             }
         }
         if in_queues != self.callers.len() {
-            return Err(format!("{} callers, {in_queues} in queues", self.callers.len()));
+            return Err(format!(
+                "{} callers, {in_queues} in queues",
+                self.callers.len()
+            ));
         }
         for (id, c) in &self.callers {
             let q = &self.queues[c.queue.0 as usize];

@@ -143,7 +143,9 @@ struct Harness {
 
 impl Harness {
     fn agent(&self, i: usize) -> AgentId {
-        self.acd.agent_id(&format!("a{i}")).expect("agents are never forgotten")
+        self.acd
+            .agent_id(&format!("a{i}"))
+            .expect("agents are never forgotten")
     }
 
     fn step(&mut self, op: &Op) -> Result<(), String> {
@@ -169,12 +171,18 @@ impl Harness {
                 };
                 self.acd.handle(now, event);
             }
-            Op::Gone(c) => self.acd.handle(now, AcdEvent::CallerGone { caller: CallerId(c) }),
+            Op::Gone(c) => self.acd.handle(
+                now,
+                AcdEvent::CallerGone {
+                    caller: CallerId(c),
+                },
+            ),
             Op::AnswerCurrent(a) => {
                 let agent = self.agent(a);
                 if let Some(caller) = self.acd.offered_to(agent) {
                     answered = Some((caller, agent));
-                    self.acd.handle(now, AcdEvent::OfferAnswered { caller, agent });
+                    self.acd
+                        .handle(now, AcdEvent::OfferAnswered { caller, agent });
                 }
             }
             Op::AnswerStale(c, a) => {
@@ -184,17 +192,20 @@ impl Harness {
                 } else {
                     stale_answer = Some((caller, agent));
                 }
-                self.acd.handle(now, AcdEvent::OfferAnswered { caller, agent });
+                self.acd
+                    .handle(now, AcdEvent::OfferAnswered { caller, agent });
             }
             Op::FailCurrent(a, why) => {
                 let agent = self.agent(a);
                 if let Some(caller) = self.acd.offered_to(agent) {
-                    self.acd.handle(now, AcdEvent::OfferFailed { caller, agent, why });
+                    self.acd
+                        .handle(now, AcdEvent::OfferFailed { caller, agent, why });
                 }
             }
             Op::FailStale(c, a, why) => {
                 let (caller, agent) = (CallerId(c), self.agent(a));
-                self.acd.handle(now, AcdEvent::OfferFailed { caller, agent, why });
+                self.acd
+                    .handle(now, AcdEvent::OfferFailed { caller, agent, why });
             }
             Op::Agent(a, k) => {
                 let agent = self.agent(a);
@@ -215,7 +226,8 @@ impl Harness {
             }
             Op::Reachable(a, reachable) => {
                 let agent = self.agent(a);
-                self.acd.handle(now, AcdEvent::Reachable { agent, reachable });
+                self.acd
+                    .handle(now, AcdEvent::Reachable { agent, reachable });
             }
             Op::Busy(a, busy) => {
                 let agent = self.agent(a);
@@ -242,10 +254,10 @@ impl Harness {
         stale_answer: Option<(CallerId, AgentId)>,
         answered: Option<(CallerId, AgentId)>,
     ) -> Result<(), String> {
-        if let Some(offer) = answered {
-            if !self.open.remove(&offer) {
-                return Err(format!("answered {offer:?}, which was never offered"));
-            }
+        if let Some(offer) = answered
+            && !self.open.remove(&offer)
+        {
+            return Err(format!("answered {offer:?}, which was never offered"));
         }
         let mut stale_ended = false;
         while let Some(action) = self.acd.poll_action() {
@@ -283,10 +295,10 @@ impl Harness {
         if stale_answer.is_some() && !stale_ended {
             return Err("a stale answer was not hung up".into());
         }
-        if let Some((_, agent)) = answered {
-            if self.acd.agent_state(agent) != Some(&AgentState::OnCall) {
-                return Err(format!("{agent:?} answered but is not on a call"));
-            }
+        if let Some((_, agent)) = answered
+            && self.acd.agent_state(agent) != Some(&AgentState::OnCall)
+        {
+            return Err(format!("{agent:?} answered but is not on a call"));
         }
         let ringing: HashSet<(CallerId, AgentId)> = (0..AGENTS)
             .map(|a| self.agent(a))
@@ -299,7 +311,10 @@ impl Harness {
             let agent = self.agent(a);
             let said = self.states.get(&agent).unwrap_or(&AgentState::LoggedOut);
             if self.acd.agent_state(agent) != Some(said) {
-                return Err(format!("{agent:?} is {:?}, last said {said:?}", self.acd.agent_state(agent)));
+                return Err(format!(
+                    "{agent:?} is {:?}, last said {said:?}",
+                    self.acd.agent_state(agent)
+                ));
             }
         }
         Ok(())

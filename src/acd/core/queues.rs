@@ -42,13 +42,21 @@ impl Acd {
         if qu.def.when_empty != EmptyRule::Wait && qu.logged_in == 0 {
             return leave(self, QueueLeave::NoAgents);
         }
-        if qu.def.max_length.is_some_and(|max| qu.all.len() >= max as usize) {
+        if qu
+            .def
+            .max_length
+            .is_some_and(|max| qu.all.len() >= max as usize)
+        {
             return leave(self, QueueLeave::Full);
         }
         let max_wait = max_wait.min(qu.def.max_wait);
         let sticky_wait = qu.def.sticky_wait;
         let first_widen = qu.def.widening.first().map(|w| w.after);
-        let announce = qu.def.announcements.as_ref().map(|a| a.every.max(super::MIN_ANNOUNCE));
+        let announce = qu
+            .def
+            .announcements
+            .as_ref()
+            .map(|a| a.every.max(super::MIN_ANNOUNCE));
         let sticky = sticky
             .filter(|_| !sticky_wait.is_zero())
             .and_then(|id| self.agent_ids.get(&id).copied())
@@ -116,7 +124,12 @@ impl Acd {
     }
 
     /// The caller leaves unanswered: every agent ringing for them is cancelled.
-    pub(super) fn remove_caller(&mut self, now: Instant, caller: CallerId, why: Option<QueueLeave>) {
+    pub(super) fn remove_caller(
+        &mut self,
+        now: Instant,
+        caller: CallerId,
+        why: Option<QueueLeave>,
+    ) {
         if !self.callers.contains_key(&caller) {
             return;
         }
@@ -145,10 +158,16 @@ impl Acd {
 
     /// One widening step: more agents qualify now, not only at the next event.
     pub(super) fn widen(&mut self, now: Instant, caller: CallerId, step: usize) {
-        let Some(c) = self.callers.get_mut(&caller) else { return };
+        let Some(c) = self.callers.get_mut(&caller) else {
+            return;
+        };
         c.widen = step + 1;
         let (token, arrival) = (c.token, c.key.1);
-        let next = self.queues[c.queue.0 as usize].def.widening.get(step + 1).map(|w| w.after);
+        let next = self.queues[c.queue.0 as usize]
+            .def
+            .widening
+            .get(step + 1)
+            .map(|w| w.after);
         if let Some(after) = next {
             let kind = TimerKind::Widen {
                 caller,
@@ -164,7 +183,9 @@ impl Acd {
     /// lowest announced so far, so it never goes up (a higher-priority arrival would
     /// otherwise push it back).
     pub(super) fn announce(&mut self, now: Instant, caller: CallerId) {
-        let Some(c) = self.callers.get(&caller) else { return };
+        let Some(c) = self.callers.get(&caller) else {
+            return;
+        };
         let Some(ann) = self.queues[c.queue.0 as usize].def.announcements.clone() else {
             return;
         };
@@ -204,7 +225,10 @@ impl Acd {
             .filter(|&&a| {
                 let ag = &self.agents[a.0 as usize];
                 !ag.removed
-                    && !matches!(ag.state, AgentState::LoggedOut | AgentState::NotReady { .. })
+                    && !matches!(
+                        ag.state,
+                        AgentState::LoggedOut | AgentState::NotReady { .. }
+                    )
                     && self.skills_fit(a, c)
             })
             .count() as u32;

@@ -158,8 +158,16 @@ pub(super) fn member(def: &QueueDef, needs: &[(u32, u8)], a: &Agent) -> bool {
     let listed = (def.agents.is_empty() && def.teams.is_empty())
         || def.agents.contains(&a.def.id)
         || a.def.team.as_ref().is_some_and(|t| def.teams.contains(t));
-    let floor = def.widening.iter().map(|w| w.min_level).min().unwrap_or(u8::MAX);
-    listed && needs.iter().all(|&(s, min)| level(&a.skills, s) >= min.min(floor))
+    let floor = def
+        .widening
+        .iter()
+        .map(|w| w.min_level)
+        .min()
+        .unwrap_or(u8::MAX);
+    listed
+        && needs
+            .iter()
+            .all(|&(s, min)| level(&a.skills, s) >= min.min(floor))
 }
 
 fn new_agent(def: crate::acd::AgentDef, skills: Vec<(u32, u8)>) -> Agent {

@@ -38,7 +38,9 @@ impl Acd {
             .checked_sub(1)
             .and_then(|i| q.def.widening.get(i))
             .map_or(u8::MAX, |w| w.min_level);
-        q.needs.iter().all(|&(s, min)| level(&a.skills, s) >= min.min(cap))
+        q.needs
+            .iter()
+            .all(|&(s, min)| level(&a.skills, s) >= min.min(cap))
             && c.extra.iter().all(|&s| level(&a.skills, s) >= 1)
     }
 
@@ -50,7 +52,9 @@ impl Acd {
     /// A caller who may be offered: to the best free agent by the queue's strategy, or to
     /// every eligible free agent in a ring-all queue.
     pub(super) fn dispatch_caller(&mut self, now: Instant, caller: CallerId) {
-        let Some(c) = self.callers.get(&caller) else { return };
+        let Some(c) = self.callers.get(&caller) else {
+            return;
+        };
         let q = c.queue;
         let queue = &self.queues[q.0 as usize];
         let ring_all = queue.def.strategy == Strategy::RingAll;
@@ -132,7 +136,12 @@ impl Acd {
             });
             if let Some(&(prio, arrival, caller)) = found {
                 let wait = now.saturating_duration_since(arrival).as_nanos();
-                let rank = (prio, Reverse(wait * u128::from(queue.def.weight)), arrival, caller);
+                let rank = (
+                    prio,
+                    Reverse(wait * u128::from(queue.def.weight)),
+                    arrival,
+                    caller,
+                );
                 if best.is_none_or(|b| rank < b) {
                     best = Some(rank);
                 }
@@ -145,7 +154,9 @@ impl Acd {
 
     pub(super) fn offer(&mut self, now: Instant, caller: CallerId, agent: AgentId) {
         let token = self.next_serial();
-        let Some(c) = self.callers.get_mut(&caller) else { return };
+        let Some(c) = self.callers.get_mut(&caller) else {
+            return;
+        };
         c.offers.push(agent);
         let queue = &mut self.queues[c.queue.0 as usize];
         if queue.def.strategy != Strategy::RingAll {

@@ -8,8 +8,7 @@ use crate::acd::model::{
     SkillNeed, Strategy, Widening,
 };
 use crate::acd::{
-    Acd, AcdAction, AcdEvent, AgentId, AgentState, CallerId, OfferFailure, OfferOutcome,
-    QueueLeave,
+    Acd, AcdAction, AcdEvent, AgentId, AgentState, CallerId, OfferFailure, OfferOutcome, QueueLeave,
 };
 
 pub(super) fn agent(id: &str, skills: &[(&str, u8)], team: Option<&str>) -> AgentDef {
@@ -115,7 +114,14 @@ impl T {
         self.enqueue_with(c, q, priority, &[], None)
     }
 
-    fn enqueue_with(&mut self, c: u64, q: &str, priority: u8, skills: &[&str], sticky: Option<&str>) -> Vec<AcdAction> {
+    fn enqueue_with(
+        &mut self,
+        c: u64,
+        q: &str,
+        priority: u8,
+        skills: &[&str],
+        sticky: Option<&str>,
+    ) -> Vec<AcdAction> {
         self.ev(AcdEvent::Enqueue {
             caller: CallerId(c),
             queue: q.into(),
@@ -195,7 +201,9 @@ fn not_ready(reason: &str) -> AgentState {
 }
 
 fn one(strategy: Strategy, n: usize) -> T {
-    let agents = (1..=n).map(|i| agent(&format!("a{i}"), &[], None)).collect();
+    let agents = (1..=n)
+        .map(|i| agent(&format!("a{i}"), &[], None))
+        .collect();
     T::new(agents, vec![queue("q", strategy)])
 }
 
@@ -204,7 +212,10 @@ fn agent_state_machine_login_ready_not_ready_logout() {
     let mut t = one(Strategy::LongestIdle, 1);
     assert_eq!(t.state("a1"), AgentState::LoggedOut);
     let a1 = t.id("a1");
-    assert!(t.ev(AcdEvent::Ready { agent: a1 }).is_empty(), "ready needs a login");
+    assert!(
+        t.ev(AcdEvent::Ready { agent: a1 }).is_empty(),
+        "ready needs a login"
+    );
     assert_eq!(reasons(&t.login("a1")), ["login"]);
     assert_eq!(t.state("a1"), AgentState::Available);
     t.ev(AcdEvent::NotReady {
@@ -263,8 +274,16 @@ fn wrap_up_agent_override_and_early_end() {
     t.hangup("a1");
     t.enqueue(2, "q", 0);
     t.at(30);
-    assert_eq!(t.state("a1"), AgentState::WrapUp, "the agent's 60 s beat the queue's 10 s");
-    assert_eq!(t.offer_of("a1"), None, "a waiting caller never cuts a wrap-up");
+    assert_eq!(
+        t.state("a1"),
+        AgentState::WrapUp,
+        "the agent's 60 s beat the queue's 10 s"
+    );
+    assert_eq!(
+        t.offer_of("a1"),
+        None,
+        "a waiting caller never cuts a wrap-up"
+    );
     let out = t.ev(AcdEvent::EndWrapUp { agent: a1 });
     assert_eq!(reasons(&out), ["wrap_up_end", "offer"]);
     assert_eq!(offers(&out), [(2, a1.0)]);
@@ -288,7 +307,11 @@ fn wrap_up_belongs_to_the_agent_through_transfers() {
     assert_eq!(t.state("a2"), AgentState::WrapUp);
     assert_eq!(reasons(&out), ["transferred"]);
     t.at(15);
-    assert_eq!(t.state("a1"), AgentState::Ringing, "a1's wrap-up ran its own 10 s");
+    assert_eq!(
+        t.state("a1"),
+        AgentState::Ringing,
+        "a1's wrap-up ran its own 10 s"
+    );
     assert_eq!(t.offer_of("a1"), Some(c2));
     assert_eq!(t.state("a2"), AgentState::WrapUp);
     t.at(18);
@@ -305,7 +328,10 @@ fn unreachable_and_busy_phones_leave_the_pool_and_come_back() {
         agent: a1,
         reachable: false,
     });
-    assert_eq!(ends(&out), [(1, a1.0, OfferOutcome::Failed(OfferFailure::Unreachable))]);
+    assert_eq!(
+        ends(&out),
+        [(1, a1.0, OfferOutcome::Failed(OfferFailure::Unreachable))]
+    );
     assert_eq!(t.state("a1"), AgentState::Available, "ACD state kept");
     assert_eq!(t.offer_of("a1"), None);
     let out = t.ev(AcdEvent::Reachable {
@@ -313,17 +339,30 @@ fn unreachable_and_busy_phones_leave_the_pool_and_come_back() {
         reachable: true,
     });
     assert_eq!(reasons(&out), ["registration back", "offer"]);
-    let out = t.ev(AcdEvent::PhoneBusy { agent: a1, busy: true });
-    assert_eq!(ends(&out), [(1, a1.0, OfferOutcome::Failed(OfferFailure::Busy))]);
+    let out = t.ev(AcdEvent::PhoneBusy {
+        agent: a1,
+        busy: true,
+    });
+    assert_eq!(
+        ends(&out),
+        [(1, a1.0, OfferOutcome::Failed(OfferFailure::Busy))]
+    );
     t.at(100);
     assert_eq!(t.offer_of("a1"), None);
-    let out = t.ev(AcdEvent::PhoneBusy { agent: a1, busy: false });
+    let out = t.ev(AcdEvent::PhoneBusy {
+        agent: a1,
+        busy: false,
+    });
     assert_eq!(offers(&out), [(1, a1.0)]);
 }
 
 #[test]
 fn refusals_go_to_the_next_agent_and_rest_the_phone() {
-    for why in [OfferFailure::Busy, OfferFailure::Declined, OfferFailure::Redirected] {
+    for why in [
+        OfferFailure::Busy,
+        OfferFailure::Declined,
+        OfferFailure::Redirected,
+    ] {
         let mut t = one(Strategy::LongestIdle, 2);
         let (a1, a2) = (t.id("a1"), t.id("a2"));
         t.login("a1");
@@ -363,7 +402,11 @@ fn rona_after_max_misses_and_reset_on_answer_and_ready() {
     t.at(60);
     let out = t.at(100);
     assert_eq!(ends(&out).len(), 2);
-    assert_eq!(t.state("a1"), AgentState::Ringing, "the answer reset the count");
+    assert_eq!(
+        t.state("a1"),
+        AgentState::Ringing,
+        "the answer reset the count"
+    );
     t.ev(AcdEvent::Ready { agent: a1 });
     t.at(120);
     t.at(140);
@@ -385,9 +428,18 @@ fn join_rules_when_empty() {
     let mut t = T::new(vec![agent("a1", &[], None)], qs);
     let a1 = t.id("a1");
     assert!(leaves(&t.enqueue(1, "wait", 0)).is_empty());
-    assert_eq!(leaves(&t.enqueue(2, "refuse", 0)), [(2, QueueLeave::NoAgents)]);
-    assert_eq!(leaves(&t.enqueue(3, "leave", 0)), [(3, QueueLeave::NoAgents)]);
-    assert_eq!(leaves(&t.enqueue(4, "nowhere", 0)), [(4, QueueLeave::NoAgents)]);
+    assert_eq!(
+        leaves(&t.enqueue(2, "refuse", 0)),
+        [(2, QueueLeave::NoAgents)]
+    );
+    assert_eq!(
+        leaves(&t.enqueue(3, "leave", 0)),
+        [(3, QueueLeave::NoAgents)]
+    );
+    assert_eq!(
+        leaves(&t.enqueue(4, "nowhere", 0)),
+        [(4, QueueLeave::NoAgents)]
+    );
     t.login("a1");
     t.ev(AcdEvent::NotReady {
         agent: a1,
@@ -397,7 +449,11 @@ fn join_rules_when_empty() {
     assert!(leaves(&t.enqueue(5, "refuse", 0)).is_empty());
     assert!(leaves(&t.enqueue(6, "leave", 0)).is_empty());
     let out = t.ev(AcdEvent::Logout { agent: a1 });
-    assert_eq!(leaves(&out), [(6, QueueLeave::NoAgents)], "refuse-new callers stay");
+    assert_eq!(
+        leaves(&out),
+        [(6, QueueLeave::NoAgents)],
+        "refuse-new callers stay"
+    );
     assert_eq!(t.acd.waiting("refuse"), 1);
     assert_eq!(t.acd.waiting("wait"), 1);
 }
@@ -419,9 +475,17 @@ fn max_length_and_max_wait() {
     });
     assert_eq!(leaves(&t.enqueue(3, "q", 0)), [(3, QueueLeave::Full)]);
     assert_eq!(leaves(&t.at(29)), []);
-    assert_eq!(leaves(&t.at(30)), [(2, QueueLeave::Timeout)], "the node's shorter timeout");
+    assert_eq!(
+        leaves(&t.at(30)),
+        [(2, QueueLeave::Timeout)],
+        "the node's shorter timeout"
+    );
     assert_eq!(t.acd.queue_of(CallerId(1)), Some("q"));
-    assert_eq!(leaves(&t.at(100)), [(1, QueueLeave::Timeout)], "the queue's max_wait");
+    assert_eq!(
+        leaves(&t.at(100)),
+        [(1, QueueLeave::Timeout)],
+        "the queue's max_wait"
+    );
     assert_eq!(t.acd.waiting("q"), 0);
 }
 
@@ -432,7 +496,9 @@ fn caller_gone_cancels_every_ringing_agent() {
         t.login(a);
     }
     assert_eq!(offers(&t.enqueue(1, "q", 0)).len(), 3);
-    let out = t.ev(AcdEvent::CallerGone { caller: CallerId(1) });
+    let out = t.ev(AcdEvent::CallerGone {
+        caller: CallerId(1),
+    });
     assert_eq!(ends(&out).len(), 3);
     assert!(ends(&out).iter().all(|e| e.2 == OfferOutcome::Cancelled));
     assert!(leaves(&out).is_empty());
@@ -458,16 +524,27 @@ fn ring_all_first_answer_wins_and_freed_agents_join() {
     t.login("a1");
     t.login("a2");
     assert_eq!(offers(&t.enqueue(1, "q", 0)), [(1, a1.0), (1, a2.0)]);
-    assert_eq!(offers(&t.login("a3")), [(1, a3.0)], "a freed agent joins the ringing");
+    assert_eq!(
+        offers(&t.login("a3")),
+        [(1, a3.0)],
+        "a freed agent joins the ringing"
+    );
     let out = t.answer(1, "a2");
     let mut e = ends(&out);
     e.sort_by_key(|e| e.1);
     assert_eq!(
         e,
-        [(1, a1.0, OfferOutcome::Cancelled), (1, a3.0, OfferOutcome::Cancelled)]
+        [
+            (1, a1.0, OfferOutcome::Cancelled),
+            (1, a3.0, OfferOutcome::Cancelled)
+        ]
     );
     let out = t.answer(1, "a1");
-    assert_eq!(ends(&out), [(1, a1.0, OfferOutcome::Cancelled)], "too late: hang that leg up");
+    assert_eq!(
+        ends(&out),
+        [(1, a1.0, OfferOutcome::Cancelled)],
+        "too late: hang that leg up"
+    );
     assert_eq!(t.state("a2"), AgentState::OnCall);
 }
 
@@ -568,13 +645,20 @@ fn widening_lowers_the_level_when_it_is_due() {
             min_level: 1,
         },
     ];
-    let agents = vec![agent("a1", &[("en", 3)], None), agent("a2", &[("en", 1)], None)];
+    let agents = vec![
+        agent("a1", &[("en", 3)], None),
+        agent("a2", &[("en", 1)], None),
+    ];
     let mut t = T::new(agents, vec![q]);
     t.login("a2");
     t.login("a1");
     t.enqueue(1, "q", 0);
     assert_eq!(offers(&t.at(29)), []);
-    assert_eq!(offers(&t.at(30)), [(1, t.id("a1").0)], "at the time, not on the next event");
+    assert_eq!(
+        offers(&t.at(30)),
+        [(1, t.id("a1").0)],
+        "at the time, not on the next event"
+    );
     t.ev(AcdEvent::OfferFailed {
         caller: CallerId(1),
         agent: t.id("a1"),
@@ -595,7 +679,11 @@ fn caller_extra_skills_are_needed() {
     t.enqueue_with(2, "q", 0, &["unknown"], None);
     assert_eq!(t.offer_of("a1"), None);
     t.enqueue(3, "q", 0);
-    assert_eq!(t.offer_of("a1"), Some(3), "a skipped caller does not block the next");
+    assert_eq!(
+        t.offer_of("a1"),
+        Some(3),
+        "a skipped caller does not block the next"
+    );
 }
 
 #[test]
@@ -620,14 +708,21 @@ fn fairness_across_queues_by_weighted_wait() {
     t.answer(2, "a1");
     t.enqueue(4, "heavy", 9);
     t.hangup("a1");
-    assert_eq!(offers(&t.at(70)), [(4, a1.0)], "priority before weighted wait");
+    assert_eq!(
+        offers(&t.at(70)),
+        [(4, a1.0)],
+        "priority before weighted wait"
+    );
 }
 
 #[test]
 fn sticky_agent_then_the_whole_queue() {
     let mut q = queue("q", Strategy::LongestIdle);
     q.sticky_wait = S(20);
-    let mut t = T::new(vec![agent("a1", &[], None), agent("a2", &[], None)], vec![q]);
+    let mut t = T::new(
+        vec![agent("a1", &[], None), agent("a2", &[], None)],
+        vec![q],
+    );
     let a1 = t.id("a1");
     t.login("a1");
     t.login("a2");
@@ -661,7 +756,10 @@ fn announcing() -> T {
         position: true,
         wait: true,
     });
-    T::new(vec![agent("a1", &[], None), agent("a2", &[], None)], vec![q])
+    T::new(
+        vec![agent("a1", &[], None), agent("a2", &[], None)],
+        vec![q],
+    )
 }
 
 fn announced(out: &[AcdAction]) -> Vec<(u64, u32, Option<Duration>)> {
@@ -682,13 +780,19 @@ fn announced_positions_never_go_up() {
     let mut t = announcing();
     t.enqueue(1, "q", 0);
     t.enqueue(2, "q", 0);
-    assert_eq!(announced(&t.at(30)), [(1, 1, None), (2, 2, None)], "nobody logged in");
+    assert_eq!(
+        announced(&t.at(30)),
+        [(1, 1, None), (2, 2, None)],
+        "nobody logged in"
+    );
     t.at(31);
     t.enqueue(3, "q", 90);
     // 1 and 2 are now behind 3 but are never told a higher number.
     assert_eq!(announced(&t.at(60)), [(1, 1, None), (2, 2, None)]);
     assert_eq!(announced(&t.at(61)), [(3, 1, None)]);
-    t.ev(AcdEvent::CallerGone { caller: CallerId(3) });
+    t.ev(AcdEvent::CallerGone {
+        caller: CallerId(3),
+    });
     assert_eq!(announced(&t.at(90)), [(1, 1, None), (2, 2, None)]);
 }
 
@@ -736,7 +840,10 @@ fn nothing_announced_while_ringing() {
 fn reload_removes_a_queue_with_callers_and_an_agent_in_a_call() {
     let mut t = T::new(
         vec![agent("a1", &[], None), agent("a2", &[], None)],
-        vec![queue("q", Strategy::LongestIdle), queue("r", Strategy::LongestIdle)],
+        vec![
+            queue("q", Strategy::LongestIdle),
+            queue("r", Strategy::LongestIdle),
+        ],
     );
     let (a1, a2) = (t.id("a1"), t.id("a2"));
     t.login("a1");
@@ -761,10 +868,17 @@ fn reload_removes_a_queue_with_callers_and_an_agent_in_a_call() {
     assert_eq!(t.acd.agent_id("a1"), Some(a1), "ids stay");
     assert!(t.acd.agent_id("a3").is_some());
     let out = t.hangup("a1");
-    assert_eq!(out.last().map(|a| reasons(&[a.clone()])), Some(vec!["removed".into()]));
+    assert_eq!(
+        out.last().map(|a| reasons(std::slice::from_ref(a))),
+        Some(vec!["removed".into()])
+    );
     assert_eq!(t.state("a1"), AgentState::LoggedOut);
     t.login("a1");
-    assert_eq!(t.state("a1"), AgentState::LoggedOut, "a removed agent cannot log in");
+    assert_eq!(
+        t.state("a1"),
+        AgentState::LoggedOut,
+        "a removed agent cannot log in"
+    );
     assert_eq!(leaves(&t.enqueue(4, "r", 0)), [(4, QueueLeave::NoAgents)]);
 }
 
@@ -776,7 +890,11 @@ fn stale_answers_and_failures() {
     t.enqueue(1, "q", 0);
     t.at(20);
     let out = t.answer(1, "a1");
-    assert_eq!(t.state("a1"), AgentState::OnCall, "re-offered after the miss, then answered");
+    assert_eq!(
+        t.state("a1"),
+        AgentState::OnCall,
+        "re-offered after the miss, then answered"
+    );
     assert!(ends(&out).is_empty());
     let out = t.answer(7, "a1");
     assert_eq!(ends(&out), [(7, a1.0, OfferOutcome::Cancelled)]);
