@@ -36,6 +36,8 @@ mod select;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
+mod queue_tests;
+#[cfg(test)]
 mod tests;
 
 use std::cmp::Reverse;
@@ -366,14 +368,15 @@ impl Acd {
         }
     }
 
-    /// Offers until no free agent is eligible for an offerable caller. Callers first, so a
-    /// caller whose offer just ended is tried with the other agents before the one who missed.
+    /// Offers until no free agent is eligible for an offerable caller. Agents first, so a
+    /// freed agent gets the best caller by the fairness rule (a caller they just missed goes
+    /// to another free agent first: `dispatch_agent`).
     pub(super) fn settle(&mut self, now: Instant) {
         loop {
-            if let Some(c) = self.dirty_callers.pop_front() {
-                self.dispatch_caller(now, c);
-            } else if let Some(a) = self.dirty_agents.pop_front() {
+            if let Some(a) = self.dirty_agents.pop_front() {
                 self.dispatch_agent(now, a);
+            } else if let Some(c) = self.dirty_callers.pop_front() {
+                self.dispatch_caller(now, c);
             } else {
                 break;
             }

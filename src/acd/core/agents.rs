@@ -329,7 +329,9 @@ impl Acd {
             .map_or(0, |c| self.queues[c.queue.0 as usize].def.max_misses);
         self.end_offer(caller, agent, OfferOutcome::NoAnswer);
         if let Some(c) = self.callers.get_mut(&caller) {
+            // Always dispatched next (even in ring-all with offers left), which clears it.
             c.skip = Some(agent);
+            self.dirty_callers.push_back(caller);
         }
         let a = &mut self.agents[agent.0 as usize];
         a.misses += 1;

@@ -52,9 +52,11 @@ impl Acd {
     /// A caller who may be offered: to the best free agent by the queue's strategy, or to
     /// every eligible free agent in a ring-all queue.
     pub(super) fn dispatch_caller(&mut self, now: Instant, caller: CallerId) {
-        let Some(c) = self.callers.get(&caller) else {
+        let Some(c) = self.callers.get_mut(&caller) else {
             return;
         };
+        let skip = c.skip.take();
+        let c = &self.callers[&caller];
         let q = c.queue;
         let queue = &self.queues[q.0 as usize];
         let ring_all = queue.def.strategy == Strategy::RingAll;
@@ -82,7 +84,6 @@ impl Acd {
             }
             return;
         }
-        let skip = c.skip;
         let (chosen, fallback) = {
             let next = |last: AgentId| (0, None, AgentId(last.0.saturating_add(1)));
             let order: Box<dyn Iterator<Item = &FreeKey>> =
@@ -110,9 +111,6 @@ impl Acd {
             }
             (chosen, fallback)
         };
-        if let Some(c) = self.callers.get_mut(&caller) {
-            c.skip = None;
-        }
         if let Some(a) = chosen.or(fallback) {
             self.offer(now, caller, a);
         }
@@ -147,7 +145,15 @@ impl Acd {
                 }
             }
         }
-        if let Some((_, _, _, caller)) = best {
+        let Some((_, _, _, caller)) = best else {
+            return;
+        };
+        if self.callers[&caller].skip == Some(agent) {
+            // The caller this agent just missed: another free agent first, if there is one
+            // (clears `skip`); then this agent looks again, once.
+            self.dispatch_caller(now, caller);
+            self.dispatch_agent(now, agent);
+        } else {
             self.offer(now, caller, agent);
         }
     }
