@@ -23,6 +23,16 @@
 //! queue. The core keeps this invariant after every input (`check_invariants`, "no stall"):
 //! no free agent is eligible for an offerable caller.
 //!
+//! # Agent history
+//! Every state change is one `AgentChanged` with a short reason: login, logout, ready,
+//! not ready, offer, answered, hold, resume, hangup, transferred (the caller was queued
+//! again), wrap_up_end, no answer (ring timeout; also the RONA not-ready), cancelled (ring-all
+//! loser, caller left, agent logged out while ringing), phone busy, declined, redirected,
+//! unreachable (an offer failed: the phone rests for the queue's `busy_rest`), registration
+//! lost, removed (reload). Pool exits and returns that keep the ACD state are
+//! `AgentChanged` with the unchanged state and reason registration lost / registration back /
+//! phone busy / phone free / rest end.
+//!
 //! State that only changes at a time (wrap-up end, ring timeout, rest end, widening steps,
 //! sticky window end, max wait, announcements) changes in `handle_timeout`, from a deadline
 //! heap with lazy deletion (each entry carries a token the live state must still hold).

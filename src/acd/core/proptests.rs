@@ -117,7 +117,7 @@ fn op() -> impl Strategy<Value = Op> {
                 caller, queue, priority, extra, sticky
             }),
         1 => c.clone().prop_map(Op::Gone),
-        3 => a.clone().prop_map(Op::AnswerCurrent),
+        5 => a.clone().prop_map(Op::AnswerCurrent),
         1 => (c.clone(), a.clone()).prop_map(|(c, a)| Op::AnswerStale(c, a)),
         1 => (a.clone(), failure()).prop_map(|(a, f)| Op::FailCurrent(a, f)),
         1 => (c, a.clone(), failure()).prop_map(|(c, a, f)| Op::FailStale(c, a, f)),
