@@ -46,6 +46,16 @@ impl Acd {
                     queue.logged_in += 1;
                 }
             }
+            if is_out {
+                // Their returning callers need not wait out the sticky window (logouts are
+                // rare enough for a scan).
+                for (&id, c) in self.callers.iter_mut() {
+                    if c.sticky == Some(agent) {
+                        c.sticky = None;
+                        self.dirty_callers.push_back(id);
+                    }
+                }
+            }
         }
         self.pool_sync(agent);
     }

@@ -334,6 +334,17 @@ fn sticky_agent_then_the_whole_queue() {
     });
     assert_eq!(t.offer_of("a2"), None);
     assert_eq!(offers(&t.at(20)), [(2, t.id("a2").0)], "the window ended");
+    // The sticky agent logging out releases their callers at once.
+    t.answer(2, "a2");
+    t.enqueue_with(5, "q", 0, &[], Some("a1"));
+    t.ev(AcdEvent::Logout { agent: a1 });
+    t.hangup("a2");
+    t.ev(AcdEvent::EndWrapUp { agent: t.id("a2") });
+    assert_eq!(t.offer_of("a2"), Some(5));
+    t.answer(5, "a2");
+    t.hangup("a2");
+    t.ev(AcdEvent::EndWrapUp { agent: t.id("a2") });
+    t.login("a1");
     // A logged-out or unknown sticky agent: straight to the queue.
     t.ev(AcdEvent::Logout { agent: t.id("a2") });
     t.login("a2");
