@@ -7,11 +7,13 @@
 //! with file:line:col diagnostics -> core: the one authority for agent and waiting-caller
 //! state.
 
+mod core;
 pub mod load;
 pub mod model;
 
 use std::time::Duration;
 
+pub use self::core::Acd;
 pub use model::{AcdConfig, AgentDef, QueueDef, Strategy};
 
 /// An agent as the ACD core knows them: allocated from the agent's id the first time it is
