@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hotline::cdr::{
-    self, CdrError, CdrRecord, CdrStore, CdrWriterConfig, Disposition, HangupBy, ShutdownReport,
+    self, AgentStateKind, AgentStateRecord, CdrError, CdrItem, CdrRecord, CdrStore,
+    CdrWriterConfig, Disposition, HangupBy, OfferOutcome, OfferRow, ShutdownReport, TransferKind,
+    TransferRow, TransferTargetKind,
 };
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Connection, Executor};
@@ -93,6 +95,78 @@ fn record(run: u64, n: u64) -> CdrRecord {
         } else {
             Vec::new()
         },
+        // Every third call went through a queue: offers, and for some a transfer.
+        ..if n % 3 == 1 {
+            queued(n)
+        } else {
+            CdrRecord::default()
+        }
+    }
+}
+
+/// The agent-and-queue part of record `n`: `n % 4` offers before the answered one (ring-all
+/// style, the rest cancelled), a transfer when `n` is even.
+fn queued(n: u64) -> CdrRecord {
+    let base = 1_700_000_000_000 + (n as i64) * 1_000;
+    let mut offers: Vec<OfferRow> = (0..(n % 4))
+        .map(|i| OfferRow {
+            agent: format!("a{}", 1000 + i),
+            queue: Some("sales".into()),
+            ring_start_ms: base + 5_000,
+            ring_end_ms: base + 9_000,
+            outcome: [
+                OfferOutcome::Cancelled,
+                OfferOutcome::Busy,
+                OfferOutcome::NoAnswer,
+            ][(i % 3) as usize],
+            sip_code: (i % 2 == 1).then_some(486),
+        })
+        .collect();
+    offers.push(OfferRow {
+        agent: format!("a{n}"),
+        queue: None,
+        ring_start_ms: base + 5_000,
+        ring_end_ms: base + 9_000,
+        outcome: OfferOutcome::Answered,
+        sip_code: Some(200),
+    });
+    CdrRecord {
+        queue: Some(["sales", "support"][(n % 2) as usize].into()),
+        queue_enter_ms: Some(base + 3_000),
+        queue_leave_ms: Some(base + 9_000),
+        wait_ms: Some(6_000),
+        agent: Some(format!("a{n}")),
+        team: n.is_multiple_of(2).then(|| "north".to_string()),
+        talk_ms: Some(15_000 + n as i64),
+        hold_ms: Some(n as i64 % 3 * 1_000),
+        wrap_up_ms: n.is_multiple_of(5).then_some(30_000),
+        abandoned: false,
+        offers,
+        transfers: if n.is_multiple_of(2) {
+            vec![TransferRow {
+                at_ms: base + 20_000,
+                kind: TransferKind::Blind,
+                target: "support".into(),
+                target_kind: TransferTargetKind::Queue,
+                by: format!("a{n}"),
+                reason: Some("billing".into()),
+            }]
+        } else {
+            Vec::new()
+        },
+        ..CdrRecord::default()
+    }
+}
+
+/// Agent-state record `n` of a run: unique id, agents and states varying with `n`.
+fn agent_state(run: u64, n: u64) -> AgentStateRecord {
+    let state = AgentStateKind::ALL[(n % 7) as usize];
+    AgentStateRecord {
+        id: format!("{run:016x}s{n:08}"),
+        agent: format!("a{}", 1000 + n % 3),
+        state,
+        reason: (state == AgentStateKind::NotReady).then(|| "lunch".to_string()),
+        start_ms: 1_700_000_000_000 + (n as i64) * 500,
     }
 }
 
@@ -166,11 +240,19 @@ async fn migrate_twice_is_idempotent() {
     assert_eq!(store.count().await.expect("count"), 0);
 
     let mut raw = raw_sqlite(&db).await;
-    let versions: Vec<(i64,)> = sqlx::query_as("SELECT version FROM hotline_migrations")
-        .fetch_all(&mut raw)
-        .await
-        .expect("versions");
-    assert_eq!(versions, vec![(1,), (2,)]);
+    let versions: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut raw)
+            .await
+            .expect("versions");
+    assert_eq!(versions, vec![(1, true), (2, true), (3, true)]);
+    let legacy: Vec<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'hotline_migrations'",
+    )
+    .fetch_all(&mut raw)
+    .await
+    .expect("tables");
+    assert!(legacy.is_empty(), "a new database gets no legacy table");
     let indexes: Vec<(String,)> = sqlx::query_as(
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cdr' \
          AND name = 'cdr_start_ms'",
@@ -207,6 +289,13 @@ async fn rows_of_the_first_schema_survive_the_second_migration() {
     assert_eq!(old[0].id, "old1");
     assert_eq!(old[0].language, None);
     assert!(old[0].survey.is_empty() && old[0].recordings.is_empty());
+    assert_eq!(old[0].queue, None);
+    assert!(!old[0].abandoned && old[0].offers.is_empty());
+    let versions: Vec<(i64,)> = sqlx::query_as("SELECT version FROM _sqlx_migrations")
+        .fetch_all(&mut raw)
+        .await
+        .expect("versions");
+    assert_eq!(versions, vec![(1,), (2,), (3,)]);
 }
 
 /// Two hotline processes sharing one file and starting together.
@@ -667,12 +756,16 @@ async fn writer_starts_before_the_database_exists() {
     assert_stored_once(&store, &records).await;
 }
 
-fn spool_lines(path: &Path) -> Vec<CdrRecord> {
+fn spool_lines(path: &Path) -> Vec<CdrItem> {
     std::fs::read_to_string(path)
         .expect("spool file")
         .lines()
-        .map(|line| serde_json::from_str(line).expect("a record per line"))
+        .map(|line| CdrItem::from_spool_line(line.as_bytes()).expect("a record per line"))
         .collect()
+}
+
+fn calls(records: &[CdrRecord]) -> Vec<CdrItem> {
+    records.iter().cloned().map(CdrItem::Call).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -700,7 +793,7 @@ async fn unreachable_database_spools_and_the_next_start_replays_exactly_once() {
             spooled: 40
         }
     );
-    assert_eq!(spool_lines(&spool), first);
+    assert_eq!(spool_lines(&spool), calls(&first));
 
     // 2. Still down at the next start: the spool is carried over, not duplicated.
     let (mut sink, handle) = cdr::spawn(config(unreachable, &spool));
@@ -713,7 +806,7 @@ async fn unreachable_database_spools_and_the_next_start_replays_exactly_once() {
         .expect("shutdown");
     assert_eq!(report.spooled, 45);
     let all: Vec<CdrRecord> = first.iter().chain(&second).cloned().collect();
-    assert_eq!(spool_lines(&spool), all);
+    assert_eq!(spool_lines(&spool), calls(&all));
 
     // 3. As if an earlier replay had committed some rows and crashed before removing the file.
     let db = dir.path().join("cdr.db");
@@ -767,7 +860,7 @@ async fn unreachable_postgres_spools_within_the_deadline() {
         started.elapsed()
     );
     assert_eq!(report.spooled, 7);
-    assert_eq!(spool_lines(&spool), records);
+    assert_eq!(spool_lines(&spool), calls(&records));
 }
 
 #[tokio::test]
@@ -805,7 +898,7 @@ async fn a_full_channel_keeps_records_in_overflow_and_loses_none() {
     }
     assert_eq!(sink.pending(), 92);
     let leftovers = sink.close();
-    assert_eq!(leftovers, records[108..].to_vec());
+    assert_eq!(leftovers, calls(&records[108..]));
     let report = handle
         .shutdown(leftovers, Duration::from_secs(10))
         .await

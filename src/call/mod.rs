@@ -576,6 +576,7 @@ impl<M: MediaBackend> Engine<M> {
                 language: None,
                 survey: Vec::new(),
                 recordings: Vec::new(),
+                ..Default::default()
             });
         };
         if self.shutdown_at.is_some() {
@@ -949,6 +950,7 @@ impl<M: MediaBackend> Engine<M> {
             language: Some(call.interpreter.language().to_string()),
             survey: call.interpreter.survey_answers().to_vec(),
             recordings,
+            ..Default::default()
         };
         // The record is complete but for recordings still on their way; it waits for them
         // (or RECORDING_HOLD) so that it lists exactly the messages that reached the disk.

@@ -356,6 +356,7 @@ mod tests {
             language: None,
             survey: Vec::new(),
             recordings: Vec::new(),
+            ..Default::default()
         }
     }
 
