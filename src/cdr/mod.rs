@@ -22,7 +22,9 @@ pub use record::{
     AgentStateKind, AgentStateRecord, CdrRecord, Disposition, HangupBy, OfferOutcome, OfferRow,
     ParseEnumError, TransferKind, TransferRow, TransferTargetKind,
 };
-pub use report::{format_json, format_table, iso8601_utc, table_time_utc};
+pub use report::{
+    format_json, format_offers_json, format_offers_table, format_table, iso8601_utc, table_time_utc,
+};
 pub use store::{CdrStore, redact_url};
 pub use writer::{
     CdrItem, CdrSink, CdrWriterConfig, CdrWriterHandle, ShutdownReport, WriterStats, spawn,

@@ -518,6 +518,14 @@ impl CdrStore {
         self.records(&rows).await
     }
 
+    /// One call by hotline's call id, or else every call with that SIP Call-ID.
+    pub async fn find(&self, call: &str) -> Result<Vec<CdrRecord>, CdrError> {
+        match self.by_id(call).await? {
+            Some(rec) => Ok(vec![rec]),
+            None => self.by_sip_call_id(call).await,
+        }
+    }
+
     /// One call by hotline's call id.
     pub async fn by_id(&self, id: &str) -> Result<Option<CdrRecord>, CdrError> {
         let sql = format!("SELECT {} FROM cdr WHERE id = $1", CDR.columns.join(", "));

@@ -29,6 +29,10 @@ use super::store::{CdrStore, redact_url};
 /// What the writer takes: a finished call's record, or an agent's state change. Both share
 /// the channel, the batches (one transaction each), the backlog and the spool, in the order
 /// they were submitted.
+///
+/// Not boxed: the channel carried whole `CdrRecord`s before agent states joined them, and a
+/// box would cost an allocation per call to save space only in agent-state slots.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CdrItem {
     Call(CdrRecord),
