@@ -752,6 +752,31 @@ async fn a_changed_migration_stops_the_start_with_a_clear_error() {
     // A new process too.
     let again = CdrStore::connect(&sqlite_url(&db)).await.expect("connect");
     assert_tampered(&again.migrate().await.expect_err("still changed"), 2);
+    again.close().await;
+    store.close().await;
+
+    // The writer writes nothing into such a database; its records go to the spool.
+    let spool = dir.path().join("cdr.spool");
+    let (mut sink, handle) = cdr::spawn(config(sqlite_url(&db), &spool));
+    let run = run_id();
+    sink.submit(record(run, 1));
+    sink.submit_agent_state(agent_state(run, 2));
+    wait_until("a failed attempt", Duration::from_secs(5), || {
+        handle.stats().failures >= 1
+    })
+    .await;
+    let report = handle
+        .shutdown(sink.close(), Duration::from_millis(500))
+        .await
+        .expect("shutdown");
+    assert_eq!(report.spooled, 2);
+    assert_eq!(
+        spool_lines(&spool),
+        vec![
+            CdrItem::Call(record(run, 1)),
+            CdrItem::AgentState(agent_state(run, 2))
+        ]
+    );
 }
 
 fn assert_tampered(err: &CdrError, expected: i64) {

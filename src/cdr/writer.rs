@@ -141,9 +141,10 @@ impl fmt::Debug for CdrWriterConfig {
 /// A snapshot of the writer, for health checks and alarms.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriterStats {
-    /// Records committed since the writer started (including replayed spool records).
+    /// Items (call records and agent states alike) committed since the writer started,
+    /// including replayed spool records.
     pub written: u64,
-    /// Records the writer holds that are not committed yet, including a batch in flight.
+    /// Items the writer holds that are not committed yet, including a batch in flight.
     pub backlog: usize,
     /// Failed attempts (connect, migrate or write) since the writer started.
     pub failures: u64,
@@ -153,9 +154,9 @@ pub struct WriterStats {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShutdownReport {
-    /// Records committed over the writer's whole life.
+    /// Items (call records and agent states) committed over the writer's whole life.
     pub written: u64,
-    /// Records left in the spool file for the next start.
+    /// Items left in the spool file for the next start.
     pub spooled: usize,
 }
 
@@ -520,7 +521,17 @@ impl Writer {
                 }
                 .min(self.config.retry_backoff_max);
                 self.retry_at = Some(now + self.backoff);
-                if self.outage_since.is_none() {
+                if self.outage_since.is_none() && error.is_schema_conflict() {
+                    self.outage_since = Some(now);
+                    // Retried all the same (an operator may repair the database), but this is
+                    // not an outage that ends by itself.
+                    tracing::error!(
+                        %error,
+                        backlog = self.backlog.len(),
+                        "CDR database schema conflicts with this hotline; keeping records in \
+                         memory (spooled at shutdown) until it is repaired"
+                    );
+                } else if self.outage_since.is_none() {
                     self.outage_since = Some(now);
                     tracing::warn!(
                         %error,
