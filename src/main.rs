@@ -122,6 +122,12 @@ enum Command {
         last: u32,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Only this call: hotline's call id or the SIP Call-ID.
+        #[arg(long)]
+        call: Option<String>,
+        /// List the agent offers (rings) of the calls instead of the calls.
+        #[arg(long)]
+        offers: bool,
     },
     /// Place concurrent test calls against a hotline on this machine (loopback only) and
     /// report completion, setup latency, RTP loss and jitter, and server CPU and memory.
@@ -285,6 +291,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             database,
             last,
             format,
+            call,
+            offers,
         } => {
             // The store creates a missing SQLite file, which suits the server; a report on a
             // mistyped path would print an empty table and leave a stray database behind.
@@ -300,7 +308,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .block_on(async {
                     let store = hotline::cdr::store::CdrStore::connect(&database).await?;
                     store.migrate().await?;
-                    store.last(last).await
+                    match &call {
+                        Some(call) => store.find(call).await,
+                        None => store.last(last).await,
+                    }
                 })
                 .with_context(|| {
                     format!(
@@ -308,9 +319,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         hotline::cdr::store::redact_url(&database)
                     )
                 })?;
-            let text = match format {
-                Format::Table => hotline::cdr::report::format_table(&records),
-                Format::Json => hotline::cdr::report::format_json(&records) + "\n",
+            if let Some(call) = &call
+                && records.is_empty()
+            {
+                anyhow::bail!(
+                    "no call {call:?} in {}",
+                    hotline::cdr::store::redact_url(&database)
+                );
+            }
+            use hotline::cdr::report;
+            let text = match (format, offers) {
+                (Format::Table, false) => report::format_table(&records),
+                (Format::Json, false) => report::format_json(&records) + "\n",
+                (Format::Table, true) => report::format_offers_table(&records),
+                (Format::Json, true) => report::format_offers_json(&records) + "\n",
             };
             let mut out = std::io::stdout().lock();
             match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hotline::cdr::{
-    self, CdrError, CdrRecord, CdrStore, CdrWriterConfig, Disposition, HangupBy, ShutdownReport,
+    self, AgentStateKind, AgentStateRecord, CdrError, CdrItem, CdrRecord, CdrStore,
+    CdrWriterConfig, Disposition, HangupBy, OfferOutcome, OfferRow, ShutdownReport, TransferKind,
+    TransferRow, TransferTargetKind,
 };
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{Connection, Executor};
@@ -93,6 +95,78 @@ fn record(run: u64, n: u64) -> CdrRecord {
         } else {
             Vec::new()
         },
+        // Every third call went through a queue: offers, and for some a transfer.
+        ..if n % 3 == 1 {
+            queued(n)
+        } else {
+            CdrRecord::default()
+        }
+    }
+}
+
+/// The agent-and-queue part of record `n`: `n % 4` offers before the answered one (ring-all
+/// style, the rest cancelled), a transfer when `n` is even.
+fn queued(n: u64) -> CdrRecord {
+    let base = 1_700_000_000_000 + (n as i64) * 1_000;
+    let mut offers: Vec<OfferRow> = (0..(n % 4))
+        .map(|i| OfferRow {
+            agent: format!("a{}", 1000 + i),
+            queue: Some("sales".into()),
+            ring_start_ms: base + 5_000,
+            ring_end_ms: base + 9_000,
+            outcome: [
+                OfferOutcome::Cancelled,
+                OfferOutcome::Busy,
+                OfferOutcome::NoAnswer,
+            ][(i % 3) as usize],
+            sip_code: (i % 2 == 1).then_some(486),
+        })
+        .collect();
+    offers.push(OfferRow {
+        agent: format!("a{n}"),
+        queue: None,
+        ring_start_ms: base + 5_000,
+        ring_end_ms: base + 9_000,
+        outcome: OfferOutcome::Answered,
+        sip_code: Some(200),
+    });
+    CdrRecord {
+        queue: Some(["sales", "support"][(n % 2) as usize].into()),
+        queue_enter_ms: Some(base + 3_000),
+        queue_leave_ms: Some(base + 9_000),
+        wait_ms: Some(6_000),
+        agent: Some(format!("a{n}")),
+        team: n.is_multiple_of(2).then(|| "north".to_string()),
+        talk_ms: Some(15_000 + n as i64),
+        hold_ms: Some(n as i64 % 3 * 1_000),
+        wrap_up_ms: n.is_multiple_of(5).then_some(30_000),
+        abandoned: false,
+        offers,
+        transfers: if n.is_multiple_of(2) {
+            vec![TransferRow {
+                at_ms: base + 20_000,
+                kind: TransferKind::Blind,
+                target: "support".into(),
+                target_kind: TransferTargetKind::Queue,
+                by: format!("a{n}"),
+                reason: Some("billing".into()),
+            }]
+        } else {
+            Vec::new()
+        },
+        ..CdrRecord::default()
+    }
+}
+
+/// Agent-state record `n` of a run: unique id, agents and states varying with `n`.
+fn agent_state(run: u64, n: u64) -> AgentStateRecord {
+    let state = AgentStateKind::ALL[(n % 7) as usize];
+    AgentStateRecord {
+        id: format!("{run:016x}s{n:08}"),
+        agent: format!("a{}", 1000 + n % 3),
+        state,
+        reason: (state == AgentStateKind::NotReady).then(|| "lunch".to_string()),
+        start_ms: 1_700_000_000_000 + (n as i64) * 500,
     }
 }
 
@@ -166,11 +240,19 @@ async fn migrate_twice_is_idempotent() {
     assert_eq!(store.count().await.expect("count"), 0);
 
     let mut raw = raw_sqlite(&db).await;
-    let versions: Vec<(i64,)> = sqlx::query_as("SELECT version FROM hotline_migrations")
-        .fetch_all(&mut raw)
-        .await
-        .expect("versions");
-    assert_eq!(versions, vec![(1,), (2,)]);
+    let versions: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut raw)
+            .await
+            .expect("versions");
+    assert_eq!(versions, vec![(1, true), (2, true), (3, true)]);
+    let legacy: Vec<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'hotline_migrations'",
+    )
+    .fetch_all(&mut raw)
+    .await
+    .expect("tables");
+    assert!(legacy.is_empty(), "a new database gets no legacy table");
     let indexes: Vec<(String,)> = sqlx::query_as(
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'cdr' \
          AND name = 'cdr_start_ms'",
@@ -207,6 +289,13 @@ async fn rows_of_the_first_schema_survive_the_second_migration() {
     assert_eq!(old[0].id, "old1");
     assert_eq!(old[0].language, None);
     assert!(old[0].survey.is_empty() && old[0].recordings.is_empty());
+    assert_eq!(old[0].queue, None);
+    assert!(!old[0].abandoned && old[0].offers.is_empty());
+    let versions: Vec<(i64,)> = sqlx::query_as("SELECT version FROM _sqlx_migrations")
+        .fetch_all(&mut raw)
+        .await
+        .expect("versions");
+    assert_eq!(versions, vec![(1,), (2,), (3,)]);
 }
 
 /// Two hotline processes sharing one file and starting together.
@@ -381,6 +470,327 @@ async fn a_corrupt_row_is_an_error_not_a_panic() {
         }
         other => panic!("expected CorruptRow, got {other:?}"),
     }
+}
+
+/// A queued call rung ring-all at three agents: one answered, the other two cancelled, then
+/// transferred twice.
+fn ring_all_call(run: u64) -> CdrRecord {
+    let base = 1_700_000_100_000;
+    let ring = |agent: &str, outcome, sip_code| OfferRow {
+        agent: agent.into(),
+        queue: Some("sales".into()),
+        ring_start_ms: base + 4_000,
+        ring_end_ms: base + 9_000,
+        outcome,
+        sip_code,
+    };
+    CdrRecord {
+        id: format!("{run:016x}{:016x}", u64::MAX),
+        sip_call_id: format!("ring-all-{run:x}@gw.example.net"),
+        caller: "+8613800000000".into(),
+        dialled: "95588".into(),
+        start_ms: base,
+        answer_ms: Some(base + 100),
+        end_ms: base + 90_000,
+        flow: Some("main".into()),
+        ivr_path: vec!["welcome".into(), "to_sales".into()],
+        digits: "1".into(),
+        disposition: Disposition::CallerHangup,
+        hangup_by: HangupBy::Caller,
+        sip_code: 200,
+        end_reason: "bye".into(),
+        language: Some("zh".into()),
+        recordings: vec!["recordings/bridged.wav".into()],
+        queue: Some("sales".into()),
+        queue_enter_ms: Some(base + 3_000),
+        queue_leave_ms: Some(base + 9_000),
+        wait_ms: Some(6_000),
+        agent: Some("a1002".into()),
+        team: Some("north".into()),
+        talk_ms: Some(60_000),
+        hold_ms: Some(5_000),
+        wrap_up_ms: Some(20_000),
+        abandoned: false,
+        offers: vec![
+            ring("a1001", OfferOutcome::Cancelled, Some(487)),
+            ring("a1002", OfferOutcome::Answered, Some(200)),
+            ring("a1003", OfferOutcome::Cancelled, None),
+        ],
+        transfers: vec![
+            TransferRow {
+                at_ms: base + 70_000,
+                kind: TransferKind::Attended,
+                target: "a1009".into(),
+                target_kind: TransferTargetKind::Agent,
+                by: "a1002".into(),
+                reason: Some("supervisor".into()),
+            },
+            TransferRow {
+                at_ms: base + 80_000,
+                kind: TransferKind::Blind,
+                target: "sip:survey@ivr.example.net".into(),
+                target_kind: TransferTargetKind::Uri,
+                by: "flow".into(),
+                reason: None,
+            },
+        ],
+        ..CdrRecord::default()
+    }
+}
+
+/// (seq, agent, outcome) per offer row of one call, as read back.
+async fn offer_rows(store: &CdrStore, call_id: &str) -> Vec<(i64, String, String)> {
+    let rec = store.by_id(call_id).await.expect("read").expect("the call");
+    rec.offers
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (i as i64 + 1, o.agent.clone(), o.outcome.to_string()))
+        .collect()
+}
+
+/// Row counts of cdr, cdr_offers, cdr_transfers and agent_states.
+async fn counts(store: &CdrStore) -> [i64; 4] {
+    let mut out = [0; 4];
+    for (slot, table) in out
+        .iter_mut()
+        .zip(["cdr", "cdr_offers", "cdr_transfers", "agent_states"])
+    {
+        *slot = store.count_rows(table).await.expect("count");
+    }
+    out
+}
+
+async fn check_ring_all_of_three(store: &CdrStore) {
+    let call = ring_all_call(run_id());
+    let [calls, offers, transfers, states] = counts(store).await;
+    store
+        .insert_batch(std::slice::from_ref(&call))
+        .await
+        .expect("insert");
+    let expected = [calls + 1, offers + 3, transfers + 2, states];
+    assert_eq!(counts(store).await, expected);
+    assert_stored_once(store, std::slice::from_ref(&call)).await;
+    assert_eq!(
+        offer_rows(store, &call.id).await,
+        vec![
+            (1, "a1001".into(), "cancelled".into()),
+            (2, "a1002".into(), "answered".into()),
+            (3, "a1003".into(), "cancelled".into()),
+        ]
+    );
+
+    // Retried (a commit that timed out, a replayed spool): nothing is added.
+    store
+        .insert_batch(&[call.clone(), call.clone()])
+        .await
+        .expect("retry");
+    assert_eq!(counts(store).await, expected);
+    assert_stored_once(store, std::slice::from_ref(&call)).await;
+}
+
+async fn check_agent_states(store: &CdrStore) {
+    let run = run_id();
+    let states: Vec<AgentStateRecord> = (0..40).map(|n| agent_state(run, n)).collect();
+    let before = store.count_rows("agent_states").await.expect("count");
+    store
+        .insert_agent_states(&states[..25])
+        .await
+        .expect("insert");
+    // Overlapping retry, together with a call in the same transaction.
+    store
+        .write_batch(&[record(run, 1)], &states[20..])
+        .await
+        .expect("retry");
+    store.write_batch(&[], &states).await.expect("all again");
+    assert_eq!(
+        store.count_rows("agent_states").await.expect("count"),
+        before + 40
+    );
+    let prefix = format!("{run:016x}");
+    for agent in ["a1000", "a1001", "a1002"] {
+        let stored: Vec<AgentStateRecord> = store
+            .agent_states(Some(agent))
+            .await
+            .expect("read")
+            .into_iter()
+            .filter(|s| s.id.starts_with(&prefix))
+            .collect();
+        let mut expected: Vec<AgentStateRecord> = states
+            .iter()
+            .filter(|s| s.agent == agent)
+            .cloned()
+            .collect();
+        expected.sort_by(|a, b| a.start_ms.cmp(&b.start_ms).then(a.id.cmp(&b.id)));
+        assert_eq!(stored, expected, "{agent}");
+    }
+}
+
+#[tokio::test]
+async fn a_ring_all_of_three_writes_one_call_row_and_three_offer_rows() {
+    let dir = TempDir::new("ring-all");
+    let store = sqlite_store(&dir.path().join("cdr.db")).await;
+    check_ring_all_of_three(&store).await;
+}
+
+#[tokio::test]
+async fn agent_states_are_stored_once_each_in_time_order() {
+    let dir = TempDir::new("agent-states");
+    let store = sqlite_store(&dir.path().join("cdr.db")).await;
+    check_agent_states(&store).await;
+}
+
+/// A call row lost after its child rows were written (the closest a test gets to a partial
+/// write: every batch is one transaction) is re-inserted without duplicating them, and a
+/// missing child row of the call is filled in.
+#[tokio::test]
+async fn reinserting_after_a_partial_write_duplicates_no_child_rows() {
+    let dir = TempDir::new("partial");
+    let db = dir.path().join("cdr.db");
+    let store = sqlite_store(&db).await;
+    let call = ring_all_call(run_id());
+    store
+        .insert_batch(std::slice::from_ref(&call))
+        .await
+        .expect("insert");
+    let mut raw = raw_sqlite(&db).await;
+    raw.execute("PRAGMA foreign_keys = OFF")
+        .await
+        .expect("pragma");
+    raw.execute("DELETE FROM cdr")
+        .await
+        .expect("lose the call row");
+    raw.execute("DELETE FROM cdr_offers WHERE seq = 3")
+        .await
+        .expect("lose an offer");
+    store
+        .insert_batch(std::slice::from_ref(&call))
+        .await
+        .expect("re-insert");
+    assert_eq!(counts(&store).await, [1, 3, 2, 0]);
+    assert_stored_once(&store, std::slice::from_ref(&call)).await;
+}
+
+/// The old runner's schema, written by hand: what a database made by an earlier release holds.
+const OLD_RUNNER_SCHEMA: &str = r#"
+    CREATE TABLE hotline_migrations (version BIGINT PRIMARY KEY, applied_ms BIGINT);
+    CREATE TABLE cdr (
+        id TEXT NOT NULL PRIMARY KEY, sip_call_id TEXT NOT NULL, caller TEXT NOT NULL,
+        dialled TEXT NOT NULL, start_ms BIGINT NOT NULL, answer_ms BIGINT,
+        end_ms BIGINT NOT NULL, flow TEXT, ivr_path TEXT NOT NULL, digits TEXT NOT NULL,
+        disposition TEXT NOT NULL, hangup_by TEXT NOT NULL, sip_code INTEGER NOT NULL,
+        end_reason TEXT NOT NULL);
+    CREATE INDEX cdr_start_ms ON cdr (start_ms);
+    CREATE INDEX cdr_sip_call_id ON cdr (sip_call_id);
+    ALTER TABLE cdr ADD COLUMN language TEXT;
+    ALTER TABLE cdr ADD COLUMN survey TEXT;
+    ALTER TABLE cdr ADD COLUMN recordings TEXT;
+    INSERT INTO hotline_migrations VALUES (1, 1700000000000), (2, 1700000000001);
+    INSERT INTO cdr VALUES ('old2', 'sip-old2', '100', '200', 1000, 1100, 2000, 'demo',
+        '["welcome"]', '1', 'completed', 'hotline', 200, 'flow_hangup', 'en',
+        '[["q1","5"]]', '["recordings/old.wav"]');
+"#;
+
+async fn check_old_runner_database_is_adopted(store: &CdrStore) {
+    store.migrate().await.expect("adopt and upgrade");
+    store.migrate().await.expect("again: nothing to do");
+    let old = store
+        .by_id("old2")
+        .await
+        .expect("read")
+        .expect("the old row");
+    assert_eq!(old.language.as_deref(), Some("en"));
+    assert_eq!(old.survey, vec![("q1".to_string(), "5".to_string())]);
+    assert_eq!(old.recordings, vec!["recordings/old.wav".to_string()]);
+    assert_eq!(old.queue, None);
+    assert!(!old.abandoned && old.offers.is_empty());
+    // The new schema is there.
+    check_ring_all_of_three(store).await;
+    check_agent_states(store).await;
+}
+
+#[tokio::test]
+async fn a_database_of_the_old_migration_runner_is_adopted() {
+    let dir = TempDir::new("adopt");
+    let db = dir.path().join("cdr.db");
+    let store = CdrStore::connect(&sqlite_url(&db)).await.expect("connect");
+    let mut raw = raw_sqlite(&db).await;
+    sqlx::raw_sql(OLD_RUNNER_SCHEMA)
+        .execute(&mut raw)
+        .await
+        .expect("the old schema");
+    check_old_runner_database_is_adopted(&store).await;
+    let bookkeeping = "SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version";
+    let rows: Vec<(i64, bool, Vec<u8>)> = sqlx::query_as(bookkeeping)
+        .fetch_all(&mut raw)
+        .await
+        .expect("sqlx bookkeeping");
+    assert_eq!(
+        rows.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
+        vec![(1, true), (2, true), (3, true)]
+    );
+    // The adopted versions carry the real checksums: a fresh database has the same ones.
+    let fresh = dir.path().join("fresh.db");
+    sqlite_store(&fresh).await.close().await;
+    let mut fresh_raw = raw_sqlite(&fresh).await;
+    let fresh_rows: Vec<(i64, bool, Vec<u8>)> = sqlx::query_as(bookkeeping)
+        .fetch_all(&mut fresh_raw)
+        .await
+        .expect("sqlx bookkeeping");
+    assert_eq!(rows, fresh_rows);
+}
+
+#[tokio::test]
+async fn a_changed_migration_stops_the_start_with_a_clear_error() {
+    let dir = TempDir::new("tamper");
+    let db = dir.path().join("cdr.db");
+    let store = sqlite_store(&db).await;
+    let mut raw = raw_sqlite(&db).await;
+    raw.execute("UPDATE _sqlx_migrations SET checksum = X'00' WHERE version = 2")
+        .await
+        .expect("tamper");
+    assert_tampered(&store.migrate().await.expect_err("a changed migration"), 2);
+    // A new process too.
+    let again = CdrStore::connect(&sqlite_url(&db)).await.expect("connect");
+    assert_tampered(&again.migrate().await.expect_err("still changed"), 2);
+    again.close().await;
+    store.close().await;
+
+    // The writer writes nothing into such a database; its records go to the spool.
+    let spool = dir.path().join("cdr.spool");
+    let (mut sink, handle) = cdr::spawn(config(sqlite_url(&db), &spool));
+    let run = run_id();
+    sink.submit(record(run, 1));
+    sink.submit_agent_state(agent_state(run, 2));
+    wait_until("a failed attempt", Duration::from_secs(5), || {
+        handle.stats().failures >= 1
+    })
+    .await;
+    let report = handle
+        .shutdown(sink.close(), Duration::from_millis(500))
+        .await
+        .expect("shutdown");
+    assert_eq!(report.spooled, 2);
+    assert_eq!(
+        spool_lines(&spool),
+        vec![
+            CdrItem::Call(record(run, 1)),
+            CdrItem::AgentState(agent_state(run, 2))
+        ]
+    );
+}
+
+fn assert_tampered(err: &CdrError, expected: i64) {
+    let message = err.to_string();
+    assert!(
+        matches!(err, CdrError::MigrationChanged { version } if *version == expected),
+        "{err:?}"
+    );
+    assert!(err.is_schema_conflict(), "{message}");
+    assert!(
+        message.contains(&format!("migration {expected} was changed")),
+        "{message}"
+    );
+    assert!(message.contains("checksum"), "{message}");
 }
 
 // --- the writer --------------------------------------------------------------------------
@@ -667,12 +1077,16 @@ async fn writer_starts_before_the_database_exists() {
     assert_stored_once(&store, &records).await;
 }
 
-fn spool_lines(path: &Path) -> Vec<CdrRecord> {
+fn spool_lines(path: &Path) -> Vec<CdrItem> {
     std::fs::read_to_string(path)
         .expect("spool file")
         .lines()
-        .map(|line| serde_json::from_str(line).expect("a record per line"))
+        .map(|line| CdrItem::from_spool_line(line.as_bytes()).expect("a record per line"))
         .collect()
+}
+
+fn calls(records: &[CdrRecord]) -> Vec<CdrItem> {
+    records.iter().cloned().map(CdrItem::Call).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -700,7 +1114,7 @@ async fn unreachable_database_spools_and_the_next_start_replays_exactly_once() {
             spooled: 40
         }
     );
-    assert_eq!(spool_lines(&spool), first);
+    assert_eq!(spool_lines(&spool), calls(&first));
 
     // 2. Still down at the next start: the spool is carried over, not duplicated.
     let (mut sink, handle) = cdr::spawn(config(unreachable, &spool));
@@ -713,7 +1127,7 @@ async fn unreachable_database_spools_and_the_next_start_replays_exactly_once() {
         .expect("shutdown");
     assert_eq!(report.spooled, 45);
     let all: Vec<CdrRecord> = first.iter().chain(&second).cloned().collect();
-    assert_eq!(spool_lines(&spool), all);
+    assert_eq!(spool_lines(&spool), calls(&all));
 
     // 3. As if an earlier replay had committed some rows and crashed before removing the file.
     let db = dir.path().join("cdr.db");
@@ -742,6 +1156,150 @@ async fn unreachable_database_spools_and_the_next_start_replays_exactly_once() {
     assert_stored_once(&store, &all).await;
 }
 
+/// Calls (some with offers and transfers) and agent states, interleaved as the engine would
+/// submit them.
+fn mixed_items(run: u64, calls: std::ops::Range<u64>) -> Vec<CdrItem> {
+    calls
+        .flat_map(|n| {
+            [
+                CdrItem::Call(record(run, n)),
+                CdrItem::AgentState(agent_state(run, n)),
+            ]
+        })
+        .collect()
+}
+
+/// Every item stored exactly once: calls with their child rows, agent states by id.
+async fn assert_items_stored_once(store: &CdrStore, items: &[CdrItem]) {
+    let mut records = Vec::new();
+    let mut states = Vec::new();
+    for item in items {
+        match item {
+            CdrItem::Call(rec) => records.push(rec.clone()),
+            CdrItem::AgentState(state) => states.push(state.clone()),
+        }
+    }
+    assert_stored_once(store, &records).await;
+    let stored = store.agent_states(None).await.expect("agent states");
+    for state in &states {
+        let found: Vec<&AgentStateRecord> = stored.iter().filter(|s| s.id == state.id).collect();
+        assert_eq!(found, vec![state], "agent state {}", state.id);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_states_and_child_rows_ride_out_a_locked_database() {
+    let dir = TempDir::new("locked-mixed");
+    let db = dir.path().join("cdr.db");
+    let _ = sqlite_store(&db).await;
+    let mut lock = raw_sqlite(&db).await;
+    lock.execute("BEGIN EXCLUSIVE").await.expect("lock");
+
+    let (mut sink, handle) = cdr::spawn(config(sqlite_url(&db), &dir.path().join("spool")));
+    let run = run_id();
+    let items = mixed_items(run, 0..30);
+    for item in &items {
+        sink.submit(item.clone());
+    }
+    sink.submit_agent_state(agent_state(run, 1_000));
+    wait_until("failed attempts", Duration::from_secs(10), || {
+        let stats = handle.stats();
+        stats.failures >= 2 && stats.outage && stats.backlog == 61
+    })
+    .await;
+    lock.execute("COMMIT").await.expect("unlock");
+    lock.close().await.expect("close");
+    wait_until("the backlog to drain", Duration::from_secs(15), || {
+        handle.stats().written == 61
+    })
+    .await;
+    let report = handle
+        .shutdown(sink.close(), Duration::from_secs(5))
+        .await
+        .expect("shutdown");
+    assert_eq!(report.spooled, 0);
+    let store = sqlite_store(&db).await;
+    let offers: i64 = (0..30).map(|n| record(run, n).offers.len() as i64).sum();
+    let transfers: i64 = (0..30).map(|n| record(run, n).transfers.len() as i64).sum();
+    assert!(offers > 10 && transfers > 3, "{offers} {transfers}");
+    assert_eq!(counts(&store).await, [30, offers, transfers, 31]);
+    assert_items_stored_once(&store, &items).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_states_and_child_rows_are_spooled_and_replayed_once() {
+    let dir = TempDir::new("spool-mixed");
+    let unreachable = sqlite_url(&dir.path().join("no-such-dir").join("cdr.db"));
+    let spool = dir.path().join("cdr.spool");
+    let run = run_id();
+    let items = mixed_items(run, 0..20);
+
+    let (mut sink, handle) = cdr::spawn(config(unreachable, &spool));
+    for item in &items {
+        sink.submit(item.clone());
+    }
+    let report = handle
+        .shutdown(sink.close(), Duration::from_millis(800))
+        .await
+        .expect("shutdown");
+    assert_eq!(report.spooled, 40);
+    assert_eq!(spool_lines(&spool), items);
+
+    // As if a replay had committed part of it and crashed before removing the file.
+    let db = dir.path().join("cdr.db");
+    let store = sqlite_store(&db).await;
+    store
+        .write_batch(&[record(run, 1), record(run, 4)], &[agent_state(run, 3)])
+        .await
+        .expect("pre-insert");
+
+    let (sink, handle) = cdr::spawn(config(sqlite_url(&db), &spool));
+    wait_until("the spool to be replayed", Duration::from_secs(10), || {
+        handle.stats().written == 40
+    })
+    .await;
+    handle
+        .shutdown(sink.close(), Duration::from_secs(5))
+        .await
+        .expect("shutdown");
+    assert!(!spool.exists());
+    assert_eq!(counts(&store).await[0], 20);
+    assert_eq!(counts(&store).await[3], 20);
+    assert_items_stored_once(&store, &items).await;
+}
+
+/// A spool file left by a release from before the flow details and the agent fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_lines_of_older_releases_still_replay() {
+    let dir = TempDir::new("old-spool");
+    let spool = dir.path().join("cdr.spool");
+    let oldest = r#"{"id":"00000000000000000000000000000a01","sip_call_id":"old-1@gw","caller":"100","dialled":"200","start_ms":1000,"answer_ms":null,"end_ms":2000,"flow":null,"ivr_path":[],"digits":"","disposition":"failed","hangup_by":"none","sip_code":404,"end_reason":"no_route"}"#;
+    let older = r#"{"id":"00000000000000000000000000000a02","sip_call_id":"old-2@gw","caller":"100","dialled":"200","start_ms":3000,"answer_ms":3100,"end_ms":9000,"flow":"main","ivr_path":["welcome"],"digits":"1","disposition":"completed","hangup_by":"hotline","sip_code":200,"end_reason":"flow_hangup","language":"en","survey":[["q1","4"]],"recordings":["r.wav"]}"#;
+    std::fs::write(&spool, format!("{oldest}\n{older}\n")).expect("old spool");
+
+    let db = dir.path().join("cdr.db");
+    let (sink, handle) = cdr::spawn(config(sqlite_url(&db), &spool));
+    wait_until(
+        "the old spool to be replayed",
+        Duration::from_secs(10),
+        || handle.stats().written == 2,
+    )
+    .await;
+    handle
+        .shutdown(sink.close(), Duration::from_secs(5))
+        .await
+        .expect("shutdown");
+    assert!(!spool.exists());
+    let store = sqlite_store(&db).await;
+    let first = store.by_sip_call_id("old-1@gw").await.expect("read");
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].language, None);
+    assert_eq!(first[0].queue, None);
+    let second = store.by_sip_call_id("old-2@gw").await.expect("read");
+    assert_eq!(second[0].survey, vec![("q1".to_string(), "4".to_string())]);
+    assert_eq!(second[0].recordings, vec!["r.wav".to_string()]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_postgres_spools_within_the_deadline() {
     let dir = TempDir::new("pgdown");
@@ -767,7 +1325,7 @@ async fn unreachable_postgres_spools_within_the_deadline() {
         started.elapsed()
     );
     assert_eq!(report.spooled, 7);
-    assert_eq!(spool_lines(&spool), records);
+    assert_eq!(spool_lines(&spool), calls(&records));
 }
 
 #[tokio::test]
@@ -805,7 +1363,7 @@ async fn a_full_channel_keeps_records_in_overflow_and_loses_none() {
     }
     assert_eq!(sink.pending(), 92);
     let leftovers = sink.close();
-    assert_eq!(leftovers, records[108..].to_vec());
+    assert_eq!(leftovers, calls(&records[108..]));
     let report = handle
         .shutdown(leftovers, Duration::from_secs(10))
         .await
@@ -913,15 +1471,16 @@ async fn postgres_writer_end_to_end_and_spool_replay() {
     let dir = TempDir::new("pg-writer");
     let spool = dir.path().join("cdr.spool");
     let run = run_id();
-    let records: Vec<CdrRecord> = (0..500).map(|n| record(run, n)).collect();
+    // 250 calls (offers and transfers among them) and 250 agent states.
+    let items = mixed_items(run, 0..250);
 
     // Down first: spooled.
     let (mut sink, handle) = cdr::spawn(config(
         "postgres://hotline:secret@127.0.0.1:1/hotline".into(),
         &spool,
     ));
-    for rec in &records[..100] {
-        sink.submit(rec.clone());
+    for item in &items[..100] {
+        sink.submit(item.clone());
     }
     let report = handle
         .shutdown(sink.close(), Duration::from_secs(1))
@@ -931,8 +1490,8 @@ async fn postgres_writer_end_to_end_and_spool_replay() {
 
     // Up: the spool and new records are written exactly once.
     let (mut sink, handle) = cdr::spawn(config(url, &spool));
-    for rec in &records[100..] {
-        sink.submit(rec.clone());
+    for item in &items[100..] {
+        sink.submit(item.clone());
     }
     let report = handle
         .shutdown(sink.close(), Duration::from_secs(20))
@@ -947,5 +1506,132 @@ async fn postgres_writer_end_to_end_and_spool_replay() {
     );
     assert!(!spool.exists());
     let store = postgres_store().await;
-    assert_stored_once(&store, &records).await;
+    assert_items_stored_once(&store, &items).await;
+}
+
+#[tokio::test]
+#[ignore = "interop: needs PostgreSQL (HOTLINE_TEST_POSTGRES_URL)"]
+async fn postgres_ring_all_offers_transfers_and_agent_states() {
+    let store = postgres_store().await;
+    check_ring_all_of_three(&store).await;
+    check_agent_states(&store).await;
+}
+
+/// A schema of its own on the test server, so the legacy and tampered databases do not touch
+/// the shared one; dropped at the end.
+struct PgSchema {
+    name: String,
+    url: String,
+}
+
+impl PgSchema {
+    async fn new(tag: &str) -> PgSchema {
+        let base = postgres_url();
+        let name = format!("hotline_{tag}_{}", unique().replace('-', "_"));
+        let mut raw = sqlx::postgres::PgConnection::connect(&base)
+            .await
+            .expect("connect");
+        raw.execute(format!("CREATE SCHEMA {name}").as_str())
+            .await
+            .expect("create schema");
+        raw.close().await.expect("close");
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options[search_path]={name}");
+        PgSchema { name, url }
+    }
+
+    async fn raw(&self) -> sqlx::postgres::PgConnection {
+        sqlx::postgres::PgConnection::connect(&self.url)
+            .await
+            .expect("connect")
+    }
+
+    async fn drop(self) {
+        let mut raw = self.raw().await;
+        raw.execute(format!("DROP SCHEMA {} CASCADE", self.name).as_str())
+            .await
+            .expect("drop schema");
+    }
+}
+
+#[tokio::test]
+#[ignore = "interop: needs PostgreSQL (HOTLINE_TEST_POSTGRES_URL)"]
+async fn postgres_old_runner_database_is_adopted_and_a_changed_migration_fails() {
+    let schema = PgSchema::new("legacy").await;
+    let mut raw = schema.raw().await;
+    sqlx::raw_sql(OLD_RUNNER_SCHEMA)
+        .execute(&mut raw)
+        .await
+        .expect("the old schema");
+    let store = CdrStore::connect(&schema.url).await.expect("connect");
+    check_old_runner_database_is_adopted(&store).await;
+    let versions: Vec<(i64, bool)> =
+        sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut raw)
+            .await
+            .expect("sqlx bookkeeping");
+    assert_eq!(versions, vec![(1, true), (2, true), (3, true)]);
+
+    raw.execute("UPDATE _sqlx_migrations SET checksum = '\\x00'::bytea WHERE version = 3")
+        .await
+        .expect("tamper");
+    assert_tampered(&store.migrate().await.expect_err("a changed migration"), 3);
+    store.close().await;
+    raw.close().await.expect("close");
+    schema.drop().await;
+}
+
+/// The writer through a PostgreSQL outage: a lock held by another session makes every
+/// attempt time out until it is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "interop: needs PostgreSQL (HOTLINE_TEST_POSTGRES_URL)"]
+async fn postgres_writer_keeps_agent_states_and_child_rows_through_an_outage() {
+    let schema = PgSchema::new("outage").await;
+    let store = CdrStore::connect(&schema.url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let mut lock = schema.raw().await;
+    lock.execute("BEGIN").await.expect("begin");
+    lock.execute("LOCK TABLE agent_states IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+
+    let dir = TempDir::new("pg-outage");
+    let config = CdrWriterConfig {
+        attempt_timeout: Duration::from_millis(500),
+        ..config(schema.url.clone(), &dir.path().join("spool"))
+    };
+    let (mut sink, handle) = cdr::spawn(config);
+    let run = run_id();
+    let items = mixed_items(run, 0..40);
+    for item in &items {
+        sink.submit(item.clone());
+    }
+    wait_until("failed attempts", Duration::from_secs(15), || {
+        let stats = handle.stats();
+        stats.failures >= 2 && stats.outage && stats.backlog == 80
+    })
+    .await;
+    // Not `counts`: agent_states is locked.
+    assert_eq!(
+        store.count().await.expect("count"),
+        0,
+        "nothing committed in the outage"
+    );
+    lock.execute("COMMIT").await.expect("unlock");
+    wait_until("the backlog to drain", Duration::from_secs(20), || {
+        handle.stats().written == 80
+    })
+    .await;
+    let report = handle
+        .shutdown(sink.close(), Duration::from_secs(5))
+        .await
+        .expect("shutdown");
+    assert_eq!(report.spooled, 0);
+    let offers: i64 = (0..40).map(|n| record(run, n).offers.len() as i64).sum();
+    let transfers: i64 = (0..40).map(|n| record(run, n).transfers.len() as i64).sum();
+    assert_eq!(counts(&store).await, [40, offers, transfers, 40]);
+    assert_items_stored_once(&store, &items).await;
+    store.close().await;
+    lock.close().await.expect("close");
+    schema.drop().await;
 }

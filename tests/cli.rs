@@ -363,6 +363,7 @@ fn cdr_into_a_closed_pipe_exits_quietly() {
             language: Some("en".into()),
             survey: Vec::new(),
             recordings: Vec::new(),
+            ..Default::default()
         })
         .collect();
     tokio::runtime::Builder::new_current_thread()

@@ -5,6 +5,10 @@
 //! in-memory backlog, and at shutdown spools whatever it could not write to a JSON-lines file
 //! that the next start replays. Inserts are idempotent on the record id, so a batch that is
 //! retried or replayed can never produce a second row for the same call.
+//!
+//! Agent-state records (one row per agent state change) take the same path: the sink takes
+//! both kinds ([`CdrItem`]), and the writer puts both in the same transactions, backlog and
+//! spool.
 
 pub mod record;
 pub mod report;
@@ -14,10 +18,17 @@ pub mod writer;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use record::{CdrRecord, Disposition, HangupBy, ParseEnumError};
-pub use report::{format_json, format_table, iso8601_utc, table_time_utc};
+pub use record::{
+    AgentStateKind, AgentStateRecord, CdrRecord, Disposition, HangupBy, OfferOutcome, OfferRow,
+    ParseEnumError, TransferKind, TransferRow, TransferTargetKind,
+};
+pub use report::{
+    format_json, format_offers_json, format_offers_table, format_table, iso8601_utc, table_time_utc,
+};
 pub use store::{CdrStore, redact_url};
-pub use writer::{CdrSink, CdrWriterConfig, CdrWriterHandle, ShutdownReport, WriterStats, spawn};
+pub use writer::{
+    CdrItem, CdrSink, CdrWriterConfig, CdrWriterHandle, ShutdownReport, WriterStats, spawn,
+};
 
 /// Every failure of the CDR layer. URLs in messages are passed through [`redact_url`] first,
 /// because these messages end up in logs that operators paste into tickets. The underlying
@@ -32,12 +43,16 @@ pub enum CdrError {
     #[error("cannot connect to the CDR database at {url}: {error}")]
     Connect { url: String, error: sqlx::Error },
 
-    #[error("CDR schema migration {version} ({name}) failed: {error}")]
-    Migrate {
-        version: i64,
-        name: &'static str,
-        error: sqlx::Error,
-    },
+    #[error("CDR schema migration failed: {error}")]
+    Migrate { error: sqlx::migrate::MigrateError },
+
+    /// Not an outage: retrying cannot help, the binary and the database disagree.
+    #[error(
+        "CDR schema migration {version} was changed after this database applied it (its \
+         checksum in _sqlx_migrations differs from the migration built into this hotline); \
+         run the release that applied it, or repair the database by hand"
+    )]
+    MigrationChanged { version: i64 },
 
     #[error("CDR database {operation} failed: {error}")]
     Query {
@@ -62,4 +77,20 @@ pub enum CdrError {
 
     #[error("the CDR writer task is gone (it panicked or was aborted); its backlog is lost")]
     WriterGone,
+}
+
+impl CdrError {
+    /// True for errors that waiting cannot fix (the schema in the database is not the one
+    /// this binary was built with): a server should refuse to start on these rather than
+    /// treat them as an outage.
+    pub fn is_schema_conflict(&self) -> bool {
+        matches!(
+            self,
+            CdrError::MigrationChanged { .. }
+                | CdrError::Migrate {
+                    error: sqlx::migrate::MigrateError::VersionMissing(_)
+                        | sqlx::migrate::MigrateError::Dirty(_)
+                }
+        )
+    }
 }

@@ -7,7 +7,10 @@ use serde::{Deserialize, Serialize};
 
 /// One finished call. Built once, when the call is over, and never updated afterwards: that is
 /// what lets the store insert it idempotently instead of tracking row versions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `Default` is there for building one with `..Default::default()`; a default record is not
+/// a meaningful call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CdrRecord {
     /// hotline's own call id (32 hex chars). The primary key, so a retried insert is a no-op.
     pub id: String,
@@ -40,9 +43,92 @@ pub struct CdrRecord {
     /// Survey answers in the order asked: (question id, key pressed).
     #[serde(default)]
     pub survey: Vec<(String, String)>,
-    /// WAV files recorded from the caller (messages).
+    /// WAV files recorded from the caller (messages) and of the bridged conversation.
     #[serde(default)]
     pub recordings: Vec<String>,
+
+    // --- agents and queues: all absent for a call that never reached a queue, and skipped
+    // when serialised then, so an IVR-only call's spool line and JSON are as they were.
+    /// The queue the call waited in last (a transfer to another queue replaces it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Epoch ms when the call entered the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_enter_ms: Option<i64>,
+    /// Epoch ms when it left the queue: answered by an agent, abandoned, or sent back to the
+    /// flow (timeout, full, no agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_leave_ms: Option<i64>,
+    /// Time in queue until answered or abandoned (ASA, time to abandon).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<i64>,
+    /// The answering agent's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// The answering agent's team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// Conversation time with the agent, hold time excluded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub talk_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_ms: Option<i64>,
+    /// After-call work of the answering agent for this call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrap_up_ms: Option<i64>,
+    /// The caller hung up while waiting in the queue, unanswered.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub abandoned: bool,
+    /// Every agent rung for this call, in the order the rings started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offers: Vec<OfferRow>,
+    /// Every transfer of this call, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub transfers: Vec<TransferRow>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// One ring of one agent for a call (a row of `cdr_offers`). Its sequence number is its
+/// position in [`CdrRecord::offers`], counted from 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfferRow {
+    pub agent: String,
+    pub queue: Option<String>,
+    pub ring_start_ms: i64,
+    pub ring_end_ms: i64,
+    pub outcome: OfferOutcome,
+    /// The final SIP response from the agent's phone, if there was one.
+    pub sip_code: Option<u16>,
+}
+
+/// One transfer of a call (a row of `cdr_transfers`). Its sequence number is its position in
+/// [`CdrRecord::transfers`], counted from 1.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferRow {
+    pub at_ms: i64,
+    pub kind: TransferKind,
+    /// Agent id, queue name, number or URI, as `target_kind` says.
+    pub target: String,
+    pub target_kind: TransferTargetKind,
+    /// Who transferred: an agent id, or "flow" for a transfer node. Stored as `transferred_by`
+    /// (`by` is an SQL keyword).
+    pub by: String,
+    pub reason: Option<String>,
+}
+
+/// An agent's state from `start_ms` until the next record of the same agent: rows are
+/// append-only, and `id` (unique, chosen by the producer) makes a replayed insert a no-op.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStateRecord {
+    pub id: String,
+    pub agent: String,
+    pub state: AgentStateKind,
+    /// The not-ready reason code; also free for a logout reason.
+    pub reason: Option<String>,
+    pub start_ms: i64,
 }
 
 impl CdrRecord {
@@ -52,7 +138,7 @@ impl CdrRecord {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Disposition {
     /// Ended by the flow in the IVR.
@@ -60,17 +146,130 @@ pub enum Disposition {
     CallerHangup,
     /// Refused for capacity (503); counted apart because it is demand the hotline never served.
     Blocked,
+    #[default]
     Failed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HangupBy {
     Caller,
     Hotline,
     /// The call never got far enough for anyone to hang up (refused or failed during setup).
+    #[default]
     None,
 }
+
+/// The stored words of the small enumerations: `as_str`, `FromStr` and `Display` spelled
+/// like serde spells them, so the database, the spool and the JSON report agree.
+macro_rules! text_enum {
+    ($ty:ident, $kind:literal, [$($variant:ident => $word:literal),+ $(,)?]) => {
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $word),+
+                }
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = ParseEnumError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $ty::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| ParseEnumError {
+                        kind: $kind,
+                        value: s.to_owned(),
+                    })
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// How one ring of an agent ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferOutcome {
+    Answered,
+    /// Ring timeout.
+    NoAnswer,
+    Busy,
+    Declined,
+    Redirected,
+    Unreachable,
+    /// Another agent answered first (ring-all) or the caller left.
+    Cancelled,
+}
+
+text_enum!(OfferOutcome, "offer outcome", [
+    Answered => "answered",
+    NoAnswer => "no_answer",
+    Busy => "busy",
+    Declined => "declined",
+    Redirected => "redirected",
+    Unreachable => "unreachable",
+    Cancelled => "cancelled",
+]);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferKind {
+    Blind,
+    /// Announced: the transferring party spoke to the target first.
+    Attended,
+}
+
+text_enum!(TransferKind, "transfer kind", [Blind => "blind", Attended => "attended"]);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferTargetKind {
+    Agent,
+    Queue,
+    Number,
+    Uri,
+}
+
+text_enum!(TransferTargetKind, "transfer target kind", [
+    Agent => "agent",
+    Queue => "queue",
+    Number => "number",
+    Uri => "uri",
+]);
+
+/// The agent states as stored; the not-ready reason is [`AgentStateRecord::reason`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStateKind {
+    LoggedOut,
+    Available,
+    Ringing,
+    OnCall,
+    OnHold,
+    WrapUp,
+    NotReady,
+}
+
+text_enum!(AgentStateKind, "agent state", [
+    LoggedOut => "logged_out",
+    Available => "available",
+    Ringing => "ringing",
+    OnCall => "on_call",
+    OnHold => "on_hold",
+    WrapUp => "wrap_up",
+    NotReady => "not_ready",
+]);
 
 /// A text column held a word that is not one of the enum's values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -229,6 +428,91 @@ mod tests {
             language: None,
             survey: Vec::new(),
             recordings: Vec::new(),
+            ..Default::default()
         }
+    }
+
+    fn queued() -> CdrRecord {
+        CdrRecord {
+            queue: Some("sales".into()),
+            queue_enter_ms: Some(1_700_000_010_000),
+            queue_leave_ms: Some(1_700_000_025_000),
+            wait_ms: Some(15_000),
+            agent: Some("a1001".into()),
+            team: Some("north".into()),
+            talk_ms: Some(38_000),
+            hold_ms: Some(2_000),
+            wrap_up_ms: Some(30_000),
+            abandoned: false,
+            offers: vec![OfferRow {
+                agent: "a1001".into(),
+                queue: Some("sales".into()),
+                ring_start_ms: 1_700_000_020_000,
+                ring_end_ms: 1_700_000_025_000,
+                outcome: OfferOutcome::Answered,
+                sip_code: Some(200),
+            }],
+            transfers: vec![TransferRow {
+                at_ms: 1_700_000_060_000,
+                kind: TransferKind::Attended,
+                target: "support".into(),
+                target_kind: TransferTargetKind::Queue,
+                by: "a1001".into(),
+                reason: Some("billing".into()),
+            }],
+            ..sample()
+        }
+    }
+
+    #[test]
+    fn queue_fields_round_trip_and_are_skipped_when_absent() {
+        let rec = queued();
+        let json = serde_json::to_string(&rec).expect("serialise");
+        let back: CdrRecord = serde_json::from_str(&json).expect("deserialise");
+        assert_eq!(back, rec);
+        // An IVR-only call serialises exactly as before the ACD fields existed.
+        let ivr = serde_json::to_value(sample()).expect("serialise");
+        let keys: Vec<&str> = ivr
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(keys.len(), 17, "{keys:?}");
+        assert!(!keys.contains(&"offers") && !keys.contains(&"abandoned"));
+    }
+
+    #[test]
+    fn a_spool_line_of_an_older_version_still_loads() {
+        // Written by the release before the flow details and the ACD fields.
+        let line = r#"{"id":"0123456789abcdef0123456789abcdef","sip_call_id":"x@y","caller":"1","dialled":"2","start_ms":1,"answer_ms":null,"end_ms":2,"flow":null,"ivr_path":[],"digits":"","disposition":"failed","hangup_by":"none","sip_code":404,"end_reason":"no_route"}"#;
+        let rec: CdrRecord = serde_json::from_str(line).expect("an old line");
+        assert_eq!(rec.queue, None);
+        assert!(!rec.abandoned && rec.offers.is_empty() && rec.transfers.is_empty());
+    }
+
+    #[test]
+    fn acd_enums_round_trip_through_text_and_serde() {
+        fn check<T>(all: &[T])
+        where
+            T: Copy + fmt::Debug + PartialEq + FromStr + fmt::Display + Serialize,
+            T: for<'de> Deserialize<'de>,
+            <T as FromStr>::Err: fmt::Debug,
+        {
+            for v in all {
+                let text = v.to_string();
+                assert_eq!(text.parse::<T>().expect("parse"), *v);
+                let json = serde_json::to_string(v).expect("serialise");
+                assert_eq!(json, format!("\"{text}\""));
+                assert_eq!(serde_json::from_str::<T>(&json).expect("deserialise"), *v);
+            }
+        }
+        check(OfferOutcome::ALL);
+        check(TransferKind::ALL);
+        check(TransferTargetKind::ALL);
+        check(AgentStateKind::ALL);
+        assert_eq!(OfferOutcome::ALL.len(), 7);
+        assert_eq!(AgentStateKind::ALL.len(), 7);
+        assert!("Answered".parse::<OfferOutcome>().is_err());
     }
 }

@@ -114,61 +114,133 @@ fn cell(text: &str) -> String {
     out
 }
 
-const HEADERS: [&str; 10] = [
-    "start (UTC)",
-    "caller",
-    "dialled",
-    "flow",
-    "duration",
-    "disposition",
-    "hangup_by",
-    "code",
-    "digits",
-    "path",
+/// The columns of the call table, and whether each is right-aligned (magnitudes line up).
+const COLUMNS: [(&str, bool); 10] = [
+    ("start (UTC)", false),
+    ("caller", false),
+    ("dialled", false),
+    ("flow", false),
+    ("duration", true),
+    ("disposition", false),
+    ("hangup_by", false),
+    ("code", true),
+    ("digits", false),
+    ("path", false),
 ];
 
-/// Right-aligned so the magnitudes line up.
-const NUMERIC: [bool; 10] = [
-    false, false, false, false, true, false, false, true, false, false,
+/// Shown after `flow` only if some call in the table reached a queue, so a table of IVR-only
+/// calls reads as it always did.
+const QUEUE_COLUMNS: [(&str, bool); 4] = [
+    ("queue", false),
+    ("agent", false),
+    ("wait", true),
+    ("talk", true),
 ];
 
-/// A fixed-width table, one call per line, in the order given.
+fn reached_a_queue(r: &CdrRecord) -> bool {
+    r.queue.is_some() || r.agent.is_some() || r.wait_ms.is_some() || r.talk_ms.is_some()
+}
+
+/// `-` for a call that never waited or talked, rather than the `?` of an unknown duration.
+fn format_optional_duration(ms: Option<i64>) -> String {
+    ms.map_or_else(|| "-".to_owned(), |ms| format_duration(Some(ms)))
+}
+
+/// A fixed-width table, one call per line, in the order given. If any call reached a queue,
+/// `queue`, `agent`, `wait` and `talk` columns follow `flow`.
 pub fn format_table(records: &[CdrRecord]) -> String {
-    let rows: Vec<[String; 10]> = records
+    let with_queue = records.iter().any(reached_a_queue);
+    let mut columns: Vec<(&str, bool)> = COLUMNS[..4].to_vec();
+    if with_queue {
+        columns.extend(QUEUE_COLUMNS);
+    }
+    columns.extend(&COLUMNS[4..]);
+    let rows: Vec<Vec<String>> = records
         .iter()
         .map(|r| {
-            [
+            let mut row = vec![
                 table_time_utc(r.start_ms),
                 cell(&r.caller),
                 cell(&r.dialled),
                 cell(r.flow.as_deref().unwrap_or("")),
+            ];
+            if with_queue {
+                row.extend([
+                    cell(r.queue.as_deref().unwrap_or("")),
+                    cell(r.agent.as_deref().unwrap_or("")),
+                    format_optional_duration(r.wait_ms),
+                    format_optional_duration(r.talk_ms),
+                ]);
+            }
+            row.extend([
                 format_duration(r.duration_ms()),
                 r.disposition.as_str().to_owned(),
                 r.hangup_by.as_str().to_owned(),
                 r.sip_code.to_string(),
                 cell(&r.digits),
                 cell(&r.ivr_path.join(">")),
-            ]
+            ]);
+            row
         })
         .collect();
+    render(&columns, &rows)
+}
 
-    let mut widths = HEADERS.map(|h| h.chars().count());
-    for row in &rows {
+/// The offers of the given calls, one line per ring, calls in the order given and rings in
+/// sequence: who was rung, from when, for how long, and how it ended.
+pub fn format_offers_table(records: &[CdrRecord]) -> String {
+    const OFFER_COLUMNS: [(&str, bool); 8] = [
+        ("call", false),
+        ("seq", true),
+        ("ring start (UTC)", false),
+        ("ring", true),
+        ("agent", false),
+        ("queue", false),
+        ("outcome", false),
+        ("code", true),
+    ];
+    let rows: Vec<Vec<String>> = records
+        .iter()
+        .flat_map(|r| {
+            r.offers.iter().enumerate().map(|(i, o)| {
+                vec![
+                    r.id.clone(),
+                    (i + 1).to_string(),
+                    table_time_utc(o.ring_start_ms),
+                    format_duration(
+                        o.ring_end_ms
+                            .checked_sub(o.ring_start_ms)
+                            .filter(|ms| *ms >= 0),
+                    ),
+                    cell(&o.agent),
+                    cell(o.queue.as_deref().unwrap_or("")),
+                    o.outcome.as_str().to_owned(),
+                    o.sip_code.map_or_else(|| "-".to_owned(), |c| c.to_string()),
+                ]
+            })
+        })
+        .collect();
+    render(&OFFER_COLUMNS, &rows)
+}
+
+fn render(columns: &[(&str, bool)], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = columns.iter().map(|(h, _)| h.chars().count()).collect();
+    for row in rows {
         for (width, text) in widths.iter_mut().zip(row) {
             *width = (*width).max(text.chars().count());
         }
     }
 
     let mut out = String::new();
-    let header = HEADERS.map(str::to_owned);
-    for row in std::iter::once(&header).chain(&rows) {
+    let header: Vec<String> = columns.iter().map(|(h, _)| (*h).to_owned()).collect();
+    for row in std::iter::once(&header).chain(rows) {
         let mut line = String::new();
         for (i, text) in row.iter().enumerate() {
             if i > 0 {
                 line.push_str("  ");
             }
             let pad = widths[i].saturating_sub(text.chars().count());
-            if NUMERIC[i] {
+            if columns[i].1 {
                 line.extend(std::iter::repeat_n(' ', pad));
                 line.push_str(text);
             } else {
@@ -184,7 +256,9 @@ pub fn format_table(records: &[CdrRecord]) -> String {
 
 /// A pretty-printed JSON array: every field of the record as serde names it, plus `start`,
 /// `answer` (null if never answered) and `end` as ISO 8601 UTC strings for readers that do
-/// not want to convert epoch milliseconds.
+/// not want to convert epoch milliseconds. Like the record's serde form, the queue and agent
+/// fields (and `offers`, `transfers`) appear only for calls that have them, so the output
+/// for IVR-only calls is as it was.
 pub fn format_json(records: &[CdrRecord]) -> String {
     let array: Vec<Value> = records.iter().map(record_json).collect();
     // `Value`'s Display cannot fail, unlike `serde_json::to_string`.
@@ -218,15 +292,88 @@ fn record_json(r: &CdrRecord) -> Value {
         ),
     );
     m.insert("recordings".into(), r.recordings.clone().into());
+    let optional = [
+        ("queue", r.queue.clone().map(Value::from)),
+        ("queue_enter_ms", r.queue_enter_ms.map(Value::from)),
+        ("queue_leave_ms", r.queue_leave_ms.map(Value::from)),
+        ("wait_ms", r.wait_ms.map(Value::from)),
+        ("agent", r.agent.clone().map(Value::from)),
+        ("team", r.team.clone().map(Value::from)),
+        ("talk_ms", r.talk_ms.map(Value::from)),
+        ("hold_ms", r.hold_ms.map(Value::from)),
+        ("wrap_up_ms", r.wrap_up_ms.map(Value::from)),
+        ("abandoned", r.abandoned.then_some(Value::Bool(true))),
+        (
+            "offers",
+            (!r.offers.is_empty()).then(|| Value::Array(offers_json(r))),
+        ),
+        (
+            "transfers",
+            (!r.transfers.is_empty()).then(|| {
+                Value::Array(
+                    r.transfers
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| {
+                            let mut m = Map::new();
+                            m.insert("seq".into(), (i + 1).into());
+                            m.insert("at_ms".into(), t.at_ms.into());
+                            m.insert("at".into(), iso8601_utc(t.at_ms).into());
+                            m.insert("kind".into(), t.kind.as_str().into());
+                            m.insert("target".into(), t.target.clone().into());
+                            m.insert("target_kind".into(), t.target_kind.as_str().into());
+                            m.insert("by".into(), t.by.clone().into());
+                            m.insert("reason".into(), t.reason.clone().into());
+                            Value::Object(m)
+                        })
+                        .collect(),
+                )
+            }),
+        ),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            m.insert(key.into(), value);
+        }
+    }
     m.insert("start".into(), iso8601_utc(r.start_ms).into());
     m.insert("answer".into(), r.answer_ms.map(iso8601_utc).into());
     m.insert("end".into(), iso8601_utc(r.end_ms).into());
     Value::Object(m)
 }
 
+/// One object per ring, with its 1-based `seq` and ISO 8601 ring times.
+fn offers_json(r: &CdrRecord) -> Vec<Value> {
+    r.offers
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let mut m = Map::new();
+            m.insert("call_id".into(), r.id.clone().into());
+            m.insert("seq".into(), (i + 1).into());
+            m.insert("agent".into(), o.agent.clone().into());
+            m.insert("queue".into(), o.queue.clone().into());
+            m.insert("ring_start_ms".into(), o.ring_start_ms.into());
+            m.insert("ring_end_ms".into(), o.ring_end_ms.into());
+            m.insert("ring_start".into(), iso8601_utc(o.ring_start_ms).into());
+            m.insert("ring_end".into(), iso8601_utc(o.ring_end_ms).into());
+            m.insert("outcome".into(), o.outcome.as_str().into());
+            m.insert("sip_code".into(), o.sip_code.into());
+            Value::Object(m)
+        })
+        .collect()
+}
+
+/// The offers of the given calls as one pretty-printed JSON array (see `format_json` for
+/// the fields of each).
+pub fn format_offers_json(records: &[CdrRecord]) -> String {
+    let array: Vec<Value> = records.iter().flat_map(offers_json).collect();
+    format!("{:#}", Value::Array(array))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::record::{Disposition, HangupBy};
+    use super::super::record::{Disposition, HangupBy, OfferOutcome, OfferRow};
     use super::*;
 
     fn leap(y: i64) -> bool {
@@ -356,6 +503,7 @@ mod tests {
             language: None,
             survey: Vec::new(),
             recordings: Vec::new(),
+            ..Default::default()
         }
     }
 
@@ -432,6 +580,103 @@ mod tests {
         let json_fields = first.as_object().expect("an object");
         assert_eq!(json_fields.len(), struct_fields.len() + 3);
         assert!(struct_fields.keys().all(|k| json_fields.contains_key(k)));
+    }
+
+    fn queued(agent: &str) -> CdrRecord {
+        let ring = |agent: &str, outcome, sip_code| OfferRow {
+            agent: agent.into(),
+            queue: Some("sales".into()),
+            ring_start_ms: 1_700_000_010_000,
+            ring_end_ms: 1_700_000_014_500,
+            outcome,
+            sip_code,
+        };
+        CdrRecord {
+            queue: Some("sales".into()),
+            queue_enter_ms: Some(1_700_000_005_000),
+            queue_leave_ms: Some(1_700_000_014_500),
+            wait_ms: Some(9_500),
+            agent: Some(agent.into()),
+            talk_ms: Some(42_000),
+            offers: vec![
+                ring("a1", OfferOutcome::Cancelled, Some(487)),
+                ring(agent, OfferOutcome::Answered, Some(200)),
+                ring("a3", OfferOutcome::Cancelled, None),
+            ],
+            ..record("300", "2", &["welcome", "sales"])
+        }
+    }
+
+    #[test]
+    fn table_shows_queue_columns_only_when_a_call_reached_a_queue() {
+        let ivr = format_table(&[record("100", "12#", &["welcome"])]);
+        assert!(!ivr.contains("queue") && !ivr.contains("agent"), "{ivr}");
+        let mut abandoned = record("200", "", &["welcome"]);
+        abandoned.queue = Some("sales".into());
+        abandoned.wait_ms = Some(61_000);
+        abandoned.abandoned = true;
+        let table = format_table(&[queued("a2"), abandoned, record("100", "1", &["welcome"])]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0],
+            "start (UTC)          caller  dialled  flow  queue  agent  wait  talk  duration  disposition  hangup_by  code  digits  path"
+        );
+        assert_eq!(
+            lines[1],
+            "2023-11-14 22:13:20  300     95588    main  sales  a2     0:09  0:42      1:05  completed    hotline     200  2       welcome>sales"
+        );
+        assert_eq!(
+            lines[2],
+            "2023-11-14 22:13:20  200     95588    main  sales  -      1:01     -      1:05  completed    hotline     200  -       welcome"
+        );
+        assert!(
+            lines[3].contains("  main  -      -         -     -      1:05  "),
+            "{}",
+            lines[3]
+        );
+    }
+
+    #[test]
+    fn offers_are_listed_one_ring_a_line() {
+        let table = format_offers_table(&[queued("a2"), record("100", "1", &[])]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        assert_eq!(
+            lines[0],
+            "call                              seq  ring start (UTC)     ring  agent  queue  outcome    code"
+        );
+        assert_eq!(
+            lines[2],
+            "00000000000000000000000000000001    2  2023-11-14 22:13:30  0:04  a2     sales  answered    200"
+        );
+        assert!(
+            lines[3].ends_with("a3     sales  cancelled     -"),
+            "{}",
+            lines[3]
+        );
+
+        let json: Value = serde_json::from_str(&format_offers_json(&[queued("a2")])).expect("JSON");
+        let offers = json.as_array().expect("array");
+        assert_eq!(offers.len(), 3);
+        assert_eq!(offers[1]["seq"], 2);
+        assert_eq!(offers[1]["outcome"], "answered");
+        assert_eq!(offers[1]["ring_start"], "2023-11-14T22:13:30.000Z");
+        assert_eq!(offers[2]["sip_code"], Value::Null);
+        assert_eq!(format_offers_json(&[]), "[]");
+    }
+
+    #[test]
+    fn json_has_queue_fields_and_offers_when_present() {
+        let text = format_json(&[queued("a2")]);
+        let value: Value = serde_json::from_str(&text).expect("valid JSON");
+        let row = &value[0];
+        assert_eq!(row["queue"], "sales");
+        assert_eq!(row["agent"], "a2");
+        assert_eq!(row["wait_ms"], 9_500);
+        assert_eq!(row["talk_ms"], 42_000);
+        assert_eq!(row["offers"].as_array().map(Vec::len), Some(3));
+        assert!(row.get("abandoned").is_none() && row.get("transfers").is_none());
+        assert!(row.get("team").is_none());
     }
 
     #[test]

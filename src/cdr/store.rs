@@ -1,34 +1,73 @@
 //! The database side: one `AnyPool`, so the same code runs on SQLite (a single box) and
 //! PostgreSQL (a shared reporting database) chosen by URL at run time.
+//!
+//! The schema is kept by sqlx's own migrator over migrations embedded at build time (so the
+//! binary runs from any directory): it records each applied migration's SHA-384 in
+//! `_sqlx_migrations` and refuses to start against a database whose applied migrations differ
+//! from the binary's. Databases made by hotline's earlier hand-written runner (its
+//! `hotline_migrations` table) are adopted on first contact.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::OnceLock;
+use std::time::Duration;
 
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
-use sqlx::{Any, AnyPool, ConnectOptions, Decode, Executor, Row, Type};
+use sqlx::AnyConnection;
+use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyRow};
+use sqlx::migrate::{Migrate, MigrateError, Migration, MigrationType, Migrator};
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool, ConnectOptions, Decode, Row, Type};
 
 use super::CdrError;
-use super::record::CdrRecord;
+use super::record::{AgentStateRecord, CdrRecord, OfferRow, TransferRow};
 
-struct Migration {
-    version: i64,
-    name: &'static str,
-    sql: &'static str,
+/// The migrations, embedded. sqlx's naming: `<version>_<description>.sql`, the description's
+/// underscores read as spaces. A file is never edited once released (the migrator would
+/// refuse every database that applied it), only followed by a new one. The SQL is portable,
+/// so both backends share the one directory; a test checks every file in it is listed here.
+const MIGRATION_FILES: &[(i64, &str, &str)] = &[
+    (1, "cdr", include_str!("../../migrations/0001_cdr.sql")),
+    (
+        2,
+        "cdr flow details",
+        include_str!("../../migrations/0002_cdr_flow_details.sql"),
+    ),
+    (
+        3,
+        "cdr agents queues",
+        include_str!("../../migrations/0003_cdr_agents_queues.sql"),
+    ),
+];
+
+/// sqlx's migrator over [`MIGRATION_FILES`]. Its own locking is off because `migrate` holds a
+/// stronger lock of its own (the whole run is one transaction, see there).
+fn migrator() -> &'static Migrator {
+    static MIGRATOR: OnceLock<Migrator> = OnceLock::new();
+    MIGRATOR.get_or_init(|| {
+        let migrations = MIGRATION_FILES
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    Cow::Borrowed(sql),
+                    false,
+                )
+            })
+            .collect::<Vec<_>>();
+        Migrator {
+            migrations: Cow::Owned(migrations),
+            locking: false,
+            ..Migrator::DEFAULT
+        }
+    })
 }
 
-/// Applied in order; a version is never edited once released, only followed by a new one.
-const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "cdr",
-        sql: include_str!("../../migrations/0001_cdr.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "cdr_flow_details",
-        sql: include_str!("../../migrations/0002_cdr_flow_details.sql"),
-    },
-];
+/// The bookkeeping table of hotline's hand-written runner before sqlx's migrator: its
+/// versions 1 and 2 are the same SQL as the migrator's 1 and 2.
+const LEGACY_MIGRATIONS_TABLE: &str = "hotline_migrations";
 
 /// Any constant works as long as nothing else in the database uses it: "hotline" in ASCII.
 const MIGRATION_LOCK_KEY: i64 = 0x0068_6f74_6c69_6e65;
@@ -41,14 +80,112 @@ const SQLITE_BUSY_TIMEOUT_MS: u32 = 1_000;
 /// so an unreachable server shows up as a failed attempt rather than a stall.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// 55 rows x 17 columns = 935 bind parameters: under the 999 that SQLite builds before 3.32
-/// allow, and few enough statements that PostgreSQL round trips stay cheap.
-const ROWS_PER_STATEMENT: usize = 55;
+/// Bind parameters per statement: the 999 that SQLite builds before 3.32 allow. Multi-row
+/// inserts are chunked to stay under it, and so are `IN` lists.
+const MAX_PARAMS: usize = 999;
 
-const COLUMNS: &str = "id, sip_call_id, caller, dialled, start_ms, answer_ms, end_ms, flow, \
-                       ivr_path, digits, disposition, hangup_by, sip_code, end_reason, \
-                       language, survey, recordings";
-const COLUMN_COUNT: usize = 17;
+/// A table written by multi-row `INSERT ... ON CONFLICT (key) DO NOTHING`.
+struct Table {
+    name: &'static str,
+    columns: &'static [&'static str],
+    key: &'static str,
+}
+
+const CDR: Table = Table {
+    name: "cdr",
+    columns: &[
+        "id",
+        "sip_call_id",
+        "caller",
+        "dialled",
+        "start_ms",
+        "answer_ms",
+        "end_ms",
+        "flow",
+        "ivr_path",
+        "digits",
+        "disposition",
+        "hangup_by",
+        "sip_code",
+        "end_reason",
+        "language",
+        "survey",
+        "recordings",
+        "queue",
+        "queue_enter_ms",
+        "queue_leave_ms",
+        "wait_ms",
+        "agent",
+        "team",
+        "talk_ms",
+        "hold_ms",
+        "wrap_up_ms",
+        "abandoned",
+    ],
+    key: "id",
+};
+
+const OFFERS: Table = Table {
+    name: "cdr_offers",
+    columns: &[
+        "call_id",
+        "seq",
+        "agent",
+        "queue",
+        "ring_start_ms",
+        "ring_end_ms",
+        "outcome",
+        "sip_code",
+    ],
+    key: "call_id, seq",
+};
+
+const TRANSFERS: Table = Table {
+    name: "cdr_transfers",
+    columns: &[
+        "call_id",
+        "seq",
+        "at_ms",
+        "kind",
+        "target",
+        "target_kind",
+        "transferred_by",
+        "reason",
+    ],
+    key: "call_id, seq",
+};
+
+const AGENT_STATES: Table = Table {
+    name: "agent_states",
+    columns: &["id", "agent", "state", "reason", "start_ms"],
+    key: "id",
+};
+
+type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
+
+/// A child row with its call's id and its 1-based position.
+struct Child<'a, T> {
+    call_id: &'a str,
+    seq: i32,
+    row: &'a T,
+}
+
+fn children<'a, T>(
+    records: &'a [CdrRecord],
+    rows: impl Fn(&'a CdrRecord) -> &'a [T],
+) -> Vec<Child<'a, T>> {
+    records
+        .iter()
+        .flat_map(|rec| {
+            rows(rec).iter().enumerate().map(move |(i, row)| Child {
+                call_id: rec.id.as_str(),
+                // A call with more than 2^31 offers is not a call.
+                seq: i32::try_from(i + 1).unwrap_or(i32::MAX),
+                row,
+            })
+        })
+        .collect()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
@@ -157,74 +294,143 @@ impl CdrStore {
         self.pool.close().await;
     }
 
-    /// Applies every embedded migration that is not yet recorded in `hotline_migrations`,
-    /// each in its own transaction together with its bookkeeping row, so a crash leaves the
-    /// schema either before or after a migration, never half way.
+    /// Brings the schema up to date with sqlx's migrator, adopting a database made by the
+    /// earlier hand-written runner first.
+    ///
+    /// The whole run is one transaction that holds the database's write lock (SQLite: `BEGIN
+    /// IMMEDIATE`; PostgreSQL: a transaction-scoped advisory lock), so servers starting
+    /// together take turns, each migration commits or rolls back together with its
+    /// bookkeeping row, and the adoption of a legacy database is never seen half done.
+    ///
+    /// Fails with [`CdrError::MigrationChanged`] if a migration this database applied has
+    /// different SQL in this binary.
     pub async fn migrate(&self) -> Result<(), CdrError> {
-        for migration in MIGRATIONS {
-            let failed = |error| CdrError::Migrate {
-                version: migration.version,
-                name: migration.name,
-                error,
-            };
-            // Servers starting together must take turns: each runner reads, then writes.
-            let mut tx = match self.backend {
-                // A deferred SQLite transaction that has read cannot wait for the write lock
-                // (it fails with SQLITE_BUSY at once); IMMEDIATE waits at BEGIN instead.
-                Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-                Backend::Postgres => self.pool.begin().await,
-            }
-            .map_err(failed)?;
-            if self.backend == Backend::Postgres {
-                // PostgreSQL's CREATE TABLE IF NOT EXISTS is not race-free either. Released by
-                // commit or rollback. Selected through FROM because the Any driver cannot
-                // decode a `void` column.
-                sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)")
-                    .bind(MIGRATION_LOCK_KEY)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(failed)?;
-            }
-            sqlx::query(
-                "CREATE TABLE IF NOT EXISTS hotline_migrations \
-                 (version BIGINT PRIMARY KEY, applied_ms BIGINT)",
-            )
-            .execute(&mut *tx)
-            .await
-            .map_err(failed)?;
-            let applied = sqlx::query("SELECT version FROM hotline_migrations WHERE version = $1")
-                .bind(migration.version)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(failed)?;
-            if applied.is_some() {
-                continue;
-            }
-            // A plain `&str` with no arguments runs as a simple query on PostgreSQL and as a
-            // statement list on SQLite, so one migration file may hold several statements.
-            (&mut *tx).execute(migration.sql).await.map_err(failed)?;
-            sqlx::query("INSERT INTO hotline_migrations (version, applied_ms) VALUES ($1, $2)")
-                .bind(migration.version)
-                .bind(now_ms())
+        let failed = |error: sqlx::Error| CdrError::Migrate {
+            error: MigrateError::Execute(error),
+        };
+        let mut tx = match self.backend {
+            // A deferred SQLite transaction that has read cannot wait for the write lock
+            // (it fails with SQLITE_BUSY at once); IMMEDIATE waits at BEGIN instead.
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+        .map_err(failed)?;
+        if self.backend == Backend::Postgres {
+            // Released by commit or rollback. Selected through FROM because the Any driver
+            // cannot decode a `void` column.
+            sqlx::query("SELECT 1 FROM pg_advisory_xact_lock($1)")
+                .bind(MIGRATION_LOCK_KEY)
                 .execute(&mut *tx)
                 .await
                 .map_err(failed)?;
-            tx.commit().await.map_err(failed)?;
+        }
+        let adopted = self.adopt_legacy(&mut tx).await?;
+        tx.ensure_migrations_table().await.map_err(migrate_error)?;
+        let before: Vec<i64> = tx
+            .list_applied_migrations()
+            .await
+            .map_err(migrate_error)?
+            .into_iter()
+            .map(|m| m.version)
+            .collect();
+        migrator()
+            .run_direct(&mut *tx)
+            .await
+            .map_err(migrate_error)?;
+        tx.commit().await.map_err(failed)?;
+        if !adopted.is_empty() {
             tracing::info!(
-                version = migration.version,
-                name = migration.name,
+                versions = ?adopted,
                 url = %self.url,
-                "applied CDR schema migration"
+                "adopted a CDR database made by the earlier migration runner"
             );
+        }
+        for &(version, name, _) in MIGRATION_FILES {
+            if !before.contains(&version) && !adopted.contains(&version) {
+                tracing::info!(version, name, url = %self.url, "applied CDR schema migration");
+            }
         }
         Ok(())
     }
 
-    /// Inserts all records in one transaction. A record whose id is already stored is skipped,
-    /// which is what makes retrying a batch after an ambiguous failure (a timeout during
-    /// commit, a crash before the spool was removed) safe.
-    pub async fn insert_batch(&self, records: &[CdrRecord]) -> Result<(), CdrError> {
-        if records.is_empty() {
+    /// A database the hand-written runner made has `hotline_migrations` and no
+    /// `_sqlx_migrations`: record its versions in sqlx's table with the checksums of the
+    /// identical embedded migrations, so the migrator takes it from there. Returns the
+    /// versions adopted.
+    async fn adopt_legacy(&self, conn: &mut AnyConnection) -> Result<Vec<i64>, CdrError> {
+        let failed = |error: sqlx::Error| CdrError::Migrate {
+            error: MigrateError::Execute(error),
+        };
+        if !self
+            .table_exists(conn, LEGACY_MIGRATIONS_TABLE)
+            .await
+            .map_err(failed)?
+            || self
+                .table_exists(conn, "_sqlx_migrations")
+                .await
+                .map_err(failed)?
+        {
+            return Ok(Vec::new());
+        }
+        let versions: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM hotline_migrations ORDER BY version")
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(failed)?;
+        conn.ensure_migrations_table()
+            .await
+            .map_err(migrate_error)?;
+        for &version in &versions {
+            let Some(migration) = migrator().iter().find(|m| m.version == version) else {
+                // A newer runner than any release made: the migrator would refuse it too.
+                return Err(CdrError::Migrate {
+                    error: MigrateError::VersionMissing(version),
+                });
+            };
+            sqlx::query(
+                "INSERT INTO _sqlx_migrations \
+                 (version, description, success, checksum, execution_time) \
+                 VALUES ($1, $2, TRUE, $3, -1)",
+            )
+            .bind(version)
+            .bind(migration.description.to_string())
+            .bind(migration.checksum.to_vec())
+            .execute(&mut *conn)
+            .await
+            .map_err(failed)?;
+        }
+        Ok(versions)
+    }
+
+    async fn table_exists(
+        &self,
+        conn: &mut AnyConnection,
+        name: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = $1"
+            }
+        };
+        let n: i64 = sqlx::query_scalar(sql).bind(name).fetch_one(conn).await?;
+        Ok(n > 0)
+    }
+
+    /// Inserts call records, with their offer and transfer rows, and agent-state records, all
+    /// in one transaction. Rows whose key is already stored (a call's id, a child's (call id,
+    /// sequence), an agent state's id) are skipped, which is what makes retrying a batch after
+    /// an ambiguous failure (a timeout during commit, a crash before the spool was removed)
+    /// safe, and fills in child rows a call row may be missing.
+    pub async fn write_batch(
+        &self,
+        calls: &[CdrRecord],
+        agent_states: &[AgentStateRecord],
+    ) -> Result<(), CdrError> {
+        if calls.is_empty() && agent_states.is_empty() {
             return Ok(());
         }
         let failed = |error| CdrError::Query {
@@ -232,38 +438,39 @@ impl CdrStore {
             error,
         };
         let mut tx = self.pool.begin().await.map_err(failed)?;
-        for chunk in records.chunks(ROWS_PER_STATEMENT) {
-            let sql = insert_sql(chunk.len());
-            let mut query = sqlx::query(&sql);
-            for rec in chunk {
-                query = query
-                    .bind(rec.id.as_str())
-                    .bind(rec.sip_call_id.as_str())
-                    .bind(rec.caller.as_str())
-                    .bind(rec.dialled.as_str())
-                    .bind(rec.start_ms)
-                    .bind(rec.answer_ms)
-                    .bind(rec.end_ms)
-                    .bind(rec.flow.as_deref())
-                    .bind(encode_path(&rec.ivr_path))
-                    .bind(rec.digits.as_str())
-                    .bind(rec.disposition.as_str())
-                    .bind(rec.hangup_by.as_str())
-                    // The Any driver has no unsigned types.
-                    .bind(i32::from(rec.sip_code))
-                    .bind(rec.end_reason.as_str())
-                    .bind(rec.language.as_deref())
-                    .bind(encode_pairs(&rec.survey))
-                    .bind(encode_path(&rec.recordings));
-            }
-            query.execute(&mut *tx).await.map_err(failed)?;
-        }
+        insert_rows(&mut tx, &CDR, calls, bind_call)
+            .await
+            .map_err(failed)?;
+        let offers = children(calls, |rec| &rec.offers);
+        insert_rows(&mut tx, &OFFERS, &offers, bind_offer)
+            .await
+            .map_err(failed)?;
+        let transfers = children(calls, |rec| &rec.transfers);
+        insert_rows(&mut tx, &TRANSFERS, &transfers, bind_transfer)
+            .await
+            .map_err(failed)?;
+        insert_rows(&mut tx, &AGENT_STATES, agent_states, bind_agent_state)
+            .await
+            .map_err(failed)?;
         tx.commit().await.map_err(failed)
+    }
+
+    /// Call records only; see [`CdrStore::write_batch`].
+    pub async fn insert_batch(&self, records: &[CdrRecord]) -> Result<(), CdrError> {
+        self.write_batch(records, &[]).await
+    }
+
+    /// Agent-state records only; see [`CdrStore::write_batch`].
+    pub async fn insert_agent_states(&self, states: &[AgentStateRecord]) -> Result<(), CdrError> {
+        self.write_batch(&[], states).await
     }
 
     /// The `n` most recent calls by start time, newest first.
     pub async fn last(&self, n: u32) -> Result<Vec<CdrRecord>, CdrError> {
-        let sql = format!("SELECT {COLUMNS} FROM cdr ORDER BY start_ms DESC, id DESC LIMIT $1");
+        let sql = format!(
+            "SELECT {} FROM cdr ORDER BY start_ms DESC, id DESC LIMIT $1",
+            CDR.columns.join(", ")
+        );
         let rows = sqlx::query(&sql)
             .bind(i64::from(n))
             .fetch_all(&self.pool)
@@ -272,11 +479,20 @@ impl CdrStore {
                 operation: "read last records",
                 error,
             })?;
-        rows.iter().map(record_from_row).collect()
+        self.records(&rows).await
     }
 
     pub async fn count(&self) -> Result<i64, CdrError> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM cdr")
+        self.count_rows("cdr").await
+    }
+
+    /// Rows in `cdr_offers`, `cdr_transfers` or `agent_states` (or `cdr`).
+    pub async fn count_rows(&self, table: &'static str) -> Result<i64, CdrError> {
+        debug_assert!(
+            ["cdr", OFFERS.name, TRANSFERS.name, AGENT_STATES.name].contains(&table),
+            "{table}"
+        );
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
             .fetch_one(&self.pool)
             .await
             .map_err(|error| CdrError::Query {
@@ -287,7 +503,10 @@ impl CdrStore {
 
     /// Every record for one SIP Call-ID, oldest first. Usually one; more if a UA reused the id.
     pub async fn by_sip_call_id(&self, sip_call_id: &str) -> Result<Vec<CdrRecord>, CdrError> {
-        let sql = format!("SELECT {COLUMNS} FROM cdr WHERE sip_call_id = $1 ORDER BY start_ms, id");
+        let sql = format!(
+            "SELECT {} FROM cdr WHERE sip_call_id = $1 ORDER BY start_ms, id",
+            CDR.columns.join(", ")
+        );
         let rows = sqlx::query(&sql)
             .bind(sip_call_id)
             .fetch_all(&self.pool)
@@ -296,33 +515,247 @@ impl CdrStore {
                 operation: "read records by SIP Call-ID",
                 error,
             })?;
-        rows.iter().map(record_from_row).collect()
+        self.records(&rows).await
     }
+
+    /// One call by hotline's call id, or else every call with that SIP Call-ID.
+    pub async fn find(&self, call: &str) -> Result<Vec<CdrRecord>, CdrError> {
+        match self.by_id(call).await? {
+            Some(rec) => Ok(vec![rec]),
+            None => self.by_sip_call_id(call).await,
+        }
+    }
+
+    /// One call by hotline's call id.
+    pub async fn by_id(&self, id: &str) -> Result<Option<CdrRecord>, CdrError> {
+        let sql = format!("SELECT {} FROM cdr WHERE id = $1", CDR.columns.join(", "));
+        let rows = sqlx::query(&sql)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|error| CdrError::Query {
+                operation: "read a record by id",
+                error,
+            })?;
+        Ok(self.records(&rows).await?.pop())
+    }
+
+    /// Agent-state records in time order, of one agent or of all.
+    pub async fn agent_states(
+        &self,
+        agent: Option<&str>,
+    ) -> Result<Vec<AgentStateRecord>, CdrError> {
+        let columns = AGENT_STATES.columns.join(", ");
+        let query_failed = |error| CdrError::Query {
+            operation: "read agent states",
+            error,
+        };
+        let rows = match agent {
+            Some(agent) => {
+                let sql = format!(
+                    "SELECT {columns} FROM agent_states WHERE agent = $1 ORDER BY start_ms, id"
+                );
+                sqlx::query(&sql)
+                    .bind(agent)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(query_failed)?
+            }
+            None => {
+                let sql =
+                    format!("SELECT {columns} FROM agent_states ORDER BY start_ms, agent, id");
+                sqlx::query(&sql)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(query_failed)?
+            }
+        };
+        rows.iter().map(agent_state_from_row).collect()
+    }
+
+    /// Call rows to records, with their offers and transfers.
+    async fn records(&self, rows: &[AnyRow]) -> Result<Vec<CdrRecord>, CdrError> {
+        let mut records = rows
+            .iter()
+            .map(record_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        if records.is_empty() {
+            return Ok(records);
+        }
+        let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+        let mut offers: HashMap<String, Vec<OfferRow>> = HashMap::new();
+        for row in self.child_rows(&OFFERS, &ids).await? {
+            let call_id: String = column(&row, "call_id")?;
+            let offer = offer_from_row(&row, &call_id)?;
+            offers.entry(call_id).or_default().push(offer);
+        }
+        let mut transfers: HashMap<String, Vec<TransferRow>> = HashMap::new();
+        for row in self.child_rows(&TRANSFERS, &ids).await? {
+            let call_id: String = column(&row, "call_id")?;
+            let transfer = transfer_from_row(&row, &call_id)?;
+            transfers.entry(call_id).or_default().push(transfer);
+        }
+        for rec in &mut records {
+            rec.offers = offers.remove(&rec.id).unwrap_or_default();
+            rec.transfers = transfers.remove(&rec.id).unwrap_or_default();
+        }
+        Ok(records)
+    }
+
+    /// The child rows of these calls, in (call, sequence) order.
+    async fn child_rows(&self, table: &Table, ids: &[&str]) -> Result<Vec<AnyRow>, CdrError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(MAX_PARAMS) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT {} FROM {} WHERE call_id IN ({}) ORDER BY call_id, seq",
+                table.columns.join(", "),
+                table.name,
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            out.extend(
+                query
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(|error| CdrError::Query {
+                        operation: "read offers and transfers",
+                        error,
+                    })?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+fn migrate_error(error: MigrateError) -> CdrError {
+    match error {
+        MigrateError::VersionMismatch(version) => CdrError::MigrationChanged { version },
+        error => CdrError::Migrate { error },
+    }
+}
+
+/// Inserts `rows` into `table` in as few statements as the parameter limit allows.
+async fn insert_rows<R>(
+    conn: &mut AnyConnection,
+    table: &Table,
+    rows: &[R],
+    bind: for<'q> fn(AnyQuery<'q>, &'q R) -> AnyQuery<'q>,
+) -> Result<(), sqlx::Error> {
+    let per_statement = MAX_PARAMS / table.columns.len();
+    for chunk in rows.chunks(per_statement) {
+        let sql = insert_sql(table, chunk.len());
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            query = bind(query, row);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// `$n` placeholders: PostgreSQL's native form, and SQLite accepts `$NNN` as numbered
 /// parameters too (sqlx binds them by number), so one statement text serves both.
-fn insert_sql(rows: usize) -> String {
-    let mut sql = String::with_capacity(100 + rows * 80);
-    sql.push_str("INSERT INTO cdr (");
-    sql.push_str(COLUMNS);
+fn insert_sql(table: &Table, rows: usize) -> String {
+    let width = table.columns.len();
+    let mut sql = String::with_capacity(100 + rows * width * 5);
+    sql.push_str("INSERT INTO ");
+    sql.push_str(table.name);
+    sql.push_str(" (");
+    sql.push_str(&table.columns.join(", "));
     sql.push_str(") VALUES ");
     for row in 0..rows {
         if row > 0 {
             sql.push_str(", ");
         }
         sql.push('(');
-        for col in 0..COLUMN_COUNT {
+        for col in 0..width {
             if col > 0 {
                 sql.push_str(", ");
             }
             sql.push('$');
-            sql.push_str(&(row * COLUMN_COUNT + col + 1).to_string());
+            sql.push_str(&(row * width + col + 1).to_string());
         }
         sql.push(')');
     }
-    sql.push_str(" ON CONFLICT (id) DO NOTHING");
+    sql.push_str(" ON CONFLICT (");
+    sql.push_str(table.key);
+    sql.push_str(") DO NOTHING");
     sql
+}
+
+/// In the order of `CDR.columns`.
+fn bind_call<'q>(query: AnyQuery<'q>, rec: &'q CdrRecord) -> AnyQuery<'q> {
+    query
+        .bind(rec.id.as_str())
+        .bind(rec.sip_call_id.as_str())
+        .bind(rec.caller.as_str())
+        .bind(rec.dialled.as_str())
+        .bind(rec.start_ms)
+        .bind(rec.answer_ms)
+        .bind(rec.end_ms)
+        .bind(rec.flow.as_deref())
+        .bind(encode_path(&rec.ivr_path))
+        .bind(rec.digits.as_str())
+        .bind(rec.disposition.as_str())
+        .bind(rec.hangup_by.as_str())
+        // The Any driver has no unsigned types.
+        .bind(i32::from(rec.sip_code))
+        .bind(rec.end_reason.as_str())
+        .bind(rec.language.as_deref())
+        .bind(encode_pairs(&rec.survey))
+        .bind(encode_path(&rec.recordings))
+        .bind(rec.queue.as_deref())
+        .bind(rec.queue_enter_ms)
+        .bind(rec.queue_leave_ms)
+        .bind(rec.wait_ms)
+        .bind(rec.agent.as_deref())
+        .bind(rec.team.as_deref())
+        .bind(rec.talk_ms)
+        .bind(rec.hold_ms)
+        .bind(rec.wrap_up_ms)
+        .bind(i32::from(rec.abandoned))
+}
+
+fn bind_offer<'q, 'a>(query: AnyQuery<'q>, offer: &'q Child<'a, OfferRow>) -> AnyQuery<'q> {
+    let row = offer.row;
+    query
+        .bind(offer.call_id)
+        .bind(offer.seq)
+        .bind(row.agent.as_str())
+        .bind(row.queue.as_deref())
+        .bind(row.ring_start_ms)
+        .bind(row.ring_end_ms)
+        .bind(row.outcome.as_str())
+        .bind(row.sip_code.map(i32::from))
+}
+
+fn bind_transfer<'q, 'a>(
+    query: AnyQuery<'q>,
+    transfer: &'q Child<'a, TransferRow>,
+) -> AnyQuery<'q> {
+    let row = transfer.row;
+    query
+        .bind(transfer.call_id)
+        .bind(transfer.seq)
+        .bind(row.at_ms)
+        .bind(row.kind.as_str())
+        .bind(row.target.as_str())
+        .bind(row.target_kind.as_str())
+        .bind(row.by.as_str())
+        .bind(row.reason.as_deref())
+}
+
+fn bind_agent_state<'q>(query: AnyQuery<'q>, state: &'q AgentStateRecord) -> AnyQuery<'q> {
+    query
+        .bind(state.id.as_str())
+        .bind(state.agent.as_str())
+        .bind(state.state.as_str())
+        .bind(state.reason.as_deref())
+        .bind(state.start_ms)
 }
 
 /// Built through `Value` rather than `serde_json::to_string`, whose error case cannot happen
@@ -352,25 +785,33 @@ fn encode_pairs(pairs: &[(String, String)]) -> String {
     .to_string()
 }
 
+fn corrupt(id: &str, reason: String) -> CdrError {
+    CdrError::CorruptRow {
+        id: id.to_owned(),
+        reason,
+    }
+}
+
+fn parsed<T: std::str::FromStr>(id: &str, text: String) -> Result<T, CdrError>
+where
+    T::Err: fmt::Display,
+{
+    text.parse().map_err(|e: T::Err| corrupt(id, e.to_string()))
+}
+
 fn record_from_row(row: &AnyRow) -> Result<CdrRecord, CdrError> {
     let id: String = column(row, "id")?;
-    let corrupt = |reason: String| CdrError::CorruptRow {
-        id: id.clone(),
-        reason,
-    };
+    let corrupt = |reason: String| corrupt(&id, reason);
 
     let path_text: String = column(row, "ivr_path")?;
     let ivr_path: Vec<String> = serde_json::from_str(&path_text)
         .map_err(|e| corrupt(format!("ivr_path is not a JSON array of strings: {e}")))?;
-    let disposition = column::<String>(row, "disposition")?
-        .parse()
-        .map_err(|e| corrupt(format!("{e}")))?;
-    let hangup_by = column::<String>(row, "hangup_by")?
-        .parse()
-        .map_err(|e| corrupt(format!("{e}")))?;
+    let disposition = parsed(&id, column(row, "disposition")?)?;
+    let hangup_by = parsed(&id, column(row, "hangup_by")?)?;
     let code: i64 = column(row, "sip_code")?;
     let sip_code = u16::try_from(code)
         .map_err(|_| corrupt(format!("sip_code {code} is not a SIP status code")))?;
+    let abandoned: i64 = column(row, "abandoned")?;
 
     Ok(CdrRecord {
         sip_call_id: column(row, "sip_call_id")?,
@@ -397,6 +838,61 @@ fn record_from_row(row: &AnyRow) -> Result<CdrRecord, CdrError> {
             Some(t) => serde_json::from_str(&t)
                 .map_err(|e| corrupt(format!("recordings is not a JSON array: {e}")))?,
         },
+        queue: column(row, "queue")?,
+        queue_enter_ms: column(row, "queue_enter_ms")?,
+        queue_leave_ms: column(row, "queue_leave_ms")?,
+        wait_ms: column(row, "wait_ms")?,
+        agent: column(row, "agent")?,
+        team: column(row, "team")?,
+        talk_ms: column(row, "talk_ms")?,
+        hold_ms: column(row, "hold_ms")?,
+        wrap_up_ms: column(row, "wrap_up_ms")?,
+        abandoned: abandoned != 0,
+        // Filled in by `records`.
+        offers: Vec::new(),
+        transfers: Vec::new(),
+        id,
+    })
+}
+
+fn offer_from_row(row: &AnyRow, call_id: &str) -> Result<OfferRow, CdrError> {
+    let sip_code = match column::<Option<i64>>(row, "sip_code")? {
+        None => None,
+        Some(code) => Some(u16::try_from(code).map_err(|_| {
+            corrupt(
+                call_id,
+                format!("offer sip_code {code} is not a SIP status code"),
+            )
+        })?),
+    };
+    Ok(OfferRow {
+        agent: column(row, "agent")?,
+        queue: column(row, "queue")?,
+        ring_start_ms: column(row, "ring_start_ms")?,
+        ring_end_ms: column(row, "ring_end_ms")?,
+        outcome: parsed(call_id, column(row, "outcome")?)?,
+        sip_code,
+    })
+}
+
+fn transfer_from_row(row: &AnyRow, call_id: &str) -> Result<TransferRow, CdrError> {
+    Ok(TransferRow {
+        at_ms: column(row, "at_ms")?,
+        kind: parsed(call_id, column(row, "kind")?)?,
+        target: column(row, "target")?,
+        target_kind: parsed(call_id, column(row, "target_kind")?)?,
+        by: column(row, "transferred_by")?,
+        reason: column(row, "reason")?,
+    })
+}
+
+fn agent_state_from_row(row: &AnyRow) -> Result<AgentStateRecord, CdrError> {
+    let id: String = column(row, "id")?;
+    Ok(AgentStateRecord {
+        agent: column(row, "agent")?,
+        state: parsed(&id, column(row, "state")?)?,
+        reason: column(row, "reason")?,
+        start_ms: column(row, "start_ms")?,
         id,
     })
 }
@@ -409,12 +905,6 @@ where
         operation: "decode a cdr row",
         error,
     })
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 struct Target {
@@ -560,17 +1050,47 @@ mod tests {
 
     #[test]
     fn placeholders_are_numbered_across_rows() {
-        let sql = insert_sql(2);
+        let sql = insert_sql(&AGENT_STATES, 2);
+        assert_eq!(
+            sql,
+            "INSERT INTO agent_states (id, agent, state, reason, start_ms) VALUES \
+             ($1, $2, $3, $4, $5), ($6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING"
+        );
+        let sql = insert_sql(&OFFERS, 1);
+        assert!(
+            sql.ends_with("($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (call_id, seq) DO NOTHING")
+        );
+        let sql = insert_sql(&CDR, 2);
         assert!(sql.starts_with("INSERT INTO cdr (id, sip_call_id,"));
-        assert!(sql.contains(
-            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-        ));
-        assert!(sql.contains(", ($18, $19,"));
-        assert!(sql.contains("$34)"));
-        assert!(!sql.contains("$35"));
-        assert!(sql.ends_with(" ON CONFLICT (id) DO NOTHING"));
-        assert_eq!(COLUMNS.split(',').count(), COLUMN_COUNT);
-        const { assert!(ROWS_PER_STATEMENT * COLUMN_COUNT < 999) };
+        assert!(sql.contains("$54)"));
+        assert!(!sql.contains("$55"));
+        for table in [&CDR, &OFFERS, &TRANSFERS, &AGENT_STATES] {
+            assert!(MAX_PARAMS / table.columns.len() >= 30, "{}", table.name);
+        }
+    }
+
+    #[test]
+    fn every_migration_file_is_embedded_in_order() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .expect("migrations directory")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".sql"))
+            .collect();
+        files.sort();
+        let embedded: Vec<String> = MIGRATION_FILES
+            .iter()
+            .map(|(version, description, _)| {
+                format!("{version:04}_{}.sql", description.replace(' ', "_"))
+            })
+            .collect();
+        assert_eq!(files, embedded);
+        for (name, (_, _, sql)) in files.iter().zip(MIGRATION_FILES) {
+            let on_disk = std::fs::read_to_string(dir.join(name)).expect("read");
+            assert_eq!(&on_disk, sql, "{name}");
+        }
+        let versions: Vec<i64> = migrator().iter().map(|m| m.version).collect();
+        assert_eq!(versions, vec![1, 2, 3]);
     }
 
     #[test]

@@ -23,8 +23,63 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
 use super::CdrError;
-use super::record::CdrRecord;
+use super::record::{AgentStateRecord, CdrRecord};
 use super::store::{CdrStore, redact_url};
+
+/// What the writer takes: a finished call's record, or an agent's state change. Both share
+/// the channel, the batches (one transaction each), the backlog and the spool, in the order
+/// they were submitted.
+///
+/// Not boxed: the channel carried whole `CdrRecord`s before agent states joined them, and a
+/// box would cost an allocation per call to save space only in agent-state slots.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CdrItem {
+    Call(CdrRecord),
+    AgentState(AgentStateRecord),
+}
+
+impl From<CdrRecord> for CdrItem {
+    fn from(rec: CdrRecord) -> Self {
+        CdrItem::Call(rec)
+    }
+}
+
+impl From<AgentStateRecord> for CdrItem {
+    fn from(state: AgentStateRecord) -> Self {
+        CdrItem::AgentState(state)
+    }
+}
+
+/// A spool line of an agent state: `{"agent_state": {...}}`. A call's line is the record
+/// itself, as before agent states existed, so old spool files replay unchanged.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct AgentStateLine<T> {
+    agent_state: T,
+}
+
+impl CdrItem {
+    /// One spool line, without the newline.
+    pub fn to_spool_line(&self) -> Result<String, serde_json::Error> {
+        match self {
+            CdrItem::Call(rec) => serde_json::to_string(rec),
+            CdrItem::AgentState(state) => {
+                serde_json::to_string(&AgentStateLine { agent_state: state })
+            }
+        }
+    }
+
+    /// Reads a spool line of this or an earlier version.
+    pub fn from_spool_line(line: &[u8]) -> Result<CdrItem, serde_json::Error> {
+        let value: serde_json::Value = serde_json::from_slice(line)?;
+        if value.get("agent_state").is_some() {
+            let line: AgentStateLine<AgentStateRecord> = serde_json::from_value(value)?;
+            Ok(CdrItem::AgentState(line.agent_state))
+        } else {
+            serde_json::from_value(value).map(CdrItem::Call)
+        }
+    }
+}
 
 /// The first retry waits this long; each failure doubles it up to `retry_backoff_max`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -39,7 +94,7 @@ const POOL_CLOSE_LIMIT: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct CdrWriterConfig {
     pub database_url: String,
-    /// JSON lines, one record each. Written only at shutdown, replayed at the next start.
+    /// JSON lines, one record (call or agent state) each. Written only at shutdown, replayed at the next start.
     pub spool_path: PathBuf,
     /// Records per transaction (e.g. 200).
     pub batch_size: usize,
@@ -86,9 +141,10 @@ impl fmt::Debug for CdrWriterConfig {
 /// A snapshot of the writer, for health checks and alarms.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriterStats {
-    /// Records committed since the writer started (including replayed spool records).
+    /// Items (call records and agent states alike) committed since the writer started,
+    /// including replayed spool records.
     pub written: u64,
-    /// Records the writer holds that are not committed yet, including a batch in flight.
+    /// Items the writer holds that are not committed yet, including a batch in flight.
     pub backlog: usize,
     /// Failed attempts (connect, migrate or write) since the writer started.
     pub failures: u64,
@@ -98,9 +154,9 @@ pub struct WriterStats {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShutdownReport {
-    /// Records committed over the writer's whole life.
+    /// Items (call records and agent states) committed over the writer's whole life.
     pub written: u64,
-    /// Records left in the spool file for the next start.
+    /// Items left in the spool file for the next start.
     pub spooled: usize,
 }
 
@@ -155,19 +211,26 @@ pub fn spawn(config: CdrWriterConfig) -> (CdrSink, CdrWriterHandle) {
 /// The submitting end, owned by whoever finishes calls. Not `Clone` on purpose: the overflow
 /// is local, and a single owner is what makes `close` able to hand every record back.
 pub struct CdrSink {
-    tx: mpsc::Sender<CdrRecord>,
-    /// Records the channel had no room for, oldest first. Unbounded because a CDR is never
+    tx: mpsc::Sender<CdrItem>,
+    /// Items the channel had no room for, oldest first. Unbounded because a CDR is never
     /// dropped; its length is the alarm (`pending`).
-    overflow: VecDeque<CdrRecord>,
+    overflow: VecDeque<CdrItem>,
     overflow_warned: bool,
 }
 
 impl CdrSink {
-    /// Hands a record to the writer without waiting. If the channel is full the record is
-    /// kept here, behind any earlier ones, and offered again on the next `submit` or `pump`.
-    pub fn submit(&mut self, rec: CdrRecord) {
-        self.overflow.push_back(rec);
+    /// Hands a call record (or an agent state: anything that is a [`CdrItem`]) to the writer
+    /// without waiting. If the channel is full it is kept here, behind any earlier ones, and
+    /// offered again on the next `submit` or `pump`.
+    pub fn submit(&mut self, item: impl Into<CdrItem>) {
+        self.overflow.push_back(item.into());
         self.pump();
+    }
+
+    /// Hands an agent's state change to the writer without waiting, like [`CdrSink::submit`];
+    /// for the loop that drains `engine.poll_agent_state()`.
+    pub fn submit_agent_state(&mut self, state: AgentStateRecord) {
+        self.submit(CdrItem::AgentState(state));
     }
 
     /// Re-offers held records, oldest first, until the channel is full again.
@@ -200,7 +263,7 @@ impl CdrSink {
 
     /// Offers what it can one last time, then returns the rest, oldest first, for
     /// [`CdrWriterHandle::shutdown`].
-    pub fn close(mut self) -> Vec<CdrRecord> {
+    pub fn close(mut self) -> Vec<CdrItem> {
         self.pump();
         std::mem::take(&mut self.overflow).into()
     }
@@ -235,7 +298,7 @@ impl CdrWriterHandle {
     /// stay in that sink.
     pub async fn shutdown(
         self,
-        leftovers: Vec<CdrRecord>,
+        leftovers: Vec<CdrItem>,
         deadline: Duration,
     ) -> Result<ShutdownReport, CdrError> {
         let request = ShutdownRequest {
@@ -267,14 +330,14 @@ impl CdrWriterHandle {
 }
 
 struct ShutdownRequest {
-    leftovers: Vec<CdrRecord>,
+    leftovers: Vec<CdrItem>,
     deadline: Instant,
 }
 
 struct Pending {
     /// When the writer received it: a partial batch is due `max_delay` after its oldest one.
     since: Instant,
-    rec: CdrRecord,
+    item: CdrItem,
 }
 
 type AttemptFuture = Pin<Box<dyn Future<Output = Attempt> + Send>>;
@@ -293,7 +356,7 @@ struct Attempt {
 
 struct Writer {
     config: CdrWriterConfig,
-    rx: mpsc::Receiver<CdrRecord>,
+    rx: mpsc::Receiver<CdrItem>,
     rx_open: bool,
     store: Option<CdrStore>,
     backlog: VecDeque<Pending>,
@@ -344,7 +407,7 @@ impl Writer {
                     self.begin_shutdown(request.leftovers);
                 }
                 received = self.rx.recv(), if self.rx_open && deadline.is_none() => match received {
-                    Some(rec) => self.push(rec, Instant::now()),
+                    Some(item) => self.push(item, Instant::now()),
                     None => self.rx_open = false,
                 },
                 _ = sleep_until(wake.unwrap_or(now)), if wake.is_some() => {}
@@ -353,23 +416,23 @@ impl Writer {
         self.finish().await
     }
 
-    fn push(&mut self, rec: CdrRecord, now: Instant) {
-        self.backlog.push_back(Pending { since: now, rec });
+    fn push(&mut self, item: CdrItem, now: Instant) {
+        self.backlog.push_back(Pending { since: now, item });
         self.publish();
     }
 
-    fn begin_shutdown(&mut self, leftovers: Vec<CdrRecord>) {
+    fn begin_shutdown(&mut self, leftovers: Vec<CdrItem>) {
         // Closing first means a sink that is still alive gets `Closed` and keeps its records,
         // rather than racing this drain.
         self.rx.close();
         let now = Instant::now();
-        while let Ok(rec) = self.rx.try_recv() {
-            self.backlog.push_back(Pending { since: now, rec });
+        while let Ok(item) = self.rx.try_recv() {
+            self.backlog.push_back(Pending { since: now, item });
         }
         self.rx_open = false;
         // The sink's overflow is younger than anything it managed to send.
-        for rec in leftovers {
-            self.backlog.push_back(Pending { since: now, rec });
+        for item in leftovers {
+            self.backlog.push_back(Pending { since: now, item });
         }
         // An outage's backoff should not eat the shutdown deadline: try once straight away.
         self.retry_at = None;
@@ -388,11 +451,11 @@ impl Writer {
             return;
         }
         let len = self.backlog.len().min(self.config.batch_size);
-        let batch: Vec<CdrRecord> = self
+        let batch: Vec<CdrItem> = self
             .backlog
             .iter()
             .take(len)
-            .map(|p| p.rec.clone())
+            .map(|p| p.item.clone())
             .collect();
         let future = attempt(
             self.store.clone(),
@@ -458,7 +521,17 @@ impl Writer {
                 }
                 .min(self.config.retry_backoff_max);
                 self.retry_at = Some(now + self.backoff);
-                if self.outage_since.is_none() {
+                if self.outage_since.is_none() && error.is_schema_conflict() {
+                    self.outage_since = Some(now);
+                    // Retried all the same (an operator may repair the database), but this is
+                    // not an outage that ends by itself.
+                    tracing::error!(
+                        %error,
+                        backlog = self.backlog.len(),
+                        "CDR database schema conflicts with this hotline; keeping records in \
+                         memory (spooled at shutdown) until it is repaired"
+                    );
+                } else if self.outage_since.is_none() {
                     self.outage_since = Some(now);
                     tracing::warn!(
                         %error,
@@ -511,8 +584,8 @@ impl Writer {
             path = %self.config.spool_path.display(),
             "replaying spooled CDRs"
         );
-        for rec in spool.records {
-            self.backlog.push_back(Pending { since, rec });
+        for item in spool.records {
+            self.backlog.push_back(Pending { since, item });
         }
         if self.spool_front == 0 {
             self.remove_replayed_spool().await;
@@ -559,7 +632,7 @@ impl Writer {
             });
         }
 
-        let records: Vec<CdrRecord> = self.backlog.drain(..).map(|p| p.rec).collect();
+        let records: Vec<CdrItem> = self.backlog.drain(..).map(|p| p.item).collect();
         let spooled = records.len();
         let mode = if self.spool_loaded {
             SpoolMode::Replace
@@ -589,7 +662,7 @@ async fn poll_in_flight(slot: &mut Option<InFlight>) -> Attempt {
 async fn attempt(
     store: Option<CdrStore>,
     url: String,
-    batch: Vec<CdrRecord>,
+    batch: Vec<CdrItem>,
     limit: Duration,
 ) -> Attempt {
     let work = async {
@@ -600,7 +673,15 @@ async fn attempt(
                 Err(error) => return (None, Err(error)),
             },
         };
-        let result = store.insert_batch(&batch).await;
+        let mut calls = Vec::new();
+        let mut states = Vec::new();
+        for item in batch {
+            match item {
+                CdrItem::Call(rec) => calls.push(rec),
+                CdrItem::AgentState(state) => states.push(state),
+            }
+        }
+        let result = store.write_batch(&calls, &states).await;
         (Some(store), result)
     };
     match tokio::time::timeout(limit, work).await {
@@ -633,7 +714,7 @@ enum SpoolMode {
 }
 
 struct SpoolContents {
-    records: Vec<CdrRecord>,
+    records: Vec<CdrItem>,
     rejected: usize,
     /// False if unparseable lines could not be set aside: then the file must be kept.
     removable: bool,
@@ -668,8 +749,8 @@ fn read_spool(path: &Path) -> Result<Option<SpoolContents>, CdrError> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        match serde_json::from_slice::<CdrRecord>(line) {
-            Ok(rec) => records.push(rec),
+        match CdrItem::from_spool_line(line) {
+            Ok(item) => records.push(item),
             Err(error) => {
                 tracing::warn!(line = index + 1, %error, "unparseable CDR spool line");
                 rejected.extend_from_slice(line);
@@ -695,7 +776,7 @@ fn read_spool(path: &Path) -> Result<Option<SpoolContents>, CdrError> {
 
 async fn spool_blocking(
     path: PathBuf,
-    records: Vec<CdrRecord>,
+    records: Vec<CdrItem>,
     mode: SpoolMode,
 ) -> Result<(), CdrError> {
     let count = records.len();
@@ -706,8 +787,8 @@ async fn spool_blocking(
             // The last place these records exist. Losing CDRs silently is worse than putting
             // them in the log, where an operator can recover them.
             tracing::error!(%error, count = records.len(), "CDRs could not be spooled; dumping them");
-            for rec in &records {
-                if let Ok(line) = serde_json::to_string(rec) {
+            for item in &records {
+                if let Ok(line) = item.to_spool_line() {
                     tracing::error!(cdr = %line, "unspooled CDR");
                 }
             }
@@ -727,10 +808,13 @@ async fn spool_blocking(
     }
 }
 
-fn write_spool(path: &Path, records: &[CdrRecord], mode: SpoolMode) -> Result<(), CdrError> {
+fn write_spool(path: &Path, records: &[CdrItem], mode: SpoolMode) -> Result<(), CdrError> {
     let mut lines = Vec::with_capacity(records.len() * 400);
-    for rec in records {
-        serde_json::to_writer(&mut lines, rec).map_err(|e| spool_error(path, e.into()))?;
+    for item in records {
+        let line = item
+            .to_spool_line()
+            .map_err(|e| spool_error(path, e.into()))?;
+        lines.extend_from_slice(line.as_bytes());
         lines.push(b'\n');
     }
     if let Some(dir) = parent_dir(path) {
@@ -798,11 +882,11 @@ fn sync_dir(path: &Path) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::record::{Disposition, HangupBy};
+    use super::super::record::{AgentStateKind, Disposition, HangupBy};
     use super::*;
 
-    fn rec(n: u32) -> CdrRecord {
-        CdrRecord {
+    fn rec(n: u32) -> CdrItem {
+        CdrItem::Call(CdrRecord {
             id: format!("{n:032x}"),
             sip_call_id: format!("call-{n}@test"),
             caller: "100".into(),
@@ -820,10 +904,21 @@ mod tests {
             language: None,
             survey: Vec::new(),
             recordings: Vec::new(),
-        }
+            ..Default::default()
+        })
     }
 
-    fn sink_with_capacity(capacity: usize) -> (CdrSink, mpsc::Receiver<CdrRecord>) {
+    fn state(n: u32) -> CdrItem {
+        CdrItem::AgentState(AgentStateRecord {
+            id: format!("s{n}"),
+            agent: "a1001".into(),
+            state: AgentStateKind::NotReady,
+            reason: Some("lunch".into()),
+            start_ms: 1_700_000_000_000 + i64::from(n),
+        })
+    }
+
+    fn sink_with_capacity(capacity: usize) -> (CdrSink, mpsc::Receiver<CdrItem>) {
         let (tx, rx) = mpsc::channel(capacity);
         let sink = CdrSink {
             tx,
@@ -891,7 +986,7 @@ mod tests {
         let path = dir.join("sub").join("cdr.spool");
         assert!(read_spool(&path).expect("no file is fine").is_none());
 
-        write_spool(&path, &[rec(1), rec(2)], SpoolMode::Append).expect("spool");
+        write_spool(&path, &[rec(1), state(7), rec(2)], SpoolMode::Append).expect("spool");
         // A crash mid-append leaves a torn line without its newline...
         let mut file = std::fs::OpenOptions::new()
             .append(true)
@@ -903,7 +998,7 @@ mod tests {
         write_spool(&path, &[rec(3)], SpoolMode::Append).expect("spool");
 
         let spool = read_spool(&path).expect("read").expect("exists");
-        assert_eq!(spool.records, vec![rec(1), rec(2), rec(3)]);
+        assert_eq!(spool.records, vec![rec(1), state(7), rec(2), rec(3)]);
         assert_eq!(spool.rejected, 1);
         assert!(spool.removable);
         let rejected = std::fs::read_to_string(rejected_path(&path)).expect("rejected file");
@@ -914,6 +1009,22 @@ mod tests {
         assert_eq!(spool.records, vec![rec(9)]);
         assert_eq!(spool.rejected, 0);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn spool_lines_of_calls_are_plain_records_and_agent_states_are_tagged() {
+        let CdrItem::Call(call) = rec(1) else {
+            unreachable!()
+        };
+        let line = rec(1).to_spool_line().expect("serialise");
+        assert_eq!(line, serde_json::to_string(&call).expect("serialise"));
+        let line = state(2).to_spool_line().expect("serialise");
+        assert!(line.starts_with(r#"{"agent_state":{"id":"s2""#), "{line}");
+        assert_eq!(
+            CdrItem::from_spool_line(line.as_bytes()).expect("parse"),
+            state(2)
+        );
+        assert!(CdrItem::from_spool_line(br#"{"agent_state":{"id":"x"}}"#).is_err());
     }
 
     #[test]
