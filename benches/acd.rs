@@ -36,6 +36,7 @@ fn config() -> AcdConfig {
                 .collect(),
             team: Some(format!("t{}", i % 50)),
             wrap_up: None,
+            auto_login: false,
         })
         .collect();
     let strategies = [
@@ -102,6 +103,7 @@ fn enqueue(acd: &mut Acd, now: Instant, rng: &mut Rng, caller: u64) {
                 vec![]
             },
             sticky: None,
+            sticky_for: None,
             max_wait: Duration::from_secs(3600),
         },
     );

@@ -231,8 +231,11 @@ impl Acd {
                 priority,
                 skills,
                 sticky,
+                sticky_for,
                 max_wait,
-            } => self.enqueue(now, caller, &queue, priority, &skills, sticky, max_wait),
+            } => self.enqueue(
+                now, caller, &queue, priority, &skills, sticky, sticky_for, max_wait,
+            ),
             AcdEvent::CallerGone { caller } => self.caller_gone(now, caller),
             AcdEvent::OfferAnswered { caller, agent } => self.offer_answered(now, caller, agent),
             AcdEvent::OfferFailed { caller, agent, why } => {

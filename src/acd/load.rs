@@ -397,6 +397,7 @@ fn read_agent(sink: &mut Sink, id: &Sp<String>, t: &Table) -> (AgentDef, std::op
         team.v
     });
     let wrap_up = duration_opt(sink, t, "wrap_up", Duration::ZERO);
+    let auto_login = t.bool("auto_login", sink).is_some_and(|b| b.v);
     let span = extension.span.clone();
     (
         AgentDef {
@@ -409,6 +410,7 @@ fn read_agent(sink: &mut Sink, id: &Sp<String>, t: &Table) -> (AgentDef, std::op
             skills,
             team,
             wrap_up,
+            auto_login,
         },
         span,
     )

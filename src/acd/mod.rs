@@ -86,6 +86,9 @@ pub enum AcdEvent {
         priority: u8,
         skills: Vec<String>,
         sticky: Option<String>,
+        /// How long the caller is offered to `sticky` alone; None: the queue's
+        /// `sticky_wait` (an agent's transfer to a colleague names its own).
+        sticky_for: Option<Duration>,
         max_wait: Duration,
     },
     /// The caller left (hung up, pressed an exit key, was moved away): gone at once,

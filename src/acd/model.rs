@@ -45,6 +45,9 @@ pub struct AgentDef {
     pub team: Option<String>,
     /// Overrides the queue's wrap-up time for this agent.
     pub wrap_up: Option<Duration>,
+    /// Logged in and ready as soon as their phone registers (unattended seats, load tests);
+    /// otherwise an agent logs in with `*11`.
+    pub auto_login: bool,
 }
 
 impl AgentDef {

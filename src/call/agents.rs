@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Engine, MediaBackend, Party};
 use crate::acd::{AcdEvent, AgentId, AgentState};
-use crate::cdr::AgentStateRecord;
+use crate::cdr::{AgentStateKind, AgentStateRecord};
 use crate::sip::{Account, CallRef, UaEvent};
 
 /// What a feature code asks for.
@@ -39,15 +39,15 @@ pub(super) fn parse_feature_code(dialled: &str) -> Option<FeatureCode> {
     }
 }
 
-pub(super) fn state_word(state: &AgentState) -> &'static str {
+pub(super) fn state_kind(state: &AgentState) -> AgentStateKind {
     match state {
-        AgentState::LoggedOut => "logged_out",
-        AgentState::Available => "available",
-        AgentState::Ringing => "ringing",
-        AgentState::OnCall => "on_call",
-        AgentState::OnHold => "on_hold",
-        AgentState::WrapUp => "wrap_up",
-        AgentState::NotReady { .. } => "not_ready",
+        AgentState::LoggedOut => AgentStateKind::LoggedOut,
+        AgentState::Available => AgentStateKind::Available,
+        AgentState::Ringing => AgentStateKind::Ringing,
+        AgentState::OnCall => AgentStateKind::OnCall,
+        AgentState::OnHold => AgentStateKind::OnHold,
+        AgentState::WrapUp => AgentStateKind::WrapUp,
+        AgentState::NotReady { .. } => AgentStateKind::NotReady,
     }
 }
 
@@ -168,18 +168,38 @@ impl<M: MediaBackend> Engine<M> {
         let Some(def) = self.acd.agent_def(agent) else {
             return;
         };
-        tracing::info!(agent = %def.id, state = state_word(&state), %reason, "agent state");
+        let kind = state_kind(&state);
+        tracing::info!(agent = %def.id, state = %kind, %reason, "agent state");
         let reason = match &state {
-            AgentState::NotReady { reason: why } if reason.is_empty() => why.clone(),
+            AgentState::NotReady { reason: why } => why.clone(),
             _ => reason,
         };
+        let wall = self.wall_ms(now);
         self.agent_states.push_back(AgentStateRecord {
             id: super::new_record_id(),
             agent: def.id.clone(),
-            state: state_word(&state).to_string(),
-            reason,
-            start_ms: self.wall_ms(now),
+            state: kind,
+            reason: (!reason.is_empty()).then_some(reason),
+            start_ms: wall,
         });
+        if kind != AgentStateKind::WrapUp {
+            self.wrap_up_ended(now, agent, wall);
+        }
+    }
+
+    /// The agent's wrap-up is over: its length goes into the CDR of the call it was for, held
+    /// until now if that call already ended.
+    pub(super) fn wrap_up_ended(&mut self, now: Instant, agent: AgentId, wall: i64) {
+        let Some(wrap) = self.wrapping.remove(&agent) else {
+            return;
+        };
+        let ms = wall - wrap.since_ms;
+        if let Some(call) = self.calls.get_mut(&wrap.interaction) {
+            call.facts.wrap_up_ms = Some(call.facts.wrap_up_ms.unwrap_or(0) + ms);
+        } else if let Some((mut record, _)) = self.wrap_held.remove(&wrap.interaction) {
+            record.wrap_up_ms = Some(record.wrap_up_ms.unwrap_or(0) + ms);
+            self.release_record(now, wrap.interaction, record);
+        }
     }
 
     /// Agent-state history rows for the CDR writer.

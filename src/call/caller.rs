@@ -101,6 +101,7 @@ impl<M: MediaBackend> Engine<M> {
                 language: None,
                 survey: Vec::new(),
                 recordings: Vec::new(),
+                ..Default::default()
             });
         };
         if self.shutdown_at.is_some() {
@@ -192,6 +193,7 @@ impl<M: MediaBackend> Engine<M> {
                 queue: None,
                 past_queues: Vec::new(),
                 facts: AgentFacts::default(),
+                transfers: Vec::new(),
             },
         );
         if self.cfg.answer_delay.is_zero() {
@@ -340,7 +342,7 @@ impl<M: MediaBackend> Engine<M> {
         tracing::info!(sip_call_id = %call.sip_call_id, ?disposition, ?hangup_by, reason, path = ?call.interpreter.path(), "call ended");
         let mut recordings = call.interpreter.recordings().to_vec();
         recordings.append(&mut call.late_recordings);
-        let record = CdrRecord {
+        let mut record = CdrRecord {
             id: call.record_id,
             sip_call_id: call.sip_call_id,
             caller: call.caller,
@@ -358,11 +360,14 @@ impl<M: MediaBackend> Engine<M> {
             language: Some(call.interpreter.language().to_string()),
             survey: call.interpreter.survey_answers().to_vec(),
             recordings,
+            ..Default::default()
         };
+        super::queue::fill_record(&mut record, &call.past_queues, &call.facts);
+        record.transfers = call.transfers;
         // The record is complete but for recordings still on their way; it waits for them
         // (or RECORDING_HOLD) so that it lists exactly the messages that reached the disk.
         if call.recordings.is_empty() {
-            self.records.push_back(record);
+            self.release_record(now, id, record);
         } else {
             self.held.insert(
                 id,

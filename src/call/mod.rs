@@ -17,6 +17,7 @@
 //! wait announcements. recording.rs: messages on their way to disk and the CDRs that wait
 //! for them.
 
+mod agent_transfer;
 mod agents;
 mod announce;
 mod caller;
@@ -78,6 +79,17 @@ enum Timer {
     Leg(LegId),
     Acd,
 }
+
+/// An agent's wrap-up after a conversation: whose CDR its length goes into.
+#[derive(Debug, Clone, Copy)]
+struct Wrap {
+    interaction: InteractionId,
+    since_ms: i64,
+}
+
+/// How long a finished call's CDR waits for the wrap-up of the agent who served it; wrap-up
+/// ends by the queue's timer long before, this only bounds a lost event.
+const WRAP_HOLD: Duration = Duration::from_secs(15 * 60);
 
 /// What the engine needs to know that is not a flow: limits and timers.
 #[derive(Debug, Clone)]
@@ -142,6 +154,8 @@ struct Call {
     /// Queue visits that are over, for the CDR.
     past_queues: Vec<QueueVisit>,
     facts: AgentFacts,
+    /// Transfers made by agents, for the CDR.
+    transfers: Vec<crate::cdr::TransferRow>,
 }
 
 pub struct Engine<M: MediaBackend> {
@@ -166,6 +180,10 @@ pub struct Engine<M: MediaBackend> {
     acd_scheduled: Option<Instant>,
     sticky: StickyMemory,
     agent_states: VecDeque<AgentStateRecord>,
+    /// Agents in wrap-up, and the interaction each wrap-up belongs to.
+    wrapping: HashMap<crate::acd::AgentId, Wrap>,
+    /// CDRs of finished calls waiting for their agent's wrap-up to end.
+    wrap_held: HashMap<InteractionId, (CdrRecord, Instant)>,
 }
 
 impl<M: MediaBackend> Engine<M> {
@@ -197,6 +215,8 @@ impl<M: MediaBackend> Engine<M> {
             acd_scheduled: None,
             sticky: StickyMemory::default(),
             agent_states: VecDeque::new(),
+            wrapping: HashMap::new(),
+            wrap_held: HashMap::new(),
             catalog,
         };
         engine.apply_agents(epoch.0);
@@ -255,7 +275,12 @@ impl<M: MediaBackend> Engine<M> {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         let ours = self.deadlines.peek().map(|Reverse((t, _))| *t);
-        let held = self.held.values().map(|h| h.until).min();
+        let held = self
+            .held
+            .values()
+            .map(|h| h.until)
+            .chain(self.wrap_held.values().map(|(_, until)| *until))
+            .min();
         [ours, self.ua.poll_timeout(), self.shutdown_at, held]
             .into_iter()
             .flatten()
@@ -270,6 +295,7 @@ impl<M: MediaBackend> Engine<M> {
             && self.calls.is_empty()
             && self.legs.is_empty()
             && self.held.is_empty()
+            && self.wrap_held.is_empty()
             && self.ua.calls() == 0
             && self.ua.pending_requests() == 0
     }
@@ -344,6 +370,12 @@ impl<M: MediaBackend> Engine<M> {
         if self.shutdown_at.is_some_and(|t| t <= now) {
             self.shutdown_at = None;
             self.end_all(now);
+            // Wrap-up that is still running is cut short: its CDRs go out with what it was.
+            let wall = self.wall_ms(now);
+            let agents: Vec<_> = self.wrapping.keys().copied().collect();
+            for agent in agents {
+                self.wrap_up_ended(now, agent, wall);
+            }
             self.shutdown_at = Some(now + Duration::from_secs(3600));
         }
     }
@@ -426,6 +458,20 @@ impl<M: MediaBackend> Engine<M> {
                 self.on_reachability(now, user, *reachable);
                 continue;
             }
+            if let UaEvent::Refer {
+                call,
+                target,
+                replaces,
+                ..
+            } = event
+            {
+                let leg = match self.dialogs.get(&call) {
+                    Some(Party::Leg(leg)) => Some(*leg),
+                    _ => None,
+                };
+                self.on_refer(now, leg, call, &target, replaces);
+                continue;
+            }
             let Some(dialog) = event_dialog(&event) else {
                 continue;
             };
@@ -496,13 +542,13 @@ impl<M: MediaBackend> Engine<M> {
                     ring_timeout,
                 } => self.start_transfer(now, id, task, target, is_number, ring_timeout),
                 FlowAction::Queue {
-                    id: task, queue, ..
-                } => {
-                    // No agent can be logged in until the ACD exists: the honest answer.
-                    tracing::info!(sip_call_id = %call.sip_call_id, %queue, "no agents for the queue");
-                    call.interpreter
-                        .on_queue_exit(now, task, QueueExit::NoAgents);
-                }
+                    id: task,
+                    queue,
+                    priority,
+                    skills,
+                    timeout,
+                    keys,
+                } => self.enter_queue(now, id, task, queue, priority, skills, timeout, keys),
                 FlowAction::Hangup => hangup = true,
             }
         }
@@ -544,6 +590,16 @@ impl<M: MediaBackend> Engine<M> {
             self.ua.hangup(now, call.dialog);
         }
         self.finish(now, id, Disposition::Failed, HangupBy::Hotline, 200, reason);
+    }
+
+    /// A finished call's CDR goes out, unless the wrap-up of the agent who served it still
+    /// runs: then it waits for its length.
+    fn release_record(&mut self, now: Instant, id: InteractionId, record: CdrRecord) {
+        if self.wrapping.values().any(|w| w.interaction == id) {
+            self.wrap_held.insert(id, (record, now + WRAP_HOLD));
+        } else {
+            self.records.push_back(record);
+        }
     }
 
     fn allocate(&mut self) -> u64 {

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use super::legs::{LegEnd, Role};
 use super::{Engine, InteractionId, LegId, MediaBackend, MediaCommand};
 use crate::acd::{
-    AcdAction, AcdEvent, AgentEndpoint, AgentId, CallerId, OfferFailure, OfferOutcome, QueueLeave,
+    AcdAction, AcdEvent, AgentId, CallerId, OfferFailure, OfferOutcome, QueueLeave,
 };
+use crate::acd::model::AgentEndpoint;
 use crate::flow::{QueueExit, TaskId};
 use crate::sip::{Peer, TransportKind};
 
@@ -35,7 +36,7 @@ pub(super) struct OfferRecord {
     pub queue: String,
     pub ring_start_ms: i64,
     pub ring_end_ms: Option<i64>,
-    pub outcome: Option<&'static str>,
+    pub outcome: Option<crate::cdr::OfferOutcome>,
     pub sip_code: Option<u16>,
 }
 
@@ -47,6 +48,8 @@ pub(super) struct AgentFacts {
     pub talk_ms: i64,
     pub hold_ms: i64,
     pub hold_since: Option<i64>,
+    /// Set once the answering agent's wrap-up for this call ended.
+    pub wrap_up_ms: Option<i64>,
     pub offers: Vec<OfferRecord>,
 }
 
@@ -67,15 +70,16 @@ fn failure_of(code: u16) -> OfferFailure {
     }
 }
 
-fn outcome_word(outcome: OfferOutcome) -> &'static str {
+fn outcome_row(outcome: OfferOutcome) -> crate::cdr::OfferOutcome {
+    use crate::cdr::OfferOutcome as Row;
     match outcome {
-        OfferOutcome::Answered => "answered",
-        OfferOutcome::NoAnswer => "no_answer",
-        OfferOutcome::Cancelled => "cancelled",
-        OfferOutcome::Failed(OfferFailure::Busy) => "busy",
-        OfferOutcome::Failed(OfferFailure::Declined) => "declined",
-        OfferOutcome::Failed(OfferFailure::Redirected) => "redirected",
-        OfferOutcome::Failed(OfferFailure::Unreachable) => "unreachable",
+        OfferOutcome::Answered => Row::Answered,
+        OfferOutcome::NoAnswer => Row::NoAnswer,
+        OfferOutcome::Cancelled => Row::Cancelled,
+        OfferOutcome::Failed(OfferFailure::Busy) => Row::Busy,
+        OfferOutcome::Failed(OfferFailure::Declined) => Row::Declined,
+        OfferOutcome::Failed(OfferFailure::Redirected) => Row::Redirected,
+        OfferOutcome::Failed(OfferFailure::Unreachable) => Row::Unreachable,
     }
 }
 
@@ -116,6 +120,7 @@ impl<M: MediaBackend> Engine<M> {
                 priority,
                 skills,
                 sticky,
+                sticky_for: None,
                 max_wait: timeout,
             },
         );
@@ -123,7 +128,7 @@ impl<M: MediaBackend> Engine<M> {
     }
 
     /// Waiting music for the caller, from the queue's `music` prompt; silence without one.
-    fn start_music(&mut self, id: InteractionId) {
+    pub(super) fn start_music(&mut self, id: InteractionId) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
@@ -280,7 +285,7 @@ impl<M: MediaBackend> Engine<M> {
                 .find(|o| o.agent == name && o.outcome.is_none())
         {
             row.ring_end_ms = Some(wall);
-            row.outcome = Some(outcome_word(outcome));
+            row.outcome = Some(outcome_row(outcome));
             row.sip_code = code.or(row.sip_code);
         }
     }
@@ -352,13 +357,14 @@ impl<M: MediaBackend> Engine<M> {
         agent: AgentId,
         how: LegEnd,
     ) {
-        let talking = self
+        let answered = self
             .calls
             .get(&id)
             .and_then(|c| c.queue.as_ref())
             .and_then(|v| v.answered)
-            .is_some_and(|(a, _, _)| a == agent);
-        if !talking {
+            .filter(|(a, _, _)| *a == agent)
+            .map(|(_, _, at)| at);
+        let Some(answered_ms) = answered else {
             let (why, code) = match how {
                 LegEnd::Failed(code) => (failure_of(code), Some(code)),
                 LegEnd::NoAnswer | LegEnd::NoMedia | LegEnd::RemoteBye | LegEnd::RtpTimeout => {
@@ -375,8 +381,8 @@ impl<M: MediaBackend> Engine<M> {
                 },
             );
             return self.drain_acd(now);
-        }
-        self.conversation_over(now, id, agent);
+        };
+        self.conversation_over(now, id, agent, answered_ms);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
@@ -390,17 +396,16 @@ impl<M: MediaBackend> Engine<M> {
         self.run_flow(now, id);
     }
 
-    /// Talk time ends and the agent goes to wrap-up.
-    fn conversation_over(&mut self, now: Instant, id: InteractionId, agent: AgentId) {
+    /// Talk time ends and the agent goes to wrap-up, which this interaction's CDR waits for.
+    pub(super) fn conversation_over(&mut self, now: Instant, id: InteractionId, agent: AgentId, answered_ms: i64) {
         let wall = self.wall_ms(now);
-        if let Some(call) = self.calls.get_mut(&id)
-            && let Some((_, _, answered)) = call.queue.as_ref().and_then(|v| v.answered)
-        {
-            call.facts.talk_ms += wall - answered;
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.facts.talk_ms += wall - answered_ms;
             if let Some(since) = call.facts.hold_since.take() {
                 call.facts.hold_ms += wall - since;
             }
         }
+        self.wrapping.insert(agent, super::Wrap { interaction: id, since_ms: wall });
         self.acd.handle(now, AcdEvent::ConversationEnded { agent });
         self.drain_acd(now);
     }
@@ -460,17 +465,13 @@ impl<M: MediaBackend> Engine<M> {
             return;
         };
         visit.left_ms.get_or_insert(wall);
-        let agent = visit.answered.map(|(a, _, _)| a);
-        visit.abandoned = agent.is_none();
-        call.past_queues.push(visit.clone());
-        call.queue = Some(visit);
+        let answered = visit.answered;
+        visit.abandoned = answered.is_none();
+        call.past_queues.push(visit);
         self.acd.handle(now, AcdEvent::CallerGone { caller: caller_id(id) });
         self.drain_acd(now);
-        if let Some(agent) = agent {
-            self.conversation_over(now, id, agent);
-        }
-        if let Some(call) = self.calls.get_mut(&id) {
-            call.queue = None;
+        if let Some((agent, _, at)) = answered {
+            self.conversation_over(now, id, agent, at);
         }
     }
 
@@ -570,4 +571,49 @@ fn fixed_contact(uri: &str) -> Option<crate::sip::Contact> {
             transport: TransportKind::Udp,
         },
     })
+}
+
+/// The queue and agent part of an interaction's CDR, from its visits and facts.
+pub(super) fn fill_record(
+    record: &mut crate::cdr::CdrRecord,
+    visits: &[QueueVisit],
+    facts: &AgentFacts,
+) {
+    use crate::cdr::{OfferOutcome as Row, OfferRow};
+    // The visit that counts: the one an agent answered last, else the last one.
+    let Some(visit) = visits
+        .iter()
+        .rev()
+        .find(|v| v.answered.is_some())
+        .or(visits.last())
+    else {
+        return;
+    };
+    record.queue = Some(visit.queue.clone());
+    record.queue_enter_ms = Some(visit.entered_ms);
+    record.queue_leave_ms = visit.left_ms;
+    record.wait_ms = match visit.answered {
+        Some((_, _, answered)) => Some(answered - visit.entered_ms),
+        None => visit.left_ms.map(|left| left - visit.entered_ms),
+    };
+    record.abandoned = visits.last().is_some_and(|v| v.abandoned);
+    record.agent = facts.agent.clone();
+    record.team = facts.team.clone();
+    if facts.agent.is_some() {
+        record.talk_ms = Some((facts.talk_ms - facts.hold_ms).max(0));
+        record.hold_ms = Some(facts.hold_ms);
+    }
+    record.wrap_up_ms = facts.wrap_up_ms;
+    record.offers = facts
+        .offers
+        .iter()
+        .map(|o| OfferRow {
+            agent: o.agent.clone(),
+            queue: Some(o.queue.clone()),
+            ring_start_ms: o.ring_start_ms,
+            ring_end_ms: o.ring_end_ms.unwrap_or(record.end_ms),
+            outcome: o.outcome.unwrap_or(Row::Cancelled),
+            sip_code: o.sip_code,
+        })
+        .collect();
 }

@@ -129,7 +129,7 @@ impl<M: MediaBackend> Engine<M> {
             }
             self.run_flow(now, id);
         } else {
-            self.release_held(id);
+            self.release_held(now, id);
         }
     }
 
@@ -187,16 +187,16 @@ impl<M: MediaBackend> Engine<M> {
             self.run_flow(now, id);
         } else if let Some(held) = self.held.get_mut(&id) {
             held.record.recordings.extend(saved.map(|(path, _)| path));
-            self.release_held(id);
+            self.release_held(now, id);
         }
     }
 
     /// Send a held CDR once nothing it waits for is left.
-    fn release_held(&mut self, id: InteractionId) {
+    fn release_held(&mut self, now: Instant, id: InteractionId) {
         if self.held.get(&id).is_some_and(|h| h.pending.is_empty())
             && let Some(held) = self.held.remove(&id)
         {
-            self.records.push_back(held.record);
+            self.release_record(now, id, held.record);
         }
     }
 
@@ -222,7 +222,20 @@ impl<M: MediaBackend> Engine<M> {
                     tracing::warn!(%path, "recording never came back from the media; not in the CDR");
                 }
             }
-            self.records.push_back(held.record);
+            self.release_record(now, id, held.record);
+        }
+        let late: Vec<InteractionId> = self
+            .wrap_held
+            .iter()
+            .filter(|(_, (_, until))| *until <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            if let Some((record, _)) = self.wrap_held.remove(&id) {
+                tracing::warn!(record = %record.id, "wrap-up never ended; the CDR goes out without it");
+                self.wrapping.retain(|_, w| w.interaction != id);
+                self.records.push_back(record);
+            }
         }
     }
 }

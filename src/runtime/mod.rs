@@ -281,7 +281,7 @@ async fn signalling_loop(
             }
             Some(loaded) = loaded_rx.recv() => {
                 if let Some(catalog) = reload::settle(loaded, &reloading.status) {
-                    engine.set_catalog(Arc::new(catalog));
+                    engine.set_catalog(Instant::now(), Arc::new(catalog));
                 }
                 if let Some(trigger) = gate.finished() {
                     reload::spawn_load(&reloading.sources, trigger, loaded_tx.clone());

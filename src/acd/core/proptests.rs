@@ -167,6 +167,7 @@ impl Harness {
                     priority,
                     skills: if extra { vec!["vip".into()] } else { vec![] },
                     sticky: sticky.map(|a| format!("a{a}")),
+                    sticky_for: None,
                     max_wait: Duration::from_secs(120),
                 };
                 self.acd.handle(now, event);

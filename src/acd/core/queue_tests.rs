@@ -65,6 +65,7 @@ fn max_length_and_max_wait() {
         priority: 0,
         skills: vec![],
         sticky: None,
+        sticky_for: None,
         max_wait: S(30),
     });
     assert_eq!(leaves(&t.enqueue(3, "q", 0)), [(3, QueueLeave::Full)]);

@@ -19,6 +19,7 @@ impl Acd {
         priority: u8,
         skills: &[String],
         sticky: Option<String>,
+        sticky_for: Option<Duration>,
         max_wait: Duration,
     ) {
         if self.callers.contains_key(&caller) {
@@ -50,7 +51,7 @@ impl Acd {
             return leave(self, QueueLeave::Full);
         }
         let max_wait = max_wait.min(qu.def.max_wait);
-        let sticky_wait = qu.def.sticky_wait;
+        let sticky_wait = sticky_for.unwrap_or(qu.def.sticky_wait);
         let first_widen = qu.def.widening.first().map(|w| w.after);
         let announce = qu
             .def

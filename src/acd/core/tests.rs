@@ -27,6 +27,7 @@ pub(super) fn agent(id: &str, skills: &[(&str, u8)], team: Option<&str>) -> Agen
             .collect(),
         team: team.map(Into::into),
         wrap_up: None,
+        auto_login: false,
     }
 }
 
@@ -127,6 +128,7 @@ impl T {
             priority,
             skills: skills.iter().map(|s| s.to_string()).collect(),
             sticky: sticky.map(Into::into),
+            sticky_for: None,
             max_wait: S(3600),
         })
     }

@@ -1,0 +1,178 @@
+//! Transfers an agent makes from their phone: a REFER on the agent's leg names a colleague
+//! (agent id or extension) or a queue. hotline keeps the caller (back to back), puts them
+//! back in a queue (offered to the colleague first), ends the agent's leg, and the agent
+//! goes to wrap-up. The transfer is a row of the call's CDR, not a new call.
+
+use std::time::{Duration, Instant};
+
+use super::legs::Role;
+use super::queue::{QueueVisit, caller_id};
+use super::{Engine, InteractionId, LegId, MediaBackend, MediaCommand};
+use crate::acd::{AcdEvent, AgentId};
+use crate::cdr::{TransferKind, TransferRow, TransferTargetKind};
+use crate::sip::Replaces;
+
+/// How long a caller transferred to a colleague is offered to that colleague alone before
+/// the rest of the queue may take them.
+const COLLEAGUE_FIRST: Duration = Duration::from_secs(60);
+/// A transferred caller's longest wait in the new queue (the queue's own `max_wait` applies
+/// when shorter); the flow's queue node timeout was for the first queue.
+const TRANSFER_MAX_WAIT: Duration = Duration::from_secs(3600);
+
+/// What a REFER's target names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Agent { id: String, queue: String },
+    Queue(String),
+}
+
+/// The user part of a `sip:` or `tel:` URI (`<sip:1002@host;transport=udp>` -> `1002`).
+fn uri_user(uri: &str) -> Option<&str> {
+    let uri = uri.trim().trim_start_matches('<').trim_end_matches('>');
+    let rest = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))
+        .or_else(|| uri.strip_prefix("tel:"))?;
+    let user = rest.split(['@', ';', '?']).next()?;
+    (!user.is_empty()).then_some(user)
+}
+
+impl<M: MediaBackend> Engine<M> {
+    /// A REFER on one of our dialogs. Only an agent talking to a caller may transfer; the
+    /// caller's own phone may not move hotline's side of the call anywhere (no relay).
+    pub(super) fn on_refer(
+        &mut self,
+        now: Instant,
+        leg: Option<LegId>,
+        dialog: crate::sip::CallRef,
+        target: &str,
+        replaces: Option<Replaces>,
+    ) {
+        let Some((id, agent)) = leg.and_then(|leg| self.bridged_agent(leg)) else {
+            tracing::info!(target, "REFER from a party that may not transfer; refused");
+            return self.ua.answer_refer(now, dialog, 403);
+        };
+        if replaces.is_some() {
+            // Attended transfer needs the consultation call between agents; until then
+            // the phone is told plainly so the agent can fall back to a blind transfer.
+            tracing::info!(target, "attended transfer (Replaces) is not supported yet");
+            return self.ua.answer_refer(now, dialog, 501);
+        }
+        let Some(target) = self.transfer_target(id, target) else {
+            tracing::info!(target, "REFER to nowhere: no such agent or queue");
+            return self.ua.answer_refer(now, dialog, 404);
+        };
+        self.ua.answer_refer(now, dialog, 202);
+        self.ua.notify_refer(now, dialog, 200, true);
+        self.blind_transfer(now, id, agent, target);
+    }
+
+    /// The interaction and agent of an agent leg bridged to its caller.
+    fn bridged_agent(&self, leg: LegId) -> Option<(InteractionId, AgentId)> {
+        let l = self.legs.get(&leg)?;
+        let Role::Agent { agent } = l.role else {
+            return None;
+        };
+        let call = self.calls.get(&l.interaction)?;
+        (call.bridged == Some(leg)).then_some((l.interaction, agent))
+    }
+
+    fn transfer_target(&self, id: InteractionId, uri: &str) -> Option<Target> {
+        let user = uri_user(uri)?;
+        let call = self.calls.get(&id)?;
+        let acd = &call.catalog.acd;
+        if let Some(a) = acd.agent(user).or_else(|| acd.agent_by_extension(user)) {
+            let queue = call.queue.as_ref()?.queue.clone();
+            return Some(Target::Agent {
+                id: a.id.clone(),
+                queue,
+            });
+        }
+        acd.queue(user).map(|q| Target::Queue(q.name.clone()))
+    }
+
+    /// The agent hands the caller on: their conversation ends (wrap-up), the caller waits
+    /// again, and the CDR notes who sent them where.
+    fn blind_transfer(&mut self, now: Instant, id: InteractionId, agent: AgentId, target: Target) {
+        let wall = self.wall_ms(now);
+        let by = self
+            .acd
+            .agent_def(agent)
+            .map(|d| d.id.clone())
+            .unwrap_or_default();
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(visit) = call.queue.take() else {
+            return;
+        };
+        let (target_kind, target_text, queue, sticky) = match &target {
+            Target::Agent { id: to, queue } => (
+                TransferTargetKind::Agent,
+                to.clone(),
+                queue.clone(),
+                Some(to.clone()),
+            ),
+            Target::Queue(q) => (TransferTargetKind::Queue, q.clone(), q.clone(), None),
+        };
+        tracing::info!(sip_call_id = %call.sip_call_id, %by, target = %target_text, "blind transfer by the agent");
+        call.transfers.push(TransferRow {
+            at_ms: wall,
+            kind: TransferKind::Blind,
+            target: target_text,
+            target_kind,
+            by,
+            reason: None,
+        });
+        let answered_ms = visit.answered.map_or(wall, |(_, _, at)| at);
+        let leg = visit.answered.map(|(_, leg, _)| leg);
+        let mut old = visit.clone();
+        old.left_ms.get_or_insert(wall);
+        call.past_queues.push(old);
+        call.queue = Some(QueueVisit {
+            task: visit.task,
+            queue: queue.clone(),
+            keys: visit.keys.clone(),
+            entered_ms: wall,
+            left_ms: None,
+            answered: None,
+            abandoned: false,
+        });
+        // The caller hears the queue again while the next agent is found.
+        let dialog = call.dialog;
+        self.media.command(MediaCommand::Unbridge { call: dialog });
+        if let Some(leg) = leg {
+            self.drop_leg(now, leg);
+        }
+        self.conversation_over(now, id, agent, answered_ms);
+        self.start_music(id);
+        self.acd.handle(
+            now,
+            AcdEvent::Enqueue {
+                caller: caller_id(id),
+                queue,
+                priority: 0,
+                skills: Vec::new(),
+                sticky_for: sticky.as_ref().map(|_| COLLEAGUE_FIRST),
+                sticky,
+                max_wait: TRANSFER_MAX_WAIT,
+            },
+        );
+        self.drain_acd(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uri_user;
+
+    #[test]
+    fn refer_targets_name_a_user() {
+        assert_eq!(uri_user("<sip:1002@10.0.0.1;transport=udp>"), Some("1002"));
+        assert_eq!(uri_user("sip:billing@hotline"), Some("billing"));
+        assert_eq!(uri_user("tel:13800138000"), Some("13800138000"));
+        assert_eq!(uri_user("sip:1002@h?Replaces=abc"), Some("1002"));
+        assert_eq!(uri_user("sip:@h"), None);
+        assert_eq!(uri_user("http://x"), None);
+    }
+}
