@@ -248,6 +248,7 @@ impl<M: MediaBackend> Engine<M> {
                 return self.end_by_hotline(now, call_ref, "rtp_timeout");
             }
             MediaEvent::Recorded { .. } => {}
+            MediaEvent::RecordedStereo { .. } => return,
         }
         self.run_flow(now, call_ref);
     }
