@@ -911,4 +911,145 @@ mod tests {
         outbox.flush(&tx);
         assert!(outbox.queue.is_empty());
     }
+
+    fn leg_params(
+        codec: crate::media::Codec,
+        event_pt: Option<u8>,
+        remote: SocketAddr,
+    ) -> crate::media::stream::StreamParams {
+        crate::media::stream::StreamParams {
+            codec,
+            audio_pt: codec.payload_type(),
+            event_pt,
+            remote: Some(remote),
+            send: true,
+            receive: true,
+        }
+    }
+
+    /// Every RTP packet that reaches `phone` within `wait`.
+    fn collect(phone: &UdpSocket, wait: Duration) -> Vec<(crate::media::rtp::RtpHeader, Vec<u8>)> {
+        let end = Instant::now() + wait;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        while Instant::now() < end {
+            if let Ok(n) = phone.recv(&mut buf)
+                && let Some((h, p)) = crate::media::rtp::parse(&buf[..n])
+            {
+                got.push((h, p.to_vec()));
+            }
+        }
+        got
+    }
+
+    fn tone_packet(codec: crate::media::Codec, seq: u16, level: i16) -> Vec<u8> {
+        let mut pkt = vec![0u8; PACKET_LEN];
+        crate::media::rtp::write_header(
+            &crate::media::rtp::RtpHeader {
+                marker: false,
+                payload_type: codec.payload_type(),
+                sequence: seq,
+                timestamp: u32::from(seq) * 160,
+                ssrc: 0xCA11,
+            },
+            (&mut pkt[..12]).try_into().unwrap(),
+        );
+        pkt[12..].fill(codec.encode(level));
+        pkt
+    }
+
+    /// Two legs on two media threads, bridged: what one phone sends comes out at the other
+    /// with that leg's SSRC, payload type and sequence numbers running on from what it sent
+    /// before the bridge, both ways.
+    #[test]
+    fn legs_on_different_threads_are_bridged_both_ways_with_rewritten_headers() {
+        use crate::media::Codec;
+        let (tx, _events) = tokio::sync::mpsc::channel(256);
+        let base = 30_000 + 2 * fastrand::u16(0..5_000);
+        let mut media =
+            MediaHandle::start(2, (base, base + 200), Duration::from_secs(60), tx).unwrap();
+        media.bind_ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let (a, b) = (CallRef(1), CallRef(2));
+        let port_a = media.open(a).unwrap();
+        let port_b = media.open(b).unwrap();
+        assert_ne!(media.owner[&a].lane, media.owner[&b].lane, "two threads");
+        let phone = || {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+            s
+        };
+        let (phone_a, phone_b) = (phone(), phone());
+        let to_a = SocketAddr::from((Ipv4Addr::LOCALHOST, port_a));
+        let to_b = SocketAddr::from((Ipv4Addr::LOCALHOST, port_b));
+        media.command(MediaCommand::Start {
+            call: a,
+            params: leg_params(Codec::Pcmu, Some(101), phone_a.local_addr().unwrap()),
+        });
+        media.command(MediaCommand::Start {
+            call: b,
+            params: leg_params(Codec::Pcma, Some(96), phone_b.local_addr().unwrap()),
+        });
+        let before_a = collect(&phone_a, Duration::from_millis(100));
+        let before_b = collect(&phone_b, Duration::from_millis(100));
+        assert!(
+            before_a.len() >= 3 && before_b.len() >= 3,
+            "each leg sends its silence"
+        );
+        media.command(MediaCommand::Bridge { call: a, with: b });
+        std::thread::sleep(Duration::from_millis(60));
+        // Both phones talk for 200 ms, each its own level.
+        let talk = |phone: &UdpSocket, to: SocketAddr, codec: Codec, level: i16| {
+            for n in 0..10u16 {
+                phone.send_to(&tone_packet(codec, n, level), to).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| talk(&phone_a, to_a, Codec::Pcmu, 4000));
+            s.spawn(|| talk(&phone_b, to_b, Codec::Pcma, -2000));
+        });
+        std::thread::sleep(Duration::from_millis(60));
+        let after_a = collect(&phone_a, Duration::from_millis(300));
+        let after_b = collect(&phone_b, Duration::from_millis(300));
+        for (before, after, codec, level, dir) in [
+            (&before_b, &after_b, Codec::Pcma, 4000i16, "A to B"),
+            (&before_a, &after_a, Codec::Pcmu, -2000, "B to A"),
+        ] {
+            let ssrc = before[0].0.ssrc;
+            let all: Vec<_> = before.iter().chain(after.iter()).collect();
+            assert!(
+                all.iter()
+                    .all(|(h, _)| h.ssrc == ssrc && h.payload_type == codec.payload_type()),
+                "{dir}: one SSRC, the leg's payload type"
+            );
+            assert_ne!(ssrc, 0xCA11, "{dir}: not the phone's SSRC");
+            for w in all.windows(2) {
+                assert_eq!(
+                    w[1].0.sequence,
+                    w[0].0.sequence.wrapping_add(1),
+                    "{dir}: no gap, no jump"
+                );
+                assert!(
+                    (w[1].0.timestamp.wrapping_sub(w[0].0.timestamp) as i32) > 0,
+                    "{dir}: time runs forward"
+                );
+            }
+            let voiced: Vec<_> = after
+                .iter()
+                .filter(|(_, p)| (codec.decode(p[0]) - level).abs() < level.abs() / 10)
+                .collect();
+            assert!(
+                voiced.len() >= 8,
+                "{dir}: {} of 10 packets arrived",
+                voiced.len()
+            );
+            assert!(
+                voiced[0].0.marker,
+                "{dir}: marker on the first forwarded packet"
+            );
+        }
+        media.command(MediaCommand::Close { call: a });
+        media.command(MediaCommand::Close { call: b });
+        media.stop();
+    }
 }
