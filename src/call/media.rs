@@ -19,8 +19,8 @@ pub trait MediaBackend {
     /// Reserve an RTP port pair for a call; returns the RTP port.
     fn open(&mut self, call: CallRef) -> Result<u16, MediaOpenError>;
     fn command(&mut self, cmd: MediaCommand);
-    /// Reserve a port pair for a call whose media is bridged to `beside`'s: both streams
-    /// must live where the relay can hand frames from one to the other.
+    /// Reserve a port pair for a call whose media will be bridged to `beside`'s, on the same
+    /// media thread if the backend has several. Optional: `Bridge` works across threads.
     fn open_beside(&mut self, call: CallRef, beside: CallRef) -> Result<u16, MediaOpenError> {
         let _ = beside;
         self.open(call)

@@ -290,8 +290,8 @@ impl MediaBackend for MediaHandle {
         (!ip.is_unspecified()).then_some(ip)
     }
 
-    /// Bridges work across threads, so this only keeps a transfer's two legs together (one
-    /// thread's tick carries both).
+    /// Bridges work across threads; this only keeps a transfer's two legs on one thread (one
+    /// tick carries both, and neither socket is used from two threads).
     fn open_beside(&mut self, call: CallRef, beside: CallRef) -> Result<u16, MediaOpenError> {
         let Some(n) = self.owner.get(&beside).map(|o| o.lane) else {
             return self.open(call);
@@ -1051,5 +1051,77 @@ mod tests {
         media.command(MediaCommand::Close { call: a });
         media.command(MediaCommand::Close { call: b });
         media.stop();
+    }
+
+    fn add_slot(media: &mut MediaLoop, call: CallRef) {
+        let socket = || UdpSocket::bind("127.0.0.1:0").unwrap();
+        media.index.insert(call, media.slots.len());
+        media.slots.push(Slot {
+            call,
+            rtp: Arc::new(socket()),
+            rtcp: socket(),
+            egress: Arc::new(Egress::new()),
+            stream: None,
+            connected: None,
+            partner: None,
+        });
+    }
+
+    #[test]
+    fn a_stereo_recording_comes_back_at_unbridge_close_or_at_once_without_a_bridge() {
+        use crate::media::Codec;
+        let (tx, _rx) = tokio::sync::mpsc::channel(8);
+        let (_cmd_tx, cmd_rx) = sync_channel(1);
+        let mut media = MediaLoop::new(cmd_rx, tx, 1000);
+        let (a, b) = (CallRef(1), CallRef(2));
+        add_slot(&mut media, a);
+        add_slot(&mut media, b);
+        for call in [a, b] {
+            media.apply(MediaCommand::Start {
+                call,
+                params: leg_params(Codec::Pcmu, Some(101), "127.0.0.1:4000".parse().unwrap()),
+            });
+        }
+        media.apply(MediaCommand::RecordBridge { call: a, id: 1 });
+        assert_eq!(
+            media.outbox.queue.pop_front(),
+            Some(MediaEvent::RecordedStereo {
+                call: a,
+                id: 1,
+                samples: Vec::new()
+            }),
+            "nothing bridged: nothing to wait for"
+        );
+        media.apply(MediaCommand::Bridge { call: a, with: b });
+        assert!(
+            media
+                .slots
+                .iter()
+                .all(|s| s.stream.as_ref().unwrap().is_bridged())
+        );
+        media.apply(MediaCommand::RecordBridge { call: a, id: 2 });
+        media.slots[0].stream.as_mut().unwrap().tick_stereo();
+        media.apply(MediaCommand::Unbridge { call: a });
+        match media.outbox.queue.pop_front() {
+            Some(MediaEvent::RecordedStereo {
+                call,
+                id: 2,
+                samples,
+            }) => {
+                assert_eq!((call, samples.len()), (a, 320))
+            }
+            other => panic!("{other:?}"),
+        }
+        media.apply(MediaCommand::Bridge { call: a, with: b });
+        media.apply(MediaCommand::RecordBridge { call: a, id: 3 });
+        media.apply(MediaCommand::Close { call: b });
+        assert!(
+            !media.slots[0].stream.as_ref().unwrap().is_linked(),
+            "the partner's close ends the bridge"
+        );
+        assert!(matches!(
+            media.outbox.queue.pop_front(),
+            Some(MediaEvent::RecordedStereo { call, id: 3, .. }) if call == a
+        ));
     }
 }
