@@ -411,11 +411,14 @@ impl Stream {
 
     /// Bridge to the leg whose egress is `partner`: this stream's received packets go out on
     /// it, and (unless it holds with music) this stream hears the partner through its own
-    /// egress. Ends music.
+    /// egress. Ends music and cuts a prompt short.
     pub fn link(&mut self, partner: Arc<Egress>) {
         self.forward = Some(Box::new(Forward::new(partner)));
         self.bridged = true;
         self.music = None;
+        // A prompt still playing is cut short (its PlayDone comes on the next tick): the
+        // partner is what this leg must hear now.
+        self.playing.clear();
     }
 
     /// End the bridge: this stream sends its own again. A stereo recording of it ends too.

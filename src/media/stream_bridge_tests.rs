@@ -142,6 +142,33 @@ fn forwarding_rewrites_the_header_in_place_and_numbering_runs_on_across_music_br
 }
 
 #[test]
+fn a_bridge_cuts_a_prompt_short_and_a_play_interrupts_it() {
+    let mut a = leg(Codec::Pcmu, Some(101), A_PHONE, 0xA, 1, 1);
+    let mut b = leg(Codec::Pcmu, Some(101), B_PHONE, 0xB, 1, 1);
+    b.play(3, [Arc::from(vec![9u8; 1600])]);
+    tick(&mut b);
+    bridge(&mut a, &mut b);
+    let mut buf = [0u8; PACKET_LEN];
+    assert_eq!(
+        b.next_packet(&mut buf),
+        (0, Some(3)),
+        "cut short, reported done"
+    );
+    // A prompt on a bridged leg (a whisper) goes out over the partner, which comes back after.
+    b.play(4, [Arc::from(vec![8u8; 160])]);
+    let (len, done) = b.next_packet(&mut buf);
+    assert_eq!((len, done, buf[12]), (PACKET_LEN, Some(4), 8));
+    let (_, out) = recv(&mut a, &packet(0, 1, 0, &[0x22; 160]), A_PHONE);
+    assert!(out.is_empty(), "the prompt owns B's numbering this tick");
+    assert!(tick(&mut b).is_none());
+    let (_, out) = recv(&mut a, &packet(0, 2, 160, &[0x22; 160]), A_PHONE);
+    let (h, _) = header(&out[0]);
+    let (h_prompt, _) = rtp::parse(&buf).unwrap();
+    assert_eq!(h.sequence, h_prompt.sequence.wrapping_add(1));
+    assert!(h.marker);
+}
+
+#[test]
 fn packets_of_30_and_40_ms_pass_whole() {
     let mut a = leg(Codec::Pcmu, Some(101), A_PHONE, 0xA, 1, 1);
     let mut b = leg(Codec::Pcmu, Some(101), B_PHONE, 0xB, 1, 1);
