@@ -504,6 +504,62 @@ mod tests {
         );
     }
 
+    /// The home hands over and takes back thousands of times while another thread claims as
+    /// fast as it can: every sequence number is used exactly once, by one side or the other,
+    /// and each side's timestamps never go backwards.
+    #[test]
+    fn two_threads_never_share_a_sequence_number() {
+        let egress = Arc::new(Egress::new());
+        egress.publish(PeerInfo {
+            send: true,
+            dest: Some("127.0.0.1:9".parse().unwrap()),
+            ..PeerInfo::default()
+        });
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let forwarder = {
+            let (egress, done) = (egress.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut f = Forward::new(egress);
+                let mut used = Vec::new();
+                let mut in_ts = 0u32;
+                while !done.load(Ordering::Relaxed) && used.len() < 40_000 {
+                    in_ts = in_ts.wrapping_add(160);
+                    if let Some(c) = f.claim(1, Some(in_ts), 160) {
+                        used.push((c.seq, c.ts));
+                    }
+                }
+                used
+            })
+        };
+        let (mut seq, mut ts) = (0u16, 0u32);
+        let mut home = Vec::new();
+        for _ in 0..20_000 {
+            home.push((seq, ts));
+            seq = seq.wrapping_add(1);
+            ts = ts.wrapping_add(160);
+            egress.hand_over(seq, ts);
+            std::hint::spin_loop();
+            std::thread::yield_now();
+            if let Some((s, t)) = egress.take_back() {
+                seq = s;
+                ts = later(ts, t);
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        let forwarded = forwarder.join().unwrap();
+        assert!(!forwarded.is_empty(), "the forwarder got its turns");
+        let total = home.len() + forwarded.len();
+        assert!(total < 65_536, "within one sequence cycle: {total}");
+        let mut all: Vec<u16> = home.iter().chain(&forwarded).map(|(s, _)| *s).collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), total, "no sequence number used twice");
+        assert_eq!(usize::from(all[total - 1]) + 1, total, "and none skipped");
+        for w in forwarded.windows(2).chain(home.windows(2)) {
+            assert!((w[1].1.wrapping_sub(w[0].1) as i32) >= 0, "{w:?}");
+        }
+    }
+
     #[test]
     fn the_tap_passes_samples_in_order_and_pads_with_silence() {
         let tap = Tap::new(400);
