@@ -3,9 +3,11 @@
 //! stereo recording can line both sides up per 20 ms tick. Allocated once when it is set up;
 //! pushing and popping never allocate.
 
-/// 160 ms of 8 kHz audio: four times the longest packet we re-packetize (40 ms) and more than
+/// 128 ms of 8 kHz audio: three times the longest packet we re-packetize (40 ms) and more than
 /// ordinary jitter; what does not fit pushes the oldest samples out, so the delay stays bounded.
-pub const FIFO_SAMPLES: usize = 1280;
+/// A power of two, so positions wrap with a mask.
+pub const FIFO_SAMPLES: usize = 1024;
+const MASK: usize = FIFO_SAMPLES - 1;
 
 pub struct PcmFifo {
     buf: [i16; FIFO_SAMPLES],
@@ -28,12 +30,13 @@ impl PcmFifo {
     pub fn push(&mut self, pcm: &[i16]) {
         let pcm = &pcm[pcm.len().saturating_sub(FIFO_SAMPLES)..];
         let over = (self.len + pcm.len()).saturating_sub(FIFO_SAMPLES);
-        self.head = (self.head + over) % FIFO_SAMPLES;
+        self.head = (self.head + over) & MASK;
         self.len -= over;
-        for &s in pcm {
-            self.buf[(self.head + self.len) % FIFO_SAMPLES] = s;
-            self.len += 1;
-        }
+        let at = (self.head + self.len) & MASK;
+        let first = pcm.len().min(FIFO_SAMPLES - at);
+        self.buf[at..at + first].copy_from_slice(&pcm[..first]);
+        self.buf[..pcm.len() - first].copy_from_slice(&pcm[first..]);
+        self.len += pcm.len();
     }
 
     /// Take exactly `out.len()` samples if that many wait; else take nothing.
@@ -48,14 +51,11 @@ impl PcmFifo {
     /// Take up to `out.len()` samples, silence for the rest; returns how many were real.
     pub fn pop_padded(&mut self, out: &mut [i16]) -> usize {
         let n = out.len().min(self.len);
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = if i < n {
-                self.buf[(self.head + i) % FIFO_SAMPLES]
-            } else {
-                0
-            };
-        }
-        self.head = (self.head + n) % FIFO_SAMPLES;
+        let first = n.min(FIFO_SAMPLES - self.head);
+        out[..first].copy_from_slice(&self.buf[self.head..self.head + first]);
+        out[first..n].copy_from_slice(&self.buf[..n - first]);
+        out[n..].fill(0);
+        self.head = (self.head + n) & MASK;
         self.len -= n;
         n
     }
@@ -101,7 +101,27 @@ mod tests {
         assert_eq!(f.len(), FIFO_SAMPLES);
         let mut out = [0i16; 160];
         f.pop_exact(&mut out);
-        assert_eq!(out[0], 2);
+        assert_eq!(
+            (out[0], out[63], out[64]),
+            (3, 3, 4),
+            "1600 in, the oldest 576 gone"
+        );
+        // Wrapping around the end of the ring keeps the order.
+        let mut g = PcmFifo::default();
+        let mut next = 0i16;
+        let mut want = 0i16;
+        for _ in 0..40 {
+            let chunk: Vec<i16> = (next..next + 240).collect();
+            next += 240;
+            g.push(&chunk);
+            while g.pop_exact(&mut out) {
+                assert!(out.iter().all(|s| {
+                    let ok = *s == want;
+                    want += 1;
+                    ok
+                }));
+            }
+        }
     }
 
     #[test]
