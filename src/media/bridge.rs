@@ -73,6 +73,9 @@ pub struct PeerInfo {
     /// False while the leg must not send (we are on hold towards it, or it is closing).
     pub send: bool,
     pub dest: Option<SocketAddr>,
+    /// The leg's socket is connect()ed to `dest`: a plain send() reaches it (cheaper than
+    /// sendto).
+    pub connected: bool,
     /// The packet size (samples) this leg's phone sends us, taken as the one it wants; 0 until
     /// its first audio packet (then any size passes whole).
     pub ptime: u16,
@@ -89,6 +92,7 @@ impl Default for PeerInfo {
             event_pt: None,
             send: false,
             dest: None,
+            connected: false,
             ptime: 0,
             tap: None,
         }
@@ -233,6 +237,14 @@ pub fn transcode_in_place(from: Codec, to: Codec, bytes: &mut [u8]) {
     }
 }
 
+/// Where a forwarded packet goes: `addr`, and whether the partner's socket is already
+/// connect()ed there, so that a plain send() does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dest {
+    pub addr: SocketAddr,
+    pub connected: bool,
+}
+
 /// The numbers a forwarded packet goes out with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Claim {
@@ -337,6 +349,14 @@ impl Forward {
         }
     }
 
+    fn dest(&self) -> Option<Dest> {
+        let addr = self.info.dest.filter(|_| self.info.send)?;
+        Some(Dest {
+            addr,
+            connected: self.info.connected,
+        })
+    }
+
     fn header(&self, c: Claim, source_marker: bool, pt: u8) -> RtpHeader {
         RtpHeader {
             marker: c.marker || source_marker,
@@ -358,7 +378,7 @@ impl Forward {
         payload_at: usize,
         payload_len: usize,
         codec: Codec,
-        send: &mut impl FnMut(&[u8], SocketAddr),
+        send: &mut impl FnMut(&[u8], Dest),
     ) {
         self.refresh();
         if let Some(tap) = self.info.tap.as_deref() {
@@ -368,7 +388,7 @@ impl Forward {
                 tap.push(&pcm[..chunk.len()]);
             }
         }
-        let Some(dest) = self.info.dest.filter(|_| self.info.send) else {
+        let Some(dest) = self.dest() else {
             return;
         };
         let want = usize::from(self.info.ptime).min(MAX_REPACKET);
@@ -417,13 +437,13 @@ impl Forward {
         h: &RtpHeader,
         payload_at: usize,
         payload_len: usize,
-        send: &mut impl FnMut(&[u8], SocketAddr),
+        send: &mut impl FnMut(&[u8], Dest),
     ) -> bool {
         self.refresh();
         let Some(pt) = self.info.event_pt else {
             return false;
         };
-        let Some(dest) = self.info.dest.filter(|_| self.info.send) else {
+        let Some(dest) = self.dest() else {
             return true;
         };
         let Some(c) = self.claim(h.ssrc, Some(h.timestamp), 0) else {

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::bridge::{Egress, Forward, MAX_REPACKET, PeerInfo, later};
+use super::bridge::{Dest, Egress, Forward, MAX_REPACKET, PeerInfo, later};
 use super::inband::{self, DtmfDetector};
 use super::recorder::{Recorder, Recording, StereoRecorder, StereoRecording};
 use super::rfc4733::{self, DigitDeduper};
@@ -130,6 +130,8 @@ pub struct Stream {
     stereo: Option<Box<StereoRecorder>>,
     /// The payload size (samples) of the audio the phone sends: its packet time.
     ptime: u16,
+    /// Where the runtime connect()ed this stream's socket, if it did.
+    socket_peer: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -196,6 +198,7 @@ impl Stream {
             recorder: None,
             stereo: None,
             ptime: 0,
+            socket_peer: None,
         };
         s.publish();
         s
@@ -218,6 +221,7 @@ impl Stream {
             event_pt: self.params.event_pt,
             send: self.params.send,
             dest: self.destination(),
+            connected: self.socket_peer.is_some() && self.socket_peer == self.destination(),
             ptime: self.ptime,
             tap: self.stereo.as_ref().map(|s| s.tap().clone()),
         });
@@ -239,6 +243,15 @@ impl Stream {
         self.params = params;
         self.silent_ticks = 0;
         self.publish();
+    }
+
+    /// The runtime connect()ed this stream's socket to `peer` (or dissolved it: None), so a
+    /// forwarder may use a plain send() when that is where the stream sends.
+    pub fn socket_connected(&mut self, peer: Option<SocketAddr>) {
+        if self.socket_peer != peer {
+            self.socket_peer = peer;
+            self.publish();
+        }
     }
 
     /// The stream is closing: a forwarder must not send on it any more.
@@ -613,7 +626,7 @@ impl Stream {
         &mut self,
         data: &mut [u8],
         from: SocketAddr,
-        send: &mut impl FnMut(&[u8], SocketAddr),
+        send: &mut impl FnMut(&[u8], Dest),
     ) -> Received {
         let mut out = Received::default();
         if rtp::is_rtcp(data) {

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::*;
+use crate::media::bridge::Dest;
 use crate::media::inband::DtmfDetector;
 
 const A_PHONE: &str = "127.0.0.1:4000";
@@ -49,7 +50,7 @@ fn recv(s: &mut Stream, pkt: &[u8], from: &str) -> (Received, Sent) {
     let mut buf = pkt.to_vec();
     let mut out = Vec::new();
     let r = s.receive(&mut buf, from.parse().unwrap(), &mut |p, d| {
-        out.push((p.to_vec(), d))
+        out.push((p.to_vec(), d.addr))
     });
     (r, out)
 }
@@ -552,7 +553,7 @@ fn forwarding_never_allocates() {
             };
             rtp::write_header(&bh, (&mut b_pkt[..12]).try_into().unwrap());
             b_pkt[12..].fill(b.params().codec.encode(-500));
-            let mut count = |_: &[u8], _: SocketAddr| *sent += 1;
+            let mut count = |_: &[u8], _: Dest| *sent += 1;
             a.receive(&mut a_pkt[..12 + a_len], from_a, &mut count);
             b.receive(&mut b_pkt, from_b, &mut count);
             if n.is_multiple_of(25) {
@@ -595,5 +596,30 @@ fn forwarding_never_allocates() {
         sent - sent_before > 2000,
         "packets were forwarded: {}",
         sent - sent_before
+    );
+}
+
+#[test]
+fn a_partner_whose_socket_is_connected_there_is_sent_to_with_a_plain_send() {
+    let mut a = leg(Codec::Pcmu, Some(101), A_PHONE, 0xA, 1, 1);
+    let mut b = leg(Codec::Pcmu, Some(101), B_PHONE, 0xB, 1, 1);
+    bridge(&mut a, &mut b);
+    tick(&mut a);
+    tick(&mut b);
+    let mut dests = Vec::new();
+    let from: SocketAddr = B_PHONE.parse().unwrap();
+    let mut pkt = packet(0, 1, 0, &[0x22; 160]);
+    b.receive(&mut pkt, from, &mut |_, d| dests.push(d));
+    recv(&mut a, &packet(0, 1, 0, &[0x22; 160]), A_PHONE);
+    a.socket_connected(Some(A_PHONE.parse().unwrap()));
+    let mut pkt = packet(0, 2, 160, &[0x22; 160]);
+    b.receive(&mut pkt, from, &mut |_, d| dests.push(d));
+    a.socket_connected(None);
+    let mut pkt = packet(0, 3, 320, &[0x22; 160]);
+    b.receive(&mut pkt, from, &mut |_, d| dests.push(d));
+    let addr: SocketAddr = A_PHONE.parse().unwrap();
+    assert_eq!(
+        dests,
+        [false, true, false].map(|connected| Dest { addr, connected })
     );
 }

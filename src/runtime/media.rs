@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::error::TrySendError as EventSendError;
 
 use crate::call::{MediaBackend, MediaCommand, MediaEvent, MediaOpenError};
-use crate::media::bridge::Egress;
+use crate::media::bridge::{Dest, Egress};
 use crate::media::pacing::{Pacer, TICK};
 use crate::media::recorder::{Recording, StereoRecording};
 use crate::media::stream::{PACKET_LEN, Stream};
@@ -473,9 +473,16 @@ impl MediaLoop {
                     continue;
                 };
                 // A bridged packet goes out on the partner's socket, here and now.
-                let mut forward = |packet: &[u8], dest: SocketAddr| {
-                    if let Some(p) = partner.as_ref()
-                        && let Err(e) = p.rtp.send_to(packet, dest)
+                let mut forward = |packet: &[u8], dest: Dest| {
+                    let Some(p) = partner.as_ref() else {
+                        return;
+                    };
+                    let sent = if dest.connected {
+                        p.rtp.send(packet)
+                    } else {
+                        p.rtp.send_to(packet, dest.addr)
+                    };
+                    if let Err(e) = sent
                         && e.kind() != ErrorKind::WouldBlock
                     {
                         tracing::trace!(error = %e, "forwarded RTP send failed");
@@ -488,6 +495,7 @@ impl MediaLoop {
                             let got = stream.receive(&mut rx_buf[..n], from, &mut forward);
                             if let Some(addr) = got.latched {
                                 relatch(rtp.as_raw_fd(), rtp, connected, addr);
+                                stream.socket_connected(*connected);
                             }
                             if let Some(digit) = got.digit {
                                 self.outbox.push(MediaEvent::Digit { call: *call, digit });
@@ -582,6 +590,7 @@ impl MediaLoop {
                     if slot.connected.is_some() && stream.latched() != slot.connected {
                         disconnect(slot.rtp.as_raw_fd());
                         slot.connected = None;
+                        stream.socket_connected(None);
                     }
                 }
             }
