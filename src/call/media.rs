@@ -89,7 +89,8 @@ pub enum MediaCommand {
     /// during the music interrupts it (with its `PlayDone` as ever) and the music then resumes
     /// where it paused, so position announcements are just `Play`s. On a bridged leg this is
     /// hold: the leg hears music instead of its partner (who still hears it unless updated to
-    /// `send: false`) until the next `Bridge`.
+    /// `send: false`) until the next `Bridge`. With no (non-empty) prompts: silence, and on a
+    /// bridged leg still hold.
     Music {
         call: CallRef,
         prompts: Vec<Arc<[u8]>>,
