@@ -87,14 +87,9 @@ pub enum AcdEvent {
     },
     /// The caller left (hung up, pressed an exit key, was moved away): gone at once,
     /// offers ringing for them are cancelled.
-    CallerGone {
-        caller: CallerId,
-    },
+    CallerGone { caller: CallerId },
     /// The agent's phone answered the offer: they talk.
-    OfferAnswered {
-        caller: CallerId,
-        agent: AgentId,
-    },
+    OfferAnswered { caller: CallerId, agent: AgentId },
     /// The agent's phone refused or could not be reached; the caller keeps their place.
     OfferFailed {
         caller: CallerId,
@@ -103,43 +98,20 @@ pub enum AcdEvent {
     },
     /// The conversation ended (either side hung up, or the agent transferred the caller
     /// away): the agent goes to wrap-up.
-    ConversationEnded {
-        agent: AgentId,
-    },
-    Hold {
-        agent: AgentId,
-    },
-    Resume {
-        agent: AgentId,
-    },
+    ConversationEnded { agent: AgentId },
+    Hold { agent: AgentId },
+    Resume { agent: AgentId },
     /// Agent commands, from feature codes now and the CTI later.
-    Login {
-        agent: AgentId,
-    },
-    Logout {
-        agent: AgentId,
-    },
-    Ready {
-        agent: AgentId,
-    },
-    NotReady {
-        agent: AgentId,
-        reason: String,
-    },
+    Login { agent: AgentId },
+    Logout { agent: AgentId },
+    Ready { agent: AgentId },
+    NotReady { agent: AgentId, reason: String },
     /// The agent finishes wrap-up early.
-    EndWrapUp {
-        agent: AgentId,
-    },
+    EndWrapUp { agent: AgentId },
     /// The phone's registration (or OPTIONS keep-alive) came or went.
-    Reachable {
-        agent: AgentId,
-        reachable: bool,
-    },
+    Reachable { agent: AgentId, reachable: bool },
     /// The phone is busy with a call the ACD did not give it (or stopped being).
-    PhoneBusy {
-        agent: AgentId,
-        busy: bool,
-    },
+    PhoneBusy { agent: AgentId, busy: bool },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -49,10 +49,7 @@ pub struct AgentDef {
 
 impl AgentDef {
     pub fn skill_level(&self, skill: &str) -> Option<u8> {
-        self.skills
-            .iter()
-            .find(|s| s.name == skill)
-            .map(|s| s.level)
+        self.skills.iter().find(|s| s.name == skill).map(|s| s.level)
     }
 }
 
