@@ -140,6 +140,11 @@ impl Egress {
         forwarded.then_some((seq, ts))
     }
 
+    /// The next sequence number (whoever numbers), to see whether a forwarder is sending.
+    pub fn sequence(&self) -> u16 {
+        self.word.load(Ordering::Relaxed) as u16
+    }
+
     pub fn is_handed_over(&self) -> bool {
         self.word.load(Ordering::Acquire) & FORWARDED != 0
     }

@@ -36,6 +36,9 @@ const EVENT_END_REPEATS: u8 = 3;
 /// twice is heard twice.
 const TONE_TICKS: u8 = 5;
 const TONE_GAP_TICKS: u8 = 3;
+/// Ticks without a forwarded packet before a bridged leg's home sends silence itself (and
+/// keeps doing so each tick until the partner's packets come again).
+const KEEPALIVE_TICKS: u8 = 10;
 /// Peak of each of the two tones (about -9 dBm0 each).
 const TONE_AMPLITUDE: f32 = 7000.0;
 
@@ -132,6 +135,10 @@ pub struct Stream {
     ptime: u16,
     /// Where the runtime connect()ed this stream's socket, if it did.
     socket_peer: Option<SocketAddr>,
+    /// While handed over: the forwarder's sequence number at the last tick, and how many
+    /// ticks it has not moved.
+    watch_seq: u16,
+    idle_ticks: u8,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -199,6 +206,8 @@ impl Stream {
             stereo: None,
             ptime: 0,
             socket_peer: None,
+            watch_seq: 0,
+            idle_ticks: 0,
         };
         s.publish();
         s
@@ -461,16 +470,29 @@ impl Stream {
             self.send_digit(d);
         }
         let own = self.digit_busy() || !self.playing.is_empty() || !self.is_bridged();
-        if own && self.handed_over {
+        // A partner that sends nothing for a while (muted, silence suppression, its own hold):
+        // this leg gets silence from its home meanwhile, so its phone and any NAT or SBC on
+        // the way still see RTP. The forwarder's next packet starts a new epoch.
+        let mut keepalive = false;
+        if !own && self.handed_over {
+            let seq = self.egress.sequence();
+            if seq == self.watch_seq {
+                self.idle_ticks = self.idle_ticks.saturating_add(1);
+            } else {
+                self.watch_seq = seq;
+                self.idle_ticks = 0;
+            }
+            keepalive = self.idle_ticks >= KEEPALIVE_TICKS;
+        }
+        if (own || keepalive) && self.handed_over {
             if let Some((seq, ts)) = self.egress.take_back() {
                 self.seq = seq;
                 self.timestamp = later(self.timestamp, ts);
             }
             self.handed_over = false;
-            self.marker = true;
+            self.marker = own || self.idle_ticks == KEEPALIVE_TICKS;
         } else if !own && !self.handed_over {
-            self.egress.hand_over(self.seq, self.timestamp);
-            self.handed_over = true;
+            self.hand_over();
         }
         let mut finished = None;
         if self.playing.is_empty()
@@ -484,6 +506,27 @@ impl Stream {
             self.egress.set_clock(self.timestamp);
             return (0, finished);
         }
+        let sent = self.own_packet(out, finished);
+        if keepalive {
+            self.hand_over();
+            self.idle_ticks = KEEPALIVE_TICKS;
+        }
+        sent
+    }
+
+    fn hand_over(&mut self) {
+        self.egress.hand_over(self.seq, self.timestamp);
+        self.handed_over = true;
+        self.watch_seq = self.seq;
+        self.idle_ticks = 0;
+    }
+
+    /// This tick's packet from the stream itself: a key, a prompt, music or silence.
+    fn own_packet(
+        &mut self,
+        out: &mut [u8; PACKET_LEN],
+        mut finished: Option<u32>,
+    ) -> (usize, Option<u32>) {
         let (header, payload) = out.split_at_mut(rtp::HEADER_LEN);
         let header: &mut [u8; rtp::HEADER_LEN] = header.try_into().expect("split at HEADER_LEN");
         let ts = self.timestamp;

@@ -623,3 +623,32 @@ fn a_partner_whose_socket_is_connected_there_is_sent_to_with_a_plain_send() {
         [false, true, false].map(|connected| Dest { addr, connected })
     );
 }
+
+#[test]
+fn a_silent_partner_is_covered_with_silence_and_numbering_runs_on() {
+    let mut a = leg(Codec::Pcmu, Some(101), A_PHONE, 0xA, 1, 1);
+    let mut b = leg(Codec::Pcmu, Some(101), B_PHONE, 0xB, 50, 0);
+    bridge(&mut a, &mut b);
+    assert!(tick(&mut b).is_none());
+    let (_, out) = recv(&mut a, &packet(0, 1, 0, &[0x22; 160]), A_PHONE);
+    let (first, _) = header(&out[0]);
+    assert_eq!(first.sequence, 50);
+    // 200 ms of nothing from A: B's home sends silence, every tick, numbering running on.
+    for _ in 0..10 {
+        assert!(tick(&mut b).is_none());
+    }
+    let mut last = first;
+    for n in 0..5u16 {
+        let (h, p) = tick(&mut b).expect("silence while A says nothing");
+        assert_eq!((h.sequence, h.ssrc), (51 + n, 0xB));
+        assert!(after(last.timestamp, h.timestamp));
+        assert!(p.iter().all(|x| *x == 0xFF));
+        last = h;
+    }
+    // A talks again: forwarded at once, a new talkspurt.
+    let (_, out) = recv(&mut a, &packet(0, 20, 3200, &[0x22; 160]), A_PHONE);
+    let (h, _) = header(&out[0]);
+    assert_eq!((h.sequence, h.marker), (56, true));
+    assert!(after(last.timestamp, h.timestamp));
+    assert!(tick(&mut b).is_none(), "and B's home stands back again");
+}
