@@ -73,9 +73,11 @@ pub enum MediaCommand {
     /// both legs negotiated telephone-event, else the receiving leg plays them in-band itself
     /// (the engine need not send `SendDigit` for them; `Digit` events still come from the leg
     /// that received them). A `Play` or `SendDigit` on a bridged leg interrupts what it hears
-    /// from the other, which resumes after. Ends music on both legs and cuts a prompt still
-    /// playing short (its `PlayDone` comes). A bridge of either leg to
-    /// a third ends first. Closing either leg or `Unbridge` ends the bridge.
+    /// from the other, which resumes after. While the other sends nothing for 200 ms, a leg
+    /// gets silence (its RTP never stops). Ends music on both legs and cuts a prompt still
+    /// playing short (its `PlayDone` comes). A bridge of either leg to a third ends first;
+    /// `Bridge` again on a pair already bridged (back from hold) only resumes it. Closing
+    /// either leg or `Unbridge` ends the bridge.
     Bridge {
         call: CallRef,
         with: CallRef,
