@@ -19,8 +19,8 @@ pub trait MediaBackend {
     /// Reserve an RTP port pair for a call; returns the RTP port.
     fn open(&mut self, call: CallRef) -> Result<u16, MediaOpenError>;
     fn command(&mut self, cmd: MediaCommand);
-    /// Reserve a port pair for a call whose media is bridged to `beside`'s: both streams
-    /// must live where the relay can hand frames from one to the other.
+    /// Reserve a port pair for a call whose media will be bridged to `beside`'s, on the same
+    /// media thread if the backend has several. Optional: `Bridge` works across threads.
     fn open_beside(&mut self, call: CallRef, beside: CallRef) -> Result<u16, MediaOpenError> {
         let _ = beside;
         self.open(call)
@@ -63,11 +63,55 @@ pub enum MediaCommand {
         call: CallRef,
         id: u32,
     },
-    /// Relay audio both ways between `call` and `with` (a transfer): each stream sends what
-    /// the other receives, re-encoded for its own codec. Closing either ends the bridge.
+    /// Bridge `call` and `with` both ways (a transfer, an agent call); the two streams may live
+    /// on different media threads. Each received packet goes out on the other leg in the
+    /// receive pass, its header rewritten (the other leg's SSRC, payload type, and its own
+    /// running sequence numbers and timestamps, marker on the first packet after a switch):
+    /// whole, whatever its packet time, when both legs use the same codec and packet time;
+    /// transcoded per packet between PCMU and PCMA; re-packetized to the receiving leg's packet
+    /// time (the size its phone sends) when those differ. RFC 4733 keys cross as events when
+    /// both legs negotiated telephone-event, else the receiving leg plays them in-band itself
+    /// (the engine need not send `SendDigit` for them; `Digit` events still come from the leg
+    /// that received them). A `Play` or `SendDigit` on a bridged leg interrupts what it hears
+    /// from the other, which resumes after. While the other sends nothing for 200 ms, a leg
+    /// gets silence (its RTP never stops). Ends music on both legs and cuts a prompt still
+    /// playing short (its `PlayDone` comes). A bridge of either leg to a third ends first;
+    /// `Bridge` again on a pair already bridged (back from hold) only resumes it. Closing
+    /// either leg or `Unbridge` ends the bridge.
     Bridge {
         call: CallRef,
         with: CallRef,
+    },
+    /// End the bridge `call` is in, both ways: each leg goes back to sending its own
+    /// (silence, or what it is told next). Ends a `RecordBridge` (its `RecordedStereo` comes).
+    Unbridge {
+        call: CallRef,
+    },
+    /// Waiting music: play `prompts` in a loop until `Stop`, `Bridge` or `Close`. A `Play`
+    /// during the music interrupts it (with its `PlayDone` as ever) and the music then resumes
+    /// where it paused, so position announcements are just `Play`s. On a bridged leg this is
+    /// hold: the leg hears music instead of its partner (who still hears it unless updated to
+    /// `send: false`) until the next `Bridge`. With no (non-empty) prompts: silence, and on a
+    /// bridged leg still hold.
+    Music {
+        call: CallRef,
+        prompts: Vec<Arc<[u8]>>,
+    },
+    /// Send a DTMF key (`0-9*#A-D`) to this leg's phone: an RFC 4733 event (100 ms, the end
+    /// packet three times) if telephone-event was negotiated, else the tone pair in-band
+    /// (100 ms, then 60 ms of silence). Keys queue; other keys are ignored.
+    SendDigit {
+        call: CallRef,
+        digit: char,
+    },
+    /// Record both directions of the bridge `call` is in as 8 kHz stereo: left what `call`'s
+    /// phone sent, right what the partner's sent, one 20 ms frame of each per tick (silence
+    /// for a side that sent nothing). Ends on `StopRecording` with this id, `Unbridge`, or
+    /// `Close` of `call` (or 4 hours), as `MediaEvent::RecordedStereo`; at once (empty) when
+    /// `call` is not bridged.
+    RecordBridge {
+        call: CallRef,
+        id: u32,
     },
     Close {
         call: CallRef,
@@ -79,6 +123,10 @@ impl MediaCommand {
         match self {
             MediaCommand::Start { call, .. }
             | MediaCommand::Bridge { call, .. }
+            | MediaCommand::Unbridge { call }
+            | MediaCommand::Music { call, .. }
+            | MediaCommand::SendDigit { call, .. }
+            | MediaCommand::RecordBridge { call, .. }
             | MediaCommand::Update { call, .. }
             | MediaCommand::Play { call, .. }
             | MediaCommand::Record { call, .. }
@@ -110,6 +158,14 @@ pub enum MediaEvent {
         samples: Vec<i16>,
         heard: bool,
     },
+    /// A `RecordBridge` ended: 8 kHz samples interleaved left, right (left what `call`'s phone
+    /// sent, right what its partner's sent); the engine writes the WAV
+    /// (`media::recorder::write_wav_channels(.., 2)`).
+    RecordedStereo {
+        call: CallRef,
+        id: u32,
+        samples: Vec<i16>,
+    },
 }
 
 impl MediaEvent {
@@ -118,7 +174,8 @@ impl MediaEvent {
             MediaEvent::Digit { call, .. }
             | MediaEvent::PlayDone { call, .. }
             | MediaEvent::RtpTimeout { call }
-            | MediaEvent::Recorded { call, .. } => call,
+            | MediaEvent::Recorded { call, .. }
+            | MediaEvent::RecordedStereo { call, .. } => call,
         }
     }
 }

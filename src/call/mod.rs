@@ -348,6 +348,7 @@ impl<M: MediaBackend> Engine<M> {
                 return self.end_by_hotline(now, id, "rtp_timeout");
             }
             MediaEvent::Recorded { .. } => {}
+            MediaEvent::RecordedStereo { .. } => return,
         }
         self.run_flow(now, id);
     }

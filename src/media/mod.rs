@@ -1,6 +1,7 @@
 //! Sans-IO media: RTP framing, G.711, DTMF (RFC 4733 and in-band), prompts and the pacing math.
 //! Nothing here opens a socket or reads a clock; `runtime::media` drives it.
 
+pub mod bridge;
 pub mod g711;
 pub mod inband;
 pub mod prompt;

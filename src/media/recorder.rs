@@ -6,8 +6,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::SAMPLE_RATE;
+use std::sync::Arc;
+
+use super::bridge::Tap;
 use super::pacing::TICK;
+use super::relay::{FIFO_SAMPLES, PcmFifo};
+use super::{SAMPLE_RATE, SAMPLES_PER_FRAME};
 
 /// A packet whose mean absolute sample stays below this (about -40 dBFS) is quiet. G.711
 /// silence decodes to 0 (PCMU) or 8 (PCMA), and a phone's line or comfort noise stays well
@@ -128,6 +132,78 @@ impl Recorder {
     }
 }
 
+/// The longest stereo recording of a bridged call; past it the recording ends and is handed
+/// over (about 220 MB of samples).
+pub const MAX_STEREO: Duration = Duration::from_secs(4 * 60 * 60);
+
+/// A bridged call's recording that ended: 8 kHz, interleaved left (the leg it was started on,
+/// what its phone sent) and right (what the bridged partner sent), one pair per sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StereoRecording {
+    pub id: u32,
+    pub samples: Vec<i16>,
+}
+
+/// Both sides of a bridge, lined up per 20 ms tick: each tick takes one frame from each side
+/// (silence for a side that sent nothing). The left side comes from this stream's receive
+/// pass; the right side through a [`Tap`] the partner's forwarder fills, possibly on another
+/// thread. Allocates when it starts and as the buffer grows (amortized), never per packet.
+pub struct StereoRecorder {
+    id: u32,
+    samples: Vec<i16>,
+    left: Box<PcmFifo>,
+    right: Arc<Tap>,
+    ticks: u32,
+    limit_ticks: u32,
+}
+
+impl StereoRecorder {
+    pub fn new(id: u32) -> Self {
+        StereoRecorder {
+            id,
+            // A minute to start with; a Vec doubles from there.
+            samples: Vec::with_capacity(2 * SAMPLE_RATE as usize * 60),
+            left: Box::default(),
+            right: Arc::new(Tap::new(FIFO_SAMPLES)),
+            ticks: 0,
+            limit_ticks: ticks(MAX_STEREO),
+        }
+    }
+
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Where the partner's forwarder puts the right channel.
+    pub fn tap(&self) -> &Arc<Tap> {
+        &self.right
+    }
+
+    /// Audio this leg's phone sent.
+    pub fn push_left(&mut self, pcm: &[i16]) {
+        self.left.push(pcm);
+    }
+
+    /// One tick: a frame of each side into the recording; true once it must end.
+    pub fn tick(&mut self) -> bool {
+        let mut l = [0i16; SAMPLES_PER_FRAME];
+        let mut r = [0i16; SAMPLES_PER_FRAME];
+        self.left.pop_padded(&mut l);
+        self.right.pop_padded(&mut r);
+        self.samples
+            .extend(l.iter().zip(&r).flat_map(|(a, b)| [*a, *b]));
+        self.ticks = self.ticks.saturating_add(1);
+        self.ticks >= self.limit_ticks
+    }
+
+    pub fn finish(self) -> StereoRecording {
+        StereoRecording {
+            id: self.id,
+            samples: self.samples,
+        }
+    }
+}
+
 fn ticks(d: Duration) -> u32 {
     d.as_millis()
         .div_ceil(TICK.as_millis())
@@ -138,6 +214,12 @@ fn ticks(d: Duration) -> u32 {
 /// `.part` file renamed at the end, so whoever reads the path from a CDR never finds half
 /// a file.
 pub fn write_wav(path: &Path, samples: &[i16]) -> Result<(), String> {
+    write_wav_channels(path, samples, 1)
+}
+
+/// Like [`write_wav`], with `channels` interleaved channels (2 for a bridged call's
+/// `RecordedStereo`: caller left, agent right).
+pub fn write_wav_channels(path: &Path, samples: &[i16], channels: u16) -> Result<(), String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -145,7 +227,7 @@ pub fn write_wav(path: &Path, samples: &[i16]) -> Result<(), String> {
     part.push(".part");
     let part = std::path::PathBuf::from(part);
     let spec = hound::WavSpec {
-        channels: 1,
+        channels,
         sample_rate: SAMPLE_RATE,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,

@@ -1,16 +1,23 @@
 //! One RTP stream's state, sans-IO: what the pacing loop sends each tick and what it makes of
 //! each packet received. Kept compact because the pacing loop walks every stream every 20 ms.
+//!
+//! What a stream sends, in order of precedence: a key it was asked to send (`send_digit`), a
+//! prompt (`play`), then its background: silence, music (`music`, looping), or, while bridged,
+//! nothing of its own: the partner's thread forwards the partner's packets out of this leg
+//! (see `media::bridge` for who numbers the packets when). A prompt or a key over music or a
+//! bridge interrupts it, and the background comes back when they end.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::inband::DtmfDetector;
-use super::recorder::{Recorder, Recording};
-use super::relay::RelayBuffer;
+use super::bridge::{Dest, Egress, Forward, MAX_REPACKET, PeerInfo, later};
+use super::inband::{self, DtmfDetector};
+use super::recorder::{Recorder, Recording, StereoRecorder, StereoRecording};
 use super::rfc4733::{self, DigitDeduper};
 use super::rtp::{self, RtpHeader};
-use super::{Codec, SAMPLES_PER_FRAME};
+use super::{Codec, SAMPLE_RATE, SAMPLES_PER_FRAME};
 
 /// One RTP packet of 20 ms G.711: 12 bytes of header and 160 of payload.
 pub const PACKET_LEN: usize = rtp::HEADER_LEN + SAMPLES_PER_FRAME;
@@ -20,6 +27,20 @@ pub const PACKET_LEN: usize = rtp::HEADER_LEN + SAMPLES_PER_FRAME;
 /// address). One stray or spoofed packet must not take the call's media; a real stream sends
 /// this many in 60 ms.
 pub const FOREIGN_LATCH_PACKETS: u8 = 3;
+
+/// A key sent as RFC 4733: 100 ms of event (five packets, durations 160..800), the last of
+/// them with the end bit and sent three times in all.
+const EVENT_TICKS: u8 = 5;
+const EVENT_END_REPEATS: u8 = 3;
+/// A key sent in-band: 100 ms of the tone pair, then 60 ms of silence so that the same key
+/// twice is heard twice.
+const TONE_TICKS: u8 = 5;
+const TONE_GAP_TICKS: u8 = 3;
+/// Ticks without a forwarded packet before a bridged leg's home sends silence itself (and
+/// keeps doing so each tick until the partner's packets come again).
+const KEEPALIVE_TICKS: u8 = 10;
+/// Peak of each of the two tones (about -9 dBm0 each).
+const TONE_AMPLITUDE: f32 = 7000.0;
 
 /// The parameters negotiated in SDP for one stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +68,39 @@ struct Segment {
     pos: usize,
 }
 
+/// Waiting music: prompts played in a loop, paused (not restarted) while a prompt or a key
+/// goes out.
+struct Music {
+    prompts: Vec<Arc<[u8]>>,
+    index: usize,
+    pos: usize,
+}
+
+impl Music {
+    /// The next 20 ms, or None when every prompt is empty.
+    fn next_frame(&mut self) -> Option<&[u8]> {
+        for _ in 0..=self.prompts.len() {
+            let p = &self.prompts[self.index];
+            if self.pos + SAMPLES_PER_FRAME <= p.len() {
+                let at = self.pos;
+                self.pos += SAMPLES_PER_FRAME;
+                return Some(&self.prompts[self.index][at..at + SAMPLES_PER_FRAME]);
+            }
+            self.index = (self.index + 1) % self.prompts.len();
+            self.pos = 0;
+        }
+        None
+    }
+}
+
+/// Keys to send, and how far the current one got.
+struct DigitOut {
+    queue: VecDeque<char>,
+    current: Option<char>,
+    tick: u8,
+    start_ts: u32,
+}
+
 pub struct Stream {
     params: StreamParams,
     ssrc: u32,
@@ -55,6 +109,16 @@ pub struct Stream {
     marker: bool,
     playing: Vec<Segment>,
     play_id: Option<u32>,
+    music: Option<Box<Music>>,
+    /// While bridged the partner's audio is this stream's background.
+    bridged: bool,
+    /// While linked: this stream's received packets go out on the partner's egress.
+    forward: Option<Box<Forward>>,
+    /// Who numbers this stream's packets (shared with the partner's forwarder).
+    egress: Arc<Egress>,
+    /// Whether numbering is with the partner's forwarder right now.
+    handed_over: bool,
+    digits: Option<Box<DigitOut>>,
     deduper: DigitDeduper,
     inband: Option<Box<DtmfDetector>>,
     /// The address the caller's RTP comes from; once known, we send there (symmetric RTP)
@@ -66,8 +130,15 @@ pub struct Stream {
     silent_ticks: u32,
     /// Boxed: most streams never record, and the pacing loop walks every stream each tick.
     recorder: Option<Box<Recorder>>,
-    /// Set while bridged to another leg: what that leg received, waiting to be sent here.
-    relay: Option<Box<RelayBuffer>>,
+    stereo: Option<Box<StereoRecorder>>,
+    /// The payload size (samples) of the audio the phone sends: its packet time.
+    ptime: u16,
+    /// Where the runtime connect()ed this stream's socket, if it did.
+    socket_peer: Option<SocketAddr>,
+    /// While handed over: the forwarder's sequence number at the last tick, and how many
+    /// ticks it has not moved.
+    watch_seq: u16,
+    idle_ticks: u8,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -83,15 +154,33 @@ pub struct Received {
     pub digit: Option<char>,
     /// Set when this packet latched the stream to its source address.
     pub latched: Option<SocketAddr>,
-    /// While bridged: this packet's audio, for the other leg.
-    pub audio: Option<[i16; SAMPLES_PER_FRAME]>,
 }
 
 impl Stream {
     /// `ssrc` and `initial` (sequence and timestamp seeds) are random inputs: RFC 3550 §5.1
     /// and §8 want them unpredictable and different for every stream.
     pub fn new(params: StreamParams, ssrc: u32, initial_seq: u16, initial_ts: u32) -> Self {
-        Stream {
+        Self::with_egress(
+            params,
+            ssrc,
+            initial_seq,
+            initial_ts,
+            Arc::new(Egress::new()),
+        )
+    }
+
+    /// A stream whose numbering is shared through `egress` (created with its socket, so a
+    /// partner on another thread can be linked to it before or after it starts).
+    pub fn with_egress(
+        params: StreamParams,
+        ssrc: u32,
+        initial_seq: u16,
+        initial_ts: u32,
+        egress: Arc<Egress>,
+    ) -> Self {
+        // A stream this one replaces may have handed numbering over: it is ours now.
+        egress.take_back();
+        let s = Stream {
             params,
             ssrc,
             seq: initial_seq,
@@ -99,6 +188,12 @@ impl Stream {
             marker: true,
             playing: Vec::new(),
             play_id: None,
+            music: None,
+            bridged: false,
+            forward: None,
+            egress,
+            handed_over: false,
+            digits: None,
             deduper: DigitDeduper::default(),
             inband: params
                 .event_pt
@@ -108,12 +203,37 @@ impl Stream {
             candidate: None,
             silent_ticks: 0,
             recorder: None,
-            relay: None,
-        }
+            stereo: None,
+            ptime: 0,
+            socket_peer: None,
+            watch_seq: 0,
+            idle_ticks: 0,
+        };
+        s.publish();
+        s
     }
 
     pub fn params(&self) -> &StreamParams {
         &self.params
+    }
+
+    pub fn egress(&self) -> &Arc<Egress> {
+        &self.egress
+    }
+
+    /// Tell forwarders what they need to send on this stream.
+    fn publish(&self) {
+        self.egress.publish(PeerInfo {
+            ssrc: self.ssrc,
+            codec: self.params.codec,
+            audio_pt: self.params.audio_pt,
+            event_pt: self.params.event_pt,
+            send: self.params.send,
+            dest: self.destination(),
+            connected: self.socket_peer.is_some() && self.socket_peer == self.destination(),
+            ptime: self.ptime,
+            tap: self.stereo.as_ref().map(|s| s.tap().clone()),
+        });
     }
 
     /// A re-INVITE changed the media: keep SSRC and sequence running (RFC 3264 §8 keeps the
@@ -131,6 +251,24 @@ impl Stream {
         }
         self.params = params;
         self.silent_ticks = 0;
+        self.publish();
+    }
+
+    /// The runtime connect()ed this stream's socket to `peer` (or dissolved it: None), so a
+    /// forwarder may use a plain send() when that is where the stream sends.
+    pub fn socket_connected(&mut self, peer: Option<SocketAddr>) {
+        if self.socket_peer != peer {
+            self.socket_peer = peer;
+            self.publish();
+        }
+    }
+
+    /// The stream is closing: a forwarder must not send on it any more.
+    pub fn retire(&mut self) {
+        self.egress.take_back();
+        self.handed_over = false;
+        self.params.send = false;
+        self.publish();
     }
 
     /// Where packets go now: the latched source, else the SDP address.
@@ -148,6 +286,7 @@ impl Stream {
     }
 
     /// Replace whatever plays with these prompts; the first packet carries the marker bit.
+    /// Music or a bridge underneath pauses and comes back when they end.
     pub fn play(&mut self, id: u32, prompts: impl IntoIterator<Item = Arc<[u8]>>) {
         self.playing.clear();
         self.playing.extend(
@@ -161,9 +300,53 @@ impl Stream {
         self.marker = true;
     }
 
+    /// Play these prompts in a loop, under any `play`, until `stop`, a bridge or close.
+    pub fn music(&mut self, prompts: impl IntoIterator<Item = Arc<[u8]>>) {
+        let prompts: Vec<Arc<[u8]>> = prompts.into_iter().filter(|p| !p.is_empty()).collect();
+        self.music = (!prompts.is_empty()).then(|| {
+            Box::new(Music {
+                prompts,
+                index: 0,
+                pos: 0,
+            })
+        });
+        // Music is what this leg hears now, not the partner (hold).
+        self.bridged = false;
+        self.marker = true;
+    }
+
+    pub fn is_playing_music(&self) -> bool {
+        self.music.is_some()
+    }
+
+    /// End the prompt and the music (a bridge stays).
     pub fn stop(&mut self) {
         self.playing.clear();
         self.play_id = None;
+        self.music = None;
+    }
+
+    /// Send a key: RFC 4733 when the stream negotiated telephone-event, else the tone pair
+    /// in its codec. Keys queue; audio of its own or the partner's pauses meanwhile.
+    pub fn send_digit(&mut self, digit: char) {
+        if inband::frequencies(digit).is_none() {
+            return;
+        }
+        let d = self.digits.get_or_insert_with(|| {
+            Box::new(DigitOut {
+                queue: VecDeque::with_capacity(8),
+                current: None,
+                tick: 0,
+                start_ts: 0,
+            })
+        });
+        d.queue.push_back(digit);
+    }
+
+    fn digit_busy(&self) -> bool {
+        self.digits
+            .as_deref()
+            .is_some_and(|d| d.current.is_some() || !d.queue.is_empty())
     }
 
     /// Start recording the caller, with silence going out meanwhile. The whole buffer is
@@ -210,40 +393,150 @@ impl Stream {
         }
     }
 
-    /// Start or end relaying: while bridged, the stream sends what the other leg hears
-    /// instead of prompts, and hands its own audio over through `Received::audio`.
-    pub fn bridge(&mut self, on: bool) {
-        self.relay = on.then(Box::default);
-        if on {
-            self.playing.clear();
+    /// Record both sides of the bridge in stereo: left what this leg's phone sends, right what
+    /// the partner sends. A stereo recording still running is ended and handed back.
+    pub fn record_bridge(&mut self, id: u32) -> Option<StereoRecording> {
+        let previous = self.take_stereo();
+        self.stereo = Some(Box::new(StereoRecorder::new(id)));
+        self.publish();
+        previous
+    }
+
+    /// End stereo recording `id`.
+    pub fn stop_stereo(&mut self, id: u32) -> Option<StereoRecording> {
+        if self.stereo.as_ref().is_some_and(|r| r.id() == id) {
+            self.take_stereo()
+        } else {
+            None
         }
     }
 
+    pub fn take_stereo(&mut self) -> Option<StereoRecording> {
+        let rec = self.stereo.take()?.finish();
+        self.publish();
+        Some(rec)
+    }
+
+    pub fn is_recording_bridge(&self) -> bool {
+        self.stereo.is_some()
+    }
+
+    /// A tick of the stereo recording: both sides' frames in; the recording if it reached
+    /// its length limit.
+    pub fn tick_stereo(&mut self) -> Option<StereoRecording> {
+        if self.stereo.as_deref_mut()?.tick() {
+            self.take_stereo()
+        } else {
+            None
+        }
+    }
+
+    /// Bridge to the leg whose egress is `partner`: this stream's received packets go out on
+    /// it, and (unless it holds with music) this stream hears the partner through its own
+    /// egress. Ends music and cuts a prompt short.
+    pub fn link(&mut self, partner: Arc<Egress>) {
+        self.forward = Some(Box::new(Forward::new(partner)));
+        self.bridged = true;
+        self.music = None;
+        // A prompt still playing is cut short (its PlayDone comes on the next tick): the
+        // partner is what this leg must hear now.
+        self.playing.clear();
+    }
+
+    /// End the bridge: this stream sends its own again. A stereo recording of it ends too.
+    pub fn unlink(&mut self) -> Option<StereoRecording> {
+        self.forward = None;
+        self.bridged = false;
+        self.take_stereo()
+    }
+
+    /// Whether this stream forwards to a partner.
+    pub fn is_linked(&self) -> bool {
+        self.forward.is_some()
+    }
+
+    /// Whether this stream hears its partner (linked, not holding with music).
     pub fn is_bridged(&self) -> bool {
-        self.relay.is_some()
-    }
-
-    /// A frame the other leg received, to send here on a coming tick.
-    pub fn push_relay(&mut self, pcm: &[i16]) {
-        if let Some(relay) = self.relay.as_deref_mut() {
-            relay.push(pcm);
-        }
+        self.bridged && self.forward.is_some()
     }
 
     /// Build this tick's packet into `out`. Returns its length (0 when we must not send, e.g.
-    /// on hold), and the id of a playback that just finished. Time always advances.
+    /// on hold, or while the partner's forwarder numbers this stream's packets), and the id of
+    /// a playback that just finished. Time always advances.
     pub fn next_packet(&mut self, out: &mut [u8; PACKET_LEN]) -> (usize, Option<u32>) {
-        let mut finished = None;
-        let (header, payload) = out.split_at_mut(rtp::HEADER_LEN);
-        let mut filled = false;
-        if let Some(relay) = self.relay.as_deref_mut() {
-            match relay.pop() {
-                Some(pcm) => self.params.codec.encode_into(pcm, payload),
-                None => payload.fill(self.params.codec.silence_byte()),
-            }
-            filled = true;
+        if self.forward.is_some()
+            && let Some(d) = self.egress.take_digit()
+        {
+            self.send_digit(d);
         }
-        while let Some(seg) = self.playing.last_mut().filter(|_| !filled) {
+        let own = self.digit_busy() || !self.playing.is_empty() || !self.is_bridged();
+        // A partner that sends nothing for a while (muted, silence suppression, its own hold):
+        // this leg gets silence from its home meanwhile, so its phone and any NAT or SBC on
+        // the way still see RTP. The forwarder's next packet starts a new epoch.
+        let mut keepalive = false;
+        if !own && self.handed_over {
+            let seq = self.egress.sequence();
+            if seq == self.watch_seq {
+                self.idle_ticks = self.idle_ticks.saturating_add(1);
+            } else {
+                self.watch_seq = seq;
+                self.idle_ticks = 0;
+            }
+            keepalive = self.idle_ticks >= KEEPALIVE_TICKS;
+        }
+        if (own || keepalive) && self.handed_over {
+            if let Some((seq, ts)) = self.egress.take_back() {
+                self.seq = seq;
+                self.timestamp = later(self.timestamp, ts);
+            }
+            self.handed_over = false;
+            self.marker = own || self.idle_ticks == KEEPALIVE_TICKS;
+        } else if !own && !self.handed_over {
+            self.hand_over();
+        }
+        let mut finished = None;
+        if self.playing.is_empty()
+            && let Some(id) = self.play_id.take()
+        {
+            // Only when nothing was ever queued (an empty prompt list).
+            finished = Some(id);
+        }
+        if self.handed_over {
+            self.timestamp = self.timestamp.wrapping_add(SAMPLES_PER_FRAME as u32);
+            self.egress.set_clock(self.timestamp);
+            return (0, finished);
+        }
+        let sent = self.own_packet(out, finished);
+        if keepalive {
+            self.hand_over();
+            self.idle_ticks = KEEPALIVE_TICKS;
+        }
+        sent
+    }
+
+    fn hand_over(&mut self) {
+        self.egress.hand_over(self.seq, self.timestamp);
+        self.handed_over = true;
+        self.watch_seq = self.seq;
+        self.idle_ticks = 0;
+    }
+
+    /// This tick's packet from the stream itself: a key, a prompt, music or silence.
+    fn own_packet(
+        &mut self,
+        out: &mut [u8; PACKET_LEN],
+        mut finished: Option<u32>,
+    ) -> (usize, Option<u32>) {
+        let (header, payload) = out.split_at_mut(rtp::HEADER_LEN);
+        let header: &mut [u8; rtp::HEADER_LEN] = header.try_into().expect("split at HEADER_LEN");
+        let ts = self.timestamp;
+        self.timestamp = self.timestamp.wrapping_add(SAMPLES_PER_FRAME as u32);
+        if self.digit_busy() {
+            let len = self.digit_packet(ts, header, payload);
+            return (len, finished);
+        }
+        let mut filled = false;
+        while let Some(seg) = self.playing.last_mut() {
             if seg.pos + SAMPLES_PER_FRAME <= seg.data.len() {
                 payload.copy_from_slice(&seg.data[seg.pos..seg.pos + SAMPLES_PER_FRAME]);
                 seg.pos += SAMPLES_PER_FRAME;
@@ -255,16 +548,18 @@ impl Stream {
             }
             self.playing.pop();
         }
-        if !filled {
-            payload.fill(self.params.codec.silence_byte());
-        }
         if self.playing.is_empty()
             && let Some(id) = self.play_id.take()
         {
             finished = Some(id);
         }
-        let ts = self.timestamp;
-        self.timestamp = self.timestamp.wrapping_add(SAMPLES_PER_FRAME as u32);
+        if !filled && let Some(frame) = self.music.as_deref_mut().and_then(Music::next_frame) {
+            payload.copy_from_slice(frame);
+            filled = true;
+        }
+        if !filled {
+            payload.fill(self.params.codec.silence_byte());
+        }
         if !self.params.send || self.destination().is_none() {
             // RFC 3550 §5.1: the timestamp keeps running through silence we do not send, so
             // the next talkspurt starts with the marker bit.
@@ -278,17 +573,104 @@ impl Stream {
             timestamp: ts,
             ssrc: self.ssrc,
         };
-        let header: &mut [u8; rtp::HEADER_LEN] = header.try_into().expect("split at HEADER_LEN");
         rtp::write_header(&h, header);
         self.marker = false;
         self.seq = self.seq.wrapping_add(1);
         (PACKET_LEN, finished)
     }
 
+    /// This tick's packet of the key being sent: an RFC 4733 event packet or 20 ms of the
+    /// tone pair (or of the gap after it).
+    fn digit_packet(
+        &mut self,
+        ts: u32,
+        header: &mut [u8; rtp::HEADER_LEN],
+        payload: &mut [u8],
+    ) -> usize {
+        let event_pt = self.params.event_pt;
+        let codec = self.params.codec;
+        let d = self.digits.as_deref_mut().expect("digit_busy");
+        if d.current.is_none() {
+            d.current = d.queue.pop_front();
+            d.tick = 0;
+            d.start_ts = ts;
+        }
+        let digit = d.current.unwrap_or('0');
+        let tick = d.tick;
+        d.tick += 1;
+        let (len, pt, marker, at) = match event_pt {
+            Some(pt) => {
+                let end = tick + 1 >= EVENT_TICKS;
+                let duration =
+                    (u16::from(tick.min(EVENT_TICKS - 1)) + 1) * SAMPLES_PER_FRAME as u16;
+                let ev = rfc4733::TelephoneEvent {
+                    event: rfc4733::digit_event(digit).unwrap_or(0),
+                    end,
+                    volume: 10,
+                    duration,
+                };
+                rfc4733::write(&ev, (&mut payload[..4]).try_into().expect("4 bytes"));
+                if tick + 1 >= EVENT_TICKS + EVENT_END_REPEATS - 1 {
+                    d.current = None;
+                }
+                (rtp::HEADER_LEN + 4, pt, tick == 0, d.start_ts)
+            }
+            None => {
+                if tick < TONE_TICKS {
+                    let (low, high) = inband::frequencies(digit).unwrap_or((0.0, 0.0));
+                    let mut pcm = [0i16; SAMPLES_PER_FRAME];
+                    for (i, s) in pcm.iter_mut().enumerate() {
+                        let n = (usize::from(tick) * SAMPLES_PER_FRAME + i) as f32;
+                        let w = std::f32::consts::TAU * n / SAMPLE_RATE as f32;
+                        *s = (TONE_AMPLITUDE * ((w * low).sin() + (w * high).sin())) as i16;
+                    }
+                    codec.encode_into(&pcm, payload);
+                } else {
+                    payload.fill(codec.silence_byte());
+                }
+                if tick + 1 >= TONE_TICKS + TONE_GAP_TICKS {
+                    d.current = None;
+                }
+                (PACKET_LEN, self.params.audio_pt, self.marker, ts)
+            }
+        };
+        if !self.params.send || self.destination().is_none() {
+            self.marker = true;
+            return 0;
+        }
+        let h = RtpHeader {
+            marker,
+            payload_type: pt,
+            sequence: self.seq,
+            timestamp: at,
+            ssrc: self.ssrc,
+        };
+        rtp::write_header(&h, header);
+        self.seq = self.seq.wrapping_add(1);
+        // Audio after an event starts a new talkspurt.
+        self.marker = event_pt.is_some();
+        len
+    }
+
+    /// Classify one received datagram (see [`Stream::receive`]) without forwarding it.
+    pub fn on_packet(&mut self, data: &[u8], from: SocketAddr) -> Received {
+        let mut buf = [0u8; 2048];
+        let n = data.len().min(buf.len());
+        buf[..n].copy_from_slice(&data[..n]);
+        self.receive(&mut buf[..n], from, &mut |_, _| {})
+    }
+
     /// Classify one received datagram in place. Until we latch, only the packet that latches
     /// counts; afterwards only the latched source's do (packets from others that were queued
-    /// before the socket was connected are ignored).
-    pub fn on_packet(&mut self, data: &[u8], from: SocketAddr) -> Received {
+    /// before the socket was connected are ignored). While linked to a partner, its audio and
+    /// events are rewritten in place for the partner and handed to `send` with the partner's
+    /// destination (`data` is changed then).
+    pub fn receive(
+        &mut self,
+        data: &mut [u8],
+        from: SocketAddr,
+        send: &mut impl FnMut(&[u8], Dest),
+    ) -> Received {
         let mut out = Received::default();
         if rtp::is_rtcp(data) {
             return out;
@@ -296,6 +678,8 @@ impl Stream {
         let Some((h, payload)) = rtp::parse(data) else {
             return out;
         };
+        let payload_at = payload.as_ptr() as usize - data.as_ptr() as usize;
+        let payload_len = payload.len();
         match self.latched {
             Some(addr) if addr == from => {}
             Some(_) => return out,
@@ -305,35 +689,48 @@ impl Stream {
                 }
                 self.latched = Some(from);
                 out.latched = Some(from);
+                self.publish();
             }
         }
         self.silent_ticks = 0;
+        let payload = &data[payload_at..payload_at + payload_len];
         if Some(h.payload_type) == self.params.event_pt {
             if let Some(ev) = rfc4733::parse(payload) {
                 out.digit = self.deduper.on_event(h.timestamp, &ev);
             }
-        } else if h.payload_type == self.params.audio_pt && self.relay.is_some() {
-            let mut pcm = [0i16; SAMPLES_PER_FRAME];
-            let n = payload.len().min(SAMPLES_PER_FRAME);
-            self.params.codec.decode_into(&payload[..n], &mut pcm[..n]);
-            out.audio = Some(pcm);
-        } else if h.payload_type == self.params.audio_pt
-            && (self.inband.is_some() || self.recorder.is_some())
-        {
-            // A ptime other than 20 ms brings other payload sizes; the recording takes all of
-            // it, the detector (as ever) the first 20 ms.
-            for (i, chunk) in payload.chunks(SAMPLES_PER_FRAME).enumerate() {
-                let mut pcm = [0i16; SAMPLES_PER_FRAME];
-                let pcm = &mut pcm[..chunk.len()];
-                self.params.codec.decode_into(chunk, pcm);
-                if let Some(recorder) = self.recorder.as_deref_mut() {
-                    recorder.push(pcm);
+            if let Some(fwd) = self.forward.as_deref_mut()
+                && !fwd.event(data, &h, payload_at, payload_len, send)
+                && let Some(d) = out.digit
+            {
+                fwd.post_digit(d);
+            }
+        } else if h.payload_type == self.params.audio_pt {
+            if payload_len != usize::from(self.ptime) && (1..=MAX_REPACKET).contains(&payload_len) {
+                self.ptime = payload_len as u16;
+                self.publish();
+            }
+            if self.inband.is_some() || self.recorder.is_some() || self.stereo.is_some() {
+                // A ptime other than 20 ms brings other payload sizes; the recording takes all
+                // of it, the detector (as ever) the first 20 ms.
+                for (i, chunk) in payload.chunks(SAMPLES_PER_FRAME).enumerate() {
+                    let mut pcm = [0i16; SAMPLES_PER_FRAME];
+                    let pcm = &mut pcm[..chunk.len()];
+                    self.params.codec.decode_into(chunk, pcm);
+                    if let Some(recorder) = self.recorder.as_deref_mut() {
+                        recorder.push(pcm);
+                    }
+                    if let Some(stereo) = self.stereo.as_deref_mut() {
+                        stereo.push_left(pcm);
+                    }
+                    if i == 0
+                        && let Some(detector) = self.inband.as_deref_mut()
+                    {
+                        out.digit = detector.process(pcm);
+                    }
                 }
-                if i == 0
-                    && let Some(detector) = self.inband.as_deref_mut()
-                {
-                    out.digit = detector.process(pcm);
-                }
+            }
+            if let Some(fwd) = self.forward.as_deref_mut() {
+                fwd.audio(data, &h, payload_at, payload_len, self.params.codec, send);
             }
         }
         out
@@ -379,6 +776,10 @@ impl Stream {
         self.silent_ticks == limit
     }
 }
+
+#[cfg(test)]
+#[path = "stream_bridge_tests.rs"]
+mod bridge_tests;
 
 #[cfg(test)]
 mod tests {
@@ -429,56 +830,6 @@ mod tests {
     }
 
     #[test]
-    fn a_bridged_stream_relays_audio_both_ways_in_its_own_codec() {
-        let mut caller = Stream::new(params(), 1, 1, 1);
-        let alaw = StreamParams {
-            codec: Codec::Pcma,
-            audio_pt: 8,
-            ..params()
-        };
-        let mut target = Stream::new(alaw, 2, 1, 1);
-        let from: SocketAddr = "127.0.0.1:4000".parse().unwrap();
-        let mut pkt = [0u8; PACKET_LEN];
-        let h = RtpHeader {
-            marker: false,
-            payload_type: 0,
-            sequence: 9,
-            timestamp: 160,
-            ssrc: 77,
-        };
-        rtp::write_header(&h, (&mut pkt[..rtp::HEADER_LEN]).try_into().unwrap());
-        let voice = [1000i16; SAMPLES_PER_FRAME];
-        Codec::Pcmu.encode_into(&voice, &mut pkt[rtp::HEADER_LEN..]);
-        assert_eq!(
-            caller.on_packet(&pkt, from).audio,
-            None,
-            "not bridged: nothing to hand over"
-        );
-        caller.bridge(true);
-        target.bridge(true);
-        caller.play(1, [Arc::from(vec![0xAAu8; 480])]);
-        let got = caller
-            .on_packet(&pkt, from)
-            .audio
-            .expect("the caller's audio for the target");
-        target.push_relay(&got);
-        let mut out = [0u8; PACKET_LEN];
-        let (len, _) = target.next_packet(&mut out);
-        assert_eq!(len, PACKET_LEN);
-        let (h, payload) = rtp::parse(&out).unwrap();
-        assert_eq!(h.payload_type, 8, "sent in the target's codec");
-        let mut decoded = [0i16; SAMPLES_PER_FRAME];
-        Codec::Pcma.decode_into(payload, &mut decoded);
-        assert!((decoded[0] - 1000).abs() < 40, "{}", decoded[0]);
-        // Nothing relayed this tick: silence, never a prompt, while bridged.
-        let (_, _) = caller.next_packet(&mut out);
-        let (_, payload) = rtp::parse(&out).unwrap();
-        assert!(payload.iter().all(|b| *b == Codec::Pcmu.silence_byte()));
-        caller.bridge(false);
-        assert!(!caller.is_bridged());
-    }
-
-    #[test]
     fn hold_sends_nothing_but_time_runs_and_marker_follows() {
         let mut s = Stream::new(params(), 1, 0, 0);
         let mut buf = [0u8; PACKET_LEN];
@@ -524,7 +875,6 @@ mod tests {
             Received {
                 digit: Some('5'),
                 latched: Some(from),
-                audio: None,
             }
         );
         assert_eq!(s.destination(), Some(from));
@@ -597,7 +947,6 @@ mod tests {
             Received {
                 digit: Some('5'),
                 latched: Some(caller),
-                audio: None,
             }
         );
         assert_eq!(s.destination(), Some(caller));
@@ -631,7 +980,6 @@ mod tests {
             Received {
                 digit: Some('5'),
                 latched: Some(nat),
-                audio: None,
             },
             "third in a row"
         );

@@ -7,6 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 use std::thread::JoinHandle;
@@ -14,8 +15,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::error::TrySendError as EventSendError;
 
 use crate::call::{MediaBackend, MediaCommand, MediaEvent, MediaOpenError};
+use crate::media::bridge::{Dest, Egress};
 use crate::media::pacing::{Pacer, TICK};
-use crate::media::recorder::Recording;
+use crate::media::recorder::{Recording, StereoRecording};
 use crate::media::stream::{PACKET_LEN, Stream};
 use crate::sip::CallRef;
 
@@ -28,11 +30,34 @@ const MAX_RECV_PER_TICK: usize = 16;
 enum Command {
     Add {
         call: CallRef,
-        rtp: UdpSocket,
+        rtp: Arc<UdpSocket>,
         rtcp: UdpSocket,
+        egress: Arc<Egress>,
+    },
+    /// One direction of a bridge: `call`'s received packets go out on `partner`'s socket,
+    /// numbered through its egress (the partner may live on another thread).
+    Link {
+        call: CallRef,
+        partner: Partner,
     },
     Call(MediaCommand),
     Stop,
+}
+
+/// The other leg of a bridge, as the forwarding thread needs it: the OS socket is safe to send
+/// on from any thread, and the egress says whether (and with which numbers) we may.
+#[derive(Clone)]
+struct Partner {
+    call: CallRef,
+    rtp: Arc<UdpSocket>,
+    egress: Arc<Egress>,
+}
+
+/// Where a stream lives, and what a partner on another thread needs to send on it.
+struct Owned {
+    lane: usize,
+    rtp: Arc<UdpSocket>,
+    egress: Arc<Egress>,
 }
 
 /// One media thread and the commands on their way to it.
@@ -79,7 +104,9 @@ impl Lane {
 /// a tick's sending is spread over the cores and finishes sooner after the deadline.
 pub struct MediaHandle {
     lanes: Vec<Lane>,
-    owner: HashMap<CallRef, usize>,
+    owner: HashMap<CallRef, Owned>,
+    /// Bridged pairs, both ways, so closing or re-bridging one leg tells the other's thread.
+    partners: HashMap<CallRef, CallRef>,
     bind_ip: IpAddr,
     ports: (u16, u16),
     cursor: u16,
@@ -111,6 +138,7 @@ impl MediaHandle {
         Ok(MediaHandle {
             lanes,
             owner: HashMap::new(),
+            partners: HashMap::new(),
             bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             ports,
             cursor: ports.0,
@@ -166,6 +194,79 @@ impl MediaHandle {
     }
 }
 
+impl MediaHandle {
+    fn open_on(&mut self, call: CallRef, n: usize) -> Result<u16, MediaOpenError> {
+        let (port, rtp, rtcp) = self.bind_pair().ok_or(MediaOpenError::NoPorts)?;
+        let rtp = Arc::new(rtp);
+        let egress = Arc::new(Egress::new());
+        let lane = &mut self.lanes[n];
+        lane.post(Command::Add {
+            call,
+            rtp: rtp.clone(),
+            rtcp,
+            egress: egress.clone(),
+        })?;
+        lane.streams += 1;
+        self.owner.insert(
+            call,
+            Owned {
+                lane: n,
+                rtp,
+                egress,
+            },
+        );
+        Ok(port)
+    }
+
+    fn post(&mut self, call: CallRef, cmd: MediaCommand) {
+        if let Some(n) = self.owner.get(&call).map(|o| o.lane) {
+            let _ = self.lanes[n].post(Command::Call(cmd));
+        }
+    }
+
+    /// Link both directions, each on the thread of the leg that receives.
+    fn bridge(&mut self, a: CallRef, b: CallRef) {
+        if a == b || !self.owner.contains_key(&a) || !self.owner.contains_key(&b) {
+            tracing::warn!(?a, ?b, "bridge with a stream that is gone");
+            return;
+        }
+        if self.partners.get(&a) == Some(&b) {
+            // Already bridged (e.g. back from hold): hear each other again.
+            self.relink(a, b);
+            self.relink(b, a);
+            return;
+        }
+        self.dissolve(a);
+        self.dissolve(b);
+        self.relink(a, b);
+        self.relink(b, a);
+        self.partners.insert(a, b);
+        self.partners.insert(b, a);
+    }
+
+    fn relink(&mut self, call: CallRef, to: CallRef) {
+        let (Some(n), Some(other)) = (self.owner.get(&call).map(|o| o.lane), self.owner.get(&to))
+        else {
+            return;
+        };
+        let partner = Partner {
+            call: to,
+            rtp: other.rtp.clone(),
+            egress: other.egress.clone(),
+        };
+        let _ = self.lanes[n].post(Command::Link { call, partner });
+    }
+
+    /// End `call`'s bridge on both legs' threads.
+    fn dissolve(&mut self, call: CallRef) {
+        if let Some(p) = self.partners.remove(&call) {
+            self.partners.remove(&p);
+            self.post(call, MediaCommand::Unbridge { call });
+            self.post(p, MediaCommand::Unbridge { call: p });
+        }
+    }
+}
+
 impl Drop for MediaHandle {
     fn drop(&mut self) {
         self.stop();
@@ -189,36 +290,42 @@ impl MediaBackend for MediaHandle {
         (!ip.is_unspecified()).then_some(ip)
     }
 
+    /// Bridges work across threads; this only keeps a transfer's two legs on one thread (one
+    /// tick carries both, and neither socket is used from two threads).
     fn open_beside(&mut self, call: CallRef, beside: CallRef) -> Result<u16, MediaOpenError> {
-        let Some(&n) = self.owner.get(&beside) else {
+        let Some(n) = self.owner.get(&beside).map(|o| o.lane) else {
             return self.open(call);
         };
-        let (port, rtp, rtcp) = self.bind_pair().ok_or(MediaOpenError::NoPorts)?;
-        let lane = &mut self.lanes[n];
-        lane.post(Command::Add { call, rtp, rtcp })?;
-        lane.streams += 1;
-        self.owner.insert(call, n);
-        Ok(port)
+        self.open_on(call, n)
     }
 
     fn open(&mut self, call: CallRef) -> Result<u16, MediaOpenError> {
-        let (port, rtp, rtcp) = self.bind_pair().ok_or(MediaOpenError::NoPorts)?;
-        let (n, lane) = self
+        let n = self
             .lanes
-            .iter_mut()
+            .iter()
             .enumerate()
             .min_by_key(|(_, l)| l.streams)
+            .map(|(n, _)| n)
             .ok_or(MediaOpenError::Closed)?;
-        lane.post(Command::Add { call, rtp, rtcp })?;
-        lane.streams += 1;
-        self.owner.insert(call, n);
-        Ok(port)
+        self.open_on(call, n)
     }
 
     fn command(&mut self, cmd: MediaCommand) {
         let call = cmd.call();
+        match cmd {
+            MediaCommand::Bridge { with, .. } => return self.bridge(call, with),
+            MediaCommand::Unbridge { .. } => return self.dissolve(call),
+            MediaCommand::Close { .. } => {
+                // The partner's thread stops sending on this leg's socket and drops it.
+                if let Some(p) = self.partners.remove(&call) {
+                    self.partners.remove(&p);
+                    self.post(p, MediaCommand::Unbridge { call: p });
+                }
+            }
+            _ => {}
+        }
         let closing = matches!(cmd, MediaCommand::Close { .. });
-        let Some(&n) = self.owner.get(&call) else {
+        let Some(n) = self.owner.get(&call).map(|o| o.lane) else {
             return;
         };
         if closing {
@@ -231,13 +338,16 @@ impl MediaBackend for MediaHandle {
 
 struct Slot {
     call: CallRef,
-    rtp: UdpSocket,
+    /// Shared with a bridged partner's thread, which sends forwarded packets on it.
+    rtp: Arc<UdpSocket>,
     rtcp: UdpSocket,
+    /// Who numbers this leg's packets (this thread, or a bridged partner's forwarder).
+    egress: Arc<Egress>,
     stream: Option<Stream>,
     /// The peer the RTP socket is connect()ed to, which makes each send a plain send().
     connected: Option<SocketAddr>,
-    /// The other leg of a bridged call: where this slot's received audio goes.
-    bridge: Option<CallRef>,
+    /// The other leg of a bridged call: where this slot's received packets go.
+    partner: Option<Partner>,
 }
 
 struct MediaLoop {
@@ -247,9 +357,6 @@ struct MediaLoop {
     slots: Vec<Slot>,
     index: HashMap<CallRef, usize>,
     outbox: Outbox,
-    /// This tick's received audio for bridged partners, handed over after the receive pass
-    /// (a slot cannot borrow its partner while it is being drained). Reused every tick.
-    relayed: Vec<(CallRef, [i16; crate::media::SAMPLES_PER_FRAME])>,
 }
 
 /// Events on their way to the engine. The channel is bounded and this thread must never
@@ -313,7 +420,6 @@ impl MediaLoop {
                 queue: VecDeque::with_capacity(256),
                 backed_up: false,
             },
-            relayed: Vec::with_capacity(64),
         }
     }
 
@@ -354,25 +460,45 @@ impl MediaLoop {
             }
             let drain_rtcp = pacer.tick().is_multiple_of(RTCP_DRAIN_TICKS);
             for slot in &mut self.slots {
-                let Some(stream) = slot.stream.as_mut() else {
+                let Slot {
+                    call,
+                    rtp,
+                    rtcp,
+                    stream,
+                    connected,
+                    partner,
+                    ..
+                } = slot;
+                let Some(stream) = stream.as_mut() else {
                     continue;
+                };
+                // A bridged packet goes out on the partner's socket, here and now.
+                let mut forward = |packet: &[u8], dest: Dest| {
+                    let Some(p) = partner.as_ref() else {
+                        return;
+                    };
+                    let sent = if dest.connected {
+                        p.rtp.send(packet)
+                    } else {
+                        p.rtp.send_to(packet, dest.addr)
+                    };
+                    if let Err(e) = sent
+                        && e.kind() != ErrorKind::WouldBlock
+                    {
+                        tracing::trace!(error = %e, "forwarded RTP send failed");
+                    }
                 };
                 // Bounded, so one flooded port cannot hold up every other stream's tick.
                 for _ in 0..MAX_RECV_PER_TICK {
-                    match slot.rtp.recv_from(&mut rx_buf) {
+                    match rtp.recv_from(&mut rx_buf) {
                         Ok((n, from)) => {
-                            let got = stream.on_packet(&rx_buf[..n], from);
+                            let got = stream.receive(&mut rx_buf[..n], from, &mut forward);
                             if let Some(addr) = got.latched {
-                                relatch(slot.rtp.as_raw_fd(), &slot.rtp, &mut slot.connected, addr);
+                                relatch(rtp.as_raw_fd(), rtp, connected, addr);
+                                stream.socket_connected(*connected);
                             }
                             if let Some(digit) = got.digit {
-                                self.outbox.push(MediaEvent::Digit {
-                                    call: slot.call,
-                                    digit,
-                                });
-                            }
-                            if let (Some(pcm), Some(partner)) = (got.audio, slot.bridge) {
-                                self.relayed.push((partner, pcm));
+                                self.outbox.push(MediaEvent::Digit { call: *call, digit });
                             }
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -381,22 +507,16 @@ impl MediaLoop {
                     }
                 }
                 if drain_rtcp {
-                    while slot.rtcp.recv_from(&mut rx_buf).is_ok() {}
+                    while rtcp.recv_from(&mut rx_buf).is_ok() {}
                 }
                 if stream.tick_silence(self.timeout_ticks) {
-                    self.outbox.push(MediaEvent::RtpTimeout { call: slot.call });
+                    self.outbox.push(MediaEvent::RtpTimeout { call: *call });
                 }
                 if let Some(rec) = stream.tick_recording() {
-                    self.outbox.push(recorded(slot.call, rec));
+                    self.outbox.push(recorded(*call, rec));
                 }
-            }
-            for (partner, pcm) in self.relayed.drain(..) {
-                if let Some(stream) = self
-                    .index
-                    .get(&partner)
-                    .and_then(|j| self.slots[*j].stream.as_mut())
-                {
-                    stream.push_relay(&pcm);
+                if let Some(rec) = stream.tick_stereo() {
+                    self.outbox.push(recorded_stereo(*call, rec));
                 }
             }
             self.outbox.flush(&self.events);
@@ -417,17 +537,24 @@ impl MediaLoop {
             };
             match cmd {
                 Command::Stop => return false,
-                Command::Add { call, rtp, rtcp } => {
+                Command::Add {
+                    call,
+                    rtp,
+                    rtcp,
+                    egress,
+                } => {
                     self.index.insert(call, self.slots.len());
                     self.slots.push(Slot {
                         call,
                         rtp,
                         rtcp,
+                        egress,
                         stream: None,
                         connected: None,
-                        bridge: None,
+                        partner: None,
                     });
                 }
+                Command::Link { call, partner } => self.link(call, partner),
                 Command::Call(cmd) => self.apply(cmd),
             }
         }
@@ -441,12 +568,18 @@ impl MediaLoop {
         match cmd {
             MediaCommand::Start { params, .. } => {
                 let slot = &mut self.slots[i];
-                slot.stream = Some(Stream::new(
+                let mut stream = Stream::with_egress(
                     params,
                     fastrand::u32(..),
                     fastrand::u16(..),
                     fastrand::u32(..),
-                ));
+                    slot.egress.clone(),
+                );
+                // A leg linked before it started (or restarted) forwards from its first packet.
+                if let Some(p) = slot.partner.as_ref() {
+                    stream.link(p.egress.clone());
+                }
+                slot.stream = Some(stream);
             }
             MediaCommand::Update { params, .. } => {
                 let slot = &mut self.slots[i];
@@ -457,6 +590,7 @@ impl MediaLoop {
                     if slot.connected.is_some() && stream.latched() != slot.connected {
                         disconnect(slot.rtp.as_raw_fd());
                         slot.connected = None;
+                        stream.socket_connected(None);
                     }
                 }
             }
@@ -490,39 +624,73 @@ impl MediaLoop {
                 }
             }
             MediaCommand::StopRecording { id, .. } => {
-                if let Some(rec) = self.slots[i]
-                    .stream
-                    .as_mut()
-                    .and_then(|s| s.stop_recording(id))
-                {
-                    self.outbox.push(recorded(call, rec));
+                if let Some(stream) = self.slots[i].stream.as_mut() {
+                    if let Some(rec) = stream.stop_recording(id) {
+                        self.outbox.push(recorded(call, rec));
+                    }
+                    if let Some(rec) = stream.stop_stereo(id) {
+                        self.outbox.push(recorded_stereo(call, rec));
+                    }
+                }
+            }
+            MediaCommand::Music { prompts, .. } => {
+                if let Some(stream) = self.slots[i].stream.as_mut() {
+                    stream.music(prompts);
+                }
+            }
+            MediaCommand::SendDigit { digit, .. } => {
+                if let Some(stream) = self.slots[i].stream.as_mut() {
+                    stream.send_digit(digit);
+                }
+            }
+            MediaCommand::RecordBridge { id, .. } => {
+                match self.slots[i].stream.as_mut().filter(|s| s.is_linked()) {
+                    Some(stream) => {
+                        if let Some(rec) = stream.record_bridge(id) {
+                            self.outbox.push(recorded_stereo(call, rec));
+                        }
+                    }
+                    // Nothing to record: say so now rather than let the engine wait.
+                    None => self.outbox.push(recorded_stereo(
+                        call,
+                        StereoRecording {
+                            id,
+                            samples: Vec::new(),
+                        },
+                    )),
                 }
             }
             MediaCommand::Bridge { with, .. } => {
+                // The handle turns bridges into a `Link` per direction; a bridge that reaches
+                // a thread directly can only join two of its own streams.
                 let Some(&j) = self.index.get(&with) else {
                     tracing::warn!(?call, ?with, "bridge to a stream on another thread or gone");
                     return;
                 };
-                for (at, partner) in [(i, with), (j, call)] {
-                    let slot = &mut self.slots[at];
-                    slot.bridge = Some(partner);
-                    if let Some(stream) = slot.stream.as_mut() {
-                        stream.bridge(true);
-                    }
-                }
+                let (a, b) = (self.partner_of(i), self.partner_of(j));
+                self.link(call, b);
+                self.link(with, a);
             }
+            MediaCommand::Unbridge { .. } => self.unlink(i),
             MediaCommand::Close { .. } => {
-                // The other leg of a bridge goes back to sending silence on its own.
-                if let Some(partner) = self.slots[i].bridge.take()
-                    && let Some(&j) = self.index.get(&partner)
+                // A partner on this thread stops forwarding to this leg now; one elsewhere as
+                // soon as its thread sees the Unbridge the handle sent, and until then the
+                // retired egress refuses its packets.
+                if let Some(p) = self.slots[i].partner.as_ref().map(|p| p.call)
+                    && let Some(&j) = self.index.get(&p)
+                    && self.slots[j]
+                        .partner
+                        .as_ref()
+                        .is_some_and(|q| q.call == call)
                 {
-                    self.slots[j].bridge = None;
-                    if let Some(stream) = self.slots[j].stream.as_mut() {
-                        stream.bridge(false);
-                    }
+                    self.unlink(j);
                 }
+                self.unlink(i);
                 // Before the stream goes: a caller who spoke and hung up left a message, and
                 // the engine holds the call's CDR until it knows whether there is one.
+                if let Some(stream) = self.slots[i].stream.as_mut() {
+                    stream.retire();
+                }
                 if let Some(rec) = self.slots[i]
                     .stream
                     .as_mut()
@@ -537,6 +705,46 @@ impl MediaLoop {
                 }
             }
         }
+    }
+}
+
+impl MediaLoop {
+    fn partner_of(&self, i: usize) -> Partner {
+        let s = &self.slots[i];
+        Partner {
+            call: s.call,
+            rtp: s.rtp.clone(),
+            egress: s.egress.clone(),
+        }
+    }
+
+    /// `call`'s received packets go out on `partner` from now on.
+    fn link(&mut self, call: CallRef, partner: Partner) {
+        let Some(&i) = self.index.get(&call) else {
+            return;
+        };
+        let slot = &mut self.slots[i];
+        if let Some(stream) = slot.stream.as_mut() {
+            stream.link(partner.egress.clone());
+        }
+        slot.partner = Some(partner);
+    }
+
+    fn unlink(&mut self, i: usize) {
+        let slot = &mut self.slots[i];
+        slot.partner = None;
+        if let Some(rec) = slot.stream.as_mut().and_then(Stream::unlink) {
+            let call = slot.call;
+            self.outbox.push(recorded_stereo(call, rec));
+        }
+    }
+}
+
+fn recorded_stereo(call: CallRef, rec: StereoRecording) -> MediaEvent {
+    MediaEvent::RecordedStereo {
+        call,
+        id: rec.id,
+        samples: rec.samples,
     }
 }
 
@@ -649,11 +857,12 @@ mod tests {
         let socket = || UdpSocket::bind("127.0.0.1:0").unwrap();
         media.slots.push(Slot {
             call,
-            rtp: socket(),
+            rtp: Arc::new(socket()),
             rtcp: socket(),
+            egress: Arc::new(Egress::new()),
             stream: None,
             connected: None,
-            bridge: None,
+            partner: None,
         });
         media.index.insert(call, 0);
         let caller: SocketAddr = "127.0.0.1:4000".parse().unwrap();
@@ -710,5 +919,218 @@ mod tests {
         outbox.push(done(2));
         outbox.flush(&tx);
         assert!(outbox.queue.is_empty());
+    }
+
+    fn leg_params(
+        codec: crate::media::Codec,
+        event_pt: Option<u8>,
+        remote: SocketAddr,
+    ) -> crate::media::stream::StreamParams {
+        crate::media::stream::StreamParams {
+            codec,
+            audio_pt: codec.payload_type(),
+            event_pt,
+            remote: Some(remote),
+            send: true,
+            receive: true,
+        }
+    }
+
+    /// Every RTP packet that reaches `phone` within `wait`.
+    fn collect(phone: &UdpSocket, wait: Duration) -> Vec<(crate::media::rtp::RtpHeader, Vec<u8>)> {
+        let end = Instant::now() + wait;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        while Instant::now() < end {
+            if let Ok(n) = phone.recv(&mut buf)
+                && let Some((h, p)) = crate::media::rtp::parse(&buf[..n])
+            {
+                got.push((h, p.to_vec()));
+            }
+        }
+        got
+    }
+
+    fn tone_packet(codec: crate::media::Codec, seq: u16, level: i16) -> Vec<u8> {
+        let mut pkt = vec![0u8; PACKET_LEN];
+        crate::media::rtp::write_header(
+            &crate::media::rtp::RtpHeader {
+                marker: false,
+                payload_type: codec.payload_type(),
+                sequence: seq,
+                timestamp: u32::from(seq) * 160,
+                ssrc: 0xCA11,
+            },
+            (&mut pkt[..12]).try_into().unwrap(),
+        );
+        pkt[12..].fill(codec.encode(level));
+        pkt
+    }
+
+    /// Two legs on two media threads, bridged: what one phone sends comes out at the other
+    /// with that leg's SSRC, payload type and sequence numbers running on from what it sent
+    /// before the bridge, both ways.
+    #[test]
+    fn legs_on_different_threads_are_bridged_both_ways_with_rewritten_headers() {
+        use crate::media::Codec;
+        let (tx, _events) = tokio::sync::mpsc::channel(256);
+        let base = 30_000 + 2 * fastrand::u16(0..5_000);
+        let mut media =
+            MediaHandle::start(2, (base, base + 200), Duration::from_secs(60), tx).unwrap();
+        media.bind_ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let (a, b) = (CallRef(1), CallRef(2));
+        let port_a = media.open(a).unwrap();
+        let port_b = media.open(b).unwrap();
+        assert_ne!(media.owner[&a].lane, media.owner[&b].lane, "two threads");
+        let phone = || {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+            s
+        };
+        let (phone_a, phone_b) = (phone(), phone());
+        let to_a = SocketAddr::from((Ipv4Addr::LOCALHOST, port_a));
+        let to_b = SocketAddr::from((Ipv4Addr::LOCALHOST, port_b));
+        media.command(MediaCommand::Start {
+            call: a,
+            params: leg_params(Codec::Pcmu, Some(101), phone_a.local_addr().unwrap()),
+        });
+        media.command(MediaCommand::Start {
+            call: b,
+            params: leg_params(Codec::Pcma, Some(96), phone_b.local_addr().unwrap()),
+        });
+        let before_a = collect(&phone_a, Duration::from_millis(100));
+        let before_b = collect(&phone_b, Duration::from_millis(100));
+        assert!(
+            before_a.len() >= 3 && before_b.len() >= 3,
+            "each leg sends its silence"
+        );
+        media.command(MediaCommand::Bridge { call: a, with: b });
+        std::thread::sleep(Duration::from_millis(60));
+        // Both phones talk for 200 ms, each its own level.
+        let talk = |phone: &UdpSocket, to: SocketAddr, codec: Codec, level: i16| {
+            for n in 0..10u16 {
+                phone.send_to(&tone_packet(codec, n, level), to).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+        std::thread::scope(|s| {
+            s.spawn(|| talk(&phone_a, to_a, Codec::Pcmu, 4000));
+            s.spawn(|| talk(&phone_b, to_b, Codec::Pcma, -2000));
+        });
+        std::thread::sleep(Duration::from_millis(60));
+        let after_a = collect(&phone_a, Duration::from_millis(300));
+        let after_b = collect(&phone_b, Duration::from_millis(300));
+        for (before, after, codec, level, dir) in [
+            (&before_b, &after_b, Codec::Pcma, 4000i16, "A to B"),
+            (&before_a, &after_a, Codec::Pcmu, -2000, "B to A"),
+        ] {
+            let ssrc = before[0].0.ssrc;
+            let all: Vec<_> = before.iter().chain(after.iter()).collect();
+            assert!(
+                all.iter()
+                    .all(|(h, _)| h.ssrc == ssrc && h.payload_type == codec.payload_type()),
+                "{dir}: one SSRC, the leg's payload type"
+            );
+            assert_ne!(ssrc, 0xCA11, "{dir}: not the phone's SSRC");
+            for w in all.windows(2) {
+                assert_eq!(
+                    w[1].0.sequence,
+                    w[0].0.sequence.wrapping_add(1),
+                    "{dir}: no gap, no jump"
+                );
+                assert!(
+                    (w[1].0.timestamp.wrapping_sub(w[0].0.timestamp) as i32) > 0,
+                    "{dir}: time runs forward"
+                );
+            }
+            let voiced: Vec<_> = after
+                .iter()
+                .filter(|(_, p)| (codec.decode(p[0]) - level).abs() < level.abs() / 10)
+                .collect();
+            assert!(
+                voiced.len() >= 8,
+                "{dir}: {} of 10 packets arrived",
+                voiced.len()
+            );
+            assert!(
+                voiced[0].0.marker,
+                "{dir}: marker on the first forwarded packet"
+            );
+        }
+        media.command(MediaCommand::Close { call: a });
+        media.command(MediaCommand::Close { call: b });
+        media.stop();
+    }
+
+    fn add_slot(media: &mut MediaLoop, call: CallRef) {
+        let socket = || UdpSocket::bind("127.0.0.1:0").unwrap();
+        media.index.insert(call, media.slots.len());
+        media.slots.push(Slot {
+            call,
+            rtp: Arc::new(socket()),
+            rtcp: socket(),
+            egress: Arc::new(Egress::new()),
+            stream: None,
+            connected: None,
+            partner: None,
+        });
+    }
+
+    #[test]
+    fn a_stereo_recording_comes_back_at_unbridge_close_or_at_once_without_a_bridge() {
+        use crate::media::Codec;
+        let (tx, _rx) = tokio::sync::mpsc::channel(8);
+        let (_cmd_tx, cmd_rx) = sync_channel(1);
+        let mut media = MediaLoop::new(cmd_rx, tx, 1000);
+        let (a, b) = (CallRef(1), CallRef(2));
+        add_slot(&mut media, a);
+        add_slot(&mut media, b);
+        for call in [a, b] {
+            media.apply(MediaCommand::Start {
+                call,
+                params: leg_params(Codec::Pcmu, Some(101), "127.0.0.1:4000".parse().unwrap()),
+            });
+        }
+        media.apply(MediaCommand::RecordBridge { call: a, id: 1 });
+        assert_eq!(
+            media.outbox.queue.pop_front(),
+            Some(MediaEvent::RecordedStereo {
+                call: a,
+                id: 1,
+                samples: Vec::new()
+            }),
+            "nothing bridged: nothing to wait for"
+        );
+        media.apply(MediaCommand::Bridge { call: a, with: b });
+        assert!(
+            media
+                .slots
+                .iter()
+                .all(|s| s.stream.as_ref().unwrap().is_bridged())
+        );
+        media.apply(MediaCommand::RecordBridge { call: a, id: 2 });
+        media.slots[0].stream.as_mut().unwrap().tick_stereo();
+        media.apply(MediaCommand::Unbridge { call: a });
+        match media.outbox.queue.pop_front() {
+            Some(MediaEvent::RecordedStereo {
+                call,
+                id: 2,
+                samples,
+            }) => {
+                assert_eq!((call, samples.len()), (a, 320))
+            }
+            other => panic!("{other:?}"),
+        }
+        media.apply(MediaCommand::Bridge { call: a, with: b });
+        media.apply(MediaCommand::RecordBridge { call: a, id: 3 });
+        media.apply(MediaCommand::Close { call: b });
+        assert!(
+            !media.slots[0].stream.as_ref().unwrap().is_linked(),
+            "the partner's close ends the bridge"
+        );
+        assert!(matches!(
+            media.outbox.queue.pop_front(),
+            Some(MediaEvent::RecordedStereo { call, id: 3, .. }) if call == a
+        ));
     }
 }
