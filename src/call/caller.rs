@@ -37,7 +37,7 @@ impl<M: MediaBackend> Engine<M> {
             UaEvent::Acked { answer, .. } => self.on_ack(now, id, answer),
             UaEvent::ReInvite { offer, .. } => self.on_reinvite(now, id, offer),
             UaEvent::Dtmf { digit, .. } => {
-                if self.queue_digit(now, id, digit) {
+                if self.queue_digit(now, id, digit, true) {
                     return;
                 }
                 if let Some(c) = self.calls.get_mut(&id) {
@@ -194,6 +194,7 @@ impl<M: MediaBackend> Engine<M> {
                 past_queues: Vec::new(),
                 facts: AgentFacts::default(),
                 transfers: Vec::new(),
+                bridge_recordings: 0,
             },
         );
         if self.cfg.answer_delay.is_zero() {

@@ -226,7 +226,9 @@ impl<M: MediaBackend> Engine<M> {
             MediaEvent::Digit { digit, .. } => {
                 tracing::debug!(?leg, %digit, "a key from a leg");
             }
-            MediaEvent::PlayDone { .. } | MediaEvent::Recorded { .. } => {}
+            MediaEvent::PlayDone { .. }
+            | MediaEvent::Recorded { .. }
+            | MediaEvent::RecordedStereo { .. } => {}
         }
     }
 

@@ -156,6 +156,8 @@ struct Call {
     facts: AgentFacts,
     /// Transfers made by agents, for the CDR.
     transfers: Vec<crate::cdr::TransferRow>,
+    /// Conversations recorded so far (numbers their files).
+    bridge_recordings: u32,
 }
 
 pub struct Engine<M: MediaBackend> {
@@ -308,16 +310,24 @@ impl<M: MediaBackend> Engine<M> {
     pub fn handle_media(&mut self, now: Instant, event: MediaEvent) {
         let dialog = event.call();
         let party = self.dialogs.get(&dialog).copied();
-        if let MediaEvent::Recorded {
-            id, samples, heard, ..
-        } = event
-        {
-            // A recording may outlive its call (the CDR is held for it): find it by stream.
-            let id_of = self.recording_owner(dialog);
-            if let Some(interaction) = id_of {
-                self.on_recorded(now, interaction, crate::flow::TaskId(id), samples, heard);
+        // A recording may outlive its call (the CDR is held for it): found by its stream.
+        match event {
+            MediaEvent::Recorded {
+                id, samples, heard, ..
+            } => {
+                if let Some(interaction) = self.recording_owner(dialog) {
+                    self.on_recorded(now, interaction, crate::flow::TaskId(id), samples, heard);
+                }
+                return;
             }
-            return;
+            MediaEvent::RecordedStereo { id, samples, .. } => {
+                if let Some(interaction) = self.recording_owner(dialog) {
+                    let heard = !samples.is_empty();
+                    self.on_recorded(now, interaction, crate::flow::TaskId(id), samples, heard);
+                }
+                return;
+            }
+            _ => {}
         }
         match party {
             Some(Party::Caller(id)) => self.caller_media(now, id, event),
@@ -332,7 +342,7 @@ impl<M: MediaBackend> Engine<M> {
         };
         match event {
             MediaEvent::Digit { digit, .. } => {
-                if self.queue_digit(now, id, digit) {
+                if self.queue_digit(now, id, digit, false) {
                     return;
                 }
                 let Some(call) = self.calls.get_mut(&id) else {

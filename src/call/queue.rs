@@ -344,8 +344,15 @@ impl<M: MediaBackend> Engine<M> {
             call.facts.team = def.team.clone();
             self.sticky.remember(&call.caller, &def.id, wall);
         }
-        self.media.command(MediaCommand::Stop { call: call.dialog });
+        let record = call
+            .catalog
+            .acd
+            .queue(call.queue.as_ref().map_or("", |v| v.queue.as_str()))
+            .is_some_and(|q| q.record);
         self.bridge(leg);
+        if record {
+            self.record_bridge(now, id);
+        }
     }
 
     /// An agent leg is gone: before the answer it is a failed offer; after, the conversation
@@ -411,9 +418,16 @@ impl<M: MediaBackend> Engine<M> {
     }
 
     /// A key from a caller in a queue: one of the node's keys takes a waiting caller out;
-    /// once they talk to an agent, keys go across to the agent. False when the caller is not
-    /// in a queue (the flow hears the key).
-    pub(super) fn queue_digit(&mut self, now: Instant, id: InteractionId, digit: char) -> bool {
+    /// once they talk to an agent, keys go across to the agent (the media forwards those in
+    /// the audio path itself; a key by SIP INFO, `by_info`, is sent across here). False when
+    /// the caller is not in a queue (the flow hears the key).
+    pub(super) fn queue_digit(
+        &mut self,
+        now: Instant,
+        id: InteractionId,
+        digit: char,
+        by_info: bool,
+    ) -> bool {
         let Some(visit) = self.calls.get(&id).and_then(|c| c.queue.as_ref()) else {
             return false;
         };
@@ -425,7 +439,8 @@ impl<M: MediaBackend> Engine<M> {
             }
             return true;
         }
-        if let Some(leg) = self.calls.get(&id).and_then(|c| c.bridged)
+        if by_info
+            && let Some(leg) = self.calls.get(&id).and_then(|c| c.bridged)
             && let Some(l) = self.legs.get(&leg)
         {
             self.media.command(MediaCommand::SendDigit {
@@ -495,19 +510,12 @@ impl<M: MediaBackend> Engine<M> {
             },
         );
         self.drain_acd(now);
+        // Music on a bridged leg is hold (the bridge stays linked); Bridge again resumes.
         if held {
-            self.start_hold_music(id);
+            self.start_music(id);
         } else if let Some(leg) = self.calls.get(&id).and_then(|c| c.bridged) {
             self.bridge(leg);
         }
-    }
-
-    fn start_hold_music(&mut self, id: InteractionId) {
-        let Some(call) = self.calls.get(&id) else {
-            return;
-        };
-        self.media.command(MediaCommand::Unbridge { call: call.dialog });
-        self.start_music(id);
     }
 
     fn announce(&mut self, id: InteractionId, position: u32, wait: Option<Duration>) {

@@ -21,8 +21,13 @@ pub struct RecordingJob {
     pub call: InteractionId,
     pub task: TaskId,
     pub path: PathBuf,
+    /// Interleaved when `channels` is 2 (a bridged call: caller left, agent right).
     pub samples: Vec<i16>,
+    pub channels: u16,
 }
+
+/// Recordings of bridged conversations are numbered from here, apart from the flow's tasks.
+const BRIDGE_RECORDING_BASE: u32 = 1 << 30;
 
 /// A recording asked of the media and not yet written or given up. Its path is fixed when it
 /// starts, so it is known wherever the call is by the time the samples arrive.
@@ -75,6 +80,34 @@ impl<M: MediaBackend> Engine<M> {
         });
     }
 
+    /// Record the conversation between the caller and the agent leg just bridged (the
+    /// queue's `record`): a stereo WAV named in the CDR.
+    pub(super) fn record_bridge(&mut self, now: Instant, id: InteractionId) {
+        let wall = self.wall_ms(now);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let n = call
+            .recordings
+            .iter()
+            .filter(|p| p.task.0 >= BRIDGE_RECORDING_BASE)
+            .count() as u32
+            + call.bridge_recordings;
+        call.bridge_recordings += 1;
+        let task = TaskId(BRIDGE_RECORDING_BASE + n);
+        let path = recording_path(&self.cfg.recordings_dir, wall, &call.record_id, task)
+            .with_file_name(format!("{}-agent-{}.wav", call.record_id, n + 1));
+        call.recordings.push(PendingRecording {
+            task,
+            path,
+            duration_ms: None,
+        });
+        self.media.command(MediaCommand::RecordBridge {
+            call: call.dialog,
+            id: task.0,
+        });
+    }
+
     /// The interaction a caller stream's recording belongs to, live or with its CDR held.
     pub(super) fn recording_owner(&self, dialog: CallRef) -> Option<InteractionId> {
         if let Some(super::Party::Caller(id)) = self.dialogs.get(&dialog) {
@@ -110,13 +143,18 @@ impl<M: MediaBackend> Engine<M> {
         };
         if heard {
             let p = &mut pending[i];
-            p.duration_ms =
-                Some(samples.len() as u64 * 1000 / u64::from(crate::media::SAMPLE_RATE));
+            let channels = if task.0 >= BRIDGE_RECORDING_BASE { 2 } else { 1 };
+            p.duration_ms = Some(
+                samples.len() as u64 * 1000
+                    / u64::from(crate::media::SAMPLE_RATE)
+                    / u64::from(channels),
+            );
             self.jobs.push_back(RecordingJob {
                 call: id,
                 task,
                 path: p.path.clone(),
                 samples,
+                channels,
             });
             return;
         }

@@ -125,7 +125,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         media_tx,
     )
     .map_err(RuntimeError::Media)?;
-    prepare_database(&config.database).await;
+    prepare_database(&config.database).await?;
     let (sink, writer) = writer::spawn(CdrWriterConfig::new(
         config.database.clone(),
         config.cdr_spool.clone(),
@@ -337,6 +337,9 @@ async fn signalling_loop(
         while let Some(record) = engine.poll_record() {
             sink.submit(record);
         }
+        while let Some(state) = engine.poll_agent_state() {
+            sink.submit_agent_state(state);
+        }
         engine.media().flush();
         if engine.drained() {
             sink.pump();
@@ -396,7 +399,9 @@ type Written = (
 fn save_recording(job: RecordingJob, done: &mpsc::Sender<Written>) {
     let done = done.clone();
     tokio::task::spawn_blocking(move || {
-        let result = crate::media::recorder::write_wav(&job.path, &job.samples).map(|()| job.path);
+        let result =
+            crate::media::recorder::write_wav_channels(&job.path, &job.samples, job.channels)
+                .map(|()| job.path);
         // Blocking is fine on this pool thread; the loop drains the channel on every turn.
         let _ = done.blocking_send((job.call, job.task, result));
     });
@@ -404,7 +409,9 @@ fn save_recording(job: RecordingJob, done: &mpsc::Sender<Written>) {
 
 /// Create and migrate the CDR database before taking calls, so a fresh install has its schema
 /// at once. A database that is down is not fatal: the writer keeps records until it is back.
-async fn prepare_database(url: &str) {
+/// A schema that disagrees with this release (an applied migration was edited) is: records
+/// written into it could not be trusted, so the server does not start.
+async fn prepare_database(url: &str) -> Result<(), RuntimeError> {
     let attempt = async {
         let store = crate::cdr::store::CdrStore::connect(url).await?;
         store.migrate().await?;
@@ -413,11 +420,13 @@ async fn prepare_database(url: &str) {
     };
     match tokio::time::timeout(std::time::Duration::from_secs(5), attempt).await {
         Ok(Ok(())) => {}
+        Ok(Err(e)) if e.is_schema_conflict() => return Err(RuntimeError::Cdr(e)),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "CDR database unavailable at start; records will wait for it")
         }
         Err(_) => tracing::warn!("CDR database did not answer at start; records will wait for it"),
     }
+    Ok(())
 }
 
 async fn sleep_until(at: Option<Instant>) {
