@@ -484,6 +484,7 @@ impl<M: MediaBackend> Engine<M> {
                     offer,
                     local_ip,
                     source,
+                    ..
                 } => {
                     // A Request-URI with a host name names no address for SDP: take ours on
                     // the route back to the caller.
@@ -527,7 +528,9 @@ impl<M: MediaBackend> Engine<M> {
                 | UaEvent::Progress { .. }
                 | UaEvent::Answered { .. }
                 | UaEvent::Failed { .. }
-                | UaEvent::Reinvited { .. } => {}
+                | UaEvent::Reinvited { .. }
+                | UaEvent::Reachability { .. }
+                | UaEvent::Refer { .. } => {}
             }
         }
     }

@@ -125,7 +125,7 @@ struct ClientKey {
     method: String,
 }
 
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER, REFER";
 
 pub struct Endpoint {
     timers: TimerConfig,
