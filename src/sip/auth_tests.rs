@@ -595,6 +595,52 @@ fn two_contacts_expire_on_the_virtual_clock() {
 }
 
 #[test]
+fn comma_joined_contacts_and_the_per_aor_limit() {
+    let mut s = Srv::new().without_keepalive();
+    let from = udp("192.0.2.10:5062");
+    let joined = r#"<sip:201@h:1>, <sip:201@h:2>;expires=120, "Desk, left" <sip:201@h:3>"#;
+    let ok = s.register(
+        from,
+        "201",
+        "secret",
+        Algorithm::Sha256,
+        &[joined],
+        None,
+        "j",
+    );
+    assert_eq!(header_values(&ok, "Contact").len(), 3, "{ok}");
+    for port in 4..=11 {
+        let c = format!("<sip:201@h:{port}>");
+        s.register(
+            from,
+            "201",
+            "secret",
+            Algorithm::Sha256,
+            &[&c],
+            None,
+            &format!("j{port}"),
+        );
+    }
+    let uris: Vec<String> = s.ua.contacts("201").into_iter().map(|c| c.uri).collect();
+    assert_eq!(uris.len(), 10);
+    assert!(
+        !uris.contains(&"sip:201@h:2".to_string()),
+        "the one closest to expiry made room"
+    );
+    assert!(uris.contains(&"sip:201@h:11".to_string()));
+    let bad = s.register(
+        from,
+        "201",
+        "secret",
+        Algorithm::Sha256,
+        &["<sip:201@h:1"],
+        None,
+        "jb",
+    );
+    assert!(bad.starts_with("SIP/2.0 400"), "{bad}");
+}
+
+#[test]
 fn contact_star_and_expires_zero_remove_bindings() {
     let mut s = Srv::new().without_keepalive();
     let from = udp("192.0.2.10:5062");
@@ -1037,6 +1083,29 @@ fn invite_challenged_with_407_then_authenticated() {
     );
     s.input(phone, &invite_text("z9hG4bKi3", 3, Some(&bad)));
     assert_eq!(incoming(&s.take_events())[0].1, None);
+    // Guessing by INVITE counts against the IP like REGISTER: once blocked, even the right
+    // password is not checked.
+    for i in 4..8 {
+        let call = incoming(&s.take_events()).first().map(|c| c.0);
+        if let Some(c) = call {
+            s.ua.hangup(s.now, c);
+        }
+        s.input(phone, &invite_text(&format!("z9hG4bKi{i}"), i, Some(&bad)));
+    }
+    let good = digest::client_response(
+        Algorithm::Sha256,
+        "201",
+        REALM,
+        "secret",
+        "INVITE",
+        "sip:500@10.0.0.1",
+        &nonce,
+        9,
+        "cn",
+        Some(&opaque),
+    );
+    s.input(phone, &invite_text("z9hG4bKi9", 9, Some(&good)));
+    assert_eq!(incoming(&s.take_events()).last().unwrap().1, None);
 }
 
 // ---------------------------------------------------------------- REFER

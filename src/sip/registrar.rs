@@ -197,7 +197,16 @@ impl Registrar {
             })
     }
 
-    pub fn is_blocked(&mut self, now: Instant, ip: IpAddr) -> bool {
+    /// Of several credentials headers (one per realm a phone knows), the one for our realm,
+    /// else the first.
+    pub fn pick_credentials(&self, values: Vec<String>) -> Option<String> {
+        let ours = values
+            .iter()
+            .position(|v| digest::parse_authorization(v).is_some_and(|p| p.realm == self.realm));
+        values.into_iter().nth(ours.unwrap_or(0))
+    }
+
+    pub fn is_blocked(&self, now: Instant, ip: IpAddr) -> bool {
         self.failures
             .get(&ip)
             .and_then(|f| f.blocked_until)
@@ -251,7 +260,7 @@ impl Registrar {
             return plain(ResponseSpec::new(403));
         }
         let aor = req.to_header_uri_user().unwrap_or_default();
-        let Some(header) = req.header_values("Authorization").into_iter().next() else {
+        let Some(header) = self.pick_credentials(req.header_values("Authorization")) else {
             return plain(self.challenge_response(now, 401, Some(&aor), false));
         };
         match self.verify(now, "REGISTER", Some(&aor), &header) {

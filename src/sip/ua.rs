@@ -515,6 +515,10 @@ impl UserAgent {
     }
 
     fn on_request(&mut self, now: Instant, txn: TxnId, req: Request, source: Peer) {
+        if req.method == Method::Register {
+            // RFC 3261 §10.2: REGISTER To has no tag; take one that has anyway.
+            return self.on_register(now, txn, req, source);
+        }
         let to_tag = req.to_tag();
         let Some(local_tag) = to_tag else {
             return self.on_out_of_dialog(now, txn, req, source);
@@ -638,15 +642,25 @@ impl UserAgent {
                     .insert((dialog.call_id.clone(), local_tag), call_ref);
                 self.by_txn.insert(txn, call_ref);
                 let offer = (!req.body.is_empty()).then(|| req.body.clone());
-                let (authenticated, auth_stale) =
-                    match req.header_values("Proxy-Authorization").first() {
-                        Some(h) => match self.registrar.verify(now, "INVITE", None, h) {
-                            Verdict::Ok(user) => (Some(user), false),
-                            Verdict::Stale | Verdict::Replay => (None, true),
-                            Verdict::Rechallenge | Verdict::Forbidden => (None, false),
-                        },
-                        None => (None, false),
-                    };
+                // Credentials from an IP blocked for failures are not even checked, and a
+                // wrong password counts against the IP as it does for REGISTER.
+                let ip = source.addr.ip();
+                let credentials = self
+                    .registrar
+                    .pick_credentials(req.header_values("Proxy-Authorization"));
+                let (authenticated, auth_stale) = match credentials {
+                    Some(_) if self.registrar.is_blocked(now, ip) => (None, false),
+                    Some(h) => match self.registrar.verify(now, "INVITE", None, &h) {
+                        Verdict::Ok(user) => (Some(user), false),
+                        Verdict::Stale | Verdict::Replay => (None, true),
+                        Verdict::Rechallenge => (None, false),
+                        Verdict::Forbidden => {
+                            self.registrar.record_failure(now, ip);
+                            (None, false)
+                        }
+                    },
+                    None => (None, false),
+                };
                 let event = UaEvent::Incoming {
                     call: call_ref,
                     call_id: dialog.call_id.clone(),
