@@ -1308,6 +1308,15 @@ fn hanging_up_a_ringing_outbound_call_sends_cancel() {
         .1;
     assert!(cancel.starts_with("CANCEL sip:201@192.0.2.10:5062 SIP/2.0"));
     assert!(cancel.contains("CSeq: 1 CANCEL"), "{cancel}");
+    // One CANCEL only, even if more provisional responses come.
+    s.input(agent.peer, &response_to(&invite, 183));
+    assert!(
+        s.sent
+            .iter()
+            .filter(|(_, t)| t.starts_with("CANCEL "))
+            .count()
+            == 1
+    );
     // The callee answers the CANCEL and ends the INVITE with 487: Failed{487}.
     s.input(agent.peer, &response_to(cancel, 200));
     s.input(agent.peer, &response_to(&invite, 487));
@@ -1316,6 +1325,38 @@ fn hanging_up_a_ringing_outbound_call_sends_cancel() {
             .iter()
             .any(|e| matches!(e, UaEvent::Failed { code: 487, .. }))
     );
+    assert_eq!(s.ua.calls(), 0);
+    s.advance(Duration::from_secs(40));
+    assert!(s.take_events().is_empty(), "nothing more after the 487");
+}
+
+#[test]
+fn hangup_before_any_provisional_waits_and_a_silent_callee_is_given_up() {
+    let mut s = Srv::new();
+    let agent = Contact {
+        uri: "sip:201@192.0.2.10:5062".into(),
+        peer: udp("192.0.2.10:5062"),
+    };
+    let call = s.ua.reserve_call();
+    s.ua.invite_contact(s.now, call, &agent, "caller", None, "201", None)
+        .unwrap();
+    let invite = s.pump()[0].1.clone();
+    s.ua.hangup(s.now, call);
+    assert!(
+        s.pump().is_empty(),
+        "no CANCEL before a provisional response"
+    );
+    s.input(agent.peer, &response_to(&invite, 100));
+    assert!(s.sent.iter().any(|(_, t)| t.starts_with("CANCEL ")));
+    // The callee never sends a final response: 64*T1 after the CANCEL the call is over.
+    s.advance(Duration::from_secs(33));
+    assert!(
+        s.take_events()
+            .iter()
+            .any(|e| matches!(e, UaEvent::Failed { call: c, code: 408 } if *c == call))
+    );
+    assert_eq!(s.ua.calls(), 0);
+    assert_eq!(s.ua.pending_requests(), 0);
 }
 
 #[test]

@@ -477,6 +477,14 @@ impl Endpoint {
         id
     }
 
+    /// Drop a client transaction that will never complete (an INVITE whose CANCEL got no
+    /// final response, RFC 3261 §9.1).
+    pub fn abandon_client(&mut self, id: TxnId) {
+        if let Some(txn) = self.clients.remove(&id) {
+            self.client_index.remove(&txn.key);
+        }
+    }
+
     /// The request a client transaction carries (to build its CANCEL, for instance).
     pub fn client_request(&self, id: TxnId) -> Option<(&Request, Peer)> {
         self.clients.get(&id).map(|t| (&t.request, t.peer))

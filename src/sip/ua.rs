@@ -137,6 +137,10 @@ struct Call {
     reinvite_out: Option<(TxnId, u32)>,
     /// UAC: a hang-up asked for while only provisional responses had arrived.
     cancel_requested: bool,
+    /// UAC: a provisional response has arrived (a CANCEL may go out).
+    provisional: bool,
+    /// UAC: the CANCEL is out (once).
+    cancel_sent: bool,
     /// UAC with a late offer: the SDP answer to put in the ACK.
     ack_body: Option<Vec<u8>>,
     /// UAS: hang-up asked for before the ACK arrived; RFC 3261 §15 wants the BYE after it.
@@ -167,6 +171,8 @@ impl Call {
             bye_txn: None,
             reinvite_out: None,
             cancel_requested: false,
+            provisional: false,
+            cancel_sent: false,
             bye_after_ack: false,
             ack_body: None,
             refer: None,
@@ -199,6 +205,8 @@ pub struct UserAgent {
     pings: HashMap<TxnId, (String, u64)>,
     /// Unanswered in-dialog REFERs, by the time the UA answers them itself.
     refer_deadlines: BTreeSet<(Instant, CallRef, TxnId)>,
+    /// Cancelled INVITEs, by when they are given up if no final response comes.
+    cancel_deadlines: BTreeSet<(Instant, CallRef, TxnId)>,
     last_now: Option<Instant>,
 }
 
@@ -230,6 +238,7 @@ impl UserAgent {
             registrar: Registrar::new(fastrand::u64(..)),
             pings: HashMap::new(),
             refer_deadlines: BTreeSet::new(),
+            cancel_deadlines: BTreeSet::new(),
             last_now: None,
         }
     }
@@ -447,6 +456,7 @@ impl UserAgent {
             self.endpoint.poll_timeout(),
             self.registrar.poll_timeout(),
             self.refer_deadlines.first().map(|d| d.0),
+            self.cancel_deadlines.first().map(|d| d.0),
         ]
         .into_iter()
         .flatten()
@@ -490,6 +500,24 @@ impl UserAgent {
             }
             // A no-op if the REFER has been answered meanwhile.
             self.endpoint.respond(now, txn, &ResponseSpec::new(500));
+        }
+        while let Some(&(at, call_ref, txn)) = self.cancel_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.cancel_deadlines.pop_first();
+            let pending = self
+                .calls
+                .get(&call_ref)
+                .is_some_and(|c| c.state == State::Calling && c.invite_txn == txn);
+            if pending {
+                self.endpoint.abandon_client(txn);
+                self.forget(call_ref);
+                self.events.push_back(UaEvent::Failed {
+                    call: call_ref,
+                    code: 408,
+                });
+            }
         }
         self.drain_endpoint(now);
         self.drain_registrar();
@@ -856,7 +884,8 @@ impl UserAgent {
                         call.dialog.remote_uri = to;
                     }
                 }
-                if call.cancel_requested && code > 100 {
+                call.provisional = true;
+                if call.cancel_requested {
                     self.send_cancel(now, call_ref);
                 }
                 self.events.push_back(UaEvent::Progress {
@@ -1018,7 +1047,9 @@ impl UserAgent {
             State::Incoming => self.reject(now, call_ref, 480, &[]),
             State::Calling => {
                 call.cancel_requested = true;
-                self.send_cancel(now, call_ref);
+                if call.provisional {
+                    self.send_cancel(now, call_ref);
+                }
             }
             State::Answered => call.bye_after_ack = true,
             State::Confirmed => {
@@ -1037,16 +1068,24 @@ impl UserAgent {
         }
     }
 
+    /// RFC 3261 §9.1: no CANCEL before a provisional response (`hangup` waits for one), one
+    /// CANCEL only, and an INVITE that gets no final response 64*T1 after it is over.
     fn send_cancel(&mut self, now: Instant, call_ref: CallRef) {
-        let Some(call) = self.calls.get(&call_ref) else {
+        let Some(call) = self.calls.get_mut(&call_ref) else {
             return;
         };
-        // RFC 3261 §9.1: no CANCEL before a provisional response; it is sent when one comes.
-        let Some((invite, peer)) = self.endpoint.client_request(call.invite_txn) else {
+        if call.cancel_sent {
+            return;
+        }
+        let txn = call.invite_txn;
+        let Some((invite, peer)) = self.endpoint.client_request(txn) else {
             return;
         };
+        call.cancel_sent = true;
         let cancel = message::build_cancel(invite);
         self.endpoint.send_request(now, peer, cancel);
+        self.cancel_deadlines
+            .insert((now + self.cfg.timers.t1 * 64, call_ref, txn));
     }
 
     /// Send one DTMF digit by SIP INFO (application/dtmf-relay).
