@@ -40,6 +40,17 @@ impl Dialog {
         via_host: &str,
         body: Option<(String, Vec<u8>)>,
     ) -> Result<Request, SipError> {
+        self.request_with(method, via_host, body, Vec::new())
+    }
+
+    /// `request` with extra headers (Event, Subscription-State for a NOTIFY).
+    pub fn request_with(
+        &mut self,
+        method: Method,
+        via_host: &str,
+        body: Option<(String, Vec<u8>)>,
+        extra: Vec<(String, String)>,
+    ) -> Result<Request, SipError> {
         if method != Method::Ack && method != Method::Cancel {
             self.local_seq += 1;
         }
@@ -56,7 +67,7 @@ impl Dialog {
             routes: self.route_set.clone(),
             contact: Some(self.local_contact.clone()),
             body,
-            extra: Vec::new(),
+            extra,
         };
         message::build_request(&spec)
     }

@@ -125,7 +125,7 @@ struct ClientKey {
     method: String,
 }
 
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER, REFER";
 
 pub struct Endpoint {
     timers: TimerConfig,
@@ -475,6 +475,14 @@ impl Endpoint {
         );
         self.reschedule_client(id);
         id
+    }
+
+    /// Drop a client transaction that will never complete (an INVITE whose CANCEL got no
+    /// final response, RFC 3261 §9.1).
+    pub fn abandon_client(&mut self, id: TxnId) {
+        if let Some(txn) = self.clients.remove(&id) {
+            self.client_index.remove(&txn.key);
+        }
     }
 
     /// The request a client transaction carries (to build its CANCEL, for instance).

@@ -136,6 +136,28 @@ pub trait MessageExt: HasHeaders + HeadersExt {
             _ => None,
         })
     }
+    /// Every value of a header, by its canonical name (case-insensitive), typed or not.
+    fn header_values(&self, name: &str) -> Vec<String> {
+        self.headers()
+            .iter()
+            .filter_map(|h| {
+                let text = h.to_string();
+                let (n, v) = text.split_once(':')?;
+                n.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
+            })
+            .collect()
+    }
+    /// The user part of the To header's URI (the AOR of a REGISTER).
+    fn to_header_uri_user(&self) -> Option<String> {
+        self.to_header()
+            .ok()?
+            .uri()
+            .ok()?
+            .user()
+            .map(str::to_string)
+    }
     fn record_routes(&self) -> Vec<String> {
         self.headers()
             .iter()
@@ -277,11 +299,55 @@ pub fn build_response(req: &Request, spec: &ResponseSpec) -> Response {
     headers.push(Header::ContentLength(headers::ContentLength::new(
         body.len().to_string(),
     )));
+    let status_code = match rsip::StatusCode::from(spec.code) {
+        rsip::StatusCode::Other(code, _) => {
+            rsip::StatusCode::Other(code, reason_phrase(code).to_string())
+        }
+        known => known,
+    };
     Response {
-        status_code: spec.code.into(),
+        status_code,
         version: rsip::Version::V2,
         headers: headers.into(),
         body,
+    }
+}
+
+/// RFC 3261 §21 reason phrases (for status lines rsip has no name for, and for sipfrag).
+pub fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        100 => "Trying",
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        200 => "OK",
+        202 => "Accepted",
+
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        423 => "Interval Too Brief",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        491 => "Request Pending",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        603 => "Decline",
+        c if c < 200 => "Progress",
+        c if c < 300 => "Success",
+        c if c < 400 => "Redirection",
+        c if c < 500 => "Client Error",
+        c if c < 600 => "Server Error",
+        _ => "Failure",
     }
 }
 

@@ -3,9 +3,11 @@
 //! agent core (`ua`) that the call layer and the load generator drive.
 
 pub mod dialog;
+pub mod digest;
 pub mod endpoint;
 pub mod framing;
 pub mod message;
+pub mod registrar;
 pub mod transaction;
 pub mod ua;
 
@@ -20,7 +22,10 @@ pub enum SipError {
 }
 
 pub use endpoint::{Peer, Transmit, TransportKind};
-pub use ua::{CallRef, UaConfig, UaEvent, UserAgent};
+pub use registrar::{Account, Contact, Credentials, RegistrarConfig};
+pub use ua::{CallRef, Replaces, UaConfig, UaEvent, UserAgent};
 
+#[cfg(test)]
+mod auth_tests;
 #[cfg(test)]
 mod tests;

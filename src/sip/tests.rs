@@ -321,7 +321,9 @@ fn server_answers_options_and_refuses_others() {
     assert!(options.starts_with("SIP/2.0 200"), "{options}");
     assert!(options.contains("Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, INFO"));
     assert!(options.contains("Accept: application/sdp"));
-    assert!(reply("REGISTER").starts_with("SIP/2.0 405"));
+    // REGISTER is the registrar's now: a challenge, even for a user nobody knows.
+    assert!(reply("REGISTER").starts_with("SIP/2.0 401"));
+    assert!(reply("SUBSCRIBE").starts_with("SIP/2.0 405"));
     assert!(reply("BYE").starts_with("SIP/2.0 481"));
     assert!(reply("FOO").starts_with("SIP/2.0 501"));
     b.handle_input(now, src, b"INVITE sip:100@h SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bKx\r\nContent-Length: 0\r\n\r\n");

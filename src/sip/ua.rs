@@ -2,15 +2,30 @@
 //! server answers callers; the load generator and test client place calls). Sans-IO: the
 //! caller feeds datagrams and time, issues commands, and drains transmits and events.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::SipError;
 use super::dialog::{Dialog, contact_for};
+use super::digest::Verdict;
 use super::endpoint::{ALLOW, Endpoint, EndpointEvent, Peer, Transmit, TxnId};
-use super::message::{self, MessageExt, Method, Request, Response, ResponseSpec};
+use super::message::{self, MessageExt, Method, Request, RequestSpec, Response, ResponseSpec};
+use super::registrar::{Account, Contact, Ping, Registrar, RegistrarConfig};
 use super::transaction::TimerConfig;
+
+/// An in-dialog REFER the engine has not answered by then gets 500 from the UA.
+pub const REFER_ANSWER_TIMEOUT: Duration = Duration::from_secs(4);
+/// Allow for a REFER outside a dialog (we only take REFER inside one).
+const ALLOW_OUT_OF_DIALOG: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REGISTER";
+
+/// RFC 3891 Replaces, from a Refer-To URI's `?Replaces=` header (attended transfer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replaces {
+    pub call_id: String,
+    pub to_tag: String,
+    pub from_tag: String,
+}
 
 pub const SDP: &str = "application/sdp";
 const ACCEPT: &str = "application/sdp, application/dtmf-relay, application/dtmf";
@@ -29,6 +44,24 @@ pub enum UaEvent {
         offer: Option<Vec<u8>>,
         source: Peer,
         local_ip: Option<IpAddr>,
+        /// The account user when the INVITE carried valid Proxy-Authorization for a nonce
+        /// of ours; None otherwise.
+        authenticated: Option<String>,
+    },
+    /// An AOR became reachable (first live contact) or unreachable (last one expired,
+    /// removed or dead).
+    Reachability {
+        user: String,
+        reachable: bool,
+    },
+    /// REFER inside a dialog (RFC 3515): answer it with `answer_refer` (within
+    /// `REFER_ANSWER_TIMEOUT`, else the UA sends 500), then report with `notify_refer`.
+    /// `replaces` from a Replaces parameter in the Refer-To URI (RFC 3891).
+    Refer {
+        call: CallRef,
+        target: String,
+        replaces: Option<Replaces>,
+        referred_by: Option<String>,
     },
     /// The caller cancelled before we answered; 487 has been sent.
     Cancelled {
@@ -104,12 +137,20 @@ struct Call {
     reinvite_out: Option<(TxnId, u32)>,
     /// UAC: a hang-up asked for while only provisional responses had arrived.
     cancel_requested: bool,
+    /// UAC: a provisional response has arrived (a CANCEL may go out).
+    provisional: bool,
+    /// UAC: the CANCEL is out (once).
+    cancel_sent: bool,
     /// UAC with a late offer: the SDP answer to put in the ACK.
     ack_body: Option<Vec<u8>>,
     /// UAS: hang-up asked for before the ACK arrived; RFC 3261 §15 wants the BYE after it.
     bye_after_ack: bool,
     /// host:port for Via and Contact in this dialog.
     advertised: String,
+    /// An in-dialog REFER waiting for `answer_refer`.
+    refer: Option<TxnId>,
+    /// UAS: the INVITE's credentials were right but their nonce stale (challenge says so).
+    auth_stale: bool,
 }
 
 impl Call {
@@ -130,8 +171,12 @@ impl Call {
             bye_txn: None,
             reinvite_out: None,
             cancel_requested: false,
+            provisional: false,
+            cancel_sent: false,
             bye_after_ack: false,
             ack_body: None,
+            refer: None,
+            auth_stale: false,
         }
     }
 }
@@ -155,6 +200,14 @@ pub struct UserAgent {
     by_txn: HashMap<TxnId, CallRef>,
     events: VecDeque<UaEvent>,
     next_call: u64,
+    registrar: Registrar,
+    /// OPTIONS keep-alives in flight: (user, binding).
+    pings: HashMap<TxnId, (String, u64)>,
+    /// Unanswered in-dialog REFERs, by the time the UA answers them itself.
+    refer_deadlines: BTreeSet<(Instant, CallRef, TxnId)>,
+    /// Cancelled INVITEs, by when they are given up if no final response comes.
+    cancel_deadlines: BTreeSet<(Instant, CallRef, TxnId)>,
+    last_now: Option<Instant>,
 }
 
 impl UserAgent {
@@ -182,7 +235,214 @@ impl UserAgent {
             by_txn: HashMap::new(),
             events: VecDeque::new(),
             next_call: 0,
+            registrar: Registrar::new(fastrand::u64(..)),
+            pings: HashMap::new(),
+            refer_deadlines: BTreeSet::new(),
+            cancel_deadlines: BTreeSet::new(),
+            last_now: None,
         }
+    }
+
+    // ---- registrar and authentication ----
+
+    /// The accounts that may register (replacing the previous set); bindings of users no
+    /// longer present are dropped and reported unreachable.
+    pub fn set_accounts(&mut self, accounts: Vec<Account>) {
+        self.registrar.set_accounts(self.last_now, accounts);
+        self.drain_registrar();
+    }
+
+    /// The digest realm (default "hotline"); HA1s must have been made with it.
+    pub fn set_realm(&mut self, realm: String) {
+        self.registrar.realm = realm;
+    }
+
+    pub fn set_registrar_config(&mut self, cfg: RegistrarConfig) {
+        self.registrar.cfg = cfg;
+    }
+
+    /// Seed the nonce secret and generator (tests; the default is random).
+    pub fn set_auth_seed(&mut self, seed: u64) {
+        let lifetime = self.registrar.auth.nonce_lifetime;
+        self.registrar.auth = super::digest::DigestAuth::new(seed);
+        self.registrar.auth.nonce_lifetime = lifetime;
+    }
+
+    pub fn registrar(&self) -> &Registrar {
+        &self.registrar
+    }
+
+    pub fn registrar_mut(&mut self) -> &mut Registrar {
+        &mut self.registrar
+    }
+
+    /// A user's live, unexpired contacts.
+    pub fn contacts(&self, user: &str) -> Vec<Contact> {
+        self.registrar.contacts(self.last_now, user)
+    }
+
+    fn drain_registrar(&mut self) {
+        while let Some((user, reachable)) = self.registrar.poll_reachability() {
+            self.events
+                .push_back(UaEvent::Reachability { user, reachable });
+        }
+    }
+
+    fn send_ping(&mut self, now: Instant, ping: Ping) {
+        let adv = self.cfg.advertised.clone();
+        let spec = RequestSpec {
+            method: Method::Options,
+            uri: ping.uri.clone(),
+            via_host: adv.clone(),
+            transport: ping.peer.transport.via_name(),
+            branch: message::new_branch(),
+            from: format!(
+                "<sip:{}@{adv}>;tag={}",
+                self.cfg.user,
+                message::random_token(10)
+            ),
+            to: format!("<{}>", ping.uri),
+            call_id: format!("{}@{adv}", message::random_token(20)),
+            cseq: 1,
+            routes: Vec::new(),
+            contact: None,
+            body: None,
+            extra: Vec::new(),
+        };
+        match message::build_request(&spec) {
+            Ok(req) => {
+                let txn = self.endpoint.send_request(now, ping.peer, req);
+                self.pings.insert(txn, (ping.user, ping.binding));
+            }
+            Err(_) => self
+                .registrar
+                .ping_result(now, &ping.user, ping.binding, false),
+        }
+    }
+
+    fn on_register(&mut self, now: Instant, txn: TxnId, req: Request, source: Peer) {
+        let outcome = self.registrar.register(now, &req, source);
+        if outcome.failed {
+            self.registrar.record_failure(now, source.addr.ip());
+        }
+        self.respond_out_of_dialog(now, txn, outcome.response);
+    }
+
+    /// Answer an unanswered incoming INVITE with 407 and Proxy-Authenticate (SHA-256, then
+    /// MD5); the call is over for the UA. The retry with credentials is a new `Incoming`.
+    pub fn challenge(&mut self, now: Instant, call_ref: CallRef) {
+        let Some(call) = self
+            .calls
+            .get(&call_ref)
+            .filter(|c| c.state == State::Incoming)
+        else {
+            return;
+        };
+        let (txn, tag, stale) = (
+            call.invite_txn,
+            call.dialog.local_tag.clone(),
+            call.auth_stale,
+        );
+        let user = self
+            .endpoint
+            .server_request(txn)
+            .map(|r| r.sender_user())
+            .filter(|u| !u.is_empty());
+        let mut spec = ResponseSpec::new(407);
+        for value in self
+            .registrar
+            .challenge_headers(now, user.as_deref(), stale)
+        {
+            spec = spec.header("Proxy-Authenticate", value);
+        }
+        self.respond_invite(now, txn, &tag, spec);
+        self.forget(call_ref);
+    }
+
+    // ---- REFER (RFC 3515) ----
+
+    fn on_refer(&mut self, now: Instant, txn: TxnId, req: &Request, call_ref: CallRef) {
+        let Some(call) = self.calls.get_mut(&call_ref) else {
+            return;
+        };
+        if !matches!(call.state, State::Confirmed | State::Answered) {
+            return self.endpoint.respond(now, txn, &ResponseSpec::new(403));
+        }
+        if call.refer.is_some() {
+            return self.endpoint.respond(
+                now,
+                txn,
+                &ResponseSpec::new(491).header("Retry-After", "1"),
+            );
+        }
+        let refer_to = req.header_values("Refer-To");
+        let parsed = match refer_to.as_slice() {
+            [one] => parse_refer_to(one),
+            _ => None,
+        };
+        let Some((target, replaces)) = parsed else {
+            return self.endpoint.respond(now, txn, &ResponseSpec::new(400));
+        };
+        let referred_by = req
+            .header_values("Referred-By")
+            .into_iter()
+            .chain(req.header_values("b"))
+            .next();
+        call.refer = Some(txn);
+        self.refer_deadlines
+            .insert((now + REFER_ANSWER_TIMEOUT, call_ref, txn));
+        self.events.push_back(UaEvent::Refer {
+            call: call_ref,
+            target,
+            replaces,
+            referred_by,
+        });
+    }
+
+    /// Answer the pending REFER of a call: 202 Accepted, or an error code.
+    pub fn answer_refer(&mut self, now: Instant, call_ref: CallRef, code: u16) {
+        let Some(call) = self.calls.get_mut(&call_ref) else {
+            return;
+        };
+        let Some(txn) = call.refer.take() else { return };
+        self.refer_deadlines.retain(|(_, _, t)| *t != txn);
+        let mut spec = ResponseSpec::new(code);
+        if (200..300).contains(&code) {
+            spec.contact = Some(call.dialog.local_contact.clone());
+        }
+        self.endpoint.respond(now, txn, &spec);
+    }
+
+    /// RFC 3515 §2.4.4: NOTIFY the referrer how the referred request went, as a sipfrag
+    /// status line (`SIP/2.0 200 OK`); `terminated` ends the implicit subscription.
+    pub fn notify_refer(&mut self, now: Instant, call_ref: CallRef, status: u16, terminated: bool) {
+        let Some(call) = self
+            .calls
+            .get_mut(&call_ref)
+            .filter(|c| matches!(c.state, State::Confirmed | State::Answered))
+        else {
+            return;
+        };
+        let body = format!("SIP/2.0 {status} {}\r\n", message::reason_phrase(status));
+        let state = if terminated {
+            "terminated;reason=noresource".to_string()
+        } else {
+            "active;expires=60".to_string()
+        };
+        let extra = vec![
+            ("Event".to_string(), "refer".to_string()),
+            ("Subscription-State".to_string(), state),
+        ];
+        let Ok(req) = call.dialog.request_with(
+            Method::Notify,
+            &call.advertised,
+            Some(("message/sipfrag;version=2.0".into(), body.into_bytes())),
+            extra,
+        ) else {
+            return;
+        };
+        let peer = call.dialog.peer;
+        self.endpoint.send_request(now, peer, req);
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -192,7 +452,15 @@ impl UserAgent {
         self.events.pop_front()
     }
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.endpoint.poll_timeout()
+        [
+            self.endpoint.poll_timeout(),
+            self.registrar.poll_timeout(),
+            self.refer_deadlines.first().map(|d| d.0),
+            self.cancel_deadlines.first().map(|d| d.0),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
     pub fn calls(&self) -> usize {
         self.calls.len()
@@ -205,13 +473,54 @@ impl UserAgent {
     }
 
     pub fn handle_input(&mut self, now: Instant, source: Peer, data: &[u8]) {
+        self.last_now = Some(now);
         self.endpoint.handle_input(now, source, data);
         self.drain_endpoint(now);
+        self.drain_registrar();
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = Some(now);
         self.endpoint.handle_timeout(now);
         self.drain_endpoint(now);
+        if self.registrar.poll_timeout().is_some_and(|t| t <= now) {
+            for ping in self.registrar.handle_timeout(now) {
+                self.send_ping(now, ping);
+            }
+        }
+        while let Some(&(at, call_ref, txn)) = self.refer_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.refer_deadlines.pop_first();
+            if let Some(call) = self.calls.get_mut(&call_ref)
+                && call.refer == Some(txn)
+            {
+                call.refer = None;
+            }
+            // A no-op if the REFER has been answered meanwhile.
+            self.endpoint.respond(now, txn, &ResponseSpec::new(500));
+        }
+        while let Some(&(at, call_ref, txn)) = self.cancel_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.cancel_deadlines.pop_first();
+            let pending = self
+                .calls
+                .get(&call_ref)
+                .is_some_and(|c| c.state == State::Calling && c.invite_txn == txn);
+            if pending {
+                self.endpoint.abandon_client(txn);
+                self.forget(call_ref);
+                self.events.push_back(UaEvent::Failed {
+                    call: call_ref,
+                    code: 408,
+                });
+            }
+        }
+        self.drain_endpoint(now);
+        self.drain_registrar();
     }
 
     fn drain_endpoint(&mut self, now: Instant) {
@@ -234,6 +543,10 @@ impl UserAgent {
     }
 
     fn on_request(&mut self, now: Instant, txn: TxnId, req: Request, source: Peer) {
+        if req.method == Method::Register {
+            // RFC 3261 §10.2: REGISTER To has no tag; take one that has anyway.
+            return self.on_register(now, txn, req, source);
+        }
         let to_tag = req.to_tag();
         let Some(local_tag) = to_tag else {
             return self.on_out_of_dialog(now, txn, req, source);
@@ -307,8 +620,8 @@ impl UserAgent {
                 ),
             },
             Method::Options => self.respond_options(now, txn),
+            Method::Refer => self.on_refer(now, txn, &req, call_ref),
             Method::Update
-            | Method::Refer
             | Method::Message
             | Method::Notify
             | Method::Subscribe
@@ -357,6 +670,25 @@ impl UserAgent {
                     .insert((dialog.call_id.clone(), local_tag), call_ref);
                 self.by_txn.insert(txn, call_ref);
                 let offer = (!req.body.is_empty()).then(|| req.body.clone());
+                // Credentials from an IP blocked for failures are not even checked, and a
+                // wrong password counts against the IP as it does for REGISTER.
+                let ip = source.addr.ip();
+                let credentials = self
+                    .registrar
+                    .pick_credentials(req.header_values("Proxy-Authorization"));
+                let (authenticated, auth_stale) = match credentials {
+                    Some(_) if self.registrar.is_blocked(now, ip) => (None, false),
+                    Some(h) => match self.registrar.verify(now, "INVITE", None, &h) {
+                        Verdict::Ok(user) => (Some(user), false),
+                        Verdict::Stale | Verdict::Replay => (None, true),
+                        Verdict::Rechallenge => (None, false),
+                        Verdict::Forbidden => {
+                            self.registrar.record_failure(now, ip);
+                            (None, false)
+                        }
+                    },
+                    None => (None, false),
+                };
                 let event = UaEvent::Incoming {
                     call: call_ref,
                     call_id: dialog.call_id.clone(),
@@ -365,26 +697,27 @@ impl UserAgent {
                     offer,
                     source,
                     local_ip,
+                    authenticated,
                 };
-                self.calls.insert(
-                    call_ref,
-                    Call::new(State::Incoming, dialog, txn, seq, advertised),
-                );
+                let mut call = Call::new(State::Incoming, dialog, txn, seq, advertised);
+                call.auth_stale = auth_stale;
+                self.calls.insert(call_ref, call);
                 // RFC 3261 §8.2.6.1 / §17.2.1: 100 Trying at once so the caller stops resending.
                 self.endpoint.respond(now, txn, &ResponseSpec::new(100));
                 self.events.push_back(event);
             }
             Method::Options => self.respond_options(now, txn),
+            Method::Register => self.on_register(now, txn, req, source),
             Method::Bye | Method::Info | Method::Update | Method::Notify | Method::PRack => {
                 self.respond_out_of_dialog(now, txn, ResponseSpec::new(481))
             }
-            Method::Register
-            | Method::Subscribe
-            | Method::Message
-            | Method::Refer
-            | Method::Publish => {
-                self.respond_out_of_dialog(now, txn, ResponseSpec::new(405).header("Allow", ALLOW))
-            }
+            // RFC 3515 lets REFER open a dialog; we take it only inside one.
+            Method::Subscribe | Method::Message | Method::Refer | Method::Publish => self
+                .respond_out_of_dialog(
+                    now,
+                    txn,
+                    ResponseSpec::new(405).header("Allow", ALLOW_OUT_OF_DIALOG),
+                ),
             Method::Ack | Method::Cancel => {}
         }
     }
@@ -448,6 +781,9 @@ impl UserAgent {
     }
 
     fn on_timeout(&mut self, now: Instant, txn: TxnId) {
+        if let Some((user, binding)) = self.pings.remove(&txn) {
+            return self.registrar.ping_result(now, &user, binding, false);
+        }
         let Some(&call_ref) = self.by_txn.get(&txn) else {
             return;
         };
@@ -492,6 +828,14 @@ impl UserAgent {
     }
 
     fn on_response(&mut self, now: Instant, txn: TxnId, resp: Response) {
+        let code = resp.status_code.code();
+        if code >= 200
+            && let Some((user, binding)) = self.pings.remove(&txn)
+        {
+            // Any answer shows the phone is there; 408/503 say it is not.
+            let alive = !matches!(code, 408 | 503);
+            return self.registrar.ping_result(now, &user, binding, alive);
+        }
         let Some(&call_ref) = self.by_txn.get(&txn) else {
             return;
         };
@@ -540,7 +884,8 @@ impl UserAgent {
                         call.dialog.remote_uri = to;
                     }
                 }
-                if call.cancel_requested && code > 100 {
+                call.provisional = true;
+                if call.cancel_requested {
                     self.send_cancel(now, call_ref);
                 }
                 self.events.push_back(UaEvent::Progress {
@@ -702,7 +1047,9 @@ impl UserAgent {
             State::Incoming => self.reject(now, call_ref, 480, &[]),
             State::Calling => {
                 call.cancel_requested = true;
-                self.send_cancel(now, call_ref);
+                if call.provisional {
+                    self.send_cancel(now, call_ref);
+                }
             }
             State::Answered => call.bye_after_ack = true,
             State::Confirmed => {
@@ -721,16 +1068,24 @@ impl UserAgent {
         }
     }
 
+    /// RFC 3261 §9.1: no CANCEL before a provisional response (`hangup` waits for one), one
+    /// CANCEL only, and an INVITE that gets no final response 64*T1 after it is over.
     fn send_cancel(&mut self, now: Instant, call_ref: CallRef) {
-        let Some(call) = self.calls.get(&call_ref) else {
+        let Some(call) = self.calls.get_mut(&call_ref) else {
             return;
         };
-        // RFC 3261 §9.1: no CANCEL before a provisional response; it is sent when one comes.
-        let Some((invite, peer)) = self.endpoint.client_request(call.invite_txn) else {
+        if call.cancel_sent {
+            return;
+        }
+        let txn = call.invite_txn;
+        let Some((invite, peer)) = self.endpoint.client_request(txn) else {
             return;
         };
+        call.cancel_sent = true;
         let cancel = message::build_cancel(invite);
         self.endpoint.send_request(now, peer, cancel);
+        self.cancel_deadlines
+            .insert((now + self.cfg.timers.t1 * 64, call_ref, txn));
     }
 
     /// Send one DTMF digit by SIP INFO (application/dtmf-relay).
@@ -785,17 +1140,71 @@ impl UserAgent {
         to_user: &str,
         sdp: Option<Vec<u8>>,
     ) -> Result<(), SipError> {
-        let local_tag = message::random_token(10);
         let host = to.addr.to_string();
+        let target = format!("sip:{to_user}@{host}");
+        let to_uri = format!("<{target}>");
+        self.start_invite(now, call_ref, to, target, to_uri, from_user, None, sdp)
+    }
+
+    /// Like `invite_as`, to a registered contact: the Request-URI is the contact's URI and
+    /// the INVITE goes to the address the REGISTER came from. `call` from `reserve_call`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn invite_contact(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        contact: &Contact,
+        from_user: &str,
+        from_display: Option<&str>,
+        to_user: &str,
+        sdp: Option<Vec<u8>>,
+    ) -> Result<(), SipError> {
+        let uri = rsip::Uri::try_from(contact.uri.as_str())
+            .map_err(|e| SipError::Parse(format!("bad contact URI {:?}: {e}", contact.uri)))?;
+        let to_uri = format!("<sip:{to_user}@{}>", uri.host_with_port);
+        self.start_invite(
+            now,
+            call,
+            contact.peer,
+            contact.uri.clone(),
+            to_uri,
+            from_user,
+            from_display,
+            sdp,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_invite(
+        &mut self,
+        now: Instant,
+        call_ref: CallRef,
+        to: Peer,
+        target: String,
+        to_uri: String,
+        from_user: &str,
+        from_display: Option<&str>,
+        sdp: Option<Vec<u8>>,
+    ) -> Result<(), SipError> {
+        let local_tag = message::random_token(10);
+        let display = from_display
+            .map(|d| {
+                let d: String = d.chars().filter(|c| !c.is_control()).collect();
+                format!("\"{}\" ", d.replace('\\', "\\\\").replace('"', "\\\""))
+            })
+            .unwrap_or_default();
         let dialog_seed = Dialog {
             call_id: format!("{}@{}", message::random_token(20), self.cfg.advertised),
-            local_uri: format!("<sip:{from_user}@{}>;tag={local_tag}", self.cfg.advertised),
+            local_uri: format!(
+                "{display}<sip:{from_user}@{}>;tag={local_tag}",
+                self.cfg.advertised
+            ),
             local_tag,
             remote_tag: String::new(),
-            remote_uri: format!("<sip:{to_user}@{host}>"),
+            remote_uri: to_uri,
             local_seq: 0,
             remote_seq: None,
-            remote_target: format!("sip:{to_user}@{host}"),
+            remote_target: target,
             route_set: Vec::new(),
             peer: to,
             local_contact: contact_for(from_user, &self.cfg.advertised, to.transport),
@@ -861,6 +1270,75 @@ impl UserAgent {
             self.by_txn.retain(|_, c| *c != call_ref);
         }
     }
+}
+
+/// A Refer-To value: the target URI (without its `?headers`) and a Replaces header in it.
+pub fn parse_refer_to(value: &str) -> Option<(String, Option<Replaces>)> {
+    if value.len() > 2048 {
+        return None;
+    }
+    let uri = match (value.find('<'), value.rfind('>')) {
+        (Some(open), Some(close)) if open < close => &value[open + 1..close],
+        (None, None) => value.split(';').next()?,
+        _ => return None,
+    };
+    let uri = uri.trim();
+    let (target, headers) = match uri.split_once('?') {
+        Some((t, h)) => (t, Some(h)),
+        None => (uri, None),
+    };
+    rsip::Uri::try_from(target).ok()?;
+    let replaces = headers.and_then(|h| {
+        h.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            k.eq_ignore_ascii_case("Replaces")
+                .then(|| parse_replaces(&percent_decode(v)))?
+        })
+    });
+    Some((target.to_string(), replaces))
+}
+
+/// RFC 3891: `call-id;to-tag=…;from-tag=…` (other parameters ignored).
+pub fn parse_replaces(value: &str) -> Option<Replaces> {
+    let mut parts = value.split(';');
+    let call_id = parts.next()?.trim().to_string();
+    let (mut to_tag, mut from_tag) = (None, None);
+    for p in parts {
+        let Some((k, v)) = p.split_once('=') else {
+            continue;
+        };
+        match k.trim().to_ascii_lowercase().as_str() {
+            "to-tag" => to_tag = Some(v.trim().to_string()),
+            "from-tag" => from_tag = Some(v.trim().to_string()),
+            _ => {}
+        }
+    }
+    (!call_id.is_empty()).then_some(())?;
+    Some(Replaces {
+        call_id,
+        to_tag: to_tag?,
+        from_tag: from_tag?,
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(b) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// RFC 2976 INFO carrying DTMF: application/dtmf-relay ("Signal=5") or application/dtmf ("5").
