@@ -1,6 +1,6 @@
 //! The agents' media: one thread, 20 ms ticks, and for every agent in a call a drain of its
 //! RTP socket in which each audio packet is sent straight back (same payload; the agent's own
-//! SSRC, sequence and timestamp). Received frames are read for the callers' signature: the
+//! SSRC, sequence and timestamp; the payload type it came with). Received frames are read for the callers' signature: the
 //! caller → agent direction is checked here (loss by the signature's frame counter, and
 //! frames of a caller other than the first one heard on this call), the way back by the
 //! callers. Telephone-event and other non-audio packets are not echoed (an echoed key press
@@ -19,11 +19,10 @@ use crate::media::rtp::{self, RtpHeader};
 use crate::media::{Codec, SAMPLES_PER_FRAME};
 
 pub(crate) enum EchoCommand {
-    /// Agent `agent`'s call is up (or its remote moved): echo to `remote` with `audio_pt`.
+    /// Agent `agent`'s call is up (or its remote moved): echo to `remote`.
     Start {
         agent: u32,
         remote: SocketAddr,
-        audio_pt: u8,
     },
     /// The call is over: stop echoing, count what was received.
     Stop {
@@ -53,7 +52,6 @@ pub(crate) struct EchoCounters {
 struct Echo {
     socket: UdpSocket,
     active: bool,
-    audio_pt: u8,
     ssrc: u32,
     seq: u16,
     ts: u32,
@@ -81,7 +79,6 @@ fn run(
         .map(|socket| Echo {
             socket,
             active: false,
-            audio_pt: 0,
             ssrc: 0,
             seq: 0,
             ts: 0,
@@ -112,18 +109,13 @@ fn run(
         }
         loop {
             match commands.try_recv() {
-                Ok(EchoCommand::Start {
-                    agent,
-                    remote,
-                    audio_pt,
-                }) => {
+                Ok(EchoCommand::Start { agent, remote }) => {
                     let Some(a) = agents.get_mut(agent as usize) else {
                         continue;
                     };
                     if a.socket.connect(remote).is_err() {
                         continue;
                     }
-                    a.audio_pt = audio_pt;
                     if !a.active {
                         // Whatever the previous call left queued is not this call's.
                         while batch.recv(a.socket.as_raw_fd()) == BATCH {}
@@ -182,7 +174,7 @@ fn run(
                         },
                         None => c.unsigned += 1,
                     }
-                    let len = echo_packet(a, payload, &mut out);
+                    let len = echo_packet(a, h.payload_type, payload, &mut out);
                     if net::send(a.socket.as_raw_fd(), &out[..len]) {
                         c.echoed += 1;
                     } else {
@@ -205,11 +197,11 @@ fn run(
 
 /// The echo of `payload` in `out`, under the agent's own header; its length.
 #[inline]
-fn echo_packet(a: &mut Echo, payload: &[u8], out: &mut [u8; RECV_BUF]) -> usize {
+fn echo_packet(a: &mut Echo, pt: u8, payload: &[u8], out: &mut [u8; RECV_BUF]) -> usize {
     let len = (rtp::HEADER_LEN + payload.len()).min(RECV_BUF);
     let header = RtpHeader {
         marker: false,
-        payload_type: a.audio_pt,
+        payload_type: pt,
         sequence: a.seq,
         timestamp: a.ts,
         ssrc: a.ssrc,
@@ -248,7 +240,6 @@ mod tests {
         tx.send(EchoCommand::Start {
             agent: 0,
             remote: bridge.local_addr().unwrap(),
-            audio_pt: 0,
         })
         .unwrap();
         std::thread::sleep(Duration::from_millis(60));

@@ -13,15 +13,15 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Sender, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::agent_rtp::EchoCommand;
 use super::agents::{
-    AgentOptions, Behaviour, RawRequest, RawResponse, behaviour, build_request, parse_response,
-    token,
+    AgentOptions, Behaviour, Gauge, RawRequest, RawResponse, behaviour, build_request,
+    parse_response, token,
 };
 use super::digest::{self, Challenge, Credentials};
 use super::{LoadError, io_err, net};
@@ -172,7 +172,6 @@ struct ACall {
     hangup_at: Option<Instant>,
     answer_sdp: Vec<u8>,
     remote: Option<SocketAddr>,
-    audio_pt: u8,
     media_on: bool,
     /// The 200 went out.
     answered: bool,
@@ -201,7 +200,7 @@ struct Ctx<'a> {
     ruri: String,
     aor_host: String,
     echo: &'a SyncSender<EchoCommand>,
-    calls_up: &'a AtomicU32,
+    calls_up: &'a Gauge,
     tally: AgentTally,
     stopping: bool,
 }
@@ -209,7 +208,7 @@ struct Ctx<'a> {
 pub(crate) fn spawn(
     plan: AgentSipPlan,
     echo: SyncSender<EchoCommand>,
-    calls_up: Arc<AtomicU32>,
+    calls_up: Arc<Gauge>,
     ready: Sender<Ready>,
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<AgentTally>, LoadError> {
@@ -228,7 +227,7 @@ fn run(
     plan: AgentSipPlan,
     socks: Vec<UdpSocket>,
     echo: SyncSender<EchoCommand>,
-    calls_up: Arc<AtomicU32>,
+    calls_up: Arc<Gauge>,
     ready: Sender<Ready>,
     stop: Arc<AtomicBool>,
 ) -> AgentTally {
@@ -830,19 +829,17 @@ impl Agent {
             }
             UaEvent::ReInvite { call, offer } if ours(&self.call, call) => {
                 match offer.as_deref().and_then(|o| self.negotiate(ctx, o)) {
-                    Some((sdp, remote, pt)) => {
+                    Some((sdp, remote)) => {
                         self.ua.answer_reinvite(now, call, sdp.clone());
                         if let Some(c) = &mut self.call {
                             c.answer_sdp = sdp;
                             c.remote = remote;
-                            c.audio_pt = pt;
                             if c.media_on
                                 && let Some(remote) = remote
                             {
                                 let _ = ctx.echo.send(EchoCommand::Start {
                                     agent: self.idx,
                                     remote,
-                                    audio_pt: pt,
                                 });
                             }
                         }
@@ -854,17 +851,14 @@ impl Agent {
         }
     }
 
-    /// (answer SDP, where to send, payload type) for an offer.
-    fn negotiate(&self, ctx: &Ctx<'_>, offer: &[u8]) -> Option<(Vec<u8>, Option<SocketAddr>, u8)> {
+    /// (answer SDP, where to send) for an offer. The codec is the offer's first one we
+    /// speak (PCMU or PCMA); the echo keeps whatever payload type arrives.
+    fn negotiate(&self, ctx: &Ctx<'_>, offer: &[u8]) -> Option<(Vec<u8>, Option<SocketAddr>)> {
         let parsed = SessionDescription::parse_bytes(offer).ok()?;
         let local = LocalMedia::new(ctx.plan.local_ip, self.rtp_port, self.session);
         let n = sdp::negotiate(&parsed, &local).ok()?;
         let remote = n.remote.filter(|r| r.ip().is_loopback());
-        Some((
-            sdp::build_answer(&parsed, &local, &n).into_bytes(),
-            remote,
-            n.audio_pt,
-        ))
+        Some((sdp::build_answer(&parsed, &local, &n).into_bytes(), remote))
     }
 
     fn on_offer(&mut self, now: Instant, call: CallRef, offer: Option<Vec<u8>>, ctx: &mut Ctx<'_>) {
@@ -878,8 +872,7 @@ impl Agent {
             return self.ua.reject(now, call, code, &[]);
         }
         self.session += 1;
-        let Some((answer_sdp, remote, audio_pt)) =
-            offer.as_deref().and_then(|o| self.negotiate(ctx, o))
+        let Some((answer_sdp, remote)) = offer.as_deref().and_then(|o| self.negotiate(ctx, o))
         else {
             ctx.tally.bad_offers += 1;
             return self.ua.reject(now, call, 488, &[]);
@@ -893,7 +886,6 @@ impl Agent {
             hangup_at: None,
             answer_sdp,
             remote,
-            audio_pt,
             media_on: false,
             answered: false,
             ending: false,
@@ -906,12 +898,11 @@ impl Agent {
             return;
         }
         c.media_on = true;
-        ctx.calls_up.fetch_add(1, Ordering::Relaxed);
+        ctx.calls_up.change(Instant::now(), true);
         if let Some(remote) = c.remote {
             let _ = ctx.echo.send(EchoCommand::Start {
                 agent: self.idx,
                 remote,
-                audio_pt: c.audio_pt,
             });
         }
     }
@@ -922,7 +913,7 @@ impl Agent {
             return;
         }
         c.media_on = false;
-        ctx.calls_up.fetch_sub(1, Ordering::Relaxed);
+        ctx.calls_up.change(Instant::now(), false);
         let _ = ctx.echo.send(EchoCommand::Stop { agent: self.idx });
     }
 

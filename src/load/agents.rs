@@ -5,7 +5,8 @@
 //! `agent_rtp` (echo).
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::LoadError;
 use super::digest::{self, Algorithm, DigestPreference};
@@ -150,6 +151,66 @@ pub(crate) fn behaviour(i: u32, no_answer: f64, decline: f64) -> Behaviour {
 /// min(callers, answering agents) calls are bridged at once. Without agents: the callers.
 pub fn floor_streams(calls: u32, agents: &AgentOptions) -> u32 {
     calls + calls.min(agents.answering())
+}
+
+/// How many agent calls are up, and the time integral of that (stream-seconds), so the
+/// steady window can count the mean number of agent streams the server carried in it. Shared
+/// by the agents' thread (changes, a few per call) and the callers' (two reads per run).
+#[derive(Debug)]
+pub(crate) struct Gauge {
+    inner: Mutex<GaugeState>,
+}
+
+#[derive(Debug)]
+struct GaugeState {
+    up: u32,
+    since: Instant,
+    area: f64,
+}
+
+impl Gauge {
+    pub(crate) fn new(now: Instant) -> Self {
+        Gauge {
+            inner: Mutex::new(GaugeState {
+                up: 0,
+                since: now,
+                area: 0.0,
+            }),
+        }
+    }
+
+    fn advance(g: &mut GaugeState, now: Instant) {
+        let dt = now.saturating_duration_since(g.since).as_secs_f64();
+        g.area += f64::from(g.up) * dt;
+        g.since = g.since.max(now);
+    }
+
+    pub(crate) fn change(&self, now: Instant, up: bool) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        Self::advance(&mut g, now);
+        g.up = if up {
+            g.up.saturating_add(1)
+        } else {
+            g.up.saturating_sub(1)
+        };
+    }
+
+    /// Stream-seconds carried from the start until `now`.
+    pub(crate) fn area_at(&self, now: Instant) -> f64 {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        Self::advance(&mut g, now);
+        g.area
+    }
+}
+
+/// The mean number of streams between two readings of `Gauge::area_at`.
+pub(crate) fn mean_streams(area_start: f64, area_end: f64, window: Duration) -> f64 {
+    let secs = window.as_secs_f64();
+    if secs > 0.0 {
+        ((area_end - area_start) / secs).max(0.0)
+    } else {
+        0.0
+    }
 }
 
 /// One agent's credentials, for the server's agent file.
@@ -453,6 +514,28 @@ mod tests {
             floor_streams(1000, &a),
             1100,
             "only answering agents bridge"
+        );
+    }
+
+    #[test]
+    fn gauge_integrates_agent_streams() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let g = Gauge::new(t0);
+        g.change(t0 + s(1), true);
+        g.change(t0 + s(2), true);
+        let a = g.area_at(t0 + s(2));
+        assert!((a - 1.0).abs() < 1e-9, "{a}");
+        g.change(t0 + s(4), false);
+        let b = g.area_at(t0 + s(6));
+        assert!((b - 7.0).abs() < 1e-9, "1 + 2·2 + 1·2: {b}");
+        assert!((mean_streams(a, b, s(4)) - 1.5).abs() < 1e-9);
+        assert_eq!(mean_streams(1.0, 2.0, Duration::ZERO), 0.0);
+        g.change(t0 + s(7), false);
+        g.change(t0 + s(8), false);
+        assert!(
+            (g.area_at(t0 + s(9)) - 8.0).abs() < 1e-9,
+            "never below zero"
         );
     }
 

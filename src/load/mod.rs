@@ -48,7 +48,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -292,6 +292,9 @@ pub struct AgentReport {
     /// first echo).
     pub round_trip_expected: u64,
     pub round_trip_lost: u64,
+    /// Echoes that resumed after half a second or more of other audio: callers bridged
+    /// again (the frames in between are not counted as lost).
+    pub rebridges: u64,
     /// Agent → caller: round-trip losses not already lost on the way to the agent.
     pub from_agent_lost: u64,
     /// Frames carrying another caller's signature: heard by callers, heard by agents.
@@ -343,7 +346,7 @@ pub struct LoadReport {
     /// This tool's own CPU over the same window.
     pub tool_cpu_s_per_call_min: Option<f64>,
     /// Full-duplex streams the server carried over the steady window: the callers, plus the
-    /// agent calls up (mean of the window's two ends).
+    /// mean number of agent calls up in it (time-weighted).
     pub server_streams: Option<f64>,
     pub server_cpu_s_per_stream_min: Option<f64>,
     pub floor: Option<FloorReport>,
@@ -389,7 +392,7 @@ fn run_with(
         None
     };
 
-    let agent_calls_up = Arc::new(AtomicU32::new(0));
+    let agent_calls_up = Arc::new(agents::Gauge::new(Instant::now()));
     let sip_plan = sip_side::SipPlan {
         target: opts.target,
         local_ip: opts.local_ip,
@@ -450,8 +453,7 @@ fn run_with(
         procstat::per_call_minute(w.tool_cpu.as_secs_f64(), w.calls as u64, w.length)
     });
     let floor_cpu = floor.as_ref().and_then(|f| f.cpu_s_per_call_min);
-    let server_streams =
-        window.map(|w| f64::from(w.calls) + f64::from(w.agent_calls.0 + w.agent_calls.1) / 2.0);
+    let server_streams = window.map(|w| f64::from(w.calls) + w.agent_calls);
     let server_cpu_stream = window.zip(server_streams).and_then(|(w, streams)| {
         let minutes = w.length.as_secs_f64() / 60.0;
         let cpu = w.server_cpu_seconds?;
@@ -551,7 +553,7 @@ impl RunningAgents {
 fn start_agents(
     opts: &LoadOptions,
     sip_plan: &sip_side::SipPlan,
-    calls_up: Arc<AtomicU32>,
+    calls_up: Arc<agents::Gauge>,
     notes: &mut Vec<String>,
 ) -> Result<RunningAgents, LoadError> {
     let a = &opts.agents;
@@ -661,6 +663,7 @@ fn agent_report(
         to_agent_lost,
         round_trip_expected: c.echo_expected,
         round_trip_lost,
+        rebridges: c.rebridges,
         from_agent_lost: round_trip_lost.saturating_sub(to_agent_lost),
         wrong_audio_callers: c.wrong_audio,
         wrong_audio_agents: e.wrong_audio,
@@ -981,12 +984,13 @@ fn agent_rows(s: &mut String, a: &AgentReport) {
     row(
         "frames lost",
         format!(
-            "caller→agent {} of {}, agent→caller {}, round trip {} of {}",
+            "caller→agent {} of {}, agent→caller {}, round trip {} of {} ({} re-bridged)",
             a.to_agent_lost,
             a.to_agent_expected,
             a.from_agent_lost,
             a.round_trip_lost,
-            a.round_trip_expected
+            a.round_trip_expected,
+            a.rebridges
         ),
     );
     row(

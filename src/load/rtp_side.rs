@@ -75,6 +75,10 @@ pub(crate) struct RtpCounters {
     /// Audio frames without a signature after the first echo (fill, prompts after the agent
     /// left).
     pub unsigned_after_bridge: u64,
+    /// Echoes that resumed after at least `REBRIDGE_RUN` unsigned frames: the caller was
+    /// bridged again (another agent after the first hung up). The frames in between are
+    /// not counted as lost.
+    pub rebridges: u64,
 }
 
 impl RtpCounters {
@@ -104,9 +108,14 @@ struct Stream {
     invite_ns: u64,
     bridged: bool,
     echo: RxTracker,
+    /// Unsigned frames since the last echoed one, and the echo segment (one per bridge).
+    unsigned_run: u32,
+    segment: u32,
 }
 
 const NO_SLOT: u32 = u32::MAX;
+/// Unsigned frames in a row (0.5 s) after which a resumed echo is a new bridge, not loss.
+const REBRIDGE_RUN: u32 = 25;
 
 pub(crate) fn spawn(
     cfg: RtpConfig,
@@ -251,6 +260,8 @@ impl Media {
             invite_ns,
             bridged: false,
             echo: RxTracker::default(),
+            unsigned_run: 0,
+            segment: 0,
         });
         self.out.counters.streams += 1;
     }
@@ -341,10 +352,20 @@ fn drain(s: &mut Stream, batch: &mut RecvBatch, rx: &Rx<'_>, out: &mut RtpOutcom
                             };
                             out.bridge.record_ns(at.saturating_sub(s.invite_ns));
                         }
-                        s.echo.on_packet(s.id, counter, 0, false);
+                        if s.unsigned_run >= REBRIDGE_RUN {
+                            s.segment += 1;
+                            out.counters.rebridges += 1;
+                        }
+                        s.unsigned_run = 0;
+                        // A new "SSRC" per segment: the tracker folds the old one, so the
+                        // frames sent while the caller waited again are not loss.
+                        s.echo.on_packet(s.segment, counter, 0, false);
                     }
                     Heard::Foreign => out.counters.wrong_audio += 1,
-                    Heard::Unsigned if s.bridged => out.counters.unsigned_after_bridge += 1,
+                    Heard::Unsigned if s.bridged => {
+                        out.counters.unsigned_after_bridge += 1;
+                        s.unsigned_run += 1;
+                    }
                     Heard::Unsigned => {}
                 }
             }

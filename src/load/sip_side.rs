@@ -7,10 +7,10 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
+use super::agents::{self, Gauge};
 use super::hist::Histogram;
 use super::rtp_side::RtpCommand;
 use super::{LoadError, io_err, net, procstat, sdp};
@@ -32,9 +32,9 @@ pub(crate) struct SipPlan {
     pub setup_limit: Duration,
     /// After the last hang-up is due, how long BYE responses may still take.
     pub teardown_limit: Duration,
-    /// With agents: how many agent calls are up now (kept by the agents' thread), sampled
-    /// at both ends of the steady window.
-    pub agent_calls_up: Option<Arc<AtomicU32>>,
+    /// With agents: the agent calls up over time (kept by the agents' thread), read at both
+    /// ends of the steady window.
+    pub agent_calls_up: Option<Arc<Gauge>>,
 }
 
 impl SipPlan {
@@ -73,8 +73,8 @@ pub(crate) struct Tally {
 pub(crate) struct Window {
     pub length: Duration,
     pub calls: u32,
-    /// Agent calls up at the start and at the end of the window (0 without agents).
-    pub agent_calls: (u32, u32),
+    /// The mean number of agent calls up over the window (0 without agents).
+    pub agent_calls: f64,
     pub server_cpu_seconds: Option<f64>,
     pub tool_cpu: Duration,
 }
@@ -111,7 +111,8 @@ struct Slot {
 struct WindowStart {
     at: Instant,
     calls: u32,
-    agent_calls: u32,
+    /// Agent stream-seconds so far.
+    agent_area: f64,
     server_cpu: Option<f64>,
     tool_cpu: Duration,
 }
@@ -459,17 +460,17 @@ impl Driver<'_> {
         self.window_start = Some(WindowStart {
             at: now,
             calls: self.active,
-            agent_calls: self.agent_calls_up(),
+            agent_area: self.agent_area(now),
             server_cpu: self.plan.server_pid.and_then(procstat::pid_cpu_seconds),
             tool_cpu: procstat::self_cpu(),
         });
     }
 
-    fn agent_calls_up(&self) -> u32 {
+    fn agent_area(&self, now: Instant) -> f64 {
         self.plan
             .agent_calls_up
             .as_ref()
-            .map_or(0, |a| a.load(Ordering::Relaxed))
+            .map_or(0.0, |g| g.area_at(now))
     }
 
     /// The first hang-up either side makes closes the steady window; sampled before the BYE
@@ -486,7 +487,11 @@ impl Driver<'_> {
         self.window = Some(Window {
             length: now.saturating_duration_since(start.at),
             calls: start.calls,
-            agent_calls: (start.agent_calls, self.agent_calls_up()),
+            agent_calls: agents::mean_streams(
+                start.agent_area,
+                self.agent_area(now),
+                now.saturating_duration_since(start.at),
+            ),
             server_cpu_seconds: start
                 .server_cpu
                 .zip(server_end)
