@@ -247,9 +247,9 @@ pub const REALM: &str = "hotline";
 
 /// A neutral TOML description of the load run's agents and their queue, for a benchmark
 /// script to turn into hotline's agent files (`ivr-flows/acd/`, whose format is being
-/// designed): one `[[agent]]` table per agent with its extension, password and HA1 hashes
-/// for realm "hotline", `queue` and `auto_login = true`, and one `[[queue]]` naming every
-/// member. The keys are plain facts, not hotline's schema; the integrator maps them.
+/// designed): one `[[agent]]` table per agent with its id (= extension), a name, its
+/// extension, password and HA1 hashes for realm "hotline", `queue` and `auto_login = true`,
+/// and one `[[queue]]` naming every member. The keys are plain facts, not hotline's schema; the integrator maps them.
 pub fn agents_toml(base: u32, count: u32, password: &str, queue: &str) -> String {
     let q = toml_str(queue);
     let mut s = format!(
@@ -265,7 +265,9 @@ pub fn agents_toml(base: u32, count: u32, password: &str, queue: &str) -> String
     for c in &creds {
         let _ = write!(
             s,
-            "\n[[agent]]\nextension = {}\npassword = {}\nha1_md5 = {}\nha1_sha256 = {}\nqueue = {q}\nauto_login = true\n",
+            "\n[[agent]]\nid = {}\nname = {}\nextension = {}\npassword = {}\nha1_md5 = {}\nha1_sha256 = {}\nqueue = {q}\nauto_login = true\n",
+            toml_str(&c.extension),
+            toml_str(&format!("Load agent {}", c.extension)),
             toml_str(&c.extension),
             toml_str(&c.password),
             toml_str(&c.ha1_md5),
@@ -598,6 +600,8 @@ mod tests {
         let agents = v["agent"].as_array().unwrap();
         assert_eq!(agents.len(), 2);
         assert_eq!(agents[1]["extension"].as_str(), Some("2001"));
+        assert_eq!(agents[1]["id"].as_str(), Some("2001"));
+        assert_eq!(agents[1]["name"].as_str(), Some("Load agent 2001"));
         assert_eq!(agents[1]["password"].as_str(), Some("se\"cret"));
         assert_eq!(agents[0]["queue"].as_str(), Some("sales"));
         assert_eq!(agents[0]["auto_login"].as_bool(), Some(true));

@@ -55,8 +55,8 @@ impl SigEncoder {
             *slot = self.level[(bits & 3) as usize];
             bits >>= 2;
         }
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = block[i % BLOCK];
+        for chunk in out.chunks_mut(BLOCK) {
+            chunk.copy_from_slice(&block[..chunk.len()]);
         }
     }
 }
