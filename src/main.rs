@@ -169,9 +169,42 @@ struct LoadArgs {
     codec: String,
     #[arg(long, default_value = "127.0.0.1")]
     local_ip: std::net::IpAddr,
-    /// What callers send: silence or speech.
+    /// What callers send: silence or speech (with --agents: always their signature).
     #[arg(long, default_value = "silence")]
     caller_audio: String,
+    /// Agents: SIP phones that REGISTER (digest) and answer, echoing the audio they get.
+    #[arg(long, default_value_t = 0)]
+    agents: u32,
+    /// The first agent's extension (its SIP user name); the others follow.
+    #[arg(long, default_value_t = 2000)]
+    agent_base: u32,
+    #[arg(long, default_value = "secret")]
+    agent_password: String,
+    /// Seconds from an offered INVITE to the agent's 200.
+    #[arg(long, default_value_t = 1.0)]
+    agent_answer_delay: f64,
+    /// Share of agents (0..1) that never answer: they ring until CANCEL.
+    #[arg(long, default_value_t = 0.0)]
+    agent_no_answer_share: f64,
+    /// Share of agents (0..1) that refuse every offer at once (486 or 603).
+    #[arg(long, default_value_t = 0.0)]
+    agent_decline_share: f64,
+    /// Seconds after answering that agents hang up (default: they wait for the caller).
+    #[arg(long)]
+    agent_talk: Option<f64>,
+    /// Expires the agents ask for; they refresh at half the granted time.
+    #[arg(long, default_value_t = 300)]
+    agent_register_expires: u32,
+    /// Digest algorithm when offered several: auto (SHA-256 first), sha256 or md5.
+    #[arg(long, default_value = "auto")]
+    agent_digest: String,
+    /// A feature code each agent calls once after registering (e.g. "*13").
+    #[arg(long)]
+    agent_login_code: Option<String>,
+    /// Print a neutral TOML description of the agents (extension, password, HA1 hashes)
+    /// in the named queue, and exit without placing calls.
+    #[arg(long, value_name = "QUEUE")]
+    print_agents_toml: Option<String>,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
 }
@@ -359,6 +392,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .caller_audio
                 .parse()
                 .map_err(|e| anyhow::anyhow!("--caller-audio: {e}"))?;
+            if let Some(queue) = &a.print_agents_toml {
+                print!(
+                    "{}",
+                    hotline::load::agents_toml(a.agent_base, a.agents, &a.agent_password, queue)
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let secs = |name: &str, v: f64| {
+                (v.is_finite() && v >= 0.0)
+                    .then(|| std::time::Duration::from_secs_f64(v))
+                    .with_context(|| format!("{name} {v}: seconds, 0 or more"))
+            };
+            opts.agents = hotline::load::AgentOptions {
+                count: a.agents,
+                base: a.agent_base,
+                password: a.agent_password,
+                answer_delay: secs("--agent-answer-delay", a.agent_answer_delay)?,
+                no_answer_share: a.agent_no_answer_share,
+                decline_share: a.agent_decline_share,
+                talk: a.agent_talk.map(|t| secs("--agent-talk", t)).transpose()?,
+                register_expires: a.agent_register_expires,
+                digest: a
+                    .agent_digest
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--agent-digest: {e}"))?,
+                login_code: a.agent_login_code,
+            };
             let report = hotline::load::run(opts)?;
             match a.format {
                 Format::Table => print!("{}", hotline::load::format_table(&report)),

@@ -2,6 +2,7 @@
 //! key press an RFC 4733 telephone-event packet. Pure (no sockets, no clock) so the packet
 //! sequence can be checked tick by tick.
 
+use super::signature::SigEncoder;
 use crate::media::rfc4733::{self, TelephoneEvent};
 use crate::media::rtp::{self, RtpHeader};
 use crate::media::{Codec, SAMPLES_PER_FRAME};
@@ -19,14 +20,26 @@ pub(crate) const INTERDIGIT_TICKS: u8 = 5;
 const EVENT_VOLUME: u8 = 10;
 
 /// Pre-encoded audio frames, cycled by tick, so a packet's payload is one copy.
+/// With a signature encoder, every audio frame is the caller's signature instead
+/// (`signature.rs`): what agents echo is then recognisable.
 pub(crate) struct PayloadBank {
     frames: Box<[[u8; PAYLOAD_LEN]]>,
+    signature: Option<SigEncoder>,
 }
 
 impl PayloadBank {
     pub(crate) fn silence(codec: Codec) -> Self {
         PayloadBank {
             frames: vec![[codec.silence_byte(); PAYLOAD_LEN]].into_boxed_slice(),
+            signature: None,
+        }
+    }
+
+    /// Each caller's own signature (its stream id and a frame counter) in every frame.
+    pub(crate) fn signature(codec: Codec) -> Self {
+        PayloadBank {
+            signature: Some(SigEncoder::new(codec)),
+            ..PayloadBank::silence(codec)
         }
     }
 
@@ -56,6 +69,7 @@ impl PayloadBank {
         }
         PayloadBank {
             frames: frames.into_boxed_slice(),
+            signature: None,
         }
     }
 
@@ -111,6 +125,9 @@ pub(crate) struct TxState {
     next_press: u64,
     press: Option<Press>,
     first_audio: bool,
+    /// The id written into signature frames, and the audio frames sent so far.
+    sig_id: u32,
+    sig_count: u16,
 }
 
 impl TxState {
@@ -138,7 +155,15 @@ impl TxState {
             next_press,
             press: None,
             first_audio: true,
+            sig_id: 0,
+            sig_count: 0,
         }
+    }
+
+    /// The id this stream writes into its signature frames (banks with a signature only).
+    pub(crate) fn with_signature_id(mut self, id: u32) -> Self {
+        self.sig_id = id;
+        self
     }
 
     pub(crate) fn random(
@@ -227,7 +252,13 @@ impl TxState {
         self.first_audio = false;
         let (head, rest) = buf.split_at_mut(rtp::HEADER_LEN);
         rtp::write_header(&header, head.try_into().expect("header length"));
-        rest.copy_from_slice(bank.frame(elapsed));
+        match &bank.signature {
+            Some(sig) => {
+                sig.write(self.sig_id, self.sig_count, rest);
+                self.sig_count = self.sig_count.wrapping_add(1);
+            }
+            None => rest.copy_from_slice(bank.frame(elapsed)),
+        }
         (PACKET_LEN, Sent::Audio)
     }
 }
@@ -418,6 +449,26 @@ mod tests {
         tx.build(5, &plan, &bank, &mut buf);
         let (h, _) = rtp::parse(&buf).unwrap();
         assert_eq!((h.sequence, h.timestamp), (11, 800));
+    }
+
+    #[test]
+    fn signature_frames_count_audio_only() {
+        let plan = plan("1", 20);
+        let mut tx = TxState::new(1, 0, 0, 0, Some(101), 0, &plan).with_signature_id(321);
+        let bank = PayloadBank::signature(Codec::Pcmu);
+        let dec = crate::load::signature::SigDecoder::new();
+        let mut buf = [0u8; PACKET_LEN];
+        let mut counters = Vec::new();
+        for t in 0..60 {
+            if let (len, Sent::Audio) = tx.build(t, &plan, &bank, &mut buf) {
+                let (_, payload) = rtp::parse(&buf[..len]).unwrap();
+                counters.push(dec.read(Codec::Pcmu, payload).unwrap());
+            }
+        }
+        assert!(counters.len() < 60, "some ticks carried events");
+        for (i, (id, c)) in counters.iter().enumerate() {
+            assert_eq!((*id, *c as usize), (321, i), "no hole for the key presses");
+        }
     }
 
     #[test]

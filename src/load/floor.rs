@@ -395,6 +395,7 @@ pub(crate) fn run_floor_phase(p: FloorPlan, host: FloorHost) -> Result<FloorRun,
             plan: p.plan,
             max_duration: p.hold + Duration::from_secs(10),
             ids: n,
+            check_signature: false,
         },
         rx,
     )
@@ -407,6 +408,7 @@ pub(crate) fn run_floor_phase(p: FloorPlan, host: FloorHost) -> Result<FloorRun,
             socket,
             audio_pt,
             event_pt: Some(super::sdp::EVENT_PT),
+            invite_ns: 0,
         });
     }
     let began = Instant::now();

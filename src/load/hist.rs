@@ -34,6 +34,12 @@ impl Histogram {
         Histogram::new(Duration::from_micros(100), 100_000)
     }
 
+    /// Time from INVITE to the first echoed frame (queueing, ringing, answer delay): 1 ms
+    /// resolution up to 10 minutes.
+    pub(crate) fn for_bridge() -> Self {
+        Histogram::new(Duration::from_millis(1), 600_000)
+    }
+
     #[inline]
     pub(crate) fn record_ns(&mut self, ns: u64) {
         match self.buckets.get_mut((ns / self.width_ns) as usize) {

@@ -9,16 +9,31 @@
 //! one paced thread (`rtp_side`); they talk through a bounded channel. The floor runs in a
 //! child process (`floor`), before the server test.
 //!
+//! Agents (`--agents N`, for the ACD): N phones, each with its own SIP and RTP socket, on
+//! two more threads: `agent_sip` registers them with digest authentication (`digest`),
+//! refreshes, answers offered calls after `--agent-answer-delay` (or never, or declines),
+//! and de-registers at the end; `agent_rtp` echoes every audio packet back. The callers then
+//! send a per-call signature (`signature`: caller id and frame counter, robust to G.711
+//! transcoding and re-chunking) instead of silence, so the callers' media thread can tell
+//! their own audio coming back through the bridge from prompts, music and other calls'
+//! audio; the time to bridge, losses each way and wrong audio come from it. The callers
+//! start once every agent has registered (or failed to, bounded).
+//!
 //! Wiring for the CLI: `hotline load TARGET` fills a `LoadOptions` (start from
 //! `LoadOptions::new(target)`; `--calls`, `--cps`, `--hold`, `--server-pid`, `--floor`,
 //! `--number`, `--digits`, `--digit-interval`, `--codec` via `Codec::from_encoding_name`,
-//! `--local-ip`, `--caller-audio silence|speech`), calls `run`, and prints `format_table` or
-//! `format_json`. `--floor` re-executes this binary as `hotline floor-server --streams N
+//! `--local-ip`, `--caller-audio silence|speech`, and the agents' `AgentOptions` from
+//! `--agents`, `--agent-*`), calls `run`, and prints `format_table` or `format_json`
+//! (`--print-agents-toml QUEUE` prints `agents_toml` instead). `--floor` re-executes this binary as `hotline floor-server --streams N
 //! --local-ip IP --max-secs S --pt PT` (`FLOOR_SUBCOMMAND`), which must be routed, hidden,
 //! to `run_floor_server(FloorServerArgs::from_args(<the arguments after floor-server>)?)`
 //! with stdin and stdout left alone (they carry the port exchange).
 
+mod agent_rtp;
+mod agent_sip;
+mod agents;
 mod caller;
+mod digest;
 mod floor;
 mod hist;
 mod net;
@@ -26,11 +41,14 @@ mod procstat;
 mod rtp_side;
 mod sdp;
 mod seq;
+mod signature;
 mod sip_side;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -38,7 +56,11 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::media::{Codec, rfc4733};
+pub use agents::{
+    AgentCredential, AgentOptions, MAX_AGENTS, REALM, agent_credentials, agents_toml, floor_streams,
+};
 use caller::{DtmfPlan, PayloadBank};
+pub use digest::DigestPreference;
 pub use floor::{FLOOR_SUBCOMMAND, FloorServerArgs, run_floor_server};
 use rtp_side::{RtpCommand, RtpConfig, RtpOutcome};
 
@@ -48,6 +70,9 @@ const SETUP_LIMIT: Duration = Duration::from_secs(40);
 const TEARDOWN_LIMIT: Duration = Duration::from_secs(40);
 /// File descriptors kept free beyond one per call.
 const FD_HEADROOM: u64 = 64;
+/// How long the agents may take to register (and make their login calls) before the
+/// callers start anyway, beyond their spread-out start.
+const AGENTS_READY_LIMIT: Duration = Duration::from_secs(75);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -93,7 +118,10 @@ pub struct LoadOptions {
     pub codec: Codec,
     /// Where the callers' SIP and RTP sockets live; must be on loopback.
     pub local_ip: IpAddr,
+    /// Ignored with agents: callers then send their signature (`signature.rs`).
     pub caller_audio: CallerAudio,
+    /// Agents that register to the server and answer the calls it offers (count 0: none).
+    pub agents: AgentOptions,
 }
 
 impl LoadOptions {
@@ -113,6 +141,7 @@ impl LoadOptions {
             codec: Codec::Pcmu,
             local_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             caller_audio: CallerAudio::Silence,
+            agents: AgentOptions::default(),
         }
     }
 }
@@ -216,6 +245,72 @@ pub struct FloorReport {
     pub rtp: RtpReport,
 }
 
+/// With agents: what they did, and what the callers' signatures say about the bridge.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AgentReport {
+    pub agents: u32,
+    /// Agents that answer offers (the rest ring forever or decline).
+    pub answering_agents: u32,
+    pub registered: u32,
+    /// First registrations that failed, by final code (408: no answer).
+    pub register_failures: BTreeMap<u16, u32>,
+    /// The digest algorithm each agent's first registration succeeded with ("none": the
+    /// server did not challenge).
+    pub digest_algorithms: BTreeMap<String, u32>,
+    pub refreshes: u32,
+    pub refresh_failures: u32,
+    /// De-registrations (Expires: 0) answered 2xx at the end.
+    pub unregistered: u32,
+    /// `--agent-login-code` calls by final code.
+    pub login_results: BTreeMap<u16, u32>,
+    /// INVITEs offered to idle agents.
+    pub offered: u32,
+    pub answered: u32,
+    pub declined: u32,
+    /// INVITEs to an agent already in a call (486).
+    pub busy: u32,
+    /// Offers cancelled before the agent answered.
+    pub cancelled: u32,
+    /// Offers without usable SDP (488).
+    pub bad_offers: u32,
+    /// Calls the agents ended (`--agent-talk`).
+    pub agent_hangups: u32,
+    /// Agent calls hotline ended.
+    pub remote_byes: u32,
+    /// Callers whose own signature came back (caller → hotline → agent → hotline → caller).
+    pub callers_bridged: u64,
+    /// callers_bridged / calls attempted × 100, to one decimal.
+    pub bridged_pct: Option<f64>,
+    /// From the caller's INVITE to its first echoed frame (kernel receive time).
+    pub bridge_ms_p50: Option<f64>,
+    pub bridge_ms_p99: Option<f64>,
+    pub bridge_ms_max: Option<f64>,
+    /// Caller → agent frames (signature counters seen by the agents, from the first one).
+    pub to_agent_expected: u64,
+    pub to_agent_lost: u64,
+    /// Caller → agent → caller frames (signature counters back at the callers, from the
+    /// first echo).
+    pub round_trip_expected: u64,
+    pub round_trip_lost: u64,
+    /// Echoes that resumed after half a second or more of other audio: callers bridged
+    /// again (the frames in between are not counted as lost).
+    pub rebridges: u64,
+    /// Agent → caller: round-trip losses not already lost on the way to the agent.
+    pub from_agent_lost: u64,
+    /// Frames carrying another caller's signature: heard by callers, heard by agents.
+    pub wrong_audio_callers: u64,
+    pub wrong_audio_agents: u64,
+    /// Audio frames without a signature: at callers after their first echo, at agents.
+    pub unsigned_after_bridge: u64,
+    pub agent_unsigned: u64,
+    pub agent_media_calls: u64,
+    pub echoed_packets: u64,
+    /// Telephone-event and other non-audio packets agents received and did not echo.
+    pub not_echoed_packets: u64,
+    pub agent_send_errors: u64,
+    pub agent_tool_skipped_ticks: u64,
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct LoadReport {
     pub target: String,
@@ -250,9 +345,18 @@ pub struct LoadReport {
     pub server_peak_rss_mb: Option<f64>,
     /// This tool's own CPU over the same window.
     pub tool_cpu_s_per_call_min: Option<f64>,
+    /// Full-duplex streams the server carried over the steady window: the callers, plus the
+    /// mean number of agent calls up in it (time-weighted).
+    pub server_streams: Option<f64>,
+    pub server_cpu_s_per_stream_min: Option<f64>,
     pub floor: Option<FloorReport>,
+    /// Per stream-minute: the floor carries `floor_streams` streams.
     pub floor_cpu_s_per_call_min: Option<f64>,
+    /// Server CPU per stream-minute over the floor's (without agents: per call-minute, the
+    /// same thing).
     pub server_to_floor_ratio: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agents: Option<AgentReport>,
     pub duration_s: f64,
     pub notes: Vec<String>,
 }
@@ -272,11 +376,11 @@ fn run_with(
     validate(&opts)?;
     let began = Instant::now();
     let fd_limit = net::raise_nofile_limit().map_err(io_err("raising the open-file limit"))?;
-    if fd_limit < opts.calls as u64 + FD_HEADROOM {
+    let fds = opts.calls as u64 + 2 * u64::from(opts.agents.count) + FD_HEADROOM;
+    if fd_limit < fds {
         return Err(LoadError::Invalid(format!(
-            "{} calls need about {} open files; the limit is {fd_limit}",
-            opts.calls,
-            opts.calls as u64 + FD_HEADROOM
+            "{} calls and {} agents need about {fds} open files; the limit is {fd_limit}",
+            opts.calls, opts.agents.count
         )));
     }
     let plan = dtmf_plan(&opts)?;
@@ -288,6 +392,7 @@ fn run_with(
         None
     };
 
+    let agent_calls_up = Arc::new(agents::Gauge::new(Instant::now()));
     let sip_plan = sip_side::SipPlan {
         target: opts.target,
         local_ip: opts.local_ip,
@@ -299,6 +404,12 @@ fn run_with(
         server_pid: opts.server_pid,
         setup_limit: SETUP_LIMIT,
         teardown_limit: TEARDOWN_LIMIT,
+        agent_calls_up: (opts.agents.count > 0).then(|| agent_calls_up.clone()),
+    };
+    let agents = if opts.agents.count > 0 {
+        Some(start_agents(&opts, &sip_plan, agent_calls_up, &mut notes)?)
+    } else {
+        None
     };
     // Room for every Start and Stop, so the SIP side never waits on the media thread.
     let (tx, rx) = mpsc::sync_channel(2 * opts.calls as usize + 16);
@@ -308,6 +419,7 @@ fn run_with(
             plan,
             max_duration: sip_plan.limit() + Duration::from_secs(5),
             ids: opts.calls as usize,
+            check_signature: opts.agents.count > 0,
         },
         rx,
     )
@@ -316,6 +428,7 @@ fn run_with(
     let _ = tx.send(RtpCommand::Shutdown);
     drop(tx);
     let rtp = rtp.join().map_err(|_| LoadError::Panicked("RTP"))?;
+    let agents = agents.map(RunningAgents::finish).transpose()?;
     let sip = sip?;
 
     let completed = sip
@@ -340,10 +453,17 @@ fn run_with(
         procstat::per_call_minute(w.tool_cpu.as_secs_f64(), w.calls as u64, w.length)
     });
     let floor_cpu = floor.as_ref().and_then(|f| f.cpu_s_per_call_min);
-    let ratio = server_cpu
+    let server_streams = window.map(|w| f64::from(w.calls) + w.agent_calls);
+    let server_cpu_stream = window.zip(server_streams).and_then(|(w, streams)| {
+        let minutes = w.length.as_secs_f64() / 60.0;
+        let cpu = w.server_cpu_seconds?;
+        (streams > 0.0 && minutes > 0.0).then(|| cpu / (streams * minutes))
+    });
+    let ratio = server_cpu_stream
         .zip(floor_cpu)
         .and_then(|(s, f)| (f > 0.0).then(|| s / f));
     let rtp_report = RtpReport::from_outcome(&rtp);
+    let agent_report = agents.map(|a| agent_report(&opts, t.attempted, &rtp, a, &mut notes));
     if rtp_report.tool_skipped_ticks > 0 {
         notes.push(format!(
             "the load tool fell behind and skipped {} ticks: its figures understate what it asked of the server",
@@ -380,19 +500,189 @@ fn run_with(
         server_cpu_s_per_call_min: server_cpu,
         server_peak_rss_mb: opts.server_pid.and_then(procstat::peak_rss_mb),
         tool_cpu_s_per_call_min: tool_cpu,
+        server_streams,
+        server_cpu_s_per_stream_min: server_cpu_stream,
         floor_cpu_s_per_call_min: floor_cpu,
         floor,
         server_to_floor_ratio: ratio,
+        agents: agent_report,
         duration_s: began.elapsed().as_secs_f64(),
         notes,
     })
 }
 
-/// The floor alone: `opts.calls` streams against plain sockets for `opts.hold`.
+/// The agents' two threads while the callers run.
+struct RunningAgents {
+    sip: std::thread::JoinHandle<agent_sip::AgentTally>,
+    echo: std::thread::JoinHandle<agent_rtp::EchoCounters>,
+    echo_tx: mpsc::SyncSender<agent_rtp::EchoCommand>,
+    stop: Arc<AtomicBool>,
+    ready: Option<agent_sip::Ready>,
+}
+
+struct AgentsDone {
+    tally: agent_sip::AgentTally,
+    echo: agent_rtp::EchoCounters,
+    ready: Option<agent_sip::Ready>,
+}
+
+impl RunningAgents {
+    /// Stop the agents (hang-ups, de-registration: bounded inside) and collect their counts.
+    fn finish(self) -> Result<AgentsDone, LoadError> {
+        self.stop.store(true, Ordering::Relaxed);
+        let tally = self
+            .sip
+            .join()
+            .map_err(|_| LoadError::Panicked("agents' SIP"))?;
+        let _ = self.echo_tx.send(agent_rtp::EchoCommand::Shutdown);
+        drop(self.echo_tx);
+        let echo = self
+            .echo
+            .join()
+            .map_err(|_| LoadError::Panicked("agents' RTP"))?;
+        Ok(AgentsDone {
+            tally,
+            echo,
+            ready: self.ready,
+        })
+    }
+}
+
+/// Open the agents' sockets, start their threads, and wait (bounded) until every agent has
+/// registered or failed to.
+fn start_agents(
+    opts: &LoadOptions,
+    sip_plan: &sip_side::SipPlan,
+    calls_up: Arc<agents::Gauge>,
+    notes: &mut Vec<String>,
+) -> Result<RunningAgents, LoadError> {
+    let a = &opts.agents;
+    let mut sockets = Vec::with_capacity(a.count as usize);
+    let mut ports = Vec::with_capacity(a.count as usize);
+    for _ in 0..a.count {
+        let s = net::bind_udp(opts.local_ip).map_err(io_err("binding an agent RTP socket"))?;
+        ports.push(s.local_addr().map_err(io_err("agent RTP address"))?.port());
+        sockets.push(s);
+    }
+    let ready_limit = AGENTS_READY_LIMIT + Duration::from_millis(2) * a.count;
+    let max_duration = ready_limit + sip_plan.limit() + Duration::from_secs(15);
+    let (echo_tx, echo_rx) = mpsc::sync_channel(4 * a.count as usize + 64);
+    let echo = agent_rtp::spawn(sockets, echo_rx, max_duration + Duration::from_secs(5))
+        .map_err(io_err("spawning the agents' RTP thread"))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let sip = agent_sip::spawn(
+        agent_sip::AgentSipPlan {
+            target: opts.target,
+            local_ip: opts.local_ip,
+            opts: a.clone(),
+            rtp_ports: ports,
+            max_duration,
+        },
+        echo_tx.clone(),
+        calls_up,
+        ready_tx,
+        stop.clone(),
+    );
+    let sip = match sip {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = echo_tx.send(agent_rtp::EchoCommand::Shutdown);
+            return Err(e);
+        }
+    };
+    let ready = ready_rx.recv_timeout(ready_limit).ok();
+    match ready {
+        None => notes.push(format!(
+            "the agents had not all registered after {} s; the callers started anyway",
+            ready_limit.as_secs()
+        )),
+        Some(r) if r.failed > 0 => notes.push(format!(
+            "{} of {} agents did not register ({} did)",
+            r.failed, a.count, r.registered
+        )),
+        Some(_) => {}
+    }
+    Ok(RunningAgents {
+        sip,
+        echo,
+        echo_tx,
+        stop,
+        ready,
+    })
+}
+
+fn agent_report(
+    opts: &LoadOptions,
+    attempted: u32,
+    rtp: &RtpOutcome,
+    done: AgentsDone,
+    notes: &mut Vec<String>,
+) -> AgentReport {
+    let (t, e, c) = (&done.tally, &done.echo, &rtp.counters);
+    let round_trip_lost = c.echo_expected.saturating_sub(c.echo_received);
+    let to_agent_lost = e.expected.saturating_sub(e.received);
+    if done.ready.is_none() {
+        notes.push("agents: registration was still going on when the callers started".into());
+    }
+    if c.wrong_audio + e.wrong_audio > 0 {
+        notes.push(format!(
+            "audio crossed between calls: {} frames at callers, {} at agents carried another caller's signature",
+            c.wrong_audio, e.wrong_audio
+        ));
+    }
+    AgentReport {
+        agents: opts.agents.count,
+        answering_agents: opts.agents.answering(),
+        registered: t.registered,
+        register_failures: t.register_failures.clone(),
+        digest_algorithms: t
+            .algorithms
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
+        refreshes: t.refreshes,
+        refresh_failures: t.refresh_failures,
+        unregistered: t.unregistered,
+        login_results: t.login_results.clone(),
+        offered: t.offered,
+        answered: t.answered,
+        declined: t.declined,
+        busy: t.busy,
+        cancelled: t.cancelled,
+        bad_offers: t.bad_offers,
+        agent_hangups: t.agent_hangups,
+        remote_byes: t.remote_byes,
+        callers_bridged: c.bridged,
+        bridged_pct: (attempted > 0)
+            .then(|| (c.bridged as f64 * 1000.0 / f64::from(attempted)).round() / 10.0),
+        bridge_ms_p50: rtp.bridge.quantile_ms(0.5),
+        bridge_ms_p99: rtp.bridge.quantile_ms(0.99),
+        bridge_ms_max: rtp.bridge.max_ms(),
+        to_agent_expected: e.expected,
+        to_agent_lost,
+        round_trip_expected: c.echo_expected,
+        round_trip_lost,
+        rebridges: c.rebridges,
+        from_agent_lost: round_trip_lost.saturating_sub(to_agent_lost),
+        wrong_audio_callers: c.wrong_audio,
+        wrong_audio_agents: e.wrong_audio,
+        unsigned_after_bridge: c.unsigned_after_bridge,
+        agent_unsigned: e.unsigned,
+        agent_media_calls: e.calls,
+        echoed_packets: e.echoed,
+        not_echoed_packets: e.not_echoed,
+        agent_send_errors: e.send_errors,
+        agent_tool_skipped_ticks: e.skipped_ticks,
+    }
+}
+
+/// The floor alone: `floor_streams` streams against plain sockets for `opts.hold` (with
+/// agents, the callers plus the calls that can be bridged at once).
 fn run_floor(opts: &LoadOptions, host: floor::FloorHost) -> Result<FloorReport, LoadError> {
     let f = floor::run_floor_phase(
         floor::FloorPlan {
-            streams: opts.calls,
+            streams: floor_streams(opts.calls, &opts.agents),
             local_ip: opts.local_ip,
             codec: opts.codec,
             hold: opts.hold,
@@ -432,6 +722,7 @@ fn validate(opts: &LoadOptions) -> Result<(), LoadError> {
             return Err(LoadError::NotLoopback(ip));
         }
     }
+    opts.agents.validate()?;
     if opts.calls == 0 {
         return Err(LoadError::Invalid("--calls must be at least 1".into()));
     }
@@ -480,6 +771,9 @@ fn dtmf_plan(opts: &LoadOptions) -> Result<DtmfPlan, LoadError> {
 }
 
 fn caller_bank(opts: &LoadOptions) -> PayloadBank {
+    if opts.agents.count > 0 {
+        return PayloadBank::signature(opts.codec);
+    }
     match opts.caller_audio {
         CallerAudio::Silence => PayloadBank::silence(opts.codec),
         CallerAudio::Speech => PayloadBank::speech(opts.codec),
@@ -547,6 +841,9 @@ pub fn format_table(r: &LoadReport) -> String {
         ),
     );
     rtp_rows(&mut s, "", &r.rtp);
+    if let Some(a) = &r.agents {
+        agent_rows(&mut s, a);
+    }
     row(
         &mut s,
         "steady window",
@@ -559,6 +856,18 @@ pub fn format_table(r: &LoadReport) -> String {
         "server CPU",
         num(r.server_cpu_s_per_call_min, " s/call-min"),
     );
+    if r.agents.is_some() {
+        row(
+            &mut s,
+            "server streams",
+            r.server_streams.map_or("-".into(), |n| {
+                format!(
+                    "{n:.1} (callers + agent calls up), {}",
+                    num(r.server_cpu_s_per_stream_min, " s/stream-min")
+                )
+            }),
+        );
+    }
     row(
         &mut s,
         "server peak RSS",
@@ -599,6 +908,109 @@ pub fn format_table(r: &LoadReport) -> String {
         let _ = writeln!(s, "note: {n}");
     }
     s
+}
+
+fn agent_rows(s: &mut String, a: &AgentReport) {
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+    let codes = |m: &BTreeMap<u16, u32>| {
+        if m.is_empty() {
+            "none".to_string()
+        } else {
+            m.iter()
+                .map(|(c, n)| format!("{c}×{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let mut row = |k: &str, v: String| {
+        let _ = writeln!(s, "{k:<26} {v}");
+    };
+    row(
+        "agents",
+        format!(
+            "{} ({} answering), {} registered ({}), failures: {}",
+            a.agents,
+            a.answering_agents,
+            a.registered,
+            a.digest_algorithms
+                .iter()
+                .map(|(k, n)| format!("{k}×{n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            codes(&a.register_failures)
+        ),
+    );
+    row(
+        "agent registrations",
+        format!(
+            "{} refreshes ({} failed), {} de-registered",
+            a.refreshes, a.refresh_failures, a.unregistered
+        ),
+    );
+    if !a.login_results.is_empty() {
+        row("agent login calls", codes(&a.login_results));
+    }
+    row(
+        "agent offers",
+        format!(
+            "{} offered, {} answered, {} declined, {} busy, {} cancelled, {} bad SDP",
+            a.offered, a.answered, a.declined, a.busy, a.cancelled, a.bad_offers
+        ),
+    );
+    row(
+        "agent hang-ups",
+        format!(
+            "{} by agents, {} by the server",
+            a.agent_hangups, a.remote_byes
+        ),
+    );
+    row(
+        "callers bridged",
+        format!(
+            "{} ({} %)",
+            a.callers_bridged,
+            a.bridged_pct.map_or("-".into(), |p| format!("{p:.1}"))
+        ),
+    );
+    row(
+        "INVITE→bridged p50/p99/max",
+        format!(
+            "{} / {} / {} ms",
+            ms(a.bridge_ms_p50),
+            ms(a.bridge_ms_p99),
+            ms(a.bridge_ms_max)
+        ),
+    );
+    row(
+        "frames lost",
+        format!(
+            "caller→agent {} of {}, agent→caller {}, round trip {} of {} ({} re-bridged)",
+            a.to_agent_lost,
+            a.to_agent_expected,
+            a.from_agent_lost,
+            a.round_trip_lost,
+            a.round_trip_expected,
+            a.rebridges
+        ),
+    );
+    row(
+        "wrong audio frames",
+        format!(
+            "{} at callers, {} at agents (unsigned: {} at callers after the bridge, {} at agents)",
+            a.wrong_audio_callers, a.wrong_audio_agents, a.unsigned_after_bridge, a.agent_unsigned
+        ),
+    );
+    row(
+        "agent echo",
+        format!(
+            "{} packets in {} calls, {} not echoed, {} send errors, {} skipped ticks",
+            a.echoed_packets,
+            a.agent_media_calls,
+            a.not_echoed_packets,
+            a.agent_send_errors,
+            a.agent_tool_skipped_ticks
+        ),
+    );
 }
 
 fn rtp_rows(s: &mut String, prefix: &str, r: &RtpReport) {

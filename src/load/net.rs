@@ -161,6 +161,17 @@ pub(crate) fn mono_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// CLOCK_REALTIME in ns: the clock of kernel receive timestamps.
+pub(crate) fn real_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Sleep to an absolute CLOCK_MONOTONIC deadline, so lateness in one tick never shifts the
 /// next one (a relative sleep would accumulate it).
 pub(crate) fn sleep_until_ns(deadline: u64) {

@@ -12,6 +12,7 @@ use super::caller::{AudioMeter, DtmfPlan, PACKET_LEN, PayloadBank, Sent, TxState
 use super::hist::Histogram;
 use super::net::{self, BATCH, RecvBatch, TICK_NS};
 use super::seq::{Arrival, RxTracker};
+use super::signature::{self, Heard, SigDecoder};
 use crate::media::{Codec, rtp};
 
 pub(crate) enum RtpCommand {
@@ -22,6 +23,8 @@ pub(crate) enum RtpCommand {
         socket: UdpSocket,
         audio_pt: u8,
         event_pt: Option<u8>,
+        /// When the INVITE went out (`net::mono_ns`), for the time to the first echo.
+        invite_ns: u64,
     },
     /// Stop sending; what is queued on the socket is still counted, then it is closed.
     Stop {
@@ -37,6 +40,9 @@ pub(crate) struct RtpConfig {
     pub max_duration: Duration,
     /// Stream ids run from 0 to this (exclusive).
     pub ids: usize,
+    /// Agents echo: classify every received audio frame by its signature (`signature.rs`).
+    /// The bank must then write signatures.
+    pub check_signature: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -59,6 +65,20 @@ pub(crate) struct RtpCounters {
     pub late_ticks: u64,
     /// Ticks dropped (not sent) because the thread fell more than one period behind.
     pub skipped_ticks: u64,
+    /// With signatures: streams whose own signature came back at least once.
+    pub bridged: u64,
+    /// Own frames (by signature counter) expected and received back, from the first echo.
+    pub echo_expected: u64,
+    pub echo_received: u64,
+    /// Frames carrying another caller's signature, at any time.
+    pub wrong_audio: u64,
+    /// Audio frames without a signature after the first echo (fill, prompts after the agent
+    /// left).
+    pub unsigned_after_bridge: u64,
+    /// Echoes that resumed after at least `REBRIDGE_RUN` unsigned frames: the caller was
+    /// bridged again (another agent after the first hung up). The frames in between are
+    /// not counted as lost.
+    pub rebridges: u64,
 }
 
 impl RtpCounters {
@@ -75,6 +95,8 @@ pub(crate) struct RtpOutcome {
     pub wake_lateness: Histogram,
     /// Distinct packets received per stream id.
     pub received_by_id: Vec<u64>,
+    /// With signatures: from the INVITE to the first echoed frame (kernel receive time).
+    pub bridge: Histogram,
 }
 
 struct Stream {
@@ -82,9 +104,18 @@ struct Stream {
     id: u32,
     tx: TxState,
     rx: RxTracker,
+    /// Signature accounting: the INVITE time, whether an echo came, and the echoed frames.
+    invite_ns: u64,
+    bridged: bool,
+    echo: RxTracker,
+    /// Unsigned frames since the last echoed one, and the echo segment (one per bridge).
+    unsigned_run: u32,
+    segment: u32,
 }
 
 const NO_SLOT: u32 = u32::MAX;
+/// Unsigned frames in a row (0.5 s) after which a resumed echo is a new bridge, not loss.
+const REBRIDGE_RUN: u32 = 25;
 
 pub(crate) fn spawn(
     cfg: RtpConfig,
@@ -101,6 +132,10 @@ struct Media {
     slot: Vec<u32>,
     batch: RecvBatch,
     meter: AudioMeter,
+    sig: Option<SigDecoder>,
+    /// CLOCK_REALTIME − CLOCK_MONOTONIC at start, to put kernel timestamps on the
+    /// monotonic clock of `invite_ns`.
+    real_minus_mono: u64,
     out: RtpOutcome,
 }
 
@@ -111,11 +146,14 @@ fn run(cfg: RtpConfig, commands: Receiver<RtpCommand>) -> RtpOutcome {
         slot: vec![NO_SLOT; ids],
         batch: RecvBatch::new(true),
         meter: AudioMeter::new(),
+        sig: cfg.check_signature.then(SigDecoder::new),
+        real_minus_mono: net::real_ns().saturating_sub(net::mono_ns()),
         out: RtpOutcome {
             counters: RtpCounters::default(),
             gap_deviation: Histogram::for_gaps(),
             wake_lateness: Histogram::for_gaps(),
             received_by_id: vec![0; ids],
+            bridge: Histogram::for_bridge(),
         },
         cfg,
     };
@@ -148,7 +186,8 @@ fn run(cfg: RtpConfig, commands: Receiver<RtpCommand>) -> RtpOutcome {
                     socket,
                     audio_pt,
                     event_pt,
-                }) => m.start(id, socket, audio_pt, event_pt, tick),
+                    invite_ns,
+                }) => m.start(id, socket, audio_pt, event_pt, invite_ns, tick),
                 Ok(RtpCommand::Stop { id }) => m.stop(id),
                 Ok(RtpCommand::Shutdown) | Err(TryRecvError::Disconnected) => break 'ticks,
                 Err(TryRecvError::Empty) => break,
@@ -162,9 +201,16 @@ fn run(cfg: RtpConfig, commands: Receiver<RtpCommand>) -> RtpOutcome {
             streams,
             batch,
             meter,
+            sig,
+            real_minus_mono,
             out,
             ..
         } = &mut m;
+        let rx = Rx {
+            meter,
+            sig: sig.as_ref(),
+            real_minus_mono: *real_minus_mono,
+        };
         for s in streams.iter_mut() {
             let (len, kind) = s.tx.build(tick, &cfg.plan, &cfg.bank, &mut pkt);
             if net::send(s.socket.as_raw_fd(), &pkt[..len]) {
@@ -176,7 +222,7 @@ fn run(cfg: RtpConfig, commands: Receiver<RtpCommand>) -> RtpOutcome {
             } else {
                 out.counters.send_errors += 1;
             }
-            drain(s, batch, meter, out);
+            drain(s, batch, &rx, out);
         }
         out.counters.ticks += 1;
         tick += 1;
@@ -189,7 +235,15 @@ fn run(cfg: RtpConfig, commands: Receiver<RtpCommand>) -> RtpOutcome {
 }
 
 impl Media {
-    fn start(&mut self, id: u32, socket: UdpSocket, audio_pt: u8, event_pt: Option<u8>, tick: u64) {
+    fn start(
+        &mut self,
+        id: u32,
+        socket: UdpSocket,
+        audio_pt: u8,
+        event_pt: Option<u8>,
+        invite_ns: u64,
+        tick: u64,
+    ) {
         let Some(slot) = self.slot.get(id as usize).copied() else {
             return;
         };
@@ -197,12 +251,17 @@ impl Media {
             return;
         }
         self.slot[id as usize] = self.streams.len() as u32;
-        let tx = TxState::random(audio_pt, event_pt, tick, &self.cfg.plan);
+        let tx = TxState::random(audio_pt, event_pt, tick, &self.cfg.plan).with_signature_id(id);
         self.streams.push(Stream {
             socket,
             id,
             tx,
             rx: RxTracker::default(),
+            invite_ns,
+            bridged: false,
+            echo: RxTracker::default(),
+            unsigned_run: 0,
+            segment: 0,
         });
         self.out.counters.streams += 1;
     }
@@ -219,7 +278,12 @@ impl Media {
         if let Some(moved) = self.streams.get(slot as usize) {
             self.slot[moved.id as usize] = slot;
         }
-        drain(&mut s, &mut self.batch, &self.meter, &mut self.out);
+        let rx = Rx {
+            meter: &self.meter,
+            sig: self.sig.as_ref(),
+            real_minus_mono: self.real_minus_mono,
+        };
+        drain(&mut s, &mut self.batch, &rx, &mut self.out);
         self.retire(s);
     }
 
@@ -230,12 +294,25 @@ impl Media {
         c.duplicates += s.rx.duplicates();
         c.late += s.rx.late();
         c.resyncs += s.rx.resyncs();
+        if s.bridged {
+            c.bridged += 1;
+            c.echo_expected += s.echo.expected();
+            c.echo_received += s.echo.received();
+        }
         self.out.received_by_id[s.id as usize] = s.rx.received();
     }
 }
 
+/// What the receive pass reads packets with.
+struct Rx<'a> {
+    meter: &'a AudioMeter,
+    sig: Option<&'a SigDecoder>,
+    real_minus_mono: u64,
+}
+
 #[inline]
-fn drain(s: &mut Stream, batch: &mut RecvBatch, meter: &AudioMeter, out: &mut RtpOutcome) {
+fn drain(s: &mut Stream, batch: &mut RecvBatch, rx: &Rx<'_>, out: &mut RtpOutcome) {
+    let meter = rx.meter;
     loop {
         let n = batch.recv(s.socket.as_raw_fd());
         for i in 0..n {
@@ -262,6 +339,35 @@ fn drain(s: &mut Stream, batch: &mut RecvBatch, meter: &AudioMeter, out: &mut Rt
                 && meter.audible(codec, payload)
             {
                 out.counters.audio_packets += 1;
+            }
+            if let (Some(codec), Some(dec)) = (codec, rx.sig) {
+                match signature::classify(dec, codec, payload, s.id) {
+                    Heard::Own(counter) => {
+                        if !s.bridged {
+                            s.bridged = true;
+                            let at = if d.ns != 0 {
+                                d.ns.saturating_sub(rx.real_minus_mono)
+                            } else {
+                                net::mono_ns()
+                            };
+                            out.bridge.record_ns(at.saturating_sub(s.invite_ns));
+                        }
+                        if s.unsigned_run >= REBRIDGE_RUN {
+                            s.segment += 1;
+                            out.counters.rebridges += 1;
+                        }
+                        s.unsigned_run = 0;
+                        // A new "SSRC" per segment: the tracker folds the old one, so the
+                        // frames sent while the caller waited again are not loss.
+                        s.echo.on_packet(s.segment, counter, 0, false);
+                    }
+                    Heard::Foreign => out.counters.wrong_audio += 1,
+                    Heard::Unsigned if s.bridged => {
+                        out.counters.unsigned_after_bridge += 1;
+                        s.unsigned_run += 1;
+                    }
+                    Heard::Unsigned => {}
+                }
             }
         }
         if n < BATCH {

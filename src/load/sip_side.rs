@@ -6,9 +6,11 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
+use super::agents::{self, Gauge};
 use super::hist::Histogram;
 use super::rtp_side::RtpCommand;
 use super::{LoadError, io_err, net, procstat, sdp};
@@ -30,6 +32,9 @@ pub(crate) struct SipPlan {
     pub setup_limit: Duration,
     /// After the last hang-up is due, how long BYE responses may still take.
     pub teardown_limit: Duration,
+    /// With agents: the agent calls up over time (kept by the agents' thread), read at both
+    /// ends of the steady window.
+    pub agent_calls_up: Option<Arc<Gauge>>,
 }
 
 impl SipPlan {
@@ -68,6 +73,8 @@ pub(crate) struct Tally {
 pub(crate) struct Window {
     pub length: Duration,
     pub calls: u32,
+    /// The mean number of agent calls up over the window (0 without agents).
+    pub agent_calls: f64,
     pub server_cpu_seconds: Option<f64>,
     pub tool_cpu: Duration,
 }
@@ -93,6 +100,8 @@ enum Phase {
 struct Slot {
     call: CallRef,
     invite_at: Instant,
+    /// The same moment on `net::mono_ns`, for the media thread.
+    invite_ns: u64,
     rtp_port: u16,
     /// Held here until the call is answered, then owned by the RTP thread.
     socket: Option<UdpSocket>,
@@ -102,6 +111,8 @@ struct Slot {
 struct WindowStart {
     at: Instant,
     calls: u32,
+    /// Agent stream-seconds so far.
+    agent_area: f64,
     server_cpu: Option<f64>,
     tool_cpu: Duration,
 }
@@ -265,6 +276,7 @@ impl Driver<'_> {
         self.slots.push(Slot {
             call,
             invite_at: now,
+            invite_ns: net::mono_ns(),
             rtp_port,
             socket: Some(socket),
             phase: Phase::Calling,
@@ -400,6 +412,7 @@ impl Driver<'_> {
         self.tally.answered += 1;
         self.setup.record(now - slot.invite_at);
         let (local_ip, rtp_port, codec) = (self.plan.local_ip, slot.rtp_port, self.plan.codec);
+        let invite_ns = slot.invite_ns;
         let usable = answer
             .as_deref()
             .and_then(|a| sdp::read_answer(local_ip, rtp_port, codec, a))
@@ -417,6 +430,7 @@ impl Driver<'_> {
                         socket,
                         audio_pt: a.audio_pt,
                         event_pt: a.event_pt,
+                        invite_ns,
                     })
                     .map_err(|_| LoadError::Panicked("RTP"))?;
                 self.hangups.push(Reverse((now + self.plan.hold, id)));
@@ -446,9 +460,17 @@ impl Driver<'_> {
         self.window_start = Some(WindowStart {
             at: now,
             calls: self.active,
+            agent_area: self.agent_area(now),
             server_cpu: self.plan.server_pid.and_then(procstat::pid_cpu_seconds),
             tool_cpu: procstat::self_cpu(),
         });
+    }
+
+    fn agent_area(&self, now: Instant) -> f64 {
+        self.plan
+            .agent_calls_up
+            .as_ref()
+            .map_or(0.0, |g| g.area_at(now))
     }
 
     /// The first hang-up either side makes closes the steady window; sampled before the BYE
@@ -465,6 +487,11 @@ impl Driver<'_> {
         self.window = Some(Window {
             length: now.saturating_duration_since(start.at),
             calls: start.calls,
+            agent_calls: agents::mean_streams(
+                start.agent_area,
+                self.agent_area(now),
+                now.saturating_duration_since(start.at),
+            ),
             server_cpu_seconds: start
                 .server_cpu
                 .zip(server_end)

@@ -1,0 +1,306 @@
+//! The agents' media: one thread, 20 ms ticks, and for every agent in a call a drain of its
+//! RTP socket in which each audio packet is sent straight back (same payload; the agent's own
+//! SSRC, sequence and timestamp; the payload type it came with). Received frames are read for the callers' signature: the
+//! caller → agent direction is checked here (loss by the signature's frame counter, and
+//! frames of a caller other than the first one heard on this call), the way back by the
+//! callers. Telephone-event and other non-audio packets are not echoed (an echoed key press
+//! would reach hotline as the agent's). No allocation per packet: one buffer, reused.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::net::{self, BATCH, RECV_BUF, RecvBatch, TICK_NS};
+use super::seq::RxTracker;
+use super::signature::SigDecoder;
+use crate::media::rtp::{self, RtpHeader};
+use crate::media::{Codec, SAMPLES_PER_FRAME};
+
+pub(crate) enum EchoCommand {
+    /// Agent `agent`'s call is up (or its remote moved): echo to `remote`.
+    Start {
+        agent: u32,
+        remote: SocketAddr,
+    },
+    /// The call is over: stop echoing, count what was received.
+    Stop {
+        agent: u32,
+    },
+    Shutdown,
+}
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct EchoCounters {
+    /// Agent calls that carried media.
+    pub calls: u64,
+    pub echoed: u64,
+    pub send_errors: u64,
+    /// Telephone-event and other non-audio packets received (not echoed).
+    pub not_echoed: u64,
+    /// Caller → agent, by signature frame counter: expected and received frames.
+    pub expected: u64,
+    pub received: u64,
+    /// Frames with a different caller's signature than the first one heard on the call.
+    pub wrong_audio: u64,
+    /// Audio frames without a signature (echoed too).
+    pub unsigned: u64,
+    pub skipped_ticks: u64,
+}
+
+struct Echo {
+    socket: UdpSocket,
+    active: bool,
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+    caller: Option<u32>,
+    rx: RxTracker,
+}
+
+pub(crate) fn spawn(
+    sockets: Vec<UdpSocket>,
+    commands: Receiver<EchoCommand>,
+    max_duration: Duration,
+) -> std::io::Result<JoinHandle<EchoCounters>> {
+    std::thread::Builder::new()
+        .name("load-agent-rtp".into())
+        .spawn(move || run(sockets, commands, max_duration))
+}
+
+fn run(
+    sockets: Vec<UdpSocket>,
+    commands: Receiver<EchoCommand>,
+    max_duration: Duration,
+) -> EchoCounters {
+    let mut agents: Vec<Echo> = sockets
+        .into_iter()
+        .map(|socket| Echo {
+            socket,
+            active: false,
+            ssrc: 0,
+            seq: 0,
+            ts: 0,
+            caller: None,
+            rx: RxTracker::default(),
+        })
+        .collect();
+    let mut active: Vec<u32> = Vec::with_capacity(agents.len());
+    let mut c = EchoCounters::default();
+    let mut batch = RecvBatch::new(false);
+    let dec = SigDecoder::new();
+    let mut out = [0u8; RECV_BUF];
+    let start = net::mono_ns();
+    let end = start + max_duration.as_nanos() as u64;
+    let mut tick: u64 = 0;
+    'ticks: loop {
+        let due = start + tick * TICK_NS;
+        let mut now = net::mono_ns();
+        if now < due {
+            net::sleep_until_ns(due);
+            now = net::mono_ns();
+        }
+        let late = now.saturating_sub(due);
+        if late >= 2 * TICK_NS {
+            let skip = late / TICK_NS - 1;
+            tick += skip;
+            c.skipped_ticks += skip;
+        }
+        loop {
+            match commands.try_recv() {
+                Ok(EchoCommand::Start { agent, remote }) => {
+                    let Some(a) = agents.get_mut(agent as usize) else {
+                        continue;
+                    };
+                    if a.socket.connect(remote).is_err() {
+                        continue;
+                    }
+                    if !a.active {
+                        // Whatever the previous call left queued is not this call's.
+                        while batch.recv(a.socket.as_raw_fd()) == BATCH {}
+                        a.active = true;
+                        a.ssrc = fastrand::u32(..);
+                        a.seq = fastrand::u16(..);
+                        a.ts = fastrand::u32(..);
+                        a.caller = None;
+                        a.rx = RxTracker::default();
+                        active.push(agent);
+                        c.calls += 1;
+                    }
+                }
+                Ok(EchoCommand::Stop { agent }) => {
+                    if let Some(a) = agents.get_mut(agent as usize)
+                        && a.active
+                    {
+                        a.active = false;
+                        active.retain(|&x| x != agent);
+                        c.expected += a.rx.expected();
+                        c.received += a.rx.received();
+                    }
+                }
+                Ok(EchoCommand::Shutdown) | Err(TryRecvError::Disconnected) => break 'ticks,
+                Err(TryRecvError::Empty) => break,
+            }
+        }
+        if now >= end {
+            break;
+        }
+        for &i in &active {
+            let a = &mut agents[i as usize];
+            loop {
+                let n = batch.recv(a.socket.as_raw_fd());
+                for k in 0..n {
+                    let d = batch.get(k);
+                    let Some((h, payload)) = (!d.truncated).then(|| rtp::parse(d.data)).flatten()
+                    else {
+                        c.not_echoed += 1;
+                        continue;
+                    };
+                    let Some(codec) = Codec::from_payload_type(h.payload_type) else {
+                        c.not_echoed += 1;
+                        continue;
+                    };
+                    match dec.read(codec, payload) {
+                        Some((id, counter)) => match a.caller {
+                            None => {
+                                a.caller = Some(id);
+                                a.rx.on_packet(id, counter, 0, false);
+                            }
+                            Some(first) if first == id => {
+                                a.rx.on_packet(id, counter, 0, false);
+                            }
+                            Some(_) => c.wrong_audio += 1,
+                        },
+                        None => c.unsigned += 1,
+                    }
+                    let len = echo_packet(a, h.payload_type, payload, &mut out);
+                    if net::send(a.socket.as_raw_fd(), &out[..len]) {
+                        c.echoed += 1;
+                    } else {
+                        c.send_errors += 1;
+                    }
+                }
+                if n < BATCH {
+                    break;
+                }
+            }
+        }
+        tick += 1;
+    }
+    for a in agents.iter().filter(|a| a.active) {
+        c.expected += a.rx.expected();
+        c.received += a.rx.received();
+    }
+    c
+}
+
+/// The echo of `payload` in `out`, under the agent's own header; its length.
+#[inline]
+fn echo_packet(a: &mut Echo, pt: u8, payload: &[u8], out: &mut [u8; RECV_BUF]) -> usize {
+    let len = (rtp::HEADER_LEN + payload.len()).min(RECV_BUF);
+    let header = RtpHeader {
+        marker: false,
+        payload_type: pt,
+        sequence: a.seq,
+        timestamp: a.ts,
+        ssrc: a.ssrc,
+    };
+    a.seq = a.seq.wrapping_add(1);
+    a.ts =
+        a.ts.wrapping_add(payload.len().max(SAMPLES_PER_FRAME) as u32);
+    let (head, rest) = out.split_at_mut(rtp::HEADER_LEN);
+    rtp::write_header(&header, head.try_into().expect("header length"));
+    rest[..len - rtp::HEADER_LEN].copy_from_slice(&payload[..len - rtp::HEADER_LEN]);
+    len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::signature::SigEncoder;
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::mpsc;
+
+    /// The echo thread on loopback, fed by a plain socket standing in for hotline's bridge:
+    /// audio comes back with the same payload under a new header; events do not; the
+    /// caller → agent counts and the wrong-caller count come from the signatures.
+    #[test]
+    fn echoes_audio_and_reads_signatures() {
+        let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let agent = net::bind_udp(ip).unwrap();
+        let agent_addr = agent.local_addr().unwrap();
+        let bridge = UdpSocket::bind(SocketAddr::new(ip, 0)).unwrap();
+        bridge
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        bridge.connect(agent_addr).unwrap();
+        let (tx, rx) = mpsc::sync_channel(8);
+        let h = spawn(vec![agent], rx, Duration::from_secs(10)).unwrap();
+        tx.send(EchoCommand::Start {
+            agent: 0,
+            remote: bridge.local_addr().unwrap(),
+        })
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(60));
+        let enc = SigEncoder::new(Codec::Pcmu);
+        let dec = SigDecoder::new();
+        let mut pkt = [0u8; 172];
+        let send = |pkt: &mut [u8; 172], pt: u8, seq: u16, sig: Option<(u32, u16)>| {
+            let hdr = RtpHeader {
+                marker: false,
+                payload_type: pt,
+                sequence: seq,
+                timestamp: seq as u32 * 160,
+                ssrc: 99,
+            };
+            rtp::write_header(&hdr, (&mut pkt[..12]).try_into().unwrap());
+            match sig {
+                Some((id, c)) => enc.write(id, c, &mut pkt[12..]),
+                None => pkt[12..].fill(0xFF),
+            }
+            bridge.send(pkt).unwrap();
+        };
+        // Frames 0..10 of caller 7 with 4 missing, one event, one of caller 8, one unsigned.
+        for c in (0..10u16).filter(|&c| c != 4) {
+            send(&mut pkt, 0, c, Some((7, c)));
+        }
+        send(&mut pkt, 101, 100, None);
+        send(&mut pkt, 0, 101, Some((8, 50)));
+        send(&mut pkt, 0, 102, None);
+        let mut back = Vec::new();
+        let mut buf = [0u8; 2048];
+        while back.len() < 11 {
+            let n = bridge.recv(&mut buf).expect("an echo");
+            let (h, payload) = rtp::parse(&buf[..n]).unwrap();
+            back.push((
+                h.ssrc,
+                h.sequence,
+                h.payload_type,
+                dec.read(Codec::Pcmu, payload),
+            ));
+        }
+        assert!(
+            back.iter()
+                .all(|b| b.0 == back[0].0 && b.0 != 99 && b.2 == 0)
+        );
+        for w in back.windows(2) {
+            assert_eq!(w[1].1, w[0].1.wrapping_add(1), "the agent's own sequence");
+        }
+        let sigs: Vec<_> = back.iter().map(|b| b.3).collect();
+        assert_eq!(sigs[0], Some((7, 0)));
+        assert_eq!(sigs[8], Some((7, 9)));
+        assert_eq!(sigs[9], Some((8, 50)), "echoed, but counted as wrong");
+        assert_eq!(sigs[10], None);
+        tx.send(EchoCommand::Stop { agent: 0 }).unwrap();
+        tx.send(EchoCommand::Shutdown).unwrap();
+        let c = h.join().unwrap();
+        assert_eq!((c.calls, c.echoed, c.not_echoed), (1, 11, 1), "{c:?}");
+        assert_eq!((c.expected, c.received), (10, 9), "{c:?}");
+        assert_eq!(
+            (c.wrong_audio, c.unsigned, c.send_errors),
+            (1, 1, 0),
+            "{c:?}"
+        );
+    }
+}

@@ -1,0 +1,1313 @@
+//! The agents' signalling: one thread, one SIP socket per agent. Each agent REGISTERs with
+//! digest authentication (its own small client transaction: `agents::build_request`,
+//! `digest`), refreshes at half the granted time, optionally calls a login feature code
+//! once, and answers the calls hotline offers through the sans-IO user agent (as the
+//! callers' side does): 180 at once, 200 with an SDP answer after the answer delay, or 486 /
+//! 603, or ringing until CANCEL. Media goes to `agent_rtp` over a bounded channel.
+//!
+//! Everything is bounded: registration has a deadline per transaction (timer F, 32 s), the
+//! thread stops when told (after the callers are done) or at its own time limit, and the
+//! stop (hang-ups and de-registration) is itself bounded.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Sender, SyncSender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::agent_rtp::EchoCommand;
+use super::agents::{
+    AgentOptions, Behaviour, Gauge, RawRequest, RawResponse, behaviour, build_request,
+    parse_response, token,
+};
+use super::digest::{self, Challenge, Credentials};
+use super::{LoadError, io_err, net};
+use crate::sdp::{self, LocalMedia, SessionDescription};
+use crate::sip::endpoint::{Peer, TransportKind};
+use crate::sip::transaction::TimerConfig;
+use crate::sip::ua::{CallRef, UaConfig, UaEvent, UserAgent};
+
+const T1: Duration = Duration::from_millis(500);
+const T2: Duration = Duration::from_secs(4);
+/// Timer F / B: a transaction without a final response gives up after 64·T1.
+const TXN_LIMIT: Duration = Duration::from_secs(32);
+/// REGISTERs start this far apart (500 per second), so a thousand agents do not arrive at
+/// once.
+const REGISTER_SPACING: Duration = Duration::from_millis(2);
+/// At the end: how long hang-ups and de-registrations may take.
+const STOP_LIMIT: Duration = Duration::from_secs(5);
+/// The longest the thread sleeps between looks at the stop flag.
+const MAX_WAIT: Duration = Duration::from_millis(50);
+
+pub(crate) struct AgentSipPlan {
+    pub target: SocketAddr,
+    pub local_ip: IpAddr,
+    pub opts: AgentOptions,
+    /// Each agent's RTP port (the socket lives on the echo thread).
+    pub rtp_ports: Vec<u16>,
+    /// The thread stops by itself after this long.
+    pub max_duration: Duration,
+}
+
+/// Sent once, when every agent has registered or failed to (and made its login call).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ready {
+    pub registered: u32,
+    pub failed: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct AgentTally {
+    pub registered: u32,
+    /// First registrations that failed, by final code (408: no answer).
+    pub register_failures: BTreeMap<u16, u32>,
+    /// The algorithm each agent's first registration was accepted with.
+    pub algorithms: BTreeMap<&'static str, u32>,
+    pub refreshes: u32,
+    pub refresh_failures: u32,
+    pub unregistered: u32,
+    /// Login feature-code calls by final code.
+    pub login_results: BTreeMap<u16, u32>,
+    pub offered: u32,
+    pub answered: u32,
+    pub declined: u32,
+    /// Offers to an agent already in a call (486).
+    pub busy: u32,
+    /// Offers cancelled before the agent answered (ring timeout, caller gone).
+    pub cancelled: u32,
+    /// Offers without usable SDP (488).
+    pub bad_offers: u32,
+    /// Calls the agents ended (`--agent-talk`).
+    pub agent_hangups: u32,
+    /// Calls hotline ended with BYE.
+    pub remote_byes: u32,
+    pub refused_sends: u32,
+}
+
+/// A request of ours waiting for its final response.
+struct Txn {
+    data: Vec<u8>,
+    cseq: u32,
+    next_retx: Instant,
+    interval: Duration,
+    give_up: Instant,
+    /// INVITE: stop retransmitting once anything came back.
+    invite: bool,
+    answered: bool,
+}
+
+impl Txn {
+    fn new(now: Instant, data: Vec<u8>, cseq: u32, invite: bool) -> Txn {
+        Txn {
+            data,
+            cseq,
+            next_retx: now + T1,
+            interval: T1,
+            give_up: now + TXN_LIMIT,
+            invite,
+            answered: false,
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        if self.invite && self.answered {
+            self.give_up
+        } else {
+            self.next_retx.min(self.give_up)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RegPhase {
+    Waiting(Instant),
+    InFlight,
+    Registered,
+    Failed,
+    /// De-registration sent, or not needed: nothing more to do.
+    Done,
+}
+
+struct Reg {
+    call_id: String,
+    from_tag: String,
+    cseq: u32,
+    phase: RegPhase,
+    txn: Option<Txn>,
+    challenge: Option<(Challenge, bool)>,
+    nc: u32,
+    /// Challenges answered since the last success: a second one in a row for the same
+    /// request is a wrong password, not a stale nonce.
+    auth_tries: u8,
+    refresh_at: Option<Instant>,
+    ever: bool,
+    asked: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LoginPhase {
+    Inviting,
+    ByeSent,
+    Done,
+}
+
+struct Login {
+    call_id: String,
+    from_tag: String,
+    cseq: u32,
+    branch: String,
+    to: String,
+    phase: LoginPhase,
+    txn: Option<Txn>,
+    auth_tries: u8,
+}
+
+struct ACall {
+    call: CallRef,
+    /// The 200 is due then; None: never (a no-answer agent) or already sent.
+    answer_at: Option<Instant>,
+    hangup_at: Option<Instant>,
+    answer_sdp: Vec<u8>,
+    remote: Option<SocketAddr>,
+    media_on: bool,
+    /// The 200 went out.
+    answered: bool,
+    /// Our BYE is out; the call is forgotten at Ended.
+    ending: bool,
+}
+
+struct Agent {
+    idx: u32,
+    ext: String,
+    sock: UdpSocket,
+    local: String,
+    contact_uri: String,
+    rtp_port: u16,
+    behaviour: Behaviour,
+    ua: UserAgent,
+    reg: Reg,
+    login: Option<Login>,
+    login_done: bool,
+    call: Option<ACall>,
+    session: u64,
+}
+
+struct Ctx<'a> {
+    plan: &'a AgentSipPlan,
+    ruri: String,
+    aor_host: String,
+    echo: &'a SyncSender<EchoCommand>,
+    calls_up: &'a Gauge,
+    tally: AgentTally,
+    stopping: bool,
+}
+
+pub(crate) fn spawn(
+    plan: AgentSipPlan,
+    echo: SyncSender<EchoCommand>,
+    calls_up: Arc<Gauge>,
+    ready: Sender<Ready>,
+    stop: Arc<AtomicBool>,
+) -> Result<JoinHandle<AgentTally>, LoadError> {
+    let n = plan.opts.count;
+    let mut socks = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        socks.push(net::bind_udp(plan.local_ip).map_err(io_err("binding an agent SIP socket"))?);
+    }
+    std::thread::Builder::new()
+        .name("load-agents".into())
+        .spawn(move || run(plan, socks, echo, calls_up, ready, stop))
+        .map_err(io_err("spawning the agents' thread"))
+}
+
+fn run(
+    plan: AgentSipPlan,
+    socks: Vec<UdpSocket>,
+    echo: SyncSender<EchoCommand>,
+    calls_up: Arc<Gauge>,
+    ready: Sender<Ready>,
+    stop: Arc<AtomicBool>,
+) -> AgentTally {
+    let t0 = Instant::now();
+    let hard_end = t0 + plan.max_duration;
+    let mut agents: Vec<Agent> = socks
+        .into_iter()
+        .enumerate()
+        .map(|(i, sock)| Agent::new(i as u32, sock, &plan, t0 + REGISTER_SPACING * i as u32))
+        .collect();
+    let mut ctx = Ctx::new(&plan, &echo, &calls_up);
+    let mut pfds: Vec<libc::pollfd> = agents
+        .iter()
+        .map(|a| libc::pollfd {
+            fd: a.sock.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let mut buf = vec![0u8; 65_536];
+    let mut reported = false;
+    let mut stop_deadline = None;
+    loop {
+        let now = Instant::now();
+        if now >= hard_end {
+            break;
+        }
+        if !ctx.stopping && stop.load(Ordering::Relaxed) {
+            ctx.stopping = true;
+            stop_deadline = Some(now + STOP_LIMIT);
+            for a in &mut agents {
+                a.begin_stop(now, &mut ctx);
+            }
+        }
+        if stop_deadline.is_some_and(|d| now >= d)
+            || (ctx.stopping && agents.iter().all(Agent::stopped))
+        {
+            break;
+        }
+        let mut wake = now + MAX_WAIT;
+        for a in &mut agents {
+            if let Some(t) = a.on_timers(now, &mut ctx) {
+                wake = wake.min(t);
+            }
+        }
+        if !reported && agents.iter().all(Agent::resolved) {
+            reported = true;
+            let registered = agents.iter().filter(|a| a.reg.ever).count() as u32;
+            let _ = ready.send(Ready {
+                registered,
+                failed: agents.len() as u32 - registered,
+            });
+        }
+        for p in &mut pfds {
+            p.revents = 0;
+        }
+        let timeout = wake.saturating_duration_since(Instant::now());
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as _,
+            tv_nsec: timeout.subsec_nanos() as _,
+        };
+        // SAFETY: a valid array of pollfds with its length, and a valid timespec.
+        let n = unsafe {
+            libc::ppoll(
+                pfds.as_mut_ptr(),
+                pfds.len() as libc::nfds_t,
+                &ts,
+                std::ptr::null(),
+            )
+        };
+        if n <= 0 {
+            continue;
+        }
+        for (a, p) in agents.iter_mut().zip(&pfds) {
+            if p.revents == 0 {
+                continue;
+            }
+            while let Ok((len, from)) = a.sock.recv_from(&mut buf) {
+                a.on_datagram(Instant::now(), from, &buf[..len], &mut ctx);
+            }
+        }
+    }
+    let now = Instant::now();
+    for a in &mut agents {
+        a.media_off(&mut ctx);
+        if let Some(c) = a.call.take() {
+            a.ua.hangup(now, c.call);
+            a.flush(&mut ctx);
+        }
+    }
+    ctx.tally
+}
+
+impl<'a> Ctx<'a> {
+    fn new(plan: &'a AgentSipPlan, echo: &'a SyncSender<EchoCommand>, calls_up: &'a Gauge) -> Self {
+        Ctx {
+            ruri: format!("sip:{}", plan.target),
+            aor_host: plan.target.to_string(),
+            plan,
+            echo,
+            calls_up,
+            tally: AgentTally::default(),
+            stopping: false,
+        }
+    }
+}
+
+impl Agent {
+    /// Agent `i` on `sock`, registering first at `register_at`.
+    fn new(i: u32, sock: UdpSocket, plan: &AgentSipPlan, register_at: Instant) -> Agent {
+        let o = &plan.opts;
+        let local = sock.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let ext = o.extension(i);
+        Agent {
+            idx: i,
+            contact_uri: format!("sip:{ext}@{local}"),
+            ua: UserAgent::new(UaConfig {
+                timers: TimerConfig::default(),
+                advertised: local.clone(),
+                advertise_request_host: false,
+                user: ext.clone(),
+            }),
+            ext,
+            sock,
+            local,
+            rtp_port: plan.rtp_ports[i as usize],
+            behaviour: behaviour(i, o.no_answer_share, o.decline_share),
+            reg: Reg {
+                call_id: format!("{}@hotline-load", token(20)),
+                from_tag: token(10),
+                cseq: 0,
+                phase: RegPhase::Waiting(register_at),
+                txn: None,
+                challenge: None,
+                nc: 0,
+                auth_tries: 0,
+                refresh_at: None,
+                ever: false,
+                asked: o.register_expires,
+            },
+            login: None,
+            login_done: o.login_code.is_none(),
+            call: None,
+            session: u64::from(i) * 1000 + 1,
+        }
+    }
+
+    fn resolved(&self) -> bool {
+        matches!(
+            self.reg.phase,
+            RegPhase::Registered | RegPhase::Failed | RegPhase::Done
+        ) && (self.login_done || !self.reg.ever)
+    }
+
+    fn stopped(&self) -> bool {
+        matches!(self.reg.phase, RegPhase::Failed | RegPhase::Done)
+            && self.call.is_none()
+            && self.reg.txn.is_none()
+    }
+
+    fn send(&self, data: &[u8], ctx: &mut Ctx<'_>) {
+        if ctx.plan.target.ip().is_loopback() {
+            let _ = self.sock.send_to(data, ctx.plan.target);
+        } else {
+            ctx.tally.refused_sends += 1;
+        }
+    }
+
+    /// Send what the user agent queued and act on its events.
+    fn flush(&mut self, ctx: &mut Ctx<'_>) {
+        while let Some(t) = self.ua.poll_transmit() {
+            if t.to.addr.ip().is_loopback() {
+                let _ = self.sock.send_to(&t.data, t.to.addr);
+            } else {
+                ctx.tally.refused_sends += 1;
+            }
+        }
+    }
+
+    fn pump(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
+        loop {
+            self.flush(ctx);
+            let Some(ev) = self.ua.poll_event() else {
+                return;
+            };
+            self.on_event(now, ev, ctx);
+        }
+    }
+
+    /// Run what is due; the next time something will be.
+    fn on_timers(&mut self, now: Instant, ctx: &mut Ctx<'_>) -> Option<Instant> {
+        // Registration.
+        match self.reg.phase {
+            RegPhase::Waiting(at) if at <= now && !ctx.stopping => self.send_register(now, ctx),
+            RegPhase::Registered if self.reg.refresh_at.is_some_and(|t| t <= now) => {
+                self.reg.refresh_at = None;
+                self.send_register(now, ctx);
+            }
+            _ => {}
+        }
+        if let Some(t) = &mut self.reg.txn
+            && let Some(gave_up) = retransmit(t, now)
+        {
+            if gave_up {
+                self.reg.txn = None;
+                self.reg_failed(408, ctx);
+            } else {
+                let data = t.data.clone();
+                self.send(&data, ctx);
+            }
+        }
+        if let Some(l) = &mut self.login
+            && let Some(t) = &mut l.txn
+            && let Some(gave_up) = retransmit(t, now)
+        {
+            if gave_up {
+                l.txn = None;
+                if l.phase == LoginPhase::Inviting {
+                    *ctx.tally.login_results.entry(408).or_default() += 1;
+                }
+                l.phase = LoginPhase::Done;
+                self.login_done = true;
+            } else {
+                let data = t.data.clone();
+                self.send(&data, ctx);
+            }
+        }
+        // The offered call.
+        if let Some(c) = &mut self.call {
+            if c.answer_at.is_some_and(|t| t <= now) {
+                c.answer_at = None;
+                c.answered = true;
+                self.ua.answer(now, c.call, c.answer_sdp.clone());
+                ctx.tally.answered += 1;
+                c.hangup_at = ctx.plan.opts.talk.map(|t| now + t);
+                self.media_on(ctx);
+            } else if c.hangup_at.is_some_and(|t| t <= now) {
+                c.hangup_at = None;
+                c.ending = true;
+                let call = c.call;
+                ctx.tally.agent_hangups += 1;
+                self.media_off(ctx);
+                self.ua.hangup(now, call);
+            }
+        }
+        if self.ua.poll_timeout().is_some_and(|t| t <= now) {
+            self.ua.handle_timeout(now);
+        }
+        self.pump(now, ctx);
+        // When to look again.
+        let mut next: Option<Instant> = None;
+        let mut at = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n: Instant| n.min(t)));
+            }
+        };
+        if let RegPhase::Waiting(t) = self.reg.phase {
+            at(Some(t));
+        }
+        at(self.reg.refresh_at);
+        at(self.reg.txn.as_ref().map(Txn::deadline));
+        at(self
+            .login
+            .as_ref()
+            .and_then(|l| l.txn.as_ref())
+            .map(Txn::deadline));
+        if let Some(c) = &self.call {
+            at(c.answer_at);
+            at(c.hangup_at);
+        }
+        at(self.ua.poll_timeout());
+        next
+    }
+
+    fn send_register(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
+        let r = &mut self.reg;
+        r.cseq += 1;
+        r.phase = if r.phase == RegPhase::Registered || r.ever {
+            r.phase
+        } else {
+            RegPhase::InFlight
+        };
+        let mut headers = vec![("Expires", r.asked.to_string())];
+        if let Some((c, proxy)) = &r.challenge {
+            r.nc += 1;
+            let value = digest::authorization(
+                c,
+                &Credentials {
+                    username: &self.ext,
+                    password: &ctx.plan.opts.password,
+                    method: "REGISTER",
+                    uri: &ctx.ruri,
+                },
+                r.nc,
+                &token(16),
+            );
+            headers.push((
+                if *proxy {
+                    "Proxy-Authorization"
+                } else {
+                    "Authorization"
+                },
+                value,
+            ));
+        }
+        let aor = format!("<sip:{}@{}>", self.ext, ctx.aor_host);
+        let contact = format!("<{}>", self.contact_uri);
+        let data = build_request(&RawRequest {
+            method: "REGISTER",
+            ruri: &ctx.ruri,
+            local: &self.local,
+            branch: &format!("z9hG4bK{}", token(16)),
+            from: &aor,
+            from_tag: &r.from_tag,
+            to: &aor,
+            call_id: &r.call_id,
+            cseq: r.cseq,
+            contact: Some(&contact),
+            headers: &headers,
+            body: None,
+        })
+        .into_bytes();
+        self.send(&data, ctx);
+        self.reg.txn = Some(Txn::new(now, data, self.reg.cseq, false));
+    }
+
+    fn reg_failed(&mut self, code: u16, ctx: &mut Ctx<'_>) {
+        if self.reg.asked == 0 {
+            self.reg.phase = RegPhase::Done;
+            return;
+        }
+        if self.reg.ever {
+            ctx.tally.refresh_failures += 1;
+        } else {
+            *ctx.tally.register_failures.entry(code).or_default() += 1;
+        }
+        self.reg.phase = RegPhase::Failed;
+    }
+
+    fn on_register_response(&mut self, now: Instant, r: RawResponse, ctx: &mut Ctx<'_>) {
+        let Some(txn) = &mut self.reg.txn else { return };
+        if r.cseq != txn.cseq || r.code < 200 {
+            return;
+        }
+        self.reg.txn = None;
+        match r.code {
+            200..=299 if self.reg.asked == 0 => {
+                ctx.tally.unregistered += 1;
+                self.reg.phase = RegPhase::Done;
+            }
+            200..=299 => {
+                self.reg.auth_tries = 0;
+                let granted = r.granted(&self.contact_uri).unwrap_or(self.reg.asked);
+                if granted == 0 {
+                    return self.reg_failed(r.code, ctx);
+                }
+                self.reg.refresh_at =
+                    Some(now + Duration::from_secs(u64::from(granted / 2).max(5)));
+                self.reg.phase = RegPhase::Registered;
+                if self.reg.ever {
+                    ctx.tally.refreshes += 1;
+                } else {
+                    self.reg.ever = true;
+                    ctx.tally.registered += 1;
+                    let alg = self
+                        .reg
+                        .challenge
+                        .as_ref()
+                        .map_or("none", |(c, _)| c.algorithm.token());
+                    *ctx.tally.algorithms.entry(alg).or_default() += 1;
+                    if let Some(code) = ctx.plan.opts.login_code.clone()
+                        && !ctx.stopping
+                    {
+                        self.start_login(now, &code, ctx);
+                    }
+                }
+            }
+            401 | 407 => {
+                let (cs, proxy) = r.challenges();
+                let chosen = digest::choose(&cs, ctx.plan.opts.digest).cloned();
+                let Some(c) = chosen.filter(|_| self.reg.auth_tries < 2) else {
+                    return self.reg_failed(r.code, ctx);
+                };
+                self.reg.auth_tries += 1;
+                self.reg.challenge = Some((c, proxy));
+                self.reg.nc = 0;
+                self.send_register(now, ctx);
+            }
+            code => self.reg_failed(code, ctx),
+        }
+    }
+
+    fn login_request(
+        &self,
+        ctx: &Ctx<'_>,
+        l: &Login,
+        method: &str,
+        cseq: u32,
+        auth: Option<(String, bool)>,
+    ) -> Vec<u8> {
+        let ruri = format!(
+            "sip:{}@{}",
+            ctx.plan.opts.login_code.as_deref().unwrap_or_default(),
+            ctx.aor_host
+        );
+        let from = format!("<sip:{}@{}>", self.ext, ctx.aor_host);
+        let contact = format!("<{}>", self.contact_uri);
+        let mut headers = Vec::new();
+        if let Some((v, proxy)) = auth {
+            headers.push((
+                if proxy {
+                    "Proxy-Authorization"
+                } else {
+                    "Authorization"
+                },
+                v,
+            ));
+        }
+        let body = (method == "INVITE").then(|| {
+            sdp::build_offer(
+                &LocalMedia::new(ctx.plan.local_ip, self.rtp_port, self.session),
+                sdp::Direction::SendRecv,
+            )
+        });
+        build_request(&RawRequest {
+            method,
+            ruri: &ruri,
+            local: &self.local,
+            branch: &l.branch,
+            from: &from,
+            from_tag: &l.from_tag,
+            to: &l.to,
+            call_id: &l.call_id,
+            cseq,
+            contact: (method == "INVITE").then_some(contact.as_str()),
+            headers: &headers,
+            body: body.as_deref(),
+        })
+        .into_bytes()
+    }
+
+    fn start_login(&mut self, now: Instant, code: &str, ctx: &mut Ctx<'_>) {
+        let mut l = Login {
+            call_id: format!("{}@hotline-load", token(20)),
+            from_tag: token(10),
+            cseq: 1,
+            branch: format!("z9hG4bK{}", token(16)),
+            to: format!("<sip:{code}@{}>", ctx.aor_host),
+            phase: LoginPhase::Inviting,
+            txn: None,
+            auth_tries: 0,
+        };
+        let data = self.login_request(ctx, &l, "INVITE", 1, None);
+        self.send(&data, ctx);
+        l.txn = Some(Txn::new(now, data, 1, true));
+        self.login = Some(l);
+    }
+
+    fn on_login_response(&mut self, now: Instant, r: RawResponse, ctx: &mut Ctx<'_>) {
+        let Some(mut l) = self.login.take() else {
+            return;
+        };
+        let invite_cseq = if l.phase == LoginPhase::ByeSent {
+            l.cseq - 1
+        } else {
+            l.cseq
+        };
+        if r.method == "INVITE" && r.cseq == invite_cseq {
+            if let Some(t) = &mut l.txn
+                && l.phase == LoginPhase::Inviting
+            {
+                t.answered = true;
+            }
+            if r.code >= 200 {
+                // ACK every final response (a 2xx: in a new transaction, resent for each
+                // retransmission of it).
+                l.to = r.to.clone();
+                if r.code >= 300 {
+                    let ack = self.login_request(ctx, &l, "ACK", invite_cseq, None);
+                    self.send(&ack, ctx);
+                } else {
+                    let mut a = Login {
+                        branch: format!("z9hG4bK{}", token(16)),
+                        ..clone_login(&l)
+                    };
+                    a.to = r.to.clone();
+                    let ack = self.login_request(ctx, &a, "ACK", invite_cseq, None);
+                    self.send(&ack, ctx);
+                }
+            }
+            if l.phase == LoginPhase::Inviting && r.code >= 200 {
+                l.txn = None;
+                match r.code {
+                    200..=299 => {
+                        *ctx.tally.login_results.entry(r.code).or_default() += 1;
+                        l.cseq += 1;
+                        l.branch = format!("z9hG4bK{}", token(16));
+                        let bye = self.login_request(ctx, &l, "BYE", l.cseq, None);
+                        self.send(&bye, ctx);
+                        l.txn = Some(Txn::new(now, bye, l.cseq, false));
+                        l.phase = LoginPhase::ByeSent;
+                    }
+                    401 | 407 if l.auth_tries < 2 => {
+                        let (cs, proxy) = r.challenges();
+                        match digest::choose(&cs, ctx.plan.opts.digest) {
+                            Some(c) => {
+                                l.auth_tries += 1;
+                                l.cseq += 1;
+                                l.branch = format!("z9hG4bK{}", token(16));
+                                // A new INVITE outside any dialog: no To tag.
+                                l.to = format!(
+                                    "<sip:{}@{}>",
+                                    ctx.plan.opts.login_code.as_deref().unwrap_or_default(),
+                                    ctx.aor_host
+                                );
+                                let ruri = format!(
+                                    "sip:{}@{}",
+                                    ctx.plan.opts.login_code.as_deref().unwrap_or_default(),
+                                    ctx.aor_host
+                                );
+                                let value = digest::authorization(
+                                    c,
+                                    &Credentials {
+                                        username: &self.ext,
+                                        password: &ctx.plan.opts.password,
+                                        method: "INVITE",
+                                        uri: &ruri,
+                                    },
+                                    1,
+                                    &token(16),
+                                );
+                                let inv = self.login_request(
+                                    ctx,
+                                    &l,
+                                    "INVITE",
+                                    l.cseq,
+                                    Some((value, proxy)),
+                                );
+                                self.send(&inv, ctx);
+                                l.txn = Some(Txn::new(now, inv, l.cseq, true));
+                            }
+                            None => {
+                                *ctx.tally.login_results.entry(r.code).or_default() += 1;
+                                l.phase = LoginPhase::Done;
+                            }
+                        }
+                    }
+                    code => {
+                        *ctx.tally.login_results.entry(code).or_default() += 1;
+                        l.phase = LoginPhase::Done;
+                    }
+                }
+            }
+        } else if r.method == "BYE"
+            && l.phase == LoginPhase::ByeSent
+            && r.cseq == l.cseq
+            && r.code >= 200
+        {
+            l.txn = None;
+            l.phase = LoginPhase::Done;
+        }
+        if l.phase == LoginPhase::Done {
+            self.login_done = true;
+        }
+        self.login = Some(l);
+    }
+
+    fn on_datagram(&mut self, now: Instant, from: SocketAddr, data: &[u8], ctx: &mut Ctx<'_>) {
+        if data.starts_with(b"SIP/2.0 ")
+            && let Some(r) = parse_response(data)
+        {
+            if r.call_id == self.reg.call_id {
+                return self.on_register_response(now, r, ctx);
+            }
+            if self.login.as_ref().is_some_and(|l| l.call_id == r.call_id) {
+                return self.on_login_response(now, r, ctx);
+            }
+        }
+        self.ua.handle_input(
+            now,
+            Peer {
+                addr: from,
+                transport: TransportKind::Udp,
+            },
+            data,
+        );
+        self.pump(now, ctx);
+    }
+
+    fn on_event(&mut self, now: Instant, ev: UaEvent, ctx: &mut Ctx<'_>) {
+        let ours = |c: &Option<ACall>, call: CallRef| c.as_ref().is_some_and(|a| a.call == call);
+        match ev {
+            UaEvent::Incoming { call, offer, .. } => self.on_offer(now, call, offer, ctx),
+            UaEvent::Cancelled { call } if ours(&self.call, call) => {
+                ctx.tally.cancelled += 1;
+                self.media_off(ctx);
+                self.call = None;
+            }
+            UaEvent::RemoteBye { call } if ours(&self.call, call) => {
+                ctx.tally.remote_byes += 1;
+                self.media_off(ctx);
+                self.call = None;
+            }
+            UaEvent::Ended { call, .. } if ours(&self.call, call) => {
+                self.media_off(ctx);
+                self.call = None;
+            }
+            UaEvent::ReInvite { call, offer } if ours(&self.call, call) => {
+                match offer.as_deref().and_then(|o| self.negotiate(ctx, o)) {
+                    Some((sdp, remote)) => {
+                        self.ua.answer_reinvite(now, call, sdp.clone());
+                        if let Some(c) = &mut self.call {
+                            c.answer_sdp = sdp;
+                            c.remote = remote;
+                            if c.media_on
+                                && let Some(remote) = remote
+                            {
+                                let _ = ctx.echo.send(EchoCommand::Start {
+                                    agent: self.idx,
+                                    remote,
+                                });
+                            }
+                        }
+                    }
+                    None => self.ua.reject_reinvite(now, call, 488),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// (answer SDP, where to send) for an offer. The codec is the offer's first one we
+    /// speak (PCMU or PCMA); the echo keeps whatever payload type arrives.
+    fn negotiate(&self, ctx: &Ctx<'_>, offer: &[u8]) -> Option<(Vec<u8>, Option<SocketAddr>)> {
+        let parsed = SessionDescription::parse_bytes(offer).ok()?;
+        let local = LocalMedia::new(ctx.plan.local_ip, self.rtp_port, self.session);
+        let n = sdp::negotiate(&parsed, &local).ok()?;
+        let remote = n.remote.filter(|r| r.ip().is_loopback());
+        Some((sdp::build_answer(&parsed, &local, &n).into_bytes(), remote))
+    }
+
+    fn on_offer(&mut self, now: Instant, call: CallRef, offer: Option<Vec<u8>>, ctx: &mut Ctx<'_>) {
+        if self.call.is_some() || ctx.stopping {
+            ctx.tally.busy += 1;
+            return self.ua.reject(now, call, 486, &[]);
+        }
+        ctx.tally.offered += 1;
+        if let Behaviour::Decline(code) = self.behaviour {
+            ctx.tally.declined += 1;
+            return self.ua.reject(now, call, code, &[]);
+        }
+        self.session += 1;
+        let Some((answer_sdp, remote)) = offer.as_deref().and_then(|o| self.negotiate(ctx, o))
+        else {
+            ctx.tally.bad_offers += 1;
+            return self.ua.reject(now, call, 488, &[]);
+        };
+        self.ua.ring(now, call);
+        let answer_at =
+            (self.behaviour == Behaviour::Answer).then(|| now + ctx.plan.opts.answer_delay);
+        self.call = Some(ACall {
+            call,
+            answer_at,
+            hangup_at: None,
+            answer_sdp,
+            remote,
+            media_on: false,
+            answered: false,
+            ending: false,
+        });
+    }
+
+    fn media_on(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(c) = &mut self.call else { return };
+        if c.media_on {
+            return;
+        }
+        c.media_on = true;
+        ctx.calls_up.change(Instant::now(), true);
+        if let Some(remote) = c.remote {
+            let _ = ctx.echo.send(EchoCommand::Start {
+                agent: self.idx,
+                remote,
+            });
+        }
+    }
+
+    fn media_off(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(c) = &mut self.call else { return };
+        if !c.media_on {
+            return;
+        }
+        c.media_on = false;
+        ctx.calls_up.change(Instant::now(), false);
+        let _ = ctx.echo.send(EchoCommand::Stop { agent: self.idx });
+    }
+
+    /// The callers are done: hang up, and de-register what registered.
+    fn begin_stop(&mut self, now: Instant, ctx: &mut Ctx<'_>) {
+        if let Some(c) = &mut self.call
+            && !c.ending
+        {
+            c.ending = true;
+            c.answer_at = None;
+            c.hangup_at = None;
+            let (call, answered) = (c.call, c.answered);
+            self.media_off(ctx);
+            self.ua.hangup(now, call);
+            if !answered {
+                // Refused with 480 and forgotten by the user agent: no Ended follows.
+                self.call = None;
+            }
+            self.pump(now, ctx);
+        }
+        match self.reg.phase {
+            RegPhase::Registered | RegPhase::InFlight
+                if self.reg.ever || self.reg.txn.is_some() =>
+            {
+                self.reg.asked = 0;
+                self.reg.refresh_at = None;
+                self.reg.auth_tries = 0;
+                self.send_register(now, ctx);
+            }
+            RegPhase::Failed => {}
+            _ => {
+                self.reg.txn = None;
+                self.reg.phase = RegPhase::Done;
+            }
+        }
+    }
+}
+
+fn clone_login(l: &Login) -> Login {
+    Login {
+        call_id: l.call_id.clone(),
+        from_tag: l.from_tag.clone(),
+        cseq: l.cseq,
+        branch: l.branch.clone(),
+        to: l.to.clone(),
+        phase: l.phase,
+        txn: None,
+        auth_tries: l.auth_tries,
+    }
+}
+
+/// Some(false): retransmit now; Some(true): the transaction gave up; None: nothing due.
+fn retransmit(t: &mut Txn, now: Instant) -> Option<bool> {
+    if now >= t.give_up {
+        return Some(true);
+    }
+    if (t.invite && t.answered) || now < t.next_retx {
+        return None;
+    }
+    t.interval = if t.invite {
+        t.interval * 2
+    } else {
+        (t.interval * 2).min(T2)
+    };
+    t.next_retx = now + t.interval;
+    Some(false)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The agent's own client transactions, driven by hand: the test plays the registrar's
+    //! side message by message on a loopback socket (no server runs), so each step of the
+    //! digest exchange, the refresh, the retransmissions and the de-registration is checked.
+
+    use super::*;
+    use crate::load::agents::Gauge;
+    use std::sync::mpsc;
+
+    struct Rig {
+        registrar: UdpSocket,
+        plan: AgentSipPlan,
+        echo: SyncSender<EchoCommand>,
+        gauge: Gauge,
+        t0: Instant,
+    }
+
+    fn rig(opts: AgentOptions) -> Rig {
+        let registrar = UdpSocket::bind("127.0.0.1:0").unwrap();
+        registrar
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let (echo, rx) = mpsc::sync_channel(8);
+        std::mem::forget(rx);
+        Rig {
+            plan: AgentSipPlan {
+                target: registrar.local_addr().unwrap(),
+                local_ip: "127.0.0.1".parse().unwrap(),
+                rtp_ports: vec![40000; opts.count as usize],
+                opts,
+                max_duration: Duration::from_secs(10),
+            },
+            registrar,
+            echo,
+            gauge: Gauge::new(Instant::now()),
+            t0: Instant::now(),
+        }
+    }
+
+    impl Rig {
+        fn agent(&self, i: u32) -> Agent {
+            let sock = net::bind_udp("127.0.0.1".parse().unwrap()).unwrap();
+            Agent::new(i, sock, &self.plan, self.t0)
+        }
+
+        fn recv(&self) -> String {
+            let mut buf = [0u8; 4096];
+            let n = self.registrar.recv(&mut buf).expect("a request");
+            String::from_utf8(buf[..n].to_vec()).unwrap()
+        }
+
+        fn nothing_sent(&self) -> bool {
+            self.registrar.set_nonblocking(true).unwrap();
+            let mut buf = [0u8; 4096];
+            let none = self.registrar.recv(&mut buf).is_err();
+            self.registrar.set_nonblocking(false).unwrap();
+            none
+        }
+    }
+
+    fn header<'a>(req: &'a str, name: &str) -> Option<&'a str> {
+        req.split("\r\n").find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then_some(v.trim())
+        })
+    }
+
+    fn param<'a>(auth: &'a str, name: &str) -> &'a str {
+        let at = auth.find(&format!("{name}=")).unwrap() + name.len() + 1;
+        let rest = &auth[at..];
+        if let Some(q) = rest.strip_prefix('"') {
+            &q[..q.find('"').unwrap()]
+        } else {
+            rest.split(',').next().unwrap().trim()
+        }
+    }
+
+    fn response(req: &str, status: &str, extra: &str) -> Vec<u8> {
+        format!(
+            "SIP/2.0 {status}\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=srv\r\nCall-ID: {}\r\nCSeq: {}\r\n{extra}Content-Length: 0\r\n\r\n",
+            header(req, "Via").unwrap(),
+            header(req, "From").unwrap(),
+            header(req, "To").unwrap(),
+            header(req, "Call-ID").unwrap(),
+            header(req, "CSeq").unwrap(),
+        )
+        .into_bytes()
+    }
+
+    const CHALLENGES: &str = "WWW-Authenticate: Digest realm=\"hotline\", nonce=\"n,1\", qop=\"auth\", algorithm=MD5\r\nWWW-Authenticate: Digest realm=\"hotline\", nonce=\"n,1\", qop=\"auth\", algorithm=SHA-256\r\n";
+
+    /// The response value the registrar would compute for `req`.
+    fn check_digest(req: &str, password: &str) -> (String, String) {
+        let auth = header(req, "Authorization").expect("credentials");
+        let alg = digest::Algorithm::from_token(Some(param(auth, "algorithm"))).unwrap();
+        let c = Challenge {
+            realm: param(auth, "realm").into(),
+            nonce: param(auth, "nonce").into(),
+            opaque: None,
+            algorithm: alg,
+            qop_auth: true,
+            stale: false,
+        };
+        let nc = u32::from_str_radix(param(auth, "nc"), 16).unwrap();
+        let want = digest::response(
+            &c,
+            &Credentials {
+                username: param(auth, "username"),
+                password,
+                method: "REGISTER",
+                uri: param(auth, "uri"),
+            },
+            nc,
+            param(auth, "cnonce"),
+        );
+        assert_eq!(param(auth, "response"), want, "{auth}");
+        (param(auth, "nc").to_string(), c.nonce)
+    }
+
+    #[test]
+    fn registers_with_digest_refreshes_and_deregisters() {
+        let r = rig(AgentOptions {
+            count: 1,
+            register_expires: 60,
+            ..AgentOptions::default()
+        });
+        let from = r.registrar.local_addr().unwrap();
+        let mut ctx = Ctx::new(&r.plan, &r.echo, &r.gauge);
+        let mut a = r.agent(0);
+        let t0 = r.t0;
+        a.on_timers(t0, &mut ctx);
+        let req = r.recv();
+        assert!(
+            req.starts_with(&format!("REGISTER sip:{from} SIP/2.0\r\n")),
+            "{req}"
+        );
+        assert_eq!(header(&req, "Expires"), Some("60"));
+        assert_eq!(
+            header(&req, "Contact"),
+            Some(format!("<{}>", a.contact_uri).as_str())
+        );
+        assert!(a.contact_uri.starts_with("sip:2000@127.0.0.1:"));
+        assert_eq!(header(&req, "Authorization"), None);
+        assert!(!a.resolved());
+
+        a.on_datagram(
+            t0,
+            from,
+            &response(&req, "401 Unauthorized", CHALLENGES),
+            &mut ctx,
+        );
+        let req = r.recv();
+        assert!(header(&req, "CSeq").unwrap().starts_with("2 "));
+        let (nc, nonce) = check_digest(&req, "secret");
+        assert_eq!((nc.as_str(), nonce.as_str()), ("00000001", "n,1"));
+        assert!(
+            header(&req, "Authorization")
+                .unwrap()
+                .contains("algorithm=SHA-256")
+        );
+
+        let ok = format!("Contact: <{}>;expires=40\r\n", a.contact_uri);
+        a.on_datagram(t0, from, &response(&req, "200 OK", &ok), &mut ctx);
+        assert_eq!(ctx.tally.registered, 1);
+        assert_eq!(ctx.tally.algorithms.get("SHA-256"), Some(&1));
+        assert!(a.resolved());
+
+        // Refresh at half the granted 40 s, with the same nonce and the next nc.
+        a.on_timers(t0 + Duration::from_secs(19), &mut ctx);
+        assert!(r.nothing_sent());
+        a.on_timers(t0 + Duration::from_secs(21), &mut ctx);
+        let req = r.recv();
+        assert_eq!(
+            check_digest(&req, "secret"),
+            ("00000002".into(), "n,1".into())
+        );
+        // A stale nonce: answered again with the new one, nc back to 1.
+        let stale = "WWW-Authenticate: Digest realm=\"hotline\", nonce=\"n2\", qop=\"auth\", algorithm=SHA-256, stale=true\r\n";
+        let t = t0 + Duration::from_secs(21);
+        a.on_datagram(
+            t,
+            from,
+            &response(&req, "401 Unauthorized", stale),
+            &mut ctx,
+        );
+        let req = r.recv();
+        assert_eq!(
+            check_digest(&req, "secret"),
+            ("00000001".into(), "n2".into())
+        );
+        a.on_datagram(
+            t,
+            from,
+            &response(&req, "200 OK", "Expires: 30\r\n"),
+            &mut ctx,
+        );
+        assert_eq!((ctx.tally.refreshes, ctx.tally.refresh_failures), (1, 0));
+
+        // The end: Expires 0 with credentials, and done once answered.
+        ctx.stopping = true;
+        a.begin_stop(t, &mut ctx);
+        let req = r.recv();
+        assert_eq!(header(&req, "Expires"), Some("0"));
+        check_digest(&req, "secret");
+        assert!(!a.stopped());
+        a.on_datagram(t, from, &response(&req, "200 OK", ""), &mut ctx);
+        assert!(a.stopped());
+        assert_eq!(ctx.tally.unregistered, 1);
+    }
+
+    #[test]
+    fn md5_preference_wrong_password_and_timeouts() {
+        let r = rig(AgentOptions {
+            count: 2,
+            digest: crate::load::DigestPreference::Md5,
+            ..AgentOptions::default()
+        });
+        let from = r.registrar.local_addr().unwrap();
+        let mut ctx = Ctx::new(&r.plan, &r.echo, &r.gauge);
+        let t0 = r.t0;
+        // Agent 2000: the registrar keeps challenging (a wrong password): it gives up.
+        let mut a = r.agent(0);
+        a.on_timers(t0, &mut ctx);
+        let mut req = r.recv();
+        for round in 0..3 {
+            a.on_datagram(
+                t0,
+                from,
+                &response(&req, "401 Unauthorized", CHALLENGES),
+                &mut ctx,
+            );
+            if round == 2 {
+                break;
+            }
+            req = r.recv();
+            assert!(
+                header(&req, "Authorization")
+                    .unwrap()
+                    .contains("algorithm=MD5")
+            );
+            check_digest(&req, "secret");
+        }
+        assert!(r.nothing_sent(), "no endless challenge loop");
+        assert_eq!(ctx.tally.register_failures.get(&401), Some(&1));
+        assert!(a.resolved() && !a.reg.ever);
+        // Agent 2001: no answer at all: retransmitted at 0.5, 1.5, 3.5 s..., 408 at 32 s.
+        let mut b = r.agent(1);
+        b.on_timers(t0, &mut ctx);
+        let first = r.recv();
+        assert!(first.contains("sip:2001@"));
+        b.on_timers(t0 + Duration::from_millis(400), &mut ctx);
+        assert!(r.nothing_sent());
+        b.on_timers(t0 + Duration::from_millis(500), &mut ctx);
+        assert_eq!(r.recv(), first, "the same request again");
+        b.on_timers(t0 + Duration::from_millis(1400), &mut ctx);
+        assert!(r.nothing_sent());
+        b.on_timers(t0 + Duration::from_millis(1500), &mut ctx);
+        assert_eq!(r.recv(), first);
+        b.on_timers(t0 + Duration::from_secs(32), &mut ctx);
+        assert_eq!(ctx.tally.register_failures.get(&408), Some(&1));
+        assert!(b.resolved() && b.stopped());
+    }
+
+    #[test]
+    fn login_call_authenticates_then_hangs_up() {
+        let r = rig(AgentOptions {
+            count: 1,
+            login_code: Some("*13".into()),
+            ..AgentOptions::default()
+        });
+        let from = r.registrar.local_addr().unwrap();
+        let mut ctx = Ctx::new(&r.plan, &r.echo, &r.gauge);
+        let t0 = r.t0;
+        let mut a = r.agent(0);
+        a.on_timers(t0, &mut ctx);
+        let req = r.recv();
+        a.on_datagram(
+            t0,
+            from,
+            &response(&req, "200 OK", "Expires: 300\r\n"),
+            &mut ctx,
+        );
+        assert_eq!(ctx.tally.algorithms.get("none"), Some(&1), "not challenged");
+        assert!(!a.resolved(), "the login call is still to be made");
+        let inv = r.recv();
+        assert!(
+            inv.starts_with(&format!("INVITE sip:*13@{from} SIP/2.0")),
+            "{inv}"
+        );
+        assert!(inv.contains("m=audio 40000 RTP/AVP"));
+        // 407: ACK, then the INVITE again with Proxy-Authorization for method INVITE.
+        let chal = "Proxy-Authenticate: Digest realm=\"hotline\", nonce=\"p\", qop=\"auth\", algorithm=SHA-256\r\n";
+        a.on_datagram(
+            t0,
+            from,
+            &response(&inv, "407 Proxy Authentication Required", chal),
+            &mut ctx,
+        );
+        let ack = r.recv();
+        assert!(ack.starts_with("ACK ") && ack.contains("CSeq: 1 ACK") && ack.contains("tag=srv"));
+        assert_eq!(
+            header(&ack, "Via"),
+            header(&inv, "Via"),
+            "same branch as the INVITE"
+        );
+        let inv2 = r.recv();
+        assert!(inv2.contains("CSeq: 2 INVITE"));
+        let auth = header(&inv2, "Proxy-Authorization").unwrap();
+        assert_eq!(param(auth, "uri"), format!("sip:*13@{from}"));
+        // 200: ACK and BYE; the BYE's 200 ends it.
+        a.on_datagram(t0, from, &response(&inv2, "200 OK", ""), &mut ctx);
+        let ack = r.recv();
+        assert!(ack.contains("CSeq: 2 ACK") && header(&ack, "Via") != header(&inv2, "Via"));
+        let bye = r.recv();
+        assert!(bye.starts_with("BYE ") && bye.contains("CSeq: 3 BYE") && bye.contains("tag=srv"));
+        assert_eq!(ctx.tally.login_results.get(&200), Some(&1));
+        a.on_datagram(t0, from, &response(&bye, "200 OK", ""), &mut ctx);
+        assert!(a.resolved());
+    }
+}
