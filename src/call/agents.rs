@@ -86,11 +86,12 @@ impl<M: MediaBackend> Engine<M> {
         authenticated: Option<String>,
         offer: bool,
     ) {
-        let Some(code) = parse_feature_code(dialled) else {
-            return self.ua.reject(now, dialog, 404, &[]);
-        };
+        // Authentication first: an unknown caller learns nothing, not even which codes exist.
         let Some(user) = authenticated else {
             return self.ua.challenge(now, dialog);
+        };
+        let Some(code) = parse_feature_code(dialled) else {
+            return self.ua.reject(now, dialog, 404, &[]);
         };
         let Some(def) = self.catalog.acd.agent_by_extension(&user).cloned() else {
             return self.ua.reject(now, dialog, 403, &[]);
@@ -157,14 +158,24 @@ impl<M: MediaBackend> Engine<M> {
             return;
         };
         tracing::info!(agent = %def.id, reachable, "agent phone reachability");
-        self.acd.handle(now, AcdEvent::Reachable { agent, reachable });
-        if reachable && def.auto_login && self.acd.agent_state(agent) == Some(&AgentState::LoggedOut) {
+        self.acd
+            .handle(now, AcdEvent::Reachable { agent, reachable });
+        if reachable
+            && def.auto_login
+            && self.acd.agent_state(agent) == Some(&AgentState::LoggedOut)
+        {
             self.acd.handle(now, AcdEvent::Login { agent });
         }
         self.drain_acd(now);
     }
 
-    pub(super) fn agent_changed(&mut self, now: Instant, agent: AgentId, state: AgentState, reason: String) {
+    pub(super) fn agent_changed(
+        &mut self,
+        now: Instant,
+        agent: AgentId,
+        state: AgentState,
+        reason: String,
+    ) {
         let Some(def) = self.acd.agent_def(agent) else {
             return;
         };
@@ -227,7 +238,10 @@ mod tests {
             parse_feature_code("*111234"),
             Some(FeatureCode::Login { pin: "1234".into() })
         );
-        assert_eq!(parse_feature_code("*11"), Some(FeatureCode::Login { pin: "".into() }));
+        assert_eq!(
+            parse_feature_code("*11"),
+            Some(FeatureCode::Login { pin: "".into() })
+        );
         assert_eq!(parse_feature_code("*12"), Some(FeatureCode::Logout));
         assert_eq!(parse_feature_code("*13"), Some(FeatureCode::Ready));
         assert_eq!(
@@ -235,7 +249,16 @@ mod tests {
             Some(FeatureCode::NotReady { code: "2".into() })
         );
         assert_eq!(parse_feature_code("*15"), Some(FeatureCode::EndWrapUp));
-        for bad in ["*14", "*129", "*1", "*", "*99", "12", "*1a", "*11123456789012345678"] {
+        for bad in [
+            "*14",
+            "*129",
+            "*1",
+            "*",
+            "*99",
+            "12",
+            "*1a",
+            "*11123456789012345678",
+        ] {
             assert_eq!(parse_feature_code(bad), None, "{bad}");
         }
     }

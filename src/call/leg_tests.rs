@@ -66,17 +66,31 @@ pub(super) struct Net {
 
 impl Net {
     pub fn new(flow: &str, addrs: &[&str]) -> Net {
+        Net::with_acd(flow, None, addrs)
+    }
+
+    /// With `acd` = (agents.toml, queues.toml) beside the flow.
+    pub fn with_acd(flow: &str, acd: Option<(&str, &str)>, addrs: &[&str]) -> Net {
         let dir = std::env::temp_dir().join(format!("hotline-legs-{}", fastrand::u64(..)));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("main.toml"), flow).unwrap();
+        if let Some((agents, queues)) = acd {
+            std::fs::create_dir_all(dir.join("acd")).unwrap();
+            std::fs::write(dir.join("acd/agents.toml"), agents).unwrap();
+            std::fs::write(dir.join("acd/queues.toml"), queues).unwrap();
+        }
         let flows = load_dir(&dir).0.expect("the test flow loads");
+        let (acd, diags) = crate::acd::load::load_dir(&dir);
         std::fs::remove_dir_all(&dir).ok();
+        let acd = acd.unwrap_or_else(|| panic!("the test agents and queues load: {diags:?}"));
         let prompts = flows
             .prompts
             .iter()
             .map(|_| EncodedPrompt::encode(&[100i16; 480]))
             .collect();
-        let catalog = Arc::new(Catalog::from_parts(flows, prompts));
+        let mut catalog = Catalog::from_parts(flows, prompts);
+        catalog.acd = Arc::new(acd);
+        let catalog = Arc::new(catalog);
         let now = Instant::now();
         let cfg = EngineConfig {
             max_calls: 100,

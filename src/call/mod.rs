@@ -332,7 +332,7 @@ impl<M: MediaBackend> Engine<M> {
         match party {
             Some(Party::Caller(id)) => self.caller_media(now, id, event),
             Some(Party::Leg(leg)) => self.leg_media(now, leg, event),
-            None => {}
+            Some(Party::Service) | None => {}
         }
     }
 
@@ -657,6 +657,8 @@ fn new_record_id() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
+#[cfg(test)]
+mod agent_tests;
 #[cfg(test)]
 mod leg_tests;
 #[cfg(test)]

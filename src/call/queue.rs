@@ -7,10 +7,8 @@ use std::time::{Duration, Instant};
 
 use super::legs::{LegEnd, Role};
 use super::{Engine, InteractionId, LegId, MediaBackend, MediaCommand};
-use crate::acd::{
-    AcdAction, AcdEvent, AgentId, CallerId, OfferFailure, OfferOutcome, QueueLeave,
-};
 use crate::acd::model::AgentEndpoint;
+use crate::acd::{AcdAction, AcdEvent, AgentId, CallerId, OfferFailure, OfferOutcome, QueueLeave};
 use crate::flow::{QueueExit, TaskId};
 use crate::sip::{Peer, TransportKind};
 
@@ -101,7 +99,9 @@ impl<M: MediaBackend> Engine<M> {
             return;
         };
         tracing::info!(sip_call_id = %call.sip_call_id, %queue, priority, "caller queued");
-        let sticky = self.sticky.last_agent(&call.caller, wall, &queue, &self.acd);
+        let sticky = self
+            .sticky
+            .last_agent(&call.caller, wall, &queue, &call.catalog.acd);
         call.queue = Some(QueueVisit {
             task,
             queue: queue.clone(),
@@ -204,7 +204,11 @@ impl<M: MediaBackend> Engine<M> {
             // The caller is gone; the ACD heard it (CallerGone) or will.
             return;
         };
-        let queue = call.queue.as_ref().map(|v| v.queue.clone()).unwrap_or_default();
+        let queue = call
+            .queue
+            .as_ref()
+            .map(|v| v.queue.clone())
+            .unwrap_or_default();
         let caller_number = call.caller.clone();
         let target = match &def.endpoint {
             AgentEndpoint::Registered => self.ua.contacts(&def.extension).into_iter().next(),
@@ -313,7 +317,13 @@ impl<M: MediaBackend> Engine<M> {
     }
 
     /// An agent's phone answered: tell the ACD; if the caller is still theirs, bridge.
-    pub(super) fn agent_answered(&mut self, now: Instant, leg: LegId, id: InteractionId, agent: AgentId) {
+    pub(super) fn agent_answered(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        id: InteractionId,
+        agent: AgentId,
+    ) {
         self.acd.handle(
             now,
             AcdEvent::OfferAnswered {
@@ -404,7 +414,13 @@ impl<M: MediaBackend> Engine<M> {
     }
 
     /// Talk time ends and the agent goes to wrap-up, which this interaction's CDR waits for.
-    pub(super) fn conversation_over(&mut self, now: Instant, id: InteractionId, agent: AgentId, answered_ms: i64) {
+    pub(super) fn conversation_over(
+        &mut self,
+        now: Instant,
+        id: InteractionId,
+        agent: AgentId,
+        answered_ms: i64,
+    ) {
         let wall = self.wall_ms(now);
         if let Some(call) = self.calls.get_mut(&id) {
             call.facts.talk_ms += wall - answered_ms;
@@ -412,7 +428,13 @@ impl<M: MediaBackend> Engine<M> {
                 call.facts.hold_ms += wall - since;
             }
         }
-        self.wrapping.insert(agent, super::Wrap { interaction: id, since_ms: wall });
+        self.wrapping.insert(
+            agent,
+            super::Wrap {
+                interaction: id,
+                since_ms: wall,
+            },
+        );
         self.acd.handle(now, AcdEvent::ConversationEnded { agent });
         self.drain_acd(now);
     }
@@ -433,7 +455,12 @@ impl<M: MediaBackend> Engine<M> {
         };
         if visit.answered.is_none() {
             if visit.keys.contains(&digit) {
-                self.acd.handle(now, AcdEvent::CallerGone { caller: caller_id(id) });
+                self.acd.handle(
+                    now,
+                    AcdEvent::CallerGone {
+                        caller: caller_id(id),
+                    },
+                );
                 self.drain_acd(now);
                 self.leave_queue(now, id, QueueExit::Key(digit));
             }
@@ -483,7 +510,12 @@ impl<M: MediaBackend> Engine<M> {
         let answered = visit.answered;
         visit.abandoned = answered.is_none();
         call.past_queues.push(visit);
-        self.acd.handle(now, AcdEvent::CallerGone { caller: caller_id(id) });
+        self.acd.handle(
+            now,
+            AcdEvent::CallerGone {
+                caller: caller_id(id),
+            },
+        );
         self.drain_acd(now);
         if let Some((agent, _, at)) = answered {
             self.conversation_over(now, id, agent, at);
@@ -491,7 +523,13 @@ impl<M: MediaBackend> Engine<M> {
     }
 
     /// The agent put the caller on hold (re-INVITE sendonly/inactive) or took them back.
-    pub(super) fn agent_hold(&mut self, now: Instant, id: InteractionId, agent: AgentId, held: bool) {
+    pub(super) fn agent_hold(
+        &mut self,
+        now: Instant,
+        id: InteractionId,
+        agent: AgentId,
+        held: bool,
+    ) {
         let wall = self.wall_ms(now);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -525,7 +563,8 @@ impl<M: MediaBackend> Engine<M> {
         let Some(neg) = call.negotiated else {
             return;
         };
-        let words = super::announce::words(&call.catalog, call.interpreter.language(), position, wait);
+        let words =
+            super::announce::words(&call.catalog, call.interpreter.language(), position, wait);
         if words.is_empty() {
             return;
         }
@@ -568,10 +607,11 @@ fn fixed_contact(uri: &str) -> Option<crate::sip::Contact> {
     let rest = uri.strip_prefix("sip:")?;
     let rest = rest.split(';').next().unwrap_or(rest);
     let (_, host) = rest.split_once('@')?;
-    let addr = host
-        .parse::<std::net::SocketAddr>()
-        .ok()
-        .or_else(|| host.parse::<std::net::IpAddr>().ok().map(|ip| (ip, 5060).into()))?;
+    let addr = host.parse::<std::net::SocketAddr>().ok().or_else(|| {
+        host.parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| (ip, 5060).into())
+    })?;
     Some(crate::sip::Contact {
         uri: uri.to_string(),
         peer: Peer {

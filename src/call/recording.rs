@@ -143,7 +143,11 @@ impl<M: MediaBackend> Engine<M> {
         };
         if heard {
             let p = &mut pending[i];
-            let channels = if task.0 >= BRIDGE_RECORDING_BASE { 2 } else { 1 };
+            let channels = if task.0 >= BRIDGE_RECORDING_BASE {
+                2
+            } else {
+                1
+            };
             p.duration_ms = Some(
                 samples.len() as u64 * 1000
                     / u64::from(crate::media::SAMPLE_RATE)

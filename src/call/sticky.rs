@@ -51,6 +51,7 @@ impl StickyMemory {
         (wall_ms - at <= i64::from(q.sticky_days) * DAY_MS).then(|| agent.clone())
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.last.len()
     }

@@ -1252,6 +1252,21 @@ impl UserAgent {
         Some(txn)
     }
 
+    /// Ask the far end to call `refer_to` (RFC 3515 REFER in the dialog); its 202 and the
+    /// NOTIFYs that follow are answered like any in-dialog request.
+    pub fn refer(&mut self, now: Instant, call_ref: CallRef, refer_to: &str) -> Option<TxnId> {
+        let call = self.calls.get_mut(&call_ref)?;
+        let extra = vec![("Refer-To".to_string(), refer_to.to_string())];
+        let req = call
+            .dialog
+            .request_with(Method::Refer, &call.advertised, None, extra)
+            .ok()?;
+        let peer = call.dialog.peer;
+        let txn = self.endpoint.send_request(now, peer, req);
+        self.by_txn.insert(txn, call_ref);
+        Some(txn)
+    }
+
     /// For a call placed without an offer: the SDP answer the ACK will carry.
     pub fn set_ack_answer(&mut self, call_ref: CallRef, sdp: Vec<u8>) {
         if let Some(call) = self.calls.get_mut(&call_ref) {
