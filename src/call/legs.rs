@@ -161,10 +161,8 @@ impl<M: MediaBackend> Engine<M> {
             return;
         };
         match event {
-            UaEvent::Progress { .. } => {
-                if l.state == LegState::Calling {
-                    l.state = LegState::Ringing;
-                }
+            UaEvent::Progress { .. } if l.state == LegState::Calling => {
+                l.state = LegState::Ringing;
             }
             UaEvent::Answered { answer, .. } => {
                 let negotiated = answer

@@ -559,7 +559,18 @@ impl<M: MediaBackend> Engine<M> {
                     skills,
                     timeout,
                     keys,
-                } => self.enter_queue(now, id, task, queue, priority, skills, timeout, keys),
+                } => self.enter_queue(
+                    now,
+                    id,
+                    queue::QueueEntry {
+                        task,
+                        queue,
+                        priority,
+                        skills,
+                        timeout,
+                        keys,
+                    },
+                ),
                 FlowAction::Hangup => hangup = true,
             }
         }

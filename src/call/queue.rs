@@ -27,6 +27,16 @@ pub(super) struct QueueVisit {
     pub abandoned: bool,
 }
 
+/// What the flow's queue node asked for, evaluated.
+pub(super) struct QueueEntry {
+    pub task: TaskId,
+    pub queue: String,
+    pub priority: u8,
+    pub skills: Vec<String>,
+    pub timeout: Duration,
+    pub keys: Vec<char>,
+}
+
 /// One agent offer, for the CDR's offer rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct OfferRecord {
@@ -83,17 +93,15 @@ fn outcome_row(outcome: OfferOutcome) -> crate::cdr::OfferOutcome {
 
 impl<M: MediaBackend> Engine<M> {
     /// The flow reached a queue node.
-    pub(super) fn enter_queue(
-        &mut self,
-        now: Instant,
-        id: InteractionId,
-        task: TaskId,
-        queue: String,
-        priority: u8,
-        skills: Vec<String>,
-        timeout: Duration,
-        keys: Vec<char>,
-    ) {
+    pub(super) fn enter_queue(&mut self, now: Instant, id: InteractionId, entry: QueueEntry) {
+        let QueueEntry {
+            task,
+            queue,
+            priority,
+            skills,
+            timeout,
+            keys,
+        } = entry;
         let wall = self.wall_ms(now);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
