@@ -11,7 +11,8 @@
 #   prompts/<lang>/<name>.wav    from prompts/<lang>/texts.toml ("say/x" makes prompts/<lang>/say/x.wav)
 #   prompts/<name>.wav           from prompts/texts.toml
 # Entries of prompts/texts.toml are either
-#   "@tone:FREQ:MS"              a sine tone of FREQ Hz lasting MS ms, peak -6 dB, or
+#   "@tone:FREQ:MS"              a sine tone of FREQ Hz lasting MS ms, peak -6 dB,
+#   "@music:SECONDS"             a soft melody of that length for callers waiting in a queue, or
 #   "Mandarin text || English"   both spoken, Mandarin first, 0.3 s of silence between.
 # "say/*" words (played one after another to speak numbers, amounts and dates) have their
 # leading and trailing silence trimmed, unless that would leave less than 0.1 s.
@@ -131,6 +132,20 @@ while IFS= read -r texts; do
         secs=$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))
         # 5 ms fades keep the tone's ends from clicking.
         "${SOX[@]}" -n -r 8000 -c 1 -b 16 "$out" synth "$secs" sine "$freq" fade 0.005 "$secs" 0.005 norm -6
+      elif [[ $text =~ ^@music:([0-9]+)$ ]]; then
+        secs=$((10#${BASH_REMATCH[1]}))
+        ((secs > 0)) || die "$texts: $name: music needs a length"
+        # Broken chords of I-vi-IV-V, each note a plucked string with a little reverb, looped
+        # to the length: pleasant enough, and it loops without a seam.
+        notes=(C4 E4 G4 E4 A3 C4 E4 C4 F3 A3 C4 A3 G3 B3 D4 B3)
+        parts=()
+        for i in "${!notes[@]}"; do
+          "${SOX[@]}" -n -r 8000 -c 1 -b 16 "$tmp/note$i.wav" synth 0.5 pluck "${notes[$i]}" fade 0 0.5 0.2
+          parts+=("$tmp/note$i.wav")
+        done
+        "${SOX[@]}" "${parts[@]}" "$tmp/bar.wav"
+        "${SOX[@]}" "$tmp/bar.wav" "$tmp/long.wav" repeat $(((secs + 7) / 8))
+        "${SOX[@]}" "$tmp/long.wav" "$out" trim 0 "$secs" reverb 30 norm -12
       elif [[ $text == *" || "* ]]; then
         zh_text=${text%% || *} en_text=${text#* || }
         [[ $en_text != *" || "* ]] || die "$texts: $name: more than one ' || '"

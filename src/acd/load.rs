@@ -56,6 +56,9 @@ pub struct AcdFiles {
     pub present: bool,
     /// Each queue's music prompt and where it is named, for the prompt checks.
     pub music: Vec<(String, Located)>,
+    /// Where a queue switches position announcements on: their prompts (and the spoken
+    /// numbers) must then exist in every language.
+    pub announce: Vec<Located>,
 }
 
 /// Load and check the ACD files of `flows_dir`; an empty config when `<flows>/acd/` does not
@@ -746,6 +749,7 @@ fn read_queue(
         Some(m.v)
     });
     let announcements = t.table("announcements", sink).and_then(|a| {
+        files.announce.push(sink.src.locate(&a.span));
         let a = a.relabel("the `announcements` table");
         let every = duration_opt(sink, &a, "every", Duration::from_secs(10));
         if every.is_none() && !a.has("every") {

@@ -1,8 +1,8 @@
-//! What a waiting caller hears of their place in the queue: "you are caller number N; your
-//! estimated wait is about M minutes", in the caller's language, from the prompts
-//! `queue/position`, `queue/wait`, `queue/minutes` and the spoken-number words. The flow
-//! compiler registers those prompts whenever a flow has a queue node, so `check` lists any
-//! that are missing.
+//! What a waiting caller hears of their place in the queue: "you are number N in the queue;
+//! your expected wait is about M minutes", in the caller's language, from the prompts
+//! `queue/position`, `queue/position_after`, `queue/wait`, `queue/minutes` and the
+//! spoken-number words. The catalog asks for those prompts in every language as soon as one
+//! queue announces, so `check` lists any that are missing.
 
 use std::time::Duration;
 
@@ -11,8 +11,10 @@ use crate::flow::PromptId;
 use crate::flow::say::{self, Grammar, SayAs};
 
 pub const POSITION: &str = "queue/position";
+pub const POSITION_AFTER: &str = "queue/position_after";
 pub const WAIT: &str = "queue/wait";
 pub const MINUTES: &str = "queue/minutes";
+pub const PROMPTS: [&str; 4] = [POSITION, POSITION_AFTER, WAIT, MINUTES];
 
 /// The prompts to play, or nothing when a piece is missing (better silence than half a
 /// sentence).
@@ -32,7 +34,7 @@ pub(super) fn words(
         words.iter().map(|w| id(&format!("say/{w}"))).collect()
     };
     let mut out = Vec::new();
-    let Some(lead) = id(POSITION) else {
+    let (Some(lead), Some(after)) = (id(POSITION), id(POSITION_AFTER)) else {
         return Vec::new();
     };
     let Some(n) = number(u64::from(position)) else {
@@ -40,6 +42,7 @@ pub(super) fn words(
     };
     out.push(lead);
     out.extend(n);
+    out.push(after);
     if let Some(wait) = wait {
         // Round up: "about 1 minute" for 20 s is honest, "about 0 minutes" is not.
         let minutes = wait.as_secs().div_ceil(60).max(1);

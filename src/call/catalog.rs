@@ -178,6 +178,21 @@ impl Catalog {
                 used_in.push(vec![default_language.to_string()]);
             }
         }
+        // Position announcements speak in the caller's language, whichever it is.
+        if let Some(at) = acd.announce.first() {
+            let words = [Grammar::English, Grammar::Chinese]
+                .into_iter()
+                .flat_map(|g| g.words())
+                .map(|w| format!("say/{w}"));
+            let names = super::announce::PROMPTS.iter().map(|p| p.to_string());
+            for name in names.chain(words) {
+                let id = set.add_prompt(&name, at.clone());
+                match used_in.get_mut(id.0 as usize) {
+                    Some(langs) => *langs = languages.clone(),
+                    None => used_in.push(languages.clone()),
+                }
+            }
+        }
         let mut table = Vec::with_capacity(languages.len());
         let mut encoded = Vec::new();
         let mut files = Vec::new();

@@ -1,0 +1,335 @@
+//! Callers reach agents over real UDP: an agent's phone (hotline's own user agent on its own
+//! sockets) registers with digest authentication, a caller dials a queue, the agent's phone
+//! rings and answers, and each side hears the other, checked by the tone each sends. A
+//! caller who hangs up while the agent rings cancels the ring. The CDR, its offer rows and
+//! the agent-state history are read back from the real SQLite file.
+
+mod common;
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use common::*;
+use hotline::cdr::{AgentStateKind, OfferOutcome};
+use hotline::media::{Codec, rtp};
+use hotline::sdp::{self, LocalMedia, SessionDescription};
+use hotline::sip::digest::{self, Algorithm};
+use hotline::sip::{Peer, TransportKind, UaConfig, UaEvent, UserAgent};
+
+const S: fn(u64) -> Duration = Duration::from_millis;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Behaviour {
+    Answer,
+    RingForever,
+}
+
+#[derive(Default)]
+struct Seen {
+    registered: bool,
+    rung: usize,
+    audio: Vec<i16>,
+    got_bye: bool,
+    got_cancel: bool,
+}
+
+const AGENTS: &str = r#"
+[agents.1001]
+name = "Li Na"
+ha1_md5 = "HA1MD5"
+skills = { help = 5 }
+team = "support"
+auto_login = true
+"#;
+
+const QUEUES: &str = r#"
+[queues.help]
+strategy = "longest-idle"
+skills = { help = 1 }
+ring_timeout = "20s"
+wrap_up = "1s"
+"#;
+
+const FLOW: &str = r#"
+[flow]
+name = "q"
+numbers = ["400"]
+start = "agent"
+
+[nodes.agent]
+type = "queue"
+queue = "help"
+prompts = ["welcome"]
+timeout = "1m"
+answered = "goodbye"
+no_agents = "goodbye"
+on_timeout = "goodbye"
+full = "goodbye"
+
+[nodes.goodbye]
+type = "play"
+prompts = ["goodbye"]
+next = "end"
+
+[nodes.end]
+type = "hangup"
+"#;
+
+fn agent_site() -> Site {
+    let site = site(FLOW);
+    let acd = site.config.flows_dir.join("acd");
+    std::fs::create_dir_all(&acd).unwrap();
+    let ha1 = hotline::acd::load::ha1_md5("1001", "hotline", "pw1001");
+    std::fs::write(acd.join("agents.toml"), AGENTS.replace("HA1MD5", &ha1)).unwrap();
+    std::fs::write(acd.join("queues.toml"), QUEUES).unwrap();
+    site
+}
+
+/// REGISTER with digest over the phone's own SIP socket, before its user agent takes over.
+fn register(sip: &UdpSocket, server: SocketAddr) -> bool {
+    let me = sip.local_addr().unwrap();
+    let text = |cseq: u32, auth: Option<&str>| {
+        let mut t = format!(
+            "REGISTER sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKagent{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:1001@{server}>;tag=a1\r\nTo: <sip:1001@{server}>\r\nCall-ID: agent-reg-1001\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:1001@{me}>\r\nExpires: 300\r\n"
+        );
+        if let Some(a) = auth {
+            t.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        t.push_str("Content-Length: 0\r\n\r\n");
+        t
+    };
+    let mut buf = [0u8; 65536];
+    let ask = |t: String, buf: &mut [u8]| -> String {
+        sip.send_to(t.as_bytes(), server).unwrap();
+        sip.set_read_timeout(Some(S(2000))).unwrap();
+        loop {
+            let (n, _) = sip.recv_from(buf).expect("an answer to REGISTER");
+            let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if !m.starts_with("SIP/2.0 100") {
+                return m;
+            }
+        }
+    };
+    let challenge = ask(text(1, None), &mut buf);
+    let params = challenge
+        .lines()
+        .filter_map(|l| l.strip_prefix("WWW-Authenticate: "))
+        .filter_map(digest::parse_challenge)
+        .find(|p| p.get("algorithm").map(String::as_str) == Some("MD5"))
+        .expect("an MD5 challenge");
+    let auth = digest::client_response(
+        Algorithm::Md5,
+        "1001",
+        "hotline",
+        "pw1001",
+        "REGISTER",
+        &format!("sip:{server}"),
+        &params["nonce"],
+        1,
+        "abc",
+        params.get("opaque").map(String::as_str),
+    );
+    ask(text(2, Some(&auth)), &mut buf).starts_with("SIP/2.0 200")
+}
+
+/// The agent's phone: registers, then answers (or only rings) and sends a 1500 Hz tone.
+fn run_agent(server: SocketAddr, behaviour: Behaviour, for_how_long: Duration) -> Seen {
+    let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rtp_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut seen = Seen {
+        registered: register(&sip, server),
+        ..Seen::default()
+    };
+    sip.set_nonblocking(true).unwrap();
+    rtp_sock.set_nonblocking(true).unwrap();
+    let mut ua = UserAgent::new(UaConfig {
+        timers: Default::default(),
+        advertised: sip.local_addr().unwrap().to_string(),
+        advertise_request_host: false,
+        user: "1001".into(),
+    });
+    let rtp_port = rtp_sock.local_addr().unwrap().port();
+    let mut remote: Option<SocketAddr> = None;
+    let (mut codec, mut pt) = (Codec::Pcmu, 0u8);
+    let (mut seq, mut ts) = (1u16, 0u32);
+    let tone = sine(1500.0, 20, 8000.0);
+    let end = Instant::now() + for_how_long;
+    let mut next_send = Instant::now();
+    let mut buf = [0u8; 65536];
+    while Instant::now() < end && !seen.got_bye {
+        while let Some(t) = ua.poll_transmit() {
+            sip.send_to(&t.data, t.to.addr).unwrap();
+        }
+        while let Ok((n, from)) = sip.recv_from(&mut buf) {
+            let peer = Peer {
+                addr: from,
+                transport: TransportKind::Udp,
+            };
+            ua.handle_input(Instant::now(), peer, &buf[..n]);
+        }
+        ua.handle_timeout(Instant::now());
+        while let Some(event) = ua.poll_event() {
+            match event {
+                UaEvent::Incoming { call, offer, .. } => {
+                    seen.rung += 1;
+                    ua.ring(Instant::now(), call);
+                    if behaviour == Behaviour::Answer {
+                        let offer =
+                            SessionDescription::parse_bytes(&offer.expect("an offer")).unwrap();
+                        let local = LocalMedia::new("127.0.0.1".parse().unwrap(), rtp_port, 42);
+                        let neg = sdp::negotiate(&offer, &local).unwrap();
+                        remote = neg.remote;
+                        codec = neg.codec;
+                        pt = neg.audio_pt;
+                        let answer = sdp::build_answer(&offer, &local, &neg);
+                        ua.answer(Instant::now(), call, answer.into_bytes());
+                    }
+                }
+                UaEvent::RemoteBye { .. } => seen.got_bye = true,
+                UaEvent::Cancelled { .. } => {
+                    seen.got_cancel = true;
+                    seen.got_bye = true;
+                }
+                _ => {}
+            }
+        }
+        if let Some(to) = remote
+            && Instant::now() >= next_send
+        {
+            next_send += S(20);
+            let mut pkt = [0u8; 172];
+            let h = rtp::RtpHeader {
+                marker: seq == 1,
+                payload_type: pt,
+                sequence: seq,
+                timestamp: ts,
+                ssrc: 0xA6E,
+            };
+            rtp::write_header(&h, (&mut pkt[..12]).try_into().unwrap());
+            codec.encode_into(&tone, &mut pkt[12..]);
+            let _ = rtp_sock.send_to(&pkt, to);
+            seq = seq.wrapping_add(1);
+            ts = ts.wrapping_add(160);
+        }
+        while let Ok((n, _)) = rtp_sock.recv_from(&mut buf) {
+            if let Some((h, payload)) = rtp::parse(&buf[..n])
+                && h.payload_type == pt
+            {
+                let mut pcm = vec![0i16; payload.len()];
+                codec.decode_into(payload, &mut pcm);
+                seen.audio.extend(pcm);
+            }
+        }
+        std::thread::sleep(S(2));
+    }
+    ua.handle_timeout(Instant::now());
+    while let Some(t) = ua.poll_transmit() {
+        sip.send_to(&t.data, t.to.addr).unwrap();
+    }
+    seen
+}
+
+/// Zero crossings per second over the last half second of sound in `pcm`.
+fn crossings_per_second(pcm: &[i16]) -> f64 {
+    let last = pcm
+        .iter()
+        .rposition(|s| s.unsigned_abs() > 1000)
+        .expect("audio arrived");
+    let tail = &pcm[last.saturating_sub(4000)..last];
+    tail.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count() as f64 * 8000.0 / tail.len() as f64
+}
+
+fn agent_states(database: &str) -> Vec<(String, AgentStateKind)> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = hotline::cdr::store::CdrStore::connect(database)
+            .await
+            .unwrap();
+        let rows = store.agent_states(None).await.unwrap();
+        rows.into_iter().map(|r| (r.agent, r.state)).collect()
+    })
+}
+
+#[test]
+fn a_registered_agent_answers_a_queued_caller_and_each_hears_the_other() {
+    let site = agent_site();
+    let mut server = start(site.config.clone());
+    let sip = server.sip;
+    let agent = std::thread::spawn(move || run_agent(sip, Behaviour::Answer, S(9000)));
+    std::thread::sleep(S(500)); // the phone registers and logs in
+    let mut phone = Phone::new(server.sip);
+    phone.call("400");
+    phone.talk(S(1200)); // the intro, then the agent's phone rings and answers
+    phone.send_audio(&sine(1000.0, 2000, 8000.0), S(300));
+    phone.hangup();
+    phone.pump(S(500));
+    let seen = agent.join().unwrap();
+    server.stop();
+    assert!(seen.registered, "the phone registered with its password");
+    assert_eq!(seen.rung, 1);
+    assert!(seen.got_bye, "the caller's hang-up ends the agent's call");
+    let to_agent = crossings_per_second(&seen.audio);
+    assert!(
+        (1800.0..2200.0).contains(&to_agent),
+        "the agent hears the caller's 1 kHz: {to_agent}"
+    );
+    let mut heard = Vec::new();
+    for (_, payload) in &phone.received {
+        let mut pcm = vec![0i16; payload.len()];
+        phone.codec.decode_into(payload, &mut pcm);
+        heard.extend(pcm);
+    }
+    let to_caller = crossings_per_second(&heard);
+    assert!(
+        (2800.0..3200.0).contains(&to_caller),
+        "the caller hears the agent's 1.5 kHz: {to_caller}"
+    );
+    let cdrs = read_cdrs(&site.config.database);
+    assert_eq!(cdrs.len(), 1, "one CDR: {cdrs:?}");
+    let c = &cdrs[0];
+    assert_eq!(c.queue.as_deref(), Some("help"));
+    assert_eq!(c.agent.as_deref(), Some("1001"));
+    assert_eq!(c.team.as_deref(), Some("support"));
+    assert!(c.talk_ms.unwrap() > 1500, "{c:?}");
+    assert_eq!(c.offers.len(), 1);
+    assert_eq!(c.offers[0].outcome, OfferOutcome::Answered);
+    assert!(!c.abandoned);
+    let states: Vec<AgentStateKind> = agent_states(&site.config.database)
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
+    assert_eq!(
+        states[..4],
+        [
+            AgentStateKind::Available,
+            AgentStateKind::Ringing,
+            AgentStateKind::OnCall,
+            AgentStateKind::WrapUp,
+        ],
+        "{states:?}"
+    );
+}
+
+#[test]
+fn a_caller_who_hangs_up_while_the_agent_rings_cancels_the_ring() {
+    let site = agent_site();
+    let mut server = start(site.config.clone());
+    let sip = server.sip;
+    let agent = std::thread::spawn(move || run_agent(sip, Behaviour::RingForever, S(6000)));
+    std::thread::sleep(S(500));
+    let mut phone = Phone::new(server.sip);
+    phone.call("400");
+    phone.talk(S(1500));
+    phone.hangup();
+    phone.pump(S(500));
+    let seen = agent.join().unwrap();
+    server.stop();
+    assert_eq!(seen.rung, 1);
+    assert!(seen.got_cancel, "CANCEL reached the agent's phone");
+    let c = &read_cdrs(&site.config.database)[0];
+    assert!(c.abandoned, "{c:?}");
+    assert_eq!(c.offers[0].outcome, OfferOutcome::Cancelled);
+}
