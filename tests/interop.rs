@@ -256,3 +256,227 @@ fn cdrs_reach_postgresql() {
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0].disposition, Disposition::CallerHangup);
 }
+
+/// Start SIPp as an agent phone at a fixed address, running one of the agent scenarios.
+fn sipp_agent(dir: &Path, scenario: &str, port: u16) -> Child {
+    Command::new(need("sipp"))
+        .arg("-sf")
+        .arg(repo().join("tests/interop/agents").join(scenario))
+        .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-m", "1"])
+        .args([
+            "-timeout",
+            "40s",
+            "-timeout_error",
+            "-nostdin",
+            "-trace_err",
+        ])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start sipp")
+}
+
+#[test]
+#[ignore = "interop: needs baresip and sipp"]
+fn baresip_agent_carries_a_bridged_call_from_a_sipp_caller_while_sipp_agents_refuse() {
+    let baresip = need("baresip");
+    let sipp = need("sipp");
+    let dir = TempDir::new("agents");
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(flows.join("acd")).unwrap();
+    std::fs::write(
+        flows.join("queue.toml"),
+        r#"
+[flow]
+name = "queue"
+numbers = ["400"]
+start = "agent"
+
+[nodes.agent]
+type = "queue"
+queue = "help"
+timeout = "1m"
+answered = "end"
+no_agents = "end"
+on_timeout = "end"
+full = "end"
+
+[nodes.end]
+type = "hangup"
+"#,
+    )
+    .unwrap();
+    let (decline, redirect, silent) = (free_port(), free_port(), free_port());
+    let ha1 = hotline::acd::load::ha1_md5("1001", "hotline", "pw1001");
+    std::fs::write(
+        flows.join("acd/agents.toml"),
+        format!(
+            r#"
+[agents.1001]
+name = "baresip"
+ha1_md5 = "{ha1}"
+skills = {{ help = 5 }}
+auto_login = true
+
+[agents.2001]
+endpoint = "sip:2001@127.0.0.1:{decline}"
+skills = {{ help = 9 }}
+auto_login = true
+
+[agents.2002]
+endpoint = "sip:2002@127.0.0.1:{redirect}"
+skills = {{ help = 8 }}
+auto_login = true
+
+[agents.2003]
+endpoint = "sip:2003@127.0.0.1:{silent}"
+skills = {{ help = 7 }}
+auto_login = true
+"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        flows.join("acd/queues.toml"),
+        // Best level first: the SIPp agents are offered the call one after the other before
+        // baresip, so each refusal is seen on its own.
+        "[queues.help]\nstrategy = \"skill-weighted\"\nskills = { help = 1 }\nring_timeout = \"3s\"\nwrap_up = \"1s\"\n",
+    )
+    .unwrap();
+    let hotline = Hotline::start(dir.path(), &flows, None);
+    let agents = [
+        sipp_agent(dir.path(), "sipp-decline.xml", decline),
+        sipp_agent(dir.path(), "sipp-redirect.xml", redirect),
+        sipp_agent(dir.path(), "sipp-noanswer.xml", silent),
+    ];
+    // baresip registers as 1001 with its password and answers by itself; it says a 1500 Hz
+    // tone and records what it hears.
+    let conf = dir.path().join("baresip");
+    std::fs::create_dir_all(&conf).unwrap();
+    common::write_tone(&conf.join("talk.wav"), 1500.0, 30_000);
+    let sip_port = free_port();
+    std::fs::write(conf.join("config"), format!(
+        "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\naudio_source aufile,{0}/talk.wav\naudio_alert aufile,/dev/null\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule sndfile.so\nsnd_path {0}\nmodule_app account.so\nmodule_app menu.so\n",
+        conf.display()
+    )).unwrap();
+    std::fs::write(
+        conf.join("accounts"),
+        format!(
+            "<sip:1001@127.0.0.1:{}>;auth_pass=pw1001;regint=120;answermode=auto\n",
+            hotline.port
+        ),
+    )
+    .unwrap();
+    let agent = Command::new(baresip)
+        .arg("-f")
+        .arg(&conf)
+        .args(["-t", "25"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run baresip");
+    std::thread::sleep(Duration::from_secs(3)); // baresip registers
+    // The caller: SIPp's built-in UAC, echoing back every RTP packet it receives. What the
+    // agent hears is then its own voice after a trip through the bridge both ways.
+    let media_port = 47000 + 2 * fastrand::u16(..500);
+    let status = Command::new(sipp)
+        .args([
+            "-sn",
+            "uac",
+            "-s",
+            "400",
+            &format!("127.0.0.1:{}", hotline.port),
+        ])
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-mp",
+            &media_port.to_string(),
+            "-rtp_echo",
+        ])
+        .args(["-m", "1", "-d", "8000", "-timeout", "40s", "-timeout_error"])
+        .args(["-nostdin", "-trace_err"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .expect("run sipp");
+    assert!(
+        status.success(),
+        "the SIPp caller's scenario passed (see *_errors.log in {})",
+        dir.path().display()
+    );
+    let out = agent.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    for mut a in agents {
+        let status = a.wait().unwrap();
+        assert!(
+            status.success(),
+            "each SIPp agent saw the INVITE it expected, and only one ({})",
+            dir.path().display()
+        );
+    }
+    let cdrs = hotline.stop();
+    assert_eq!(
+        cdrs.len(),
+        1,
+        "one CDR, no call followed a redirect: {cdrs:?}"
+    );
+    let c = &cdrs[0];
+    assert_eq!(c.agent.as_deref(), Some("1001"), "{text}");
+    let mut outcomes: Vec<(String, hotline::cdr::OfferOutcome)> = c
+        .offers
+        .iter()
+        .map(|o| (o.agent.clone(), o.outcome))
+        .collect();
+    outcomes.sort_by(|a, b| a.0.cmp(&b.0));
+    use hotline::cdr::OfferOutcome::*;
+    assert_eq!(
+        outcomes,
+        [
+            ("1001".to_string(), Answered),
+            ("2001".to_string(), Declined),
+            ("2002".to_string(), Redirected),
+            ("2003".to_string(), NoAnswer),
+        ]
+    );
+    let heard = std::fs::read_dir(&conf)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .unwrap_or_else(|| {
+            panic!(
+                "baresip wrote what it heard into {}: {text}",
+                conf.display()
+            )
+        });
+    let mut wav = hound::WavReader::open(&heard).unwrap();
+    let samples: Vec<i16> = wav.samples::<i16>().map(|s| s.unwrap()).collect();
+    let loud = samples.iter().filter(|s| s.unsigned_abs() > 1000).count();
+    assert!(loud > 8000, "baresip heard the call: {loud} loud samples");
+    // Half a second from the middle of what it heard.
+    let first = samples
+        .iter()
+        .position(|s| s.unsigned_abs() > 1000)
+        .unwrap();
+    let last = samples
+        .iter()
+        .rposition(|s| s.unsigned_abs() > 1000)
+        .unwrap();
+    let mid = (first + last) / 2;
+    let window = &samples[mid.saturating_sub(2000)..(mid + 2000).min(samples.len())];
+    let crossings = window
+        .windows(2)
+        .filter(|w| (w[0] < 0) != (w[1] < 0))
+        .count() as f64
+        * 8000.0
+        / window.len() as f64;
+    assert!(
+        (2700.0..3300.0).contains(&crossings),
+        "baresip heard its own 1500 Hz back through caller and bridge: {crossings} crossings/s"
+    );
+}

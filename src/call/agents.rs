@@ -2,11 +2,13 @@
 //! codes they dial change their state, and every state change becomes a history row. The
 //! state itself lives in the ACD alone.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
 use super::{Engine, MediaBackend, Party};
+use crate::acd::model::AgentEndpoint;
 use crate::acd::{AcdEvent, AgentId, AgentState};
 use crate::cdr::{AgentStateKind, AgentStateRecord};
 use crate::sip::{Account, CallRef, UaEvent};
@@ -62,7 +64,7 @@ fn pin_matches(agent_id: &str, pin: &str, expected: &str) -> bool {
 impl<M: MediaBackend> Engine<M> {
     /// The registrar's accounts and the ACD follow the catalog's agents file.
     pub(super) fn apply_agents(&mut self, now: Instant) {
-        let acd = std::sync::Arc::clone(&self.catalog.acd);
+        let acd = Arc::clone(&self.catalog.acd);
         self.ua.set_accounts(
             acd.agents
                 .iter()
@@ -72,7 +74,16 @@ impl<M: MediaBackend> Engine<M> {
                 })
                 .collect(),
         );
-        self.acd.reload(now, acd);
+        self.acd.reload(now, Arc::clone(&acd));
+        // A fixed endpoint has no registration to wait for: `auto_login` applies at once.
+        for def in acd.agents.iter().filter(|a| a.auto_login) {
+            if let (AgentEndpoint::Fixed(_), Some(agent)) =
+                (&def.endpoint, self.acd.agent_id(&def.id))
+                && self.acd.agent_state(agent) == Some(&AgentState::LoggedOut)
+            {
+                self.acd.handle(now, AcdEvent::Login { agent });
+            }
+        }
         self.drain_acd(now);
     }
 
