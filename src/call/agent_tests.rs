@@ -683,3 +683,46 @@ fn reload_removing_the_queue_sends_its_callers_back_into_the_flow() {
         n.caller_path()
     );
 }
+
+#[test]
+fn waiting_callers_hear_music_and_their_position_but_not_while_an_agent_rings() {
+    let mut n = net(
+        "longest-idle",
+        "announcements = { every = \"10s\", position = true, wait = true }\nmusic = \"sorry\"",
+    );
+    queued_caller(&mut n);
+    let caller = n.engine.calls.values().next().unwrap().dialog;
+    assert!(
+        n.engine
+            .media
+            .commands
+            .iter()
+            .any(|c| matches!(c, MediaCommand::Music { call, .. } if *call == caller)),
+        "the queue's music plays"
+    );
+    let plays = |n: &Net| {
+        n.engine
+            .media
+            .commands
+            .iter()
+            .filter_map(|c| match c {
+                MediaCommand::Play { call, prompts, .. } if *call == caller => Some(prompts.len()),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    n.advance(Duration::from_secs(11));
+    // "You are number one in the queue." (no agent logged in: no estimate)
+    assert_eq!(plays(&n), [3]);
+    assert_eq!(n.register(A1, "1001", "pw1001", 300), 200);
+    n.login("1001");
+    let c = n.incoming(A1)[0];
+    n.phones[A1].ua.ring(n.now, c);
+    n.pump();
+    n.advance(Duration::from_secs(9));
+    assert_eq!(
+        plays(&n).len(),
+        1,
+        "nothing is announced while an agent rings"
+    );
+}

@@ -21,7 +21,7 @@ pub const PROMPTS: [&str; 4] = [POSITION, POSITION_AFTER, WAIT, MINUTES];
 pub(super) fn words(
     catalog: &Catalog,
     language: &str,
-    position: u32,
+    position: Option<u32>,
     wait: Option<Duration>,
 ) -> Vec<PromptId> {
     let grammar = Grammar::for_language(language);
@@ -34,15 +34,17 @@ pub(super) fn words(
         words.iter().map(|w| id(&format!("say/{w}"))).collect()
     };
     let mut out = Vec::new();
-    let (Some(lead), Some(after)) = (id(POSITION), id(POSITION_AFTER)) else {
-        return Vec::new();
-    };
-    let Some(n) = number(u64::from(position)) else {
-        return Vec::new();
-    };
-    out.push(lead);
-    out.extend(n);
-    out.push(after);
+    if let Some(position) = position {
+        let (Some(lead), Some(after)) = (id(POSITION), id(POSITION_AFTER)) else {
+            return Vec::new();
+        };
+        let Some(n) = number(u64::from(position)) else {
+            return Vec::new();
+        };
+        out.push(lead);
+        out.extend(n);
+        out.push(after);
+    }
     if let Some(wait) = wait {
         // Round up: "about 1 minute" for 20 s is honest, "about 0 minutes" is not.
         let minutes = wait.as_secs().div_ceil(60).max(1);

@@ -79,8 +79,20 @@ impl Net {
             std::fs::write(dir.join("acd/agents.toml"), agents).unwrap();
             std::fs::write(dir.join("acd/queues.toml"), queues).unwrap();
         }
-        let flows = load_dir(&dir).0.expect("the test flow loads");
+        let mut flows = load_dir(&dir).0.expect("the test flow loads");
         let (acd, diags) = crate::acd::load::load_dir(&dir);
+        let at = crate::flow::Located {
+            file: "test".into(),
+            line: 1,
+            column: 1,
+            snippet: String::new(),
+        };
+        for name in super::announce::PROMPTS {
+            flows.add_prompt(name, at.clone());
+        }
+        for w in crate::flow::say::Grammar::English.words() {
+            flows.add_prompt(&format!("say/{w}"), at.clone());
+        }
         std::fs::remove_dir_all(&dir).ok();
         let acd = acd.unwrap_or_else(|| panic!("the test agents and queues load: {diags:?}"));
         let prompts = flows

@@ -571,8 +571,18 @@ impl<M: MediaBackend> Engine<M> {
         let Some(neg) = call.negotiated else {
             return;
         };
-        let words =
-            super::announce::words(&call.catalog, call.interpreter.language(), position, wait);
+        let says_position = call
+            .queue
+            .as_ref()
+            .and_then(|v| call.catalog.acd.queue(&v.queue))
+            .and_then(|q| q.announcements.as_ref())
+            .is_none_or(|a| a.position);
+        let words = super::announce::words(
+            &call.catalog,
+            call.interpreter.language(),
+            says_position.then_some(position),
+            wait,
+        );
         if words.is_empty() {
             return;
         }
