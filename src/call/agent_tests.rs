@@ -726,3 +726,42 @@ fn waiting_callers_hear_music_and_their_position_but_not_while_an_agent_rings() 
         "nothing is announced while an agent rings"
     );
 }
+
+#[test]
+fn a_recorded_queue_writes_each_conversation_as_stereo_and_the_cdr_names_it() {
+    let mut n = ready_net("longest-idle", "record = true");
+    let caller = queued_caller(&mut n);
+    let i = if n.incoming(A1).is_empty() { A2 } else { A1 };
+    let c = n.incoming(i)[0];
+    n.answer(i, c);
+    let (dialog, id) = n
+        .engine
+        .media
+        .commands
+        .iter()
+        .find_map(|cmd| match cmd {
+            MediaCommand::RecordBridge { call, id } => Some((*call, *id)),
+            _ => None,
+        })
+        .expect("the bridge is recorded");
+    n.advance(Duration::from_secs(5));
+    n.phones[CALLER].ua.hangup(n.now, caller);
+    n.pump();
+    // The media hands the recording over when the call closes.
+    n.engine.handle_media(
+        n.now,
+        MediaEvent::RecordedStereo {
+            call: dialog,
+            id,
+            samples: vec![7; 2 * 8000 * 5],
+        },
+    );
+    let job = n.engine.poll_recording().expect("a file to write");
+    assert_eq!(job.channels, 2);
+    assert!(job.path.to_string_lossy().ends_with("-agent-1.wav"), "{:?}", job.path);
+    n.engine
+        .handle_recording_written(n.now, job.call, job.task, Ok(job.path.clone()));
+    n.advance(Duration::from_secs(25));
+    let r = n.records().pop().expect("the CDR after wrap-up");
+    assert_eq!(r.recordings, [job.path.to_string_lossy().to_string()]);
+}
