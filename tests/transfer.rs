@@ -10,8 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hotline::cdr::Disposition;
-use hotline::media::{Codec, rtp};
-use hotline::sdp::{self, LocalMedia, SessionDescription};
 use hotline::sip::{CallRef, Peer, TransportKind, UaConfig, UaEvent, UserAgent};
 
 const S: fn(u64) -> Duration = Duration::from_millis;
@@ -38,26 +36,19 @@ fn run_target(
     for_how_long: Duration,
 ) -> Seen {
     sip.set_nonblocking(true).unwrap();
-    rtp_sock.set_nonblocking(true).unwrap();
     let mut ua = UserAgent::new(UaConfig {
         timers: Default::default(),
         advertised: sip.local_addr().unwrap().to_string(),
         advertise_request_host: false,
         user: "duty".into(),
     });
-    let rtp_port = rtp_sock.local_addr().unwrap().port();
+    let mut media = ToneMedia::new(rtp_sock, 1500.0, 0xD07);
     let mut seen = Seen {
         invited_user: None,
         audio: Vec::new(),
         got_bye: false,
     };
-    let mut remote: Option<SocketAddr> = None;
-    let mut codec = Codec::Pcmu;
-    let mut pt = 0u8;
-    let (mut seq, mut ts) = (1u16, 0u32);
-    let tone = sine(1500.0, 20, 8000.0);
     let end = Instant::now() + for_how_long;
-    let mut next_send = Instant::now();
     let mut buf = [0u8; 65536];
     while Instant::now() < end && !seen.got_bye {
         while let Some(t) = ua.poll_transmit() {
@@ -84,15 +75,8 @@ fn run_target(
                         Behaviour::Busy => ua.reject(Instant::now(), call, 486, &[]),
                         Behaviour::RingForever => ua.ring(Instant::now(), call),
                         Behaviour::Answer => {
-                            let offer =
-                                SessionDescription::parse_bytes(&offer.expect("an offer")).unwrap();
-                            let local = LocalMedia::new("127.0.0.1".parse().unwrap(), rtp_port, 42);
-                            let neg = sdp::negotiate(&offer, &local).unwrap();
-                            remote = neg.remote;
-                            codec = neg.codec;
-                            pt = neg.audio_pt;
-                            let answer = sdp::build_answer(&offer, &local, &neg);
-                            ua.answer(Instant::now(), call, answer.into_bytes());
+                            let answer = media.answer(&offer.expect("an offer"));
+                            ua.answer(Instant::now(), call, answer);
                             let _: CallRef = call;
                         }
                     }
@@ -101,51 +85,16 @@ fn run_target(
                 _ => {}
             }
         }
-        if let Some(to) = remote
-            && Instant::now() >= next_send
-        {
-            next_send += S(20);
-            let mut pkt = [0u8; 172];
-            let h = rtp::RtpHeader {
-                marker: seq == 1,
-                payload_type: pt,
-                sequence: seq,
-                timestamp: ts,
-                ssrc: 0xD07,
-            };
-            rtp::write_header(&h, (&mut pkt[..12]).try_into().unwrap());
-            codec.encode_into(&tone, &mut pkt[12..]);
-            let _ = rtp_sock.send_to(&pkt, to);
-            seq = seq.wrapping_add(1);
-            ts = ts.wrapping_add(160);
-        }
-        while let Ok((n, _)) = rtp_sock.recv_from(&mut buf) {
-            if let Some((h, payload)) = rtp::parse(&buf[..n])
-                && Some(h.payload_type) == Some(pt)
-            {
-                let mut pcm = vec![0i16; payload.len()];
-                codec.decode_into(payload, &mut pcm);
-                seen.audio.extend(pcm);
-            }
-        }
+        media.poll();
         std::thread::sleep(S(2));
     }
+    seen.audio = std::mem::take(&mut media.audio);
     // Answer what came last (the 200 for a BYE, the 487 after a CANCEL) before going away.
     ua.handle_timeout(Instant::now());
     while let Some(t) = ua.poll_transmit() {
         sip.send_to(&t.data, t.to.addr).unwrap();
     }
     seen
-}
-
-/// Zero crossings per second over the last half second of sound in `pcm`.
-fn crossings_per_second(pcm: &[i16]) -> f64 {
-    let last = pcm
-        .iter()
-        .rposition(|s| s.unsigned_abs() > 1000)
-        .expect("audio arrived");
-    let tail = &pcm[last.saturating_sub(4000)..last];
-    tail.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count() as f64 * 8000.0 / tail.len() as f64
 }
 
 fn transfer_site(target: SocketAddr, ring: &str) -> Site {

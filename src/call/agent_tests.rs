@@ -758,7 +758,11 @@ fn a_recorded_queue_writes_each_conversation_as_stereo_and_the_cdr_names_it() {
     );
     let job = n.engine.poll_recording().expect("a file to write");
     assert_eq!(job.channels, 2);
-    assert!(job.path.to_string_lossy().ends_with("-agent-1.wav"), "{:?}", job.path);
+    assert!(
+        job.path.to_string_lossy().ends_with("-agent-1.wav"),
+        "{:?}",
+        job.path
+    );
     n.engine
         .handle_recording_written(n.now, job.call, job.task, Ok(job.path.clone()));
     n.advance(Duration::from_secs(25));

@@ -225,15 +225,7 @@ impl<M: MediaBackend> Engine<M> {
         let Some(contact) = target else {
             tracing::info!(agent = %def.id, "no reachable phone for the agent");
             self.record_offer(id, &def.id, &queue, wall);
-            self.acd.handle(
-                now,
-                AcdEvent::OfferFailed {
-                    caller: caller_id(id),
-                    agent,
-                    why: OfferFailure::Unreachable,
-                },
-            );
-            return;
+            return self.offer_unreachable(now, id, agent);
         };
         let display = format!("{queue}: {caller_number}");
         let placed = self.place_leg(id, Role::Agent { agent }, |ua, dialog, offer| {
@@ -251,15 +243,20 @@ impl<M: MediaBackend> Engine<M> {
         self.record_offer(id, &def.id, &queue, wall);
         if let Err(why) = placed {
             tracing::warn!(agent = %def.id, why, "offer not placed");
-            self.acd.handle(
-                now,
-                AcdEvent::OfferFailed {
-                    caller: caller_id(id),
-                    agent,
-                    why: OfferFailure::Unreachable,
-                },
-            );
+            self.offer_unreachable(now, id, agent);
         }
+    }
+
+    /// The offer could not even be placed: the ACD ends it (its EndOffer closes the row).
+    fn offer_unreachable(&mut self, now: Instant, id: InteractionId, agent: AgentId) {
+        self.acd.handle(
+            now,
+            AcdEvent::OfferFailed {
+                caller: caller_id(id),
+                agent,
+                why: OfferFailure::Unreachable,
+            },
+        );
     }
 
     fn record_offer(&mut self, id: InteractionId, agent: &str, queue: &str, wall: i64) {

@@ -26,6 +26,8 @@ const RTCP_DRAIN_TICKS: u64 = 50;
 const COMMAND_QUEUE: usize = 16 * 1024;
 /// A caller sends one packet per tick; a few more is reordering or DTMF bursts.
 const MAX_RECV_PER_TICK: usize = 16;
+/// Receive passes per tick for bridged legs (see `MediaLoop::run`).
+const FORWARD_PASSES: u32 = 4;
 
 enum Command {
     Add {
@@ -460,52 +462,13 @@ impl MediaLoop {
             }
             let drain_rtcp = pacer.tick().is_multiple_of(RTCP_DRAIN_TICKS);
             for slot in &mut self.slots {
+                drain(slot, &mut rx_buf, &mut self.outbox);
                 let Slot {
-                    call,
-                    rtp,
-                    rtcp,
-                    stream,
-                    connected,
-                    partner,
-                    ..
+                    call, rtcp, stream, ..
                 } = slot;
                 let Some(stream) = stream.as_mut() else {
                     continue;
                 };
-                // A bridged packet goes out on the partner's socket, here and now.
-                let mut forward = |packet: &[u8], dest: Dest| {
-                    let Some(p) = partner.as_ref() else {
-                        return;
-                    };
-                    let sent = if dest.connected {
-                        p.rtp.send(packet)
-                    } else {
-                        p.rtp.send_to(packet, dest.addr)
-                    };
-                    if let Err(e) = sent
-                        && e.kind() != ErrorKind::WouldBlock
-                    {
-                        tracing::trace!(error = %e, "forwarded RTP send failed");
-                    }
-                };
-                // Bounded, so one flooded port cannot hold up every other stream's tick.
-                for _ in 0..MAX_RECV_PER_TICK {
-                    match rtp.recv_from(&mut rx_buf) {
-                        Ok((n, from)) => {
-                            let got = stream.receive(&mut rx_buf[..n], from, &mut forward);
-                            if let Some(addr) = got.latched {
-                                relatch(rtp.as_raw_fd(), rtp, connected, addr);
-                                stream.socket_connected(*connected);
-                            }
-                            if let Some(digit) = got.digit {
-                                self.outbox.push(MediaEvent::Digit { call: *call, digit });
-                            }
-                        }
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                        // ICMP errors surface here on connected sockets; the peer may come back.
-                        Err(_) => break,
-                    }
-                }
                 if drain_rtcp {
                     while rtcp.recv_from(&mut rx_buf).is_ok() {}
                 }
@@ -521,6 +484,23 @@ impl MediaLoop {
             }
             self.outbox.flush(&self.events);
             let deadline = pacer.next_deadline(Instant::now());
+            // Bridged legs are drained again between ticks: a forwarded packet then waits at
+            // most a quarter of a tick for its pass instead of a whole one, so arrivals that
+            // jitter around a pass do not leave 0 or 20 ms apart.
+            if self.slots.iter().any(|s| s.partner.is_some()) {
+                for k in 1..FORWARD_PASSES {
+                    let at = deadline - TICK + TICK * k / FORWARD_PASSES;
+                    if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    } else {
+                        continue;
+                    }
+                    for slot in self.slots.iter_mut().filter(|s| s.partner.is_some()) {
+                        drain(slot, &mut rx_buf, &mut self.outbox);
+                    }
+                    self.outbox.flush(&self.events);
+                }
+            }
             if let Some(wait) = deadline.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
@@ -745,6 +725,54 @@ fn recorded_stereo(call: CallRef, rec: StereoRecording) -> MediaEvent {
         call,
         id: rec.id,
         samples: rec.samples,
+    }
+}
+
+/// Receive what waits on a slot's RTP socket (bounded, so one flooded port cannot hold up
+/// every other stream's tick); a bridged packet goes out on the partner's socket at once.
+fn drain(slot: &mut Slot, rx_buf: &mut [u8; 2048], outbox: &mut Outbox) {
+    let Slot {
+        call,
+        rtp,
+        stream,
+        connected,
+        partner,
+        ..
+    } = slot;
+    let Some(stream) = stream.as_mut() else {
+        return;
+    };
+    let mut forward = |packet: &[u8], dest: Dest| {
+        let Some(p) = partner.as_ref() else {
+            return;
+        };
+        let sent = if dest.connected {
+            p.rtp.send(packet)
+        } else {
+            p.rtp.send_to(packet, dest.addr)
+        };
+        if let Err(e) = sent
+            && e.kind() != ErrorKind::WouldBlock
+        {
+            tracing::trace!(error = %e, "forwarded RTP send failed");
+        }
+    };
+    for _ in 0..MAX_RECV_PER_TICK {
+        match rtp.recv_from(rx_buf) {
+            Ok((n, from)) => {
+                let got = stream.receive(&mut rx_buf[..n], from, &mut forward);
+                if let Some(addr) = got.latched {
+                    relatch(rtp.as_raw_fd(), rtp, connected, addr);
+                    stream.socket_connected(*connected);
+                }
+                if let Some(digit) = got.digit {
+                    outbox.push(MediaEvent::Digit { call: *call, digit });
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            // ICMP errors surface here on connected sockets; the peer may come back.
+            Err(_) => break,
+        }
     }
 }
 

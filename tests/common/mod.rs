@@ -653,3 +653,92 @@ impl Phone {
         self.run_media(total, &frames);
     }
 }
+
+/// The media of a test phone that answers calls: once it knows where to, it sends a tone
+/// every 20 ms, and it decodes whatever audio comes in.
+pub struct ToneMedia {
+    sock: UdpSocket,
+    remote: Option<SocketAddr>,
+    codec: Codec,
+    pt: u8,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+    tone: Vec<i16>,
+    next_send: Instant,
+    pub audio: Vec<i16>,
+}
+
+impl ToneMedia {
+    pub fn new(sock: UdpSocket, freq: f32, ssrc: u32) -> ToneMedia {
+        sock.set_nonblocking(true).unwrap();
+        ToneMedia {
+            sock,
+            remote: None,
+            codec: Codec::Pcmu,
+            pt: 0,
+            seq: 1,
+            ts: 0,
+            ssrc,
+            tone: sine(freq, 20, 8000.0),
+            next_send: Instant::now(),
+            audio: Vec::new(),
+        }
+    }
+
+    /// The SDP answer to `offer`; media flows from now on.
+    pub fn answer(&mut self, offer: &[u8]) -> Vec<u8> {
+        use hotline::sdp::{self, LocalMedia, SessionDescription};
+        let offer = SessionDescription::parse_bytes(offer).unwrap();
+        let port = self.sock.local_addr().unwrap().port();
+        let local = LocalMedia::new("127.0.0.1".parse().unwrap(), port, 42);
+        let neg = sdp::negotiate(&offer, &local).unwrap();
+        self.remote = neg.remote;
+        self.codec = neg.codec;
+        self.pt = neg.audio_pt;
+        sdp::build_answer(&offer, &local, &neg).into_bytes()
+    }
+
+    /// Send the packet that is due and take in what arrived.
+    pub fn poll(&mut self) {
+        if let Some(to) = self.remote
+            && Instant::now() >= self.next_send
+        {
+            self.next_send += Duration::from_millis(20);
+            let mut pkt = [0u8; 172];
+            let h = rtp::RtpHeader {
+                marker: self.seq == 1,
+                payload_type: self.pt,
+                sequence: self.seq,
+                timestamp: self.ts,
+                ssrc: self.ssrc,
+            };
+            rtp::write_header(&h, (&mut pkt[..12]).try_into().unwrap());
+            self.codec.encode_into(&self.tone, &mut pkt[12..]);
+            let _ = self.sock.send_to(&pkt, to);
+            self.seq = self.seq.wrapping_add(1);
+            self.ts = self.ts.wrapping_add(160);
+        }
+        let mut buf = [0u8; 2048];
+        while let Ok((n, _)) = self.sock.recv_from(&mut buf) {
+            if let Some((h, payload)) = rtp::parse(&buf[..n])
+                && h.payload_type == self.pt
+            {
+                let mut pcm = vec![0i16; payload.len()];
+                self.codec.decode_into(payload, &mut pcm);
+                self.audio.extend(pcm);
+            }
+        }
+    }
+}
+
+/// Zero crossings per second over the last half second of sound in `pcm` (twice the
+/// frequency of a pure tone).
+pub fn crossings_per_second(pcm: &[i16]) -> f64 {
+    let last = pcm
+        .iter()
+        .rposition(|s| s.unsigned_abs() > 1000)
+        .expect("audio arrived");
+    let tail = &pcm[last.saturating_sub(4000)..last];
+    tail.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count() as f64 * 8000.0 / tail.len() as f64
+}
