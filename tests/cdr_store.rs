@@ -1635,3 +1635,37 @@ async fn postgres_writer_keeps_agent_states_and_child_rows_through_an_outage() {
     lock.close().await.expect("close");
     schema.drop().await;
 }
+
+/// Sticky routing at start reads each caller's latest agent within the window.
+#[tokio::test]
+async fn last_agents_gives_each_callers_latest_agent_within_the_window() {
+    let dir = TempDir::new("last-agents");
+    let store = sqlite_store(&dir.path().join("cdr.db")).await;
+    let base = record(run_id(), 0);
+    let call = |n: u64, caller: &str, agent: Option<&str>, end_ms: i64| CdrRecord {
+        id: format!("{:032x}", 0xa9e0_0000 + n),
+        caller: caller.into(),
+        agent: agent.map(Into::into),
+        end_ms,
+        ..base.clone()
+    };
+    store
+        .insert_batch(&[
+            call(1, "13800000001", Some("1001"), 1_000),
+            call(2, "13800000001", Some("1002"), 5_000),
+            call(3, "13800000002", Some("1001"), 4_000),
+            call(4, "13800000003", None, 6_000),
+            call(5, "13800000004", Some("1002"), 500),
+        ])
+        .await
+        .expect("insert");
+    let last = store.last_agents(900, 10).await.expect("read");
+    assert_eq!(
+        last,
+        [
+            ("13800000001".to_string(), "1002".to_string(), 5_000),
+            ("13800000002".to_string(), "1001".to_string(), 4_000),
+        ]
+    );
+    assert_eq!(store.last_agents(900, 1).await.unwrap().len(), 1);
+}

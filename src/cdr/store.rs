@@ -541,6 +541,41 @@ impl CdrStore {
     }
 
     /// Agent-state records in time order, of one agent or of all.
+    /// For sticky routing at start: each caller's most recent answering agent among calls
+    /// that ended at or after `since_ms`, newest first, at most `limit` callers.
+    pub async fn last_agents(
+        &self,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(String, String, i64)>, CdrError> {
+        let rows = sqlx::query(
+            "SELECT caller, agent, end_ms FROM cdr WHERE agent IS NOT NULL AND end_ms >= $1 \
+             ORDER BY end_ms DESC LIMIT $2",
+        )
+        .bind(since_ms)
+        .bind(limit.saturating_mul(4).min(i64::MAX as usize) as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|error| CdrError::Query {
+            operation: "read last agents",
+            error,
+        })?;
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for row in rows {
+            let caller: String = row.try_get("caller").unwrap_or_default();
+            let agent: String = row.try_get("agent").unwrap_or_default();
+            let end_ms: i64 = row.try_get("end_ms").unwrap_or_default();
+            if !caller.is_empty() && !agent.is_empty() && seen.insert(caller.clone()) {
+                out.push((caller, agent, end_ms));
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn agent_states(
         &self,
         agent: Option<&str>,

@@ -61,6 +61,9 @@ pub(crate) struct Ready {
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AgentTally {
+    /// From an agent hanging up (free again: the benchmark queue has no wrap-up) to the next
+    /// offer reaching its phone, while callers wait.
+    pub free_to_ring: Option<super::hist::Histogram>,
     pub registered: u32,
     /// First registrations that failed, by final code (408: no answer).
     pub register_failures: BTreeMap<u16, u32>,
@@ -193,6 +196,8 @@ struct Agent {
     login_done: bool,
     call: Option<ACall>,
     session: u64,
+    /// When this agent last hung up a call, until the next offer reaches it.
+    freed_at: Option<Instant>,
 }
 
 struct Ctx<'a> {
@@ -372,6 +377,7 @@ impl Agent {
             login_done: o.login_code.is_none(),
             call: None,
             session: u64::from(i) * 1000 + 1,
+            freed_at: None,
         }
     }
 
@@ -469,6 +475,7 @@ impl Agent {
                 c.ending = true;
                 let call = c.call;
                 ctx.tally.agent_hangups += 1;
+                self.freed_at = Some(now);
                 self.media_off(ctx);
                 self.ua.hangup(now, call);
             }
@@ -875,6 +882,12 @@ impl Agent {
             return self.ua.reject(now, call, 486, &[]);
         }
         ctx.tally.offered += 1;
+        if let Some(freed) = self.freed_at.take() {
+            ctx.tally
+                .free_to_ring
+                .get_or_insert_with(super::hist::Histogram::for_setup)
+                .record(now.saturating_duration_since(freed));
+        }
         if let Behaviour::Decline(code) = self.behaviour {
             ctx.tally.declined += 1;
             return self.ua.reject(now, call, code, &[]);

@@ -281,6 +281,10 @@ pub struct AgentReport {
     pub callers_bridged: u64,
     /// callers_bridged / calls attempted × 100, to one decimal.
     pub bridged_pct: Option<f64>,
+    /// From an agent hanging up to the next offer ringing its phone (callers waiting, no
+    /// wrap-up): the server's distribution latency, seen from the phone.
+    pub free_to_ring_ms_p50: Option<f64>,
+    pub free_to_ring_ms_p99: Option<f64>,
     /// From the caller's INVITE to its first echoed frame (kernel receive time).
     pub bridge_ms_p50: Option<f64>,
     pub bridge_ms_p99: Option<f64>,
@@ -656,6 +660,8 @@ fn agent_report(
         callers_bridged: c.bridged,
         bridged_pct: (attempted > 0)
             .then(|| (c.bridged as f64 * 1000.0 / f64::from(attempted)).round() / 10.0),
+        free_to_ring_ms_p50: t.free_to_ring.as_ref().and_then(|h| h.quantile_ms(0.5)),
+        free_to_ring_ms_p99: t.free_to_ring.as_ref().and_then(|h| h.quantile_ms(0.99)),
         bridge_ms_p50: rtp.bridge.quantile_ms(0.5),
         bridge_ms_p99: rtp.bridge.quantile_ms(0.99),
         bridge_ms_max: rtp.bridge.max_ms(),
@@ -970,6 +976,14 @@ fn agent_rows(s: &mut String, a: &AgentReport) {
             "{} ({} %)",
             a.callers_bridged,
             a.bridged_pct.map_or("-".into(), |p| format!("{p:.1}"))
+        ),
+    );
+    row(
+        "agent free→rung p50/p99",
+        format!(
+            "{} / {} ms",
+            ms(a.free_to_ring_ms_p50),
+            ms(a.free_to_ring_ms_p99)
         ),
     );
     row(

@@ -163,7 +163,38 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64),
     );
+    let sticky_days = catalog
+        .acd
+        .queues
+        .iter()
+        .filter(|q| !q.sticky_wait.is_zero())
+        .map(|q| q.sticky_days)
+        .max();
     let engine = Engine::new(engine_cfg, catalog, media, epoch);
+    // Who served each returning caller last, read from the CDRs once, off the loop: until
+    // it arrives (or if the database is down) sticky routing just has nobody to prefer.
+    let (seed_tx, seed_rx) = tokio::sync::oneshot::channel();
+    if let Some(days) = sticky_days {
+        let url = config.database.clone();
+        let since = epoch.1 - i64::from(days) * 86_400_000;
+        tokio::spawn(async move {
+            let read = async {
+                let store = crate::cdr::store::CdrStore::connect(&url).await?;
+                let rows = store.last_agents(since, STICKY_SEED).await;
+                store.close().await;
+                rows
+            };
+            match tokio::time::timeout(std::time::Duration::from_secs(30), read).await {
+                Ok(Ok(rows)) => {
+                    let _ = seed_tx.send(rows);
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "could not read past agents for sticky routing")
+                }
+                Err(_) => tracing::warn!("reading past agents for sticky routing timed out"),
+            }
+        });
+    }
     let (shutdown, signal_rx) = watch::channel(Signal::Run);
     // One slot: a request already waiting covers any that arrive before it is taken.
     let (reloads, reload_rx) = mpsc::channel(1);
@@ -193,6 +224,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         let mut sink = sink;
         let result = signalling_loop(
             engine,
+            seed_rx,
             udp,
             tcp_rx,
             tcp.as_ref(),
@@ -246,6 +278,7 @@ struct Reloading {
 #[allow(clippy::too_many_arguments)]
 async fn signalling_loop(
     mut engine: Engine<MediaHandle>,
+    mut sticky_seed: tokio::sync::oneshot::Receiver<Vec<(String, String, i64)>>,
     udp: UdpSocket,
     mut tcp_rx: mpsc::Receiver<(SocketAddr, Vec<u8>)>,
     tcp: Option<&tcp::Connections>,
@@ -302,6 +335,12 @@ async fn signalling_loop(
             }
             Some((request, result)) = lookup_rx.recv() => engine.handle_lookup(Instant::now(), request, result),
             Some((call, task, result)) = written_rx.recv() => engine.handle_recording_written(Instant::now(), call, task, result),
+            Ok(rows) = &mut sticky_seed, if !sticky_seed.is_terminated() => {
+                tracing::info!(callers = rows.len(), "past agents loaded for sticky routing");
+                for (caller, agent, end_ms) in rows.into_iter().rev() {
+                    engine.remember_agent(&caller, &agent, end_ms);
+                }
+            }
             _ = sleep_until(wake) => engine.handle_timeout(Instant::now()),
             received = udp.recv_from(&mut buf) => match received {
                 Ok((n, from)) => engine.handle_sip(Instant::now(), Peer { addr: from, transport: TransportKind::Udp }, &buf[..n]),
@@ -386,6 +425,9 @@ fn start_lookup(
         drop(permit);
     });
 }
+
+/// Callers whose last agent is read from the CDRs at start, at most (the engine keeps as many).
+const STICKY_SEED: usize = 200_000;
 
 /// A recording's outcome, on its way back to the signalling loop.
 type Written = (
