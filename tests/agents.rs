@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use hotline::cdr::{AgentStateKind, OfferOutcome};
 use hotline::sip::digest::{self, Algorithm};
-use hotline::sip::{Peer, TransportKind, UaConfig, UaEvent, UserAgent};
+use hotline::sip::{CallRef, Peer, TransportKind, UaConfig, UaEvent, UserAgent};
 
 const S: fn(u64) -> Duration = Duration::from_millis;
 
@@ -20,6 +20,8 @@ const S: fn(u64) -> Duration = Duration::from_millis;
 enum Behaviour {
     Answer,
     RingForever,
+    /// Answer, then after a second hand the caller to this agent id or queue by REFER.
+    AnswerThenRefer(&'static str),
 }
 
 #[derive(Default)]
@@ -29,6 +31,7 @@ struct Seen {
     audio: Vec<i16>,
     got_bye: bool,
     got_cancel: bool,
+    referred: bool,
 }
 
 const AGENTS: &str = r#"
@@ -36,6 +39,13 @@ const AGENTS: &str = r#"
 name = "Li Na"
 ha1_md5 = "HA1MD5"
 skills = { help = 5 }
+team = "support"
+auto_login = true
+
+[agents.1002]
+name = "Sam Wu"
+ha1_md5 = "HA2MD5"
+skills = { help = 1 }
 team = "support"
 auto_login = true
 "#;
@@ -78,17 +88,19 @@ fn agent_site() -> Site {
     let acd = site.config.flows_dir.join("acd");
     std::fs::create_dir_all(&acd).unwrap();
     let ha1 = hotline::acd::load::ha1_md5("1001", "hotline", "pw1001");
-    std::fs::write(acd.join("agents.toml"), AGENTS.replace("HA1MD5", &ha1)).unwrap();
+    let ha2 = hotline::acd::load::ha1_md5("1002", "hotline", "pw1002");
+    let agents = AGENTS.replace("HA1MD5", &ha1).replace("HA2MD5", &ha2);
+    std::fs::write(acd.join("agents.toml"), agents).unwrap();
     std::fs::write(acd.join("queues.toml"), QUEUES).unwrap();
     site
 }
 
 /// REGISTER with digest over the phone's own SIP socket, before its user agent takes over.
-fn register(sip: &UdpSocket, server: SocketAddr) -> bool {
+fn register(sip: &UdpSocket, server: SocketAddr, user: &str) -> bool {
     let me = sip.local_addr().unwrap();
     let text = |cseq: u32, auth: Option<&str>| {
         let mut t = format!(
-            "REGISTER sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKagent{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:1001@{server}>;tag=a1\r\nTo: <sip:1001@{server}>\r\nCall-ID: agent-reg-1001\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:1001@{me}>\r\nExpires: 300\r\n"
+            "REGISTER sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKagent{user}{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@{server}>;tag=a1\r\nTo: <sip:{user}@{server}>\r\nCall-ID: agent-reg-{user}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{me}>\r\nExpires: 300\r\n"
         );
         if let Some(a) = auth {
             t.push_str(&format!("Authorization: {a}\r\n"));
@@ -117,9 +129,9 @@ fn register(sip: &UdpSocket, server: SocketAddr) -> bool {
         .expect("an MD5 challenge");
     let auth = digest::client_response(
         Algorithm::Md5,
-        "1001",
+        user,
         "hotline",
-        "pw1001",
+        &format!("pw{user}"),
         "REGISTER",
         &format!("sip:{server}"),
         &params["nonce"],
@@ -132,10 +144,21 @@ fn register(sip: &UdpSocket, server: SocketAddr) -> bool {
 
 /// The agent's phone: registers, then answers (or only rings) and sends a 1500 Hz tone.
 fn run_agent(server: SocketAddr, behaviour: Behaviour, for_how_long: Duration) -> Seen {
+    run_agent_as(server, "1001", 1500.0, behaviour, for_how_long)
+}
+
+/// Agent `user` (password "pw" + user) saying a tone of `freq`.
+fn run_agent_as(
+    server: SocketAddr,
+    user: &str,
+    freq: f32,
+    behaviour: Behaviour,
+    for_how_long: Duration,
+) -> Seen {
     let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
     let rtp_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut seen = Seen {
-        registered: register(&sip, server),
+        registered: register(&sip, server, user),
         ..Seen::default()
     };
     sip.set_nonblocking(true).unwrap();
@@ -143,9 +166,10 @@ fn run_agent(server: SocketAddr, behaviour: Behaviour, for_how_long: Duration) -
         timers: Default::default(),
         advertised: sip.local_addr().unwrap().to_string(),
         advertise_request_host: false,
-        user: "1001".into(),
+        user: user.into(),
     });
-    let mut media = ToneMedia::new(rtp_sock, 1500.0, 0xA6E);
+    let mut media = ToneMedia::new(rtp_sock, freq, 0xA6E);
+    let mut refer_at: Option<(Instant, CallRef)> = None;
     let end = Instant::now() + for_how_long;
     let mut buf = [0u8; 65536];
     while Instant::now() < end && !seen.got_bye {
@@ -165,9 +189,12 @@ fn run_agent(server: SocketAddr, behaviour: Behaviour, for_how_long: Duration) -
                 UaEvent::Incoming { call, offer, .. } => {
                     seen.rung += 1;
                     ua.ring(Instant::now(), call);
-                    if behaviour == Behaviour::Answer {
+                    if behaviour != Behaviour::RingForever {
                         let answer = media.answer(&offer.expect("an offer"));
                         ua.answer(Instant::now(), call, answer);
+                        if let Behaviour::AnswerThenRefer(_) = behaviour {
+                            refer_at = Some((Instant::now() + S(1000), call));
+                        }
                     }
                 }
                 UaEvent::RemoteBye { .. } => seen.got_bye = true,
@@ -177,6 +204,13 @@ fn run_agent(server: SocketAddr, behaviour: Behaviour, for_how_long: Duration) -
                 }
                 _ => {}
             }
+        }
+        if let (Some((at, call)), Behaviour::AnswerThenRefer(to)) = (refer_at, behaviour)
+            && Instant::now() >= at
+        {
+            refer_at = None;
+            ua.refer(Instant::now(), call, &format!("<sip:{to}@{server}>"));
+            seen.referred = true;
         }
         media.poll();
         std::thread::sleep(S(2));
@@ -282,4 +316,64 @@ fn a_caller_who_hangs_up_while_the_agent_rings_cancels_the_ring() {
     let c = &read_cdrs(&site.config.database)[0];
     assert!(c.abandoned, "{c:?}");
     assert_eq!(c.offers[0].outcome, OfferOutcome::Cancelled);
+}
+
+#[test]
+fn an_agent_transfers_the_caller_to_a_colleague_who_then_talks_with_them() {
+    let site = agent_site();
+    let mut server = start(site.config.clone());
+    let sip = server.sip;
+    // 1001 registers (and so logs in) first: the longest idle, it rings first. 1002 is only
+    // offered the caller once 1001 hands them over.
+    let first = std::thread::spawn(move || {
+        run_agent_as(
+            sip,
+            "1001",
+            1500.0,
+            Behaviour::AnswerThenRefer("1002"),
+            S(9000),
+        )
+    });
+    std::thread::sleep(S(300));
+    let second =
+        std::thread::spawn(move || run_agent_as(sip, "1002", 2000.0, Behaviour::Answer, S(9000)));
+    std::thread::sleep(S(500));
+    let mut phone = Phone::new(server.sip);
+    phone.call("400");
+    phone.talk(S(4000)); // 1001 answers, transfers after a second, 1002 answers
+    phone.send_audio(&sine(1000.0, 2000, 8000.0), S(300));
+    phone.hangup();
+    phone.pump(S(500));
+    let (a, b) = (first.join().unwrap(), second.join().unwrap());
+    server.stop();
+    assert!(
+        a.referred && a.got_bye,
+        "1001 transferred and its call ended"
+    );
+    assert_eq!(b.rung, 1, "the colleague was offered the caller");
+    let to_b = crossings_per_second(&b.audio);
+    assert!(
+        (1800.0..2200.0).contains(&to_b),
+        "1002 hears the caller: {to_b}"
+    );
+    let mut heard = Vec::new();
+    for (_, payload) in &phone.received {
+        let mut pcm = vec![0i16; payload.len()];
+        phone.codec.decode_into(payload, &mut pcm);
+        heard.extend(pcm);
+    }
+    let to_caller = crossings_per_second(&heard);
+    assert!(
+        (3800.0..4200.0).contains(&to_caller),
+        "the caller ends up hearing 1002's 2 kHz: {to_caller}"
+    );
+    let c = &read_cdrs(&site.config.database)[0];
+    assert_eq!(c.agent.as_deref(), Some("1002"));
+    assert_eq!(c.transfers.len(), 1);
+    assert_eq!(
+        (c.transfers[0].by.as_str(), c.transfers[0].target.as_str()),
+        ("1001", "1002")
+    );
+    let agents: Vec<&str> = c.offers.iter().map(|o| o.agent.as_str()).collect();
+    assert_eq!(agents, ["1001", "1002"]);
 }
