@@ -769,3 +769,47 @@ fn a_recorded_queue_writes_each_conversation_as_stereo_and_the_cdr_names_it() {
     let r = n.records().pop().expect("the CDR after wrap-up");
     assert_eq!(r.recordings, [job.path.to_string_lossy().to_string()]);
 }
+
+#[test]
+fn a_refer_to_nowhere_is_refused_and_the_conversation_goes_on() {
+    let mut n = ready_net("longest-idle", "");
+    queued_caller(&mut n);
+    let i = if n.incoming(A1).is_empty() { A2 } else { A1 };
+    let id = if i == A1 { "1001" } else { "1002" };
+    let c = n.incoming(i)[0];
+    n.answer(i, c);
+    n.phones[i].ua.refer(n.now, c, "<sip:nobody@127.0.0.1>");
+    n.pump();
+    n.advance(Duration::from_millis(100));
+    assert!(
+        n.phones[i]
+            .wire
+            .iter()
+            .any(|m| m.starts_with("SIP/2.0 404"))
+    );
+    assert_eq!(n.state(id), AgentState::OnCall, "still talking");
+    let call = n.engine.calls.values().next().unwrap();
+    assert!(call.transfers.is_empty() && call.bridged.is_some());
+}
+
+#[test]
+fn an_agent_phone_that_answers_and_sends_no_media_ends_that_conversation_only() {
+    let mut n = ready_net("longest-idle", "");
+    queued_caller(&mut n);
+    let i = if n.incoming(A1).is_empty() { A2 } else { A1 };
+    let id = if i == A1 { "1001" } else { "1002" };
+    let c = n.incoming(i)[0];
+    n.answer(i, c);
+    let leg = *n.engine.legs.values().next().map(|l| &l.dialog).unwrap();
+    // The media thread reports the agent's stream silent for the RTP timeout.
+    n.engine
+        .handle_media(n.now, MediaEvent::RtpTimeout { call: leg });
+    n.pump();
+    n.advance(Duration::from_millis(100));
+    assert_eq!(n.requests(i, "BYE"), 1, "the dead leg is hung up");
+    assert_eq!(n.state(id), AgentState::WrapUp);
+    assert!(
+        n.caller_path().iter().any(|p| p == "survey"),
+        "the caller is not lost: the flow goes on"
+    );
+}
