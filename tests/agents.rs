@@ -260,13 +260,7 @@ fn a_registered_agent_answers_a_queued_caller_and_each_hears_the_other() {
         (1800.0..2200.0).contains(&to_agent),
         "the agent hears the caller's 1 kHz: {to_agent}"
     );
-    let mut heard = Vec::new();
-    for (_, payload) in &phone.received {
-        let mut pcm = vec![0i16; payload.len()];
-        phone.codec.decode_into(payload, &mut pcm);
-        heard.extend(pcm);
-    }
-    let to_caller = crossings_per_second(&heard);
+    let to_caller = crossings_per_second(&phone.heard_pcm());
     assert!(
         (2800.0..3200.0).contains(&to_caller),
         "the caller hears the agent's 1.5 kHz: {to_caller}"
@@ -356,13 +350,7 @@ fn an_agent_transfers_the_caller_to_a_colleague_who_then_talks_with_them() {
         (1800.0..2200.0).contains(&to_b),
         "1002 hears the caller: {to_b}"
     );
-    let mut heard = Vec::new();
-    for (_, payload) in &phone.received {
-        let mut pcm = vec![0i16; payload.len()];
-        phone.codec.decode_into(payload, &mut pcm);
-        heard.extend(pcm);
-    }
-    let to_caller = crossings_per_second(&heard);
+    let to_caller = crossings_per_second(&phone.heard_pcm());
     assert!(
         (3800.0..4200.0).contains(&to_caller),
         "the caller ends up hearing 1002's 2 kHz: {to_caller}"

@@ -154,13 +154,7 @@ fn an_answered_transfer_carries_audio_both_ways_until_the_caller_hangs_up() {
         (1800.0..2200.0).contains(&to_target),
         "the target hears the caller's 1 kHz: {to_target}"
     );
-    let mut heard = Vec::new();
-    for (_, payload) in &phone.received {
-        let mut pcm = vec![0i16; payload.len()];
-        phone.codec.decode_into(payload, &mut pcm);
-        heard.extend(pcm);
-    }
-    let to_caller = crossings_per_second(&heard);
+    let to_caller = crossings_per_second(&phone.heard_pcm());
     assert!(
         (2800.0..3200.0).contains(&to_caller),
         "the caller hears the target's 1.5 kHz: {to_caller}"

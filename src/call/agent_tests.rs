@@ -186,6 +186,15 @@ impl Net {
         self.pump();
     }
 
+    /// The agent phone that was offered the caller (the ACD picked one of two) and its id.
+    fn rung(&self) -> (usize, &'static str) {
+        if self.incoming(A1).is_empty() {
+            (A2, "1002")
+        } else {
+            (A1, "1001")
+        }
+    }
+
     fn caller_path(&self) -> Vec<String> {
         self.engine
             .calls
@@ -468,7 +477,7 @@ fn a_waiting_caller_leaves_by_a_key_of_the_node() {
 fn hold_plays_music_to_the_caller_and_counts_in_the_cdr() {
     let mut n = ready_net("longest-idle", "");
     let caller = queued_caller(&mut n);
-    let i = if n.incoming(A1).is_empty() { A2 } else { A1 };
+    let (i, id) = n.rung();
     let c = n.incoming(i)[0];
     n.answer(i, c);
     let reinvite = |n: &mut Net, dir: &str| {
@@ -483,7 +492,6 @@ fn hold_plays_music_to_the_caller_and_counts_in_the_cdr() {
     };
     n.advance(Duration::from_secs(10));
     reinvite(&mut n, "sendonly");
-    let id = if i == A1 { "1001" } else { "1002" };
     assert_eq!(n.state(id), AgentState::OnHold);
     n.advance(Duration::from_secs(30));
     reinvite(&mut n, "sendrecv");
@@ -502,7 +510,7 @@ fn hold_plays_music_to_the_caller_and_counts_in_the_cdr() {
 fn an_agent_transfers_the_caller_to_a_colleague_by_refer() {
     let mut n = ready_net("longest-idle", "sticky_days = 30");
     queued_caller(&mut n);
-    let i = if n.incoming(A1).is_empty() { A2 } else { A1 };
+    let (i, _) = n.rung();
     let other = if i == A1 { A2 } else { A1 };
     let (me, colleague) = if i == A1 {
         ("1001", "1002")
@@ -731,7 +739,7 @@ fn waiting_callers_hear_music_and_their_position_but_not_while_an_agent_rings() 
 fn a_recorded_queue_writes_each_conversation_as_stereo_and_the_cdr_names_it() {
     let mut n = ready_net("longest-idle", "record = true");
     let caller = queued_caller(&mut n);
-    let i = if n.incoming(A1).is_empty() { A2 } else { A1 };
+    let (i, _) = n.rung();
     let c = n.incoming(i)[0];
     n.answer(i, c);
     let (dialog, id) = n
@@ -774,8 +782,7 @@ fn a_recorded_queue_writes_each_conversation_as_stereo_and_the_cdr_names_it() {
 fn a_refer_to_nowhere_is_refused_and_the_conversation_goes_on() {
     let mut n = ready_net("longest-idle", "");
     queued_caller(&mut n);
-    let i = if n.incoming(A1).is_empty() { A2 } else { A1 };
-    let id = if i == A1 { "1001" } else { "1002" };
+    let (i, id) = n.rung();
     let c = n.incoming(i)[0];
     n.answer(i, c);
     n.phones[i].ua.refer(n.now, c, "<sip:nobody@127.0.0.1>");
@@ -796,8 +803,7 @@ fn a_refer_to_nowhere_is_refused_and_the_conversation_goes_on() {
 fn an_agent_phone_that_answers_and_sends_no_media_ends_that_conversation_only() {
     let mut n = ready_net("longest-idle", "");
     queued_caller(&mut n);
-    let i = if n.incoming(A1).is_empty() { A2 } else { A1 };
-    let id = if i == A1 { "1001" } else { "1002" };
+    let (i, id) = n.rung();
     let c = n.incoming(i)[0];
     n.answer(i, c);
     let leg = *n.engine.legs.values().next().map(|l| &l.dialog).unwrap();

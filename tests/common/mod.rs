@@ -410,6 +410,17 @@ impl Phone {
 
     /// Send our RTP for `d` (20 ms packets of silence, or the digits given, RFC 4733) and keep
     /// everything received.
+    /// Everything the phone received, decoded.
+    pub fn heard_pcm(&self) -> Vec<i16> {
+        let mut heard = Vec::new();
+        for (_, payload) in &self.received {
+            let mut pcm = vec![0i16; payload.len()];
+            self.codec.decode_into(payload, &mut pcm);
+            heard.extend(pcm);
+        }
+        heard
+    }
+
     pub fn talk(&mut self, d: Duration) {
         self.run_media(d, &[]);
     }
