@@ -251,6 +251,7 @@ impl Acd {
             AcdEvent::EndWrapUp { agent } => self.end_wrap_up(now, agent),
             AcdEvent::Reachable { agent, reachable } => self.reachable(now, agent, reachable),
             AcdEvent::PhoneBusy { agent, busy } => self.phone_busy(now, agent, busy),
+            AcdEvent::TakeOver { from, to } => self.take_over(now, from, to),
         }
         self.settle(now);
         self.debug_check();

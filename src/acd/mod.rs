@@ -146,6 +146,13 @@ pub enum AcdEvent {
         agent: AgentId,
         busy: bool,
     },
+    /// Attended transfer: `to`, whom `from` consulted, takes over `from`'s conversation
+    /// (same caller, same queue); `from` goes to wrap-up. Ignored unless `from` talks to a
+    /// caller and `to` is logged in, not ringing and not talking (`can_take_over`).
+    TakeOver {
+        from: AgentId,
+        to: AgentId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -819,3 +819,6 @@ fn an_agent_phone_that_answers_and_sends_no_media_ends_that_conversation_only() 
         "the caller is not lost: the flow goes on"
     );
 }
+
+#[cfg(test)]
+mod consult_tests;

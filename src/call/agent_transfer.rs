@@ -1,11 +1,14 @@
-//! Transfers an agent makes from their phone: a REFER on the agent's leg names a colleague
-//! (agent id or extension) or a queue. hotline keeps the caller (back to back), puts them
-//! back in a queue (offered to the colleague first), ends the agent's leg, and the agent
-//! goes to wrap-up. The transfer is a row of the call's CDR, not a new call.
+//! Blind transfers an agent makes from their phone: a REFER on the agent's leg names a
+//! colleague (agent id or extension), a queue, or an outside number (through the
+//! configured outbound gateway). hotline keeps the caller (back to back): for a colleague
+//! or a queue it puts them back in a queue (offered to the colleague first); for a number
+//! it calls the number and bridges it, or puts the caller back in their queue when nobody
+//! answers. The agent's leg ends and the agent goes to wrap-up. The transfer is a row of
+//! the call's CDR, not a new call. Attended transfers (Replaces) are in consult.rs.
 
 use std::time::{Duration, Instant};
 
-use super::legs::Role;
+use super::legs::{LegEnd, Role};
 use super::queue::{QueueVisit, caller_id};
 use super::{Engine, InteractionId, LegId, MediaBackend, MediaCommand};
 use crate::acd::{AcdEvent, AgentId};
@@ -18,12 +21,15 @@ const COLLEAGUE_FIRST: Duration = Duration::from_secs(60);
 /// A transferred caller's longest wait in the new queue (the queue's own `max_wait` applies
 /// when shorter); the flow's queue node timeout was for the first queue.
 const TRANSFER_MAX_WAIT: Duration = Duration::from_secs(3600);
+/// How long an outside number rings before the caller goes back to their queue.
+const OUTSIDE_RING: Duration = Duration::from_secs(45);
 
 /// What a REFER's target names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Target {
     Agent { id: String, queue: String },
     Queue(String),
+    Number(String),
 }
 
 /// The user part of a `sip:` or `tel:` URI (`<sip:1002@host;transport=udp>` -> `1002`).
@@ -48,18 +54,18 @@ impl<M: MediaBackend> Engine<M> {
         target: &str,
         replaces: Option<Replaces>,
     ) {
+        if let Some(replaces) = replaces {
+            return self.attended_transfer(now, leg, dialog, &replaces);
+        }
         let Some((id, agent)) = leg.and_then(|leg| self.bridged_agent(leg)) else {
             tracing::info!(target, "REFER from a party that may not transfer; refused");
             return self.ua.answer_refer(now, dialog, 403);
         };
-        if replaces.is_some() {
-            // Attended transfer needs the consultation call between agents; until then
-            // the phone is told plainly so the agent can fall back to a blind transfer.
-            tracing::info!(target, "attended transfer (Replaces) is not supported yet");
-            return self.ua.answer_refer(now, dialog, 501);
-        }
         let Some(target) = self.transfer_target(id, target) else {
-            tracing::info!(target, "REFER to nowhere: no such agent or queue");
+            tracing::info!(
+                target,
+                "REFER to nowhere: no such agent, queue or dialable number"
+            );
             return self.ua.answer_refer(now, dialog, 404);
         };
         self.ua.answer_refer(now, dialog, 202);
@@ -88,7 +94,17 @@ impl<M: MediaBackend> Engine<M> {
                 queue,
             });
         }
-        acd.queue(user).map(|q| Target::Queue(q.name.clone()))
+        if let Some(q) = acd.queue(user) {
+            return Some(Target::Queue(q.name.clone()));
+        }
+        // Anything else must be a number, and numbers leave only through the gateway.
+        let dialable = user.len() <= 32
+            && user
+                .trim_start_matches('+')
+                .chars()
+                .all(|c| c.is_ascii_digit())
+            && user.chars().any(|c| c.is_ascii_digit());
+        (dialable && self.cfg.outbound.is_some()).then(|| Target::Number(user.to_string()))
     }
 
     /// The agent hands the caller on: their conversation ends (wrap-up), the caller waits
@@ -100,20 +116,18 @@ impl<M: MediaBackend> Engine<M> {
             .agent_def(agent)
             .map(|d| d.id.clone())
             .unwrap_or_default();
+        let (target_kind, target_text, queue, sticky) = match target {
+            Target::Agent { id: to, queue } => {
+                (TransferTargetKind::Agent, to.clone(), queue, Some(to))
+            }
+            Target::Queue(q) => (TransferTargetKind::Queue, q.clone(), q, None),
+            Target::Number(number) => return self.transfer_out(now, id, agent, number),
+        };
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
         let Some(visit) = call.queue.take() else {
             return;
-        };
-        let (target_kind, target_text, queue, sticky) = match &target {
-            Target::Agent { id: to, queue } => (
-                TransferTargetKind::Agent,
-                to.clone(),
-                queue.clone(),
-                Some(to.clone()),
-            ),
-            Target::Queue(q) => (TransferTargetKind::Queue, q.clone(), q.clone(), None),
         };
         tracing::info!(sip_call_id = %call.sip_call_id, %by, target = %target_text, "blind transfer by the agent");
         call.transfers.push(TransferRow {
@@ -155,6 +169,147 @@ impl<M: MediaBackend> Engine<M> {
                 skills: Vec::new(),
                 sticky_for: sticky.as_ref().map(|_| COLLEAGUE_FIRST),
                 sticky,
+                max_wait: TRANSFER_MAX_WAIT,
+            },
+        );
+        self.drain_acd(now);
+    }
+}
+
+impl<M: MediaBackend> Engine<M> {
+    /// The agent sends the caller to an outside number: their conversation ends, the caller
+    /// hears music while the number rings through the gateway.
+    fn transfer_out(&mut self, now: Instant, id: InteractionId, agent: AgentId, number: String) {
+        let wall = self.wall_ms(now);
+        let by = self
+            .acd
+            .agent_def(agent)
+            .map(|d| d.id.clone())
+            .unwrap_or_default();
+        let Some(gateway) = self.cfg.outbound else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        tracing::info!(sip_call_id = %call.sip_call_id, %by, %number, "blind transfer to a number");
+        call.transfers.push(TransferRow {
+            at_ms: wall,
+            kind: TransferKind::Blind,
+            target: number.clone(),
+            target_kind: TransferTargetKind::Number,
+            by,
+            reason: None,
+        });
+        let answered = call.queue.as_mut().and_then(|v| v.answered.take());
+        let caller = call.caller.clone();
+        let dialog = call.dialog;
+        self.media.command(MediaCommand::Unbridge { call: dialog });
+        if let Some((_, leg, at)) = answered {
+            self.drop_leg(now, leg);
+            self.conversation_over(now, id, agent, at);
+        }
+        self.start_music(id);
+        let peer = crate::sip::Peer {
+            addr: gateway,
+            transport: crate::sip::TransportKind::Udp,
+        };
+        let placed = self.place_leg(
+            id,
+            Role::Outside {
+                number: number.clone(),
+            },
+            |ua, d, offer| {
+                ua.invite_as(now, d, peer, &caller, &number, Some(offer))
+                    .map_err(|e| format!("INVITE not sent: {e}"))
+            },
+        );
+        match placed {
+            Ok(leg) => self.set_leg_deadline(leg, Some(now + OUTSIDE_RING)),
+            Err(why) => {
+                tracing::warn!(%number, why, "transfer to a number not placed");
+                self.back_to_queue(now, id);
+            }
+        }
+    }
+
+    pub(super) fn outside_answered(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        id: InteractionId,
+        number: &str,
+    ) {
+        let Some(call) = self.calls.get(&id) else {
+            self.drop_leg(now, leg);
+            return;
+        };
+        tracing::info!(sip_call_id = %call.sip_call_id, %number, "the number answered; bridging");
+        self.bridge(leg);
+    }
+
+    /// The outside leg is gone: after a conversation the caller goes on at the queue node's
+    /// `answered` exit, as after an agent's hang-up; unanswered, they wait in their queue
+    /// again rather than being lost.
+    pub(super) fn outside_leg_ended(
+        &mut self,
+        now: Instant,
+        id: InteractionId,
+        number: &str,
+        how: LegEnd,
+    ) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        match how {
+            LegEnd::RemoteBye | LegEnd::RtpTimeout => {
+                tracing::info!(sip_call_id = %call.sip_call_id, %number, "the number hung up; back to the flow");
+                let Some(visit) = call.queue.take() else {
+                    return;
+                };
+                call.past_queues.push(visit.clone());
+                call.interpreter
+                    .on_queue_exit(now, visit.task, crate::flow::QueueExit::Answered);
+                self.run_flow(now, id);
+            }
+            LegEnd::Failed(_) | LegEnd::NoAnswer | LegEnd::NoMedia => {
+                tracing::info!(sip_call_id = %call.sip_call_id, %number, ?how, "the number did not take the call; back to the queue");
+                self.back_to_queue(now, id);
+            }
+        }
+    }
+
+    /// The caller waits in the queue they were answered from again.
+    fn back_to_queue(&mut self, now: Instant, id: InteractionId) {
+        let wall = self.wall_ms(now);
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        let Some(visit) = call.queue.take() else {
+            return;
+        };
+        let queue = visit.queue.clone();
+        let mut old = visit.clone();
+        old.left_ms.get_or_insert(wall);
+        call.past_queues.push(old);
+        call.queue = Some(QueueVisit {
+            task: visit.task,
+            queue: queue.clone(),
+            keys: visit.keys.clone(),
+            entered_ms: wall,
+            left_ms: None,
+            answered: None,
+            abandoned: false,
+        });
+        self.acd.handle(
+            now,
+            AcdEvent::Enqueue {
+                caller: caller_id(id),
+                queue,
+                priority: 0,
+                skills: Vec::new(),
+                sticky: None,
+                sticky_for: None,
                 max_wait: TRANSFER_MAX_WAIT,
             },
         );

@@ -19,8 +19,14 @@ use crate::sip::{CallRef, UaEvent};
 pub(super) enum Role {
     /// The target of the flow's `transfer` node.
     TransferTarget { task: TaskId, target: String },
-    /// An agent offered the caller by the ACD.
+    /// An agent offered the caller by the ACD (or who took them over from a colleague).
     Agent { agent: AgentId },
+    /// An agent's own call to a colleague about this caller (inbound: hotline answers it).
+    ConsultCaller { agent: AgentId },
+    /// The colleague rung for that consultation.
+    ConsultTarget { agent: AgentId, by: AgentId },
+    /// An outside number an agent transferred the caller to.
+    Outside { number: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +52,8 @@ pub(super) struct Leg {
     pub held: bool,
     /// The leg's own timer: give up ringing at this instant.
     pub ring_deadline: Option<Instant>,
+    /// An inbound leg's SDP answer, sent when it is answered.
+    pub answer: Option<Vec<u8>>,
 }
 
 /// Why a leg did not (or no longer does) carry a conversation.
@@ -102,6 +110,7 @@ impl<M: MediaBackend> Engine<M> {
                 negotiated: None,
                 held: false,
                 ring_deadline: None,
+                answer: None,
             },
         );
         Ok(id)
@@ -152,7 +161,15 @@ impl<M: MediaBackend> Engine<M> {
             .map(|l| l.id)
             .collect();
         for leg in mine {
-            self.drop_leg(now, leg);
+            if let Some(Leg {
+                role: Role::ConsultTarget { agent, .. },
+                ..
+            }) = self.drop_leg(now, leg)
+            {
+                self.acd
+                    .handle(now, crate::acd::AcdEvent::PhoneBusy { agent, busy: false });
+                self.drain_acd(now);
+            }
         }
     }
 
@@ -193,7 +210,7 @@ impl<M: MediaBackend> Engine<M> {
                 self.unbridge_if(snap.interaction, leg);
                 self.leg_ended(now, snap, LegEnd::Failed(code));
             }
-            UaEvent::RemoteBye { .. } | UaEvent::Ended { .. } => {
+            UaEvent::RemoteBye { .. } | UaEvent::Ended { .. } | UaEvent::Cancelled { .. } => {
                 let snap = leg_snapshot(l);
                 self.legs.remove(&leg);
                 self.dialogs.remove(&snap.dialog);
@@ -303,6 +320,10 @@ impl<M: MediaBackend> Engine<M> {
                 self.transfer_answered(now, leg, l.interaction, task, &target)
             }
             Role::Agent { agent } => self.agent_answered(now, leg, l.interaction, agent),
+            Role::ConsultTarget { .. } => self.consult_answered(now, leg, l.interaction),
+            Role::Outside { number } => self.outside_answered(now, leg, l.interaction, &number),
+            // Inbound: answered by hotline itself, never by an event.
+            Role::ConsultCaller { .. } => {}
         }
     }
 
@@ -313,6 +334,10 @@ impl<M: MediaBackend> Engine<M> {
                 self.transfer_leg_ended(now, leg.interaction, task, &target, how)
             }
             Role::Agent { agent } => self.agent_leg_ended(now, leg.interaction, agent, how),
+            Role::ConsultCaller { .. } | Role::ConsultTarget { .. } => {
+                self.consult_leg_ended(now, leg.interaction, &leg.role, how)
+            }
+            Role::Outside { number } => self.outside_leg_ended(now, leg.interaction, &number, how),
         }
     }
 }

@@ -22,6 +22,7 @@ mod agents;
 mod announce;
 mod caller;
 mod catalog;
+mod consult;
 mod legs;
 mod lookup;
 mod media;
@@ -457,6 +458,21 @@ impl<M: MediaBackend> Engine<M> {
             {
                 if to_user.starts_with('*') {
                     self.on_feature_code(now, call, &to_user, authenticated, offer.is_some());
+                    continue;
+                }
+                if self.dials_an_agent(&to_user) {
+                    let local_ip =
+                        local_ip.or_else(|| self.media.local_ip_towards(source.addr.ip()));
+                    self.on_consult_invite(
+                        now,
+                        consult::ConsultRequest {
+                            dialog: call,
+                            dialled: to_user,
+                            authenticated,
+                            offer,
+                            local_ip,
+                        },
+                    );
                     continue;
                 }
                 // A Request-URI with a host name names no address for SDP: take ours on the

@@ -218,11 +218,7 @@ impl<M: MediaBackend> Engine<M> {
             .map(|v| v.queue.clone())
             .unwrap_or_default();
         let caller_number = call.caller.clone();
-        let target = match &def.endpoint {
-            AgentEndpoint::Registered => self.ua.contacts(&def.extension).into_iter().next(),
-            AgentEndpoint::Fixed(uri) => fixed_contact(uri),
-        };
-        let Some(contact) = target else {
+        let Some(contact) = self.agent_contact(&def) else {
             tracing::info!(agent = %def.id, "no reachable phone for the agent");
             self.record_offer(id, &def.id, &queue, wall);
             return self.offer_unreachable(now, id, agent);
@@ -244,6 +240,17 @@ impl<M: MediaBackend> Engine<M> {
         if let Err(why) = placed {
             tracing::warn!(agent = %def.id, why, "offer not placed");
             self.offer_unreachable(now, id, agent);
+        }
+    }
+
+    /// Where an agent's phone is reached now: a registered contact or the fixed URI.
+    pub(super) fn agent_contact(
+        &self,
+        def: &crate::acd::model::AgentDef,
+    ) -> Option<crate::sip::Contact> {
+        match &def.endpoint {
+            AgentEndpoint::Registered => self.ua.contacts(&def.extension).into_iter().next(),
+            AgentEndpoint::Fixed(uri) => fixed_contact(uri),
         }
     }
 
@@ -426,6 +433,20 @@ impl<M: MediaBackend> Engine<M> {
         agent: AgentId,
         answered_ms: i64,
     ) {
+        self.conversation_facts_over(now, id, agent, answered_ms);
+        self.acd.handle(now, AcdEvent::ConversationEnded { agent });
+        self.drain_acd(now);
+    }
+
+    /// The interaction's part of a conversation's end: talk and hold time, and the wrap-up
+    /// that its CDR waits for (the ACD hears of the end separately).
+    pub(super) fn conversation_facts_over(
+        &mut self,
+        now: Instant,
+        id: InteractionId,
+        agent: AgentId,
+        answered_ms: i64,
+    ) {
         let wall = self.wall_ms(now);
         if let Some(call) = self.calls.get_mut(&id) {
             call.facts.talk_ms += wall - answered_ms;
@@ -440,8 +461,6 @@ impl<M: MediaBackend> Engine<M> {
                 since_ms: wall,
             },
         );
-        self.acd.handle(now, AcdEvent::ConversationEnded { agent });
-        self.drain_acd(now);
     }
 
     /// A key from a caller in a queue: one of the node's keys takes a waiting caller out;

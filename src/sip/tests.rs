@@ -538,3 +538,27 @@ fn a_flood_of_new_requests_is_refused_once_the_transaction_table_is_full() {
     assert!(text.starts_with("SIP/2.0 503"), "{text}");
     assert!(text.contains("Retry-After: 5"), "{text}");
 }
+
+#[test]
+fn refer_to_values_name_a_target_and_maybe_a_replaced_dialog() {
+    use crate::sip::ua::parse_refer_to;
+    let (target, replaces) =
+        parse_refer_to("<sip:1002@10.0.0.1?Replaces=abc%40h%3Bto-tag%3D1%3Bfrom-tag%3D2>").unwrap();
+    assert_eq!(target, "sip:1002@10.0.0.1");
+    let r = replaces.unwrap();
+    assert_eq!(
+        (r.call_id.as_str(), r.to_tag.as_str(), r.from_tag.as_str()),
+        ("abc@h", "1", "2")
+    );
+    assert_eq!(
+        parse_refer_to("<tel:+8613800138000>").unwrap().0,
+        "tel:+8613800138000"
+    );
+    assert_eq!(
+        parse_refer_to("sip:billing@h;method=INVITE").unwrap().0,
+        "sip:billing@h"
+    );
+    assert!(parse_refer_to("<sip:1002@h").is_none());
+    assert!(parse_refer_to("<http://x>").is_none());
+    assert!(parse_refer_to(&format!("<sip:{}@h>", "1".repeat(3000))).is_none());
+}

@@ -1274,6 +1274,17 @@ impl UserAgent {
         }
     }
 
+    /// The dialog a Replaces header names (RFC 3891). Phones name it from their own side,
+    /// so the tags are tried both ways round.
+    pub fn find_replaced(&self, r: &Replaces) -> Option<CallRef> {
+        [(&r.to_tag, &r.from_tag), (&r.from_tag, &r.to_tag)]
+            .into_iter()
+            .find_map(|(local, remote)| {
+                let call_ref = *self.by_dialog.get(&(r.call_id.clone(), local.clone()))?;
+                (self.calls.get(&call_ref)?.dialog.remote_tag == *remote).then_some(call_ref)
+            })
+    }
+
     pub fn call_id(&self, call_ref: CallRef) -> Option<&str> {
         self.calls.get(&call_ref).map(|c| c.dialog.call_id.as_str())
     }
@@ -1302,7 +1313,16 @@ pub fn parse_refer_to(value: &str) -> Option<(String, Option<Replaces>)> {
         Some((t, h)) => (t, Some(h)),
         None => (uri, None),
     };
-    rsip::Uri::try_from(target).ok()?;
+    // RFC 3966 tel: URIs name numbers (a phone's transfer key often sends them); the
+    // parser behind us knows only sip: and sips:.
+    let scheme = target.split_once(':')?.0.to_ascii_lowercase();
+    match scheme.as_str() {
+        "tel" => {}
+        "sip" | "sips" => {
+            rsip::Uri::try_from(target).ok()?;
+        }
+        _ => return None,
+    }
     let replaces = headers.and_then(|h| {
         h.split('&').find_map(|kv| {
             let (k, v) = kv.split_once('=')?;

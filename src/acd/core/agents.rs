@@ -355,6 +355,52 @@ impl Acd {
         }
     }
 
+    /// Whether `to` may take over `from`'s conversation (see `AcdEvent::TakeOver`).
+    pub fn can_take_over(&self, from: AgentId, to: AgentId) -> bool {
+        let (Some(f), Some(t)) = (
+            self.agents.get(from.0 as usize),
+            self.agents.get(to.0 as usize),
+        ) else {
+            return false;
+        };
+        from != to
+            && f.talking.is_some()
+            && !t.removed
+            && t.ringing.is_none()
+            && t.talking.is_none()
+            && t.state != AgentState::LoggedOut
+    }
+
+    pub(super) fn take_over(&mut self, now: Instant, from: AgentId, to: AgentId) {
+        if !self.can_take_over(from, to) {
+            debug!(?from, ?to, "ACD: take-over between agents who cannot");
+            return;
+        }
+        let (caller, queue) = {
+            let f = &mut self.agents[from.0 as usize];
+            (f.talking.take(), f.call_queue)
+        };
+        let Some(caller) = caller else { return };
+        // The one taking over may have been in wrap-up of another call (which ends here) or
+        // not ready (which they return to after this call).
+        if self.agents[to.0 as usize].state == AgentState::WrapUp {
+            self.record_handle_time(now, to);
+        }
+        let t = &mut self.agents[to.0 as usize];
+        if let AgentState::NotReady { reason } = &t.state {
+            t.pending.get_or_insert(Pending::NotReady(reason.clone()));
+        }
+        t.talking = Some(caller);
+        t.call_queue = queue;
+        t.call_start = Some(now);
+        t.phone_busy = false;
+        t.misses = 0;
+        t.answered += 1;
+        self.talking.insert(caller, to);
+        self.set_state(now, to, AgentState::OnCall, "transfer");
+        self.start_wrap(now, from, "transferred");
+    }
+
     pub(super) fn conversation_ended(&mut self, now: Instant, agent: AgentId) {
         let Some(a) = self.agent_mut(agent) else {
             return;

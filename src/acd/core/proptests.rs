@@ -93,6 +93,7 @@ enum Op {
     Agent(usize, u8),
     Reachable(usize, bool),
     Busy(usize, bool),
+    TakeOver(usize, usize),
     Advance(u64),
     NextTimer,
     Reload(Option<usize>, Option<usize>),
@@ -123,7 +124,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (c, a.clone(), failure()).prop_map(|(c, a, f)| Op::FailStale(c, a, f)),
         6 => (a.clone(), 0..8u8).prop_map(|(a, k)| Op::Agent(a, k)),
         1 => (a.clone(), any::<bool>()).prop_map(|(a, r)| Op::Reachable(a, r)),
-        1 => (a, any::<bool>()).prop_map(|(a, b)| Op::Busy(a, b)),
+        1 => (a.clone(), any::<bool>()).prop_map(|(a, b)| Op::Busy(a, b)),
+        1 => (a.clone(), a).prop_map(|(a, b)| Op::TakeOver(a, b)),
         3 => (0..30u64).prop_map(Op::Advance),
         3 => Just(Op::NextTimer),
         1 => (proptest::option::of(0..AGENTS), proptest::option::of(0..QUEUES))
@@ -233,6 +235,10 @@ impl Harness {
             Op::Busy(a, busy) => {
                 let agent = self.agent(a);
                 self.acd.handle(now, AcdEvent::PhoneBusy { agent, busy });
+            }
+            Op::TakeOver(from, to) => {
+                let (from, to) = (self.agent(from), self.agent(to));
+                self.acd.handle(now, AcdEvent::TakeOver { from, to });
             }
             Op::Advance(secs) => {
                 self.now += Duration::from_secs(secs);

@@ -473,3 +473,69 @@ fn a_missed_caller_goes_to_another_free_agent_first() {
     assert_eq!(offers(&out), [(1, t.id("a2").0)]);
     assert_eq!(t.state("a1"), AgentState::Available);
 }
+
+#[test]
+fn attended_transfer_hands_the_conversation_over() {
+    let mut t = one(Strategy::LongestIdle, 3);
+    for a in ["a1", "a2", "a3"] {
+        t.login(a);
+    }
+    t.enqueue(1, "q", 0);
+    let c = t
+        .offer_of("a1")
+        .or(t.offer_of("a2"))
+        .or(t.offer_of("a3"))
+        .unwrap();
+    let first = ["a1", "a2", "a3"]
+        .into_iter()
+        .find(|a| t.offer_of(a) == Some(c))
+        .unwrap();
+    let other = if first == "a1" { "a2" } else { "a1" };
+    t.answer(c, first);
+    let (from, to) = (t.id(first), t.id(other));
+    // The colleague is on the phone with the first agent: out of the pool meanwhile.
+    t.ev(AcdEvent::PhoneBusy {
+        agent: to,
+        busy: true,
+    });
+    t.ev(AcdEvent::NotReady {
+        agent: to,
+        reason: "meeting".into(),
+    });
+    assert!(t.acd.can_take_over(from, to));
+    assert!(
+        !t.acd.can_take_over(to, from),
+        "the colleague has no caller"
+    );
+    assert!(!t.acd.can_take_over(from, from));
+    t.at(5);
+    let out = t.ev(AcdEvent::TakeOver { from, to });
+    assert_eq!(t.state(other), AgentState::OnCall);
+    assert_eq!(t.state(first), AgentState::WrapUp);
+    assert_eq!(reasons(&out), ["transfer", "transferred"]);
+    // A second take-over of the same conversation by its old agent is refused.
+    assert!(!t.acd.can_take_over(from, to));
+    // The new agent's call ends in their own wrap-up, then they return to not ready.
+    t.hangup(other);
+    assert_eq!(t.state(other), AgentState::WrapUp);
+    t.at(30);
+    assert_eq!(t.state(other), not_ready("meeting"));
+    assert_eq!(t.state(first), AgentState::Available);
+    // Nobody who is logged out can take a call over.
+    let spare = ["a1", "a2", "a3"]
+        .into_iter()
+        .find(|a| *a != first && *a != other)
+        .unwrap();
+    let spare_id = t.id(spare);
+    t.ev(AcdEvent::Logout { agent: spare_id });
+    t.enqueue(2, "q", 0);
+    let c2 = t.offer_of(first).unwrap();
+    t.answer(c2, first);
+    assert!(!t.acd.can_take_over(from, spare_id));
+    t.ev(AcdEvent::TakeOver { from, to: spare_id });
+    assert_eq!(
+        t.state(first),
+        AgentState::OnCall,
+        "refused: nothing changed"
+    );
+}
