@@ -822,3 +822,6 @@ fn an_agent_phone_that_answers_and_sends_no_media_ends_that_conversation_only() 
 
 #[cfg(test)]
 mod consult_tests;
+
+#[cfg(test)]
+mod recording_tests;

@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use super::legs::{LegEnd, Role};
-use super::queue::{QueueVisit, caller_id};
+use super::queue::caller_id;
 use super::{Engine, InteractionId, LegId, MediaBackend, MediaCommand};
 use crate::acd::{AcdEvent, AgentId};
 use crate::cdr::{TransferKind, TransferRow, TransferTargetKind};
@@ -143,15 +143,7 @@ impl<M: MediaBackend> Engine<M> {
         let mut old = visit.clone();
         old.left_ms.get_or_insert(wall);
         call.past_queues.push(old);
-        call.queue = Some(QueueVisit {
-            task: visit.task,
-            queue: queue.clone(),
-            keys: visit.keys.clone(),
-            entered_ms: wall,
-            left_ms: None,
-            answered: None,
-            abandoned: false,
-        });
+        call.queue = Some(visit.again_in(queue.clone(), wall));
         // The caller hears the queue again while the next agent is found.
         let dialog = call.dialog;
         self.media.command(MediaCommand::Unbridge { call: dialog });
@@ -292,15 +284,7 @@ impl<M: MediaBackend> Engine<M> {
         let mut old = visit.clone();
         old.left_ms.get_or_insert(wall);
         call.past_queues.push(old);
-        call.queue = Some(QueueVisit {
-            task: visit.task,
-            queue: queue.clone(),
-            keys: visit.keys.clone(),
-            entered_ms: wall,
-            left_ms: None,
-            answered: None,
-            abandoned: false,
-        });
+        call.queue = Some(visit.again_in(queue.clone(), wall));
         self.acd.handle(
             now,
             AcdEvent::Enqueue {

@@ -423,14 +423,6 @@ impl<M: MediaBackend> Engine<M> {
         self.conversation_facts_over(now, id, from, answered_ms);
         self.bridge(target);
         self.drain_acd(now);
-        let record = self.calls.get(&id).is_some_and(|c| {
-            c.catalog
-                .acd
-                .queue(c.queue.as_ref().map_or("", |v| v.queue.as_str()))
-                .is_some_and(|q| q.record)
-        });
-        if record {
-            self.record_bridge(now, id);
-        }
+        self.record_if_asked(now, id);
     }
 }

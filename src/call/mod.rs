@@ -575,6 +575,7 @@ impl<M: MediaBackend> Engine<M> {
                     skills,
                     timeout,
                     keys,
+                    record,
                 } => self.enter_queue(
                     now,
                     id,
@@ -585,6 +586,7 @@ impl<M: MediaBackend> Engine<M> {
                         skills,
                         timeout,
                         keys,
+                        record,
                     },
                 ),
                 FlowAction::Hangup => hangup = true,

@@ -25,6 +25,24 @@ pub(super) struct QueueVisit {
     pub answered: Option<(AgentId, LegId, i64)>,
     /// The caller hung up before anyone answered.
     pub abandoned: bool,
+    /// The flow's say on recording this caller's conversations; None: the queue's.
+    pub record: Option<bool>,
+}
+
+impl QueueVisit {
+    /// The same caller waiting again (a transfer), in `queue` from `wall` on.
+    pub fn again_in(&self, queue: String, wall: i64) -> QueueVisit {
+        QueueVisit {
+            task: self.task,
+            queue,
+            keys: self.keys.clone(),
+            entered_ms: wall,
+            left_ms: None,
+            answered: None,
+            abandoned: false,
+            record: self.record,
+        }
+    }
 }
 
 /// What the flow's queue node asked for, evaluated.
@@ -35,6 +53,7 @@ pub(super) struct QueueEntry {
     pub skills: Vec<String>,
     pub timeout: Duration,
     pub keys: Vec<char>,
+    pub record: Option<bool>,
 }
 
 /// One agent offer, for the CDR's offer rows.
@@ -101,6 +120,7 @@ impl<M: MediaBackend> Engine<M> {
             skills,
             timeout,
             keys,
+            record,
         } = entry;
         let wall = self.wall_ms(now);
         let Some(call) = self.calls.get_mut(&id) else {
@@ -118,6 +138,7 @@ impl<M: MediaBackend> Engine<M> {
             left_ms: None,
             answered: None,
             abandoned: false,
+            record,
         });
         self.start_music(id);
         self.acd.handle(
@@ -366,13 +387,25 @@ impl<M: MediaBackend> Engine<M> {
             call.facts.team = def.team.clone();
             self.sticky.remember(&call.caller, &def.id, wall);
         }
-        let record = call
+        self.bridge(leg);
+        self.record_if_asked(now, id);
+    }
+
+    /// Record the conversation that just started if the flow asked for this caller, or
+    /// else their queue records.
+    pub(super) fn record_if_asked(&mut self, now: Instant, id: InteractionId) {
+        let Some(call) = self.calls.get(&id) else {
+            return;
+        };
+        let Some(visit) = call.queue.as_ref() else {
+            return;
+        };
+        let queue_records = call
             .catalog
             .acd
-            .queue(call.queue.as_ref().map_or("", |v| v.queue.as_str()))
+            .queue(&visit.queue)
             .is_some_and(|q| q.record);
-        self.bridge(leg);
-        if record {
+        if visit.record.unwrap_or(queue_records) {
             self.record_bridge(now, id);
         }
     }

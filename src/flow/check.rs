@@ -240,6 +240,9 @@ fn unset_variables(node: &Node, assigned: &HashSet<String>, diags: &mut Diagnost
         NodeKind::Queue(q) => {
             q.queue.template.variables(&mut used);
             q.priority.template.variables(&mut used);
+            if let Some(r) = &q.record {
+                r.template.variables(&mut used);
+            }
             q.skills
                 .iter()
                 .for_each(|s| s.template.variables(&mut used));

@@ -515,6 +515,14 @@ fn queue_node_parameters_and_keys_are_checked_where_written() {
         "a.toml:13:12: `priority` must be a whole number or a template, not true/false"
     );
     assert_eq!(
+        q("queue = \"g\"\nrecord = \"sometimes\"\n"),
+        "a.toml:13:10: `record` is true or false (or a template like \"{consented}\")"
+    );
+    assert_eq!(
+        q("queue = \"g\"\nrecord = 1\n"),
+        "a.toml:13:10: `record` must be true, false or a template, not a number"
+    );
+    assert_eq!(
         q("queue = \"g\"\nkeys = { \"12\" = \"end\" }\n"),
         "a.toml:13:10: queue key \"12\" is not one key (0-9, *, #, A-D)"
     );

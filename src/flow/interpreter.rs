@@ -85,6 +85,8 @@ pub enum FlowAction {
         skills: Vec<String>,
         timeout: Duration,
         keys: Vec<char>,
+        /// Record this caller's conversations; None: as the queue says.
+        record: Option<bool>,
     },
     Hangup,
 }
@@ -746,8 +748,22 @@ impl Interpreter {
                         }
                     }
                 }
+                let record = q.record.as_ref().and_then(|r| {
+                    let text = r.template.render(&*self, plain);
+                    let yes = super::nodes::yes_no(&text);
+                    if yes.is_none() {
+                        tracing::warn!(
+                            flow = self.flow_name(),
+                            node = self.node_name(),
+                            record = %text,
+                            "queue `record` is not yes or no; the queue decides"
+                        );
+                    }
+                    yes
+                });
                 let id = self.task(now, TaskKind::Queue, None);
                 self.actions.push_back(FlowAction::Queue {
+                    record,
                     id,
                     queue,
                     priority,

@@ -581,8 +581,45 @@ keys = { "1" = "end", "#" = "end" }
             skills: vec!["zh".into(), "billing".into(), "vip".into()],
             timeout: Duration::from_secs(90),
             keys: vec!['1', '#'],
+            record: None,
         }
     );
+}
+
+#[test]
+fn the_flow_decides_per_caller_whether_a_conversation_is_recorded() {
+    for (value, expected) in [
+        ("'yes'", Some(true)),
+        ("true", Some(true)),
+        ("'no'", Some(false)),
+        ("''", Some(false)),
+        ("'maybe'", None),
+    ] {
+        let action = queue_action(&format!(
+            r#"
+[nodes.a]
+type = "set"
+vars = {{ consented = "{value}" }}
+next = "q"
+[nodes.q]
+type = "queue"
+queue = "general"
+record = "{{consented}}"
+"#
+        ));
+        let crate::flow::FlowAction::Queue { record, .. } = action else {
+            unreachable!()
+        };
+        assert_eq!(record, expected, "{value}");
+    }
+    let action = queue_action("[nodes.a]\ntype = \"queue\"\nqueue = \"general\"\nrecord = false\n");
+    assert!(matches!(
+        action,
+        crate::flow::FlowAction::Queue {
+            record: Some(false),
+            ..
+        }
+    ));
 }
 
 #[test]

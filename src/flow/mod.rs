@@ -316,6 +316,9 @@ pub struct Queue {
     pub skills: Vec<QueueParam>,
     pub prompts: Vec<PromptItem>,
     pub timeout: Duration,
+    /// Whether this caller's conversations are recorded (`true`/`false`, or a template
+    /// such as "{consented}" read as yes/no when the node runs); None: the queue decides.
+    pub record: Option<QueueParam>,
     /// Keys that take a waiting caller out of the queue to a node.
     pub keys: Vec<(char, NodeId)>,
     pub answered: Option<NodeId>,

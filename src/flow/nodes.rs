@@ -747,6 +747,39 @@ impl Ctx<'_, '_, '_> {
                 }
             },
         };
+        let record = match t.get("record") {
+            None => None,
+            Some(v) => match v.get_ref() {
+                DeValue::Boolean(b) => Some(QueueParam {
+                    text: b.to_string(),
+                    template: Template::parse(&b.to_string()).unwrap_or_default(),
+                    at: self.sink.src.locate(&v.span()),
+                }),
+                DeValue::String(s) => {
+                    let text = Sp::new(s.to_string(), v.span());
+                    let param = self.queue_param(&text);
+                    if let Some(lit) = param.as_ref().and_then(QueueParam::literal)
+                        && yes_no(&lit).is_none()
+                    {
+                        self.sink.error(
+                            &v.span(),
+                            "`record` is true or false (or a template like \"{consented}\")",
+                        );
+                    }
+                    param
+                }
+                other => {
+                    self.sink.error(
+                        &v.span(),
+                        format!(
+                            "`record` must be true, false or a template, not {}",
+                            kind_of(other)
+                        ),
+                    );
+                    None
+                }
+            },
+        };
         let skills = t
             .strings("skills", self.sink)
             .unwrap_or_default()
@@ -787,6 +820,7 @@ impl Ctx<'_, '_, '_> {
             skills,
             prompts: self.prompts(t, "prompts"),
             timeout: self.duration(t, "timeout", Duration::from_secs(600)),
+            record,
             keys,
             answered: self.opt_node(t, "answered"),
             on_timeout: self.opt_node(t, "on_timeout"),
@@ -1086,4 +1120,13 @@ fn valid_variable(s: &str) -> bool {
     !s.is_empty()
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// A yes/no value as flows write it (and as variables hold it at run time).
+pub fn yes_no(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" | "on" => Some(true),
+        "false" | "no" | "0" | "off" | "" => Some(false),
+        _ => None,
+    }
 }
