@@ -167,6 +167,9 @@ fn run_agent_as(
         advertised: sip.local_addr().unwrap().to_string(),
         advertise_request_host: false,
         user: user.into(),
+        // Real sockets: any distinct seed will do; these phones challenge nobody.
+        seed: fastrand::u64(..),
+        nonce_secret: [0; 32],
     });
     let mut media = ToneMedia::new(rtp_sock, freq, 0xA6E);
     let mut refer_at: Option<(Instant, CallRef)> = None;

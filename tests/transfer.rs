@@ -41,6 +41,9 @@ fn run_target(
         advertised: sip.local_addr().unwrap().to_string(),
         advertise_request_host: false,
         user: "duty".into(),
+        // Real sockets: any distinct seed will do; these phones challenge nobody.
+        seed: fastrand::u64(..),
+        nonce_secret: [0; 32],
     });
     let mut media = ToneMedia::new(rtp_sock, 1500.0, 0xD07);
     let mut seen = Seen {

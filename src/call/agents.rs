@@ -198,7 +198,7 @@ impl<M: MediaBackend> Engine<M> {
         };
         let wall = self.wall_ms(now);
         self.agent_states.push_back(AgentStateRecord {
-            id: super::new_record_id(),
+            id: super::new_record_id(&mut self.rng),
             agent: def.id.clone(),
             state: kind,
             reason: (!reason.is_empty()).then_some(reason),

@@ -84,7 +84,7 @@ impl<M: MediaBackend> Engine<M> {
             engine.ua.reject(now, dialog, code, &extra);
             tracing::info!(%sip_call_id, %caller, %dialled, code, reason, "call refused");
             engine.records.push_back(CdrRecord {
-                id: new_record_id(),
+                id: new_record_id(&mut engine.rng),
                 sip_call_id: sip_call_id.clone(),
                 caller: caller.clone(),
                 dialled: dialled.clone(),
@@ -120,7 +120,7 @@ impl<M: MediaBackend> Engine<M> {
             .media_address
             .or(local_ip)
             .unwrap_or(self.cfg.fallback_address);
-        let mut local = LocalMedia::new(address, 0, fastrand::u64(1..1 << 40));
+        let mut local = LocalMedia::new(address, 0, self.rng.u64(1..1 << 40));
         let parsed_offer = match offer.as_deref().map(SessionDescription::parse_bytes) {
             None => None,
             Some(Ok(o)) => Some(o),
@@ -172,7 +172,7 @@ impl<M: MediaBackend> Engine<M> {
             id,
             Call {
                 dialog,
-                record_id: new_record_id(),
+                record_id: new_record_id(&mut self.rng),
                 sip_call_id,
                 caller,
                 dialled,

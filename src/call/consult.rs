@@ -100,7 +100,7 @@ impl<M: MediaBackend> Engine<M> {
                 return self.ua.reject(now, dialog, 503, &[]);
             }
         };
-        let local = LocalMedia::new(address, port, fastrand::u64(1..1 << 40));
+        let local = LocalMedia::new(address, port, self.rng.u64(1..1 << 40));
         let Ok(negotiated) = sdp::negotiate(&offer, &local) else {
             self.media.command(MediaCommand::Close { call: dialog });
             return self.ua.reject(now, dialog, 488, &[]);

@@ -117,6 +117,8 @@ impl Net {
             timezone: jiff::tz::TimeZone::UTC,
             recordings_dir: "/srv/messages".into(),
             outbound: None,
+            seed: 1,
+            nonce_secret: [1; 32],
         };
         let engine = Engine::new(cfg, catalog, Recorder::default(), (now, 1_700_000_000_000));
         let phones = addrs
@@ -128,6 +130,9 @@ impl Net {
                     timers: Default::default(),
                     advertised: a.to_string(),
                     user: "phone".into(),
+                    // Each phone its own stream, so no two draw the same tags.
+                    seed: u64::from(a.parse::<SocketAddr>().unwrap().port()),
+                    nonce_secret: [2; 32],
                 }),
                 events: Vec::new(),
                 wire: Vec::new(),

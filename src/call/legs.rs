@@ -90,7 +90,7 @@ impl<M: MediaBackend> Engine<M> {
             .media
             .open_beside(dialog, caller_dialog)
             .map_err(|e| format!("no media port: {e}"))?;
-        let local = LocalMedia::new(address, port, fastrand::u64(1..1 << 40));
+        let local = LocalMedia::new(address, port, self.rng.u64(1..1 << 40));
         let offer = sdp::build_offer(&local, Direction::SendRecv);
         if let Err(e) = invite(&mut self.ua, dialog, offer.into_bytes()) {
             self.media.command(MediaCommand::Close { call: dialog });

@@ -112,6 +112,11 @@ pub struct EngineConfig {
     pub recordings_dir: PathBuf,
     /// Where transfers to a number are sent (a gateway or trunk).
     pub outbound: Option<std::net::SocketAddr>,
+    /// The engine's only randomness (record ids, SDP session ids, and the UA's seed), so a
+    /// recorded input sequence replays to the same output. The runtime draws it at start.
+    pub seed: u64,
+    /// See `UaConfig::nonce_secret`.
+    pub nonce_secret: [u8; 32],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,17 +192,23 @@ pub struct Engine<M: MediaBackend> {
     wrapping: HashMap<crate::acd::AgentId, Wrap>,
     /// CDRs of finished calls waiting for their agent's wrap-up to end.
     wrap_held: HashMap<InteractionId, (CdrRecord, Instant)>,
+    /// Seeded from `EngineConfig::seed`; never the global generator.
+    rng: fastrand::Rng,
 }
 
 impl<M: MediaBackend> Engine<M> {
     /// `epoch` pairs a monotonic instant with the wall clock (Unix ms) at that instant, so CDR
     /// times are derived from the same `now` every input carries.
     pub fn new(cfg: EngineConfig, catalog: Arc<Catalog>, media: M, epoch: (Instant, i64)) -> Self {
+        let mut rng = fastrand::Rng::with_seed(cfg.seed);
         let ua = UserAgent::new(UaConfig {
             timers: cfg.timers,
             advertised: cfg.advertised.clone(),
             advertise_request_host: cfg.advertise_request_host,
             user: "hotline".into(),
+            // Drawn, not `cfg.seed` itself, so the UA's stream is not the engine's.
+            seed: rng.u64(..),
+            nonce_secret: cfg.nonce_secret,
         });
         let mut engine = Engine {
             cfg,
@@ -221,6 +232,7 @@ impl<M: MediaBackend> Engine<M> {
             wrapping: HashMap::new(),
             wrap_held: HashMap::new(),
             catalog,
+            rng,
         };
         engine.apply_agents(epoch.0);
         engine
@@ -682,8 +694,8 @@ fn stream_params(n: &Negotiated) -> StreamParams {
     }
 }
 
-fn new_record_id() -> String {
-    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+fn new_record_id(rng: &mut fastrand::Rng) -> String {
+    format!("{:016x}{:016x}", rng.u64(..), rng.u64(..))
 }
 
 #[cfg(test)]

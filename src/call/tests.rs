@@ -11,6 +11,10 @@ use crate::media::prompt::EncodedPrompt;
 use crate::sip::{UaConfig, UaEvent, UserAgent};
 use recording::RECORDING_HOLD;
 
+// A child of this module, so the replay tests drive the same harness.
+#[path = "replay_tests.rs"]
+mod replay;
+
 #[derive(Default)]
 struct Recorder {
     commands: Vec<MediaCommand>,
@@ -111,6 +115,8 @@ impl T {
             timezone: jiff::tz::TimeZone::UTC,
             recordings_dir: "/srv/messages".into(),
             outbound: None,
+            seed: 1,
+            nonce_secret: [1; 32],
         };
         let engine = Engine::new(cfg, catalog, Recorder::default(), (now, 1_700_000_000_000));
         let phone = UserAgent::new(UaConfig {
@@ -118,6 +124,8 @@ impl T {
             timers: Default::default(),
             advertised: "127.0.0.1:5070".into(),
             user: "phone".into(),
+            seed: 2,
+            nonce_secret: [2; 32],
         });
         T {
             now,

@@ -354,6 +354,10 @@ impl Agent {
                 advertised: local.clone(),
                 advertise_request_host: false,
                 user: ext.clone(),
+                // The load tool is an IO edge: its UAs need distinct tokens, not replay, and the
+                // registrar they carry is not one anyone registers with.
+                seed: fastrand::u64(..),
+                nonce_secret: std::array::from_fn(|_| fastrand::u8(..)),
             }),
             ext,
             sock,

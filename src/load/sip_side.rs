@@ -147,6 +147,10 @@ pub(crate) fn run(plan: &SipPlan, rtp: &SyncSender<RtpCommand>) -> Result<SipOut
         timers: TimerConfig::default(),
         advertised: local.to_string(),
         user: "load".into(),
+        // The load tool is an IO edge: its UAs need distinct tokens, not replay, and the
+        // registrar they carry is not one anyone registers with.
+        seed: fastrand::u64(..),
+        nonce_secret: std::array::from_fn(|_| fastrand::u8(..)),
     });
     let mut d = Driver {
         plan,

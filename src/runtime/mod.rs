@@ -38,6 +38,8 @@ pub enum RuntimeError {
     Media(std::io::Error),
     #[error("CDR writer: {0}")]
     Cdr(#[from] crate::cdr::CdrError),
+    #[error("cannot read the OS's randomness for the nonce secret: {0}")]
+    Entropy(std::io::Error),
 }
 
 /// A running server: its addresses, and the way to stop it.
@@ -79,6 +81,16 @@ impl Server {
             Err(e) => panic!("server task panicked: {e}"),
         }
     }
+}
+
+/// The registrar's nonce HMAC key, from the OS. Not from fastrand: its global generator is
+/// seeded from the monotonic clock and thread id (fastrand 2 on std), which can be guessed,
+/// and a guessed key lets anyone mint nonces the registrar accepts as its own.
+fn os_secret() -> std::io::Result<[u8; 32]> {
+    use std::io::Read;
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
+    Ok(key)
 }
 
 /// Bind everything and start serving. Returns once the server takes calls.
@@ -156,6 +168,10 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         timezone: jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
         outbound: config.outbound,
         recordings_dir: config.recordings_dir.clone(),
+        // The engine is deterministic given its inputs; this is where its randomness enters.
+        // Tags, Call-IDs and ids need only be unique, so the global generator will do.
+        seed: fastrand::u64(..),
+        nonce_secret: os_secret().map_err(RuntimeError::Entropy)?,
     };
     let epoch = (
         Instant::now(),

@@ -45,6 +45,8 @@ impl Srv {
             advertised: "10.0.0.1:5060".into(),
             advertise_request_host: false,
             user: "hotline".into(),
+            seed: 1,
+            nonce_secret: [1; 32],
         });
         ua.set_auth_seed(7);
         ua.set_accounts(vec![account("201", "secret"), account("202", "pw2")]);

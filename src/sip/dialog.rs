@@ -34,18 +34,21 @@ impl Dialog {
         }
     }
 
+    /// `rng` is the UA's: it makes the branch.
     pub fn request(
         &mut self,
+        rng: &mut fastrand::Rng,
         method: Method,
         via_host: &str,
         body: Option<(String, Vec<u8>)>,
     ) -> Result<Request, SipError> {
-        self.request_with(method, via_host, body, Vec::new())
+        self.request_with(rng, method, via_host, body, Vec::new())
     }
 
     /// `request` with extra headers (Event, Subscription-State for a NOTIFY).
     pub fn request_with(
         &mut self,
+        rng: &mut fastrand::Rng,
         method: Method,
         via_host: &str,
         body: Option<(String, Vec<u8>)>,
@@ -59,7 +62,7 @@ impl Dialog {
             uri: self.remote_target.clone(),
             via_host: via_host.to_string(),
             transport: self.peer.transport.via_name(),
-            branch: message::new_branch(),
+            branch: message::new_branch(rng),
             from: self.local_uri.clone(),
             to: self.remote_uri.clone(),
             call_id: self.call_id.clone(),
@@ -75,6 +78,7 @@ impl Dialog {
     /// RFC 3261 §13.2.2.4: the ACK for a 2xx is a new request with the INVITE's CSeq number.
     pub fn ack(
         &self,
+        rng: &mut fastrand::Rng,
         invite_seq: u32,
         via_host: &str,
         body: Option<(String, Vec<u8>)>,
@@ -84,7 +88,7 @@ impl Dialog {
             uri: self.remote_target.clone(),
             via_host: via_host.to_string(),
             transport: self.peer.transport.via_name(),
-            branch: message::new_branch(),
+            branch: message::new_branch(rng),
             from: self.local_uri.clone(),
             to: self.remote_uri.clone(),
             call_id: self.call_id.clone(),

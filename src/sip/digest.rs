@@ -237,11 +237,18 @@ impl DigestAuth {
         let mut rng = fastrand::Rng::with_seed(seed);
         let mut secret = [0u8; 32];
         rng.fill(&mut secret);
+        Self::with_secret(secret, rng.u64(..u64::MAX / 2))
+    }
+
+    /// `secret` keys the nonces' HMAC and must be unguessable (the UA is given one drawn
+    /// from the OS); `first_serial` is public, in every nonce, and need only differ between
+    /// restarts.
+    pub fn with_secret(secret: [u8; 32], first_serial: u64) -> Self {
         DigestAuth {
             secret,
             nonce_lifetime: Duration::from_secs(300),
             epoch: None,
-            next_serial: rng.u64(..u64::MAX / 2),
+            next_serial: first_serial,
             counts: HashMap::new(),
             order: VecDeque::new(),
             max_counts: MAX_NONCE_COUNTS,

@@ -461,14 +461,17 @@ pub fn build_ack_for_failure(invite: &Request, response: &Response) -> Request {
     req
 }
 
-pub fn new_branch() -> String {
-    format!("{BRANCH_COOKIE}{}", random_token(16))
+/// A Via branch (RFC 3261 §8.1.1.7). Tokens come from the caller's generator, never the
+/// global one, so a UA seeded alike replays the same bytes.
+pub fn new_branch(rng: &mut fastrand::Rng) -> String {
+    format!("{BRANCH_COOKIE}{}", random_token(rng, 16))
 }
 
-pub fn random_token(len: usize) -> String {
+/// Tags, Call-IDs and branches: unique, not secret (they are on the wire).
+pub fn random_token(rng: &mut fastrand::Rng, len: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     (0..len)
-        .map(|_| ALPHABET[fastrand::usize(..ALPHABET.len())] as char)
+        .map(|_| ALPHABET[rng.usize(..ALPHABET.len())] as char)
         .collect()
 }
 

@@ -113,11 +113,11 @@ pub struct RegisterOutcome {
 }
 
 impl Registrar {
-    pub fn new(seed: u64) -> Self {
+    pub fn new(auth: DigestAuth) -> Self {
         Registrar {
             cfg: RegistrarConfig::default(),
             realm: "hotline".into(),
-            auth: DigestAuth::new(seed),
+            auth,
             accounts: HashMap::new(),
             bindings: HashMap::new(),
             reachable: HashSet::new(),

@@ -14,6 +14,12 @@ fn ua(advertised: &str, user: &str) -> UserAgent {
         timers: TimerConfig::default(),
         advertised: advertised.into(),
         user: user.into(),
+        // Fixed, so runs repeat, and apart for each side, so the two never draw the same tags
+        // (a local tag taken for the remote one would go unseen).
+        seed: advertised
+            .bytes()
+            .fold(0, |h: u64, b| h.wrapping_mul(31).wrapping_add(u64::from(b))),
+        nonce_secret: [1; 32],
     })
 }
 
@@ -466,6 +472,8 @@ fn bound_to_every_address_the_dialog_names_the_host_the_caller_dialled() {
         timers: TimerConfig::default(),
         advertised: "127.0.0.1:5060".into(),
         user: "hotline".into(),
+        seed: 1,
+        nonce_secret: [1; 32],
     });
     let now = Instant::now();
     let invite = "INVITE sip:100@192.0.2.7:5060 SIP/2.0\r\n\
@@ -561,4 +569,38 @@ fn refer_to_values_name_a_target_and_maybe_a_replaced_dialog() {
     assert!(parse_refer_to("<sip:1002@h").is_none());
     assert!(parse_refer_to("<http://x>").is_none());
     assert!(parse_refer_to(&format!("<sip:{}@h>", "1".repeat(3000))).is_none());
+}
+
+#[test]
+fn the_seed_alone_decides_call_ids_tags_and_branches() {
+    // The UAC side's draws (the replay tests in call/ cover the UAS side's): two UAs on one
+    // seed send the same INVITE bytes, and a third on another seed does not.
+    let invite_from = |seed: u64| {
+        let mut ua = UserAgent::new(UaConfig {
+            advertise_request_host: false,
+            timers: TimerConfig::default(),
+            advertised: "127.0.0.1:5060".into(),
+            user: "hotline".into(),
+            seed,
+            nonce_secret: [1; 32],
+        });
+        let to = Peer {
+            addr: "127.0.0.1:5070".parse().unwrap(),
+            transport: TransportKind::Udp,
+        };
+        ua.invite(Instant::now(), to, "hotline", "201", None)
+            .unwrap();
+        String::from_utf8(ua.poll_transmit().unwrap().data).unwrap()
+    };
+    let (a, b, c) = (invite_from(5), invite_from(5), invite_from(6));
+    assert_eq!(a, b);
+    for name in ["call-id:", "from:", "via:"] {
+        let line = |m: &str| {
+            m.lines()
+                .find(|l| l.to_ascii_lowercase().starts_with(name))
+                .unwrap()
+                .to_string()
+        };
+        assert_ne!(line(&a), line(&c), "{name}");
+    }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::SipError;
 use super::dialog::{Dialog, contact_for};
-use super::digest::Verdict;
+use super::digest::{DigestAuth, Verdict};
 use super::endpoint::{ALLOW, Endpoint, EndpointEvent, Peer, Transmit, TxnId};
 use super::message::{self, MessageExt, Method, Request, RequestSpec, Response, ResponseSpec};
 use super::registrar::{Account, Contact, Ping, Registrar, RegistrarConfig};
@@ -190,6 +190,13 @@ pub struct UaConfig {
     /// another machine sends its ACK and BYE back to an address that reaches us.
     pub advertise_request_host: bool,
     pub user: String,
+    /// Seeds the generator every tag, branch, Call-ID and first CSeq comes from, so the same
+    /// inputs replay to the same bytes. Not secret: what it draws is on the wire.
+    pub seed: u64,
+    /// Keys the registrar's nonce HMAC. Kept apart from `seed` because the seed may be
+    /// logged to replay a session and its draws are visible, while this must stay
+    /// unguessable: the runtime fills it from the OS.
+    pub nonce_secret: [u8; 32],
 }
 
 pub struct UserAgent {
@@ -208,6 +215,8 @@ pub struct UserAgent {
     /// Cancelled INVITEs, by when they are given up if no final response comes.
     cancel_deadlines: BTreeSet<(Instant, CallRef, TxnId)>,
     last_now: Option<Instant>,
+    /// The UA's only source of randomness (see `UaConfig::seed`).
+    rng: fastrand::Rng,
 }
 
 impl UserAgent {
@@ -227,6 +236,8 @@ impl UserAgent {
     }
 
     pub fn new(cfg: UaConfig) -> Self {
+        let mut rng = fastrand::Rng::with_seed(cfg.seed);
+        let auth = DigestAuth::with_secret(cfg.nonce_secret, rng.u64(..u64::MAX / 2));
         UserAgent {
             endpoint: Endpoint::new(cfg.timers),
             cfg,
@@ -235,11 +246,12 @@ impl UserAgent {
             by_txn: HashMap::new(),
             events: VecDeque::new(),
             next_call: 0,
-            registrar: Registrar::new(fastrand::u64(..)),
+            registrar: Registrar::new(auth),
             pings: HashMap::new(),
             refer_deadlines: BTreeSet::new(),
             cancel_deadlines: BTreeSet::new(),
             last_now: None,
+            rng,
         }
     }
 
@@ -261,10 +273,10 @@ impl UserAgent {
         self.registrar.cfg = cfg;
     }
 
-    /// Seed the nonce secret and generator (tests; the default is random).
+    /// Seed the nonce secret and serials (tests; otherwise they come from `UaConfig`).
     pub fn set_auth_seed(&mut self, seed: u64) {
         let lifetime = self.registrar.auth.nonce_lifetime;
-        self.registrar.auth = super::digest::DigestAuth::new(seed);
+        self.registrar.auth = DigestAuth::new(seed);
         self.registrar.auth.nonce_lifetime = lifetime;
     }
 
@@ -295,14 +307,14 @@ impl UserAgent {
             uri: ping.uri.clone(),
             via_host: adv.clone(),
             transport: ping.peer.transport.via_name(),
-            branch: message::new_branch(),
+            branch: message::new_branch(&mut self.rng),
             from: format!(
                 "<sip:{}@{adv}>;tag={}",
                 self.cfg.user,
-                message::random_token(10)
+                message::random_token(&mut self.rng, 10)
             ),
             to: format!("<{}>", ping.uri),
-            call_id: format!("{}@{adv}", message::random_token(20)),
+            call_id: format!("{}@{adv}", message::random_token(&mut self.rng, 20)),
             cseq: 1,
             routes: Vec::new(),
             contact: None,
@@ -434,6 +446,7 @@ impl UserAgent {
             ("Subscription-State".to_string(), state),
         ];
         let Ok(req) = call.dialog.request_with(
+            &mut self.rng,
             Method::Notify,
             &call.advertised,
             Some(("message/sipfrag;version=2.0".into(), body.into_bytes())),
@@ -640,7 +653,7 @@ impl UserAgent {
             Method::Invite => {
                 self.next_call += 1;
                 let call_ref = CallRef(self.next_call);
-                let local_tag = message::random_token(10);
+                let local_tag = message::random_token(&mut self.rng, 10);
                 let (seq, _) = req.cseq();
                 let to_value = req.to_text();
                 let from_value = req.sender_text();
@@ -655,7 +668,7 @@ impl UserAgent {
                     local_tag: local_tag.clone(),
                     remote_tag: req.sender_tag().unwrap_or_default(),
                     remote_uri: from_value.unwrap_or_default(),
-                    local_seq: fastrand::u32(1..10_000),
+                    local_seq: self.rng.u32(1..10_000),
                     remote_seq: Some(seq),
                     remote_target: req
                         .contact_uri()
@@ -732,7 +745,7 @@ impl UserAgent {
     /// RFC 3261 §8.2.6.2: a response to a request without a To tag carries one of ours (a
     /// request inside a dialog already has one, and `build_response` keeps it).
     fn respond_out_of_dialog(&mut self, now: Instant, txn: TxnId, mut spec: ResponseSpec) {
-        spec.to_tag = Some(message::random_token(10));
+        spec.to_tag = Some(message::random_token(&mut self.rng, 10));
         self.endpoint.respond(now, txn, &spec);
     }
 
@@ -794,7 +807,10 @@ impl UserAgent {
             State::Answered => {
                 // RFC 3261 §13.3.1.4: no ACK for our 2xx; the session is over, so say so.
                 tracing::info!(sip_call_id = %call.dialog.call_id, "no ACK for 200 OK, ending the call");
-                if let Ok(bye) = call.dialog.request(Method::Bye, &call.advertised, None) {
+                if let Ok(bye) =
+                    call.dialog
+                        .request(&mut self.rng, Method::Bye, &call.advertised, None)
+                {
                     let peer = call.dialog.peer;
                     self.endpoint.send_request(now, peer, bye);
                 }
@@ -857,7 +873,7 @@ impl UserAgent {
             if code >= 200 {
                 call.reinvite_out = None;
                 if (200..300).contains(&code)
-                    && let Ok(ack) = call.dialog.ack(seq, &call.advertised, None)
+                    && let Ok(ack) = call.dialog.ack(&mut self.rng, seq, &call.advertised, None)
                 {
                     self.endpoint
                         .send_raw(call.dialog.peer, message::to_bytes(ack));
@@ -910,7 +926,10 @@ impl UserAgent {
                 self.by_dialog.insert(key, call_ref);
                 call.state = State::Confirmed;
                 let ack_body = call.ack_body.take().map(|b| (SDP.to_string(), b));
-                if let Ok(ack) = call.dialog.ack(call.invite_seq, &call.advertised, ack_body) {
+                if let Ok(ack) =
+                    call.dialog
+                        .ack(&mut self.rng, call.invite_seq, &call.advertised, ack_body)
+                {
                     self.endpoint
                         .send_raw(call.dialog.peer, message::to_bytes(ack));
                 }
@@ -943,7 +962,9 @@ impl UserAgent {
             return;
         };
         if resp.cseq().0 == call.invite_seq
-            && let Ok(ack) = call.dialog.ack(call.invite_seq, &call.advertised, None)
+            && let Ok(ack) = call
+                .dialog
+                .ack(&mut self.rng, call.invite_seq, &call.advertised, None)
         {
             self.endpoint.send_raw(source, message::to_bytes(ack));
         }
@@ -1053,7 +1074,10 @@ impl UserAgent {
             }
             State::Answered => call.bye_after_ack = true,
             State::Confirmed => {
-                let Ok(bye) = call.dialog.request(Method::Bye, &call.advertised, None) else {
+                let Ok(bye) =
+                    call.dialog
+                        .request(&mut self.rng, Method::Bye, &call.advertised, None)
+                else {
                     return;
                 };
                 call.state = State::Terminating;
@@ -1099,6 +1123,7 @@ impl UserAgent {
         };
         let body = format!("Signal={digit}\r\nDuration=160\r\n").into_bytes();
         let Ok(info) = call.dialog.request(
+            &mut self.rng,
             Method::Info,
             &self.cfg.advertised,
             Some(("application/dtmf-relay".into(), body)),
@@ -1186,7 +1211,7 @@ impl UserAgent {
         from_display: Option<&str>,
         sdp: Option<Vec<u8>>,
     ) -> Result<(), SipError> {
-        let local_tag = message::random_token(10);
+        let local_tag = message::random_token(&mut self.rng, 10);
         let display = from_display
             .map(|d| {
                 let d: String = d.chars().filter(|c| !c.is_control()).collect();
@@ -1194,7 +1219,11 @@ impl UserAgent {
             })
             .unwrap_or_default();
         let dialog_seed = Dialog {
-            call_id: format!("{}@{}", message::random_token(20), self.cfg.advertised),
+            call_id: format!(
+                "{}@{}",
+                message::random_token(&mut self.rng, 20),
+                self.cfg.advertised
+            ),
             local_uri: format!(
                 "{display}<sip:{from_user}@{}>;tag={local_tag}",
                 self.cfg.advertised
@@ -1211,7 +1240,7 @@ impl UserAgent {
         };
         let mut dialog = dialog_seed;
         let body = sdp.map(|s| (SDP.to_string(), s));
-        let request = dialog.request(Method::Invite, &self.cfg.advertised, body)?;
+        let request = dialog.request(&mut self.rng, Method::Invite, &self.cfg.advertised, body)?;
         let invite_seq = dialog.local_seq;
         let txn = self.endpoint.send_request(now, to, request);
         self.by_txn.insert(txn, call_ref);
@@ -1239,7 +1268,10 @@ impl UserAgent {
         body: Option<(String, Vec<u8>)>,
     ) -> Option<TxnId> {
         let call = self.calls.get_mut(&call_ref)?;
-        let req = call.dialog.request(method, &call.advertised, body).ok()?;
+        let req = call
+            .dialog
+            .request(&mut self.rng, method, &call.advertised, body)
+            .ok()?;
         let seq = call.dialog.local_seq;
         let peer = call.dialog.peer;
         let txn = self.endpoint.send_request(now, peer, req);
@@ -1259,7 +1291,7 @@ impl UserAgent {
         let extra = vec![("Refer-To".to_string(), refer_to.to_string())];
         let req = call
             .dialog
-            .request_with(Method::Refer, &call.advertised, None, extra)
+            .request_with(&mut self.rng, Method::Refer, &call.advertised, None, extra)
             .ok()?;
         let peer = call.dialog.peer;
         let txn = self.endpoint.send_request(now, peer, req);
