@@ -194,7 +194,11 @@ impl<M: MediaBackend> Engine<M> {
             reason: None,
         });
         let answered = call.queue.as_mut().and_then(|v| v.answered.take());
-        let caller = call.caller.clone();
+        let caller = self
+            .cfg
+            .outbound_caller_id
+            .present(&call.caller, &call.dialled)
+            .to_string();
         let dialog = call.dialog;
         self.media.command(MediaCommand::Unbridge { call: dialog });
         if let Some((_, leg, at)) = answered {

@@ -112,6 +112,8 @@ pub struct EngineConfig {
     pub recordings_dir: PathBuf,
     /// Where transfers to a number are sent (a gateway or trunk).
     pub outbound: Option<std::net::SocketAddr>,
+    /// The calling number transfers present.
+    pub outbound_caller_id: crate::config::OutboundCallerId,
     /// The engine's only randomness (record ids, SDP session ids, and the UA's seed), so a
     /// recorded input sequence replays to the same output. The runtime draws it at start.
     pub seed: u64,

@@ -115,6 +115,7 @@ impl T {
             timezone: jiff::tz::TimeZone::UTC,
             recordings_dir: "/srv/messages".into(),
             outbound: None,
+            outbound_caller_id: crate::config::OutboundCallerId::Dialled,
             seed: 1,
             nonce_secret: [1; 32],
         };

@@ -70,7 +70,11 @@ impl<M: MediaBackend> Engine<M> {
                 return;
             }
         };
-        let caller = call.caller.clone();
+        let caller = self
+            .cfg
+            .outbound_caller_id
+            .present(&call.caller, &call.dialled)
+            .to_string();
         let peer = Peer {
             addr,
             transport: TransportKind::Udp,

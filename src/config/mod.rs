@@ -70,6 +70,7 @@ struct SipSection {
     bind: Option<String>,
     advertised_host: Option<String>,
     outbound: Option<String>,
+    outbound_caller_id: Option<String>,
     tcp: Option<bool>,
     max_calls: Option<u32>,
     retry_after: Option<String>,
@@ -114,6 +115,46 @@ struct ReloadSection {
     poll: Option<String>,
 }
 
+/// What a call hotline places on a caller's behalf (a transfer, to a number or a URI)
+/// presents as the calling number. The caller's own number is whatever their From said,
+/// unauthenticated: passing it to a trunk lets anyone dialling in present any number
+/// onwards, so the default is the hotline number they dialled, which is ours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboundCallerId {
+    Dialled,
+    /// Pass the caller's number through (a trunk that checks or wants it).
+    Caller,
+    Fixed(String),
+}
+
+impl OutboundCallerId {
+    pub fn parse(text: &str) -> Option<OutboundCallerId> {
+        match text.trim() {
+            "dialled" | "dialed" => Some(OutboundCallerId::Dialled),
+            "caller" => Some(OutboundCallerId::Caller),
+            n if !n.is_empty()
+                && n.len() <= 32
+                && n.trim_start_matches('+')
+                    .chars()
+                    .all(|c| c.is_ascii_digit())
+                && n.chars().any(|c| c.is_ascii_digit()) =>
+            {
+                Some(OutboundCallerId::Fixed(n.to_string()))
+            }
+            _ => None,
+        }
+    }
+
+    /// The number to present for a call from `caller` who dialled `dialled`.
+    pub fn present<'a>(&'a self, caller: &'a str, dialled: &'a str) -> &'a str {
+        match self {
+            OutboundCallerId::Dialled => dialled,
+            OutboundCallerId::Caller => caller,
+            OutboundCallerId::Fixed(n) => n,
+        }
+    }
+}
+
 /// Checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -122,6 +163,8 @@ pub struct Config {
     pub advertised_host: Option<String>,
     /// Where transfers to a number go (a SIP gateway or trunk): IP address and port.
     pub outbound: Option<SocketAddr>,
+    /// The number calls placed towards others present as theirs (From).
+    pub outbound_caller_id: OutboundCallerId,
     pub sip_tcp: bool,
     pub max_calls: u32,
     pub retry_after: Duration,
@@ -152,6 +195,7 @@ impl Default for Config {
             sip_bind: "0.0.0.0:5060".parse().expect("literal"),
             advertised_host: None,
             outbound: None,
+            outbound_caller_id: OutboundCallerId::Dialled,
             sip_tcp: true,
             max_calls: 2000,
             retry_after: Duration::from_secs(5),
@@ -221,6 +265,15 @@ impl Config {
                 message: format!("{o:?} is not an IP address:port, e.g. \"192.0.2.10:5060\""),
             })?),
         };
+        if let Some(text) = parsed.sip.outbound_caller_id {
+            c.outbound_caller_id =
+                OutboundCallerId::parse(&text).ok_or_else(|| ConfigError::Invalid {
+                    key: "sip.outbound_caller_id",
+                    message: format!(
+                        "{text:?} is not \"dialled\", \"caller\" or a number such as \"+861012345678\""
+                    ),
+                })?;
+        }
         c.sip_tcp = parsed.sip.tcp.unwrap_or(c.sip_tcp);
         c.max_calls = parsed.sip.max_calls.unwrap_or(c.max_calls);
         if c.max_calls == 0 {

@@ -417,11 +417,14 @@ fn an_agent_sends_the_caller_to_an_outside_number() {
     assert_eq!(n.state("1001"), AgentState::WrapUp);
     let out = n.incoming(GATEWAY);
     assert_eq!(out.len(), 1, "the number is called through the gateway");
+    let invite = n.phones[GATEWAY]
+        .wire
+        .iter()
+        .find(|m| m.starts_with("INVITE sip:+8613800138000@"))
+        .expect("the INVITE to the number");
     assert!(
-        n.phones[GATEWAY]
-            .wire
-            .iter()
-            .any(|m| m.starts_with("INVITE sip:+8613800138000@"))
+        invite.contains("From: <sip:100@"),
+        "the trunk sees the hotline's number, not the caller's unchecked one: {invite}"
     );
     n.answer(GATEWAY, out[0]);
     let caller_dialog = n.engine.calls.values().next().unwrap().dialog;
@@ -452,12 +455,17 @@ fn an_agent_sends_the_caller_to_an_outside_number() {
 #[test]
 fn a_number_that_does_not_answer_puts_the_caller_back_in_the_queue() {
     let mut n = gateway_net();
+    n.engine.cfg.outbound_caller_id = crate::config::OutboundCallerId::Caller;
     let with_caller = n.talking_to_a1();
     n.phones[A1].ua.refer(n.now, with_caller, "<tel:95598>");
     n.pump();
     n.advance(Duration::from_millis(100));
     let out = n.incoming(GATEWAY);
     assert_eq!(out.len(), 1, "{:?}", n.phones[A1].wire);
+    assert!(
+        n.phones[GATEWAY].wire[0].contains("From: <sip:5551234@"),
+        "passed through when configured"
+    );
     n.phones[GATEWAY].ua.reject(n.now, out[0], 486, &[]);
     n.pump();
     n.advance(Duration::from_millis(100));
