@@ -1,17 +1,22 @@
 //! Callers reach agents over real UDP: an agent's phone (hotline's own user agent on its own
 //! sockets) registers with digest authentication, a caller dials a queue, the agent's phone
 //! rings and answers, and each side hears the other, checked by the tone each sends. A
-//! caller who hangs up while the agent rings cancels the ring. The CDR, its offer rows and
-//! the agent-state history are read back from the real SQLite file.
+//! caller who hangs up while the agent rings cancels the ring. The agent's hold (re-INVITE
+//! sendonly) gives the caller the queue's music until the agent takes them back; an agent
+//! whose registration is gone is not rung until the phone registers again. The CDR, its
+//! offer rows and the agent-state history are read back from the real SQLite file.
 
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
 use hotline::cdr::{AgentStateKind, OfferOutcome};
+use hotline::sdp::Direction;
 use hotline::sip::digest::{self, Algorithm};
+use hotline::sip::message::Method;
 use hotline::sip::{CallRef, Peer, TransportKind, UaConfig, UaEvent, UserAgent};
 
 const S: fn(u64) -> Duration = Duration::from_millis;
@@ -32,6 +37,21 @@ struct Seen {
     got_bye: bool,
     got_cancel: bool,
     referred: bool,
+    /// When each INVITE that opens a call reached the phone's socket.
+    invites_at: Vec<Instant>,
+    /// The final status of each re-INVITE the phone sent.
+    reinvited: Vec<u16>,
+}
+
+/// What the test tells a running agent phone to do.
+enum Ctl {
+    /// Put the caller on hold: re-INVITE with `a=sendonly`.
+    Hold,
+    /// Take them back: re-INVITE with `a=sendrecv`.
+    Resume,
+    /// REGISTER again with this Expires (0 removes the contact); whether it got 200 goes
+    /// back on the channel.
+    Register(u32, mpsc::Sender<bool>),
 }
 
 const AGENTS: &str = r#"
@@ -84,23 +104,36 @@ type = "hangup"
 "#;
 
 fn agent_site() -> Site {
-    let site = site(FLOW);
+    agent_site_with(FLOW, QUEUES)
+}
+
+fn agent_site_with(flow: &str, queues: &str) -> Site {
+    let site = site(flow);
     let acd = site.config.flows_dir.join("acd");
     std::fs::create_dir_all(&acd).unwrap();
     let ha1 = hotline::acd::load::ha1_md5("1001", "hotline", "pw1001");
     let ha2 = hotline::acd::load::ha1_md5("1002", "hotline", "pw1002");
     let agents = AGENTS.replace("HA1MD5", &ha1).replace("HA2MD5", &ha2);
     std::fs::write(acd.join("agents.toml"), agents).unwrap();
-    std::fs::write(acd.join("queues.toml"), QUEUES).unwrap();
+    std::fs::write(acd.join("queues.toml"), queues).unwrap();
     site
 }
 
-/// REGISTER with digest over the phone's own SIP socket, before its user agent takes over.
-fn register(sip: &UdpSocket, server: SocketAddr, user: &str) -> bool {
+/// REGISTER with digest over the phone's own SIP socket (CSeq `cseq`, then `cseq + 1` with
+/// credentials) asking for `expires` seconds; 0 removes the contact. Blocks on the socket;
+/// anything else that arrives meanwhile is kept in `other` for the phone's user agent.
+fn register_for(
+    sip: &UdpSocket,
+    server: SocketAddr,
+    user: &str,
+    expires: u32,
+    cseq: u32,
+    other: &mut Vec<(Vec<u8>, SocketAddr)>,
+) -> bool {
     let me = sip.local_addr().unwrap();
     let text = |cseq: u32, auth: Option<&str>| {
         let mut t = format!(
-            "REGISTER sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKagent{user}{cseq};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@{server}>;tag=a1\r\nTo: <sip:{user}@{server}>\r\nCall-ID: agent-reg-{user}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{me}>\r\nExpires: 300\r\n"
+            "REGISTER sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKagent{user}{cseq}x{expires};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@{server}>;tag=a1\r\nTo: <sip:{user}@{server}>\r\nCall-ID: agent-reg-{user}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{me}>\r\nExpires: {expires}\r\n"
         );
         if let Some(a) = auth {
             t.push_str(&format!("Authorization: {a}\r\n"));
@@ -109,18 +142,22 @@ fn register(sip: &UdpSocket, server: SocketAddr, user: &str) -> bool {
         t
     };
     let mut buf = [0u8; 65536];
-    let ask = |t: String, buf: &mut [u8]| -> String {
+    let mut ask = |t: String| -> String {
         sip.send_to(t.as_bytes(), server).unwrap();
         sip.set_read_timeout(Some(S(2000))).unwrap();
         loop {
-            let (n, _) = sip.recv_from(buf).expect("an answer to REGISTER");
+            let (n, from) = sip.recv_from(&mut buf).expect("an answer to REGISTER");
             let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if !m.starts_with("SIP/2.0 ") || !m.contains(" REGISTER\r\n") {
+                other.push((buf[..n].to_vec(), from));
+                continue;
+            }
             if !m.starts_with("SIP/2.0 100") {
                 return m;
             }
         }
     };
-    let challenge = ask(text(1, None), &mut buf);
+    let challenge = ask(text(cseq, None));
     let params = challenge
         .lines()
         .filter_map(|l| l.strip_prefix("WWW-Authenticate: "))
@@ -139,7 +176,7 @@ fn register(sip: &UdpSocket, server: SocketAddr, user: &str) -> bool {
         "abc",
         params.get("opaque").map(String::as_str),
     );
-    ask(text(2, Some(&auth)), &mut buf).starts_with("SIP/2.0 200")
+    ask(text(cseq + 1, Some(&auth))).starts_with("SIP/2.0 200")
 }
 
 /// The agent's phone: registers, then answers (or only rings) and sends a 1500 Hz tone.
@@ -155,12 +192,29 @@ fn run_agent_as(
     behaviour: Behaviour,
     for_how_long: Duration,
 ) -> Seen {
+    run_agent_ctl(server, user, freq, 300, behaviour, for_how_long, None)
+}
+
+/// As `run_agent_as`, registering for `expires` seconds (and never refreshing), and doing
+/// what `ctl` says as it comes.
+fn run_agent_ctl(
+    server: SocketAddr,
+    user: &str,
+    freq: f32,
+    expires: u32,
+    behaviour: Behaviour,
+    for_how_long: Duration,
+    ctl: Option<mpsc::Receiver<Ctl>>,
+) -> Seen {
     let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
     let rtp_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut other = Vec::new();
     let mut seen = Seen {
-        registered: register(&sip, server, user),
+        registered: register_for(&sip, server, user, expires, 1, &mut other),
         ..Seen::default()
     };
+    let mut cseq = 3;
+    let mut current: Option<CallRef> = None;
     sip.set_nonblocking(true).unwrap();
     let mut ua = UserAgent::new(UaConfig {
         timers: Default::default(),
@@ -179,12 +233,45 @@ fn run_agent_as(
         while let Some(t) = ua.poll_transmit() {
             sip.send_to(&t.data, t.to.addr).unwrap();
         }
+        while let Some(c) = ctl.as_ref().and_then(|r| r.try_recv().ok()) {
+            match c {
+                Ctl::Hold | Ctl::Resume => {
+                    let direction = if matches!(c, Ctl::Hold) {
+                        Direction::SendOnly
+                    } else {
+                        Direction::SendRecv
+                    };
+                    let call = current.expect("a call to hold or resume");
+                    let offer = media.reoffer(direction);
+                    ua.send_in_dialog(
+                        Instant::now(),
+                        call,
+                        Method::Invite,
+                        Some(("application/sdp".into(), offer)),
+                    )
+                    .expect("a re-INVITE goes out");
+                }
+                Ctl::Register(expires, done) => {
+                    sip.set_nonblocking(false).unwrap();
+                    let ok = register_for(&sip, server, user, expires, cseq, &mut other);
+                    sip.set_nonblocking(true).unwrap();
+                    cseq += 2;
+                    let _ = done.send(ok);
+                }
+            }
+        }
         while let Ok((n, from)) = sip.recv_from(&mut buf) {
+            other.push((buf[..n].to_vec(), from));
+        }
+        for (data, from) in other.drain(..) {
+            if data.starts_with(b"INVITE ") && !is_in_dialog(&data) {
+                seen.invites_at.push(Instant::now());
+            }
             let peer = Peer {
                 addr: from,
                 transport: TransportKind::Udp,
             };
-            ua.handle_input(Instant::now(), peer, &buf[..n]);
+            ua.handle_input(Instant::now(), peer, &data);
         }
         ua.handle_timeout(Instant::now());
         while let Some(event) = ua.poll_event() {
@@ -195,12 +282,14 @@ fn run_agent_as(
                     if behaviour != Behaviour::RingForever {
                         let answer = media.answer(&offer.expect("an offer"));
                         ua.answer(Instant::now(), call, answer);
+                        current = Some(call);
                         if let Behaviour::AnswerThenRefer(_) = behaviour {
                             refer_at = Some((Instant::now() + S(1000), call));
                         }
                     }
                 }
                 UaEvent::RemoteBye { .. } => seen.got_bye = true,
+                UaEvent::Reinvited { code, .. } => seen.reinvited.push(code),
                 UaEvent::Cancelled { .. } => {
                     seen.got_cancel = true;
                     seen.got_bye = true;
@@ -226,7 +315,23 @@ fn run_agent_as(
     seen
 }
 
+/// An INVITE with a To tag is a re-INVITE in a dialog, not a new call.
+fn is_in_dialog(data: &[u8]) -> bool {
+    String::from_utf8_lossy(data).lines().any(|l| {
+        let l = l.to_ascii_lowercase();
+        (l.starts_with("to:") || l.starts_with("t:")) && l.contains(";tag=")
+    })
+}
+
 fn agent_states(database: &str) -> Vec<(String, AgentStateKind)> {
+    agent_state_rows(database)
+        .into_iter()
+        .map(|(agent, state, _)| (agent, state))
+        .collect()
+}
+
+/// The agent-state history with each row's reason.
+fn agent_state_rows(database: &str) -> Vec<(String, AgentStateKind, Option<String>)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -236,7 +341,9 @@ fn agent_states(database: &str) -> Vec<(String, AgentStateKind)> {
             .await
             .unwrap();
         let rows = store.agent_states(None).await.unwrap();
-        rows.into_iter().map(|r| (r.agent, r.state)).collect()
+        rows.into_iter()
+            .map(|r| (r.agent, r.state, r.reason))
+            .collect()
     })
 }
 
@@ -367,4 +474,291 @@ fn an_agent_transfers_the_caller_to_a_colleague_who_then_talks_with_them() {
     );
     let agents: Vec<&str> = c.offers.iter().map(|o| o.agent.as_str()).collect();
     assert_eq!(agents, ["1001", "1002"]);
+}
+
+/// The share of loud samples (|s| > 1000) in the last half second of `pcm`: about 0.9 for
+/// a tone, 0 for silence.
+fn loud_share(pcm: &[i16]) -> f64 {
+    let tail = &pcm[pcm.len().saturating_sub(4000)..];
+    tail.iter().filter(|s| s.unsigned_abs() > 1000).count() as f64 / tail.len().max(1) as f64
+}
+
+/// What the phone heard in `packets` (indices into its received packets), decoded.
+fn heard_in(phone: &Phone, packets: std::ops::Range<usize>) -> Vec<i16> {
+    let mut pcm = Vec::new();
+    for (_, payload) in &phone.received[packets] {
+        let mut frame = vec![0i16; payload.len()];
+        phone.codec.decode_into(payload, &mut frame);
+        pcm.extend(frame);
+    }
+    pcm
+}
+
+/// The help queue with music: a 300 Hz tone, far from the agent's 1.5 kHz.
+const QUEUES_WITH_MUSIC: &str = r#"
+[queues.help]
+strategy = "longest-idle"
+skills = { help = 1 }
+ring_timeout = "20s"
+wrap_up = "1s"
+music = "hold_music"
+"#;
+
+#[test]
+fn an_agent_on_hold_gives_the_caller_the_queue_music_and_taking_them_back_resumes_the_talk() {
+    let site = agent_site_with(FLOW, QUEUES_WITH_MUSIC);
+    write_tone(&site.config.prompts_dir.join("hold_music.wav"), 300.0, 400);
+    let mut server = start(site.config.clone());
+    let sip = server.sip;
+    let (ctl, rx) = mpsc::channel();
+    let agent = std::thread::spawn(move || {
+        run_agent_ctl(
+            sip,
+            "1001",
+            1500.0,
+            300,
+            Behaviour::Answer,
+            S(9000),
+            Some(rx),
+        )
+    });
+    std::thread::sleep(S(500)); // the phone registers and logs in
+    let mut phone = Phone::new(server.sip);
+    phone.call("400");
+    phone.talk(S(1200)); // the intro, then the agent's phone rings and answers
+    // Each phase is judged on its last half second, well after the re-INVITE.
+    let talking = phone.received.len();
+    phone.talk(S(1000));
+    let held = phone.received.len();
+    ctl.send(Ctl::Hold).unwrap();
+    phone.talk(S(1200));
+    let resumed = phone.received.len();
+    ctl.send(Ctl::Resume).unwrap();
+    phone.talk(S(1200));
+    let before = heard_in(&phone, talking..held);
+    let on_hold = heard_in(&phone, held..resumed);
+    let talk_after = heard_in(&phone, resumed..phone.received.len());
+    phone.hangup();
+    phone.pump(S(500));
+    let seen = agent.join().unwrap();
+    server.stop();
+    assert!(seen.registered && seen.rung == 1);
+    assert_eq!(seen.reinvited, [200, 200], "hold and resume are accepted");
+    let rate = crossings_per_second(&before);
+    assert!(
+        (2800.0..3200.0).contains(&rate),
+        "before hold the caller hears the agent's 1.5 kHz: {rate}"
+    );
+    assert!(
+        loud_share(&on_hold) > 0.5,
+        "on hold the caller hears something, not silence: {}",
+        loud_share(&on_hold)
+    );
+    let rate = crossings_per_second(&on_hold);
+    assert!(
+        (500.0..700.0).contains(&rate),
+        "on hold the caller hears the 300 Hz music, not the agent: {rate}"
+    );
+    let rate = crossings_per_second(&talk_after);
+    assert!(
+        (2800.0..3200.0).contains(&rate),
+        "taken back, the caller hears the agent again: {rate}"
+    );
+    let cdrs = read_cdrs(&site.config.database);
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    let c = &cdrs[0];
+    assert_eq!(c.agent.as_deref(), Some("1001"));
+    let hold = c.hold_ms.expect("a hold time");
+    assert!((900..=2000).contains(&hold), "about 1.2 s on hold: {c:?}");
+    let rows: Vec<(AgentStateKind, Option<String>)> = agent_state_rows(&site.config.database)
+        .into_iter()
+        .map(|(_, s, r)| (s, r))
+        .collect();
+    let states: Vec<AgentStateKind> = rows.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        states[..6],
+        [
+            AgentStateKind::Available,
+            AgentStateKind::Ringing,
+            AgentStateKind::OnCall,
+            AgentStateKind::OnHold,
+            AgentStateKind::OnCall,
+            AgentStateKind::WrapUp,
+        ],
+        "{rows:?}"
+    );
+    assert_eq!(rows[3].1.as_deref(), Some("hold"), "{rows:?}");
+    assert_eq!(rows[4].1.as_deref(), Some("resume"), "{rows:?}");
+}
+
+/// A queue node that gives up after 2 s: the timeout plays "invalid" (700 Hz), no agents
+/// plays "option1" (600 Hz), so what the caller hears says which exit they took.
+const SHORT_WAIT_FLOW: &str = r#"
+[flow]
+name = "q"
+numbers = ["400"]
+start = "agent"
+
+[nodes.agent]
+type = "queue"
+queue = "help"
+prompts = ["welcome"]
+timeout = "2s"
+answered = "goodbye"
+no_agents = "nobody"
+on_timeout = "gave_up"
+full = "goodbye"
+
+[nodes.gave_up]
+type = "play"
+prompts = ["invalid"]
+next = "end"
+
+[nodes.nobody]
+type = "play"
+prompts = ["option1"]
+next = "end"
+
+[nodes.goodbye]
+type = "play"
+prompts = ["goodbye"]
+next = "end"
+
+[nodes.end]
+type = "hangup"
+"#;
+
+/// How the agent's registration goes away.
+#[derive(Clone, Copy)]
+enum Lapse {
+    /// Registered for the registrar's minimum (60 s) and left to expire.
+    Expiry,
+    /// Taken back at once (REGISTER with Expires: 0).
+    Unregister,
+}
+
+/// An agent whose registration is gone is out of the pool: a caller who queues then is not
+/// offered to them (their socket gets no INVITE) and leaves by the queue node's timeout.
+/// Registered again, the agent is back in the pool and the next caller talks with them.
+fn a_gone_registration_takes_the_agent_out_of_the_pool(lapse: Lapse) {
+    let site = agent_site_with(SHORT_WAIT_FLOW, QUEUES);
+    let mut server = start(site.config.clone());
+    let sip = server.sip;
+    let (ctl, rx) = mpsc::channel();
+    let (expires, phone_on) = match lapse {
+        Lapse::Expiry => (60, S(80_000)),
+        Lapse::Unregister => (300, S(15_000)),
+    };
+    let agent = std::thread::spawn(move || {
+        run_agent_ctl(
+            sip,
+            "1001",
+            1500.0,
+            expires,
+            Behaviour::Answer,
+            phone_on,
+            Some(rx),
+        )
+    });
+    std::thread::sleep(S(500)); // registered and logged in
+    match lapse {
+        Lapse::Expiry => std::thread::sleep(S(61_000)),
+        Lapse::Unregister => {
+            let (done, ok) = mpsc::channel();
+            ctl.send(Ctl::Register(0, done)).unwrap();
+            assert!(ok.recv_timeout(S(3000)).unwrap(), "the contact is removed");
+        }
+    }
+    let mut first = Phone::calling_from(server.sip, "5550101");
+    first.call("400");
+    first.talk(S(3500)); // the intro, 2 s in the queue, the timeout's prompt
+    first.pump(S(300));
+    let hung_up = first
+        .events
+        .iter()
+        .any(|e| matches!(e, UaEvent::RemoteBye { .. }));
+    let back = Instant::now();
+    let (done, ok) = mpsc::channel();
+    ctl.send(Ctl::Register(300, done)).unwrap();
+    assert!(ok.recv_timeout(S(3000)).unwrap(), "registered again");
+    std::thread::sleep(S(200));
+    let mut second = Phone::calling_from(server.sip, "5550102");
+    second.call("400");
+    second.talk(S(1500)); // the intro, then the agent answers
+    second.hangup();
+    second.pump(S(500));
+    let seen = agent.join().unwrap();
+    server.stop();
+    assert!(seen.registered);
+    assert!(
+        seen.invites_at.iter().all(|&at| at > back),
+        "no INVITE reached the phone while it was not registered"
+    );
+    assert_eq!(seen.rung, 1, "rung once, for the second caller");
+    assert!(
+        seen.got_bye,
+        "the second caller's hang-up ends the agent's call"
+    );
+    let prompts = encoded_prompts(&site, first.codec);
+    assert_eq!(
+        first.heard(&prompts),
+        ["welcome", "invalid"],
+        "the first caller waits out the queue's timeout"
+    );
+    assert!(hung_up, "and the flow hangs up on them");
+    let to_second = crossings_per_second(&second.heard_pcm());
+    assert!(
+        (2800.0..3200.0).contains(&to_second),
+        "the second caller hears the agent's 1.5 kHz: {to_second}"
+    );
+    let cdrs = read_cdrs(&site.config.database);
+    assert_eq!(cdrs.len(), 2, "{cdrs:?}");
+    let one = cdrs.iter().find(|c| c.caller == "5550101").unwrap();
+    assert_eq!(one.queue.as_deref(), Some("help"));
+    assert_eq!(one.agent, None, "{one:?}");
+    assert!(
+        one.offers.is_empty(),
+        "nobody was offered the caller: {one:?}"
+    );
+    assert!(one.ivr_path.iter().any(|p| p == "gave_up"), "{one:?}");
+    let two = cdrs.iter().find(|c| c.caller == "5550102").unwrap();
+    assert_eq!(two.agent.as_deref(), Some("1001"), "{two:?}");
+    assert_eq!(two.offers.len(), 1);
+    assert_eq!(two.offers[0].outcome, OfferOutcome::Answered);
+    let rows: Vec<(AgentStateKind, Option<String>)> = agent_state_rows(&site.config.database)
+        .into_iter()
+        .map(|(_, s, r)| (s, r))
+        .collect();
+    let at = |reason: &str| {
+        rows.iter()
+            .position(|(_, r)| r.as_deref() == Some(reason))
+            .unwrap_or_else(|| panic!("no row for {reason:?}: {rows:?}"))
+    };
+    let (lost, regained) = (at("registration lost"), at("registration back"));
+    assert!(lost < regained, "{rows:?}");
+    assert_eq!(
+        rows[lost].0,
+        AgentStateKind::Available,
+        "the agent keeps their state, out of the pool: {rows:?}"
+    );
+    assert!(
+        rows[lost..regained]
+            .iter()
+            .all(|(s, _)| *s != AgentStateKind::Ringing),
+        "{rows:?}"
+    );
+    assert_eq!(rows[regained + 1].0, AgentStateKind::Ringing, "{rows:?}");
+}
+
+#[test]
+fn an_agent_who_unregisters_is_out_of_the_pool_until_they_register_again() {
+    a_gone_registration_takes_the_agent_out_of_the_pool(Lapse::Unregister);
+}
+
+/// The registrar's shortest registration is 60 s and the server's configuration cannot
+/// lower it, so this one takes a minute: `cargo test --test agents -- --ignored`.
+#[test]
+#[ignore = "waits out the registrar's 60 s minimum registration"]
+fn an_agent_whose_registration_expires_is_out_of_the_pool_until_they_register_again() {
+    a_gone_registration_takes_the_agent_out_of_the_pool(Lapse::Expiry);
 }

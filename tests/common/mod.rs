@@ -680,6 +680,8 @@ pub struct ToneMedia {
     ssrc: u32,
     tone: Vec<i16>,
     next_send: Instant,
+    /// The `o=` version of our last SDP; a re-offer raises it (RFC 3264 §8).
+    sdp_version: u64,
     pub audio: Vec<i16>,
 }
 
@@ -696,6 +698,7 @@ impl ToneMedia {
             ssrc,
             tone: sine(freq, 20, 8000.0),
             next_send: Instant::now(),
+            sdp_version: 42,
             audio: Vec::new(),
         }
     }
@@ -711,6 +714,19 @@ impl ToneMedia {
         self.codec = neg.codec;
         self.pt = neg.audio_pt;
         sdp::build_answer(&offer, &local, &neg).into_bytes()
+    }
+
+    /// A re-INVITE's offer in the same session: the codec in use, with `direction`
+    /// (`SendOnly` puts the other side on hold, `SendRecv` takes it back). The tone keeps
+    /// going out either way, as a phone's would while on hold.
+    pub fn reoffer(&mut self, direction: hotline::sdp::Direction) -> Vec<u8> {
+        use hotline::sdp::{self, LocalMedia};
+        let port = self.sock.local_addr().unwrap().port();
+        let mut local = LocalMedia::new("127.0.0.1".parse().unwrap(), port, 42);
+        self.sdp_version += 1;
+        local.session_version = self.sdp_version;
+        local.codecs = vec![self.codec];
+        sdp::build_offer(&local, direction).into_bytes()
     }
 
     /// Send the packet that is due and take in what arrived.
