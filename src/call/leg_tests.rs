@@ -118,6 +118,7 @@ impl Net {
             recordings_dir: "/srv/messages".into(),
             outbound: None,
             outbound_caller_id: crate::config::OutboundCallerId::Dialled,
+            registrar: Default::default(),
             seed: 1,
             nonce_secret: [1; 32],
         };

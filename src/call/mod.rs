@@ -114,6 +114,8 @@ pub struct EngineConfig {
     pub outbound: Option<std::net::SocketAddr>,
     /// The calling number transfers present.
     pub outbound_caller_id: crate::config::OutboundCallerId,
+    /// Agents' phones' registrations.
+    pub registrar: crate::sip::RegistrarConfig,
     /// The engine's only randomness (record ids, SDP session ids, and the UA's seed), so a
     /// recorded input sequence replays to the same output. The runtime draws it at start.
     pub seed: u64,
@@ -203,7 +205,7 @@ impl<M: MediaBackend> Engine<M> {
     /// times are derived from the same `now` every input carries.
     pub fn new(cfg: EngineConfig, catalog: Arc<Catalog>, media: M, epoch: (Instant, i64)) -> Self {
         let mut rng = fastrand::Rng::with_seed(cfg.seed);
-        let ua = UserAgent::new(UaConfig {
+        let mut ua = UserAgent::new(UaConfig {
             timers: cfg.timers,
             advertised: cfg.advertised.clone(),
             advertise_request_host: cfg.advertise_request_host,
@@ -212,6 +214,7 @@ impl<M: MediaBackend> Engine<M> {
             seed: rng.u64(..),
             nonce_secret: cfg.nonce_secret,
         });
+        ua.set_registrar_config(cfg.registrar.clone());
         let mut engine = Engine {
             cfg,
             ua,

@@ -116,6 +116,7 @@ impl T {
             recordings_dir: "/srv/messages".into(),
             outbound: None,
             outbound_caller_id: crate::config::OutboundCallerId::Dialled,
+            registrar: Default::default(),
             seed: 1,
             nonce_secret: [1; 32],
         };

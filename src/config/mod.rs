@@ -62,6 +62,20 @@ struct FileConfig {
     shutdown: ShutdownSection,
     #[serde(default)]
     reload: ReloadSection,
+    #[serde(default)]
+    registrar: RegistrarSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistrarSection {
+    min_expires: Option<String>,
+    max_expires: Option<String>,
+    keepalive: Option<String>,
+    max_contacts: Option<usize>,
+    fail_limit: Option<u32>,
+    fail_window: Option<String>,
+    block_for: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -187,6 +201,8 @@ pub struct Config {
     pub reload_watch: bool,
     /// How often the flow and prompt directories are checked for changes.
     pub reload_poll: Duration,
+    /// Agents' phones: registration lengths, keep-alive, failed-login throttling.
+    pub registrar: crate::sip::RegistrarConfig,
 }
 
 impl Default for Config {
@@ -213,6 +229,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             reload_watch: true,
             reload_poll: Duration::from_millis(500),
+            registrar: crate::sip::RegistrarConfig::default(),
         }
     }
 }
@@ -335,6 +352,7 @@ impl Config {
         c.reload_watch = parsed.reload.watch.unwrap_or(c.reload_watch);
         c.reload_poll = dur("reload.poll", &parsed.reload.poll, c.reload_poll)?;
         // Each poll stats every flow and prompt file; below this it is a busy loop.
+        c.registrar = registrar(&parsed.registrar, c.registrar.clone(), &dur)?;
         if c.reload_poll < Duration::from_millis(50) {
             return Err(ConfigError::Invalid {
                 key: "reload.poll",
@@ -455,6 +473,55 @@ fn quote_key(key: &str) -> String {
     } else {
         format!("{key:?}")
     }
+}
+
+/// The `[registrar]` section over the defaults, checked so a phone can always register.
+fn registrar(
+    r: &RegistrarSection,
+    mut cfg: crate::sip::RegistrarConfig,
+    dur: &dyn Fn(&'static str, &Option<String>, Duration) -> Result<Duration, ConfigError>,
+) -> Result<crate::sip::RegistrarConfig, ConfigError> {
+    let invalid = |key: &'static str, message: &str| ConfigError::Invalid {
+        key,
+        message: message.into(),
+    };
+    cfg.min_expires = dur("registrar.min_expires", &r.min_expires, cfg.min_expires)?;
+    cfg.max_expires = dur("registrar.max_expires", &r.max_expires, cfg.max_expires)?;
+    if cfg.min_expires < Duration::from_secs(1) {
+        return Err(invalid("registrar.min_expires", "must be at least 1s"));
+    }
+    if cfg.max_expires < cfg.min_expires {
+        return Err(invalid(
+            "registrar.max_expires",
+            "must be at least registrar.min_expires",
+        ));
+    }
+    cfg.default_expires = cfg.default_expires.clamp(cfg.min_expires, cfg.max_expires);
+    cfg.keepalive = match r.keepalive.as_deref().map(str::trim) {
+        None => cfg.keepalive,
+        Some("off") => None,
+        Some(_) => {
+            let every = dur("registrar.keepalive", &r.keepalive, Duration::ZERO)?;
+            if every < Duration::from_secs(1) {
+                return Err(invalid(
+                    "registrar.keepalive",
+                    "must be at least 1s, or \"off\"",
+                ));
+            }
+            Some(every)
+        }
+    };
+    cfg.max_contacts = r.max_contacts.unwrap_or(cfg.max_contacts);
+    if !(1..=100).contains(&cfg.max_contacts) {
+        return Err(invalid("registrar.max_contacts", "must be 1 to 100"));
+    }
+    cfg.fail_limit = r.fail_limit.unwrap_or(cfg.fail_limit);
+    if cfg.fail_limit == 0 {
+        return Err(invalid("registrar.fail_limit", "must be at least 1"));
+    }
+    cfg.fail_window = dur("registrar.fail_window", &r.fail_window, cfg.fail_window)?;
+    cfg.block_for = dur("registrar.block_for", &r.block_for, cfg.block_for)?;
+    Ok(cfg)
 }
 
 /// serde names the Rust type it wanted ("expected u32", "expected struct SipSection"); the
@@ -723,5 +790,54 @@ mod tests {
         let text = include_str!("../../hotline.example.toml");
         let c = load_text(text).unwrap();
         assert_eq!(c.sip_bind.port(), 5060);
+    }
+
+    #[test]
+    fn the_registrar_section_is_read_and_checked() {
+        let load = |text: &str| {
+            let path = std::env::temp_dir().join(format!("hotline-reg-{}.toml", fastrand::u64(..)));
+            std::fs::write(&path, text).unwrap();
+            let c = Config::load(Some(&path), &Overrides::default());
+            std::fs::remove_file(&path).ok();
+            c
+        };
+        let c = load("[registrar]\nmin_expires = \"10s\"\nmax_expires = \"10m\"\nkeepalive = \"off\"\nmax_contacts = 2\nblock_for = \"1m\"\n").unwrap();
+        let r = &c.registrar;
+        assert_eq!(
+            (
+                r.min_expires,
+                r.max_expires,
+                r.keepalive,
+                r.max_contacts,
+                r.block_for
+            ),
+            (
+                Duration::from_secs(10),
+                Duration::from_secs(600),
+                None,
+                2,
+                Duration::from_secs(60)
+            )
+        );
+        assert_eq!(
+            r.default_expires,
+            Duration::from_secs(600),
+            "kept within the bounds"
+        );
+        let c = load("[registrar]\nkeepalive = \"15s\"\n").unwrap();
+        assert_eq!(c.registrar.keepalive, Some(Duration::from_secs(15)));
+        for (bad, key) in [
+            ("min_expires = \"0s\"", "registrar.min_expires"),
+            (
+                "min_expires = \"2m\"\nmax_expires = \"1m\"",
+                "registrar.max_expires",
+            ),
+            ("keepalive = \"soon\"", "registrar.keepalive"),
+            ("max_contacts = 0", "registrar.max_contacts"),
+            ("fail_limit = 0", "registrar.fail_limit"),
+        ] {
+            let err = load(&format!("[registrar]\n{bad}\n")).unwrap_err();
+            assert!(err.to_string().contains(key), "{bad}: {err}");
+        }
     }
 }

@@ -168,6 +168,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         timezone: jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
         outbound: config.outbound,
         outbound_caller_id: config.outbound_caller_id.clone(),
+        registrar: config.registrar.clone(),
         recordings_dir: config.recordings_dir.clone(),
         // The engine is deterministic given its inputs; this is where its randomness enters.
         // Tags, Call-IDs and ids need only be unique, so the global generator will do.
