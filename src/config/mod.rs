@@ -475,11 +475,15 @@ fn quote_key(key: &str) -> String {
     }
 }
 
+/// Reads a duration key (`key`, its value if set, the default).
+type ReadDuration =
+    dyn Fn(&'static str, &Option<String>, Duration) -> Result<Duration, ConfigError>;
+
 /// The `[registrar]` section over the defaults, checked so a phone can always register.
 fn registrar(
     r: &RegistrarSection,
     mut cfg: crate::sip::RegistrarConfig,
-    dur: &dyn Fn(&'static str, &Option<String>, Duration) -> Result<Duration, ConfigError>,
+    dur: &ReadDuration,
 ) -> Result<crate::sip::RegistrarConfig, ConfigError> {
     let invalid = |key: &'static str, message: &str| ConfigError::Invalid {
         key,
