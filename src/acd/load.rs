@@ -120,6 +120,24 @@ pub fn check_flows(acd: &AcdFiles, set: &FlowSet, diags: &mut Diagnostics) {
         return;
     }
     let config = &acd.config;
+    for agent in &config.agents {
+        if let Some(flow) = set.route_exact(&agent.extension) {
+            let flow = set.flow(flow);
+            diags.warnings.push(Warning {
+                // The flow's file; its `numbers` line is not kept after loading.
+                at: crate::flow::Located {
+                    file: flow.file.clone(),
+                    line: 1,
+                    column: 1,
+                    snippet: String::new(),
+                },
+                message: format!(
+                    "flow {:?} answers {:?}, which is also agent {:?}'s extension: colleagues dialling it reach the flow, not the agent",
+                    flow.name, agent.extension, agent.id
+                ),
+            });
+        }
+    }
     for node in set.flows.iter().flat_map(|f| f.nodes.iter()) {
         let NodeKind::Queue(q) = &node.kind else {
             continue;
@@ -1304,6 +1322,29 @@ full = "end"
         let mut diags = Diagnostics::default();
         check_flows(&files.unwrap(), &set, &mut diags);
         assert!(diags.errors.is_empty() && diags.warnings.is_empty());
+    }
+
+    #[test]
+    fn a_flow_number_that_is_an_agent_extension_is_a_warning() {
+        let dir = site(Some(AGENTS), Some("[queues.billing]\n"));
+        std::fs::write(
+            dir.0.join("f.toml"),
+            "[flow]\nname = \"f\"\nnumbers = [\"1\", \"1001\"]\nstart = \"end\"\n[nodes.end]\ntype = \"hangup\"\n",
+        )
+        .unwrap();
+        let (set, _) = crate::flow::load_dir(&dir.0);
+        let (files, _) = load(&dir.0);
+        let mut diags = Diagnostics::default();
+        check_flows(&files.unwrap(), &set.unwrap(), &mut diags);
+        let (errors, warnings) = messages(&diags);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].contains(
+                "f.toml:1:1: flow \"f\" answers \"1001\", which is also agent \"1001\"'s extension"
+            ),
+            "{warnings:?}"
+        );
     }
 
     #[test]

@@ -30,11 +30,12 @@ pub(super) struct ConsultRequest {
 }
 
 impl<M: MediaBackend> Engine<M> {
-    /// True when `dialled` names an agent (extension or id) and no flow: such a call is a
-    /// consultation between agents, never a route for outsiders.
+    /// True when `dialled` names an agent (extension or id) and no flow lists it as one of
+    /// its numbers (a default flow does not catch extensions): such a call is a consultation
+    /// between agents, never a route for outsiders.
     pub(super) fn dials_an_agent(&self, dialled: &str) -> bool {
         let acd = &self.catalog.acd;
-        self.catalog.flows.route(dialled).is_none()
+        self.catalog.flows.route_exact(dialled).is_none()
             && (acd.agent_by_extension(dialled).is_some() || acd.agent(dialled).is_some())
     }
 

@@ -64,6 +64,11 @@ impl FlowSet {
         self.by_number.get(dialled).copied().or(self.default)
     }
 
+    /// The flow that lists `dialled` among its numbers (the default flow does not count).
+    pub fn route_exact(&self, dialled: &str) -> Option<FlowId> {
+        self.by_number.get(dialled).copied()
+    }
+
     pub fn flow(&self, id: FlowId) -> &Flow {
         &self.flows[id.0 as usize]
     }

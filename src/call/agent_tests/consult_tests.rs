@@ -494,3 +494,36 @@ fn a_number_that_does_not_answer_puts_the_caller_back_in_the_queue() {
     );
     assert_eq!(n.state("1001"), AgentState::OnCall);
 }
+
+#[test]
+fn an_extension_is_not_caught_by_the_default_flow() {
+    let flow = FLOW.replace("start = \"agent\"", "start = \"agent\"\ndefault = true");
+    let mut n = Net::with_acd(
+        &flow,
+        Some((&agents_toml(), &queues_toml("longest-idle", ""))),
+        &ADDRS,
+    );
+    assert_eq!(n.register(A1, "1001", "pw1001", 300), 200);
+    assert_eq!(n.register(B, "1002", "pw1002", 300), 200);
+    n.login("1001");
+    // Any other number reaches the default flow; an extension is challenged instead.
+    n.call(CALLER, "4711");
+    n.advance(Duration::from_millis(50));
+    assert_eq!(
+        n.engine.calls.len(),
+        1,
+        "the default flow takes other numbers"
+    );
+    n.phones[CALLER].wire.clear();
+    n.call(CALLER, "1002");
+    n.advance(Duration::from_millis(50));
+    assert!(
+        n.phones[CALLER]
+            .wire
+            .iter()
+            .any(|m| m.starts_with("SIP/2.0 407")),
+        "{:?}",
+        n.phones[CALLER].wire
+    );
+    assert_eq!(n.engine.calls.len(), 1);
+}
