@@ -1177,6 +1177,7 @@ async fn assert_items_stored_once(store: &CdrStore, items: &[CdrItem]) {
         match item {
             CdrItem::Call(rec) => records.push(rec.clone()),
             CdrItem::AgentState(state) => states.push(state.clone()),
+            CdrItem::Open(_) => {}
         }
     }
     assert_stored_once(store, &records).await;
@@ -1668,4 +1669,80 @@ async fn last_agents_gives_each_callers_latest_agent_within_the_window() {
         ]
     );
     assert_eq!(store.last_agents(900, 1).await.unwrap().len(), 1);
+}
+
+/// A kill while the database is down: whatever the writer had journaled survives, every
+/// finished call is written once at the next start, and a call that was up gets a record
+/// of its own, failed, ended by the crash.
+#[test]
+fn a_crash_during_an_outage_loses_no_record_and_records_the_calls_that_were_up() {
+    let dir = TempDir::new("crash");
+    let unreachable = sqlite_url(&dir.path().join("no-such-dir").join("cdr.db"));
+    let journal = dir.path().join("cdr.journal");
+    let run = run_id();
+    let finished: Vec<CdrRecord> = (0..30).map(|n| record(run, n)).collect();
+    let mut up = record(run, 99);
+    up.end_reason = "server_crash".into();
+    up.disposition = Disposition::Failed;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (mut sink, handle) = cdr::spawn(config(unreachable, &journal));
+        for rec in &finished {
+            // Every call was open first, as the engine submits them.
+            sink.submit(CdrItem::Open(rec.clone()));
+        }
+        sink.submit(CdrItem::Open(up.clone()));
+        for rec in &finished {
+            sink.submit(rec.clone());
+        }
+        sink.submit_agent_state(agent_state(run, 1));
+        wait_until("everything on disk", Duration::from_secs(10), || {
+            std::fs::read_to_string(&journal).is_ok_and(|t| t.lines().count() == 62)
+        })
+        .await;
+        // Neither shut down nor closed: the process dies here.
+        std::mem::forget(sink);
+        std::mem::forget(handle);
+    });
+    runtime.shutdown_background();
+    let crash_seen = std::fs::metadata(&journal).unwrap().modified().unwrap();
+
+    let db = dir.path().join("cdr.db");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let (sink, handle) = cdr::spawn(config(sqlite_url(&db), &journal));
+        wait_until(
+            "the journal to be replayed",
+            Duration::from_secs(10),
+            || handle.stats().written == 32,
+        )
+        .await;
+        let report = handle
+            .shutdown(sink.close(), Duration::from_secs(5))
+            .await
+            .expect("shutdown");
+        assert_eq!(report.spooled, 0);
+        assert!(!journal.exists(), "nothing left to keep");
+        let store = sqlite_store(&db).await;
+        assert_eq!(store.count().await.unwrap(), 31);
+        assert_stored_once(&store, &finished).await;
+        let cut = store
+            .by_id(&up.id)
+            .await
+            .unwrap()
+            .expect("the call that was up");
+        assert_eq!(cut.disposition, Disposition::Failed);
+        assert_eq!(cut.end_reason, "server_crash");
+        let crash_ms = crash_seen.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+        assert!(
+            (cut.end_ms - crash_ms).abs() < 2_000,
+            "ended when the journal was last written"
+        );
+        assert_eq!(store.count_rows("agent_states").await.unwrap(), 1);
+    });
 }

@@ -503,3 +503,115 @@ fn agent_password_prints_the_lines_to_paste() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no password on standard input"));
 }
+
+/// SIGKILL while the database is down: at the next start (the database back) every call
+/// that had finished is written once, and each call that was up gets a failed record that
+/// names the crash.
+#[test]
+fn sigkill_during_a_database_outage_loses_no_record() {
+    let site = common::site(common::TEST_FLOW);
+    let port = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let serve = |database: &str, log: &std::path::Path| {
+        let child = hotline()
+            .args([
+                "serve",
+                "--sip-bind",
+                &format!("127.0.0.1:{port}"),
+                "--rtp-ports",
+                "47400-47600",
+                "--database",
+                database,
+                "--flows",
+            ])
+            .arg(&site.config.flows_dir)
+            .arg("--prompts")
+            .arg(&site.config.prompts_dir)
+            .current_dir(site.dir.path())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        let end = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains("taking calls")
+        {
+            assert!(Instant::now() < end, "server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child
+    };
+    // Nothing listens on port 1: every connection is refused at once.
+    let mut child = serve(
+        "postgres://hotline:secret@127.0.0.1:1/cdr",
+        &site.dir.path().join("down.log"),
+    );
+    let server = format!("127.0.0.1:{port}").parse().unwrap();
+    for _ in 0..3 {
+        let mut phone = common::Phone::new(server);
+        phone.call("100");
+        phone.talk(Duration::from_millis(200));
+        phone.hangup();
+        phone.pump(Duration::from_millis(100));
+    }
+    let mut up: Vec<common::Phone> = (0..2).map(|_| common::Phone::new(server)).collect();
+    for phone in &mut up {
+        phone.call("100");
+        phone.talk(Duration::from_millis(200));
+    }
+    // The journal syncs within milliseconds; give it a moment, then kill without warning.
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    drop(up);
+
+    let mut child = serve(&site.config.database, &site.dir.path().join("up.log"));
+    let end = Instant::now() + Duration::from_secs(10);
+    let rows = loop {
+        let out = hotline()
+            .args([
+                "cdr",
+                "--database",
+                &site.config.database,
+                "--last",
+                "50",
+                "--format",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        let rows = json.as_array().cloned().unwrap_or_default();
+        if rows.len() >= 5 || Instant::now() > end {
+            break rows;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    assert_eq!(rows.len(), 5, "{rows:#?}");
+    let finished = rows
+        .iter()
+        .filter(|r| r["disposition"] == "caller_hangup")
+        .count();
+    let cut: Vec<_> = rows
+        .iter()
+        .filter(|r| r["end_reason"] == "server_crash")
+        .collect();
+    assert_eq!(finished, 3, "{rows:#?}");
+    assert_eq!(cut.len(), 2, "{rows:#?}");
+    assert!(cut.iter().all(|r| r["disposition"] == "failed"), "{cut:#?}");
+    let mut ids: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r["sip_call_id"].as_str())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "one row per call");
+}

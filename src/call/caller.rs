@@ -197,6 +197,23 @@ impl<M: MediaBackend> Engine<M> {
                 bridge_recordings: 0,
             },
         );
+        if let Some(call) = self.calls.get(&id) {
+            // What the CDR would say if the server died now; the journal keeps it until the
+            // call's real record supersedes it.
+            self.opened.push_back(CdrRecord {
+                id: call.record_id.clone(),
+                sip_call_id: call.sip_call_id.clone(),
+                caller: call.caller.clone(),
+                dialled: call.dialled.clone(),
+                start_ms,
+                end_ms: start_ms,
+                flow: Some(flow_name.clone()),
+                disposition: Disposition::Failed,
+                hangup_by: HangupBy::None,
+                end_reason: crate::cdr::writer::CRASH_END_REASON.into(),
+                ..Default::default()
+            });
+        }
         if self.cfg.answer_delay.is_zero() {
             self.answer(now, id);
         } else {

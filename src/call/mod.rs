@@ -182,6 +182,8 @@ pub struct Engine<M: MediaBackend> {
     next_id: u64,
     deadlines: BinaryHeap<Reverse<(Instant, Timer)>>,
     records: VecDeque<CdrRecord>,
+    /// Calls just admitted, for the CDR journal (see `poll_opened`).
+    opened: VecDeque<CdrRecord>,
     lookups: lookup::Lookups,
     epoch: (Instant, i64),
     shutdown_at: Option<Instant>,
@@ -225,6 +227,7 @@ impl<M: MediaBackend> Engine<M> {
             next_id: 0,
             deadlines: BinaryHeap::new(),
             records: VecDeque::new(),
+            opened: VecDeque::new(),
             lookups: lookup::Lookups::default(),
             epoch,
             shutdown_at: None,
@@ -270,6 +273,13 @@ impl<M: MediaBackend> Engine<M> {
 
     pub fn poll_record(&mut self) -> Option<CdrRecord> {
         self.records.pop_front()
+    }
+
+    /// A call just admitted, as its record would read if the server died before it ended:
+    /// the writer journals it (`CdrItem::Open`) until `poll_record` gives the real one.
+    /// Take these before the records of the same turn.
+    pub fn poll_opened(&mut self) -> Option<CdrRecord> {
+        self.opened.pop_front()
     }
 
     /// A back-end request to make for a call; its answer comes back through `handle_lookup`.

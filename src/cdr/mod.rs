@@ -2,14 +2,16 @@
 //!
 //! Calls hand finished records to a [`CdrSink`], which never blocks; a single writer task
 //! batches them into the database through [`CdrStore`], rides out database outages with an
-//! in-memory backlog, and at shutdown spools whatever it could not write to a JSON-lines file
-//! that the next start replays. Inserts are idempotent on the record id, so a batch that is
+//! in-memory backlog, and journals every record to a JSON-lines file first, so what the
+//! database does not have survives a shutdown or a crash and the next start replays it. Inserts are idempotent on the record id, so a batch that is
 //! retried or replayed can never produce a second row for the same call.
 //!
 //! Agent-state records (one row per agent state change) take the same path: the sink takes
 //! both kinds ([`CdrItem`]), and the writer puts both in the same transactions, backlog and
-//! spool.
+//! journal. A call in progress is journaled too (`CdrItem::Open`), so one cut short by a
+//! crash still gets its record.
 
+pub mod journal;
 pub mod record;
 pub mod report;
 pub mod store;

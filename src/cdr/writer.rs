@@ -1,19 +1,19 @@
 //! The asynchronous CDR writer: the only path from calls to the store.
 //!
 //! Calls submit finished records to a [`CdrSink`] without ever waiting. One task owns the
-//! receiving end, a backlog and the store; it batches, retries through outages, and at
-//! shutdown spools what it could not write to a JSON-lines file that the next start replays.
+//! receiving end, a backlog and the store; it batches and retries through outages. Every
+//! item it takes is journaled to disk first (`journal`), so what the database does not have
+//! survives a crash as well as a shutdown, and the next start replays it.
 //!
 //! A record leaves the backlog only when the transaction that holds it has committed, and the
 //! store's insert ignores ids it already has. Together these give "exactly one row per call"
 //! through retries, timeouts that fire during a commit, and crashes between a replay's commit
-//! and the removal of the spool file.
+//! and the trimming of the journal.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -23,7 +23,8 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep_until};
 
 use super::CdrError;
-use super::record::{AgentStateRecord, CdrRecord};
+use super::journal::{self, Journal};
+use super::record::{AgentStateRecord, CdrRecord, Disposition};
 use super::store::{CdrStore, redact_url};
 
 /// What the writer takes: a finished call's record, or an agent's state change. Both share
@@ -37,6 +38,11 @@ use super::store::{CdrStore, redact_url};
 pub enum CdrItem {
     Call(CdrRecord),
     AgentState(AgentStateRecord),
+    /// A call that has just started, as its record would read if the server died now
+    /// (failed, "server_crash"). Journaled, never written to the database: its finished
+    /// record supersedes it, and only a crash leaves it alone, to be replayed at the next
+    /// start with the crash's time as its end.
+    Open(CdrRecord),
 }
 
 impl From<CdrRecord> for CdrItem {
@@ -58,6 +64,15 @@ struct AgentStateLine<T> {
     agent_state: T,
 }
 
+/// A journal line of a call in progress: `{"open": {...}}`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct OpenLine<T> {
+    open: T,
+}
+
+/// The end reason of a call that was up when the server died.
+pub const CRASH_END_REASON: &str = "server_crash";
+
 impl CdrItem {
     /// One spool line, without the newline.
     pub fn to_spool_line(&self) -> Result<String, serde_json::Error> {
@@ -66,6 +81,7 @@ impl CdrItem {
             CdrItem::AgentState(state) => {
                 serde_json::to_string(&AgentStateLine { agent_state: state })
             }
+            CdrItem::Open(rec) => serde_json::to_string(&OpenLine { open: rec }),
         }
     }
 
@@ -75,6 +91,9 @@ impl CdrItem {
         if value.get("agent_state").is_some() {
             let line: AgentStateLine<AgentStateRecord> = serde_json::from_value(value)?;
             Ok(CdrItem::AgentState(line.agent_state))
+        } else if value.get("open").is_some() {
+            let line: OpenLine<CdrRecord> = serde_json::from_value(value)?;
+            Ok(CdrItem::Open(line.open))
         } else {
             serde_json::from_value(value).map(CdrItem::Call)
         }
@@ -88,13 +107,19 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// the backlog should still reach the database or the spool.
 const ORPHAN_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
+/// The journal is trimmed once everything is committed and this many items were added since
+/// the last trim, or this long has passed.
+const TRIM_AFTER_ITEMS: usize = 1_000;
+const TRIM_EVERY: Duration = Duration::from_secs(10);
+
 /// Closing the pool waits for connections to be returned; a wedged one must not hold up exit.
 const POOL_CLOSE_LIMIT: Duration = Duration::from_secs(1);
 
 #[derive(Clone)]
 pub struct CdrWriterConfig {
     pub database_url: String,
-    /// JSON lines, one record (call or agent state) each. Written only at shutdown, replayed at the next start.
+    /// The journal: JSON lines, one item each, appended as items arrive and trimmed once
+    /// the database has them; replayed at the next start (see `journal`).
     pub spool_path: PathBuf,
     /// Records per transaction (e.g. 200).
     pub batch_size: usize,
@@ -190,8 +215,11 @@ pub fn spawn(config: CdrWriterConfig) -> (CdrSink, CdrWriterHandle) {
         outage_since: None,
         stats: WriterStats::default(),
         stats_tx,
-        spool_loaded: false,
-        spool_front: 0,
+        journal: Journal::start(spool_path.clone()),
+        opens: HashMap::new(),
+        journaled_since_trim: 0,
+        last_trim: Instant::now(),
+        keep_old_lines: false,
     };
     let task = tokio::spawn(writer.run(shutdown_rx));
     let sink = CdrSink {
@@ -315,12 +343,11 @@ impl CdrWriterHandle {
                 // these records are still ours to save.
                 let spooled = request.leftovers.len();
                 if spooled > 0 {
-                    spool_blocking(
-                        self.spool_path.clone(),
-                        request.leftovers,
-                        SpoolMode::Append,
-                    )
-                    .await?;
+                    let path = self.spool_path.clone();
+                    let items = request.leftovers;
+                    tokio::task::spawn_blocking(move || journal::append_now(&path, &items))
+                        .await
+                        .map_err(|_| CdrError::WriterGone)??;
                 }
                 tracing::error!(spooled, "CDR writer task had died before shutdown");
                 Err(CdrError::WriterGone)
@@ -366,11 +393,16 @@ struct Writer {
     outage_since: Option<Instant>,
     stats: WriterStats,
     stats_tx: watch::Sender<WriterStats>,
-    /// The spool file exists and each record in it is either committed or in the backlog, so
-    /// it may be replaced wholesale at shutdown (appending would duplicate lines).
-    spool_loaded: bool,
-    /// How many records at the front of the backlog came from the spool file.
-    spool_front: usize,
+    /// Holds every item of the backlog and every call in `opens` (and committed items until
+    /// the next trim).
+    journal: Journal,
+    /// Calls in progress by record id, as journaled.
+    opens: HashMap<String, CdrItem>,
+    journaled_since_trim: usize,
+    last_trim: Instant,
+    /// The journal of the last run could not be read: its lines are kept (appended to,
+    /// never rewritten) for the next start or an operator.
+    keep_old_lines: bool,
 }
 
 impl Writer {
@@ -378,7 +410,7 @@ impl Writer {
         mut self,
         mut shutdown_rx: oneshot::Receiver<ShutdownRequest>,
     ) -> Result<ShutdownReport, CdrError> {
-        self.load_spool().await;
+        self.load_journal().await;
         let mut deadline: Option<Instant> = None;
         loop {
             let now = Instant::now();
@@ -417,8 +449,37 @@ impl Writer {
     }
 
     fn push(&mut self, item: CdrItem, now: Instant) {
+        self.journal.append(&item);
+        self.journaled_since_trim += 1;
+        match item {
+            CdrItem::Open(ref rec) => {
+                self.opens.insert(rec.id.clone(), item);
+                return;
+            }
+            CdrItem::Call(ref rec) => {
+                self.opens.remove(&rec.id);
+            }
+            CdrItem::AgentState(_) => {}
+        }
         self.backlog.push_back(Pending { since: now, item });
         self.publish();
+    }
+
+    /// Once the database has everything, the journal needs only the calls in progress.
+    /// Not after every batch: a rewrite costs a write of every open call.
+    fn maybe_trim(&mut self, now: Instant) {
+        if self.keep_old_lines
+            || !self.backlog.is_empty()
+            || self.in_flight.is_some()
+            || self.journaled_since_trim == 0
+            || (self.journaled_since_trim < TRIM_AFTER_ITEMS
+                && now.saturating_duration_since(self.last_trim) < TRIM_EVERY)
+        {
+            return;
+        }
+        self.journal.rewrite(self.opens.values());
+        self.journaled_since_trim = 0;
+        self.last_trim = now;
     }
 
     fn begin_shutdown(&mut self, leftovers: Vec<CdrItem>) {
@@ -427,12 +488,12 @@ impl Writer {
         self.rx.close();
         let now = Instant::now();
         while let Ok(item) = self.rx.try_recv() {
-            self.backlog.push_back(Pending { since: now, item });
+            self.push(item, now);
         }
         self.rx_open = false;
         // The sink's overflow is younger than anything it managed to send.
         for item in leftovers {
-            self.backlog.push_back(Pending { since: now, item });
+            self.push(item, now);
         }
         // An outage's backoff should not eat the shutdown deadline: try once straight away.
         self.retry_at = None;
@@ -504,12 +565,7 @@ impl Writer {
                         "CDR database reachable again; writing the backlog"
                     );
                 }
-                if self.spool_front > 0 {
-                    self.spool_front = self.spool_front.saturating_sub(len);
-                    if self.spool_front == 0 {
-                        self.remove_replayed_spool().await;
-                    }
-                }
+                self.maybe_trim(now);
             }
             Err(error) => {
                 self.stats.failures += 1;
@@ -551,69 +607,57 @@ impl Writer {
         self.stats_tx.send_replace(self.stats);
     }
 
-    async fn load_spool(&mut self) {
+    /// Replays what the last run left: its uncommitted items go to the backlog, and each
+    /// call that was up when it died gets its record, ended at the journal's last write. The
+    /// journal is then rewritten to exactly the backlog.
+    async fn load_journal(&mut self) {
         let path = self.config.spool_path.clone();
-        let loaded = match tokio::task::spawn_blocking(move || read_spool(&path)).await {
+        let loaded = match tokio::task::spawn_blocking(move || journal::read(&path)).await {
             Ok(Ok(loaded)) => loaded,
             Ok(Err(error)) => {
-                // Left in place for the next start; appended to (not replaced) at shutdown.
-                tracing::error!(%error, "cannot replay the CDR spool file");
+                tracing::error!(%error, "cannot replay the CDR journal; keeping it for the next start");
+                self.keep_old_lines = true;
                 return;
             }
             Err(join_error) => {
-                tracing::error!(%join_error, "CDR spool reader failed");
+                tracing::error!(%join_error, "CDR journal reader failed; keeping it for the next start");
+                self.keep_old_lines = true;
                 return;
             }
         };
-        let Some(spool) = loaded else { return };
-        if spool.rejected > 0 {
+        let Some(contents) = loaded else { return };
+        if contents.rejected > 0 {
             tracing::warn!(
-                rejected = spool.rejected,
-                path = %rejected_path(&self.config.spool_path).display(),
-                "CDR spool lines that do not parse were set aside"
+                rejected = contents.rejected,
+                path = %journal::rejected_path(&self.config.spool_path).display(),
+                "CDR journal lines that do not parse were set aside"
             );
         }
-        // Due at once: they have waited since the last shutdown already.
+        let items = replay(contents.records, contents.modified_ms);
+        let crashed = items
+            .iter()
+            .filter(|i| matches!(i, CdrItem::Call(r) if r.end_reason == CRASH_END_REASON))
+            .count();
+        // Due at once: they have waited since the last run already.
         let since = Instant::now()
             .checked_sub(self.config.max_delay)
             .unwrap_or_else(Instant::now);
-        self.spool_front = spool.records.len();
-        self.spool_loaded = spool.removable;
         tracing::info!(
-            records = spool.records.len(),
+            records = items.len(),
+            calls_cut_by_a_crash = crashed,
             path = %self.config.spool_path.display(),
-            "replaying spooled CDRs"
+            "replaying the CDR journal"
         );
-        for item in spool.records {
+        self.journal.rewrite(items.iter());
+        for item in items {
             self.backlog.push_back(Pending { since, item });
-        }
-        if self.spool_front == 0 {
-            self.remove_replayed_spool().await;
         }
         self.publish();
     }
 
-    async fn remove_replayed_spool(&mut self) {
-        if !self.spool_loaded {
-            return;
-        }
-        match tokio::fs::remove_file(&self.config.spool_path).await {
-            Ok(()) => {
-                self.spool_loaded = false;
-                tracing::info!(
-                    path = %self.config.spool_path.display(),
-                    "spooled CDRs committed; spool file removed"
-                );
-            }
-            Err(error) if error.kind() == io::ErrorKind::NotFound => self.spool_loaded = false,
-            // Harmless: a replay of committed records inserts nothing. Retried at shutdown.
-            Err(error) => tracing::warn!(%error, "cannot remove the replayed CDR spool file"),
-        }
-    }
-
     async fn finish(mut self) -> Result<ShutdownReport, CdrError> {
-        // Abandoning a batch mid-commit is safe: it is spooled below, and replaying records
-        // that did commit inserts nothing.
+        // Abandoning a batch mid-commit is safe: it stays in the journal, and replaying
+        // records that did commit inserts nothing.
         self.in_flight = None;
         if let Some(store) = self.store.take()
             && tokio::time::timeout(POOL_CLOSE_LIMIT, store.close())
@@ -623,32 +667,75 @@ impl Writer {
             tracing::debug!("CDR database pool did not close in time");
         }
         let written = self.stats.written;
-        if self.backlog.is_empty() {
-            self.remove_replayed_spool().await;
-            self.publish();
-            return Ok(ShutdownReport {
-                written,
-                spooled: 0,
-            });
-        }
-
-        let records: Vec<CdrItem> = self.backlog.drain(..).map(|p| p.item).collect();
+        let mut records: Vec<CdrItem> = self.backlog.drain(..).map(|p| p.item).collect();
         let spooled = records.len();
-        let mode = if self.spool_loaded {
-            SpoolMode::Replace
-        } else {
-            SpoolMode::Append
-        };
+        // Calls the engine never finished (it always does, but a crash record beats none).
+        records.extend(self.opens.drain().map(|(_, item)| item));
+        if spooled > 0 {
+            tracing::warn!(
+                records = spooled,
+                path = %self.config.spool_path.display(),
+                "CDR database not written in time for shutdown; kept in the journal for the next start"
+            );
+        }
+        let journal = self.journal;
         let path = self.config.spool_path.clone();
-        tracing::warn!(
-            records = spooled,
-            path = %path.display(),
-            "CDR database not written in time for shutdown; spooling for the next start"
-        );
-        let result = spool_blocking(path, records, mode).await;
-        self.publish();
+        let keep_old_lines = self.keep_old_lines;
+        let result = tokio::task::spawn_blocking(move || {
+            journal.close();
+            let result = if keep_old_lines {
+                // What this run journaled is there already; the old lines stay as they were.
+                Ok(())
+            } else {
+                journal::replace_now(&path, &records)
+            };
+            if let Err(error) = &result {
+                // The last place these records exist. Losing CDRs silently is worse than
+                // putting them in the log, where an operator can recover them.
+                tracing::error!(%error, count = records.len(), "CDRs could not be journaled; dumping them");
+                for item in &records {
+                    if let Ok(line) = item.to_spool_line() {
+                        tracing::error!(cdr = %line, "unjournaled CDR");
+                    }
+                }
+            }
+            result
+        })
+        .await
+        .map_err(|_| CdrError::WriterGone)?;
+        self.stats.backlog = 0;
+        self.stats_tx.send_replace(self.stats);
         result.map(|()| ShutdownReport { written, spooled })
     }
+}
+
+/// A journal's items as the backlog takes them: each open call that has no finished record
+/// becomes one, ended at `crashed_ms` (the journal's last write; never before it started).
+fn replay(items: Vec<CdrItem>, crashed_ms: Option<i64>) -> Vec<CdrItem> {
+    let finished: std::collections::HashSet<String> = items
+        .iter()
+        .filter_map(|i| match i {
+            CdrItem::Call(r) => Some(r.id.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            CdrItem::Open(mut rec) => {
+                if finished.contains(&rec.id) || !seen.insert(rec.id.clone()) {
+                    continue;
+                }
+                rec.end_ms = crashed_ms.unwrap_or(rec.start_ms).max(rec.start_ms);
+                rec.disposition = Disposition::Failed;
+                rec.end_reason = CRASH_END_REASON.into();
+                out.push(CdrItem::Call(rec));
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 async fn poll_in_flight(slot: &mut Option<InFlight>) -> Attempt {
@@ -679,6 +766,8 @@ async fn attempt(
             match item {
                 CdrItem::Call(rec) => calls.push(rec),
                 CdrItem::AgentState(state) => states.push(state),
+                // Never in a batch (`push` keeps them apart).
+                CdrItem::Open(_) => {}
             }
         }
         let result = store.write_batch(&calls, &states).await;
@@ -703,181 +792,6 @@ async fn open(url: &str) -> Result<CdrStore, CdrError> {
     store.migrate().await?;
     tracing::info!(url = %store.url(), backend = store.backend_name(), "CDR database connected");
     Ok(store)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SpoolMode {
-    Append,
-    /// Write a new file and rename it over the old one: used when the old one's records are
-    /// all in the new set or committed.
-    Replace,
-}
-
-struct SpoolContents {
-    records: Vec<CdrItem>,
-    rejected: usize,
-    /// False if unparseable lines could not be set aside: then the file must be kept.
-    removable: bool,
-}
-
-fn rejected_path(spool: &Path) -> PathBuf {
-    let mut name = spool.as_os_str().to_owned();
-    name.push(".rejected");
-    PathBuf::from(name)
-}
-
-fn spool_error(path: &Path, error: io::Error) -> CdrError {
-    CdrError::Spool {
-        path: path.to_owned(),
-        error,
-    }
-}
-
-/// None if there is no spool file. Lines that do not parse (a torn last line from a crash
-/// mid-write, a hand edit) are copied to `<spool>.rejected` for the operator rather than
-/// silently lost or allowed to block the rest.
-fn read_spool(path: &Path) -> Result<Option<SpoolContents>, CdrError> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(spool_error(path, error)),
-    };
-    let mut records = Vec::new();
-    let mut rejected: Vec<u8> = Vec::new();
-    let mut rejected_count = 0;
-    for (index, line) in bytes.split(|b| *b == b'\n').enumerate() {
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        match CdrItem::from_spool_line(line) {
-            Ok(item) => records.push(item),
-            Err(error) => {
-                tracing::warn!(line = index + 1, %error, "unparseable CDR spool line");
-                rejected.extend_from_slice(line);
-                rejected.push(b'\n');
-                rejected_count += 1;
-            }
-        }
-    }
-    let mut removable = true;
-    if rejected_count > 0 {
-        let target = rejected_path(path);
-        if let Err(error) = append_synced(&target, &rejected) {
-            tracing::error!(%error, "cannot set aside unparseable CDR spool lines; keeping the spool");
-            removable = false;
-        }
-    }
-    Ok(Some(SpoolContents {
-        records,
-        rejected: rejected_count,
-        removable,
-    }))
-}
-
-async fn spool_blocking(
-    path: PathBuf,
-    records: Vec<CdrItem>,
-    mode: SpoolMode,
-) -> Result<(), CdrError> {
-    let count = records.len();
-    let error_path = path.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let result = write_spool(&path, &records, mode);
-        if let Err(error) = &result {
-            // The last place these records exist. Losing CDRs silently is worse than putting
-            // them in the log, where an operator can recover them.
-            tracing::error!(%error, count = records.len(), "CDRs could not be spooled; dumping them");
-            for item in &records {
-                if let Ok(line) = item.to_spool_line() {
-                    tracing::error!(cdr = %line, "unspooled CDR");
-                }
-            }
-        }
-        result
-    })
-    .await;
-    match result {
-        Ok(result) => result,
-        Err(join_error) => {
-            tracing::error!(%join_error, count, "CDR spool writer failed");
-            Err(spool_error(
-                &error_path,
-                io::Error::other(join_error.to_string()),
-            ))
-        }
-    }
-}
-
-fn write_spool(path: &Path, records: &[CdrItem], mode: SpoolMode) -> Result<(), CdrError> {
-    let mut lines = Vec::with_capacity(records.len() * 400);
-    for item in records {
-        let line = item
-            .to_spool_line()
-            .map_err(|e| spool_error(path, e.into()))?;
-        lines.extend_from_slice(line.as_bytes());
-        lines.push(b'\n');
-    }
-    if let Some(dir) = parent_dir(path) {
-        std::fs::create_dir_all(dir).map_err(|e| spool_error(path, e))?;
-    }
-    match mode {
-        SpoolMode::Append => append_synced(path, &lines),
-        SpoolMode::Replace => replace_synced(path, &lines),
-    }
-}
-
-fn parent_dir(path: &Path) -> Option<&Path> {
-    path.parent().filter(|p| !p.as_os_str().is_empty())
-}
-
-/// Appends and fsyncs. A file whose last line was torn by a crash gets a newline first, so the
-/// torn line stays one rejected line instead of swallowing the first new record.
-fn append_synced(path: &Path, bytes: &[u8]) -> Result<(), CdrError> {
-    let fail = |e| spool_error(path, e);
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(path)
-        .map_err(fail)?;
-    let len = file.metadata().map_err(fail)?.len();
-    if len > 0 {
-        let mut last = [0u8; 1];
-        file.seek(SeekFrom::End(-1)).map_err(fail)?;
-        file.read_exact(&mut last).map_err(fail)?;
-        if last[0] != b'\n' {
-            file.write_all(b"\n").map_err(fail)?;
-        }
-    }
-    file.write_all(bytes).map_err(fail)?;
-    file.sync_all().map_err(fail)?;
-    if len == 0 {
-        sync_dir(path);
-    }
-    Ok(())
-}
-
-/// Write-then-rename, so a crash leaves either the old file or the new one, never half.
-fn replace_synced(path: &Path, bytes: &[u8]) -> Result<(), CdrError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let fail = |e| spool_error(path, e);
-    let mut file = std::fs::File::create(&tmp).map_err(fail)?;
-    file.write_all(bytes).map_err(fail)?;
-    file.sync_all().map_err(fail)?;
-    std::fs::rename(&tmp, path).map_err(fail)?;
-    sync_dir(path);
-    Ok(())
-}
-
-/// Makes a new directory entry durable. Best effort: some filesystems refuse to fsync a
-/// directory, and the file's own data is already synced.
-fn sync_dir(path: &Path) {
-    let dir = parent_dir(path).unwrap_or(Path::new("."));
-    if let Err(error) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
-        tracing::debug!(%error, dir = %dir.display(), "cannot fsync the spool directory");
-    }
 }
 
 #[cfg(test)]
@@ -970,47 +884,6 @@ mod tests {
         assert_eq!(sink.close(), vec![rec(0), rec(1)]);
     }
 
-    fn temp_dir(tag: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "hotline-cdr-unit-{tag}-{}-{:?}",
-            std::process::id(),
-            std::time::SystemTime::now()
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        dir
-    }
-
-    #[test]
-    fn spool_round_trips_and_sets_torn_lines_aside() {
-        let dir = temp_dir("spool");
-        let path = dir.join("sub").join("cdr.spool");
-        assert!(read_spool(&path).expect("no file is fine").is_none());
-
-        write_spool(&path, &[rec(1), state(7), rec(2)], SpoolMode::Append).expect("spool");
-        // A crash mid-append leaves a torn line without its newline...
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .expect("open");
-        file.write_all(br#"{"id":"torn"#).expect("tear");
-        drop(file);
-        // ...and the next append must not glue its first record onto it.
-        write_spool(&path, &[rec(3)], SpoolMode::Append).expect("spool");
-
-        let spool = read_spool(&path).expect("read").expect("exists");
-        assert_eq!(spool.records, vec![rec(1), state(7), rec(2), rec(3)]);
-        assert_eq!(spool.rejected, 1);
-        assert!(spool.removable);
-        let rejected = std::fs::read_to_string(rejected_path(&path)).expect("rejected file");
-        assert_eq!(rejected, "{\"id\":\"torn\n");
-
-        write_spool(&path, &[rec(9)], SpoolMode::Replace).expect("replace");
-        let spool = read_spool(&path).expect("read").expect("exists");
-        assert_eq!(spool.records, vec![rec(9)]);
-        assert_eq!(spool.rejected, 0);
-        let _ = std::fs::remove_dir_all(dir);
-    }
-
     #[test]
     fn spool_lines_of_calls_are_plain_records_and_agent_states_are_tagged() {
         let CdrItem::Call(call) = rec(1) else {
@@ -1025,6 +898,53 @@ mod tests {
             state(2)
         );
         assert!(CdrItem::from_spool_line(br#"{"agent_state":{"id":"x"}}"#).is_err());
+    }
+
+    #[test]
+    fn a_journal_replays_finished_calls_and_ends_calls_cut_by_a_crash() {
+        let open = |n: u32| {
+            let CdrItem::Call(mut r) = rec(n) else {
+                unreachable!()
+            };
+            r.end_ms = r.start_ms;
+            r.end_reason = CRASH_END_REASON.into();
+            CdrItem::Open(r)
+        };
+        let line = open(5).to_spool_line().expect("serialise");
+        assert!(line.starts_with(r#"{"open":{"id":"#), "{line}");
+        assert_eq!(CdrItem::from_spool_line(line.as_bytes()).unwrap(), open(5));
+        let crash = 1_700_000_050_000;
+        let items = vec![open(1), open(2), state(3), rec(1), open(2), open(4)];
+        let replayed = replay(items, Some(crash));
+        let ids: Vec<String> = replayed
+            .iter()
+            .map(|i| match i {
+                CdrItem::Call(r) => {
+                    format!("call {} {}", r.id.trim_start_matches('0'), r.end_reason)
+                }
+                CdrItem::AgentState(s) => format!("state {}", s.id),
+                CdrItem::Open(_) => "open".into(),
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "call 2 server_crash",
+                "state s3",
+                "call 1 no_route",
+                "call 4 server_crash"
+            ],
+            "finished calls as they were, each open one once"
+        );
+        let CdrItem::Call(cut) = &replayed[0] else {
+            unreachable!()
+        };
+        assert_eq!((cut.end_ms, cut.disposition), (crash, Disposition::Failed));
+        // A clock that says the crash came before the call started: never a negative length.
+        let CdrItem::Call(cut) = &replay(vec![open(7)], Some(0))[0] else {
+            unreachable!()
+        };
+        assert_eq!(cut.end_ms, cut.start_ms);
     }
 
     #[test]

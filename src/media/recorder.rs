@@ -243,10 +243,21 @@ pub fn write_wav_channels(path: &Path, samples: &[i16], channels: u16) -> Result
         let _ = std::fs::remove_file(&part);
         return Err(format!("{}: {e}", part.display()));
     }
+    // Durable before it gets its name: a crash right after must not leave a CDR naming an
+    // empty or half-written file.
+    if let Err(e) = std::fs::File::open(&part).and_then(|f| f.sync_all()) {
+        let _ = std::fs::remove_file(&part);
+        return Err(format!("{}: {e}", part.display()));
+    }
     std::fs::rename(&part, path).map_err(|e| {
         let _ = std::fs::remove_file(&part);
         format!("{}: {e}", path.display())
-    })
+    })?;
+    if let Some(dir) = path.parent() {
+        // Best effort: some filesystems refuse to fsync a directory; the data is synced.
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -391,6 +391,9 @@ async fn signalling_loop(
                 }
             }
         }
+        while let Some(opened) = engine.poll_opened() {
+            sink.submit(crate::cdr::CdrItem::Open(opened));
+        }
         while let Some(record) = engine.poll_record() {
             sink.submit(record);
         }
