@@ -3,8 +3,10 @@
 //! rings and answers, and each side hears the other, checked by the tone each sends. A
 //! caller who hangs up while the agent rings cancels the ring. The agent's hold (re-INVITE
 //! sendonly) gives the caller the queue's music until the agent takes them back; an agent
-//! whose registration is gone is not rung until the phone registers again. The CDR, its
-//! offer rows and the agent-state history are read back from the real SQLite file.
+//! consults a colleague (an authenticated INVITE to the extension) and hands the caller
+//! over by REFER with Replaces; an agent whose registration is gone is not rung until the
+//! phone registers again. The CDR, its offer and transfer rows and the agent-state history
+//! are read back from the real SQLite file.
 
 mod common;
 
@@ -13,7 +15,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use hotline::cdr::{AgentStateKind, OfferOutcome};
+use hotline::cdr::{AgentStateKind, OfferOutcome, TransferKind};
 use hotline::sdp::Direction;
 use hotline::sip::digest::{self, Algorithm};
 use hotline::sip::message::Method;
@@ -41,6 +43,12 @@ struct Seen {
     invites_at: Vec<Instant>,
     /// The final status of each re-INVITE the phone sent.
     reinvited: Vec<u16>,
+    /// The final status of each REFER the phone sent.
+    refer_answers: Vec<u16>,
+    /// The body (sipfrag) of each NOTIFY that reached the phone.
+    notified: Vec<String>,
+    /// Whether the consultation call (`Ctl::Consult`) got a BYE from hotline.
+    consult_bye: bool,
 }
 
 /// What the test tells a running agent phone to do.
@@ -52,6 +60,196 @@ enum Ctl {
     /// REGISTER again with this Expires (0 removes the contact); whether it got 200 goes
     /// back on the channel.
     Register(u32, mpsc::Sender<bool>),
+    /// With the caller on hold, dial this extension through hotline (INVITE, 407, INVITE
+    /// with Proxy-Authorization); the final status goes back on the channel.
+    Consult(&'static str, mpsc::Sender<u16>),
+    /// Hand the caller to the consulted colleague: REFER on the caller's dialog with a
+    /// Refer-To naming this extension and, in Replaces, the consultation dialog.
+    Transfer(&'static str),
+}
+
+/// A consultation call placed by hand over the agent phone's SIP socket (the phone's user
+/// agent has no digest client): its own Call-ID, tags and CSeq, and an RTP port nobody
+/// reads.
+struct Consult {
+    server: SocketAddr,
+    me: SocketAddr,
+    user: String,
+    uri: String,
+    call_id: String,
+    from_tag: String,
+    /// The To header of the latest response (with hotline's tag once there is one).
+    to: String,
+    cseq: u32,
+    branch: String,
+    rtp: UdpSocket,
+    /// Where the final status goes; taken once it is known.
+    done: Option<mpsc::Sender<u16>>,
+    got_bye: bool,
+}
+
+/// The value of header `name` (or its compact form `short`) in a SIP message.
+fn header<'a>(m: &'a str, name: &str, short: &str) -> Option<&'a str> {
+    m.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        let n = n.trim();
+        (n.eq_ignore_ascii_case(name) || n.eq_ignore_ascii_case(short)).then_some(v.trim())
+    })
+}
+
+impl Consult {
+    fn start(
+        sip: &UdpSocket,
+        server: SocketAddr,
+        user: &str,
+        ext: &str,
+        done: mpsc::Sender<u16>,
+    ) -> Consult {
+        let n = fastrand::u32(..);
+        let me = sip.local_addr().unwrap();
+        let c = Consult {
+            server,
+            me,
+            user: user.into(),
+            uri: format!("sip:{ext}@{server}"),
+            call_id: format!("consult-{user}-{n}"),
+            from_tag: format!("ct{n}"),
+            to: format!("<sip:{ext}@{server}>"),
+            cseq: 1,
+            branch: format!("z9hG4bKct{n}x1"),
+            rtp: UdpSocket::bind("127.0.0.1:0").unwrap(),
+            done: Some(done),
+            got_bye: false,
+        };
+        c.invite(sip, None);
+        c
+    }
+
+    fn invite(&self, sip: &UdpSocket, auth: Option<String>) {
+        let port = self.rtp.local_addr().unwrap().port();
+        let body = format!(
+            "v=0\r\no={u} 1 1 IN IP4 127.0.0.1\r\ns=consult\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n",
+            u = self.user
+        );
+        let mut t = format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={b};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{u}@{server}>;tag={ft}\r\nTo: <{uri}>\r\nCall-ID: {cid}\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{u}@{me}>\r\nContent-Type: application/sdp\r\n",
+            uri = self.uri,
+            me = self.me,
+            b = self.branch,
+            u = self.user,
+            server = self.server,
+            ft = self.from_tag,
+            cid = self.call_id,
+            cseq = self.cseq,
+        );
+        if let Some(a) = auth {
+            t.push_str(&format!("Proxy-Authorization: {a}\r\n"));
+        }
+        t.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        sip.send_to(t.as_bytes(), self.server).unwrap();
+    }
+
+    /// ACK a final response: a non-2xx in the INVITE's transaction (its branch), a 2xx as a
+    /// request of its own to `target`.
+    fn ack(&self, sip: &UdpSocket, target: &str, branch: &str) {
+        let t = format!(
+            "ACK {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch={branch};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{u}@{server}>;tag={ft}\r\nTo: {to}\r\nCall-ID: {cid}\r\nCSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
+            me = self.me,
+            u = self.user,
+            server = self.server,
+            ft = self.from_tag,
+            to = self.to,
+            cid = self.call_id,
+            cseq = self.cseq,
+        );
+        sip.send_to(t.as_bytes(), self.server).unwrap();
+    }
+
+    /// Take `m` if it belongs to the consultation call.
+    fn handle(&mut self, sip: &UdpSocket, m: &str) -> bool {
+        if header(m, "Call-ID", "i") != Some(self.call_id.as_str()) {
+            return false;
+        }
+        if let Some(status) = m.strip_prefix("SIP/2.0 ") {
+            let code: u16 = status[..3].parse().unwrap();
+            let cseq = header(m, "CSeq", "").unwrap_or_default();
+            if code < 200 || cseq != format!("{} INVITE", self.cseq) {
+                return true;
+            }
+            self.to = header(m, "To", "t").unwrap().to_string();
+            if code == 407 && self.cseq == 1 {
+                self.ack(sip, &self.uri, &self.branch);
+                let params = m
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("Proxy-Authenticate: "))
+                    .filter_map(digest::parse_challenge)
+                    .find(|p| p.get("algorithm").map(String::as_str) == Some("MD5"))
+                    .expect("an MD5 challenge");
+                let auth = digest::client_response(
+                    Algorithm::Md5,
+                    &self.user,
+                    "hotline",
+                    &format!("pw{}", self.user),
+                    "INVITE",
+                    &self.uri,
+                    &params["nonce"],
+                    1,
+                    "beef",
+                    params.get("opaque").map(String::as_str),
+                );
+                self.cseq = 2;
+                self.branch = format!("z9hG4bK{}x2", self.from_tag);
+                self.to = format!("<{}>", self.uri);
+                self.invite(sip, Some(auth));
+                return true;
+            }
+            if (200..300).contains(&code) {
+                let target = header(m, "Contact", "m")
+                    .and_then(|c| c.split('<').nth(1))
+                    .and_then(|c| c.split('>').next())
+                    .unwrap_or(&self.uri)
+                    .to_string();
+                self.ack(sip, &target, &format!("z9hG4bK{}ack", self.from_tag));
+            } else {
+                self.ack(sip, &self.uri, &self.branch);
+            }
+            if let Some(done) = self.done.take() {
+                let _ = done.send(code);
+            }
+            return true;
+        }
+        if m.starts_with("BYE ") {
+            let mut ok = String::from("SIP/2.0 200 OK\r\n");
+            for l in m.lines() {
+                let name = l
+                    .split(':')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase();
+                if ["via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"]
+                    .contains(&name.as_str())
+                {
+                    ok.push_str(l);
+                    ok.push_str("\r\n");
+                }
+            }
+            ok.push_str("Content-Length: 0\r\n\r\n");
+            sip.send_to(ok.as_bytes(), self.server).unwrap();
+            self.got_bye = true;
+        }
+        true
+    }
+
+    /// The Replaces value naming this dialog, escaped for a Refer-To URI (RFC 3891).
+    fn replaces(&self) -> String {
+        let to_tag = self.to.split("tag=").nth(1).unwrap_or_default();
+        let to_tag = to_tag.split(';').next().unwrap_or_default();
+        format!(
+            "{}%3Bto-tag%3D{}%3Bfrom-tag%3D{}",
+            self.call_id, to_tag, self.from_tag
+        )
+    }
 }
 
 const AGENTS: &str = r#"
@@ -227,9 +425,10 @@ fn run_agent_ctl(
     });
     let mut media = ToneMedia::new(rtp_sock, freq, 0xA6E);
     let mut refer_at: Option<(Instant, CallRef)> = None;
+    let mut consult: Option<Consult> = None;
     let end = Instant::now() + for_how_long;
     let mut buf = [0u8; 65536];
-    while Instant::now() < end && !seen.got_bye {
+    while Instant::now() < end && !(seen.got_bye && consult.as_ref().is_none_or(|c| c.got_bye)) {
         while let Some(t) = ua.poll_transmit() {
             sip.send_to(&t.data, t.to.addr).unwrap();
         }
@@ -258,12 +457,43 @@ fn run_agent_ctl(
                     cseq += 2;
                     let _ = done.send(ok);
                 }
+                Ctl::Consult(ext, done) => {
+                    consult = Some(Consult::start(&sip, server, user, ext, done));
+                }
+                Ctl::Transfer(ext) => {
+                    let call = current.expect("a call to transfer");
+                    let replaces = consult.as_ref().expect("a consultation").replaces();
+                    ua.refer(
+                        Instant::now(),
+                        call,
+                        &format!("<sip:{ext}@{server}?Replaces={replaces}>"),
+                    )
+                    .expect("a REFER goes out");
+                    seen.referred = true;
+                }
             }
         }
         while let Ok((n, from)) = sip.recv_from(&mut buf) {
             other.push((buf[..n].to_vec(), from));
         }
         for (data, from) in other.drain(..) {
+            let text = String::from_utf8_lossy(&data);
+            if let Some(c) = consult.as_mut()
+                && c.handle(&sip, &text)
+            {
+                continue;
+            }
+            if let Some(status) = text.strip_prefix("SIP/2.0 ")
+                && header(&text, "CSeq", "").is_some_and(|c| c.ends_with(" REFER"))
+                && let Ok(code) = status[..3].parse::<u16>()
+                && code >= 200
+            {
+                seen.refer_answers.push(code);
+            }
+            if text.starts_with("NOTIFY ") {
+                let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+                seen.notified.push(body.to_string());
+            }
             if data.starts_with(b"INVITE ") && !is_in_dialog(&data) {
                 seen.invites_at.push(Instant::now());
             }
@@ -308,6 +538,7 @@ fn run_agent_ctl(
         std::thread::sleep(S(2));
     }
     seen.audio = std::mem::take(&mut media.audio);
+    seen.consult_bye = consult.is_some_and(|c| c.got_bye);
     ua.handle_timeout(Instant::now());
     while let Some(t) = ua.poll_transmit() {
         sip.send_to(&t.data, t.to.addr).unwrap();
@@ -474,6 +705,112 @@ fn an_agent_transfers_the_caller_to_a_colleague_who_then_talks_with_them() {
     );
     let agents: Vec<&str> = c.offers.iter().map(|o| o.agent.as_str()).collect();
     assert_eq!(agents, ["1001", "1002"]);
+}
+
+#[test]
+fn an_agent_consults_a_colleague_and_hands_the_caller_over_by_attended_transfer() {
+    let site = agent_site();
+    let mut server = start(site.config.clone());
+    let sip = server.sip;
+    // 1001 registers first: the longest idle, it takes the caller; 1002 is consulted.
+    let (ctl, rx) = mpsc::channel();
+    let first = std::thread::spawn(move || {
+        run_agent_ctl(
+            sip,
+            "1001",
+            1500.0,
+            300,
+            Behaviour::Answer,
+            S(8000),
+            Some(rx),
+        )
+    });
+    std::thread::sleep(S(300));
+    let second =
+        std::thread::spawn(move || run_agent_as(sip, "1002", 2000.0, Behaviour::Answer, S(9000)));
+    std::thread::sleep(S(500));
+    let mut phone = Phone::new(server.sip);
+    phone.call("400");
+    let caller_tone = sine(1000.0, 20, 8000.0);
+    let say = |phone: &mut Phone, millis: u64| {
+        let tone: Vec<i16> = caller_tone
+            .iter()
+            .copied()
+            .cycle()
+            .take(millis as usize * 8)
+            .collect();
+        phone.send_audio(&tone, S(0));
+    };
+    say(&mut phone, 1200); // the intro, then 1001's phone rings and answers
+    let talking = phone.received.len();
+    say(&mut phone, 600);
+    let before = heard_in(&phone, talking..phone.received.len());
+    ctl.send(Ctl::Hold).unwrap();
+    say(&mut phone, 300);
+    let (done, consulted) = mpsc::channel();
+    ctl.send(Ctl::Consult("1002", done)).unwrap();
+    let mut consult_code = None;
+    for _ in 0..30 {
+        say(&mut phone, 100);
+        if let Ok(code) = consulted.try_recv() {
+            consult_code = Some(code);
+            break;
+        }
+    }
+    assert_eq!(consult_code, Some(200), "the consulting agent is answered");
+    say(&mut phone, 500); // the agents talk
+    ctl.send(Ctl::Transfer("1002")).unwrap();
+    let transferred = phone.received.len();
+    say(&mut phone, 1500);
+    let after = heard_in(&phone, transferred..phone.received.len());
+    phone.hangup();
+    phone.pump(S(500));
+    let (a, b) = (first.join().unwrap(), second.join().unwrap());
+    server.stop();
+    assert!(a.registered && b.registered);
+    assert_eq!(a.rung, 1, "1001 was offered the caller");
+    assert_eq!(a.reinvited, [200], "the hold is accepted");
+    assert_eq!(a.refer_answers, [202], "the REFER is accepted");
+    assert!(
+        a.notified.iter().any(|n| n.starts_with("SIP/2.0 200")),
+        "a NOTIFY reports the transfer done: {:?}",
+        a.notified
+    );
+    assert!(
+        a.got_bye && a.consult_bye,
+        "hotline ends both of 1001's calls (caller's: {}, consultation: {})",
+        a.got_bye,
+        a.consult_bye
+    );
+    assert_eq!(
+        b.rung, 1,
+        "the colleague is rung once, for the consultation"
+    );
+    let rate = crossings_per_second(&before);
+    assert!(
+        (2800.0..3200.0).contains(&rate),
+        "before the transfer the caller hears 1001's 1.5 kHz: {rate}"
+    );
+    let rate = crossings_per_second(&after);
+    assert!(
+        (3800.0..4200.0).contains(&rate),
+        "after it the caller hears 1002's 2 kHz: {rate}"
+    );
+    let rate = crossings_per_second(&b.audio);
+    assert!(
+        (1800.0..2200.0).contains(&rate),
+        "1002 hears the caller's 1 kHz: {rate}"
+    );
+    let cdrs = read_cdrs(&site.config.database);
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    let c = &cdrs[0];
+    assert_eq!(c.agent.as_deref(), Some("1002"), "{c:?}");
+    assert_eq!(c.transfers.len(), 1, "{c:?}");
+    let t = &c.transfers[0];
+    assert_eq!(
+        (t.kind, t.by.as_str(), t.target.as_str()),
+        (TransferKind::Attended, "1001", "1002")
+    );
 }
 
 /// The share of loud samples (|s| > 1000) in the last half second of `pcm`: about 0.9 for
