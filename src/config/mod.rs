@@ -86,6 +86,9 @@ struct SipSection {
     outbound: Option<String>,
     outbound_caller_id: Option<String>,
     tcp: Option<bool>,
+    tcp_connections: Option<usize>,
+    tcp_per_ip: Option<usize>,
+    tcp_message_timeout: Option<String>,
     max_calls: Option<u32>,
     retry_after: Option<String>,
     answer_delay: Option<String>,
@@ -180,6 +183,11 @@ pub struct Config {
     /// The number calls placed towards others present as theirs (From).
     pub outbound_caller_id: OutboundCallerId,
     pub sip_tcp: bool,
+    /// TCP connections in all (fewer if the open-file limit leaves less) and per address.
+    pub tcp_connections: usize,
+    pub tcp_per_ip: usize,
+    /// A TCP connection must deliver each whole message within this (slow senders go).
+    pub tcp_message_timeout: Duration,
     pub max_calls: u32,
     pub retry_after: Duration,
     pub answer_delay: Duration,
@@ -213,6 +221,9 @@ impl Default for Config {
             outbound: None,
             outbound_caller_id: OutboundCallerId::Dialled,
             sip_tcp: true,
+            tcp_connections: 4096,
+            tcp_per_ip: 64,
+            tcp_message_timeout: Duration::from_secs(10),
             max_calls: 2000,
             retry_after: Duration::from_secs(5),
             answer_delay: Duration::ZERO,
@@ -292,6 +303,29 @@ impl Config {
                 })?;
         }
         c.sip_tcp = parsed.sip.tcp.unwrap_or(c.sip_tcp);
+        c.tcp_connections = parsed.sip.tcp_connections.unwrap_or(c.tcp_connections);
+        c.tcp_per_ip = parsed.sip.tcp_per_ip.unwrap_or(c.tcp_per_ip);
+        if c.tcp_connections == 0 || c.tcp_per_ip == 0 {
+            return Err(ConfigError::Invalid {
+                key: if c.tcp_connections == 0 {
+                    "sip.tcp_connections"
+                } else {
+                    "sip.tcp_per_ip"
+                },
+                message: "must be at least 1 (set sip.tcp = false to turn TCP off)".into(),
+            });
+        }
+        c.tcp_message_timeout = dur(
+            "sip.tcp_message_timeout",
+            &parsed.sip.tcp_message_timeout,
+            c.tcp_message_timeout,
+        )?;
+        if c.tcp_message_timeout < Duration::from_millis(100) {
+            return Err(ConfigError::Invalid {
+                key: "sip.tcp_message_timeout",
+                message: "must be at least 100ms".into(),
+            });
+        }
         c.max_calls = parsed.sip.max_calls.unwrap_or(c.max_calls);
         if c.max_calls == 0 {
             return Err(ConfigError::Invalid {

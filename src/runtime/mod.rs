@@ -4,6 +4,7 @@
 //! loop (`reload`), swapped in on it.
 
 mod http;
+mod limits;
 mod media;
 mod reload;
 mod tcp;
@@ -117,6 +118,22 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         addr: config.sip_bind,
         source,
     })?;
+    let fd_limit = limits::raise_fd_limit();
+    let budget = limits::budget(fd_limit, config.max_calls, config.tcp_connections);
+    if budget.max_calls < config.max_calls {
+        tracing::warn!(
+            fd_limit,
+            max_calls = config.max_calls,
+            fit = budget.max_calls,
+            "the open-file limit leaves room for fewer calls than sip.max_calls; taking fewer (raise `ulimit -n`)"
+        );
+    }
+    tracing::info!(
+        fd_limit,
+        max_calls = budget.max_calls,
+        tcp_connections = budget.tcp_connections,
+        "descriptor budget"
+    );
     let (tcp_tx, tcp_rx) = mpsc::channel(4096);
     let tcp = if config.sip_tcp {
         let listener = tokio::net::TcpListener::bind(sip_addr)
@@ -125,7 +142,15 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
                 addr: sip_addr,
                 source,
             })?;
-        Some(tcp::Connections::start(listener, tcp_tx))
+        Some(tcp::Connections::start(
+            listener,
+            tcp_tx,
+            tcp::TcpLimits {
+                total: budget.tcp_connections.max(1),
+                per_ip: config.tcp_per_ip,
+                whole_message: config.tcp_message_timeout,
+            },
+        ))
     } else {
         None
     };
@@ -156,7 +181,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         sip_addr.ip()
     };
     let engine_cfg = EngineConfig {
-        max_calls: config.max_calls,
+        max_calls: budget.max_calls,
         retry_after: config.retry_after,
         answer_delay: config.answer_delay,
         media_address: config.media_address,

@@ -1,27 +1,87 @@
 //! SIP over TCP (RFC 3261 §18.3): one task per connection cuts the byte stream into messages
 //! by Content-Length and hands them to the signalling loop; responses go back on the same
 //! connection, found by the peer's address.
+//!
+//! A public server's TCP port is a target: connections are capped in total (the descriptor
+//! budget) and per source address, so one client cannot take every slot; a connection must
+//! deliver each whole message within a short time (slow senders are dropped), and may stay
+//! quiet between messages only as long as a phone's keep-alive interval. When accept fails
+//! (no descriptors left) the loop backs off instead of spinning.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::sip::framing;
 
 const WRITE_QUEUE: usize = 256;
-/// Phones keep one connection each; far more than that is a leak or an attack.
-const MAX_CONNECTIONS: usize = 4096;
-/// A connection that says nothing for this long is closed (phones send keep-alives).
-const IDLE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// A connection that says nothing between messages for this long is closed (phones send
+/// keep-alives far more often).
+const IDLE: Duration = Duration::from_secs(15 * 60);
+/// Accept failures (out of descriptors) back off from this, doubling, up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(20);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// What TCP may take.
+#[derive(Debug, Clone, Copy)]
+pub struct TcpLimits {
+    /// Connections in all (from the descriptor budget).
+    pub total: usize,
+    /// Connections from one IP address (a NAT may hide an office of phones).
+    pub per_ip: usize,
+    /// From a message's first byte (or the connection's start) to its last.
+    pub whole_message: Duration,
+}
+
+#[derive(Default)]
+struct Table {
+    writers: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    per_ip: HashMap<IpAddr, usize>,
+}
+
+impl Table {
+    /// Takes a slot for `peer`, or says why not.
+    fn admit(
+        &mut self,
+        peer: SocketAddr,
+        tx: mpsc::Sender<Vec<u8>>,
+        limits: &TcpLimits,
+    ) -> Result<(), &'static str> {
+        if self.writers.len() >= limits.total {
+            return Err("the server's TCP connections are all taken");
+        }
+        let mine = self.per_ip.entry(peer.ip()).or_default();
+        if *mine >= limits.per_ip {
+            return Err("this address has its share of TCP connections");
+        }
+        *mine += 1;
+        self.writers.insert(peer, tx);
+        Ok(())
+    }
+
+    fn release(&mut self, peer: SocketAddr) {
+        if self.writers.remove(&peer).is_none() {
+            return;
+        }
+        if let Some(n) = self.per_ip.get_mut(&peer.ip()) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_ip.remove(&peer.ip());
+            }
+        }
+    }
+}
 
 pub struct Connections {
-    /// Writers by peer address. Touched on connect/disconnect and once per outgoing message;
-    /// the lock is never held across an await.
-    writers: Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>,
+    /// Touched on connect/disconnect and once per outgoing message; the lock is never held
+    /// across an await.
+    table: Arc<Mutex<Table>>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -29,37 +89,57 @@ impl Connections {
     pub fn start(
         listener: TcpListener,
         inbound: mpsc::Sender<(SocketAddr, Vec<u8>)>,
+        limits: TcpLimits,
     ) -> Connections {
-        let writers: Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>> = Arc::default();
-        let table = Arc::clone(&writers);
+        let table: Arc<Mutex<Table>> = Arc::default();
+        let shared = Arc::clone(&table);
         let accept = tokio::spawn(async move {
+            let mut backoff = Duration::ZERO;
             loop {
-                let Ok((stream, peer)) = listener.accept().await else {
-                    continue;
+                let (stream, peer) = match listener.accept().await {
+                    Ok(accepted) => {
+                        backoff = Duration::ZERO;
+                        accepted
+                    }
+                    Err(error) => {
+                        if backoff.is_zero() {
+                            tracing::warn!(%error, "cannot accept SIP TCP connections; backing off");
+                        }
+                        backoff = (backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
+                        tokio::time::sleep(backoff).await;
+                        continue;
+                    }
                 };
-                if table.lock().map_or(0, |m| m.len()) >= MAX_CONNECTIONS {
-                    tracing::warn!(%peer, "too many SIP TCP connections; refusing one");
-                    continue;
-                }
                 let (tx, rx) = mpsc::channel(WRITE_QUEUE);
-                if let Ok(mut map) = table.lock() {
-                    map.insert(peer, tx);
+                let admitted = shared
+                    .lock()
+                    .map_err(|_| "poisoned")
+                    .and_then(|mut t| t.admit(peer, tx, &limits));
+                if let Err(why) = admitted {
+                    // Dropping the stream closes it; the log is debug because a flood would
+                    // otherwise write a line per attempt.
+                    tracing::debug!(%peer, why, "SIP TCP connection refused");
+                    continue;
                 }
                 let inbound = inbound.clone();
-                let table = Arc::clone(&table);
+                let shared = Arc::clone(&shared);
                 tokio::spawn(async move {
-                    serve_connection(stream, peer, inbound, rx).await;
-                    if let Ok(mut map) = table.lock() {
-                        map.remove(&peer);
+                    serve_connection(stream, peer, inbound, rx, limits.whole_message).await;
+                    if let Ok(mut t) = shared.lock() {
+                        t.release(peer);
                     }
                 });
             }
         });
-        Connections { writers, accept }
+        Connections { table, accept }
     }
 
     pub fn send(&self, to: SocketAddr, data: Vec<u8>) {
-        let tx = self.writers.lock().ok().and_then(|m| m.get(&to).cloned());
+        let tx = self
+            .table
+            .lock()
+            .ok()
+            .and_then(|t| t.writers.get(&to).cloned());
         match tx {
             Some(tx) => {
                 if tx.try_send(data).is_err() {
@@ -80,6 +160,7 @@ async fn serve_connection(
     peer: SocketAddr,
     inbound: mpsc::Sender<(SocketAddr, Vec<u8>)>,
     mut outbound: mpsc::Receiver<Vec<u8>>,
+    whole_message: Duration,
 ) {
     let (mut reader, mut writer) = stream.into_split();
     let write = tokio::spawn(async move {
@@ -91,20 +172,30 @@ async fn serve_connection(
     });
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = [0u8; 8192];
+    // The first message is due soon after connecting: a client that connects and sends
+    // nothing is holding a slot, not using it.
+    let mut deadline = Instant::now() + whole_message;
     loop {
-        let n = match tokio::time::timeout(IDLE, reader.read(&mut chunk)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+        let n = match tokio::time::timeout_at(deadline, reader.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Err(_) => {
+                tracing::debug!(%peer, pending = buf.len(), "closing a TCP connection that sent no whole message in time");
+                break;
+            }
             Ok(Ok(n)) => n,
         };
         buf.extend_from_slice(&chunk[..n]);
+        let mut completed = false;
         loop {
             match framing::stream_message_len(&buf) {
                 Ok(Some(0)) => break,
                 Ok(Some(len)) => {
+                    completed = true;
                     let message: Vec<u8> = buf.drain(..len).collect();
                     if !framing::is_keepalive(&message)
                         && inbound.send((peer, message)).await.is_err()
                     {
+                        write.abort();
                         return;
                     }
                 }
@@ -116,6 +207,48 @@ async fn serve_connection(
                 }
             }
         }
+        let now = Instant::now();
+        if buf.is_empty() {
+            deadline = now + IDLE;
+        } else if completed || deadline > now + whole_message {
+            // A new message has begun: its whole must arrive within the limit.
+            deadline = now + whole_message;
+        }
     }
     write.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_address_cannot_take_every_slot() {
+        let limits = TcpLimits {
+            total: 5,
+            per_ip: 2,
+            whole_message: Duration::from_secs(1),
+        };
+        let mut t = Table::default();
+        let (tx, _rx) = mpsc::channel(1);
+        let at = |ip: &str, port: u16| SocketAddr::new(ip.parse().unwrap(), port);
+        assert!(t.admit(at("10.0.0.1", 1), tx.clone(), &limits).is_ok());
+        assert!(t.admit(at("10.0.0.1", 2), tx.clone(), &limits).is_ok());
+        assert!(t.admit(at("10.0.0.1", 3), tx.clone(), &limits).is_err());
+        assert!(t.admit(at("10.0.0.2", 1), tx.clone(), &limits).is_ok());
+        assert!(t.admit(at("10.0.0.3", 1), tx.clone(), &limits).is_ok());
+        assert!(t.admit(at("10.0.0.4", 1), tx.clone(), &limits).is_ok());
+        assert!(
+            t.admit(at("10.0.0.5", 1), tx.clone(), &limits).is_err(),
+            "full"
+        );
+        t.release(at("10.0.0.1", 1));
+        t.release(at("10.0.0.1", 1));
+        assert_eq!(
+            t.per_ip[&"10.0.0.1".parse::<IpAddr>().unwrap()],
+            1,
+            "released once"
+        );
+        assert!(t.admit(at("10.0.0.1", 3), tx, &limits).is_ok());
+    }
 }
