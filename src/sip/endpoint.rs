@@ -7,6 +7,7 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use super::SipError;
 use super::message::{self, MessageExt, Method, Parsed, Request, Response, ResponseSpec};
 use super::transaction::{
     ClientInvite, ClientNonInvite, Fired, RequestVerdict, ServerInvite, ServerNonInvite,
@@ -89,6 +90,10 @@ enum ServerMachine {
 struct ServerTxn {
     machine: ServerMachine,
     key: ServerKey,
+    /// Set for requests without a To tag, to find merged requests (RFC 3261 §8.2.2.2).
+    merge: Option<MergeKey>,
+    /// Another transaction already had this request's From tag, Call-ID and CSeq.
+    merged: bool,
     request: Request,
     peer: Peer,
     last_response: Option<Vec<u8>>,
@@ -118,6 +123,16 @@ struct ServerKey {
     cancel: bool,
 }
 
+/// RFC 3261 §8.2.2.2: a request without a To tag is the same request as another if From tag,
+/// Call-ID and CSeq match; arriving in a different transaction it was forked and merged.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct MergeKey {
+    from_tag: String,
+    call_id: String,
+    seq: u32,
+    method: String,
+}
+
 /// RFC 3261 §17.1.3: branch and CSeq method.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ClientKey {
@@ -132,6 +147,7 @@ pub struct Endpoint {
     next_id: u64,
     servers: HashMap<TxnId, ServerTxn>,
     server_index: HashMap<ServerKey, TxnId>,
+    merge_index: HashMap<MergeKey, TxnId>,
     clients: HashMap<TxnId, ClientTxn>,
     client_index: HashMap<ClientKey, TxnId>,
     deadlines: BinaryHeap<Reverse<(Instant, TxnId)>>,
@@ -160,6 +176,7 @@ impl Endpoint {
             next_id: 1,
             servers: HashMap::new(),
             server_index: HashMap::new(),
+            merge_index: HashMap::new(),
             clients: HashMap::new(),
             client_index: HashMap::new(),
             deadlines: BinaryHeap::new(),
@@ -218,18 +235,17 @@ impl Endpoint {
             Ok(Parsed::Response(resp)) => self.on_response(now, source, resp),
             Err(failure) => {
                 tracing::debug!(from = %source.addr, error = %failure.error, "dropping unparsable SIP message");
-                let reply = match unknown_method(failure.start_line.as_deref()) {
-                    Some(_) => message::bare_bad_request(data, "unknown method").map(|b| {
-                        String::from_utf8_lossy(&b)
-                            .replacen("400 Bad Request", "501 Not Implemented", 1)
-                            .replacen(
-                                "Content-Length: 0",
-                                &format!("Allow: {ALLOW}\r\nContent-Length: 0"),
-                                1,
-                            )
-                            .into_bytes()
-                    }),
-                    None => message::bare_bad_request(data, &failure.error.to_string()),
+                let reply = match (
+                    &failure.error,
+                    unknown_method(failure.start_line.as_deref()),
+                ) {
+                    (SipError::RequestLine(e), _) => {
+                        message::bare_response(data, e.status(), &e.to_string(), &[])
+                    }
+                    (_, Some(_)) => {
+                        message::bare_response(data, 501, "unknown method", &[("Allow", ALLOW)])
+                    }
+                    (e, None) => message::bare_response(data, 400, &e.to_string(), &[]),
                 };
                 if let Some(data) = reply {
                     self.transmits.push_back(Transmit { to: source, data });
@@ -240,13 +256,12 @@ impl Endpoint {
 
     fn on_request(&mut self, now: Instant, source: Peer, req: Request) {
         let Some(key) = server_key(&req) else {
-            // RFC 3261 §8.1.1.7 branches are all we match on; an RFC 2543 peer gets a 400
-            // rather than a transaction we could confuse with another.
+            // Unreachable after `parse` (it checks the top Via); kept so a request we could
+            // not key is answered rather than confused with another.
             self.send_stateless(
                 source,
                 &req,
-                &ResponseSpec::new(400)
-                    .header("Warning", "399 hotline \"Via branch without magic cookie\""),
+                &ResponseSpec::new(400).header("Warning", "399 hotline \"unusable Via\""),
             );
             return;
         };
@@ -306,11 +321,26 @@ impl Endpoint {
                     ServerMachine::NonInvite(ServerNonInvite::new(self.timers, reliable))
                 };
                 self.server_index.insert(key.clone(), id);
+                let merge = merge_key(&req);
+                // "Being handled": the earlier one has no final response yet. One that was
+                // answered is done with, and a client retrying after a 401 with the same
+                // CSeq (against §22.2, but seen) is not a fork.
+                let merged = merge.as_ref().is_some_and(|m| {
+                    self.merge_index
+                        .get(m)
+                        .and_then(|other| self.servers.get(other))
+                        .is_some_and(|t| awaiting_final(&t.machine))
+                });
+                if let Some(m) = merge.clone().filter(|_| !merged) {
+                    self.merge_index.insert(m, id);
+                }
                 self.servers.insert(
                     id,
                     ServerTxn {
                         machine,
                         key,
+                        merge,
+                        merged,
                         request: req.clone(),
                         peer: source,
                         last_response: None,
@@ -349,6 +379,8 @@ impl Endpoint {
             ServerTxn {
                 machine,
                 key,
+                merge: None,
+                merged: false,
                 request: cancel,
                 peer: source,
                 last_response: None,
@@ -436,6 +468,12 @@ impl Endpoint {
             m.on_request(now, true);
         }
         self.reschedule_server(id);
+    }
+
+    /// RFC 3261 §8.2.2.2: this request (no To tag) repeats the From tag, Call-ID and CSeq of
+    /// one still in progress under another branch; the UA core answers it 482.
+    pub fn is_merged(&self, id: TxnId) -> bool {
+        self.servers.get(&id).is_some_and(|t| t.merged)
     }
 
     /// The request a server transaction was opened for.
@@ -562,8 +600,14 @@ impl Endpoint {
         };
         if done {
             let key = txn.key.clone();
+            let merge = txn.merge.take();
             self.servers.remove(&id);
             self.server_index.remove(&key);
+            if let Some(m) = merge
+                && self.merge_index.get(&m) == Some(&id)
+            {
+                self.merge_index.remove(&m);
+            }
             return;
         }
         if next != txn.scheduled {
@@ -616,15 +660,47 @@ fn reply_to(req: &Request, source: Peer) -> Peer {
 
 fn server_key(req: &Request) -> Option<ServerKey> {
     let via = req.top_via()?;
-    let branch = via.branch()?.to_string();
-    if !branch.starts_with(message::BRANCH_COOKIE) {
-        return None;
-    }
+    let branch = match via.branch() {
+        Some(b) if b.to_string().starts_with(message::BRANCH_COOKIE) => b.to_string(),
+        // RFC 3261 §17.2.3: a request from an RFC 2543 element (no magic cookie) matches on
+        // Request-URI, From tag, Call-ID, CSeq number and top Via. The To tag is left out: an
+        // ACK for our error response carries the tag the INVITE lacked. The method part of
+        // the match is the `invite`/`cancel` flags below. RFC 4475 §3.1.1.1 and §3.4.1.
+        _ => format!(
+            "rfc2543|{}|{}|{}|{}|{}",
+            req.uri,
+            req.sender_tag().unwrap_or_default(),
+            req.call_id(),
+            req.cseq().0,
+            via
+        ),
+    };
     Some(ServerKey {
         branch,
         sent_by: via.uri.host_with_port.to_string(),
         invite: matches!(req.method, Method::Invite | Method::Ack),
         cancel: req.method == Method::Cancel,
+    })
+}
+
+fn awaiting_final(machine: &ServerMachine) -> bool {
+    use super::transaction::{ServerInviteState as I, ServerNonInviteState as N};
+    match machine {
+        ServerMachine::Invite(m) => m.state() == I::Proceeding,
+        ServerMachine::NonInvite(m) => matches!(m.state(), N::Trying | N::Proceeding),
+    }
+}
+
+fn merge_key(req: &Request) -> Option<MergeKey> {
+    if req.to_tag().is_some() || matches!(req.method, Method::Ack | Method::Cancel) {
+        return None;
+    }
+    let (seq, method) = req.cseq();
+    Some(MergeKey {
+        from_tag: req.sender_tag()?,
+        call_id: req.call_id().to_string(),
+        seq,
+        method: method.to_string(),
     })
 }
 

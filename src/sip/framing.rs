@@ -28,6 +28,14 @@ pub enum FramingError {
     ShortBody { declared: usize, available: usize },
     #[error("Content-Length is not a number: {0:?}")]
     BadContentLength(String),
+    #[error("{0} appears more than once")]
+    Duplicate(&'static str),
+    #[error("{0} has an unterminated quoted string")]
+    Unterminated(&'static str),
+    #[error("{0} has a display name that is neither a token nor quoted")]
+    BadDisplayName(&'static str),
+    #[error("Via has an empty value or parameter")]
+    EmptyViaPart,
     #[error("message head is not UTF-8")]
     NotUtf8,
     #[error("empty message")]
@@ -122,11 +130,12 @@ pub fn frame(data: &[u8]) -> Result<Framed, FramingError> {
         return Err(FramingError::Empty);
     }
     let start_line = lines.remove(0);
-    out.extend_from_slice(start_line.trim_end().as_bytes());
+    out.extend_from_slice(escape_user_semicolons(start_line.trim_end()).as_bytes());
     out.extend_from_slice(b"\r\n");
     if lines.len() > MAX_HEADERS {
         return Err(FramingError::TooManyHeaders);
     }
+    let mut seen = [false; SINGLE.len()];
     for line in &lines {
         let (name, value) = line
             .split_once(':')
@@ -135,14 +144,32 @@ pub fn frame(data: &[u8]) -> Result<Framed, FramingError> {
         if name.is_empty() || name.contains(char::is_whitespace) {
             return Err(FramingError::BadHeaderLine(truncate_for_log(line)));
         }
+        // RFC 3261 §7.3.1: these may appear once; two of them leave no way to tell which one
+        // the sender meant (RFC 4475 §3.3.8, §3.3.9 want a 400).
+        if let Some(i) = SINGLE.iter().position(|s| s.eq_ignore_ascii_case(name)) {
+            if seen[i] {
+                return Err(FramingError::Duplicate(SINGLE[i]));
+            }
+            seen[i] = true;
+        }
         if name.eq_ignore_ascii_case("Content-Length") {
             continue;
         }
         let value = value.trim();
         if name.eq_ignore_ascii_case("Via") {
             for part in split_top_level_commas(value) {
-                push_header(&mut out, "Via", part);
+                let part = tidy(part, true).ok_or(FramingError::Unterminated("Via"))?;
+                if part.split(';').any(|p| p.trim().is_empty()) {
+                    return Err(FramingError::EmptyViaPart);
+                }
+                push_header(&mut out, "Via", &part);
             }
+        } else if let Some(&known) = ADDRESS.iter().find(|a| a.eq_ignore_ascii_case(name)) {
+            let value = tidy(value, false).ok_or(FramingError::Unterminated(known))?;
+            if matches!(known, "To" | "From" | "Contact") && !display_name_ok(&value) {
+                return Err(FramingError::BadDisplayName(known));
+            }
+            push_header(&mut out, name, &value);
         } else {
             push_header(&mut out, name, value);
         }
@@ -210,20 +237,129 @@ fn unfold(head: &str) -> Result<Vec<String>, FramingError> {
 }
 
 fn content_length_of(head: &str) -> Result<Option<usize>, FramingError> {
+    let mut found = None;
     for line in head.split('\n') {
         let Some((name, value)) = line.split_once(':') else {
             continue;
         };
         let name = name.trim();
         if name.eq_ignore_ascii_case("Content-Length") || name.eq_ignore_ascii_case("l") {
+            // Two lengths make the body's end unknowable, on a stream the next message's
+            // start too (RFC 4475 §3.3.9).
+            if found.is_some() {
+                return Err(FramingError::Duplicate("Content-Length"));
+            }
             let value = value.trim();
-            return value
-                .parse::<usize>()
-                .map(Some)
-                .map_err(|_| FramingError::BadContentLength(truncate_for_log(value)));
+            found = Some(
+                value
+                    .parse::<usize>()
+                    .map_err(|_| FramingError::BadContentLength(truncate_for_log(value)))?,
+            );
         }
     }
-    Ok(None)
+    Ok(found)
+}
+
+/// Headers RFC 3261 allows once (by full name; compact forms are expanded first).
+const SINGLE: &[&str] = &[
+    "To",
+    "From",
+    "Call-ID",
+    "CSeq",
+    "Max-Forwards",
+    "Content-Length",
+    "Content-Type",
+];
+
+/// Headers whose values are name-addr or addr-spec with parameters, and so get `tidy`.
+const ADDRESS: &[&str] = &[
+    "To",
+    "From",
+    "Contact",
+    "Route",
+    "Record-Route",
+    "Reply-To",
+    "Refer-To",
+    "Referred-By",
+];
+
+/// RFC 3261 §25.1 allows linear whitespace around `;`, `=` (and in Via around `/`), which
+/// rsip does not: drop it there and collapse other runs to one space, leaving quoted strings
+/// and `<...>` alone. None if a quoted string is not closed (RFC 4475 §3.1.2.6).
+fn tidy(value: &str, via: bool) -> Option<String> {
+    let mut out = String::with_capacity(value.len());
+    let (mut quoted, mut escaped, mut angle, mut space) = (false, false, false, false);
+    for c in value.chars() {
+        if quoted {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => quoted = false,
+                _ => {}
+            }
+            continue;
+        }
+        if angle {
+            out.push(c);
+            angle = c != '>';
+            continue;
+        }
+        let tight = c == ';' || c == '=' || (via && c == '/');
+        if c == ' ' || c == '\t' {
+            space = true;
+            continue;
+        }
+        let last_tight = out
+            .chars()
+            .last()
+            .is_some_and(|l| l == ';' || l == '=' || (via && l == '/'));
+        if space && !tight && !last_tight && !out.is_empty() {
+            out.push(' ');
+        }
+        space = false;
+        out.push(c);
+        quoted = c == '"';
+        angle = c == '<';
+    }
+    (!quoted).then_some(out)
+}
+
+/// RFC 3261 §25.1: a display name is a quoted string or tokens separated by whitespace
+/// (RFC 4475 §3.1.2.15: `Bell, Alexander <sip:...>` is neither).
+fn display_name_ok(value: &str) -> bool {
+    if value.starts_with('"') {
+        return true;
+    }
+    let Some(lt) = value.find('<') else {
+        return true;
+    };
+    // Non-ASCII is let through: phones that send an unquoted UTF-8 name mean no harm, and
+    // the check is for separators that change how the header splits.
+    value[..lt]
+        .chars()
+        .all(|c| c.is_alphanumeric() || c == ' ' || c == '\t' || "-.!%*_+`'~".contains(c))
+}
+
+/// RFC 3261 §19.1.1 lets a user part hold `;` (RFC 4475 §3.1.1.9), which rsip's tokenizer
+/// takes for the start of URI parameters. Escaped it means the same (§19.1.4 compares user
+/// parts unescaped), so the Request-URI's user part gets `%3B`.
+fn escape_user_semicolons(start_line: &str) -> std::borrow::Cow<'_, str> {
+    let mut parts = start_line.splitn(3, ' ');
+    let (Some(method), Some(uri), Some(rest)) = (parts.next(), parts.next(), parts.next()) else {
+        return start_line.into();
+    };
+    let Some((scheme, tail)) = uri.split_once(':') else {
+        return start_line.into();
+    };
+    let Some(at) = tail.find('@') else {
+        return start_line.into();
+    };
+    if method.starts_with("SIP/") || !tail[..at].contains(';') {
+        return start_line.into();
+    }
+    let user = tail[..at].replace(';', "%3B");
+    format!("{method} {scheme}:{user}{} {rest}", &tail[at..]).into()
 }
 
 /// RFC 3261 §7.3.3 compact forms, plus the common ones from later RFCs.
@@ -332,6 +468,59 @@ mod tests {
         assert!(frame(b"X sip:a SIP/2.0\r\nno colon here\r\n\r\n").is_err());
         assert!(is_keepalive(b"\r\n\r\n"));
         assert_eq!(frame(b"\r\n"), Err(FramingError::Empty));
+    }
+
+    #[test]
+    fn whitespace_around_separators_is_dropped() {
+        assert_eq!(
+            tidy("SIP / 2.0 / UDP  host ; branch = z9hG4bK1", true).unwrap(),
+            "SIP/2.0/UDP host;branch=z9hG4bK1"
+        );
+        assert_eq!(
+            tidy(r#""J \\\"R\"" <sip:a@b> ;  tag = 9"#, false).unwrap(),
+            r#""J \\\"R\"" <sip:a@b>;tag=9"#
+        );
+        assert_eq!(
+            tidy("<sip:a@b> , <sip:c@d>", false).unwrap(),
+            "<sip:a@b> , <sip:c@d>"
+        );
+        assert_eq!(tidy(r#""Mr. J. User <sip:j@b>"#, false), None);
+    }
+
+    #[test]
+    fn display_names() {
+        assert!(display_name_ok("caller<sip:a@b>"));
+        assert!(display_name_ok("A. Bell <sip:a@b>"));
+        assert!(display_name_ok(r#""Bell, Alexander" <sip:a@b>"#));
+        assert!(display_name_ok("sip:a@b;tag=1"));
+        assert!(!display_name_ok("Bell, Alexander <sip:a@b>"));
+    }
+
+    #[test]
+    fn singletons_twice_and_empty_via_parts_are_refused() {
+        let two_cl = b"OPTIONS sip:a SIP/2.0\r\nContent-Length: 0\r\nl: 0\r\n\r\n";
+        assert_eq!(
+            frame(two_cl),
+            Err(FramingError::Duplicate("Content-Length"))
+        );
+        assert!(matches!(
+            stream_message_len(two_cl),
+            Err(FramingError::Duplicate(_))
+        ));
+        let two_to = b"OPTIONS sip:a SIP/2.0\r\nTo: <sip:a>\r\nt: <sip:b>\r\n\r\n";
+        assert_eq!(frame(two_to), Err(FramingError::Duplicate("To")));
+        let empty = b"OPTIONS sip:a SIP/2.0\r\nVia: SIP/2.0/UDP h;;,;\r\n\r\n";
+        assert_eq!(frame(empty), Err(FramingError::EmptyViaPart));
+    }
+
+    #[test]
+    fn semicolons_in_the_request_uri_user_are_escaped() {
+        assert_eq!(
+            escape_user_semicolons("OPTIONS sip:user;par=u%40e.net@example.com SIP/2.0"),
+            "OPTIONS sip:user%3Bpar=u%40e.net@example.com SIP/2.0"
+        );
+        let plain = "INVITE sip:100@h;transport=udp SIP/2.0";
+        assert_eq!(escape_user_semicolons(plain), plain);
     }
 
     #[test]

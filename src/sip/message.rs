@@ -11,6 +11,7 @@ use rsip::{Param, SipMessage};
 
 use super::SipError;
 use super::framing::{self, FramingError};
+use super::validate;
 
 pub use rsip::{Method, Request, Response};
 
@@ -35,6 +36,11 @@ pub fn parse(data: &[u8]) -> Result<Parsed, ParseFailure> {
         error,
         start_line: framing::start_line(data).map(str::to_string),
     };
+    // The start line first: a wrong version or URI scheme has its own answer (505, 416),
+    // which rsip's parse error would hide.
+    if let Some(line) = framing::start_line(data.trim_ascii_start()) {
+        validate::request_line(line).map_err(|e| fail(SipError::RequestLine(e)))?;
+    }
     let framed = framing::frame(data).map_err(|e| fail(SipError::Framing(e)))?;
     let message = SipMessage::try_from(framed.bytes.as_slice())
         .map_err(|e| fail(SipError::Parse(e.to_string())))?;
@@ -299,12 +305,9 @@ pub fn build_response(req: &Request, spec: &ResponseSpec) -> Response {
     headers.push(Header::ContentLength(headers::ContentLength::new(
         body.len().to_string(),
     )));
-    let status_code = match rsip::StatusCode::from(spec.code) {
-        rsip::StatusCode::Other(code, _) => {
-            rsip::StatusCode::Other(code, reason_phrase(code).to_string())
-        }
-        known => known,
-    };
+    // rsip prints the codes it knows by their variant names ("MethodNotAllowed"); the status
+    // line carries RFC 3261's reason phrase instead.
+    let status_code = rsip::StatusCode::Other(spec.code, reason_phrase(spec.code).to_string());
     Response {
         status_code,
         version: rsip::Version::V2,
@@ -313,7 +316,9 @@ pub fn build_response(req: &Request, spec: &ResponseSpec) -> Response {
     }
 }
 
-/// RFC 3261 §21 reason phrases (for status lines rsip has no name for, and for sipfrag).
+/// Reason phrases for every status line we send and for sipfrag: RFC 3261 §21, and the codes
+/// later RFCs added (3265 489, 3515 202, 4028 422, 3329 494, 3261's 493, 5079 417, 4412 417,
+/// 5393 470, 6665 204).
 pub fn reason_phrase(code: u16) -> &'static str {
     match code {
         100 => "Trying",
@@ -321,27 +326,64 @@ pub fn reason_phrase(code: u16) -> &'static str {
         181 => "Call Is Being Forwarded",
         182 => "Queued",
         183 => "Session Progress",
+        199 => "Early Dialog Terminated",
         200 => "OK",
         202 => "Accepted",
-
+        204 => "No Notification",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Moved Temporarily",
+        305 => "Use Proxy",
+        380 => "Alternative Service",
         400 => "Bad Request",
         401 => "Unauthorized",
+        402 => "Payment Required",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
         407 => "Proxy Authentication Required",
         408 => "Request Timeout",
+        410 => "Gone",
+        412 => "Conditional Request Failed",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        417 => "Unknown Resource-Priority",
+        420 => "Bad Extension",
+        421 => "Extension Required",
+        422 => "Session Interval Too Small",
         423 => "Interval Too Brief",
+        428 => "Use Identity Header",
+        429 => "Provide Referrer Identity",
+        433 => "Anonymity Disallowed",
+        470 => "Consent Needed",
         480 => "Temporarily Unavailable",
         481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        485 => "Ambiguous",
         486 => "Busy Here",
         487 => "Request Terminated",
         488 => "Not Acceptable Here",
+        489 => "Bad Event",
         491 => "Request Pending",
+        493 => "Undecipherable",
+        494 => "Security Agreement Required",
         500 => "Server Internal Error",
         501 => "Not Implemented",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
+        504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        580 => "Precondition Failure",
+        600 => "Busy Everywhere",
         603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
         c if c < 200 => "Progress",
         c if c < 300 => "Success",
         c if c < 400 => "Redirection",
@@ -479,16 +521,22 @@ pub fn to_bytes(msg: impl Into<SipMessage>) -> Vec<u8> {
     msg.into().to_string().into_bytes()
 }
 
-/// A minimal 400 for messages rsip could not parse, built from whatever headers we can find,
-/// so that a sender with a broken stack still learns what happened.
-pub fn bare_bad_request(data: &[u8], reason: &str) -> Option<Vec<u8>> {
+/// A minimal response for requests rsip could not parse, built from whatever headers we can
+/// find, so that a sender with a broken stack still learns what happened. Nothing for
+/// responses and ACKs (never answered) or without a Via (nowhere to send it).
+pub fn bare_response(
+    data: &[u8],
+    code: u16,
+    warning: &str,
+    extra: &[(&str, &str)],
+) -> Option<Vec<u8>> {
     let text = String::from_utf8_lossy(data);
-    let mut lines = text.lines();
+    let mut lines = text.trim_start_matches(['\r', '\n']).lines();
     let first = lines.next()?;
     if first.starts_with("SIP/") || first.starts_with("ACK ") {
         return None;
     }
-    let mut out = String::from("SIP/2.0 400 Bad Request\r\n");
+    let mut out = format!("SIP/2.0 {code} {}\r\n", reason_phrase(code));
     let mut have = (false, false, false, false, false);
     for line in lines {
         if line.is_empty() {
@@ -515,15 +563,18 @@ pub fn bare_bad_request(data: &[u8], reason: &str) -> Option<Vec<u8>> {
     if !have.0 {
         return None;
     }
-    let reason: String = reason
+    let warning: String = warning
         .chars()
         .filter(|c| !c.is_control())
         .take(120)
         .collect();
     out.push_str(&format!(
         "Warning: 399 hotline \"{}\"\r\n",
-        reason.replace('"', "'")
+        warning.replace('"', "'")
     ));
+    for (name, value) in extra {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
     out.push_str("Content-Length: 0\r\n\r\n");
     Some(out.into_bytes())
 }

@@ -10,6 +10,7 @@ pub mod message;
 pub mod registrar;
 pub mod transaction;
 pub mod ua;
+pub mod validate;
 
 use thiserror::Error;
 
@@ -17,6 +18,8 @@ use thiserror::Error;
 pub enum SipError {
     #[error("framing: {0}")]
     Framing(#[from] framing::FramingError),
+    #[error("request line: {0}")]
+    RequestLine(#[from] validate::RequestLineError),
     #[error("parse: {0}")]
     Parse(String),
 }
@@ -29,3 +32,5 @@ pub use ua::{CallRef, Replaces, UaConfig, UaEvent, UserAgent};
 mod auth_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod torture_tests;

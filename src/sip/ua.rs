@@ -13,6 +13,7 @@ use super::endpoint::{ALLOW, Endpoint, EndpointEvent, Peer, Transmit, TxnId};
 use super::message::{self, MessageExt, Method, Request, RequestSpec, Response, ResponseSpec};
 use super::registrar::{Account, Contact, Ping, Registrar, RegistrarConfig};
 use super::transaction::TimerConfig;
+use super::validate;
 
 /// An in-dialog REFER the engine has not answered by then gets 500 from the UA.
 pub const REFER_ANSWER_TIMEOUT: Duration = Duration::from_secs(4);
@@ -556,6 +557,15 @@ impl UserAgent {
     }
 
     fn on_request(&mut self, now: Instant, txn: TxnId, req: Request, source: Peer) {
+        // RFC 3261 §8.2: turn away what we cannot handle before anything is set up.
+        if let Err(rejection) = validate::check_request(&req, self.endpoint.is_merged(txn)) {
+            tracing::debug!(from = %source.addr, %rejection, "request rejected");
+            let spec = rejection.response();
+            return match req.to_tag() {
+                Some(_) => self.endpoint.respond(now, txn, &spec),
+                None => self.respond_out_of_dialog(now, txn, spec),
+            };
+        }
         if req.method == Method::Register {
             // RFC 3261 §10.2: REGISTER To has no tag; take one that has anyway.
             return self.on_register(now, txn, req, source);
