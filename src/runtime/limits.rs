@@ -84,12 +84,20 @@ mod tests {
                 tcp_connections: 768 - 96 * 6
             }
         );
-        // Room for the calls and some connections.
+        // Room for the calls and every connection wanted.
+        assert_eq!(
+            budget(8192, 500, 4096),
+            FdBudget {
+                max_calls: 500,
+                tcp_connections: 4096
+            }
+        );
+        // Tight: TCP keeps its quarter, the calls get the rest.
         assert_eq!(
             budget(4096, 500, 4096),
             FdBudget {
-                max_calls: 500,
-                tcp_connections: 4096 - 256 - 3000
+                max_calls: 480,
+                tcp_connections: 960
             }
         );
         // Absurdly low limits still leave one call, never an underflow.
