@@ -318,3 +318,98 @@ fn a_stray_rtp_packet_before_the_caller_does_not_take_over_the_media() {
     assert_eq!(cdrs.len(), 1);
     assert_eq!(cdrs[0].digits, "9");
 }
+
+/// Issue 9, reflection: an INVITE whose SDP names a third party's address, never ACKed, must
+/// not make hotline send that party RTP; and a stream that never hears its caller ends the
+/// call at `media.first_packet_timeout` with a CDR.
+#[test]
+fn an_invite_naming_a_third_party_sends_it_no_rtp() {
+    let mut site = site(TEST_FLOW);
+    site.config.first_packet_timeout = S(800);
+    let mut server = start(site.config.clone());
+    let victim = UdpSocket::bind("127.0.0.3:0").unwrap();
+    victim.set_read_timeout(Some(S(50))).unwrap();
+    let port = victim.local_addr().unwrap().port();
+    let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
+    attacker.set_read_timeout(Some(S(200))).unwrap();
+    let me = attacker.local_addr().unwrap();
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\n"
+    );
+    let invite = format!(
+        "INVITE sip:100@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKrefl1;rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:x@{me}>;tag=refl\r\nTo: <sip:100@{sip}>\r\n\
+         Call-ID: reflection-1\r\nCSeq: 1 INVITE\r\nContact: <sip:x@{me}>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {len}\r\n\r\n{sdp}",
+        sip = server.sip,
+        len = sdp.len()
+    );
+    attacker.send_to(invite.as_bytes(), server.sip).unwrap();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + S(2000);
+    let mut ok = None;
+    while Instant::now() < deadline && ok.is_none() {
+        if let Ok(n) = attacker.recv(&mut buf)
+            && buf[..n].starts_with(b"SIP/2.0 200 ")
+        {
+            ok = Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    let ok = ok.expect("hotline answers (and the ACK does not come)");
+    // Two RTP timeouts' worth (and 75 packets' at 20 ms) of listening at the victim.
+    let mut received = 0;
+    let end = Instant::now() + S(1500);
+    while Instant::now() < end {
+        if victim.recv(&mut buf).is_ok() {
+            received += 1;
+        }
+    }
+    assert_eq!(
+        received, 0,
+        "no RTP towards the address an unacknowledged INVITE named"
+    );
+    // The call is over (CDR below); a late ACK gets the BYE hotline kept for it, which we
+    // answer, so that shutdown need not wait for the SIP timers.
+    let to = sip_header(&ok, "To");
+    let ack = format!(
+        "ACK sip:100@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKrefl2\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:x@{me}>;tag=refl\r\nTo: {to}\r\n\
+         Call-ID: reflection-1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+        sip = server.sip
+    );
+    attacker.send_to(ack.as_bytes(), server.sip).unwrap();
+    let deadline = Instant::now() + S(2000);
+    while Instant::now() < deadline {
+        let Ok(n) = attacker.recv(&mut buf) else {
+            continue;
+        };
+        let bye = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if bye.starts_with("BYE ") {
+            let mut reply = String::from("SIP/2.0 200 OK\r\n");
+            for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+                reply += &format!("{name}: {}\r\n", sip_header(&bye, name));
+            }
+            reply += "Content-Length: 0\r\n\r\n";
+            attacker.send_to(reply.as_bytes(), server.sip).unwrap();
+            break;
+        }
+    }
+    server.stop();
+    let cdrs = read_cdrs(&site.config.database);
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    assert_eq!(
+        (cdrs[0].disposition, cdrs[0].end_reason.as_str()),
+        (Disposition::Failed, "rtp_timeout")
+    );
+}
+
+/// The value of the first header `name` in a SIP message.
+fn sip_header(msg: &str, name: &str) -> String {
+    msg.split("\r\n")
+        .filter_map(|line| line.split_once(':'))
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default()
+}

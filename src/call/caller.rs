@@ -12,6 +12,7 @@ use super::{
 };
 use crate::cdr::{CdrRecord, Disposition, HangupBy};
 use crate::flow::{CallInfo, Interpreter};
+use crate::media::stream::StreamParams;
 use crate::sdp::{self, Direction, LocalMedia, SessionDescription};
 use crate::sip::{CallRef, UaEvent};
 
@@ -237,9 +238,15 @@ impl<M: MediaBackend> Engine<M> {
         call.phase = Phase::Answered;
         call.answer_ms = Some(wall);
         if let Some(neg) = call.negotiated {
+            // Receive from now on, send only once the ACK confirms the dialog (`on_ack`): the
+            // offer's address is only the INVITE's word until the caller answers our 200, and
+            // one unacknowledged INVITE must not aim RTP at a third party (issue 9).
             self.media.command(MediaCommand::Start {
                 call: call.dialog,
-                params: stream_params(&neg),
+                params: StreamParams {
+                    send: false,
+                    ..stream_params(&neg)
+                },
             });
         }
         self.ua.answer(now, call.dialog, body.into_bytes());
@@ -249,6 +256,8 @@ impl<M: MediaBackend> Engine<M> {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        // The offer came in the INVITE: `answer` started the stream without sending.
+        let started_quiet = call.phase == Phase::Answered && call.negotiated.is_some();
         if call.negotiated.is_none() || (call.phase == Phase::Active && answer.is_some()) {
             // We offered (late offer in the INVITE, or a re-INVITE without SDP): the ACK answers.
             let accepted = answer
@@ -284,6 +293,13 @@ impl<M: MediaBackend> Engine<M> {
             return;
         };
         if call.phase == Phase::Answered {
+            if let Some(neg) = call.negotiated.filter(|_| started_quiet) {
+                // The ACK confirms the dialog: now the stream may send.
+                self.media.command(MediaCommand::Update {
+                    call: call.dialog,
+                    params: stream_params(&neg),
+                });
+            }
             call.phase = Phase::Active;
             call.interpreter.start(now);
             self.run_flow(now, id);
@@ -319,9 +335,14 @@ impl<M: MediaBackend> Engine<M> {
                 tracing::info!(sip_call_id = %call.sip_call_id, direction = n.direction.as_attr(), "re-INVITE");
                 call.negotiated = Some(n);
                 call.offer = Some(o);
+                // Still no ACK for the first 200: keep quiet until it comes (see `answer`).
+                let send = call.phase != Phase::Answered;
                 self.media.command(MediaCommand::Update {
                     call: dialog,
-                    params: stream_params(&n),
+                    params: StreamParams {
+                        send: send && n.direction.sends(),
+                        ..stream_params(&n)
+                    },
                 });
                 self.ua.answer_reinvite(now, dialog, body.into_bytes());
             }

@@ -383,6 +383,64 @@ fn late_offer_without_answer_in_ack_fails_the_call() {
     );
 }
 
+/// Issue 9: an INVITE's SDP may name anybody. Until the ACK confirms the dialog the
+/// caller's stream receives but never sends, so an INVITE nobody acknowledges cannot aim
+/// RTP at a third party.
+#[test]
+fn no_media_is_sent_before_the_ack() {
+    let mut t = T::new(10);
+    t.phone
+        .invite(
+            t.now,
+            server_peer(),
+            "5551234",
+            "100",
+            Some(OFFER.as_bytes().to_vec()),
+        )
+        .unwrap();
+    // The INVITE reaches the engine; its 200 is held back from the phone, so no ACK.
+    while let Some(tx) = t.phone.poll_transmit() {
+        t.engine.handle_sip(t.now, phone_peer(), &tx.data);
+    }
+    let answers: Vec<_> = std::iter::from_fn(|| t.engine.poll_transmit()).collect();
+    assert!(
+        answers.iter().any(|a| a.data.starts_with(b"SIP/2.0 200 ")),
+        "answered"
+    );
+    let sending = |c: &MediaCommand| match c {
+        MediaCommand::Start { params, .. } | MediaCommand::Update { params, .. } => params.send,
+        _ => false,
+    };
+    let commands = &t.engine.media.commands;
+    assert!(
+        matches!(commands.as_slice(), [MediaCommand::Start { params, .. }] if params.receive),
+        "the stream opens to receive: {commands:?}"
+    );
+    assert!(
+        !commands.iter().any(sending),
+        "nothing may send: {commands:?}"
+    );
+    // The ACK comes: sending goes on, then the flow plays.
+    for a in answers {
+        t.phone.handle_input(t.now, server_peer(), &a.data);
+    }
+    t.pump();
+    let commands = &t.engine.media.commands;
+    let first_send = commands
+        .iter()
+        .position(sending)
+        .expect("sends after the ACK");
+    assert!(matches!(
+        commands[first_send],
+        MediaCommand::Update { params, .. } if params.send && params.remote == "127.0.0.1:4000".parse().ok()
+    ));
+    let first_play = commands
+        .iter()
+        .position(|c| matches!(c, MediaCommand::Play { .. }))
+        .expect("the flow starts");
+    assert!(first_send < first_play);
+}
+
 #[test]
 fn late_offer_starts_media_from_the_answer_in_the_ack() {
     let mut t = T::new(10);

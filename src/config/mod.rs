@@ -100,6 +100,7 @@ struct MediaSection {
     rtp_ports: Option<String>,
     address: Option<String>,
     rtp_timeout: Option<String>,
+    first_packet_timeout: Option<String>,
     threads: Option<usize>,
 }
 
@@ -195,6 +196,9 @@ pub struct Config {
     /// The address put in SDP; None: the address the caller reached us on.
     pub media_address: Option<IpAddr>,
     pub rtp_timeout: Duration,
+    /// A stream that has heard nothing at all from its caller for this long is ended (an SDP
+    /// naming a third party, or a dead call); zero: only `rtp_timeout` applies.
+    pub first_packet_timeout: Duration,
     /// Media (RTP pacing) threads; each stream lives on one of them.
     pub media_threads: usize,
     pub flows_dir: PathBuf,
@@ -230,6 +234,11 @@ impl Default for Config {
             rtp_ports: (20000, 29999),
             media_address: None,
             rtp_timeout: Duration::from_secs(30),
+            // Long enough for a phone with silence suppression that sends nothing until the
+            // caller speaks or presses a key during the greeting; short enough that a call
+            // whose media never comes (or an SDP naming a third party) goes in a third of
+            // the RTP timeout. Sending waits for the ACK anyway (issue 9).
+            first_packet_timeout: Duration::from_secs(10),
             media_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
             flows_dir: PathBuf::from("./ivr-flows"),
             prompts_dir: PathBuf::from("./prompts"),
@@ -350,6 +359,11 @@ impl Config {
             "media.rtp_timeout",
             &parsed.media.rtp_timeout,
             c.rtp_timeout,
+        )?;
+        c.first_packet_timeout = dur(
+            "media.first_packet_timeout",
+            &parsed.media.first_packet_timeout,
+            c.first_packet_timeout,
         )?;
         match parsed.media.threads {
             Some(0) | Some(65..) => {
@@ -681,6 +695,17 @@ mod tests {
         assert_eq!(c.max_calls, 10);
         assert_eq!(c.rtp_ports, (30002, 30100), "RTP starts on an even port");
         assert_eq!(c.rtp_timeout, Duration::from_secs(10));
+        assert_eq!(
+            c.first_packet_timeout,
+            Duration::from_secs(10),
+            "the default"
+        );
+        let c = load_text("[media]\nfirst_packet_timeout = \"0s\"\n").unwrap();
+        assert_eq!(c.first_packet_timeout, Duration::ZERO, "off");
+        let e = load_text("[media]\nfirst_packet_timeout = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("media.first_packet_timeout"), "{e}");
         let o = Overrides {
             sip_bind: Some("127.0.0.1:6000".into()),
             ..Default::default()

@@ -160,6 +160,11 @@ impl TxState {
         }
     }
 
+    /// Signature frames sent so far: the counter the next one carries.
+    pub(crate) fn signature_frames(&self) -> u16 {
+        self.sig_count
+    }
+
     /// The id this stream writes into its signature frames (banks with a signature only).
     pub(crate) fn with_signature_id(mut self, id: u32) -> Self {
         self.sig_id = id;

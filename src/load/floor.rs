@@ -384,10 +384,6 @@ pub(crate) fn run_floor_phase(p: FloorPlan, host: FloorHost) -> Result<FloorRun,
         FloorHost::Process(make) => spawn_child(make(&args), &caller_addrs, n)?,
         FloorHost::Thread => spawn_thread(&args, &caller_addrs)?,
     };
-    for (s, port) in callers.iter().zip(&floor_ports) {
-        s.connect(SocketAddr::new(p.local_ip, *port))
-            .map_err(io_err("connecting a caller socket"))?;
-    }
     let (tx, rx) = mpsc::sync_channel(n + 16);
     let rtp = rtp_side::spawn(
         RtpConfig {
@@ -401,11 +397,12 @@ pub(crate) fn run_floor_phase(p: FloorPlan, host: FloorHost) -> Result<FloorRun,
     )
     .map_err(io_err("spawning the RTP thread"))?;
     let audio_pt = p.codec.payload_type();
-    for (id, socket) in callers.into_iter().enumerate() {
+    for (id, (socket, port)) in callers.into_iter().zip(&floor_ports).enumerate() {
         // The channel holds every command, so this never waits on the RTP thread.
         let _ = tx.send(RtpCommand::Start {
             id: id as u32,
             socket,
+            remote: SocketAddr::new(p.local_ip, *port),
             audio_pt,
             event_pt: Some(super::sdp::EVENT_PT),
             invite_ns: 0,

@@ -190,6 +190,12 @@ pub struct RtpReport {
     pub audio_packets: u64,
     /// Datagrams that were not RTP (or were longer than 1500 bytes).
     pub foreign_packets: u64,
+    /// Datagrams from anywhere but the server's SDP address and port (not counted as
+    /// received): someone else's media reached the callers.
+    pub foreign_source_packets: u64,
+    /// Of `packets_lost`: the server's packets missing at the end of calls (it went quiet
+    /// while the caller kept sending, as when its stream latched elsewhere: a hijack).
+    pub tail_lost: u64,
     /// Gaps measured (consecutive sequence numbers, kernel receive timestamps).
     pub gap_samples: u64,
     pub gap_dev_ms_p50: Option<f64>,
@@ -224,6 +230,8 @@ impl RtpReport {
             late_packets: c.late,
             audio_packets: c.audio_packets,
             foreign_packets: c.foreign,
+            foreign_source_packets: c.foreign_source,
+            tail_lost: c.tail_lost,
             gap_samples: o.gap_deviation.count(),
             gap_dev_ms_p50: o.gap_deviation.quantile_ms(0.5),
             gap_dev_ms_p99: o.gap_deviation.quantile_ms(0.99),
@@ -296,6 +304,9 @@ pub struct AgentReport {
     /// first echo).
     pub round_trip_expected: u64,
     pub round_trip_lost: u64,
+    /// Of `round_trip_lost`: frames sent after the last one echoed that never came back
+    /// (the echo stopped and nothing else came: the caller's media went astray).
+    pub round_trip_tail_lost: u64,
     /// Echoes that resumed after half a second or more of other audio: callers bridged
     /// again (the frames in between are not counted as lost).
     pub rebridges: u64,
@@ -669,6 +680,7 @@ fn agent_report(
         to_agent_lost,
         round_trip_expected: c.echo_expected,
         round_trip_lost,
+        round_trip_tail_lost: c.echo_tail_lost,
         rebridges: c.rebridges,
         from_agent_lost: round_trip_lost.saturating_sub(to_agent_lost),
         wrong_audio_callers: c.wrong_audio,
@@ -998,12 +1010,13 @@ fn agent_rows(s: &mut String, a: &AgentReport) {
     row(
         "frames lost",
         format!(
-            "caller→agent {} of {}, agent→caller {}, round trip {} of {} ({} re-bridged)",
+            "caller→agent {} of {}, agent→caller {}, round trip {} of {} ({} never echoed at the end, {} re-bridged)",
             a.to_agent_lost,
             a.to_agent_expected,
             a.from_agent_lost,
             a.round_trip_lost,
             a.round_trip_expected,
+            a.round_trip_tail_lost,
             a.rebridges
         ),
     );
@@ -1039,6 +1052,14 @@ fn rtp_rows(s: &mut String, prefix: &str, r: &RtpReport) {
         r.packets_lost,
         r.loss_percent,
         r.audio_packets
+    );
+    let _ = writeln!(
+        s,
+        "{:<26} {} at the end of calls; {} not RTP, {} from an unexpected source",
+        format!("{prefix}RTP lost/foreign"),
+        r.tail_lost,
+        r.foreign_packets,
+        r.foreign_source_packets
     );
     let _ = writeln!(
         s,

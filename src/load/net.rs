@@ -49,9 +49,109 @@ pub(crate) fn send(fd: RawFd, data: &[u8]) -> bool {
     rc >= 0
 }
 
+/// A peer's address in the kernel's form, built once per stream, so that sending to an
+/// unconnected socket costs no conversion per packet.
+#[derive(Clone, Copy)]
+pub(crate) struct PeerAddr {
+    storage: libc::sockaddr_storage,
+    len: libc::socklen_t,
+}
+
+impl PeerAddr {
+    pub(crate) fn new(addr: SocketAddr) -> PeerAddr {
+        // SAFETY: all-zero is a valid sockaddr_storage; the casts below write a sockaddr_in or
+        // sockaddr_in6, both no larger than the storage and suitably aligned within it.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let len = match addr {
+            SocketAddr::V4(a) => {
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: a.port().to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from(*a.ip()).to_be(),
+                    },
+                    sin_zero: [0; 8],
+                };
+                unsafe {
+                    std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin)
+                };
+                std::mem::size_of::<libc::sockaddr_in>()
+            }
+            SocketAddr::V6(a) => {
+                let sin6 = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: a.port().to_be(),
+                    sin6_flowinfo: a.flowinfo(),
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: a.ip().octets(),
+                    },
+                    sin6_scope_id: a.scope_id(),
+                };
+                unsafe {
+                    std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), sin6)
+                };
+                std::mem::size_of::<libc::sockaddr_in6>()
+            }
+        };
+        PeerAddr {
+            storage,
+            len: len as libc::socklen_t,
+        }
+    }
+}
+
+/// Send one datagram to `to` without blocking (the socket stays unconnected so that the
+/// receive side sees, and counts, datagrams from anyone else). Errors cost that one packet.
+#[inline]
+pub(crate) fn send_to(fd: RawFd, data: &[u8], to: &PeerAddr) -> bool {
+    // SAFETY: the pointers and lengths describe `data` and `to.storage`, which outlive the
+    // call.
+    let rc = unsafe {
+        libc::sendto(
+            fd,
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_DONTWAIT,
+            (&to.storage as *const libc::sockaddr_storage).cast(),
+            to.len,
+        )
+    };
+    rc >= 0
+}
+
+/// The socket address the kernel wrote into a receive header, if it is IPv4 or IPv6.
+fn socket_addr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    let len = len as usize;
+    match i32::from(storage.ss_family) {
+        libc::AF_INET if len >= std::mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the kernel wrote a sockaddr_in (family AF_INET, length checked).
+            let sin: libc::sockaddr_in =
+                unsafe { std::ptr::read((storage as *const libc::sockaddr_storage).cast()) };
+            Some(SocketAddr::from((
+                std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len >= std::mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: as above, for AF_INET6.
+            let sin6: libc::sockaddr_in6 =
+                unsafe { std::ptr::read((storage as *const libc::sockaddr_storage).cast()) };
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                sin6.sin6_addr.s6_addr.into(),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
 /// Reusable buffers for recvmmsg: one allocation per thread, none per packet.
 pub(crate) struct RecvBatch {
     bufs: Box<[[u8; RECV_BUF]; BATCH]>,
+    /// Each datagram's source address.
+    names: Box<[libc::sockaddr_storage; BATCH]>,
     ctrl: Box<[[u64; CTRL_LEN / 8]; BATCH]>,
     iov: Box<[libc::iovec; BATCH]>,
     hdrs: Box<[libc::mmsghdr; BATCH]>,
@@ -63,6 +163,8 @@ pub(crate) struct Datagram<'a> {
     /// Kernel receive time in ns since the epoch; 0 when the kernel gave none.
     pub ns: u64,
     pub truncated: bool,
+    /// Where it came from (None only for an address family we do not speak).
+    pub from: Option<SocketAddr>,
 }
 
 impl RecvBatch {
@@ -70,8 +172,11 @@ impl RecvBatch {
         // SAFETY: iovec and mmsghdr are plain C structs for which all-zero is a valid value.
         let zero_iov: libc::iovec = unsafe { std::mem::zeroed() };
         let zero_hdr: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        // SAFETY: as above, for sockaddr_storage.
+        let zero_name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         RecvBatch {
             bufs: Box::new([[0; RECV_BUF]; BATCH]),
+            names: Box::new([zero_name; BATCH]),
             ctrl: Box::new([[0; CTRL_LEN / 8]; BATCH]),
             iov: Box::new([zero_iov; BATCH]),
             hdrs: Box::new([zero_hdr; BATCH]),
@@ -89,8 +194,8 @@ impl RecvBatch {
             self.iov[i].iov_base = self.bufs[i].as_mut_ptr().cast();
             self.iov[i].iov_len = RECV_BUF;
             let h = &mut self.hdrs[i].msg_hdr;
-            h.msg_name = std::ptr::null_mut();
-            h.msg_namelen = 0;
+            h.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
+            h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             h.msg_iov = &mut self.iov[i];
             h.msg_iovlen = 1;
             if self.want_ts {
@@ -129,6 +234,7 @@ impl RecvBatch {
                 0
             },
             truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+            from: socket_addr(&self.names[i], h.msg_hdr.msg_namelen),
         }
     }
 }
@@ -257,6 +363,41 @@ mod tests {
             assert!(*ns > 1_600_000_000u64 * 1_000_000_000, "a kernel timestamp");
         }
         assert!(got[0].2 <= got[2].2);
+    }
+
+    #[test]
+    fn unconnected_send_and_the_source_of_each_datagram() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let (a, b, c) = (
+            bind_udp(ip).unwrap(),
+            bind_udp(ip).unwrap(),
+            bind_udp(ip).unwrap(),
+        );
+        let to_b = PeerAddr::new(b.local_addr().unwrap());
+        assert!(send_to(a.as_raw_fd(), &[1; 20], &to_b));
+        assert!(send_to(c.as_raw_fd(), &[2; 20], &to_b));
+        let mut batch = RecvBatch::new(false);
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            let n = batch.recv(b.as_raw_fd());
+            for i in 0..n {
+                let d = batch.get(i);
+                got.push((d.data[0], d.from));
+            }
+            if got.len() == 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        got.sort_by_key(|g| g.0);
+        assert_eq!(
+            got,
+            [(1, a.local_addr().ok()), (2, c.local_addr().ok())],
+            "each datagram with its sender"
+        );
+        let v6 = "[::1]:5004".parse().unwrap();
+        let p = PeerAddr::new(v6);
+        assert_eq!(socket_addr(&p.storage, p.len), Some(v6));
     }
 
     #[test]

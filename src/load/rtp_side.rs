@@ -2,7 +2,7 @@
 //! a full drain in for every active stream. Streams live in one Vec of small structs; the
 //! SIP side adds and removes them through a bounded channel read once per tick.
 
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::thread::JoinHandle;
@@ -10,17 +10,19 @@ use std::time::Duration;
 
 use super::caller::{AudioMeter, DtmfPlan, PACKET_LEN, PayloadBank, Sent, TxState};
 use super::hist::Histogram;
-use super::net::{self, BATCH, RecvBatch, TICK_NS};
+use super::net::{self, BATCH, PeerAddr, RecvBatch, TICK_NS};
 use super::seq::{Arrival, RxTracker};
 use super::signature::{self, Heard, SigDecoder};
 use crate::media::{Codec, rtp};
 
 pub(crate) enum RtpCommand {
-    /// Start sending on a socket already connected to the far end (and with kernel
-    /// timestamps on, so the first packet is measured too).
+    /// Start sending to `remote` on a socket with kernel timestamps on (so the first packet
+    /// is measured too). The socket is not connected: datagrams from anyone but `remote`
+    /// must reach us to be counted (`foreign_source`).
     Start {
         id: u32,
         socket: UdpSocket,
+        remote: SocketAddr,
         audio_pt: u8,
         event_pt: Option<u8>,
         /// When the INVITE went out (`net::mono_ns`), for the time to the first echo.
@@ -60,6 +62,14 @@ pub(crate) struct RtpCounters {
     pub audio_packets: u64,
     /// Datagrams that were not RTP, or were cut at the buffer size.
     pub foreign: u64,
+    /// Datagrams from anywhere but the address the server's SDP answer named: not counted
+    /// as received. A server whose stream was hijacked sends its media elsewhere, which
+    /// shows as `tail_lost`; one that relays a stranger's packets shows here.
+    pub foreign_source: u64,
+    /// The server's packets missing at the end of streams: ticks from the last packet heard
+    /// to the stream's stop, less `TAIL_GRACE` (the server sends one packet a tick for as
+    /// long as the call is up). Counted in `expected`, so in `lost()`.
+    pub tail_lost: u64,
     pub ticks: u64,
     /// Ticks that began a whole period or more after their deadline.
     pub late_ticks: u64,
@@ -67,9 +77,14 @@ pub(crate) struct RtpCounters {
     pub skipped_ticks: u64,
     /// With signatures: streams whose own signature came back at least once.
     pub bridged: u64,
-    /// Own frames (by signature counter) expected and received back, from the first echo.
+    /// Own frames (by signature counter) expected and received back, from the first echo;
+    /// expected includes `echo_tail_lost`.
     pub echo_expected: u64,
     pub echo_received: u64,
+    /// Own frames sent after the last one echoed, less `TAIL_GRACE`, when nothing else came
+    /// after it either (an agent who hung up leaves prompts behind, which is not loss): sent,
+    /// never echoed back.
+    pub echo_tail_lost: u64,
     /// Frames carrying another caller's signature, at any time.
     pub wrong_audio: u64,
     /// Audio frames without a signature after the first echo (fill, prompts after the agent
@@ -101,7 +116,14 @@ pub(crate) struct RtpOutcome {
 
 struct Stream {
     socket: UdpSocket,
+    remote: SocketAddr,
+    peer: PeerAddr,
     id: u32,
+    /// The tick it started, and the tick its last packet from `remote` arrived in.
+    start_tick: u64,
+    last_rx_tick: Option<u64>,
+    /// The highest own signature counter echoed back (valid once `bridged`).
+    last_echo: u16,
     tx: TxState,
     rx: RxTracker,
     /// Signature accounting: the INVITE time, whether an echo came, and the echoed frames.
@@ -114,6 +136,9 @@ struct Stream {
 }
 
 const NO_SLOT: u32 = u32::MAX;
+/// Ticks of quiet at a stream's end that are not loss: packets in flight, the BYE's way, a
+/// key press the agent does not echo (eight ticks of events).
+const TAIL_GRACE: u64 = 15;
 /// Unsigned frames in a row (0.5 s) after which a resumed echo is a new bridge, not loss.
 const REBRIDGE_RUN: u32 = 25;
 
@@ -184,11 +209,12 @@ fn run(cfg: RtpConfig, commands: Receiver<RtpCommand>) -> RtpOutcome {
                 Ok(RtpCommand::Start {
                     id,
                     socket,
+                    remote,
                     audio_pt,
                     event_pt,
                     invite_ns,
-                }) => m.start(id, socket, audio_pt, event_pt, invite_ns, tick),
-                Ok(RtpCommand::Stop { id }) => m.stop(id),
+                }) => m.start(id, socket, remote, audio_pt, event_pt, invite_ns, tick),
+                Ok(RtpCommand::Stop { id }) => m.stop(id, tick),
                 Ok(RtpCommand::Shutdown) | Err(TryRecvError::Disconnected) => break 'ticks,
                 Err(TryRecvError::Empty) => break,
             }
@@ -213,7 +239,7 @@ fn run(cfg: RtpConfig, commands: Receiver<RtpCommand>) -> RtpOutcome {
         };
         for s in streams.iter_mut() {
             let (len, kind) = s.tx.build(tick, &cfg.plan, &cfg.bank, &mut pkt);
-            if net::send(s.socket.as_raw_fd(), &pkt[..len]) {
+            if net::send_to(s.socket.as_raw_fd(), &pkt[..len], &s.peer) {
                 out.counters.sent += 1;
                 if let Sent::Event { first } = kind {
                     out.counters.event_packets += 1;
@@ -222,23 +248,25 @@ fn run(cfg: RtpConfig, commands: Receiver<RtpCommand>) -> RtpOutcome {
             } else {
                 out.counters.send_errors += 1;
             }
-            drain(s, batch, &rx, out);
+            drain(s, batch, &rx, out, tick);
         }
         out.counters.ticks += 1;
         tick += 1;
     }
     while let Some(s) = m.streams.pop() {
         m.slot[s.id as usize] = NO_SLOT;
-        m.retire(s);
+        m.retire(s, tick);
     }
     m.out
 }
 
 impl Media {
+    #[allow(clippy::too_many_arguments)]
     fn start(
         &mut self,
         id: u32,
         socket: UdpSocket,
+        remote: SocketAddr,
         audio_pt: u8,
         event_pt: Option<u8>,
         invite_ns: u64,
@@ -254,7 +282,12 @@ impl Media {
         let tx = TxState::random(audio_pt, event_pt, tick, &self.cfg.plan).with_signature_id(id);
         self.streams.push(Stream {
             socket,
+            remote,
+            peer: PeerAddr::new(remote),
             id,
+            start_tick: tick,
+            last_rx_tick: None,
+            last_echo: 0,
             tx,
             rx: RxTracker::default(),
             invite_ns,
@@ -266,7 +299,7 @@ impl Media {
         self.out.counters.streams += 1;
     }
 
-    fn stop(&mut self, id: u32) {
+    fn stop(&mut self, id: u32, tick: u64) {
         let Some(&slot) = self.slot.get(id as usize) else {
             return;
         };
@@ -283,24 +316,49 @@ impl Media {
             sig: self.sig.as_ref(),
             real_minus_mono: self.real_minus_mono,
         };
-        drain(&mut s, &mut self.batch, &rx, &mut self.out);
-        self.retire(s);
+        drain(&mut s, &mut self.batch, &rx, &mut self.out, tick);
+        self.retire(s, tick);
     }
 
-    fn retire(&mut self, s: Stream) {
+    fn retire(&mut self, s: Stream, tick: u64) {
         let c = &mut self.out.counters;
-        c.expected += s.rx.expected();
+        let (tail, echo_tail) = tails(&s, tick);
+        c.tail_lost += tail;
+        c.expected += s.rx.expected() + tail;
         c.received += s.rx.received();
         c.duplicates += s.rx.duplicates();
         c.late += s.rx.late();
         c.resyncs += s.rx.resyncs();
         if s.bridged {
             c.bridged += 1;
-            c.echo_expected += s.echo.expected();
+            c.echo_expected += s.echo.expected() + echo_tail;
             c.echo_received += s.echo.received();
+            c.echo_tail_lost += echo_tail;
         }
         self.out.received_by_id[s.id as usize] = s.rx.received();
     }
+}
+
+/// What a stream never got back at its end, as (server packets, own echoed frames): the
+/// ticks since the last packet from the server, and the own frames sent after the last one
+/// echoed, each less `TAIL_GRACE`. A hijacked call's media goes elsewhere, and only the
+/// tail shows it: sequence-number loss counts gaps between packets that did arrive.
+fn tails(s: &Stream, tick: u64) -> (u64, u64) {
+    let quiet = match s.last_rx_tick {
+        Some(last) => tick.saturating_sub(last + 1),
+        None => tick.saturating_sub(s.start_tick),
+    };
+    let tail = quiet.saturating_sub(TAIL_GRACE);
+    // Prompts or silence after the last echo: the agent left, the rest was not for echoing.
+    let echo_tail = if s.bridged && s.unsigned_run == 0 {
+        let after =
+            s.tx.signature_frames()
+                .wrapping_sub(s.last_echo.wrapping_add(1));
+        u64::from(after).saturating_sub(TAIL_GRACE)
+    } else {
+        0
+    };
+    (tail, echo_tail)
 }
 
 /// What the receive pass reads packets with.
@@ -311,12 +369,17 @@ struct Rx<'a> {
 }
 
 #[inline]
-fn drain(s: &mut Stream, batch: &mut RecvBatch, rx: &Rx<'_>, out: &mut RtpOutcome) {
+fn drain(s: &mut Stream, batch: &mut RecvBatch, rx: &Rx<'_>, out: &mut RtpOutcome, tick: u64) {
     let meter = rx.meter;
     loop {
         let n = batch.recv(s.socket.as_raw_fd());
         for i in 0..n {
             let d = batch.get(i);
+            if d.from != Some(s.remote) {
+                out.counters.foreign_source += 1;
+                continue;
+            }
+            s.last_rx_tick = Some(tick);
             let parsed = if d.truncated {
                 None
             } else {
@@ -343,7 +406,8 @@ fn drain(s: &mut Stream, batch: &mut RecvBatch, rx: &Rx<'_>, out: &mut RtpOutcom
             if let (Some(codec), Some(dec)) = (codec, rx.sig) {
                 match signature::classify(dec, codec, payload, s.id) {
                     Heard::Own(counter) => {
-                        if !s.bridged {
+                        let first = !s.bridged;
+                        if first {
                             s.bridged = true;
                             let at = if d.ns != 0 {
                                 d.ns.saturating_sub(rx.real_minus_mono)
@@ -357,6 +421,10 @@ fn drain(s: &mut Stream, batch: &mut RecvBatch, rx: &Rx<'_>, out: &mut RtpOutcom
                             out.counters.rebridges += 1;
                         }
                         s.unsigned_run = 0;
+                        // Wrapping order: a counter up to half the space ahead is newer.
+                        if counter.wrapping_sub(s.last_echo) < 0x8000 || first {
+                            s.last_echo = counter;
+                        }
                         // A new "SSRC" per segment: the tracker folds the old one, so the
                         // frames sent while the caller waited again are not loss.
                         s.echo.on_packet(s.segment, counter, 0, false);

@@ -425,13 +425,14 @@ impl Driver<'_> {
             });
         let socket = slot.socket.take();
         match (usable, socket) {
-            (Some(a), Some(socket)) if socket.connect(a.remote).is_ok() => {
+            (Some(a), Some(socket)) => {
                 slot.phase = Phase::Up;
                 self.active += 1;
                 self.rtp
                     .send(RtpCommand::Start {
                         id,
                         socket,
+                        remote: a.remote,
                         audio_pt: a.audio_pt,
                         event_pt: a.event_pt,
                         invite_ns,

@@ -124,6 +124,12 @@ struct EchoServer {
 
 impl EchoServer {
     fn start() -> EchoServer {
+        EchoServer::start_with(None)
+    }
+
+    /// `hijack_after`: after that many packets from a caller, its echo stops (the media went
+    /// elsewhere) and a stranger's socket sends the caller a packet now and then.
+    fn start_with(hijack_after: Option<u32>) -> EchoServer {
         let stop = Arc::new(AtomicBool::new(false));
         let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
         let media = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -138,9 +144,22 @@ impl EchoServer {
         let s = stop.clone();
         threads.push(std::thread::spawn(move || {
             let mut buf = [0u8; 2048];
+            let stranger = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let mut seen = std::collections::HashMap::<SocketAddr, u32>::new();
             while !s.load(Ordering::Relaxed) {
                 if let Ok((n, from)) = media.recv_from(&mut buf) {
-                    let _ = media.send_to(&buf[..n], from);
+                    let count = seen.entry(from).or_default();
+                    *count += 1;
+                    match hijack_after {
+                        Some(after) if *count > after => {
+                            if count.is_multiple_of(10) {
+                                let _ = stranger.send_to(&buf[..n], from);
+                            }
+                        }
+                        _ => {
+                            let _ = media.send_to(&buf[..n], from);
+                        }
+                    }
                 }
             }
         }));
@@ -241,6 +260,29 @@ fn full_run_against_an_echoing_server() {
     assert_eq!(json["calls_completed"], 6);
     assert_eq!(json["completion_pct"], 100.0);
     assert_eq!(json["rtp"]["packets_lost"], 0);
+}
+
+/// Issue 9: a server whose stream is taken over sends its media elsewhere; the callers keep
+/// sending and hear nothing more (loss at the end of each call) and whatever a stranger
+/// sends them is counted, not received.
+#[test]
+fn a_hijacked_stream_shows_as_loss_and_foreign_packets() {
+    let server = EchoServer::start_with(Some(20));
+    let mut opts = LoadOptions::new(server.sip);
+    opts.calls = 3;
+    opts.cps = 20.0;
+    opts.hold = Duration::from_millis(1500);
+    let r = run(opts).unwrap();
+    let table = format_table(&r);
+    assert_eq!(r.calls_completed, 3, "{table}");
+    // 75 ticks a call, 20 echoed, 15 of grace: about 40 each at the end.
+    assert!(r.rtp.tail_lost >= 3 * 25, "{table}");
+    assert!(r.rtp.packets_lost >= r.rtp.tail_lost, "{table}");
+    assert!(r.rtp.packets_received <= 3 * 21, "{table}");
+    assert!(r.rtp.foreign_source_packets >= 3, "{table}");
+    assert!(table.contains("from an unexpected source"), "{table}");
+    let json: serde_json::Value = serde_json::from_str(&format_json(&r)).unwrap();
+    assert_eq!(json["rtp"]["tail_lost"], r.rtp.tail_lost);
 }
 
 #[test]

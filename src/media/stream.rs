@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use super::bridge::{Dest, Egress, Forward, MAX_REPACKET, PeerInfo, later};
 use super::inband::{self, DtmfDetector};
+use super::latch::{Latch, Verdict};
 use super::recorder::{Recorder, Recording, StereoRecorder, StereoRecording};
 use super::rfc4733::{self, DigitDeduper};
 use super::rtp::{self, RtpHeader};
@@ -21,12 +22,6 @@ use super::{Codec, SAMPLE_RATE, SAMPLES_PER_FRAME};
 
 /// One RTP packet of 20 ms G.711: 12 bytes of header and 160 of payload.
 pub const PACKET_LEN: usize = rtp::HEADER_LEN + SAMPLES_PER_FRAME;
-
-/// Valid RTP packets in a row, from one address and with one SSRC, before we latch to a
-/// source whose IP the SDP did not announce (a phone behind NAT announces its private
-/// address). One stray or spoofed packet must not take the call's media; a real stream sends
-/// this many in 60 ms.
-pub const FOREIGN_LATCH_PACKETS: u8 = 3;
 
 /// A key sent as RFC 4733: 100 ms of event (five packets, durations 160..800), the last of
 /// them with the end bit and sent three times in all.
@@ -48,9 +43,12 @@ pub struct StreamParams {
     pub codec: Codec,
     pub audio_pt: u8,
     pub event_pt: Option<u8>,
-    /// Where to send until we latch to where the caller's RTP really comes from; its IP is
-    /// also the one trusted to latch with a single packet.
+    /// Where to send until we latch to where the caller's RTP really comes from; also the
+    /// one source trusted to latch with a single packet (see `media::latch`).
     pub remote: Option<SocketAddr>,
+    /// Whether we may send. The engine starts a caller's stream with `false` and sets it on
+    /// the ACK: before that, the SDP address is only the INVITE's word, and sending to it
+    /// would let one unacknowledged INVITE aim our RTP at a third party (issue 9).
     pub send: bool,
     pub receive: bool,
 }
@@ -121,12 +119,10 @@ pub struct Stream {
     digits: Option<Box<DigitOut>>,
     deduper: DigitDeduper,
     inband: Option<Box<DtmfDetector>>,
-    /// The address the caller's RTP comes from; once known, we send there (symmetric RTP)
-    /// and hear nobody else.
-    latched: Option<SocketAddr>,
-    /// A source off the SDP address working its way to `FOREIGN_LATCH_PACKETS`.
-    candidate: Option<Candidate>,
-    /// Ticks since the last packet from the caller.
+    /// Which source is the caller's: once latched, we send there (symmetric RTP) and hear
+    /// nobody else; it counts what it drops.
+    latch: Latch,
+    /// Ticks since the last packet from the caller (or since the start, until one came).
     silent_ticks: u32,
     /// Boxed: most streams never record, and the pacing loop walks every stream each tick.
     recorder: Option<Box<Recorder>>,
@@ -141,11 +137,15 @@ pub struct Stream {
     idle_ticks: u8,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Candidate {
-    from: SocketAddr,
-    ssrc: u32,
-    count: u8,
+/// What a stream counted over its life, for the log line at its close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StreamStats {
+    /// Valid RTP packets dropped for their source: another sender's, or the first packets
+    /// of a learnt (NAT) source's run. Once the runtime connect()s the socket to the latched
+    /// source, the kernel drops other senders' packets before they are counted.
+    pub foreign: u64,
+    /// Whether any packet from the caller was heard.
+    pub heard: bool,
 }
 
 /// What one received datagram meant.
@@ -199,8 +199,7 @@ impl Stream {
                 .event_pt
                 .is_none()
                 .then(|| Box::new(DtmfDetector::new())),
-            latched: None,
-            candidate: None,
+            latch: Latch::new(params.remote),
             silent_ticks: 0,
             recorder: None,
             stereo: None,
@@ -239,10 +238,12 @@ impl Stream {
     /// A re-INVITE changed the media: keep SSRC and sequence running (RFC 3264 §8 keeps the
     /// stream; only its parameters change).
     pub fn update(&mut self, params: StreamParams) {
-        if params.remote != self.params.remote {
-            self.latched = None;
-            self.candidate = None;
+        // Only a change in what we expect to hear restarts the silence count: the Update
+        // that turns sending on at the ACK must not give a silent source more time.
+        if params.remote != self.params.remote || params.receive != self.params.receive {
+            self.silent_ticks = 0;
         }
+        self.latch.retarget(params.remote);
         if params.event_pt.is_none() && self.inband.is_none() {
             self.inband = Some(Box::new(DtmfDetector::new()));
         }
@@ -250,7 +251,6 @@ impl Stream {
             self.inband = None;
         }
         self.params = params;
-        self.silent_ticks = 0;
         self.publish();
     }
 
@@ -273,16 +273,23 @@ impl Stream {
 
     /// Where packets go now: the latched source, else the SDP address.
     pub fn destination(&self) -> Option<SocketAddr> {
-        self.latched.or(self.params.remote)
+        self.latch.source().or(self.params.remote)
     }
 
     pub fn is_latched(&self) -> bool {
-        self.latched.is_some()
+        self.latch.source().is_some()
     }
 
     /// The source we latched to, if any.
     pub fn latched(&self) -> Option<SocketAddr> {
-        self.latched
+        self.latch.source()
+    }
+
+    pub fn stats(&self) -> StreamStats {
+        StreamStats {
+            foreign: self.latch.dropped(),
+            heard: self.is_latched(),
+        }
     }
 
     /// Replace whatever plays with these prompts; the first packet carries the marker bit.
@@ -660,9 +667,10 @@ impl Stream {
         self.receive(&mut buf[..n], from, &mut |_, _| {})
     }
 
-    /// Classify one received datagram in place. Until we latch, only the packet that latches
-    /// counts; afterwards only the latched source's do (packets from others that were queued
-    /// before the socket was connected are ignored). While linked to a partner, its audio and
+    /// Classify one received datagram in place. Only packets from the latched source count
+    /// (and the one that latches it, see `media::latch`); all others are dropped before their
+    /// payload is looked at, so a stranger's digits never reach the engine nor a partner.
+    /// While linked to a partner, its audio and
     /// events are rewritten in place for the partner and handed to `send` with the partner's
     /// destination (`data` is changed then).
     pub fn receive(
@@ -680,14 +688,10 @@ impl Stream {
         };
         let payload_at = payload.as_ptr() as usize - data.as_ptr() as usize;
         let payload_len = payload.len();
-        match self.latched {
-            Some(addr) if addr == from => {}
-            Some(_) => return out,
-            None => {
-                if !self.latch_candidate(from, h.ssrc) {
-                    return out;
-                }
-                self.latched = Some(from);
+        match self.latch.judge(from, h.ssrc, h.sequence) {
+            Verdict::Accept => {}
+            Verdict::Drop => return out,
+            Verdict::Latched => {
                 out.latched = Some(from);
                 self.publish();
             }
@@ -736,43 +740,22 @@ impl Stream {
         out
     }
 
-    /// Whether a valid RTP packet from `from` latches the stream: at once from the IP the SDP
-    /// announced, else after `FOREIGN_LATCH_PACKETS` in a row from one address with one SSRC.
-    fn latch_candidate(&mut self, from: SocketAddr, ssrc: u32) -> bool {
-        let announced = self.params.remote.map(|r| r.ip().to_canonical());
-        if announced == Some(from.ip().to_canonical()) {
-            self.candidate = None;
-            return true;
-        }
-        let count = match self.candidate.as_mut() {
-            Some(c) if c.from == from && c.ssrc == ssrc => {
-                c.count = c.count.saturating_add(1);
-                c.count
-            }
-            _ => {
-                self.candidate = Some(Candidate {
-                    from,
-                    ssrc,
-                    count: 1,
-                });
-                1
-            }
-        };
-        if count >= FOREIGN_LATCH_PACKETS {
-            self.candidate = None;
-            return true;
-        }
-        false
-    }
-
-    /// Count a tick without a packet; true once the silence reaches `limit` ticks (reported
-    /// once). Streams we don't receive on (the caller holds) never time out.
-    pub fn tick_silence(&mut self, limit: u32) -> bool {
+    /// Count a tick without a packet; true once the silence reaches `limit` ticks, or
+    /// `first_limit` while nothing at all was heard from the caller (reported once; 0 turns
+    /// the first-packet limit off). The first limit is the shorter: a stream that never
+    /// hears its caller is a dead call or an SDP naming a third party (issue 9). Streams we
+    /// don't receive on (the caller holds) never time out.
+    pub fn tick_silence(&mut self, limit: u32, first_limit: u32) -> bool {
         if !self.params.receive {
             self.silent_ticks = 0;
             return false;
         }
         self.silent_ticks = self.silent_ticks.saturating_add(1);
+        let limit = if self.is_latched() || first_limit == 0 {
+            limit
+        } else {
+            limit.min(first_limit)
+        };
         self.silent_ticks == limit
     }
 }
@@ -782,453 +765,5 @@ impl Stream {
 mod bridge_tests;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn params() -> StreamParams {
-        StreamParams {
-            codec: Codec::Pcmu,
-            audio_pt: 0,
-            event_pt: Some(101),
-            remote: Some("127.0.0.1:4000".parse().unwrap()),
-            send: true,
-            receive: true,
-        }
-    }
-
-    #[test]
-    fn prompts_play_frame_by_frame_with_continuous_seq_and_timestamps() {
-        let mut s = Stream::new(params(), 0x1234, 65534, u32::MAX - 159);
-        let prompt: Arc<[u8]> = (0..480)
-            .map(|i| (i % 200) as u8)
-            .collect::<Vec<u8>>()
-            .into();
-        s.play(7, [prompt.clone()]);
-        let mut buf = [0u8; PACKET_LEN];
-        let mut seen = Vec::new();
-        for _ in 0..5 {
-            let (len, done) = s.next_packet(&mut buf);
-            assert_eq!(len, PACKET_LEN);
-            let (h, payload) = rtp::parse(&buf).unwrap();
-            seen.push((h.sequence, h.timestamp, h.marker, payload[0], done));
-        }
-        assert_eq!(seen[0], (65534, u32::MAX - 159, true, 0, None));
-        assert_eq!(seen[1], (65535, 0, false, 160, None));
-        assert_eq!(
-            seen[2],
-            (0, 160, false, 120, Some(7)),
-            "done with the last frame"
-        );
-        assert_eq!(seen[3].3, 0xFF, "silence after the prompt");
-        assert!(!seen[3].2);
-        s.play(8, [prompt]);
-        let (_, _) = s.next_packet(&mut buf);
-        assert!(
-            rtp::parse(&buf).unwrap().0.marker,
-            "marker at each talkspurt"
-        );
-    }
-
-    #[test]
-    fn hold_sends_nothing_but_time_runs_and_marker_follows() {
-        let mut s = Stream::new(params(), 1, 0, 0);
-        let mut buf = [0u8; PACKET_LEN];
-        s.next_packet(&mut buf);
-        s.update(StreamParams {
-            send: false,
-            ..params()
-        });
-        assert_eq!(s.next_packet(&mut buf).0, 0);
-        s.update(params());
-        assert_eq!(s.next_packet(&mut buf).0, PACKET_LEN);
-        let (h, _) = rtp::parse(&buf).unwrap();
-        assert_eq!((h.sequence, h.timestamp, h.marker), (1, 320, true));
-    }
-
-    #[test]
-    fn latching_rfc4733_and_rtcp() {
-        let mut s = Stream::new(params(), 1, 0, 0);
-        let from: SocketAddr = "127.0.0.1:5555".parse().unwrap();
-        let mut pkt = [0u8; 16];
-        rtp::write_header(
-            &RtpHeader {
-                marker: true,
-                payload_type: 101,
-                sequence: 1,
-                timestamp: 800,
-                ssrc: 9,
-            },
-            (&mut pkt[..12]).try_into().unwrap(),
-        );
-        rfc4733::write(
-            &rfc4733::TelephoneEvent {
-                event: 5,
-                end: false,
-                volume: 10,
-                duration: 160,
-            },
-            (&mut pkt[12..]).try_into().unwrap(),
-        );
-        let r = s.on_packet(&pkt, from);
-        assert_eq!(
-            r,
-            Received {
-                digit: Some('5'),
-                latched: Some(from),
-            }
-        );
-        assert_eq!(s.destination(), Some(from));
-        assert_eq!(
-            s.on_packet(&pkt, from),
-            Received::default(),
-            "same event again: no new digit"
-        );
-        let rtcp = [0x80u8, 200, 0, 6, 0, 0, 0, 1];
-        assert_eq!(
-            s.on_packet(&rtcp, "127.0.0.1:9".parse().unwrap()),
-            Received::default()
-        );
-        assert_eq!(s.on_packet(b"garbage!!!!!!!!!!", from), Received::default());
-    }
-
-    /// A telephone-event packet (key 5, not yet ended) from `ssrc`.
-    fn key5(ssrc: u32, sequence: u16) -> [u8; 16] {
-        let mut pkt = [0u8; 16];
-        rtp::write_header(
-            &RtpHeader {
-                marker: sequence == 0,
-                payload_type: 101,
-                sequence,
-                timestamp: 800,
-                ssrc,
-            },
-            (&mut pkt[..12]).try_into().unwrap(),
-        );
-        rfc4733::write(
-            &rfc4733::TelephoneEvent {
-                event: 5,
-                end: false,
-                volume: 10,
-                duration: 160 * (sequence + 1),
-            },
-            (&mut pkt[12..]).try_into().unwrap(),
-        );
-        pkt
-    }
-
-    fn params_from(remote: &str) -> StreamParams {
-        StreamParams {
-            remote: Some(remote.parse().unwrap()),
-            ..params()
-        }
-    }
-
-    #[test]
-    fn a_stray_packet_from_elsewhere_neither_latches_nor_counts() {
-        let sdp: SocketAddr = "192.0.2.10:4000".parse().unwrap();
-        let mut s = Stream::new(params_from("192.0.2.10:4000"), 1, 0, 0);
-        let stray: SocketAddr = "198.51.100.7:5000".parse().unwrap();
-        assert!(!(0..9).any(|_| s.tick_silence(10)));
-        assert_eq!(s.on_packet(&key5(66, 0), stray), Received::default());
-        assert_eq!(
-            s.destination(),
-            Some(sdp),
-            "still sending to the SDP address"
-        );
-        assert!(!s.is_latched());
-        assert!(
-            s.tick_silence(10),
-            "a stranger does not keep the call alive"
-        );
-        // The announced IP latches with one packet, from whatever port, and its key counts.
-        let caller: SocketAddr = "192.0.2.10:4002".parse().unwrap();
-        assert_eq!(
-            s.on_packet(&key5(9, 0), caller),
-            Received {
-                digit: Some('5'),
-                latched: Some(caller),
-            }
-        );
-        assert_eq!(s.destination(), Some(caller));
-        // Once latched, nobody else is heard, however often they send.
-        for seq in 0..5 {
-            assert_eq!(s.on_packet(&key5(66, seq), stray), Received::default());
-        }
-        assert_eq!(s.latched(), Some(caller));
-    }
-
-    #[test]
-    fn a_source_off_the_sdp_address_latches_after_three_in_a_row_with_one_ssrc() {
-        let mut s = Stream::new(params_from("10.0.0.5:4000"), 1, 0, 0);
-        let nat: SocketAddr = "203.0.113.5:6000".parse().unwrap();
-        let other: SocketAddr = "198.51.100.7:5000".parse().unwrap();
-        let rtcp = [0x80u8, 200, 0, 6, 0, 0, 0, 1];
-        assert_eq!(s.on_packet(&key5(9, 0), nat), Received::default());
-        assert_eq!(s.on_packet(&key5(9, 1), nat), Received::default());
-        // Another source breaks the run, and so does another SSRC from the same address.
-        assert_eq!(s.on_packet(&key5(66, 0), other), Received::default());
-        assert_eq!(s.on_packet(&key5(9, 2), nat), Received::default());
-        assert_eq!(s.on_packet(&key5(10, 3), nat), Received::default());
-        assert_eq!(s.on_packet(&key5(9, 4), nat), Received::default());
-        assert_eq!(s.on_packet(&key5(9, 5), nat), Received::default());
-        // What is not valid RTP does not count either way.
-        s.on_packet(&rtcp, other);
-        s.on_packet(b"garbage!!!!!!!!!!", other);
-        assert!(!s.is_latched());
-        assert_eq!(
-            s.on_packet(&key5(9, 6), nat),
-            Received {
-                digit: Some('5'),
-                latched: Some(nat),
-            },
-            "third in a row"
-        );
-        assert_eq!(s.destination(), Some(nat));
-        assert_eq!(s.on_packet(&key5(9, 7), nat), Received::default());
-    }
-
-    #[test]
-    fn new_sdp_address_starts_latching_over() {
-        let mut s = Stream::new(params_from("192.0.2.10:4000"), 1, 0, 0);
-        let nat: SocketAddr = "203.0.113.5:6000".parse().unwrap();
-        s.on_packet(&key5(7, 0), nat);
-        s.on_packet(&key5(7, 1), nat);
-        s.update(params_from("192.0.2.20:4000"));
-        assert_eq!(
-            s.on_packet(&key5(7, 2), nat),
-            Received::default(),
-            "the run before the update does not carry over"
-        );
-        let caller: SocketAddr = "192.0.2.20:4000".parse().unwrap();
-        assert_eq!(s.on_packet(&key5(9, 0), caller).latched, Some(caller));
-        s.update(params_from("192.0.2.20:4000"));
-        assert_eq!(s.latched(), Some(caller), "same address: latch kept");
-        s.update(params_from("192.0.2.30:4000"));
-        assert_eq!(s.latched(), None);
-        assert_eq!(s.destination(), "192.0.2.30:4000".parse().ok());
-    }
-
-    #[test]
-    fn silence_timeout_fires_once_and_not_on_hold() {
-        let mut s = Stream::new(params(), 1, 0, 0);
-        assert!(!(0..9).any(|_| s.tick_silence(10)));
-        assert!(s.tick_silence(10));
-        assert!(!s.tick_silence(10));
-        s.update(StreamParams {
-            receive: false,
-            ..params()
-        });
-        assert!(!(0..100).any(|_| s.tick_silence(10)));
-    }
-
-    /// A PCMU packet from the caller carrying `samples`.
-    fn audio(sequence: u16, samples: &[i16; SAMPLES_PER_FRAME]) -> [u8; PACKET_LEN] {
-        let mut pkt = [0u8; PACKET_LEN];
-        rtp::write_header(
-            &RtpHeader {
-                marker: false,
-                payload_type: 0,
-                sequence,
-                timestamp: u32::from(sequence) * 160,
-                ssrc: 9,
-            },
-            (&mut pkt[..12]).try_into().unwrap(),
-        );
-        Codec::Pcmu.encode_into(samples, &mut pkt[12..]);
-        pkt
-    }
-
-    fn tone(phase: usize) -> [i16; SAMPLES_PER_FRAME] {
-        std::array::from_fn(|i| {
-            let t = (phase * SAMPLES_PER_FRAME + i) as f32 / 8000.0;
-            ((t * 440.0 * std::f32::consts::TAU).sin() * 8000.0) as i16
-        })
-    }
-
-    const CALLER: &str = "127.0.0.1:5555";
-
-    /// One pacing tick of a recording stream: a packet out, `packet` in (if any), the tick
-    /// counted.
-    fn tick(s: &mut Stream, packet: Option<&[u8]>) -> Option<Recording> {
-        let mut out = [0u8; PACKET_LEN];
-        s.next_packet(&mut out);
-        if let Some(p) = packet {
-            s.on_packet(p, CALLER.parse().unwrap());
-        }
-        s.tick_recording()
-    }
-
-    #[test]
-    fn recording_appends_the_decoded_audio_of_each_packet() {
-        let mut s = Stream::new(params(), 1, 0, 0);
-        assert!(
-            s.record(3, Duration::from_secs(10), Duration::from_secs(2))
-                .is_none()
-        );
-        let mut want = Vec::new();
-        for n in 0..5 {
-            let frame = tone(n);
-            let pkt = audio(n as u16, &frame);
-            want.extend(pkt[12..].iter().map(|b| Codec::Pcmu.decode(*b)));
-            assert!(tick(&mut s, Some(&pkt)).is_none());
-        }
-        let rec = s.stop_recording(3).expect("the key ends it");
-        assert_eq!((rec.id, rec.heard), (3, true));
-        assert_eq!(rec.samples, want);
-        assert!(!s.is_recording());
-    }
-
-    #[test]
-    fn recording_ends_on_silence_after_speech_with_the_tail_trimmed() {
-        let mut s = Stream::new(params(), 1, 0, 0);
-        s.record(1, Duration::from_secs(30), Duration::from_millis(400));
-        for n in 0..25 {
-            assert!(tick(&mut s, Some(&audio(n, &tone(n.into())))).is_none());
-        }
-        let quiet = audio(0, &[0; SAMPLES_PER_FRAME]);
-        let mut ended = None;
-        for n in 1..=30 {
-            if let Some(rec) = tick(&mut s, Some(&quiet)) {
-                ended = Some((n, rec));
-                break;
-            }
-        }
-        let (after, rec) = ended.expect("silence ends the recording");
-        assert_eq!(after, 20, "400 ms of quiet ticks");
-        assert!(rec.heard);
-        assert_eq!(
-            rec.samples.len(),
-            25 * 160 + crate::media::recorder::KEEP_AFTER_SOUND,
-            "0.3 s of the silence kept"
-        );
-    }
-
-    #[test]
-    fn a_caller_who_sends_nothing_is_heard_after_the_silence_limit_as_nothing() {
-        let mut s = Stream::new(params(), 1, 0, 0);
-        s.record(1, Duration::from_secs(30), Duration::from_millis(200));
-        let ended = (1..=20).find_map(|n| tick(&mut s, None).map(|r| (n, r)));
-        let (n, rec) = ended.expect("ends");
-        assert_eq!(n, 10);
-        assert!(!rec.heard);
-        assert!(rec.samples.is_empty());
-        // Sending silence is the same as sending nothing.
-        s.record(2, Duration::from_secs(30), Duration::from_millis(200));
-        let quiet = audio(0, &[0; SAMPLES_PER_FRAME]);
-        let rec = (0..20).find_map(|_| tick(&mut s, Some(&quiet))).unwrap();
-        assert_eq!((rec.id, rec.heard), (2, false));
-    }
-
-    #[test]
-    fn recording_ends_at_max_length_even_while_the_caller_talks() {
-        let mut s = Stream::new(params(), 1, 0, 0);
-        s.record(1, Duration::from_millis(200), Duration::from_secs(5));
-        let ended =
-            (0..20u16).find_map(|n| tick(&mut s, Some(&audio(n, &tone(n.into())))).map(|r| (n, r)));
-        let (n, rec) = ended.expect("ends");
-        assert_eq!(n, 9, "the tenth tick");
-        assert_eq!(rec.samples.len(), 1600);
-        // Ticks count too: packets that stop coming do not stretch the limit.
-        s.record(2, Duration::from_millis(200), Duration::from_secs(5));
-        tick(&mut s, Some(&audio(0, &tone(0))));
-        let n = (2..=20).find(|_| tick(&mut s, None).is_some());
-        assert_eq!(n, Some(10));
-    }
-
-    #[test]
-    fn stop_recording_ends_only_the_recording_it_names() {
-        let mut s = Stream::new(params(), 1, 0, 0);
-        s.record(4, Duration::from_secs(10), Duration::from_secs(2));
-        tick(&mut s, Some(&audio(0, &tone(0))));
-        assert!(s.stop_recording(3).is_none(), "a late key for an older one");
-        assert!(s.is_recording());
-        let rec = s.stop_recording(4).unwrap();
-        assert_eq!(rec.samples.len(), 160);
-        assert!(s.stop_recording(4).is_none());
-        assert!(tick(&mut s, None).is_none());
-    }
-
-    #[test]
-    fn a_closing_stream_hands_over_what_it_recorded() {
-        let mut s = Stream::new(params(), 1, 0, 0);
-        assert!(s.take_recording().is_none());
-        s.record(1, Duration::from_secs(10), Duration::from_secs(2));
-        tick(&mut s, Some(&audio(0, &tone(0))));
-        let rec = s.take_recording().unwrap();
-        assert!(rec.heard);
-        // A new recording over an unfinished one hands the old one back too.
-        s.record(2, Duration::from_secs(10), Duration::from_secs(2));
-        tick(&mut s, Some(&audio(1, &tone(1))));
-        let old = s.record(3, Duration::from_secs(10), Duration::from_secs(2));
-        assert_eq!(old.map(|r| (r.id, r.heard)), Some((2, true)));
-    }
-
-    #[test]
-    fn packets_never_allocate_or_move_the_buffer() {
-        let mut s = Stream::new(params(), 1, 0, 0);
-        s.record(1, Duration::from_secs(1), Duration::from_secs(5));
-        let (cap, at) = {
-            let r = s.recorder.as_deref().unwrap();
-            (r.capacity(), r.buffer_at())
-        };
-        assert!(cap >= 8000);
-        for n in 0..60u16 {
-            s.on_packet(&audio(n, &tone(n.into())), CALLER.parse().unwrap());
-            let r = s.recorder.as_deref().unwrap();
-            assert_eq!((r.capacity(), r.buffer_at()), (cap, at), "packet {n}");
-        }
-        let rec = s.take_recording().unwrap();
-        assert_eq!(rec.samples.len(), 8000, "one second, then no more");
-        assert_eq!(rec.samples.as_ptr(), at, "the buffer moves out as it is");
-    }
-
-    #[test]
-    fn events_rtcp_and_other_payload_types_are_not_recorded() {
-        let mut s = Stream::new(params(), 1, 0, 0);
-        s.record(1, Duration::from_secs(10), Duration::from_secs(2));
-        let from: SocketAddr = CALLER.parse().unwrap();
-        let got = s.on_packet(&key5(9, 0), from);
-        assert_eq!(got.digit, Some('5'), "keys still come through");
-        s.on_packet(&key5(9, 1), from);
-        s.on_packet(&[0x80u8, 200, 0, 6, 0, 0, 0, 1], from);
-        let mut cn = audio(2, &tone(0));
-        cn[1] = 13;
-        s.on_packet(&cn, from);
-        let rec = s.take_recording().unwrap();
-        assert!(!rec.heard);
-        assert!(rec.samples.is_empty());
-    }
-
-    #[test]
-    fn a_recording_stream_sends_silence_in_step() {
-        let mut s = Stream::new(params(), 1, 10, 0);
-        s.play(1, [Arc::from(vec![7u8; 1600])]);
-        let mut buf = [0u8; PACKET_LEN];
-        s.next_packet(&mut buf);
-        s.record(1, Duration::from_secs(10), Duration::from_secs(2));
-        for n in 0..3 {
-            let (len, done) = s.next_packet(&mut buf);
-            assert_eq!(
-                (len, done),
-                (PACKET_LEN, None),
-                "the prompt is cut, not finished"
-            );
-            let (h, payload) = rtp::parse(&buf).unwrap();
-            assert_eq!((h.sequence, h.timestamp), (11 + n, 160 * (1 + n as u32)));
-            assert!(payload.iter().all(|b| *b == 0xFF));
-        }
-    }
-
-    #[test]
-    fn packets_of_30_ms_are_recorded_whole() {
-        let mut s = Stream::new(params(), 1, 0, 0);
-        s.record(1, Duration::from_secs(10), Duration::from_secs(2));
-        let mut pkt = [0u8; 12 + 240];
-        pkt[..12].copy_from_slice(&audio(0, &tone(0))[..12]);
-        pkt[12..].fill(Codec::Pcmu.encode(1000));
-        s.on_packet(&pkt, CALLER.parse().unwrap());
-        let rec = s.take_recording().unwrap();
-        assert_eq!(rec.samples.len(), 240);
-        assert!(rec.heard);
-    }
-}
+#[path = "stream_tests.rs"]
+mod tests;

@@ -158,7 +158,10 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
     let media = MediaHandle::start(
         config.media_threads,
         config.rtp_ports,
-        config.rtp_timeout,
+        media::MediaTimeouts {
+            rtp: config.rtp_timeout,
+            first_packet: config.first_packet_timeout,
+        },
         media_tx,
     )
     .map_err(RuntimeError::Media)?;
