@@ -534,6 +534,7 @@ fn sigkill_during_a_database_outage_loses_no_record() {
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
             .unwrap();
+        let child = common::ChildGuard(Some(child));
         let end = Instant::now() + Duration::from_secs(10);
         while !std::fs::read_to_string(log)
             .unwrap_or_default()
@@ -566,7 +567,7 @@ fn sigkill_during_a_database_outage_loses_no_record() {
     std::thread::sleep(Duration::from_millis(300));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    child.wait().unwrap();
+    child.take().wait().unwrap();
     drop(up);
 
     let mut child = serve(&site.config.database, &site.dir.path().join("up.log"));
@@ -594,7 +595,7 @@ fn sigkill_during_a_database_outage_loses_no_record() {
     };
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert!(child.wait().unwrap().success());
+    assert!(child.take().wait().unwrap().success());
     assert_eq!(rows.len(), 5, "{rows:#?}");
     let finished = rows
         .iter()

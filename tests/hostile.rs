@@ -203,7 +203,7 @@ fn a_flood_of_connections_under_a_low_descriptor_limit_leaves_calls_working() {
             Ok(())
         });
     }
-    let mut child = command.spawn().unwrap();
+    let mut child = ChildGuard(Some(command.spawn().unwrap()));
     let end = Instant::now() + S(10_000);
     while !std::fs::read_to_string(&log)
         .unwrap_or_default()
@@ -237,7 +237,28 @@ fn a_flood_of_connections_under_a_low_descriptor_limit_leaves_calls_working() {
     drop(flood);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert!(child.wait().unwrap().success());
+    assert!(child.take().wait().unwrap().success());
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("descriptor budget"), "{text}");
+}
+
+/// SIP bound to one address: the media sockets are bound there too, not on every address,
+/// so nothing reaches a call's media through an address signalling does not listen on.
+#[test]
+fn media_is_bound_where_sip_is() {
+    let site = site(TEST_FLOW);
+    let server = start(site.config.clone());
+    let mut phone = Phone::new(server.sip);
+    phone.call("100");
+    phone.talk(S(200));
+    let port = phone.remote_rtp.expect("an SDP answer").port();
+    // Bound to 127.0.0.1 only, the same port is free on another loopback address; bound to
+    // 0.0.0.0 it would not be.
+    let beside = UdpSocket::bind(("127.0.0.2", port));
+    assert!(
+        beside.is_ok(),
+        "RTP port {port} is bound on every address: {beside:?}"
+    );
+    phone.hangup();
+    phone.pump(S(200));
 }

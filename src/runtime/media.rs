@@ -21,13 +21,13 @@ use crate::media::recorder::{Recording, StereoRecording};
 use crate::media::stream::{PACKET_LEN, Stream};
 use crate::sip::CallRef;
 
+use super::wake::{Waker, Woken};
+
 /// RTCP sockets are only drained (and their packets ignored) this often.
 const RTCP_DRAIN_TICKS: u64 = 50;
 const COMMAND_QUEUE: usize = 16 * 1024;
 /// A caller sends one packet per tick; a few more is reordering or DTMF bursts.
 const MAX_RECV_PER_TICK: usize = 16;
-/// Receive passes per tick for bridged legs (see `MediaLoop::run`).
-const FORWARD_PASSES: u32 = 4;
 
 enum Command {
     Add {
@@ -115,9 +115,11 @@ pub struct MediaHandle {
 }
 
 impl MediaHandle {
+    /// `bind_ip`: where RTP sockets are bound (unspecified: every address).
     pub fn start(
         threads: usize,
         ports: (u16, u16),
+        bind_ip: IpAddr,
         timeouts: MediaTimeouts,
         events: tokio::sync::mpsc::Sender<MediaEvent>,
     ) -> std::io::Result<MediaHandle> {
@@ -147,7 +149,7 @@ impl MediaHandle {
             lanes,
             owner: HashMap::new(),
             partners: HashMap::new(),
-            bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            bind_ip,
             ports,
             cursor: ports.0,
         })
@@ -375,6 +377,9 @@ struct MediaLoop {
     slots: Vec<Slot>,
     index: HashMap<CallRef, usize>,
     outbox: Outbox,
+    /// Waits between ticks, woken early by bridged legs' packets; None if the kernel would
+    /// not give us one (then bridged packets are forwarded once per tick).
+    waker: Option<Waker>,
 }
 
 /// Events on their way to the engine. The channel is bounded and this thread must never
@@ -436,6 +441,11 @@ impl MediaLoop {
             first_ticks,
             slots: Vec::new(),
             index: HashMap::new(),
+            waker: Waker::new()
+                .map_err(|error| {
+                    tracing::warn!(%error, "no epoll for a media thread; bridged packets wait for the tick")
+                })
+                .ok(),
             outbox: Outbox {
                 queue: VecDeque::with_capacity(256),
                 backed_up: false,
@@ -509,26 +519,37 @@ impl MediaLoop {
             }
             self.outbox.flush(&self.events);
             let deadline = pacer.next_deadline(Instant::now());
-            // Bridged legs are drained again between ticks: a forwarded packet then waits at
-            // most a quarter of a tick for its pass instead of a whole one, so arrivals that
-            // jitter around a pass do not leave 0 or 20 ms apart.
-            if self.slots.iter().any(|s| s.partner.is_some()) {
-                for k in 1..FORWARD_PASSES {
-                    let at = deadline - TICK + TICK * k / FORWARD_PASSES;
-                    if let Some(wait) = at.checked_duration_since(Instant::now()) {
-                        std::thread::sleep(wait);
-                    } else {
-                        continue;
-                    }
-                    for slot in self.slots.iter_mut().filter(|s| s.partner.is_some()) {
-                        drain(slot, &mut rx_buf, &mut self.outbox);
-                    }
-                    self.outbox.flush(&self.events);
-                }
-            }
+            self.forward_until(deadline, &mut rx_buf);
+        }
+    }
+
+    /// Waits for the next tick; meanwhile a bridged leg's packets go out on its partner as
+    /// they arrive (see `wake`).
+    fn forward_until(&mut self, deadline: Instant, rx_buf: &mut [u8; 2048]) {
+        let Some(waker) = self.waker.as_mut() else {
             if let Some(wait) = deadline.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
+            return;
+        };
+        waker.arm(deadline);
+        let mut tokens = [0u64; 64];
+        loop {
+            let n = match waker.wait() {
+                Woken::Deadline => return,
+                Woken::Readable(ready) => {
+                    for (t, e) in tokens.iter_mut().zip(ready) {
+                        *t = e.u64;
+                    }
+                    ready.len().min(tokens.len())
+                }
+            };
+            for &token in &tokens[..n] {
+                if let Some(&i) = self.index.get(&CallRef(token)) {
+                    drain(&mut self.slots[i], rx_buf, &mut self.outbox);
+                }
+            }
+            self.outbox.flush(&self.events);
         }
     }
 
@@ -745,12 +766,23 @@ impl MediaLoop {
         if let Some(stream) = slot.stream.as_mut() {
             stream.link(partner.egress.clone());
         }
+        if slot.partner.is_none()
+            && let Some(w) = &self.waker
+        {
+            w.watch(slot.rtp.as_raw_fd(), call.0);
+        }
         slot.partner = Some(partner);
     }
 
     fn unlink(&mut self, i: usize) {
         let slot = &mut self.slots[i];
-        slot.partner = None;
+        // Watched exactly while bridged: the socket may outlive the slot in a partner's
+        // hands, and must not wake this thread after it.
+        if slot.partner.take().is_some()
+            && let Some(w) = &self.waker
+        {
+            w.unwatch(slot.rtp.as_raw_fd());
+        }
         if let Some(rec) = slot.stream.as_mut().and_then(Stream::unlink) {
             let call = slot.call;
             self.outbox.push(recorded_stereo(call, rec));

@@ -168,8 +168,14 @@ fn legs_on_different_threads_are_bridged_both_ways_with_rewritten_headers() {
     use crate::media::Codec;
     let (tx, _events) = tokio::sync::mpsc::channel(256);
     let base = 30_000 + 2 * fastrand::u16(0..5_000);
-    let mut media = MediaHandle::start(2, (base, base + 200), timeouts(), tx).unwrap();
-    media.bind_ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut media = MediaHandle::start(
+        2,
+        (base, base + 200),
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        timeouts(),
+        tx,
+    )
+    .unwrap();
     let (a, b) = (CallRef(1), CallRef(2));
     let port_a = media.open(a).unwrap();
     let port_b = media.open(b).unwrap();

@@ -8,6 +8,7 @@ mod limits;
 mod media;
 mod reload;
 mod tcp;
+mod wake;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -94,6 +95,18 @@ fn os_secret() -> std::io::Result<[u8; 32]> {
     Ok(key)
 }
 
+/// Where RTP sockets are bound: the media address when it is one of this machine's (not a
+/// NAT's public address), else the address SIP is bound to, which is every address only when
+/// SIP listens on every address. Media must not be reachable where signalling is not.
+fn media_bind_ip(media_address: Option<IpAddr>, sip_ip: IpAddr) -> IpAddr {
+    if let Some(ip) = media_address
+        && std::net::UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
+    {
+        return ip;
+    }
+    sip_ip
+}
+
 /// Bind everything and start serving. Returns once the server takes calls.
 pub async fn start(config: Config) -> Result<Server, RuntimeError> {
     let roots = vec![config.flows_dir.clone(), config.prompts_dir.clone()];
@@ -158,6 +171,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
     let media = MediaHandle::start(
         config.media_threads,
         config.rtp_ports,
+        media_bind_ip(config.media_address, sip_addr.ip()),
         media::MediaTimeouts {
             rtp: config.rtp_timeout,
             first_packet: config.first_packet_timeout,

@@ -181,6 +181,29 @@ impl Drop for Running {
     }
 }
 
+/// A server process that is killed if the test ends (or panics) before it stops it.
+pub struct ChildGuard(pub Option<std::process::Child>);
+
+impl ChildGuard {
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// Hands the process back to the test, which now waits for it itself.
+    pub fn take(&mut self) -> std::process::Child {
+        self.0.take().expect("the child is still here")
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 pub fn read_cdrs(database: &str) -> Vec<hotline::cdr::CdrRecord> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
