@@ -21,13 +21,13 @@ use crate::media::recorder::{Recording, StereoRecording};
 use crate::media::stream::{PACKET_LEN, Stream};
 use crate::sip::CallRef;
 
-use super::wake::{Waker, Woken};
-
 /// RTCP sockets are only drained (and their packets ignored) this often.
 const RTCP_DRAIN_TICKS: u64 = 50;
 const COMMAND_QUEUE: usize = 16 * 1024;
 /// A caller sends one packet per tick; a few more is reordering or DTMF bursts.
 const MAX_RECV_PER_TICK: usize = 16;
+/// Receive passes per tick for bridged legs (see `MediaLoop::run`).
+const FORWARD_PASSES: u32 = 4;
 
 enum Command {
     Add {
@@ -377,9 +377,6 @@ struct MediaLoop {
     slots: Vec<Slot>,
     index: HashMap<CallRef, usize>,
     outbox: Outbox,
-    /// Waits between ticks, woken early by bridged legs' packets; None if the kernel would
-    /// not give us one (then bridged packets are forwarded once per tick).
-    waker: Option<Waker>,
 }
 
 /// Events on their way to the engine. The channel is bounded and this thread must never
@@ -441,11 +438,6 @@ impl MediaLoop {
             first_ticks,
             slots: Vec::new(),
             index: HashMap::new(),
-            waker: Waker::new()
-                .map_err(|error| {
-                    tracing::warn!(%error, "no epoll for a media thread; bridged packets wait for the tick")
-                })
-                .ok(),
             outbox: Outbox {
                 queue: VecDeque::with_capacity(256),
                 backed_up: false,
@@ -519,37 +511,28 @@ impl MediaLoop {
             }
             self.outbox.flush(&self.events);
             let deadline = pacer.next_deadline(Instant::now());
-            self.forward_until(deadline, &mut rx_buf);
-        }
-    }
-
-    /// Waits for the next tick; meanwhile a bridged leg's packets go out on its partner as
-    /// they arrive (see `wake`).
-    fn forward_until(&mut self, deadline: Instant, rx_buf: &mut [u8; 2048]) {
-        let Some(waker) = self.waker.as_mut() else {
+            // Bridged legs are drained again between ticks: a forwarded packet then waits at
+            // most a quarter of a tick for its pass instead of a whole one, so arrivals that
+            // jitter around a pass do not leave 0 or 20 ms apart. (Waking on each packet with
+            // epoll instead was measured: more CPU at 200 and 1,000 callers, and no better
+            // jitter at the caller; BENCHMARKS.md.)
+            if self.slots.iter().any(|s| s.partner.is_some()) {
+                for k in 1..FORWARD_PASSES {
+                    let at = deadline - TICK + TICK * k / FORWARD_PASSES;
+                    if let Some(wait) = at.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    } else {
+                        continue;
+                    }
+                    for slot in self.slots.iter_mut().filter(|s| s.partner.is_some()) {
+                        drain(slot, &mut rx_buf, &mut self.outbox);
+                    }
+                    self.outbox.flush(&self.events);
+                }
+            }
             if let Some(wait) = deadline.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
-            return;
-        };
-        waker.arm(deadline);
-        let mut tokens = [0u64; 64];
-        loop {
-            let n = match waker.wait() {
-                Woken::Deadline => return,
-                Woken::Readable(ready) => {
-                    for (t, e) in tokens.iter_mut().zip(ready) {
-                        *t = e.u64;
-                    }
-                    ready.len().min(tokens.len())
-                }
-            };
-            for &token in &tokens[..n] {
-                if let Some(&i) = self.index.get(&CallRef(token)) {
-                    drain(&mut self.slots[i], rx_buf, &mut self.outbox);
-                }
-            }
-            self.outbox.flush(&self.events);
         }
     }
 
@@ -766,23 +749,12 @@ impl MediaLoop {
         if let Some(stream) = slot.stream.as_mut() {
             stream.link(partner.egress.clone());
         }
-        if slot.partner.is_none()
-            && let Some(w) = &self.waker
-        {
-            w.watch(slot.rtp.as_raw_fd(), call.0);
-        }
         slot.partner = Some(partner);
     }
 
     fn unlink(&mut self, i: usize) {
         let slot = &mut self.slots[i];
-        // Watched exactly while bridged: the socket may outlive the slot in a partner's
-        // hands, and must not wake this thread after it.
-        if slot.partner.take().is_some()
-            && let Some(w) = &self.waker
-        {
-            w.unwatch(slot.rtp.as_raw_fd());
-        }
+        slot.partner = None;
         if let Some(rec) = slot.stream.as_mut().and_then(Stream::unlink) {
             let call = slot.call;
             self.outbox.push(recorded_stereo(call, rec));

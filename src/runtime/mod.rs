@@ -8,7 +8,6 @@ mod limits;
 mod media;
 mod reload;
 mod tcp;
-mod wake;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
