@@ -11,8 +11,10 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::sync::mpsc;
-use std::time::Instant;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use common::agent_phone::*;
 use common::*;
@@ -359,4 +361,145 @@ fn an_agent_who_unregisters_is_out_of_the_pool_until_they_register_again() {
 #[test]
 fn an_agent_whose_registration_expires_is_out_of_the_pool_until_they_register_again() {
     a_gone_registration_takes_the_agent_out_of_the_pool(Lapse::Expiry);
+}
+
+/// The help queue with sticky routing: a caller who talked with an agent in the last 30 days
+/// is offered to that agent alone for up to 20 s. Skill-weighted, so the strategy's pick is
+/// set by the agents' skills alone and not by who talked last (as it would be with
+/// longest-idle), and no wrap-up, so each call's CDR is written as soon as it ends.
+const STICKY_QUEUES: &str = r#"
+[queues.help]
+strategy = "skill-weighted"
+skills = { help = 1 }
+ring_timeout = "20s"
+wrap_up = "0s"
+sticky_wait = "20s"
+sticky_days = 30
+"#;
+
+/// The tone each agent's phone sends.
+fn tone_of(agent: &str) -> f32 {
+    if agent == "1001" { 1500.0 } else { 2000.0 }
+}
+
+/// Both agents' phones (each answers one call with its own tone), registered and logged in
+/// when this returns: the second REGISTER's answer comes only after the first one's.
+fn both_agents(server: SocketAddr, for_how_long: Duration) -> Vec<JoinHandle<Seen>> {
+    ["1001", "1002"]
+        .into_iter()
+        .map(|user| {
+            let (ctl, rx) = mpsc::channel();
+            let phone = std::thread::spawn(move || {
+                let freq = tone_of(user);
+                run_agent_ctl(
+                    server,
+                    user,
+                    freq,
+                    300,
+                    Behaviour::Answer,
+                    for_how_long,
+                    Some(rx),
+                )
+            });
+            let (done, ok) = mpsc::channel();
+            ctl.send(Ctl::Register(300, done)).unwrap();
+            assert_eq!(ok.recv_timeout(S(5000)), Ok(true), "{user} registered");
+            phone
+        })
+        .collect()
+}
+
+/// A call to the queue from `number`: past the intro an agent answers, the caller listens a
+/// while and hangs up. What they heard, decoded.
+fn call_queue(server: SocketAddr, number: &str) -> Vec<i16> {
+    let mut phone = Phone::calling_from(server, number);
+    phone.call("400");
+    phone.talk(S(2000)); // the intro, then an agent's phone rings, answers and sends its tone
+    phone.hangup();
+    phone.pump(S(300));
+    phone.heard_pcm()
+}
+
+/// The first-responder rule survives a restart: the server seeds its memory of who served
+/// each caller from the CDRs. A caller is served by agent A; the server stops and a new one
+/// starts on the same database with the agents' skills changed so that the strategy now
+/// prefers the other agent, B. The caller calls again and A's phone rings, not B's; a new
+/// caller (the control) goes to B, so the strategy alone would not have picked A.
+#[test]
+fn a_returning_caller_is_offered_to_their_last_agent_even_after_a_restart() {
+    const X: &str = "5550111";
+    const Y: &str = "5550222";
+    let site = agent_site_with(FLOW, STICKY_QUEUES);
+
+    let mut server = start(site.config.clone());
+    let phones = both_agents(server.sip, S(3500));
+    call_queue(server.sip, X);
+    server.stop();
+    let seen: Vec<Seen> = phones.into_iter().map(|p| p.join().unwrap()).collect();
+    let rung: Vec<usize> = seen.iter().map(|s| s.rung).collect();
+    let (a, b) = match rung[..] {
+        [1, 0] => ("1001", "1002"),
+        [0, 1] => ("1002", "1001"),
+        _ => panic!("one agent rings for the first call: {rung:?}"),
+    };
+    let cdrs = read_cdrs(&site.config.database);
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    assert_eq!(
+        (cdrs[0].caller.as_str(), cdrs[0].agent.as_deref()),
+        (X, Some(a)),
+        "the stopped server wrote who served the caller"
+    );
+
+    // Overnight B's skill goes up and A's down: B is now the skill-weighted queue's pick.
+    let swapped = AGENTS
+        .replace("help = 5", "help = HIGH")
+        .replace("help = 1", "help = 5")
+        .replace("help = HIGH", "help = 1");
+    write_agents(&site, if b == "1001" { AGENTS } else { &swapped });
+    let mut server = start(site.config.clone());
+    let phones = both_agents(server.sip, S(7000));
+    let to_x = call_queue(server.sip, X);
+    let then = Instant::now();
+    let to_y = call_queue(server.sip, Y);
+    server.stop();
+    let seen: Vec<Seen> = phones.into_iter().map(|p| p.join().unwrap()).collect();
+    let of = |agent: &str| &seen[usize::from(agent == "1002")];
+    let (seen_a, seen_b) = (of(a), of(b));
+
+    assert_eq!(seen_a.invites_at.len(), 1, "A rang once");
+    assert!(
+        seen_a.invites_at[0] < then,
+        "A rang for the returning caller"
+    );
+    assert_eq!(seen_b.invites_at.len(), 1, "B rang once");
+    assert!(
+        seen_b.invites_at[0] >= then,
+        "B's phone did not ring for the returning caller, only for the new one"
+    );
+    let heard = crossings_per_second(&to_x);
+    let want = 2.0 * f64::from(tone_of(a));
+    assert!(
+        (want - 200.0..want + 200.0).contains(&heard),
+        "the returning caller talks with A: {heard} crossings/s, A's tone gives {want}"
+    );
+    let heard = crossings_per_second(&to_y);
+    let want = 2.0 * f64::from(tone_of(b));
+    assert!(
+        (want - 200.0..want + 200.0).contains(&heard),
+        "the new caller talks with B: {heard} crossings/s, B's tone gives {want}"
+    );
+    let cdrs = read_cdrs(&site.config.database);
+    assert_eq!(cdrs.len(), 3, "{cdrs:?}");
+    let offered: Vec<(&str, Vec<&str>, Option<&str>)> = cdrs[1..]
+        .iter()
+        .map(|c| {
+            let offers = c.offers.iter().map(|o| o.agent.as_str()).collect();
+            (c.caller.as_str(), offers, c.agent.as_deref())
+        })
+        .collect();
+    assert_eq!(
+        offered,
+        [(X, vec![a], Some(a)), (Y, vec![b], Some(b))],
+        "after the restart each caller was offered to one agent only, who answered"
+    );
 }

@@ -303,12 +303,19 @@ pub fn agent_site_with(flow: &str, queues: &str) -> Site {
     let site = site(flow);
     let acd = site.config.flows_dir.join("acd");
     std::fs::create_dir_all(&acd).unwrap();
-    let ha1 = hotline::acd::load::ha1_md5("1001", "hotline", "pw1001");
-    let ha2 = hotline::acd::load::ha1_md5("1002", "hotline", "pw1002");
-    let agents = AGENTS.replace("HA1MD5", &ha1).replace("HA2MD5", &ha2);
-    std::fs::write(acd.join("agents.toml"), agents).unwrap();
+    write_agents(&site, AGENTS);
     std::fs::write(acd.join("queues.toml"), queues).unwrap();
     site
+}
+
+/// (Re)write the site's agents file from `agents` (like `AGENTS`, with the HA1MD5 and
+/// HA2MD5 placeholders for the passwords of 1001 and 1002).
+pub fn write_agents(site: &Site, agents: &str) {
+    let acd = site.config.flows_dir.join("acd");
+    let ha1 = hotline::acd::load::ha1_md5("1001", "hotline", "pw1001");
+    let ha2 = hotline::acd::load::ha1_md5("1002", "hotline", "pw1002");
+    let agents = agents.replace("HA1MD5", &ha1).replace("HA2MD5", &ha2);
+    std::fs::write(acd.join("agents.toml"), agents).unwrap();
 }
 
 /// REGISTER with digest over the phone's own SIP socket (CSeq `cseq`, then `cseq + 1` with
