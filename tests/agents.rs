@@ -382,8 +382,8 @@ fn tone_of(agent: &str) -> f32 {
     if agent == "1001" { 1500.0 } else { 2000.0 }
 }
 
-/// Both agents' phones (each answers one call with its own tone), registered and logged in
-/// when this returns: the second REGISTER's answer comes only after the first one's.
+/// Both agents' phones (each answers every call with its own tone), registered and logged
+/// in when this returns: the second REGISTER's answer comes only after the first one's.
 fn both_agents(server: SocketAddr, for_how_long: Duration) -> Vec<JoinHandle<Seen>> {
     ["1001", "1002"]
         .into_iter()
@@ -396,7 +396,7 @@ fn both_agents(server: SocketAddr, for_how_long: Duration) -> Vec<JoinHandle<See
                     user,
                     freq,
                     300,
-                    Behaviour::Answer,
+                    Behaviour::AnswerEach,
                     for_how_long,
                     Some(rx),
                 )

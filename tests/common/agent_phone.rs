@@ -23,6 +23,10 @@ pub enum Behaviour {
     RingForever,
     /// Answer, then after a second hand the caller to this agent id or queue by REFER.
     AnswerThenRefer(&'static str),
+    /// Answer every call until the time is up (the others stop once their call ends), so
+    /// a phone that should not have rung still answers, and a test that goes wrong fails
+    /// at its assertions, not while a server waits out an INVITE to a closed socket.
+    AnswerEach,
 }
 
 #[derive(Default)]
@@ -429,7 +433,12 @@ pub fn run_agent_ctl(
     let mut consult: Option<Consult> = None;
     let end = Instant::now() + for_how_long;
     let mut buf = [0u8; 65536];
-    while Instant::now() < end && !(seen.got_bye && consult.as_ref().is_none_or(|c| c.got_bye)) {
+    let done = |seen: &Seen, consult: &Option<Consult>| {
+        behaviour != Behaviour::AnswerEach
+            && seen.got_bye
+            && consult.as_ref().is_none_or(|c| c.got_bye)
+    };
+    while Instant::now() < end && !done(&seen, &consult) {
         while let Some(t) = ua.poll_transmit() {
             sip.send_to(&t.data, t.to.addr).unwrap();
         }
