@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod agent_phone;
+
 use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
