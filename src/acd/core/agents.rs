@@ -46,18 +46,28 @@ impl Acd {
                     queue.logged_in += 1;
                 }
             }
-            if is_out {
-                // Their returning callers need not wait out the sticky window (logouts are
-                // rare enough for a scan).
-                for (&id, c) in self.callers.iter_mut() {
-                    if c.sticky == Some(agent) {
-                        c.sticky = None;
-                        self.dirty_callers.push_back(id);
-                    }
-                }
-            }
+        }
+        if is_out
+            || matches!(
+                self.agents[agent.0 as usize].state,
+                AgentState::NotReady { .. }
+            )
+        {
+            self.release_sticky(agent);
         }
         self.pool_sync(agent);
+    }
+
+    /// Callers kept for `agent` (sticky) need not wait out their window when the agent will
+    /// not take calls soon (logged out, not ready, phone gone): they go to the whole queue
+    /// now. Rare enough events for a scan of the waiting callers.
+    pub(super) fn release_sticky(&mut self, agent: AgentId) {
+        for (&id, c) in self.callers.iter_mut() {
+            if c.sticky == Some(agent) {
+                c.sticky = None;
+                self.dirty_callers.push_back(id);
+            }
+        }
     }
 
     /// A pool exit or return that is not an ACD state change, recorded with the state as is.
@@ -142,7 +152,11 @@ impl Acd {
         };
         match a.state {
             AgentState::LoggedOut => debug!(?agent, "ACD: agent not logged in"),
-            AgentState::OnCall | AgentState::OnHold => a.pending = Some(to),
+            AgentState::OnCall | AgentState::OnHold => {
+                a.pending = Some(to);
+                // They will not take another call after this one.
+                self.release_sticky(agent);
+            }
             AgentState::Ringing => {
                 a.misses = 0;
                 if let Some(c) = a.ringing {
@@ -219,6 +233,9 @@ impl Acd {
             return;
         }
         a.reachable = reachable;
+        if !reachable {
+            self.release_sticky(agent);
+        }
         let why = if reachable {
             "registration back"
         } else {

@@ -487,3 +487,87 @@ fn reload_removes_a_queue_with_callers_and_an_agent_in_a_call() {
     );
     assert_eq!(leaves(&t.enqueue(4, "r", 0)), [(4, QueueLeave::NoAgents)]);
 }
+
+#[test]
+fn a_sticky_agent_asking_for_not_ready_releases_their_callers() {
+    let mut q = queue("q", Strategy::LongestIdle);
+    q.sticky_wait = S(60);
+    let mut t = T::new(
+        vec![
+            agent("a1", &[], None),
+            agent("a2", &[], None),
+            agent("a3", &[], None),
+        ],
+        vec![q],
+    );
+    for a in ["a1", "a2", "a3"] {
+        t.login(a);
+    }
+    // a1 talks; a caller kept for a1 waits while a1 may free up...
+    t.enqueue(1, "q", 0);
+    let first = ["a1", "a2", "a3"]
+        .into_iter()
+        .find(|a| t.offer_of(a) == Some(1))
+        .unwrap();
+    t.answer(1, first);
+    let sticky_to = first;
+    let sticky_id = t.id(sticky_to);
+    t.enqueue_with(2, "q", 0, &[], Some(sticky_to));
+    assert!(
+        ["a1", "a2", "a3"].iter().all(|a| t.offer_of(a) != Some(2)),
+        "kept for the agent on the call"
+    );
+    // ...but their asking for not ready after the call releases the caller at once.
+    t.ev(AcdEvent::NotReady {
+        agent: sticky_id,
+        reason: "lunch".into(),
+    });
+    assert!(
+        ["a1", "a2", "a3"]
+            .iter()
+            .filter(|a| **a != sticky_to)
+            .any(|a| t.offer_of(a) == Some(2)),
+        "a not-ready asked for during the call releases them"
+    );
+}
+
+#[test]
+fn a_returning_caller_is_not_kept_for_an_agent_without_a_phone() {
+    let mut q = queue("q", Strategy::LongestIdle);
+    q.sticky_wait = S(60);
+    let mut t = T::new(
+        vec![agent("a1", &[], None), agent("a2", &[], None)],
+        vec![q],
+    );
+    let (a1, a2) = (t.id("a1"), t.id("a2"));
+    t.login("a1");
+    t.login("a2");
+    // a1 is on a call, so a caller for a1 waits for them...
+    t.enqueue(1, "q", 0);
+    let first = if t.offer_of("a1") == Some(1) {
+        "a1"
+    } else {
+        "a2"
+    };
+    t.answer(1, first);
+    let (sticky, other) = if first == "a1" {
+        (a1, "a2")
+    } else {
+        (a2, "a1")
+    };
+    let sticky_name = first;
+    t.enqueue_with(2, "q", 0, &[], Some(sticky_name));
+    assert_eq!(t.offer_of(other), None, "kept while the agent may free up");
+    // ...until their phone is gone: then to the rest of the queue now, not in 60 s.
+    t.ev(AcdEvent::Reachable {
+        agent: sticky,
+        reachable: false,
+    });
+    assert_eq!(t.offer_of(other), Some(2));
+    // A caller for an agent already without a phone, or not ready, is not kept at all.
+    t.answer(2, other);
+    t.hangup(other);
+    t.ev(AcdEvent::EndWrapUp { agent: t.id(other) });
+    t.enqueue_with(3, "q", 0, &[], Some(sticky_name));
+    assert_eq!(t.offer_of(other), Some(3));
+}

@@ -62,8 +62,16 @@ impl Acd {
             .filter(|_| !sticky_wait.is_zero())
             .and_then(|id| self.agent_ids.get(&id).copied())
             .filter(|&a| {
+                // Kept only for an agent who may free up within the window: on a call or in
+                // wrap-up yes; logged out, not ready or with no phone, no.
                 let ag = &self.agents[a.0 as usize];
-                !ag.removed && ag.state != AgentState::LoggedOut && ag.queues.contains(&q)
+                !ag.removed
+                    && ag.reachable
+                    && !matches!(
+                        ag.state,
+                        AgentState::LoggedOut | AgentState::NotReady { .. }
+                    )
+                    && ag.queues.contains(&q)
             });
         let extra = skills
             .iter()
