@@ -825,3 +825,6 @@ mod consult_tests;
 
 #[cfg(test)]
 mod recording_tests;
+
+#[cfg(test)]
+mod shutdown_tests;

@@ -62,6 +62,8 @@ pub(super) struct Net {
     pub now: Instant,
     pub engine: Engine<Recorder>,
     pub phones: Vec<Phone>,
+    /// Phones that are gone: what the engine sends them is lost.
+    pub dead: Vec<SocketAddr>,
 }
 
 impl Net {
@@ -144,6 +146,7 @@ impl Net {
             now,
             engine,
             phones,
+            dead: Vec::new(),
         }
     }
 
@@ -159,6 +162,9 @@ impl Net {
             }
             while let Some(t) = self.engine.poll_transmit() {
                 moved = true;
+                if self.dead.contains(&t.to.addr) {
+                    continue;
+                }
                 let p = self
                     .phones
                     .iter_mut()

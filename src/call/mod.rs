@@ -92,6 +92,10 @@ struct Wrap {
 /// ends by the queue's timer long before, this only bounds a lost event.
 const WRAP_HOLD: Duration = Duration::from_secs(15 * 60);
 
+/// After the shutdown grace, how long the BYEs and CANCELs sent to end the last calls get to
+/// be answered before the process exits anyway.
+const BYE_WAIT: Duration = Duration::from_secs(2);
+
 /// What the engine needs to know that is not a flow: limits and timers.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -187,6 +191,10 @@ pub struct Engine<M: MediaBackend> {
     lookups: lookup::Lookups,
     epoch: (Instant, i64),
     shutdown_at: Option<Instant>,
+    /// Shutdown: the grace is over and every call was ended; after `BYE_WAIT` more, requests
+    /// still unanswered (an INVITE to a phone that is gone runs 32 s) no longer hold the exit.
+    ended_all: bool,
+    stop_waiting: bool,
     jobs: VecDeque<RecordingJob>,
     held: HashMap<InteractionId, HeldRecord>,
     /// The one authority for agent and waiting-caller state.
@@ -231,6 +239,8 @@ impl<M: MediaBackend> Engine<M> {
             lookups: lookup::Lookups::default(),
             epoch,
             shutdown_at: None,
+            ended_all: false,
+            stop_waiting: false,
             jobs: VecDeque::new(),
             held: HashMap::new(),
             acd: Acd::new(Arc::clone(&catalog.acd)),
@@ -326,8 +336,7 @@ impl<M: MediaBackend> Engine<M> {
             && self.legs.is_empty()
             && self.held.is_empty()
             && self.wrap_held.is_empty()
-            && self.ua.calls() == 0
-            && self.ua.pending_requests() == 0
+            && (self.stop_waiting || (self.ua.calls() == 0 && self.ua.pending_requests() == 0))
     }
 
     pub fn handle_sip(&mut self, now: Instant, source: Peer, data: &[u8]) {
@@ -406,7 +415,17 @@ impl<M: MediaBackend> Engine<M> {
             }
         }
         self.expire_held(now);
-        if self.shutdown_at.is_some_and(|t| t <= now) {
+        if self.ended_all && self.shutdown_at.is_some_and(|t| t <= now) {
+            if !self.stop_waiting {
+                tracing::info!(
+                    dialogs = self.ua.calls(),
+                    requests = self.ua.pending_requests(),
+                    "shutdown: not waiting longer for answers to our last requests"
+                );
+            }
+            self.stop_waiting = true;
+            self.shutdown_at = Some(now + Duration::from_secs(3600));
+        } else if self.shutdown_at.is_some_and(|t| t <= now) {
             self.shutdown_at = None;
             self.end_all(now);
             // Wrap-up that is still running is cut short: its CDRs go out with what it was.
@@ -415,7 +434,8 @@ impl<M: MediaBackend> Engine<M> {
             for agent in agents {
                 self.wrap_up_ended(now, agent, wall);
             }
-            self.shutdown_at = Some(now + Duration::from_secs(3600));
+            self.ended_all = true;
+            self.shutdown_at = Some(now + BYE_WAIT);
         }
     }
 
