@@ -578,3 +578,24 @@ fn every_message_over_a_stream_too_never_panics_or_calls_when_invalid() {
         }
     }
 }
+
+#[test]
+fn a_version_with_a_multibyte_character_is_a_bad_request_not_a_panic() {
+    // Found by fuzzing the front door: `SIl\u{fffd}0` sliced at byte 4 fell inside the
+    // replacement character and panicked.
+    let o = run(
+        "OPTIONS sip:user@example.com SIl\u{fffd}0\r\nTo: sip:user@example.com\r\nFrom: <sip:a@b>;tag=1\r\nMax-Forwards: 3\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\nCall-ID: v\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            .as_bytes(),
+    );
+    assert!(!o.incoming);
+    assert!(o.codes().iter().all(|c| *c == 400), "{:?}", o.sent);
+    // The fuzzer's own input, byte for byte.
+    let found = [
+        &b"OPTIONS sip:user@example.com SIl"[..],
+        &[0xef, 0xbf, 0xbd],
+        b"0\r\nTo: sip:user@example3242\r\nMax-Forwards: 3\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=,\x00z9hG4bK\r\nAccept: application/sdp\r\nCall-ID: \r\n\r\n",
+    ]
+    .concat();
+    let o = run(&found);
+    assert!(!o.incoming);
+}

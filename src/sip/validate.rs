@@ -70,11 +70,12 @@ pub fn request_line(line: &str) -> Result<(), RequestLineError> {
     // RFC 3261 §8.2.2.1 and §21.5.6: a version we don't speak gets 505, but only if it is a
     // SIP version at all; anything else is not a request line.
     if !version.eq_ignore_ascii_case("SIP/2.0") {
-        let is_version = version.len() > 4
-            && version[..4].eq_ignore_ascii_case("SIP/")
-            && version[4..]
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b == b'.');
+        // By bytes: the version may hold anything, and a slice inside a multi-byte
+        // character would panic (found by fuzzing).
+        let v = version.as_bytes();
+        let is_version = v.len() > 4
+            && v[..4].eq_ignore_ascii_case(b"SIP/")
+            && v[4..].iter().all(|b| b.is_ascii_digit() || *b == b'.');
         return Err(if is_version {
             RequestLineError::Version(version.to_string())
         } else {
