@@ -106,6 +106,30 @@ fn media_bind_ip(media_address: Option<IpAddr>, sip_ip: IpAddr) -> IpAddr {
     sip_ip
 }
 
+/// The SIP sockets: UDP, and TCP on the same port. With port 0 the port is the UDP
+/// socket's ephemeral one, which some TCP socket on the machine may already hold: then
+/// another one is tried rather than failing the start.
+async fn bind_sip(
+    addr: SocketAddr,
+    tcp: bool,
+) -> Result<(UdpSocket, Option<tokio::net::TcpListener>), RuntimeError> {
+    let fail = |addr, source| RuntimeError::BindSip { addr, source };
+    let mut tries = if addr.port() == 0 { 20 } else { 1 };
+    loop {
+        tries -= 1;
+        let udp = UdpSocket::bind(addr).await.map_err(|e| fail(addr, e))?;
+        if !tcp {
+            return Ok((udp, None));
+        }
+        let bound = udp.local_addr().map_err(|e| fail(addr, e))?;
+        match tokio::net::TcpListener::bind(bound).await {
+            Ok(listener) => return Ok((udp, Some(listener))),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries > 0 => continue,
+            Err(e) => return Err(fail(bound, e)),
+        }
+    }
+}
+
 /// Bind everything and start serving. Returns once the server takes calls.
 pub async fn start(config: Config) -> Result<Server, RuntimeError> {
     let roots = vec![config.flows_dir.clone(), config.prompts_dir.clone()];
@@ -120,12 +144,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
     )?);
     let (flows, prompts) = reload::counts(&catalog);
     tracing::info!(flows, prompts, "flows and prompts loaded");
-    let udp = UdpSocket::bind(config.sip_bind)
-        .await
-        .map_err(|source| RuntimeError::BindSip {
-            addr: config.sip_bind,
-            source,
-        })?;
+    let (udp, listener) = bind_sip(config.sip_bind, config.sip_tcp).await?;
     let sip_addr = udp.local_addr().map_err(|source| RuntimeError::BindSip {
         addr: config.sip_bind,
         source,
@@ -147,14 +166,8 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         "descriptor budget"
     );
     let (tcp_tx, tcp_rx) = mpsc::channel(4096);
-    let tcp = if config.sip_tcp {
-        let listener = tokio::net::TcpListener::bind(sip_addr)
-            .await
-            .map_err(|source| RuntimeError::BindSip {
-                addr: sip_addr,
-                source,
-            })?;
-        Some(tcp::Connections::start(
+    let tcp = listener.map(|listener| {
+        tcp::Connections::start(
             listener,
             tcp_tx,
             tcp::TcpLimits {
@@ -162,10 +175,8 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
                 per_ip: config.tcp_per_ip,
                 whole_message: config.tcp_message_timeout,
             },
-        ))
-    } else {
-        None
-    };
+        )
+    });
     let (media_tx, media_rx) = mpsc::channel(64 * 1024);
     let media = MediaHandle::start(
         config.media_threads,
