@@ -1,6 +1,7 @@
-//! The agents' media: one thread, 20 ms ticks, and for every agent in a call a drain of its
-//! RTP socket in which each audio packet is sent straight back (same payload; the agent's own
-//! SSRC, sequence and timestamp; the payload type it came with). Received frames are read for the callers' signature: the
+//! The agents' media: one thread, woken by the RTP sockets of the agents in a call, sends
+//! each audio packet straight back as it arrives (same payload; the agent's own SSRC,
+//! sequence and timestamp; the payload type it came with), so the callers measure hotline's
+//! timing and not this loop's. Received frames are read for the callers' signature: the
 //! caller → agent direction is checked here (loss by the signature's frame counter, and
 //! frames of a caller other than the first one heard on this call), the way back by the
 //! callers. Telephone-event and other non-audio packets are not echoed (an echoed key press
@@ -10,13 +11,14 @@ use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::net::{self, BATCH, RECV_BUF, RecvBatch, TICK_NS};
 use super::seq::RxTracker;
 use super::signature::SigDecoder;
 use crate::media::rtp::{self, RtpHeader};
 use crate::media::{Codec, SAMPLES_PER_FRAME};
+use crate::runtime::wake::{Waker, Woken};
 
 pub(crate) enum EchoCommand {
     /// Agent `agent`'s call is up (or its remote moved): echo to `remote`.
@@ -59,21 +61,23 @@ struct Echo {
     rx: RxTracker,
 }
 
-/// Receive-and-echo passes per 20 ms tick.
-const ECHO_PASSES: u64 = 4;
+/// How often the thread looks for commands when no packet wakes it.
+const COMMAND_CHECK: Duration = Duration::from_millis(5);
 
 pub(crate) fn spawn(
     sockets: Vec<UdpSocket>,
     commands: Receiver<EchoCommand>,
     max_duration: Duration,
 ) -> std::io::Result<JoinHandle<EchoCounters>> {
+    let waker = Waker::new()?;
     std::thread::Builder::new()
         .name("load-agent-rtp".into())
-        .spawn(move || run(sockets, commands, max_duration))
+        .spawn(move || run(sockets, waker, commands, max_duration))
 }
 
 fn run(
     sockets: Vec<UdpSocket>,
+    mut waker: Waker,
     commands: Receiver<EchoCommand>,
     max_duration: Duration,
 ) -> EchoCounters {
@@ -89,30 +93,13 @@ fn run(
             rx: RxTracker::default(),
         })
         .collect();
-    let mut active: Vec<u32> = Vec::with_capacity(agents.len());
     let mut c = EchoCounters::default();
     let mut batch = RecvBatch::new(false);
     let dec = SigDecoder::new();
     let mut out = [0u8; RECV_BUF];
-    let start = net::mono_ns();
-    let end = start + max_duration.as_nanos() as u64;
-    let mut tick: u64 = 0;
-    // An echo has no pacing of its own: it answers what arrived, several times a tick, so
-    // the caller measures hotline's timing and not this loop's 20 ms steps.
-    let step = TICK_NS / ECHO_PASSES;
-    'ticks: loop {
-        let due = start + tick * step;
-        let mut now = net::mono_ns();
-        if now < due {
-            net::sleep_until_ns(due);
-            now = net::mono_ns();
-        }
-        let late = now.saturating_sub(due);
-        if late >= 2 * TICK_NS {
-            let skip = late / step - 1;
-            tick += skip;
-            c.skipped_ticks += skip / ECHO_PASSES;
-        }
+    let end = Instant::now() + max_duration;
+    let mut ready = [0u64; 64];
+    'run: loop {
         loop {
             match commands.try_recv() {
                 Ok(EchoCommand::Start { agent, remote }) => {
@@ -131,7 +118,7 @@ fn run(
                         a.ts = fastrand::u32(..);
                         a.caller = None;
                         a.rx = RxTracker::default();
-                        active.push(agent);
+                        waker.watch(a.socket.as_raw_fd(), u64::from(agent));
                         c.calls += 1;
                     }
                 }
@@ -140,65 +127,94 @@ fn run(
                         && a.active
                     {
                         a.active = false;
-                        active.retain(|&x| x != agent);
+                        waker.unwatch(a.socket.as_raw_fd());
                         c.expected += a.rx.expected();
                         c.received += a.rx.received();
                     }
                 }
-                Ok(EchoCommand::Shutdown) | Err(TryRecvError::Disconnected) => break 'ticks,
+                Ok(EchoCommand::Shutdown) | Err(TryRecvError::Disconnected) => break 'run,
                 Err(TryRecvError::Empty) => break,
             }
         }
-        if now >= end {
+        let due = Instant::now() + COMMAND_CHECK;
+        if due >= end {
             break;
         }
-        for &i in &active {
-            let a = &mut agents[i as usize];
-            loop {
-                let n = batch.recv(a.socket.as_raw_fd());
-                for k in 0..n {
-                    let d = batch.get(k);
-                    let Some((h, payload)) = (!d.truncated).then(|| rtp::parse(d.data)).flatten()
-                    else {
-                        c.not_echoed += 1;
-                        continue;
-                    };
-                    let Some(codec) = Codec::from_payload_type(h.payload_type) else {
-                        c.not_echoed += 1;
-                        continue;
-                    };
-                    match dec.read(codec, payload) {
-                        Some((id, counter)) => match a.caller {
-                            None => {
-                                a.caller = Some(id);
-                                a.rx.on_packet(id, counter, 0, false);
-                            }
-                            Some(first) if first == id => {
-                                a.rx.on_packet(id, counter, 0, false);
-                            }
-                            Some(_) => c.wrong_audio += 1,
-                        },
-                        None => c.unsigned += 1,
+        waker.arm(due);
+        loop {
+            let n = match waker.wait() {
+                Woken::Deadline => break,
+                Woken::Readable(events) => {
+                    for (r, e) in ready.iter_mut().zip(events) {
+                        *r = e.u64;
                     }
-                    let len = echo_packet(a, h.payload_type, payload, &mut out);
-                    if net::send(a.socket.as_raw_fd(), &out[..len]) {
-                        c.echoed += 1;
-                    } else {
-                        c.send_errors += 1;
-                    }
+                    events.len().min(ready.len())
                 }
-                if n < BATCH {
-                    break;
+            };
+            for &i in &ready[..n] {
+                if let Some(a) = agents.get_mut(i as usize) {
+                    echo_all(a, &mut batch, &dec, &mut out, &mut c);
                 }
             }
         }
-        tick += 1;
+        let late = Instant::now().saturating_duration_since(due);
+        if late >= 2 * TICK {
+            c.skipped_ticks += (late.as_nanos() / TICK.as_nanos()) as u64;
+        }
     }
     for a in agents.iter().filter(|a| a.active) {
         c.expected += a.rx.expected();
         c.received += a.rx.received();
     }
     c
+}
+
+const TICK: Duration = Duration::from_nanos(TICK_NS);
+
+/// Reads what `a`'s socket holds and sends each audio packet back.
+fn echo_all(
+    a: &mut Echo,
+    batch: &mut RecvBatch,
+    dec: &SigDecoder,
+    out: &mut [u8; RECV_BUF],
+    c: &mut EchoCounters,
+) {
+    loop {
+        let n = batch.recv(a.socket.as_raw_fd());
+        for k in 0..n {
+            let d = batch.get(k);
+            let Some((h, payload)) = (!d.truncated).then(|| rtp::parse(d.data)).flatten() else {
+                c.not_echoed += 1;
+                continue;
+            };
+            let Some(codec) = Codec::from_payload_type(h.payload_type) else {
+                c.not_echoed += 1;
+                continue;
+            };
+            match dec.read(codec, payload) {
+                Some((id, counter)) => match a.caller {
+                    None => {
+                        a.caller = Some(id);
+                        a.rx.on_packet(id, counter, 0, false);
+                    }
+                    Some(first) if first == id => {
+                        a.rx.on_packet(id, counter, 0, false);
+                    }
+                    Some(_) => c.wrong_audio += 1,
+                },
+                None => c.unsigned += 1,
+            }
+            let len = echo_packet(a, h.payload_type, payload, out);
+            if net::send(a.socket.as_raw_fd(), &out[..len]) {
+                c.echoed += 1;
+            } else {
+                c.send_errors += 1;
+            }
+        }
+        if n < BATCH {
+            break;
+        }
+    }
 }
 
 /// The echo of `payload` in `out`, under the agent's own header; its length.

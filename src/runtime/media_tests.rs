@@ -56,6 +56,7 @@ fn closing_a_recording_stream_hands_over_the_message_first() {
         stream: None,
         connected: None,
         partner: None,
+        budget: MAX_RECV_PER_TICK,
     });
     media.index.insert(call, 0);
     let caller: SocketAddr = "127.0.0.1:4000".parse().unwrap();
@@ -271,6 +272,7 @@ fn add_slot(media: &mut MediaLoop, call: CallRef) {
         stream: None,
         connected: None,
         partner: None,
+        budget: MAX_RECV_PER_TICK,
     });
 }
 
@@ -330,4 +332,50 @@ fn a_stereo_recording_comes_back_at_unbridge_close_or_at_once_without_a_bridge()
         media.outbox.queue.pop_front(),
         Some(MediaEvent::RecordedStereo { call, id: 3, .. }) if call == a
     ));
+}
+
+/// Bridged legs are read whenever their packets wake the thread, but a flooded port still
+/// costs at most `MAX_RECV_PER_TICK` reads per tick: the rest waits in the kernel (and is
+/// dropped there when the buffer fills).
+#[test]
+fn a_flooded_leg_is_read_no_more_per_tick_however_often_it_wakes_the_thread() {
+    use crate::media::Codec;
+    let (tx, _rx) = tokio::sync::mpsc::channel(64);
+    let (_cmd_tx, cmd_rx) = sync_channel(1);
+    let mut media = MediaLoop::new(cmd_rx, tx, 1000, 0);
+    let a = CallRef(1);
+    add_slot(&mut media, a);
+    let flooder = UdpSocket::bind("127.0.0.1:0").unwrap();
+    media.apply(MediaCommand::Start {
+        call: a,
+        params: leg_params(Codec::Pcmu, Some(101), flooder.local_addr().unwrap()),
+    });
+    let port = media.slots[0].rtp.local_addr().unwrap();
+    media.slots[0].rtp.set_nonblocking(true).unwrap();
+    let mut pkt = [0u8; PACKET_LEN];
+    pkt[0] = 0x80;
+    for seq in 0..40u16 {
+        pkt[2..4].copy_from_slice(&seq.to_be_bytes());
+        flooder.send_to(&pkt, port).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let mut rx_buf = [0u8; 2048];
+    for _wake in 0..5 {
+        drain(&mut media.slots[0], &mut rx_buf, &mut media.outbox);
+    }
+    let left = |socket: &UdpSocket| {
+        let mut n = 0;
+        let mut buf = [0u8; 2048];
+        while socket.recv(&mut buf).is_ok() {
+            n += 1;
+        }
+        n
+    };
+    media.slots[0].budget = MAX_RECV_PER_TICK;
+    drain(&mut media.slots[0], &mut rx_buf, &mut media.outbox);
+    assert_eq!(
+        left(&media.slots[0].rtp),
+        40 - 2 * MAX_RECV_PER_TICK,
+        "one budget before the tick, one after"
+    );
 }

@@ -8,6 +8,7 @@ mod limits;
 mod media;
 mod reload;
 mod tcp;
+pub(crate) mod wake;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
