@@ -9,7 +9,10 @@ BIN=${CARGO_TARGET_DIR:-target}/release/hotline
 OUT=${OUT:-$(mktemp -d)}
 RUNS=${RUNS:-3}
 SIZES=${SIZES:-"100 200 500 1000"}
-"$BIN" serve --sip-bind 127.0.0.1:5060 --rtp-ports 20000-29999 \
+# The load tool is one address placing every call, as a trunk does: trusted like one, or the
+# per-source limits (50 new calls/s, half of max_calls) would refuse most of it.
+printf '[sip]\ntrusted = ["127.0.0.1"]\n' >"$OUT/hotline.toml"
+"$BIN" serve --config "$OUT/hotline.toml" --sip-bind 127.0.0.1:5060 --rtp-ports 20000-29999 \
   --database "sqlite://$OUT/bench.db" --flows tests/interop --prompts prompts 2>"$OUT/server.log" &
 SERVER=$!
 trap 'kill -INT $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT

@@ -68,6 +68,7 @@ impl<M: MediaBackend> Engine<M> {
         dialled: String,
         offer: Option<Vec<u8>>,
         local_ip: Option<IpAddr>,
+        source: IpAddr,
     ) {
         let start_ms = self.wall_ms(now);
         let refuse = |engine: &mut Self,
@@ -110,6 +111,12 @@ impl<M: MediaBackend> Engine<M> {
         }
         if self.calls.len() >= self.cfg.max_calls as usize {
             return refuse(self, 503, Disposition::Blocked, "overload", None);
+        }
+        if self.cfg.source_max_calls > 0
+            && self.calls_by_source.get(&source).copied().unwrap_or(0) >= self.cfg.source_max_calls
+            && !self.cfg.admission.trusted.contains(source)
+        {
+            return refuse(self, 503, Disposition::Blocked, "source_limit", None);
         }
         let catalog = Arc::clone(&self.catalog);
         let Some(flow) = catalog.flows.route(&dialled) else {
@@ -169,10 +176,12 @@ impl<M: MediaBackend> Engine<M> {
         );
         let id = InteractionId(self.allocate());
         self.dialogs.insert(dialog, Party::Caller(id));
+        *self.calls_by_source.entry(source).or_default() += 1;
         self.calls.insert(
             id,
             Call {
                 dialog,
+                source,
                 record_id: new_record_id(&mut self.rng),
                 sip_call_id,
                 caller,
@@ -367,6 +376,12 @@ impl<M: MediaBackend> Engine<M> {
         let Some(mut call) = self.calls.remove(&id) else {
             return;
         };
+        if let Some(n) = self.calls_by_source.get_mut(&call.source) {
+            *n -= 1;
+            if *n == 0 {
+                self.calls_by_source.remove(&call.source);
+            }
+        }
         self.dialogs.remove(&call.dialog);
         self.end_legs_of(now, id);
         // Close also hands over a recording in progress (MediaEvent::Recorded), so a caller

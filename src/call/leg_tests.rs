@@ -108,6 +108,8 @@ impl Net {
         let now = Instant::now();
         let cfg = EngineConfig {
             max_calls: 100,
+            source_max_calls: 0,
+            admission: crate::sip::admission::AdmissionConfig::unlimited(),
             retry_after: Duration::from_secs(7),
             answer_delay: Duration::ZERO,
             media_address: None,

@@ -100,6 +100,11 @@ const BYE_WAIT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub max_calls: u32,
+    /// Calls one source address may have at once (0: no limit); trusted networks of
+    /// `admission` are exempt.
+    pub source_max_calls: u32,
+    /// New calls per source and second, answered at the front door.
+    pub admission: crate::sip::admission::AdmissionConfig,
     pub retry_after: Duration,
     pub answer_delay: Duration,
     pub media_address: Option<IpAddr>,
@@ -141,6 +146,8 @@ enum Phase {
 struct Call {
     /// The caller's dialog, which is also the key of the caller's media stream.
     dialog: CallRef,
+    /// Where the INVITE came from (for the per-source limit).
+    source: IpAddr,
     /// The CDR's id (32 hex chars).
     record_id: String,
     sip_call_id: String,
@@ -180,6 +187,8 @@ pub struct Engine<M: MediaBackend> {
     media: M,
     catalog: Arc<Catalog>,
     calls: HashMap<InteractionId, Call>,
+    /// Callers' calls by the address their INVITE came from (see `source_max_calls`).
+    calls_by_source: HashMap<IpAddr, u32>,
     legs: HashMap<LegId, Leg>,
     /// Every live dialog's owner: the one place a SIP or media event is routed by.
     dialogs: HashMap<CallRef, Party>,
@@ -225,11 +234,13 @@ impl<M: MediaBackend> Engine<M> {
             nonce_secret: cfg.nonce_secret,
         });
         ua.set_registrar_config(cfg.registrar.clone());
+        ua.set_admission(cfg.admission.clone());
         let mut engine = Engine {
             cfg,
             ua,
             media,
             calls: HashMap::new(),
+            calls_by_source: HashMap::new(),
             legs: HashMap::new(),
             dialogs: HashMap::new(),
             next_id: 0,
@@ -525,7 +536,16 @@ impl<M: MediaBackend> Engine<M> {
                 // A Request-URI with a host name names no address for SDP: take ours on the
                 // route back to the caller.
                 let local_ip = local_ip.or_else(|| self.media.local_ip_towards(source.addr.ip()));
-                self.on_incoming(now, call, call_id, from_user, to_user, offer, local_ip);
+                self.on_incoming(
+                    now,
+                    call,
+                    call_id,
+                    from_user,
+                    to_user,
+                    offer,
+                    local_ip,
+                    source.addr.ip(),
+                );
                 continue;
             }
             if let UaEvent::Reachability { user, reachable } = &event {

@@ -90,6 +90,10 @@ impl T {
     }
 
     fn with_flow(max_calls: u32, flow: &str) -> T {
+        T::with_config(max_calls, flow, |_| {})
+    }
+
+    fn with_config(max_calls: u32, flow: &str, adjust: impl FnOnce(&mut EngineConfig)) -> T {
         let dir = std::env::temp_dir().join(format!("hotline-engine-{}", fastrand::u64(..)));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("main.toml"), flow).unwrap();
@@ -104,6 +108,8 @@ impl T {
         let now = Instant::now();
         let cfg = EngineConfig {
             max_calls,
+            source_max_calls: 0,
+            admission: crate::sip::admission::AdmissionConfig::unlimited(),
             retry_after: Duration::from_secs(7),
             answer_delay: Duration::ZERO,
             media_address: None,
@@ -120,6 +126,8 @@ impl T {
             seed: 1,
             nonce_secret: [1; 32],
         };
+        let mut cfg = cfg;
+        adjust(&mut cfg);
         let engine = Engine::new(cfg, catalog, Recorder::default(), (now, 1_700_000_000_000));
         let phone = UserAgent::new(UaConfig {
             advertise_request_host: false,
@@ -350,6 +358,48 @@ fn beyond_the_limit_is_503_with_retry_after_and_blocked() {
     assert_eq!(
         (r[0].disposition, r[0].sip_code, r[0].end_reason.as_str()),
         (Disposition::Blocked, 503, "overload")
+    );
+}
+
+/// One address may hold `source_max_calls` calls; its next is refused (503, blocked,
+/// `source_limit`) until one ends. A trusted trunk is not limited.
+#[test]
+fn one_source_holds_no_more_than_its_share_of_calls() {
+    let mut t = T::with_config(10, FLOW, |c| c.source_max_calls = 2);
+    for _ in 0..3 {
+        t.call("100", Some(OFFER));
+    }
+    assert_eq!(t.engine.active_calls(), 2);
+    let r = t.records();
+    assert_eq!(
+        (r[0].disposition, r[0].sip_code, r[0].end_reason.as_str()),
+        (Disposition::Blocked, 503, "source_limit")
+    );
+    let first = t
+        .events
+        .iter()
+        .find_map(|e| match e {
+            UaEvent::Answered { call, .. } => Some(*call),
+            _ => None,
+        })
+        .unwrap();
+    t.phone.hangup(t.now, first);
+    t.pump();
+    assert_eq!(t.engine.active_calls(), 1);
+    t.call("100", Some(OFFER));
+    assert_eq!(t.engine.active_calls(), 2, "room again after a hang-up");
+
+    let mut t = T::with_config(10, FLOW, |c| {
+        c.source_max_calls = 2;
+        c.admission.trusted = crate::sip::admission::TrustedNets::parse(&["127.0.0.0/8"]).unwrap();
+    });
+    for _ in 0..4 {
+        t.call("100", Some(OFFER));
+    }
+    assert_eq!(
+        t.engine.active_calls(),
+        4,
+        "a trusted source is not limited"
     );
 }
 

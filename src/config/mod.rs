@@ -10,6 +10,7 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 
 use crate::core::duration::parse_duration;
+use crate::sip::admission::TrustedNets;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -92,6 +93,10 @@ struct SipSection {
     max_calls: Option<u32>,
     retry_after: Option<String>,
     answer_delay: Option<String>,
+    source_call_rate: Option<u32>,
+    source_max_calls: Option<u32>,
+    trusted: Option<Vec<String>>,
+    ack_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -192,6 +197,15 @@ pub struct Config {
     pub max_calls: u32,
     pub retry_after: Duration,
     pub answer_delay: Duration,
+    /// New calls per second one source address may start (twice as many in a burst); 0: no
+    /// limit. Sources in `trusted` are exempt.
+    pub source_call_rate: u32,
+    /// Calls one source address may have at once; 0: no limit.
+    pub source_max_calls: u32,
+    /// Trunks and gateways: never limited per source. The outbound gateway is added.
+    pub trusted: TrustedNets,
+    /// An answered call whose ACK has not come within this is ended.
+    pub ack_timeout: Duration,
     pub rtp_ports: (u16, u16),
     /// The address put in SDP; None: the address the caller reached us on.
     pub media_address: Option<IpAddr>,
@@ -230,6 +244,10 @@ impl Default for Config {
             tcp_message_timeout: Duration::from_secs(10),
             max_calls: 2000,
             retry_after: Duration::from_secs(5),
+            source_call_rate: 50,
+            source_max_calls: 1000,
+            trusted: TrustedNets::default(),
+            ack_timeout: Duration::from_secs(10),
             answer_delay: Duration::ZERO,
             rtp_ports: (20000, 29999),
             media_address: None,
@@ -343,6 +361,27 @@ impl Config {
             });
         }
         c.retry_after = dur("sip.retry_after", &parsed.sip.retry_after, c.retry_after)?;
+        c.source_call_rate = parsed.sip.source_call_rate.unwrap_or(c.source_call_rate);
+        // Half the server by default, so that one source, however busy, leaves room for all
+        // the others; a trunk carrying everything is listed in `trusted` instead.
+        c.source_max_calls = parsed
+            .sip
+            .source_max_calls
+            .unwrap_or((c.max_calls / 2).max(1));
+        if let Some(list) = &parsed.sip.trusted {
+            c.trusted = TrustedNets::parse(list).map_err(|message| ConfigError::Invalid {
+                key: "sip.trusted",
+                message,
+            })?;
+        }
+        c.ack_timeout = dur("sip.ack_timeout", &parsed.sip.ack_timeout, c.ack_timeout)?;
+        if c.ack_timeout < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid {
+                key: "sip.ack_timeout",
+                message: "must be at least 1s (the 200 OK is resent after 0.5, 1.5 and 3.5 s)"
+                    .into(),
+            });
+        }
         c.answer_delay = dur("sip.answer_delay", &parsed.sip.answer_delay, c.answer_delay)?;
         let ports_flag = flag(&overrides.rtp_ports, "--rtp-ports");
         if let Some(range) = overrides.rtp_ports.clone().or(parsed.media.rtp_ports) {
@@ -673,6 +712,35 @@ mod tests {
         assert_eq!(c.database, "sqlite://hotline.db");
         assert_eq!(c.flows_dir, PathBuf::from("./ivr-flows"));
         assert_eq!(c.recordings_dir, PathBuf::from("./recordings"));
+    }
+
+    #[test]
+    fn per_source_limits_and_trusted_networks() {
+        let c = load_text("[sip]\nmax_calls = 300\n").unwrap();
+        assert_eq!(
+            (c.source_call_rate, c.source_max_calls, c.ack_timeout),
+            (50, 150, Duration::from_secs(10)),
+            "half of max_calls by default"
+        );
+        assert!(c.trusted.is_empty());
+        let c = load_text(
+            "[sip]\nsource_call_rate = 0\nsource_max_calls = 7\nack_timeout = \"4s\"\n\
+             trusted = [\"192.0.2.0/24\", \"2001:db8::5\"]\n",
+        )
+        .unwrap();
+        assert_eq!((c.source_call_rate, c.source_max_calls), (0, 7));
+        assert_eq!(c.ack_timeout, Duration::from_secs(4));
+        assert!(c.trusted.contains("192.0.2.77".parse().unwrap()));
+        assert!(c.trusted.contains("2001:db8::5".parse().unwrap()));
+        assert!(!c.trusted.contains("192.0.3.1".parse().unwrap()));
+        for (text, key) in [
+            ("[sip]\ntrusted = [\"trunk.example.com\"]\n", "sip.trusted"),
+            ("[sip]\ntrusted = [\"10.0.0.0/40\"]\n", "sip.trusted"),
+            ("[sip]\nack_timeout = \"200ms\"\n", "sip.ack_timeout"),
+        ] {
+            let e = load_text(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
     }
 
     #[test]

@@ -118,7 +118,9 @@ fn run(
                         a.ts = fastrand::u32(..);
                         a.caller = None;
                         a.rx = RxTracker::default();
-                        waker.watch(a.socket.as_raw_fd(), u64::from(agent));
+                        if !waker.watch(a.socket.as_raw_fd(), u64::from(agent)) {
+                            c.send_errors += 1;
+                        }
                         c.calls += 1;
                     }
                 }

@@ -370,6 +370,8 @@ struct Slot {
     connected: Option<SocketAddr>,
     /// The other leg of a bridged call: where this slot's received packets go.
     partner: Option<Partner>,
+    /// The RTP socket is in the waker's set: read when it wakes the thread, not at the tick.
+    watched: bool,
     /// Packets this slot may still read before the next tick: a flooded port costs the
     /// same bounded work whether it is read once per tick or woken on many times.
     budget: usize,
@@ -497,7 +499,11 @@ impl MediaLoop {
             let drain_rtcp = pacer.tick().is_multiple_of(RTCP_DRAIN_TICKS);
             for slot in &mut self.slots {
                 slot.budget = MAX_RECV_PER_TICK;
-                drain(slot, &mut rx_buf, &mut self.outbox);
+                // A watched (bridged) leg is read when its packets wake the thread; reading
+                // it here too would mostly find nothing, at a syscall each.
+                if !slot.watched {
+                    drain(slot, &mut rx_buf, &mut self.outbox, usize::MAX);
+                }
                 let Slot {
                     call, rtcp, stream, ..
                 } = slot;
@@ -557,8 +563,11 @@ impl MediaLoop {
             };
             let woke = Instant::now();
             for &token in &tokens[..n] {
+                // One datagram per wake-up: the set is level-triggered, so a socket that
+                // holds more wakes the thread again, and no receive is spent on finding
+                // it empty.
                 if let Some(&i) = self.index.get(&CallRef(token)) {
-                    drain(&mut self.slots[i], rx_buf, &mut self.outbox);
+                    drain(&mut self.slots[i], rx_buf, &mut self.outbox, 1);
                 }
             }
             self.outbox.flush(&self.events);
@@ -600,6 +609,7 @@ impl MediaLoop {
                         stream: None,
                         connected: None,
                         partner: None,
+                        watched: false,
                         budget: MAX_RECV_PER_TICK,
                     });
                 }
@@ -789,10 +799,10 @@ impl MediaLoop {
         if let Some(stream) = slot.stream.as_mut() {
             stream.link(partner.egress.clone());
         }
-        if slot.partner.is_none()
+        if !slot.watched
             && let Some(w) = &self.waker
         {
-            w.watch(slot.rtp.as_raw_fd(), call.0);
+            slot.watched = w.watch(slot.rtp.as_raw_fd(), call.0);
         }
         slot.partner = Some(partner);
     }
@@ -801,10 +811,12 @@ impl MediaLoop {
         let slot = &mut self.slots[i];
         // Watched exactly while bridged: the socket may outlive the slot in a partner's
         // hands, and must not wake this thread after it.
-        if slot.partner.take().is_some()
+        slot.partner = None;
+        if slot.watched
             && let Some(w) = &self.waker
         {
             w.unwatch(slot.rtp.as_raw_fd());
+            slot.watched = false;
         }
         if let Some(rec) = slot.stream.as_mut().and_then(Stream::unlink) {
             let call = slot.call;
@@ -823,7 +835,7 @@ fn recorded_stereo(call: CallRef, rec: StereoRecording) -> MediaEvent {
 
 /// Receive what waits on a slot's RTP socket (bounded, so one flooded port cannot hold up
 /// every other stream's tick); a bridged packet goes out on the partner's socket at once.
-fn drain(slot: &mut Slot, rx_buf: &mut [u8; 2048], outbox: &mut Outbox) {
+fn drain(slot: &mut Slot, rx_buf: &mut [u8; 2048], outbox: &mut Outbox, most: usize) {
     let Slot {
         call,
         rtp,
@@ -851,7 +863,10 @@ fn drain(slot: &mut Slot, rx_buf: &mut [u8; 2048], outbox: &mut Outbox) {
             tracing::trace!(error = %e, "forwarded RTP send failed");
         }
     };
-    while *budget > 0 {
+    for _ in 0..most {
+        if *budget == 0 {
+            break;
+        }
         match rtp.recv_from(rx_buf) {
             Ok((n, from)) => {
                 *budget -= 1;

@@ -56,6 +56,7 @@ fn closing_a_recording_stream_hands_over_the_message_first() {
         stream: None,
         connected: None,
         partner: None,
+        watched: false,
         budget: MAX_RECV_PER_TICK,
     });
     media.index.insert(call, 0);
@@ -272,6 +273,7 @@ fn add_slot(media: &mut MediaLoop, call: CallRef) {
         stream: None,
         connected: None,
         partner: None,
+        watched: false,
         budget: MAX_RECV_PER_TICK,
     });
 }
@@ -361,7 +363,12 @@ fn a_flooded_leg_is_read_no_more_per_tick_however_often_it_wakes_the_thread() {
     std::thread::sleep(Duration::from_millis(20));
     let mut rx_buf = [0u8; 2048];
     for _wake in 0..5 {
-        drain(&mut media.slots[0], &mut rx_buf, &mut media.outbox);
+        drain(
+            &mut media.slots[0],
+            &mut rx_buf,
+            &mut media.outbox,
+            usize::MAX,
+        );
     }
     let left = |socket: &UdpSocket| {
         let mut n = 0;
@@ -372,7 +379,12 @@ fn a_flooded_leg_is_read_no_more_per_tick_however_often_it_wakes_the_thread() {
         n
     };
     media.slots[0].budget = MAX_RECV_PER_TICK;
-    drain(&mut media.slots[0], &mut rx_buf, &mut media.outbox);
+    drain(
+        &mut media.slots[0],
+        &mut rx_buf,
+        &mut media.outbox,
+        usize::MAX,
+    );
     assert_eq!(
         left(&media.slots[0].rtp),
         40 - 2 * MAX_RECV_PER_TICK,

@@ -23,9 +23,15 @@ pub use reload::ReloadStatus;
 use crate::call::{Catalog, CatalogError, Engine, EngineConfig, MediaEvent, RecordingJob};
 use crate::cdr::writer::{self, CdrWriterConfig};
 use crate::config::Config;
+use crate::sip::admission::AdmissionConfig;
 use crate::sip::transaction::TimerConfig;
 use crate::sip::{Peer, TransportKind};
 use reload::{Loaded, ReloadGate, Sources, Trigger};
+
+/// 503s a second for a source over its call rate; its other INVITEs go unanswered.
+const REFUSALS_PER_SECOND: u32 = 5;
+/// Sources the admission table remembers at once (a few hundred kilobytes).
+const MAX_SOURCES: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -208,8 +214,20 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
     } else {
         sip_addr.ip()
     };
+    let mut trusted = config.trusted.clone();
+    if let Some(gateway) = config.outbound {
+        trusted.add(gateway.ip());
+    }
     let engine_cfg = EngineConfig {
         max_calls: budget.max_calls,
+        source_max_calls: config.source_max_calls,
+        admission: AdmissionConfig {
+            calls_per_second: config.source_call_rate,
+            burst: config.source_call_rate.saturating_mul(2),
+            refusals_per_second: REFUSALS_PER_SECOND,
+            trusted,
+            max_sources: MAX_SOURCES,
+        },
         retry_after: config.retry_after,
         answer_delay: config.answer_delay,
         media_address: config.media_address,
@@ -217,7 +235,10 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         advertise_request_host: config.advertised_host.is_none() && sip_addr.ip().is_unspecified(),
         advertised,
         shutdown_grace: config.shutdown_grace,
-        timers: TimerConfig::default(),
+        timers: TimerConfig {
+            ack_wait: config.ack_timeout,
+            ..TimerConfig::default()
+        },
         timezone: jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
         outbound: config.outbound,
         outbound_caller_id: config.outbound_caller_id.clone(),

@@ -54,10 +54,14 @@ impl Waker {
         }
     }
 
-    /// Wake when `fd` has a packet, with `token`.
-    pub(crate) fn watch(&self, fd: RawFd, token: u64) {
-        if let Err(error) = self.control(libc::EPOLL_CTL_ADD, fd, token) {
-            tracing::warn!(%error, "cannot watch a bridged leg; it is forwarded once per tick");
+    /// Wake when `fd` has a packet, with `token`. False if the kernel refused.
+    pub(crate) fn watch(&self, fd: RawFd, token: u64) -> bool {
+        match self.control(libc::EPOLL_CTL_ADD, fd, token) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch a socket for packets");
+                false
+            }
         }
     }
 
@@ -149,7 +153,7 @@ mod tests {
         let leg = UdpSocket::bind("127.0.0.1:0").unwrap();
         leg.set_nonblocking(true).unwrap();
         let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
-        w.watch(leg.as_raw_fd(), 7);
+        assert!(w.watch(leg.as_raw_fd(), 7));
         let start = Instant::now();
         w.arm(start + Duration::from_millis(200));
         sender.send_to(b"x", leg.local_addr().unwrap()).unwrap();

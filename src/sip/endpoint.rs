@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::SipError;
+use super::admission::{Admission, AdmissionConfig, AdmissionStats, Verdict};
 use super::message::{self, MessageExt, Method, Parsed, Request, Response, ResponseSpec};
 use super::transaction::{
     ClientInvite, ClientNonInvite, Fired, RequestVerdict, ServerInvite, ServerNonInvite,
@@ -157,6 +158,8 @@ pub struct Endpoint {
     /// a flood of new requests must not grow memory without bound.
     max_server_transactions: usize,
     refused_for_capacity: u64,
+    /// Who may start calls how fast (see `admission`).
+    admission: Admission,
 }
 
 /// Far above any real load (2,000 calls make a few thousand transactions), low enough that
@@ -184,7 +187,17 @@ impl Endpoint {
             events: VecDeque::new(),
             max_server_transactions: MAX_SERVER_TRANSACTIONS,
             refused_for_capacity: 0,
+            admission: Admission::new(AdmissionConfig::unlimited()),
         }
+    }
+
+    /// Limits on new calls per source (none until set).
+    pub fn set_admission(&mut self, cfg: AdmissionConfig) {
+        self.admission = Admission::new(cfg);
+    }
+
+    pub fn admission_stats(&self) -> AdmissionStats {
+        self.admission.stats()
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -225,6 +238,9 @@ impl Endpoint {
 
     pub fn handle_input(&mut self, now: Instant, source: Peer, data: &[u8]) {
         if super::framing::is_keepalive(data) {
+            return;
+        }
+        if data.starts_with(b"INVITE ") && self.admission.flooding(now, source.addr.ip()) {
             return;
         }
         match message::parse(data) {
@@ -290,6 +306,20 @@ impl Endpoint {
             }
             self.reschedule_server(id);
             return;
+        }
+        if req.method == Method::Invite && req.to_tag().is_none() {
+            match self.admission.new_call(now, source.addr.ip()) {
+                Verdict::Admit => {}
+                Verdict::Refuse => {
+                    self.send_stateless(
+                        source,
+                        &req,
+                        &ResponseSpec::new(503).header("Retry-After", "5"),
+                    );
+                    return;
+                }
+                Verdict::Drop => return,
+            }
         }
         match req.method {
             Method::Ack => self.events.push_back(EndpointEvent::Ack {

@@ -2,6 +2,7 @@
 //! §17 transaction machines, the transaction layer (`endpoint`), dialogs (§12) and the user
 //! agent core (`ua`) that the call layer and the load generator drive.
 
+pub mod admission;
 pub mod dialog;
 pub mod digest;
 pub mod endpoint;

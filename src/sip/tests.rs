@@ -547,6 +547,76 @@ fn a_flood_of_new_requests_is_refused_once_the_transaction_table_is_full() {
     assert!(text.contains("Retry-After: 5"), "{text}");
 }
 
+/// One source over its call rate: a stateless 503 or two, then silence, and no transaction
+/// either way; its in-dialog requests and other sources are untouched.
+#[test]
+fn new_calls_over_a_sources_rate_get_a_few_stateless_503s_then_nothing() {
+    use super::admission::{AdmissionConfig, TrustedNets};
+    use super::endpoint::Endpoint;
+    let mut ep = Endpoint::new(TimerConfig::default());
+    ep.set_admission(AdmissionConfig {
+        calls_per_second: 2,
+        burst: 3,
+        refusals_per_second: 2,
+        trusted: TrustedNets::parse(&["127.0.0.9"]).unwrap(),
+        max_sources: 100,
+    });
+    let now = Instant::now();
+    let peer = |ip: &str| Peer {
+        addr: format!("{ip}:5099").parse().unwrap(),
+        transport: TransportKind::Udp,
+    };
+    let invite = |n: u32, to_tag: &str| {
+        format!(
+            "INVITE sip:100@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5099;branch=z9hG4bK-fl-{n}\r\n\
+             From: <sip:x@127.0.0.1>;tag=f{n}\r\nTo: <sip:100@127.0.0.1>{to_tag}\r\nCall-ID: fl-{n}\r\n\
+             CSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let outcome = |ep: &mut Endpoint, ip: &str, n: u32, to_tag: &str| {
+        ep.handle_input(now, peer(ip), invite(n, to_tag).as_bytes());
+        let request = std::iter::from_fn(|| ep.poll_event()).count() > 0;
+        let answers: Vec<String> = std::iter::from_fn(|| ep.poll_transmit())
+            .map(|t| {
+                String::from_utf8_lossy(&t.data)
+                    .lines()
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        (request, answers)
+    };
+    let mut seen = Vec::new();
+    for n in 0..8 {
+        seen.push(outcome(&mut ep, "127.0.0.3", n, ""));
+    }
+    assert!(seen[..3].iter().all(|(request, _)| *request), "{seen:?}");
+    for (request, answers) in &seen[3..5] {
+        assert!(!request);
+        assert_eq!(answers, &["SIP/2.0 503 Service Unavailable"]);
+    }
+    assert!(
+        seen[5..].iter().all(|s| !s.0 && s.1.is_empty()),
+        "then silence: {seen:?}"
+    );
+    assert_eq!(ep.transactions(), 3, "refused INVITEs leave nothing behind");
+    assert_eq!(
+        ep.admission_stats(),
+        super::admission::AdmissionStats {
+            refused: 2,
+            dropped: 3
+        }
+    );
+    // A re-INVITE inside a dialog is not a new call... unless its source is flooding, when
+    // it is not even parsed.
+    assert!(!outcome(&mut ep, "127.0.0.3", 100, ";tag=abc").0);
+    assert!(outcome(&mut ep, "127.0.0.4", 101, "").0, "another source");
+    for n in 200..210 {
+        assert!(outcome(&mut ep, "127.0.0.9", n, "").0, "a trusted trunk");
+    }
+}
+
 #[test]
 fn refer_to_values_name_a_target_and_maybe_a_replaced_dialog() {
     use crate::sip::ua::parse_refer_to;

@@ -10,6 +10,9 @@ pub struct TimerConfig {
     pub t1: Duration,
     pub t2: Duration,
     pub t4: Duration,
+    /// How long a 2xx to an INVITE waits for its ACK before the session is given up (RFC
+    /// 3261 §13.3.1.4 says 64*T1; a public server ends never-acknowledged calls sooner).
+    pub ack_wait: Duration,
 }
 
 impl Default for TimerConfig {
@@ -18,6 +21,7 @@ impl Default for TimerConfig {
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
+            ack_wait: Duration::from_secs(32),
         }
     }
 }
@@ -357,7 +361,7 @@ impl ServerInvite {
                 self.state = Accepted;
                 self.resend =
                     (!self.reliable).then(|| Backoff::start(now, self.cfg.t1, Some(self.cfg.t2)));
-                self.give_up = Some(now + self.cfg.timeout_64t1());
+                self.give_up = Some(now + self.cfg.ack_wait);
                 true
             }
             (Proceeding, _) => {
@@ -698,6 +702,31 @@ mod tests {
         txn.on_send_response(t0, 200);
         assert_eq!(txn.handle_timeout(t0 + ms(32_000)), Fired::TimedOut);
         assert!(!txn.on_send_response(t0, 200));
+    }
+
+    /// A public server gives an unacknowledged 2xx `ack_wait`, not 64*T1: a flood of
+    /// INVITEs that never ACK holds each call that long. A non-2xx keeps Timer H.
+    #[test]
+    fn invite_server_2xx_waits_ack_wait_for_its_ack() {
+        let t0 = Instant::now();
+        let cfg = TimerConfig {
+            ack_wait: Duration::from_secs(10),
+            ..TimerConfig::default()
+        };
+        let txn = std::cell::RefCell::new(ServerInvite::new(cfg, false));
+        txn.borrow_mut().on_send_response(t0, 200);
+        let (resends, end) = drive(
+            t0,
+            t0 + Duration::from_secs(60),
+            || txn.borrow().poll_timeout(),
+            |t| txn.borrow_mut().handle_timeout(t),
+        );
+        assert_eq!(resends, [ms(500), ms(1500), ms(3500), ms(7500)]);
+        assert_eq!(end, Some((Fired::TimedOut, ms(10_000))));
+        let mut failure = ServerInvite::new(cfg, false);
+        failure.on_send_response(t0, 486);
+        assert_ne!(failure.handle_timeout(t0 + ms(10_000)), Fired::TimedOut);
+        assert_eq!(failure.handle_timeout(t0 + ms(32_000)), Fired::TimedOut);
     }
 
     #[test]

@@ -274,6 +274,15 @@ impl UserAgent {
         self.registrar.cfg = cfg;
     }
 
+    /// Limits on new calls per source address (none until set).
+    pub fn set_admission(&mut self, cfg: super::admission::AdmissionConfig) {
+        self.endpoint.set_admission(cfg);
+    }
+
+    pub fn admission_stats(&self) -> super::admission::AdmissionStats {
+        self.endpoint.admission_stats()
+    }
+
     /// Seed the nonce secret and serials (tests; otherwise they come from `UaConfig`).
     pub fn set_auth_seed(&mut self, seed: u64) {
         let lifetime = self.registrar.auth.nonce_lifetime;
