@@ -2,7 +2,8 @@
 # The ACD benchmark of BENCHMARKS.md: a release hotline on loopback serving the queue flow in
 # tests/bench-acd with AGENTS registered agents (made here: extensions from 2000, password
 # "secret", logged in when they register), and `hotline load` placing callers that queue,
-# are bridged to the load tool's agents (which echo what they hear) and checked both ways.
+# are bridged to the load tool's agents (which echo each packet as it arrives) and checked
+# both ways.
 # Two runs per size: steady (agents keep their caller: AGENTS bridged, the rest waiting on
 # music and announcements, CPU against the floor of the same streams) and cycling (agents
 # hang up after TALK seconds, so every caller is eventually bridged).
@@ -28,7 +29,9 @@ for s in $SIZES; do a=${s#*:}; ((a > max_agents)) && max_agents=$a; done
     echo
   done
 } >"$OUT/flows/acd/agents.toml"
-"$BIN" serve --sip-bind 127.0.0.1:5060 --rtp-ports 20000-29999 \
+# The load tool's callers all come from one address, as through a trunk: trusted like one.
+printf '[sip]\ntrusted = ["127.0.0.1"]\n' >"$OUT/hotline.toml"
+"$BIN" serve --config "$OUT/hotline.toml" --sip-bind 127.0.0.1:5060 --rtp-ports 20000-29999 \
   --database "sqlite://$OUT/bench.db" --flows "$OUT/flows" --prompts prompts 2>"$OUT/server.log" &
 SERVER=$!
 trap 'kill -INT $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT
