@@ -2,7 +2,8 @@
 //! transaction and dialog layers need, and response/request building. The only file that
 //! touches rsip's header types.
 
-use std::net::{IpAddr, SocketAddr};
+use std::borrow::Cow;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use rsip::headers::{self, Header, ToTypedHeader, UntypedHeader};
 use rsip::message::{HasHeaders, HeadersExt};
@@ -42,8 +43,9 @@ pub fn parse(data: &[u8]) -> Result<Parsed, ParseFailure> {
         validate::request_line(line).map_err(|e| fail(SipError::RequestLine(e)))?;
     }
     let framed = framing::frame(data).map_err(|e| fail(SipError::Framing(e)))?;
-    let message = SipMessage::try_from(framed.bytes.as_slice())
-        .map_err(|e| fail(SipError::Parse(e.to_string())))?;
+    let bytes = alias_head(&framed.bytes);
+    let message =
+        SipMessage::try_from(bytes.as_ref()).map_err(|e| fail(SipError::Parse(e.to_string())))?;
     // rsip parses header values lazily; check the ones every layer relies on now, so nothing
     // later can trip over a malformed Via, CSeq, From, To or Call-ID.
     check_mandatory(&message).map_err(fail)?;
@@ -51,6 +53,167 @@ pub fn parse(data: &[u8]) -> Result<Parsed, ParseFailure> {
         SipMessage::Request(r) => Parsed::Request(r),
         SipMessage::Response(r) => Parsed::Response(r),
     })
+}
+
+/// rsip 0.4 cannot read an IPv6 reference: it splits `[2001:db8::1]:5060` at the first colon.
+/// So every `[address]` is handed to rsip as a domain name standing for the address
+/// (`2001-db8--1.ipv6.invalid`: colons become dashes, which an IPv6 address never holds, and
+/// `.invalid` is reserved to resolve nowhere), turned back into `[address]` on the way out
+/// (`to_bytes`), and read as the address by `host_ip`. Inside hotline an IPv6 host is this
+/// alias; on the wire it never is.
+const V6_ALIAS: &str = ".ipv6.invalid";
+/// The same for an address written without brackets where the grammar has it so (a Via's
+/// `received`), which rsip would cut at its first colon too.
+const V6_BARE_ALIAS: &str = ".ipv6-bare.invalid";
+
+/// The alias keeps the address as it was written, so that it goes out again byte for byte.
+fn v6_alias(written: &str) -> String {
+    format!("{}{V6_ALIAS}", written.replace(':', "-"))
+}
+
+fn v6_bare_alias(written: &str) -> String {
+    format!("{}{V6_BARE_ALIAS}", written.replace(':', "-"))
+}
+
+/// The address inside `[...]`, also when written with the extra colon RFC 3261's grammar
+/// allows by mistake (`2001:db8:::192.0.2.1`, RFC 5118 §4.10).
+fn bracketed_v6(inner: &str) -> Option<Ipv6Addr> {
+    inner
+        .parse()
+        .ok()
+        .or_else(|| inner.replacen(":::", "::", 1).parse().ok())
+}
+
+/// `text` with every bracketed IPv6 reference outside quoted strings (a digest's `uri="..."`
+/// must stay as it was signed) replaced by its alias.
+pub fn alias_v6(text: &str) -> Cow<'_, str> {
+    if !text.contains('[') {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut quoted = false;
+    let mut escaped = false;
+    let mut i = 0;
+    while let Some(c) = text[i..].chars().next() {
+        if quoted {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => quoted = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            quoted = true;
+        } else if c == '['
+            && let Some(len) = text[i + 1..].find(']')
+            && bracketed_v6(&text[i + 1..i + 1 + len]).is_some()
+        {
+            out.push_str(&v6_alias(&text[i + 1..i + 1 + len]));
+            i += len + 2;
+            continue;
+        } else if text[i..]
+            .get(..9)
+            .is_some_and(|p| p.eq_ignore_ascii_case("received="))
+        {
+            let value = &text[i + 9..];
+            let len = value
+                .find(|c: char| !(c.is_ascii_hexdigit() || c == ':' || c == '.'))
+                .unwrap_or(value.len());
+            if value[..len].contains(':') && bracketed_v6(&value[..len]).is_some() {
+                out.push_str(&text[i..i + 9]);
+                out.push_str(&v6_bare_alias(&value[..len]));
+                i += 9 + len;
+                continue;
+            }
+        }
+        out.push(c);
+        i += c.len_utf8();
+    }
+    Cow::Owned(out)
+}
+
+/// `text` with every alias turned back into the address as it was written.
+pub fn unalias_v6(text: &str) -> Cow<'_, str> {
+    let bare = unalias(text, V6_BARE_ALIAS, false);
+    match unalias(&bare, V6_ALIAS, true) {
+        Cow::Borrowed(_) => bare,
+        Cow::Owned(done) => Cow::Owned(done),
+    }
+}
+
+fn unalias<'a>(text: &'a str, suffix: &str, brackets: bool) -> Cow<'a, str> {
+    if !text.contains(suffix) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(suffix) {
+        let before = &rest[..at];
+        let start = before
+            .rfind(|c: char| !(c.is_ascii_hexdigit() || c == '-' || c == '.'))
+            .map_or(0, |i| i + 1);
+        let written = before[start..].replace('-', ":");
+        match bracketed_v6(&written) {
+            Some(_) => {
+                out.push_str(&before[..start]);
+                if brackets {
+                    out.push('[');
+                }
+                out.push_str(&written);
+                if brackets {
+                    out.push(']');
+                }
+            }
+            None => {
+                out.push_str(before);
+                out.push_str(suffix);
+            }
+        }
+        rest = &rest[at + suffix.len()..];
+    }
+    out.push_str(rest);
+    Cow::Owned(out)
+}
+
+/// The header section of a framed message with its IPv6 references aliased; the body as is.
+fn alias_head(bytes: &[u8]) -> Cow<'_, [u8]> {
+    let end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(bytes.len());
+    let Ok(head) = std::str::from_utf8(&bytes[..end]) else {
+        return Cow::Borrowed(bytes);
+    };
+    match alias_v6(head) {
+        Cow::Borrowed(_) => Cow::Borrowed(bytes),
+        Cow::Owned(head) => {
+            let mut out = head.into_bytes();
+            out.extend_from_slice(&bytes[end..]);
+            Cow::Owned(out)
+        }
+    }
+}
+
+/// The address a host names when it is an address (IPv4, or IPv6 in its alias form).
+pub fn host_ip(host: &rsip::Host) -> Option<IpAddr> {
+    match host {
+        rsip::Host::IpAddr(ip) => Some(*ip),
+        rsip::Host::Domain(d) => text_ip(&d.to_string()),
+    }
+}
+
+/// An address written plain, bracketed or aliased (Via `received` is seen in all three).
+fn text_ip(text: &str) -> Option<IpAddr> {
+    if let Some(alias) = text
+        .strip_suffix(V6_ALIAS)
+        .or_else(|| text.strip_suffix(V6_BARE_ALIAS))
+    {
+        return bracketed_v6(&alias.replace('-', ":")).map(IpAddr::V6);
+    }
+    match text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        Some(inner) => bracketed_v6(inner).map(IpAddr::V6),
+        None => text.parse().ok(),
+    }
 }
 
 fn check_mandatory(m: &SipMessage) -> Result<(), SipError> {
@@ -185,10 +348,7 @@ pub fn stamp_received(req: &mut Request, source: SocketAddr) {
         return;
     };
     let Ok(mut typed) = via.typed() else { return };
-    let sent_by_ip = match typed.uri.host_with_port.host {
-        rsip::Host::IpAddr(ip) => Some(ip),
-        rsip::Host::Domain(_) => None,
-    };
+    let sent_by_ip = host_ip(&typed.uri.host_with_port.host);
     let mut wants_rport = false;
     typed.params.retain(|p| match p {
         Param::Other(name, None) if name.value().eq_ignore_ascii_case("rport") => {
@@ -202,7 +362,10 @@ pub fn stamp_received(req: &mut Request, source: SocketAddr) {
         typed
             .params
             .push(Param::Received(rsip::param::Received::new(
-                source.ip().to_string(),
+                match source.ip() {
+                    IpAddr::V6(ip) => v6_bare_alias(&ip.to_string()),
+                    v4 => v4.to_string(),
+                },
             )));
     }
     if wants_rport {
@@ -219,7 +382,10 @@ pub fn response_destination(req: &Request, source: SocketAddr) -> SocketAddr {
     let Some(via) = req.top_via() else {
         return source;
     };
-    let received: Option<IpAddr> = via.received().ok().flatten();
+    let received = via.params.iter().find_map(|p| match p {
+        Param::Received(r) => text_ip(r.value()),
+        _ => None,
+    });
     let rport = via.params.iter().find_map(|p| match p {
         Param::Other(n, Some(v)) if n.value().eq_ignore_ascii_case("rport") => {
             v.value().parse::<u16>().ok()
@@ -232,11 +398,9 @@ pub fn response_destination(req: &Request, source: SocketAddr) -> SocketAddr {
         .port
         .map(|p| *p.value())
         .unwrap_or(5060);
-    let ip = match (received, &via.uri.host_with_port.host) {
-        (Some(ip), _) => ip,
-        (None, rsip::Host::IpAddr(ip)) => *ip,
-        (None, rsip::Host::Domain(_)) => source.ip(),
-    };
+    let ip = received
+        .or_else(|| host_ip(&via.uri.host_with_port.host))
+        .unwrap_or(source.ip());
     SocketAddr::new(ip, rport.unwrap_or(sent_by_port))
 }
 
@@ -287,7 +451,7 @@ pub fn build_response(req: &Request, spec: &ResponseSpec) -> Response {
         }
     }
     if let Some(contact) = &spec.contact {
-        headers.push(Header::Contact(headers::Contact::new(contact.clone())));
+        headers.push(Header::Contact(headers::Contact::new(alias_v6(contact))));
     }
     headers.push(Header::Server(headers::Server::new(USER_AGENT)));
     for (name, value) in &spec.extra {
@@ -412,24 +576,26 @@ pub struct RequestSpec {
 }
 
 pub fn build_request(spec: &RequestSpec) -> Result<Request, SipError> {
-    let uri = rsip::Uri::try_from(spec.uri.as_str())
+    let uri = rsip::Uri::try_from(alias_v6(&spec.uri).as_ref())
         .map_err(|e| SipError::Parse(format!("bad request URI {:?}: {e}", spec.uri)))?;
     let mut headers: Vec<Header> = vec![
         Header::Via(headers::Via::new(format!(
             "SIP/2.0/{} {};branch={};rport",
-            spec.transport, spec.via_host, spec.branch
+            spec.transport,
+            alias_v6(&spec.via_host),
+            spec.branch
         ))),
         Header::MaxForwards(headers::MaxForwards::new("70")),
-        Header::From(headers::From::new(spec.from.clone())),
-        Header::To(headers::To::new(spec.to.clone())),
+        Header::From(headers::From::new(alias_v6(&spec.from))),
+        Header::To(headers::To::new(alias_v6(&spec.to))),
         Header::CallId(headers::CallId::new(spec.call_id.clone())),
         Header::CSeq(headers::CSeq::new(format!("{} {}", spec.cseq, spec.method))),
     ];
     for route in &spec.routes {
-        headers.push(Header::Route(headers::Route::new(route.clone())));
+        headers.push(Header::Route(headers::Route::new(alias_v6(route))));
     }
     if let Some(contact) = &spec.contact {
-        headers.push(Header::Contact(headers::Contact::new(contact.clone())));
+        headers.push(Header::Contact(headers::Contact::new(alias_v6(contact))));
     }
     headers.push(Header::UserAgent(headers::UserAgent::new(USER_AGENT)));
     for (name, value) in &spec.extra {
@@ -518,7 +684,15 @@ pub fn random_token(rng: &mut fastrand::Rng, len: usize) -> String {
 }
 
 pub fn to_bytes(msg: impl Into<SipMessage>) -> Vec<u8> {
-    msg.into().to_string().into_bytes()
+    let text = msg.into().to_string();
+    let end = text.find("\r\n\r\n").unwrap_or(text.len());
+    match unalias_v6(&text[..end]) {
+        Cow::Borrowed(_) => text.into_bytes(),
+        Cow::Owned(mut head) => {
+            head.push_str(&text[end..]);
+            head.into_bytes()
+        }
+    }
 }
 
 /// A minimal response for requests rsip could not parse, built from whatever headers we can

@@ -32,6 +32,8 @@ pub use ua::{CallRef, Replaces, UaConfig, UaEvent, UserAgent};
 #[cfg(test)]
 mod auth_tests;
 #[cfg(test)]
+mod rfc5118_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod torture_tests;

@@ -20,7 +20,7 @@ use super::transaction::TimerConfig;
 use super::ua::{UaConfig, UaEvent, UserAgent};
 
 /// Expand the fixture: LF to CRLF, `<hex>..</hex>` to its octets.
-fn expand(text: &[u8]) -> Vec<u8> {
+pub(super) fn expand(text: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len() + 64);
     let mut i = 0;
     while i < text.len() {
@@ -47,22 +47,22 @@ fn expand(text: &[u8]) -> Vec<u8> {
     out
 }
 
-struct Outcome {
+pub(super) struct Outcome {
     /// Every datagram sent back, as text.
-    sent: Vec<String>,
-    incoming: bool,
-    events: Vec<UaEvent>,
+    pub(super) sent: Vec<String>,
+    pub(super) incoming: bool,
+    pub(super) events: Vec<UaEvent>,
 }
 
 impl Outcome {
     /// Status codes of what was sent, in order.
-    fn codes(&self) -> Vec<u16> {
+    pub(super) fn codes(&self) -> Vec<u16> {
         self.sent
             .iter()
             .filter_map(|s| s.split(' ').nth(1)?.parse().ok())
             .collect()
     }
-    fn final_response(&self) -> &str {
+    pub(super) fn final_response(&self) -> &str {
         self.sent
             .iter()
             .rev()
@@ -108,7 +108,7 @@ fn feed(ua: &mut UserAgent, now: Instant, data: &[u8]) -> Outcome {
     }
 }
 
-fn run(fixture: &[u8]) -> Outcome {
+pub(super) fn run(fixture: &[u8]) -> Outcome {
     feed(&mut ua(), Instant::now(), &expand(fixture))
 }
 
@@ -171,7 +171,7 @@ const ALL: &[(&str, &[u8])] = &[
 ];
 
 /// A final answer with this code, and no call.
-fn answered(data: &[u8], code: u16) -> Outcome {
+pub(super) fn answered(data: &[u8], code: u16) -> Outcome {
     let o = run(data);
     assert!(!o.incoming, "no call from a message answered {code}");
     let status = o.final_response().lines().next().unwrap_or("");
@@ -189,7 +189,7 @@ fn answered(data: &[u8], code: u16) -> Outcome {
 }
 
 /// A call offered to the application, and only 100 Trying on the wire so far.
-fn call(data: &[u8]) -> Outcome {
+pub(super) fn call(data: &[u8]) -> Outcome {
     let o = run(data);
     assert!(o.incoming, "a call, sent {:?}", o.sent);
     assert_eq!(o.codes(), vec![100]);
@@ -202,7 +202,7 @@ fn silence(data: &[u8]) {
     assert!(o.sent.is_empty() && !o.incoming, "sent {:?}", o.sent);
 }
 
-fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+pub(super) fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
     response.lines().find_map(|l| {
         let (n, v) = l.split_once(':')?;
         n.eq_ignore_ascii_case(name).then(|| v.trim())

@@ -228,11 +228,11 @@ impl UserAgent {
             .advertised
             .rsplit_once(':')
             .map_or("5060", |(_, p)| p);
-        match host {
+        match message::host_ip(host) {
             _ if !self.cfg.advertise_request_host => self.cfg.advertised.clone(),
-            rsip::Host::IpAddr(ip) if ip.is_unspecified() => self.cfg.advertised.clone(),
-            rsip::Host::IpAddr(std::net::IpAddr::V6(ip)) => format!("[{ip}]:{port}"),
-            other => format!("{other}:{port}"),
+            Some(ip) if ip.is_unspecified() => self.cfg.advertised.clone(),
+            Some(ip) => std::net::SocketAddr::new(ip, port.parse().unwrap_or(5060)).to_string(),
+            None => format!("{host}:{port}"),
         }
     }
 
@@ -676,10 +676,8 @@ impl UserAgent {
                 let (seq, _) = req.cseq();
                 let to_value = req.to_text();
                 let from_value = req.sender_text();
-                let local_ip = match req.uri.host_with_port.host {
-                    rsip::Host::IpAddr(ip) if !ip.is_unspecified() => Some(ip),
-                    _ => None,
-                };
+                let local_ip = message::host_ip(&req.uri.host_with_port.host)
+                    .filter(|ip| !ip.is_unspecified());
                 let advertised = self.advertised_for(&req.uri.host_with_port.host);
                 let dialog = Dialog {
                     call_id: req.call_id().to_string(),
