@@ -237,38 +237,12 @@ fn try_walks_a_flow_and_graph_draws_it() {
 #[test]
 fn sigterm_drains_flushes_cdrs_and_exits_zero_then_cdr_prints_them() {
     let site = common::site(common::TEST_FLOW);
-    let port = {
-        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.local_addr().unwrap().port()
-    };
+    let port = common::free_udp_port();
     let log = site.dir.path().join("serve.log");
-    let mut child = hotline()
-        .args([
-            "serve",
-            "--sip-bind",
-            &format!("127.0.0.1:{port}"),
-            "--rtp-ports",
-            "47000-47200",
-            "--database",
-            &site.config.database,
-            "--flows",
-        ])
-        .arg(&site.config.flows_dir)
-        .arg("--prompts")
-        .arg(&site.config.prompts_dir)
-        .current_dir(site.dir.path())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
+    let mut child = common::serve_command(&site, port, "47000-47200", None, &log)
         .spawn()
         .unwrap();
-    let end = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("taking calls")
-    {
-        assert!(Instant::now() < end, "server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_until_serving(&log);
     let mut phone = common::Phone::new(format!("127.0.0.1:{port}").parse().unwrap());
     phone.call("100");
     phone.talk(Duration::from_millis(300));
@@ -510,39 +484,14 @@ fn agent_password_prints_the_lines_to_paste() {
 #[test]
 fn sigkill_during_a_database_outage_loses_no_record() {
     let site = common::site(common::TEST_FLOW);
-    let port = {
-        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.local_addr().unwrap().port()
-    };
+    let port = common::free_udp_port();
     let serve = |database: &str, log: &std::path::Path| {
-        let child = hotline()
-            .args([
-                "serve",
-                "--sip-bind",
-                &format!("127.0.0.1:{port}"),
-                "--rtp-ports",
-                "47400-47600",
-                "--database",
-                database,
-                "--flows",
-            ])
-            .arg(&site.config.flows_dir)
-            .arg("--prompts")
-            .arg(&site.config.prompts_dir)
-            .current_dir(site.dir.path())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap();
+        let child =
+            common::serve_command_with_database(&site, database, port, "47400-47600", None, log)
+                .spawn()
+                .unwrap();
         let child = common::ChildGuard(Some(child));
-        let end = Instant::now() + Duration::from_secs(10);
-        while !std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .contains("taking calls")
-        {
-            assert!(Instant::now() < end, "server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        common::wait_until_serving(log);
         child
     };
     // Nothing listens on port 1: every connection is refused at once.

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream, UdpSocket};
 use std::os::fd::FromRawFd;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -167,29 +167,9 @@ fn a_flood_of_connections_under_a_low_descriptor_limit_leaves_calls_working() {
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
     }
     let site = site(TEST_FLOW);
-    let port = {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.local_addr().unwrap().port()
-    };
+    let port = free_udp_port();
     let log = site.dir.path().join("serve.log");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hotline"));
-    command
-        .args([
-            "serve",
-            "--sip-bind",
-            &format!("127.0.0.1:{port}"),
-            "--rtp-ports",
-            "47700-47900",
-            "--database",
-            &site.config.database,
-            "--flows",
-        ])
-        .arg(&site.config.flows_dir)
-        .arg("--prompts")
-        .arg(&site.config.prompts_dir)
-        .current_dir(site.dir.path())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
+    let mut command = serve_command(&site, port, "47700-47900", None, &log);
     // SAFETY: only setrlimit between fork and exec, which is async-signal-safe.
     unsafe {
         command.pre_exec(|| {
@@ -204,14 +184,7 @@ fn a_flood_of_connections_under_a_low_descriptor_limit_leaves_calls_working() {
         });
     }
     let mut child = ChildGuard(Some(command.spawn().unwrap()));
-    let end = Instant::now() + S(10_000);
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("taking calls")
-    {
-        assert!(Instant::now() < end, "server did not start");
-        std::thread::sleep(S(50));
-    }
+    wait_until_serving(&log);
     let server: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut flood = Vec::new();
     for i in 0..1100u32 {
@@ -299,41 +272,16 @@ fn a_flood_of_invites_from_one_address_leaves_other_callers_served() {
     const RATE: u64 = 20_000;
     const FLOOD: Duration = Duration::from_secs(30);
     let site = site(TEST_FLOW);
-    let port = {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.local_addr().unwrap().port()
-    };
+    let port = free_udp_port();
     let config = site.dir.path().join("hotline.toml");
     std::fs::write(&config, "[shutdown]\ngrace = \"5s\"\n").unwrap();
     let log = site.dir.path().join("serve.log");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_hotline"));
-    command
-        .args(["serve", "--config"])
-        .arg(&config)
-        .args([
-            "--sip-bind",
-            &format!("127.0.0.1:{port}"),
-            "--rtp-ports",
-            "40000-47999",
-            "--database",
-            &site.config.database,
-            "--flows",
-        ])
-        .arg(&site.config.flows_dir)
-        .arg("--prompts")
-        .arg(&site.config.prompts_dir)
-        .current_dir(site.dir.path())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-    let mut child = ChildGuard(Some(command.spawn().unwrap()));
-    let end = Instant::now() + S(10_000);
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("taking calls")
-    {
-        assert!(Instant::now() < end, "server did not start");
-        std::thread::sleep(S(50));
-    }
+    let mut child = ChildGuard(Some(
+        serve_command(&site, port, "40000-47999", Some(&config), &log)
+            .spawn()
+            .unwrap(),
+    ));
+    wait_until_serving(&log);
     let server: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let flooder = std::thread::spawn(move || {
         let socket = UdpSocket::bind("127.0.0.3:0").unwrap();

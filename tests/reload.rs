@@ -501,28 +501,17 @@ fn sighup_reloads_the_serving_binary_and_the_log_says_what_and_why() {
     std::fs::write(&config, "[reload]\nwatch = false\n").unwrap();
     let log = site.dir.path().join("serve.log");
     let rtp = 47400 + 2 * fastrand::u16(..500);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hotline"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .args([
-            "--sip-bind",
-            &format!("127.0.0.1:{port}"),
-            "--rtp-ports",
-            &format!("{rtp}-{}", rtp + 100),
-            "--database",
-            &site.config.database,
-            "--flows",
-        ])
-        .arg(&site.config.flows_dir)
-        .arg("--prompts")
-        .arg(&site.config.prompts_dir)
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .current_dir(site.dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = serve_command(
+        &site,
+        port,
+        &format!("{rtp}-{}", rtp + 100),
+        Some(&config),
+        &log,
+    )
+    .env("NO_COLOR", "1")
+    .env_remove("RUST_LOG")
+    .spawn()
+    .unwrap();
     let wait_log = |what: &str, count: usize| {
         let end = Instant::now() + RELOAD_WAIT;
         loop {

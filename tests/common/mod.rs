@@ -797,3 +797,69 @@ pub fn crossings_per_second(pcm: &[i16]) -> f64 {
     let tail = &pcm[last.saturating_sub(4000)..last];
     tail.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count() as f64 * 8000.0 / tail.len() as f64
 }
+
+/// A UDP port on 127.0.0.1 that was free a moment ago.
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `hotline serve` as built, for `site`: SIP on 127.0.0.1:`port`, RTP on `rtp` ("A-B"), the
+/// given configuration file if any, log on stderr into `log`. Add to it, spawn it, then
+/// `wait_until_serving(log)`. `serve_command_with_database` for another CDR database.
+pub fn serve_command(
+    site: &Site,
+    port: u16,
+    rtp: &str,
+    config: Option<&Path>,
+    log: &Path,
+) -> std::process::Command {
+    serve_command_with_database(site, &site.config.database, port, rtp, config, log)
+}
+
+pub fn serve_command_with_database(
+    site: &Site,
+    database: &str,
+    port: u16,
+    rtp: &str,
+    config: Option<&Path>,
+    log: &Path,
+) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hotline"));
+    command.arg("serve");
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    command
+        .args([
+            "--sip-bind",
+            &format!("127.0.0.1:{port}"),
+            "--rtp-ports",
+            rtp,
+            "--database",
+            database,
+            "--flows",
+        ])
+        .arg(&site.config.flows_dir)
+        .arg("--prompts")
+        .arg(&site.config.prompts_dir)
+        .current_dir(site.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap());
+    command
+}
+
+/// Until the server's log says it takes calls (10 s at most).
+pub fn wait_until_serving(log: &Path) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains("taking calls")
+    {
+        assert!(Instant::now() < end, "server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
