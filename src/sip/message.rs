@@ -698,6 +698,25 @@ pub fn to_bytes(msg: impl Into<SipMessage>) -> Vec<u8> {
 /// A minimal response for requests rsip could not parse, built from whatever headers we can
 /// find, so that a sender with a broken stack still learns what happened. Nothing for
 /// responses and ACKs (never answered) or without a Via (nowhere to send it).
+/// Whether a To or From header line carries a tag parameter (after the URI's `>`, when the
+/// URI is bracketed, since a URI may carry parameters of its own).
+fn has_tag(line: &str) -> bool {
+    let value = line.split_once(':').map_or("", |(_, v)| v);
+    let params = value.rsplit_once('>').map_or(value, |(_, p)| p);
+    let compact: String = params
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
+    compact.contains(";tag=")
+}
+
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 pub fn bare_response(
     data: &[u8],
     code: u16,
@@ -731,6 +750,11 @@ pub fn bare_response(
         if !*slot || name == "via" || name == "v" {
             *slot = true;
             out.push_str(line.trim_end());
+            // RFC 3261 §8.2.6.2: a UAS's final response tags the To. The same request gets
+            // the same tag, so a retransmission's answer matches the first.
+            if matches!(name.as_str(), "to" | "t") && !has_tag(line) {
+                out.push_str(&format!(";tag={:016x}", fnv1a(data)));
+            }
             out.push_str("\r\n");
         }
     }

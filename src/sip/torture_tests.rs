@@ -358,7 +358,12 @@ fn ltgtruri_bracketed_request_uri_is_400() {
 
 #[test]
 fn lwsruri_whitespace_in_request_uri_is_400() {
-    answered(fixture!("lwsruri"), 400);
+    let o = answered(fixture!("lwsruri"), 400);
+    assert_eq!(
+        header(o.final_response(), "To"),
+        Some("sip:user@example.com;tag=3xfe-9921883-z9f"),
+        "a To that has its tag keeps it"
+    );
 }
 
 #[test]
@@ -404,7 +409,16 @@ fn baddn_unquoted_non_token_display_name_is_400() {
 #[test]
 fn badvers_is_505() {
     // Was a 400.
-    answered(fixture!("badvers"), 505);
+    let o = answered(fixture!("badvers"), 505);
+    // Answered without parsing, but still as a UAS answers: the To gets a tag, the same one
+    // for a retransmission.
+    let to = header(o.final_response(), "To").unwrap();
+    assert!(
+        to.starts_with("T. Watson <sip:t.watson@example.org>;tag="),
+        "{to}"
+    );
+    let again = answered(fixture!("badvers"), 505);
+    assert_eq!(header(again.final_response(), "To"), Some(to));
 }
 
 #[test]
