@@ -493,6 +493,11 @@ pub(super) fn drain(slot: &mut Slot, rx_buf: &mut [u8; 2048], outbox: &mut Outbo
         ..
     } = slot;
     let Some(stream) = stream.as_mut() else {
+        // Nothing to play them into yet (a leg bridged before its stream starts): dropped,
+        // so that a watched socket does not keep waking the thread.
+        while *budget > 0 && rtp.recv_from(rx_buf).is_ok() {
+            *budget -= 1;
+        }
         return;
     };
     let mut forward = |packet: &[u8], dest: Dest| {

@@ -16,6 +16,9 @@ pub(crate) struct Waker {
     epoll: OwnedFd,
     timer: OwnedFd,
     events: [libc::epoll_event; MAX_EVENTS],
+    /// The timer fired together with sockets: they were handed out first, and the next
+    /// `wait` reports the deadline at once.
+    deadline_due: bool,
 }
 
 /// What woke the thread.
@@ -48,6 +51,7 @@ impl Waker {
                 epoll,
                 timer,
                 events: [libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS],
+                deadline_due: false,
             };
             waker.control(libc::EPOLL_CTL_ADD, waker.timer.as_raw_fd(), TIMER)?;
             Ok(waker)
@@ -84,7 +88,8 @@ impl Waker {
 
     /// Arms the timer for `deadline` (relative to now: the kernel's clock is the same
     /// monotonic one `Instant` reads).
-    pub(crate) fn arm(&self, deadline: Instant) {
+    pub(crate) fn arm(&mut self, deadline: Instant) {
+        self.deadline_due = false;
         let wait = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_nanos(1));
@@ -106,6 +111,9 @@ impl Waker {
 
     /// Blocks until the armed deadline or a watched socket's packet.
     pub(crate) fn wait(&mut self) -> Woken<'_> {
+        if std::mem::take(&mut self.deadline_due) {
+            return Woken::Deadline;
+        }
         loop {
             // SAFETY: the buffer holds MAX_EVENTS events and outlives the call.
             let n = unsafe {
@@ -124,20 +132,27 @@ impl Waker {
                 std::thread::sleep(Duration::from_millis(1));
                 return Woken::Deadline;
             }
-            let ready = &self.events[..n as usize];
-            if ready.iter().any(|e| e.u64 == TIMER) {
-                let mut expirations = [0u8; 8];
-                // SAFETY: reads 8 bytes into a local buffer from our own timerfd.
-                unsafe {
-                    libc::read(
-                        self.timer.as_raw_fd(),
-                        expirations.as_mut_ptr().cast(),
-                        expirations.len(),
-                    );
-                }
+            let n = n as usize;
+            let Some(timer) = self.events[..n].iter().position(|e| e.u64 == TIMER) else {
+                return Woken::Readable(&self.events[..n]);
+            };
+            let mut expirations = [0u8; 8];
+            // SAFETY: reads 8 bytes into a local buffer from our own timerfd.
+            unsafe {
+                libc::read(
+                    self.timer.as_raw_fd(),
+                    expirations.as_mut_ptr().cast(),
+                    expirations.len(),
+                );
+            }
+            if n == 1 {
                 return Woken::Deadline;
             }
-            return Woken::Readable(&self.events[..n as usize]);
+            // Sockets that became readable with the deadline are served before it: a thread
+            // running late would otherwise find the deadline every time and never read them.
+            self.events.swap(timer, n - 1);
+            self.deadline_due = true;
+            return Woken::Readable(&self.events[..n - 1]);
         }
     }
 }
@@ -180,5 +195,27 @@ mod tests {
         );
         let now = Instant::now();
         assert!(now >= deadline, "{:?} early", deadline - now);
+    }
+
+    /// A thread running late arms deadlines already past; sockets ready at the same moment
+    /// are still served, before the deadline is reported.
+    #[test]
+    fn sockets_ready_with_a_past_deadline_are_served_first() {
+        let mut w = Waker::new().unwrap();
+        let leg = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert!(w.watch(leg.as_raw_fd(), 7));
+        sender.send_to(b"x", leg.local_addr().unwrap()).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        w.arm(Instant::now() - Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(5));
+        match w.wait() {
+            Woken::Readable(ready) => {
+                let tokens: Vec<u64> = ready.iter().map(|e| e.u64).collect();
+                assert_eq!(tokens, [7]);
+            }
+            Woken::Deadline => panic!("the socket was starved by the deadline"),
+        }
+        assert!(matches!(w.wait(), Woken::Deadline));
     }
 }

@@ -43,13 +43,25 @@ impl TrustedNets {
                     _ => return Err(format!("{entry:?}: the prefix length must be 0 to {max}")),
                 },
             };
-            nets.push((ip, prefix));
+            // An IPv4-mapped network is the IPv4 network it maps; shorter prefixes reach
+            // past the mapping into other IPv6 space, which is not what anyone means.
+            let net = match (ip, canonical(ip)) {
+                (IpAddr::V6(_), IpAddr::V4(v4)) if prefix >= 96 => (IpAddr::V4(v4), prefix - 96),
+                (IpAddr::V6(_), IpAddr::V4(_)) => {
+                    return Err(format!(
+                        "{entry:?}: an IPv4-mapped network needs a prefix of 96 or more"
+                    ));
+                }
+                _ => (ip, prefix),
+            };
+            nets.push(net);
         }
         Ok(TrustedNets(nets))
     }
 
     /// Trust one more address.
     pub fn add(&mut self, ip: IpAddr) {
+        let ip = canonical(ip);
         let prefix = if ip.is_ipv4() { 32 } else { 128 };
         self.0.push((ip, prefix));
     }
@@ -73,6 +85,15 @@ impl TrustedNets {
                 }
                 _ => false,
             })
+    }
+}
+
+/// Whose bucket a source uses: its IPv4 address, or its IPv6 /64 (one subscriber's network:
+/// a single sender can pick any address inside it).
+fn source_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        v4 => v4,
     }
 }
 
@@ -163,13 +184,19 @@ impl Admission {
     }
 
     fn refill(cfg: &AdmissionConfig, capacity: u64, s: &mut Source, now: Instant) {
+        let rate = u64::from(cfg.calls_per_second.max(1));
         let elapsed = now.saturating_duration_since(s.filled);
         // Thousandths of a call per microsecond is rate / 1000.
-        let earned = elapsed.as_micros().min(u128::from(u32::MAX)) as u64
-            * u64::from(cfg.calls_per_second)
-            / 1000;
-        s.tokens = (s.tokens + earned).min(capacity);
-        s.filled = now;
+        let earned = elapsed.as_micros().min(u128::from(u32::MAX)) as u64 * rate / 1000;
+        if s.tokens + earned >= capacity {
+            s.tokens = capacity;
+            s.filled = now;
+        } else {
+            // Only the time that earned whole thousandths is spent: a source asking more
+            // often than that still earns its rate.
+            s.tokens += earned;
+            s.filled += Duration::from_micros(earned * 1000 / rate);
+        }
     }
 
     /// True when `ip` has spent both its calls and its refusals: an INVITE from it would be
@@ -180,7 +207,7 @@ impl Admission {
             return false;
         }
         let capacity = self.capacity();
-        let Some(s) = self.sources.get_mut(&ip) else {
+        let Some(s) = self.sources.get_mut(&source_key(ip)) else {
             return false;
         };
         Self::refill(&self.cfg, capacity, s, now);
@@ -199,10 +226,14 @@ impl Admission {
             return Verdict::Admit;
         }
         let capacity = self.capacity();
-        if !self.sources.contains_key(&ip) && !self.make_room(now) {
-            return self.refuse_untracked();
+        let key = source_key(ip);
+        if !self.sources.contains_key(&key) && !self.make_room(now) {
+            // Full of sources still paying off calls (spoofed ones, likely): answering
+            // each newcomer would make this a reflector.
+            self.stats.dropped += 1;
+            return Verdict::Drop;
         }
-        let s = self.sources.entry(ip).or_insert(Source {
+        let s = self.sources.entry(key).or_insert(Source {
             tokens: capacity,
             filled: now,
             refusals: 0,
@@ -225,11 +256,6 @@ impl Admission {
             self.stats.dropped += 1;
             Verdict::Drop
         }
-    }
-
-    fn refuse_untracked(&mut self) -> Verdict {
-        self.stats.refused += 1;
-        Verdict::Refuse
     }
 
     /// Room for one more source: forget those whose bucket has filled up again (they are
@@ -339,8 +365,8 @@ mod tests {
         }
         assert_eq!(
             a.new_call(t0, ip("192.0.2.5")),
-            Verdict::Refuse,
-            "full of sources still paying off calls"
+            Verdict::Drop,
+            "full of sources still paying off calls: not even a 503"
         );
         assert_eq!(a.remembered(), 4);
         // A tenth of a second later every bucket is full again: all four are forgotten.
@@ -359,5 +385,50 @@ mod tests {
         let v6 = TrustedNets::parse(&["2001:db8::/32"]).unwrap();
         assert!(v6.contains(ip("2001:db8:ffff::1")));
         assert!(!v6.contains(ip("2001:db9::1")));
+    }
+
+    #[test]
+    fn mapped_trusted_entries_mean_their_ipv4_network_only() {
+        let nets = TrustedNets::parse(&["::ffff:192.0.2.7", "::ffff:198.51.100.0/120"]).unwrap();
+        assert!(nets.contains(ip("192.0.2.7")));
+        assert!(nets.contains(ip("198.51.100.200")));
+        assert!(!nets.contains(ip("203.0.113.1")), "not every IPv4 address");
+        assert!(TrustedNets::parse(&["::ffff:0.0.0.0/64"]).is_err());
+        let mut gateway = TrustedNets::default();
+        gateway.add(ip("::ffff:192.0.2.9"));
+        assert!(gateway.contains(ip("192.0.2.9")));
+        assert!(!gateway.contains(ip("192.0.2.10")));
+    }
+
+    #[test]
+    fn one_ipv6_network_is_one_source() {
+        let mut a = Admission::new(cfg(10, 2, 0));
+        let t0 = Instant::now();
+        assert_eq!(a.new_call(t0, ip("2001:db8:1:1::1")), Verdict::Admit);
+        assert_eq!(a.new_call(t0, ip("2001:db8:1:1::2")), Verdict::Admit);
+        assert_eq!(
+            a.new_call(t0, ip("2001:db8:1:1:ffff::9")),
+            Verdict::Drop,
+            "another address in the same /64"
+        );
+        assert_eq!(a.new_call(t0, ip("2001:db8:1:2::1")), Verdict::Admit);
+    }
+
+    #[test]
+    fn asking_often_does_not_stop_the_refill() {
+        // At 1 call/s, polled every 100 us for two seconds: two calls earned, not none.
+        let mut a = Admission::new(cfg(1, 1, 0));
+        let t0 = Instant::now();
+        let source = ip("192.0.2.1");
+        assert_eq!(a.new_call(t0, source), Verdict::Admit);
+        let mut admitted = 0;
+        for k in 1..=20_000u64 {
+            let now = t0 + Duration::from_micros(100 * k);
+            a.flooding(now, source);
+            if a.new_call(now, source) == Verdict::Admit {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 2);
     }
 }

@@ -57,8 +57,8 @@ pub fn parse(data: &[u8]) -> Result<Parsed, ParseFailure> {
 
 /// rsip 0.4 cannot read an IPv6 reference: it splits `[2001:db8::1]:5060` at the first colon.
 /// So every `[address]` is handed to rsip as a domain name standing for the address
-/// (`2001-db8--1.ipv6.invalid`: colons become dashes, which an IPv6 address never holds, and
-/// `.invalid` is reserved to resolve nowhere), turned back into `[address]` on the way out
+/// (`v6x2001-db8--1.ipv6.invalid`: colons become dashes, which an IPv6 address never holds,
+/// `v6x` marks where it starts, and `.invalid` is reserved to resolve nowhere), turned back into `[address]` on the way out
 /// (`to_bytes`), and read as the address by `host_ip`. Inside hotline an IPv6 host is this
 /// alias; on the wire it never is.
 const V6_ALIAS: &str = ".ipv6.invalid";
@@ -68,16 +68,33 @@ const V6_BARE_ALIAS: &str = ".ipv6-bare.invalid";
 
 /// The alias keeps the address as it was written, so that it goes out again byte for byte.
 fn v6_alias(written: &str) -> String {
-    format!("{}{V6_ALIAS}", written.replace(':', "-"))
+    format!("{V6_ALIAS_START}{}{V6_ALIAS}", written.replace(':', "-"))
 }
 
 fn v6_bare_alias(written: &str) -> String {
-    format!("{}{V6_BARE_ALIAS}", written.replace(':', "-"))
+    format!(
+        "{V6_ALIAS_START}{}{V6_BARE_ALIAS}",
+        written.replace(':', "-")
+    )
+}
+
+const V6_ALIAS_START: &str = "v6x";
+/// The longest IPv6 address text (an IPv4-mapped one written in full), plus the extra colon.
+const V6_TEXT_MAX: usize = 46;
+
+fn is_v6_text(text: &str) -> bool {
+    text.len() <= V6_TEXT_MAX
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
 }
 
 /// The address inside `[...]`, also when written with the extra colon RFC 3261's grammar
 /// allows by mistake (`2001:db8:::192.0.2.1`, RFC 5118 §4.10).
 fn bracketed_v6(inner: &str) -> Option<Ipv6Addr> {
+    if !is_v6_text(inner) {
+        return None;
+    }
     inner
         .parse()
         .ok()
@@ -95,7 +112,12 @@ pub fn alias_v6(text: &str) -> Cow<'_, str> {
     let mut escaped = false;
     let mut i = 0;
     while let Some(c) = text[i..].chars().next() {
-        if quoted {
+        if c == '\n' {
+            // A quoted string does not run past its header: one stray quote (a Subject's
+            // 12" pizza) must not hide the next headers' addresses.
+            quoted = false;
+            escaped = false;
+        } else if quoted {
             match c {
                 _ if escaped => escaped = false,
                 '\\' => escaped = true,
@@ -105,7 +127,10 @@ pub fn alias_v6(text: &str) -> Cow<'_, str> {
         } else if c == '"' {
             quoted = true;
         } else if c == '['
-            && let Some(len) = text[i + 1..].find(']')
+            && let Some(len) = text.as_bytes()[i + 1..]
+                .iter()
+                .take(V6_TEXT_MAX + 1)
+                .position(|&b| b == b']')
             && bracketed_v6(&text[i + 1..i + 1 + len]).is_some()
         {
             out.push_str(&v6_alias(&text[i + 1..i + 1 + len]));
@@ -119,7 +144,10 @@ pub fn alias_v6(text: &str) -> Cow<'_, str> {
             let len = value
                 .find(|c: char| !(c.is_ascii_hexdigit() || c == ':' || c == '.'))
                 .unwrap_or(value.len());
-            if value[..len].contains(':') && bracketed_v6(&value[..len]).is_some() {
+            if len <= V6_TEXT_MAX
+                && value[..len].contains(':')
+                && bracketed_v6(&value[..len]).is_some()
+            {
                 out.push_str(&text[i..i + 9]);
                 out.push_str(&v6_bare_alias(&value[..len]));
                 i += 9 + len;
@@ -149,12 +177,11 @@ fn unalias<'a>(text: &'a str, suffix: &str, brackets: bool) -> Cow<'a, str> {
     let mut rest = text;
     while let Some(at) = rest.find(suffix) {
         let before = &rest[..at];
-        let start = before
-            .rfind(|c: char| !(c.is_ascii_hexdigit() || c == '-' || c == '.'))
-            .map_or(0, |i| i + 1);
-        let written = before[start..].replace('-', ":");
-        match bracketed_v6(&written) {
-            Some(_) => {
+        let start = before.rfind(V6_ALIAS_START);
+        let written = start.map(|s| before[s + V6_ALIAS_START.len()..].replace('-', ":"));
+        match (start, written.as_deref().and_then(bracketed_v6)) {
+            (Some(start), Some(_)) => {
+                let written = written.unwrap_or_default();
                 out.push_str(&before[..start]);
                 if brackets {
                     out.push('[');
@@ -164,7 +191,7 @@ fn unalias<'a>(text: &'a str, suffix: &str, brackets: bool) -> Cow<'a, str> {
                     out.push(']');
                 }
             }
-            None => {
+            _ => {
                 out.push_str(before);
                 out.push_str(suffix);
             }
@@ -208,7 +235,10 @@ fn text_ip(text: &str) -> Option<IpAddr> {
         .strip_suffix(V6_ALIAS)
         .or_else(|| text.strip_suffix(V6_BARE_ALIAS))
     {
-        return bracketed_v6(&alias.replace('-', ":")).map(IpAddr::V6);
+        return alias
+            .strip_prefix(V6_ALIAS_START)
+            .and_then(|a| bracketed_v6(&a.replace('-', ":")))
+            .map(IpAddr::V6);
     }
     match text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
         Some(inner) => bracketed_v6(inner).map(IpAddr::V6),

@@ -227,6 +227,19 @@ fn ipv6_references_round_trip_through_rsip() {
     );
     let via = "Via: SIP/2.0/UDP [2001:db8::9:1];received=2001:db8::9:255;branch=z9hG4bKas3";
     assert_eq!(message::unalias_v6(&message::alias_v6(via)), via);
+    // Text beside a reference stays beside it; a stray quote ends with its header line.
+    let head = "X-Note: abc[::1]\r\nSubject: 12\" pizza\r\nContact: <sip:a@[2001:db8::7]>";
+    let aliased = message::alias_v6(head);
+    assert!(!aliased.contains("[2001:db8::7]"), "{aliased}");
+    assert_eq!(message::unalias_v6(&aliased), head);
+    assert_eq!(
+        message::unalias_v6("a.ipv6.invalid b v6xzz.ipv6.invalid"),
+        "a.ipv6.invalid b v6xzz.ipv6.invalid"
+    );
+    // A head of brackets (each one looked at only as far as an address can reach) holds no
+    // address.
+    let brackets = format!("X: {}]", "[".repeat(60_000));
+    assert_eq!(message::alias_v6(&brackets), brackets);
     let req = message::build_request(&message::RequestSpec {
         method: rsip::Method::Options,
         uri: "sip:100@[2001:db8::10]:5070".into(),
