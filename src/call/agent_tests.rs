@@ -105,12 +105,7 @@ impl Net {
         self.pump();
         let challenge = self.phones[i].wire.last().cloned().unwrap_or_default();
         assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
-        let params = challenge
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .filter(|(n, _)| n.trim().eq_ignore_ascii_case("WWW-Authenticate"))
-            .filter_map(|(_, v)| digest::parse_challenge(v.trim()))
-            .find(|p| p.get("algorithm").map(String::as_str) == Some("MD5"))
+        let params = digest::challenge_in(&challenge, "WWW-Authenticate", Algorithm::Md5)
             .expect("an MD5 challenge");
         let auth = digest::client_response(
             Algorithm::Md5,
@@ -588,11 +583,7 @@ impl Net {
         };
         self.engine
             .handle_sip(self.now, from, ack(&to_of(&challenge), 1).as_bytes());
-        let params = challenge
-            .lines()
-            .filter_map(|l| l.strip_prefix("Proxy-Authenticate: "))
-            .filter_map(digest::parse_challenge)
-            .find(|p| p.get("algorithm").map(String::as_str) == Some("MD5"))
+        let params = digest::challenge_in(&challenge, "Proxy-Authenticate", Algorithm::Md5)
             .expect("an MD5 challenge");
         let auth = digest::client_response(
             Algorithm::Md5,

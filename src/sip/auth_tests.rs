@@ -193,10 +193,7 @@ fn header_values(text: &str, name: &str) -> Vec<String> {
 
 /// The nonce and opaque of the challenge for `algorithm`.
 fn pick_challenge(text: &str, header: &str, algorithm: Algorithm) -> (String, String) {
-    header_values(text, header)
-        .iter()
-        .filter_map(|v| digest::parse_challenge(v))
-        .find(|p| p.get("algorithm").map(String::as_str) == Some(algorithm.name()))
+    digest::challenge_in(text, header, algorithm)
         .map(|p| (p["nonce"].clone(), p["opaque"].clone()))
         .unwrap_or_else(|| panic!("no {} challenge in\n{text}", algorithm.name()))
 }

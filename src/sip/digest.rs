@@ -435,6 +435,22 @@ fn quote_escape(s: &str) -> String {
 }
 
 /// Parse the parameters of a challenge (`WWW-Authenticate`), for tests and the client side.
+/// The challenge for `algorithm` among the `header` lines (WWW-Authenticate or
+/// Proxy-Authenticate) of a message's text: what a client picks out of a 401 or 407.
+pub fn challenge_in(
+    message: &str,
+    header: &str,
+    algorithm: Algorithm,
+) -> Option<HashMap<String, String>> {
+    message
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(name, _)| name.trim().eq_ignore_ascii_case(header))
+        .filter_map(|(_, value)| parse_challenge(value.trim()))
+        .find(|p| p.get("algorithm").map(String::as_str) == Some(algorithm.name()))
+}
+
 pub fn parse_challenge(value: &str) -> Option<HashMap<String, String>> {
     // The same grammar as credentials; reuse the tokenizer by faking the required fields.
     if value.len() > MAX_HEADER_LEN {

@@ -177,11 +177,7 @@ impl Consult {
             self.to = header(m, "To", "t").unwrap().to_string();
             if code == 407 && self.cseq == 1 {
                 self.ack(sip, &self.uri, &self.branch);
-                let params = m
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("Proxy-Authenticate: "))
-                    .filter_map(digest::parse_challenge)
-                    .find(|p| p.get("algorithm").map(String::as_str) == Some("MD5"))
+                let params = digest::challenge_in(m, "Proxy-Authenticate", Algorithm::Md5)
                     .expect("an MD5 challenge");
                 let auth = digest::client_response(
                     Algorithm::Md5,
@@ -361,11 +357,7 @@ pub fn register_for(
         }
     };
     let challenge = ask(text(cseq, None));
-    let params = challenge
-        .lines()
-        .filter_map(|l| l.strip_prefix("WWW-Authenticate: "))
-        .filter_map(digest::parse_challenge)
-        .find(|p| p.get("algorithm").map(String::as_str) == Some("MD5"))
+    let params = digest::challenge_in(&challenge, "WWW-Authenticate", Algorithm::Md5)
         .expect("an MD5 challenge");
     let auth = digest::client_response(
         Algorithm::Md5,

@@ -75,11 +75,7 @@ impl Net {
         if !challenge.starts_with("SIP/2.0 407") {
             return (challenge[8..11].parse().unwrap(), call);
         }
-        let params = challenge
-            .lines()
-            .filter_map(|l| l.strip_prefix("Proxy-Authenticate: "))
-            .filter_map(digest::parse_challenge)
-            .find(|p| p.get("algorithm").map(String::as_str) == Some("MD5"))
+        let params = digest::challenge_in(&challenge, "Proxy-Authenticate", Algorithm::Md5)
             .expect("an MD5 challenge");
         let auth = digest::client_response(
             Algorithm::Md5,
