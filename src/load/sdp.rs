@@ -17,6 +17,7 @@ fn local(ip: IpAddr, port: u16, codec: Codec, session_id: u64) -> LocalMedia {
         session_version: 1,
         codecs: vec![codec],
         telephone_event_pt: EVENT_PT,
+        srtp: None,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod recorder;
 pub mod relay;
 pub mod rfc4733;
 pub mod rtp;
+pub mod srtp;
 
 /// 20 ms of audio at 8 kHz: the one packet size hotline sends (ptime 20).
 pub const SAMPLES_PER_FRAME: usize = 160;

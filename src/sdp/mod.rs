@@ -11,10 +11,11 @@ use std::fmt;
 use std::net::IpAddr;
 
 use crate::media::Codec;
+use crate::media::srtp::{MasterKey, Suite};
 
 pub use offer_answer::{
-    DEFAULT_PTIME, LocalMedia, Negotiated, NegotiationError, accept_answer, build_answer,
-    build_offer, negotiate,
+    DEFAULT_PTIME, LocalMedia, Negotiated, NegotiationError, SrtpPolicy, accept_answer,
+    build_answer, build_offer, negotiate,
 };
 pub use parse::SdpError;
 
@@ -122,6 +123,14 @@ pub struct RtpMap {
     pub channels: u16,
 }
 
+/// One usable `a=crypto` line: its tag (echoed in the answer), suite and master key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crypto {
+    pub tag: u32,
+    pub suite: Suite,
+    pub key: MasterKey,
+}
+
 /// One `m=` section. `connection` and `direction` are what this section itself says;
 /// [`SessionDescription::connection_of`] and [`SessionDescription::direction_of`] apply the
 /// session-level fallbacks.
@@ -138,8 +147,11 @@ pub struct MediaDescription {
     pub ptime: Option<u32>,
     pub direction: Option<Direction>,
     pub rtcp_mux: bool,
-    /// `a=crypto` (SDES-SRTP) was present.
-    pub crypto: bool,
+    /// The `a=crypto` lines (SDES-SRTP, RFC 4568) hotline could use, in the offerer's order;
+    /// lines with suites, MKIs or session parameters it does not do are left out.
+    pub crypto: Vec<Crypto>,
+    /// Some `a=crypto` line was present, usable or not.
+    pub any_crypto: bool,
     /// `a=fingerprint` (DTLS-SRTP) was present here or at session level.
     pub fingerprint: bool,
 }

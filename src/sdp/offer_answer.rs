@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::{Direction, MediaDescription, SessionDescription};
 use crate::media::Codec;
+use crate::media::srtp::{MasterKey, SrtpKeys, Suite};
 
 /// The packet time hotline sends, and assumes of a peer that does not say.
 pub const DEFAULT_PTIME: u32 = 20;
@@ -22,6 +23,24 @@ pub struct LocalMedia {
     pub codecs: Vec<Codec>,
     /// Offered only if it is in the dynamic range 96..=127.
     pub telephone_event_pt: u8,
+    /// SRTP with SDES keys: None for plain RTP only.
+    pub srtp: Option<SrtpPolicy>,
+}
+
+/// This stream's side of SDES (RFC 4568): our master key, and whether plain RTP is refused.
+/// With a policy, an offer we make is RTP/SAVP; an offer we answer gets SRTP when it carries a
+/// usable key, on RTP/SAVP or (opportunistically, RFC 8643) on RTP/AVP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SrtpPolicy {
+    pub key: MasterKey,
+    pub required: bool,
+}
+
+/// SRTP as negotiated: the tag of the `a=crypto` line chosen, and the keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sdes {
+    pub tag: u32,
+    pub keys: SrtpKeys,
 }
 
 impl LocalMedia {
@@ -37,6 +56,7 @@ impl LocalMedia {
             session_version: session_id,
             codecs: vec![Codec::Pcmu, Codec::Pcma],
             telephone_event_pt: LocalMedia::DEFAULT_TELEPHONE_EVENT_PT,
+            srtp: None,
         }
     }
 
@@ -63,6 +83,8 @@ pub struct Negotiated {
     pub ptime: u32,
     /// Which `m=` section of the peer's SDP carries the audio.
     pub media_index: usize,
+    /// SRTP, when both sides gave keys.
+    pub srtp: Option<Sdes>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -71,8 +93,12 @@ pub enum NegotiationError {
     NoAudio,
     #[error("audio is offered only over transports other than RTP/AVP or RTP/AVPF")]
     UnsupportedProtocol,
-    #[error("audio is offered only over SRTP, which hotline does not do")]
+    #[error(
+        "audio is offered only over SRTP with no SDES key hotline can use (DTLS-SRTP, an unknown suite, or SRTP switched off)"
+    )]
     SecureOnly,
+    #[error("SRTP is required and the audio is offered without a usable SDES key")]
+    SrtpRequired,
     #[error("no codec in common (hotline speaks PCMU and PCMA)")]
     NoCommonCodec,
 }
@@ -84,7 +110,7 @@ impl NegotiationError {
         match self {
             NegotiationError::NoAudio => 0,
             NegotiationError::UnsupportedProtocol => 1,
-            NegotiationError::SecureOnly => 2,
+            NegotiationError::SecureOnly | NegotiationError::SrtpRequired => 2,
             NegotiationError::NoCommonCodec => 3,
         }
     }
@@ -144,14 +170,35 @@ fn usable_audio(
     if !media.is_audio() || media.port == 0 {
         return Err(NegotiationError::NoAudio);
     }
-    // Opportunistic SRTP (RFC 8643) puts a=crypto on RTP/AVP; such a section passes here and
-    // is answered without crypto, which that RFC expects of an answerer without SRTP.
-    if !media.is_plain_rtp() {
+    // SDES rides on RTP/SAVP(F), or opportunistically (RFC 8643) on RTP/AVP; an answerer
+    // without SRTP answers the latter plain, as that RFC expects.
+    let sdes_profile = media.protocol.eq_ignore_ascii_case("RTP/SAVP")
+        || media.protocol.eq_ignore_ascii_case("RTP/SAVPF");
+    if !media.is_plain_rtp() && !sdes_profile {
         return Err(if media.is_secure() {
             NegotiationError::SecureOnly
         } else {
             NegotiationError::UnsupportedProtocol
         });
+    }
+    let srtp = match (local.srtp, media.crypto.first()) {
+        (Some(ours), Some(theirs)) => Some(Sdes {
+            tag: theirs.tag,
+            keys: SrtpKeys {
+                suite: theirs.suite,
+                send: ours.key,
+                receive: theirs.key,
+            },
+        }),
+        _ => None,
+    };
+    if srtp.is_none() {
+        if sdes_profile {
+            return Err(NegotiationError::SecureOnly);
+        }
+        if local.srtp.is_some_and(|p| p.required) {
+            return Err(NegotiationError::SrtpRequired);
+        }
     }
     let (codec, audio_pt) = media
         .formats
@@ -175,6 +222,7 @@ fn usable_audio(
         direction: sd.direction_of(media).mirror(),
         ptime: media.ptime.unwrap_or(DEFAULT_PTIME),
         media_index: index,
+        srtp,
     })
 }
 
@@ -189,6 +237,9 @@ pub fn build_answer(offer: &SessionDescription, local: &LocalMedia, neg: &Negoti
                 pts.push((event_pt, "telephone-event"));
             }
             audio_section(&mut sdp, local.port, &media.protocol, &pts, neg.direction);
+            if let Some(sdes) = &neg.srtp {
+                crypto_line(&mut sdp, sdes.tag, sdes.keys.suite, &sdes.keys.send);
+            }
             if media.rtcp_mux {
                 sdp.push_str("a=rtcp-mux\r\n");
             }
@@ -216,8 +267,23 @@ pub fn build_offer(local: &LocalMedia, direction: Direction) -> String {
         pts.push((event_pt, "telephone-event"));
     }
     let mut sdp = session_head(local);
-    audio_section(&mut sdp, local.port, "RTP/AVP", &pts, direction);
+    match &local.srtp {
+        Some(srtp) => {
+            audio_section(&mut sdp, local.port, "RTP/SAVP", &pts, direction);
+            crypto_line(&mut sdp, 1, Suite::Aes128CmHmacSha1_80, &srtp.key);
+        }
+        None => audio_section(&mut sdp, local.port, "RTP/AVP", &pts, direction),
+    }
     sdp
+}
+
+fn crypto_line(sdp: &mut String, tag: u32, suite: Suite, key: &MasterKey) {
+    let _ = write!(
+        sdp,
+        "a=crypto:{tag} {} inline:{}\r\n",
+        suite.name(),
+        key.to_inline()
+    );
 }
 
 fn session_head(local: &LocalMedia) -> String {

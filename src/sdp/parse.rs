@@ -5,7 +5,8 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use super::{Direction, Format, MediaDescription, Origin, RtpMap, SessionDescription};
+use super::{Crypto, Direction, Format, MediaDescription, Origin, RtpMap, SessionDescription};
+use crate::media::srtp::{MasterKey, Suite};
 
 /// Why an SDP body cannot be used. Line numbers count from 1 over every line, blank ones too.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -135,7 +136,12 @@ fn media_attribute(media: &mut MediaDescription, value: &str) {
             media.ptime = whole.parse::<u32>().ok().filter(|&ms| ms > 0);
         }
         ("rtcp-mux", _) => media.rtcp_mux = true,
-        ("crypto", _) => media.crypto = true,
+        ("crypto", rest) => {
+            media.any_crypto = true;
+            if let Some(c) = rest.and_then(parse_crypto) {
+                media.crypto.push(c);
+            }
+        }
         ("fingerprint", _) => media.fingerprint = true,
         (name, _) => {
             if let Some(direction) = Direction::from_attr(name) {
@@ -143,6 +149,37 @@ fn media_attribute(media: &mut MediaDescription, value: &str) {
             }
         }
     }
+}
+
+/// `<tag> <suite> inline:<key>[|<lifetime>][|<mki>:<length>] [<session params>]` (RFC 4568
+/// §9.1). Only what changes nothing about the transform is accepted: an MKI would put bytes
+/// into every packet that hotline does not write, and the session parameters switch parts of
+/// SRTP off or change key derivation (WSH, a replay window size, is the harmless one).
+fn parse_crypto(rest: &str) -> Option<Crypto> {
+    let mut fields = rest.split_whitespace();
+    let tag = fields
+        .next()?
+        .parse::<u32>()
+        .ok()
+        .filter(|&t| t < 1_000_000_000)?;
+    let suite = Suite::from_name(fields.next()?)?;
+    // Several keys (separated by ';') come only with MKIs.
+    let key_params = fields.next()?;
+    if key_params.contains(';') {
+        return None;
+    }
+    let inline = key_params.strip_prefix("inline:")?;
+    let mut parts = inline.split('|');
+    let key = MasterKey::from_inline(parts.next()?)?;
+    for part in parts {
+        if part.contains(':') {
+            return None;
+        }
+    }
+    if fields.any(|p| !p.starts_with("WSH=")) {
+        return None;
+    }
+    Some(Crypto { tag, suite, key })
 }
 
 /// RTP payload types are 7 bits (RFC 3550 §5.1).

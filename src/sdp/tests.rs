@@ -4,6 +4,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::media::Codec;
+use crate::media::srtp::{MasterKey, Suite};
 
 fn crlf(sdp: &str) -> String {
     sdp.replace('\n', "\r\n")
@@ -245,7 +246,7 @@ fn negotiation_failures() {
     )
     .replace("RTP/AVP", "RTP/SAVP");
     let sd = parse(&savp);
-    assert!(sd.media[0].crypto && sd.media[0].is_secure());
+    assert!(!sd.media[0].crypto.is_empty() && sd.media[0].is_secure());
     assert_eq!(negotiate(&sd, &local()), Err(NegotiationError::SecureOnly));
 
     let webrtc = with_audio_attrs("a=fingerprint:sha-256 AB:CD\n", "192.0.2.1", "")
@@ -280,7 +281,7 @@ fn opportunistic_srtp_on_avp_is_answered_plain() {
         "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\n",
     );
     let (_, answer, text) = answer_for(&sdp);
-    assert!(!answer.media[0].crypto);
+    assert!(answer.media[0].crypto.is_empty() && !answer.media[0].any_crypto);
     assert!(!text.contains("crypto"));
 }
 
@@ -547,7 +548,7 @@ proptest! {
     fn any_local_media_round_trips(
         v6 in any::<bool>(), a in any::<u32>(), port in 1u16.., id in any::<u64>(),
         codecs in prop::collection::vec(prop::sample::select(vec![Codec::Pcmu, Codec::Pcma]), 1..4),
-        event_pt in any::<u8>(),
+        event_pt in any::<u8>(), key in prop::option::of(any::<[u8; 30]>()),
     ) {
         // The low bit keeps the address from being unspecified, which would mean hold.
         let addr = if v6 {
@@ -557,6 +558,7 @@ proptest! {
         };
         let ours = LocalMedia {
             addr, port, session_id: id, session_version: id, codecs, telephone_event_pt: event_pt,
+            srtp: key.map(|k| SrtpPolicy { key: MasterKey(k), required: true }),
         };
         let offer = SessionDescription::parse(&build_offer(&ours, Direction::SendRecv)).unwrap();
         let neg = negotiate(&offer, &ours).unwrap();
@@ -565,5 +567,109 @@ proptest! {
         let answer = SessionDescription::parse(&build_answer(&offer, &ours, &neg)).unwrap();
         let back = accept_answer(&answer, &ours).unwrap();
         prop_assert_eq!((back.codec, back.event_pt), (neg.codec, neg.event_pt));
+        prop_assert_eq!(back.srtp.map(|s| s.keys.receive), key.map(MasterKey));
     }
+}
+
+const PEER_KEY: &str = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+
+fn secure_local(required: bool) -> LocalMedia {
+    LocalMedia {
+        srtp: Some(SrtpPolicy {
+            key: MasterKey([7; 30]),
+            required,
+        }),
+        ..local()
+    }
+}
+
+#[test]
+fn an_sdes_offer_is_answered_with_our_key_under_its_tag() {
+    let offer = with_audio_attrs(
+        "",
+        "192.0.2.1",
+        &format!(
+            "a=crypto:3 FOO_SUITE inline:{PEER_KEY}\n\
+             a=crypto:4 AES_CM_128_HMAC_SHA1_80 inline:{PEER_KEY}|2^20|1:4\n\
+             a=crypto:5 AES_CM_128_HMAC_SHA1_32 inline:{PEER_KEY}|2^31\n\
+             a=crypto:6 AES_CM_128_HMAC_SHA1_80 inline:{PEER_KEY}\n"
+        ),
+    )
+    .replace("RTP/AVP", "RTP/SAVP");
+    let sd = parse(&offer);
+    assert!(sd.media[0].any_crypto);
+    assert_eq!(
+        sd.media[0].crypto.iter().map(|c| c.tag).collect::<Vec<_>>(),
+        [5, 6],
+        "an unknown suite and a key with an MKI are left out"
+    );
+    let local = secure_local(false);
+    let n = negotiate(&sd, &local).unwrap();
+    let sdes = n.srtp.unwrap();
+    assert_eq!(sdes.tag, 5);
+    assert_eq!(sdes.keys.suite, Suite::Aes128CmHmacSha1_32);
+    assert_eq!(sdes.keys.send, MasterKey([7; 30]));
+    assert_eq!(sdes.keys.receive, MasterKey::from_inline(PEER_KEY).unwrap());
+    let text = build_answer(&sd, &local, &n);
+    assert!(text.contains("m=audio 40000 RTP/SAVP 0\r\n"), "{text}");
+    let ours = format!(
+        "a=crypto:5 AES_CM_128_HMAC_SHA1_32 inline:{}\r\n",
+        MasterKey([7; 30]).to_inline()
+    );
+    assert!(text.contains(&ours), "{text}");
+    assert_eq!(text.matches("a=crypto").count(), 1, "{text}");
+
+    // The answer as the offerer reads it: keys the other way round.
+    let mine = build_offer(&local, Direction::SendRecv);
+    assert!(
+        mine.contains("RTP/SAVP") && mine.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:")
+    );
+    let answer = parse(&text);
+    let back = accept_answer(&answer, &secure_local(false)).unwrap();
+    assert_eq!(back.srtp.unwrap().keys.receive, MasterKey([7; 30]));
+}
+
+#[test]
+fn srtp_policy_decides_what_plain_and_secure_offers_get() {
+    let plain = with_audio_attrs("", "192.0.2.1", "");
+    let opportunistic = with_audio_attrs(
+        "",
+        "192.0.2.1",
+        &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{PEER_KEY}\n"),
+    );
+    let savp = opportunistic.replace("RTP/AVP", "RTP/SAVP");
+    let unusable = with_audio_attrs(
+        "",
+        "192.0.2.1",
+        &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{PEER_KEY} UNENCRYPTED_SRTP\n"),
+    )
+    .replace("RTP/AVP", "RTP/SAVP");
+    let outcome =
+        |sdp: &str, local: &LocalMedia| negotiate(&parse(sdp), local).map(|n| n.srtp.is_some());
+    // SRTP off: plain only.
+    assert_eq!(outcome(&plain, &local()), Ok(false));
+    assert_eq!(outcome(&opportunistic, &local()), Ok(false));
+    assert_eq!(outcome(&savp, &local()), Err(NegotiationError::SecureOnly));
+    // Offered: whatever the caller offers.
+    assert_eq!(outcome(&plain, &secure_local(false)), Ok(false));
+    assert_eq!(outcome(&opportunistic, &secure_local(false)), Ok(true));
+    assert_eq!(outcome(&savp, &secure_local(false)), Ok(true));
+    assert_eq!(
+        outcome(&unusable, &secure_local(false)),
+        Err(NegotiationError::SecureOnly)
+    );
+    // Required: plain is refused.
+    assert_eq!(
+        outcome(&plain, &secure_local(true)),
+        Err(NegotiationError::SrtpRequired)
+    );
+    assert_eq!(outcome(&opportunistic, &secure_local(true)), Ok(true));
+    // Opportunistic SRTP keeps its profile in the answer.
+    let sd = parse(&opportunistic);
+    let n = negotiate(&sd, &secure_local(false)).unwrap();
+    let text = build_answer(&sd, &secure_local(false), &n);
+    assert!(
+        text.contains("RTP/AVP 0") && text.contains("a=crypto:1 "),
+        "{text}"
+    );
 }

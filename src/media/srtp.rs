@@ -1,0 +1,267 @@
+//! SRTP (RFC 3711) for streams whose SDP negotiated SDES keys (RFC 4568). The transform is
+//! webrtc-srtp's; this module names the suites SDP speaks of, keeps keys out of logs, and
+//! bounds what packets from the network can make a receiving context remember.
+
+use std::fmt;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use webrtc_srtp::context::Context;
+use webrtc_srtp::option::srtp_replay_protection;
+use webrtc_srtp::protection_profile::ProtectionProfile;
+
+/// Master key and salt of the AES-CM suites: 16 + 14 bytes, one base64 `inline:` value.
+pub const KEY_LEN: usize = 30;
+const AES_KEY_LEN: usize = 16;
+/// Packets within this many sequence numbers of the newest are checked for replays.
+const REPLAY_WINDOW: usize = 128;
+/// Unknown SSRCs a receiving context tries before it starts afresh: every SSRC tried leaves
+/// state in a context, and anyone who knows the port can send packets with new ones.
+const PROBES: u8 = 4;
+
+/// The SDES crypto suites hotline speaks (RFC 4568 §6.2), in its order of preference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Suite {
+    Aes128CmHmacSha1_80,
+    Aes128CmHmacSha1_32,
+}
+
+impl Suite {
+    pub const ALL: [Suite; 2] = [Suite::Aes128CmHmacSha1_80, Suite::Aes128CmHmacSha1_32];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Suite::Aes128CmHmacSha1_80 => "AES_CM_128_HMAC_SHA1_80",
+            Suite::Aes128CmHmacSha1_32 => "AES_CM_128_HMAC_SHA1_32",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Suite> {
+        Suite::ALL
+            .into_iter()
+            .find(|s| s.name().eq_ignore_ascii_case(name))
+    }
+
+    fn profile(self) -> ProtectionProfile {
+        match self {
+            Suite::Aes128CmHmacSha1_80 => ProtectionProfile::Aes128CmHmacSha1_80,
+            Suite::Aes128CmHmacSha1_32 => ProtectionProfile::Aes128CmHmacSha1_32,
+        }
+    }
+}
+
+/// A master key with its salt. Never printed: whoever has it hears the call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct MasterKey(pub [u8; KEY_LEN]);
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+impl MasterKey {
+    /// The `inline:` form of SDP (base64 of key and salt).
+    pub fn to_inline(&self) -> String {
+        STANDARD.encode(self.0)
+    }
+
+    /// From an `inline:` value; None unless it is exactly a key and a salt. Some peers leave
+    /// off the base64 padding.
+    pub fn from_inline(text: &str) -> Option<MasterKey> {
+        let text = text.trim_end_matches('=');
+        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(text)
+            .ok()?;
+        Some(MasterKey(bytes.try_into().ok()?))
+    }
+
+    fn context(&self, suite: Suite) -> Option<Context> {
+        let (key, salt) = self.0.split_at(AES_KEY_LEN);
+        Context::new(
+            key,
+            salt,
+            suite.profile(),
+            Some(srtp_replay_protection(REPLAY_WINDOW)),
+            None,
+        )
+        .ok()
+    }
+}
+
+/// What one stream negotiated: the suite, the key we encrypt with (ours, in our SDP) and the
+/// one we decrypt with (the peer's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SrtpKeys {
+    pub suite: Suite,
+    pub send: MasterKey,
+    pub receive: MasterKey,
+}
+
+/// Encrypts what a stream sends. Every packet on one leg carries that leg's SSRC, so the
+/// context keeps state for one SSRC.
+pub struct Protector {
+    ctx: Context,
+}
+
+impl Protector {
+    pub fn new(keys: &SrtpKeys) -> Option<Protector> {
+        Some(Protector {
+            ctx: keys.send.context(keys.suite)?,
+        })
+    }
+
+    /// The SRTP packet for an RTP packet; None if it is not RTP (or the key is used up).
+    /// The one allocation per packet is webrtc-srtp's API.
+    pub fn protect(
+        &mut self,
+        packet: &[u8],
+    ) -> Option<impl std::ops::Deref<Target = [u8]> + use<>> {
+        self.ctx.encrypt_rtp(packet).ok()
+    }
+}
+
+/// Decrypts and authenticates what a stream receives. A packet that fails authentication
+/// changes nothing; packets with an SSRC other than the one already authenticated are tried
+/// on a separate context that is thrown away after a few SSRCs, so forged packets cannot
+/// grow memory, and a peer that really changes its SSRC is followed.
+pub struct Unprotector {
+    keys: SrtpKeys,
+    current: Option<(u32, Context)>,
+    probe: Option<Context>,
+    probed: u8,
+}
+
+impl Unprotector {
+    pub fn new(keys: &SrtpKeys) -> Option<Unprotector> {
+        // Build once now so a bad key is found at set-up, not on the first packet.
+        let probe = keys.receive.context(keys.suite)?;
+        Some(Unprotector {
+            keys: *keys,
+            current: None,
+            probe: Some(probe),
+            probed: 0,
+        })
+    }
+
+    pub fn keys(&self) -> &SrtpKeys {
+        &self.keys
+    }
+
+    /// Decrypts `packet` in place and returns the RTP packet's length, or None when it is
+    /// not authentic (forged, damaged, replayed, or under another key).
+    pub fn unprotect(&mut self, packet: &mut [u8]) -> Option<usize> {
+        let ssrc = u32::from_be_bytes(packet.get(8..12)?.try_into().ok()?);
+        let plain = match &mut self.current {
+            Some((known, ctx)) if *known == ssrc => ctx.decrypt_rtp(packet).ok()?,
+            _ => {
+                if self.probed >= PROBES {
+                    self.probe = None;
+                    self.probed = 0;
+                }
+                if self.probe.is_none() {
+                    self.probe = self.keys.receive.context(self.keys.suite);
+                }
+                self.probed += 1;
+                let plain = self.probe.as_mut()?.decrypt_rtp(packet).ok()?;
+                // Authentic: this SSRC is the peer's now.
+                self.current = self.probe.take().map(|ctx| (ssrc, ctx));
+                self.probed = 0;
+                plain
+            }
+        };
+        let n = plain.len();
+        packet.get_mut(..n)?.copy_from_slice(&plain);
+        Some(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(send: u8, receive: u8) -> SrtpKeys {
+        SrtpKeys {
+            suite: Suite::Aes128CmHmacSha1_80,
+            send: MasterKey([send; KEY_LEN]),
+            receive: MasterKey([receive; KEY_LEN]),
+        }
+    }
+
+    fn rtp(ssrc: u32, seq: u16, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 160, 0, 0, 0, 0];
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        p.extend_from_slice(payload);
+        p
+    }
+
+    #[test]
+    fn what_one_side_protects_the_other_unprotects_once() {
+        let mut alice = Protector::new(&keys(1, 2)).unwrap();
+        let mut bob = Unprotector::new(&keys(2, 1)).unwrap();
+        let packet = rtp(7, 100, &[0x55; 160]);
+        let sent = alice.protect(&packet).unwrap();
+        assert_eq!(sent.len(), packet.len() + 10, "80-bit tag");
+        assert_ne!(&sent[12..172], &packet[12..], "payload encrypted");
+        let mut buf = sent.to_vec();
+        assert_eq!(bob.unprotect(&mut buf), Some(packet.len()));
+        assert_eq!(&buf[..packet.len()], &packet[..]);
+        let mut again = sent.to_vec();
+        assert_eq!(bob.unprotect(&mut again), None, "a replay is refused");
+    }
+
+    #[test]
+    fn forged_or_damaged_packets_are_refused_and_the_stream_goes_on() {
+        let mut alice = Protector::new(&keys(1, 2)).unwrap();
+        let mut bob = Unprotector::new(&keys(2, 1)).unwrap();
+        let mut first = alice.protect(&rtp(7, 1, &[1; 160])).unwrap().to_vec();
+        assert!(bob.unprotect(&mut first).is_some());
+        // Plain RTP, another key, a flipped bit, and many invented SSRCs.
+        let mut plain = rtp(7, 2, &[2; 170]);
+        assert_eq!(bob.unprotect(&mut plain), None);
+        let mut mallory = Protector::new(&keys(9, 9)).unwrap();
+        let mut forged = mallory.protect(&rtp(7, 2, &[3; 160])).unwrap().to_vec();
+        assert_eq!(bob.unprotect(&mut forged), None);
+        let mut damaged = alice.protect(&rtp(7, 2, &[4; 160])).unwrap().to_vec();
+        damaged[20] ^= 1;
+        assert_eq!(bob.unprotect(&mut damaged), None);
+        for ssrc in 100..1100 {
+            let mut f = mallory.protect(&rtp(ssrc, 1, &[5; 160])).unwrap().to_vec();
+            assert_eq!(bob.unprotect(&mut f), None);
+        }
+        let mut next = alice.protect(&rtp(7, 3, &[6; 160])).unwrap().to_vec();
+        assert!(
+            bob.unprotect(&mut next).is_some(),
+            "the real stream is still heard"
+        );
+    }
+
+    #[test]
+    fn a_peer_that_changes_its_ssrc_is_followed() {
+        let mut alice = Protector::new(&keys(1, 2)).unwrap();
+        let mut bob = Unprotector::new(&keys(2, 1)).unwrap();
+        for (ssrc, seq) in [(7, 1), (7, 2), (8, 500), (8, 501)] {
+            let mut p = alice.protect(&rtp(ssrc, seq, &[1; 160])).unwrap().to_vec();
+            assert!(bob.unprotect(&mut p).is_some(), "ssrc {ssrc} seq {seq}");
+        }
+    }
+
+    #[test]
+    fn inline_keys_read_with_or_without_padding() {
+        let key = MasterKey(std::array::from_fn(|i| i as u8));
+        let text = key.to_inline();
+        assert_eq!(MasterKey::from_inline(&text), Some(key));
+        assert_eq!(
+            MasterKey::from_inline(text.trim_end_matches('=')),
+            Some(key)
+        );
+        assert_eq!(MasterKey::from_inline("c2hvcnQ="), None, "too short");
+        assert_eq!(MasterKey::from_inline("!!!"), None);
+        assert_eq!(format!("{key:?}"), "MasterKey(..)");
+        assert_eq!(
+            Suite::from_name("aes_cm_128_hmac_sha1_32"),
+            Some(Suite::Aes128CmHmacSha1_32)
+        );
+    }
+}
