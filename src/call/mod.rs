@@ -746,6 +746,7 @@ fn stream_params(n: &Negotiated) -> StreamParams {
         remote: n.remote,
         send: n.direction.sends(),
         receive: n.direction.receives(),
+        srtp: n.srtp.map(|s| s.keys),
     }
 }
 

@@ -29,12 +29,13 @@
 //! to a closure; `runtime::media` sends it on the partner's (shared) socket.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI16, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI16, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use super::g711::{alaw_decode, alaw_encode, ulaw_decode, ulaw_encode};
 use super::relay::PcmFifo;
 use super::rtp::{self, RtpHeader};
+use super::srtp::Protector;
 use super::{Codec, SAMPLES_PER_FRAME};
 
 /// The longest packet we build when re-packetizing (60 ms); longer packet times are cut to this.
@@ -112,6 +113,11 @@ pub struct Egress {
     digit: AtomicU32,
     version: AtomicU32,
     info: Mutex<PeerInfo>,
+    /// Set while `protector` holds a key, so a plain leg's sends never take the lock.
+    protected: AtomicBool,
+    /// The leg's SRTP encryption: whoever sends on the leg (home or forwarder) seals with it,
+    /// so one context sees every packet of the leg's one SSRC in order.
+    protector: Mutex<Option<Protector>>,
 }
 
 impl Egress {
@@ -158,6 +164,35 @@ impl Egress {
     pub fn publish(&self, info: PeerInfo) {
         *self.info() = info;
         self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// Home: encrypt what goes out on this leg from now on (None: send plain).
+    pub fn protect_with(&self, protector: Option<Protector>) {
+        let mut guard = self.protector.lock().unwrap_or_else(|e| e.into_inner());
+        self.protected.store(protector.is_some(), Ordering::Release);
+        *guard = protector;
+    }
+
+    /// Send one RTP packet on this leg through `send`: as it is, or sealed with SRTP when
+    /// the leg negotiated it. The lock is released before the send.
+    pub fn seal(
+        &self,
+        packet: &[u8],
+        send: impl FnOnce(&[u8]) -> std::io::Result<usize>,
+    ) -> std::io::Result<usize> {
+        if !self.protected.load(Ordering::Acquire) {
+            return send(packet);
+        }
+        let sealed = self
+            .protector
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+            .and_then(|p| p.protect(packet));
+        match sealed {
+            Some(sealed) => send(&sealed),
+            None => Ok(0),
+        }
     }
 
     /// Forwarder: a key for this leg to play itself.

@@ -104,6 +104,12 @@ pub struct Protector {
     ctx: Context,
 }
 
+impl fmt::Debug for Protector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Protector(..)")
+    }
+}
+
 impl Protector {
     pub fn new(keys: &SrtpKeys) -> Option<Protector> {
         Some(Protector {

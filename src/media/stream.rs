@@ -18,6 +18,7 @@ use super::latch::{Latch, Verdict};
 use super::recorder::{Recorder, Recording, StereoRecorder, StereoRecording};
 use super::rfc4733::{self, DigitDeduper};
 use super::rtp::{self, RtpHeader};
+use super::srtp::{Protector, SrtpKeys, Unprotector};
 use super::{Codec, SAMPLE_RATE, SAMPLES_PER_FRAME};
 
 /// One RTP packet of 20 ms G.711: 12 bytes of header and 160 of payload.
@@ -51,6 +52,9 @@ pub struct StreamParams {
     /// would let one unacknowledged INVITE aim our RTP at a third party (issue 9).
     pub send: bool,
     pub receive: bool,
+    /// SDES-SRTP keys when the SDP negotiated them: everything sent is sealed, and what is
+    /// received must authenticate before anything else looks at it.
+    pub srtp: Option<SrtpKeys>,
 }
 
 /// Something the stream noticed that the call must hear about.
@@ -135,6 +139,10 @@ pub struct Stream {
     /// ticks it has not moved.
     watch_seq: u16,
     idle_ticks: u8,
+    /// Opens what an SRTP peer sends (boxed: most streams are plain).
+    unprotect: Option<Box<Unprotector>>,
+    /// Packets that did not authenticate under the SRTP key.
+    unauthentic: u64,
 }
 
 /// What a stream counted over its life, for the log line at its close.
@@ -146,6 +154,8 @@ pub struct StreamStats {
     pub foreign: u64,
     /// Whether any packet from the caller was heard.
     pub heard: bool,
+    /// Packets refused by SRTP authentication (forged, replayed, damaged, or plain).
+    pub unauthentic: u64,
 }
 
 /// What one received datagram meant.
@@ -207,9 +217,28 @@ impl Stream {
             socket_peer: None,
             watch_seq: 0,
             idle_ticks: 0,
+            unprotect: None,
+            unauthentic: 0,
         };
+        let mut s = s;
+        s.rekey(None);
         s.publish();
         s
+    }
+
+    /// Start SRTP, change keys or end it, after the SDP changed from `before`. Same keys keep
+    /// the contexts (and the rollover counts they track).
+    fn rekey(&mut self, before: Option<SrtpKeys>) {
+        if before.is_some() && before == self.params.srtp {
+            return;
+        }
+        let keys = self.params.srtp;
+        self.unprotect = keys
+            .as_ref()
+            .and_then(Unprotector::new)
+            .map(Box::new);
+        self.egress
+            .protect_with(keys.as_ref().and_then(Protector::new));
     }
 
     pub fn params(&self) -> &StreamParams {
@@ -250,7 +279,9 @@ impl Stream {
         if params.event_pt.is_some() {
             self.inband = None;
         }
+        let before = self.params.srtp;
         self.params = params;
+        self.rekey(before);
         self.publish();
     }
 
@@ -289,6 +320,7 @@ impl Stream {
         StreamStats {
             foreign: self.latch.dropped(),
             heard: self.is_latched(),
+            unauthentic: self.unauthentic,
         }
     }
 
@@ -683,6 +715,17 @@ impl Stream {
         if rtp::is_rtcp(data) {
             return out;
         }
+        // Authenticated before the latch sees it: a forged packet must not pick the source.
+        let data = match self.unprotect.as_deref_mut() {
+            None => data,
+            Some(srtp) => match srtp.unprotect(data) {
+                Some(n) => &mut data[..n],
+                None => {
+                    self.unauthentic += 1;
+                    return out;
+                }
+            },
+        };
         let Some((h, payload)) = rtp::parse(data) else {
             return out;
         };

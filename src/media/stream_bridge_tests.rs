@@ -21,6 +21,7 @@ fn leg(codec: Codec, event_pt: Option<u8>, remote: &str, ssrc: u32, seq: u16, ts
             remote: Some(remote.parse().unwrap()),
             send: true,
             receive: true,
+            srtp: None,
         },
         ssrc,
         seq,

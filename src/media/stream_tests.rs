@@ -11,6 +11,7 @@ fn params() -> StreamParams {
         remote: Some("127.0.0.1:5555".parse().unwrap()),
         send: true,
         receive: true,
+        srtp: None,
     }
 }
 
@@ -190,7 +191,8 @@ fn a_sprayer_on_the_callers_ip_injects_no_digits_before_or_after_real_media() {
         s.stats(),
         StreamStats {
             foreign: 41,
-            heard: true
+            heard: true,
+            unauthentic: 0,
         }
     );
 }

@@ -125,9 +125,12 @@ impl MediaLoop {
                 };
                 let (len, finished) = stream.next_packet(&mut packet);
                 if len > 0 {
+                    let rtp = &slot.rtp;
                     let sent = match (slot.connected, stream.destination()) {
-                        (Some(_), _) => slot.rtp.send(&packet[..len]),
-                        (None, Some(dest)) => slot.rtp.send_to(&packet[..len], dest),
+                        (Some(_), _) => slot.egress.seal(&packet[..len], |p| rtp.send(p)),
+                        (None, Some(dest)) => {
+                            slot.egress.seal(&packet[..len], |p| rtp.send_to(p, dest))
+                        }
                         (None, None) => Ok(0),
                     };
                     if let Err(e) = sent
@@ -400,10 +403,13 @@ impl MediaLoop {
                     // hijack or digit-injection attempt); a NAT phone's learning run drops
                     // fewer than LEARN_RUN and is not worth a line.
                     let stats = stream.stats();
-                    if stats.foreign >= u64::from(crate::media::latch::LEARN_RUN) {
+                    if stats.foreign >= u64::from(crate::media::latch::LEARN_RUN)
+                        || stats.unauthentic > 0
+                    {
                         tracing::info!(
                             ?call,
                             foreign = stats.foreign,
+                            unauthentic = stats.unauthentic,
                             heard = stats.heard,
                             latched = ?stream.latched(),
                             "RTP from unexpected sources dropped"
@@ -505,9 +511,9 @@ pub(super) fn drain(slot: &mut Slot, rx_buf: &mut [u8; 2048], outbox: &mut Outbo
             return;
         };
         let sent = if dest.connected {
-            p.rtp.send(packet)
+            p.egress.seal(packet, |b| p.rtp.send(b))
         } else {
-            p.rtp.send_to(packet, dest.addr)
+            p.egress.seal(packet, |b| p.rtp.send_to(b, dest.addr))
         };
         if let Err(e) = sent
             && e.kind() != ErrorKind::WouldBlock

@@ -70,6 +70,7 @@ fn closing_a_recording_stream_hands_over_the_message_first() {
             remote: Some(caller),
             send: true,
             receive: true,
+            srtp: None,
         },
     });
     media.apply(MediaCommand::Record {
@@ -128,6 +129,7 @@ fn leg_params(
         remote: Some(remote),
         send: true,
         receive: true,
+        srtp: None,
     }
 }
 
@@ -390,4 +392,120 @@ fn a_flooded_leg_is_read_no_more_per_tick_however_often_it_wakes_the_thread() {
         40 - 2 * MAX_RECV_PER_TICK,
         "one budget before the tick, one after"
     );
+}
+
+/// A leg that negotiated SRTP bridged to a plain one on another thread: its phone hears only
+/// sealed packets that open under the leg's key (its silence before the bridge, the other
+/// phone's voice after), the plain phone hears the SRTP phone's voice decrypted, and a plain
+/// packet sent to the SRTP leg goes nowhere.
+#[test]
+fn an_srtp_leg_bridged_to_a_plain_leg_is_sealed_and_opened_on_its_side_only() {
+    use crate::media::Codec;
+    use crate::media::srtp::{MasterKey, Protector, SrtpKeys, Suite, Unprotector};
+    let (tx, _events) = tokio::sync::mpsc::channel(256);
+    let base = 30_000 + 2 * fastrand::u16(0..5_000);
+    let mut media = MediaHandle::start(
+        2,
+        (base, base + 200),
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        timeouts(),
+        tx,
+    )
+    .unwrap();
+    let (a, b) = (CallRef(1), CallRef(2));
+    let port_a = media.open(a).unwrap();
+    let port_b = media.open(b).unwrap();
+    let phone = || {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(5))).unwrap();
+        s
+    };
+    let (phone_a, phone_b) = (phone(), phone());
+    let leg_keys = SrtpKeys {
+        suite: Suite::Aes128CmHmacSha1_80,
+        send: MasterKey([0x11; 30]),
+        receive: MasterKey([0x22; 30]),
+    };
+    let phone_keys = SrtpKeys {
+        suite: leg_keys.suite,
+        send: leg_keys.receive,
+        receive: leg_keys.send,
+    };
+    media.command(MediaCommand::Start {
+        call: a,
+        params: crate::media::stream::StreamParams {
+            srtp: Some(leg_keys),
+            ..leg_params(Codec::Pcmu, Some(101), phone_a.local_addr().unwrap())
+        },
+    });
+    media.command(MediaCommand::Start {
+        call: b,
+        params: leg_params(Codec::Pcmu, Some(101), phone_b.local_addr().unwrap()),
+    });
+    let mut open = Unprotector::new(&phone_keys).unwrap();
+    let mut heard_a = |wait: Duration| {
+        let end = Instant::now() + wait;
+        let (mut sealed, mut levels) = (0, Vec::new());
+        let mut buf = [0u8; 2048];
+        while Instant::now() < end {
+            if let Ok(n) = phone_a.recv(&mut buf) {
+                let n = open.unprotect(&mut buf[..n]).expect("every packet opens");
+                sealed += 1;
+                if let Some((_, p)) = crate::media::rtp::parse(&buf[..n]) {
+                    levels.push(Codec::Pcmu.decode(p[0]));
+                }
+            }
+        }
+        (sealed, levels)
+    };
+    let (sealed, _) = heard_a(Duration::from_millis(100));
+    assert!(sealed >= 3, "silence goes out sealed before the bridge");
+    media.command(MediaCommand::Bridge { call: a, with: b });
+    std::thread::sleep(Duration::from_millis(60));
+    let mut seal = Protector::new(&phone_keys).unwrap();
+    let to_a = SocketAddr::from((Ipv4Addr::LOCALHOST, port_a));
+    let to_b = SocketAddr::from((Ipv4Addr::LOCALHOST, port_b));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for n in 0..10u16 {
+                let sealed = seal.protect(&tone_packet(Codec::Pcmu, n, 4000)).unwrap();
+                phone_a.send_to(&sealed, to_a).unwrap();
+                // Plain audio at another level, as if injected: never forwarded.
+                phone_a
+                    .send_to(&tone_packet(Codec::Pcmu, 100 + n, 8000), to_a)
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        s.spawn(|| {
+            for n in 0..10u16 {
+                phone_b
+                    .send_to(&tone_packet(Codec::Pcmu, n, -2000), to_b)
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+    });
+    let (_, levels_a) = heard_a(Duration::from_millis(300));
+    let heard_b = collect(&phone_b, Duration::from_millis(300));
+    let near = |x: i16, level: i16| (x - level).abs() < level.abs() / 10;
+    assert!(
+        levels_a.iter().filter(|&&x| near(x, -2000)).count() >= 8,
+        "the SRTP phone hears the plain phone: {levels_a:?}"
+    );
+    let levels_b: Vec<i16> = heard_b
+        .iter()
+        .map(|(_, p)| Codec::Pcmu.decode(p[0]))
+        .collect();
+    assert!(
+        levels_b.iter().filter(|&&x| near(x, 4000)).count() >= 8,
+        "the plain phone hears the SRTP phone decrypted: {levels_b:?}"
+    );
+    assert!(
+        !levels_b.iter().any(|&x| near(x, 8000)),
+        "plain packets sent to the SRTP leg are not forwarded"
+    );
+    media.command(MediaCommand::Close { call: a });
+    media.command(MediaCommand::Close { call: b });
+    media.stop();
 }
