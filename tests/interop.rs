@@ -42,6 +42,13 @@ struct Hotline {
 
 impl Hotline {
     fn start(dir: &Path, flows: &Path, database: Option<String>) -> Hotline {
+        Hotline::start_with(dir, flows, database, "")
+    }
+
+    /// With `config` as the TOML configuration file's text.
+    fn start_with(dir: &Path, flows: &Path, database: Option<String>, config: &str) -> Hotline {
+        let config_file = dir.join("hotline.toml");
+        std::fs::write(&config_file, config).unwrap();
         let port = free_port();
         let rtp = 44000 + 2 * (fastrand::u16(..2000));
         let database =
@@ -54,6 +61,8 @@ impl Hotline {
                 "--rtp-ports",
                 &format!("{rtp}-{}", rtp + 200),
             ])
+            .arg("--config")
+            .arg(&config_file)
             .args(["--database", &database, "--flows"])
             .arg(flows)
             .arg("--prompts")
@@ -234,6 +243,92 @@ fn baresip_places_a_call_that_completes() {
         loud > 8000,
         "baresip heard hotline's prompts ({loud} loud samples of {})",
         samples.len()
+    );
+}
+
+/// baresip calls over SIP over TLS and will take only SRTP (`mediaenc=srtp-mand`, an
+/// RTP/SAVP offer with SDES keys): the call is answered, baresip hears the prompts through
+/// SRTP, and hotline ends it as the flow says.
+#[test]
+#[ignore = "interop: needs baresip"]
+fn baresip_calls_over_tls_with_mandatory_srtp_and_hears_the_prompts() {
+    let baresip = need("baresip");
+    let dir = TempDir::new("baresip-tls");
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    std::fs::copy(
+        repo().join("tests/interop/short-flow.toml"),
+        flows.join("short.toml"),
+    )
+    .unwrap();
+    let tls_port = free_port();
+    let hotline = Hotline::start_with(
+        dir.path(),
+        &flows,
+        None,
+        &format!(
+            "[sip]\ntls_port = {tls_port}\ntls_certificate = \"{0}/tests/tls/cert.pem\"\n\
+             tls_key = \"{0}/tests/tls/key.pem\"\n[media]\nsrtp = \"required\"\n",
+            repo().display()
+        ),
+    );
+    let conf = dir.path().join("baresip");
+    std::fs::create_dir_all(&conf).unwrap();
+    common::write_tone(&conf.join("talk.wav"), 300.0, 15_000);
+    let sip_port = free_port();
+    std::fs::write(conf.join("config"), format!(
+        "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nsip_cafile {1}/tests/tls/ca.pem\nnet_interface 127.0.0.1\naudio_source aufile,{0}/talk.wav\naudio_alert aufile,/dev/null\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule sndfile.so\nmodule srtp.so\nsnd_path {0}\nmodule_app account.so\nmodule_app menu.so\n",
+        conf.display(),
+        repo().display()
+    )).unwrap();
+    std::fs::write(
+        conf.join("accounts"),
+        "<sip:baresip@127.0.0.1;transport=tls>;regint=0;mediaenc=srtp-mand\n",
+    )
+    .unwrap();
+    let out = Command::new(baresip)
+        .arg("-f")
+        .arg(&conf)
+        .args([
+            "-v",
+            "-e",
+            &format!("/dial sip:200@127.0.0.1:{tls_port};transport=tls"),
+            "-t",
+            "15",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run baresip");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let log = std::fs::read_to_string(dir.path().join("hotline.log")).unwrap_or_default();
+    assert!(text.contains("Call established"), "{text}\n{log}");
+    assert!(
+        text.contains("terminated"),
+        "hotline ended the call: {text}"
+    );
+    let cdrs = hotline.stop();
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    assert_eq!(
+        (cdrs[0].disposition, cdrs[0].hangup_by),
+        (Disposition::Completed, HangupBy::Hotline),
+        "{:?}",
+        cdrs[0]
+    );
+    assert_eq!(cdrs[0].ivr_path, ["welcome", "end"]);
+    let heard = std::fs::read_dir(&conf)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .unwrap_or_else(|| panic!("baresip wrote what it heard into {}", conf.display()));
+    let mut wav = hound::WavReader::open(&heard).unwrap();
+    let loud = wav
+        .samples::<i16>()
+        .filter(|s| s.as_ref().is_ok_and(|s| s.abs() > 2000))
+        .count();
+    assert!(
+        loud > 8000,
+        "baresip heard hotline's prompts through SRTP ({loud} loud samples)\n{text}"
     );
 }
 

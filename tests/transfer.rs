@@ -44,6 +44,7 @@ fn run_target(
         // Real sockets: any distinct seed will do; these phones challenge nobody.
         seed: fastrand::u64(..),
         nonce_secret: [0; 32],
+        tls_port: None,
     });
     let mut media = ToneMedia::new(rtp_sock, 1500.0, 0xD07);
     let mut seen = Seen {

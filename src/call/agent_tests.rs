@@ -84,9 +84,12 @@ impl Net {
     /// Phone `i` registers as `user` with digest; the final status code.
     fn register(&mut self, i: usize, user: &str, password: &str, expires: u32) -> u16 {
         let addr = self.phones[i].addr;
+        let transport = self.phones[i].transport;
+        let from = Peer { addr, transport };
+        let via = transport.via_name();
         let text = |cseq: u32, auth: Option<String>| {
             let mut t = format!(
-                "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {addr};branch=z9hG4bKreg{i}{cseq}{expires};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@127.0.0.1>;tag=r{i}\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: reg-{i}-{user}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{addr}>\r\nExpires: {expires}\r\n"
+                "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/{via} {addr};branch=z9hG4bKreg{i}{cseq}{expires};rport\r\nMax-Forwards: 70\r\nFrom: <sip:{user}@127.0.0.1>;tag=r{i}\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: reg-{i}-{user}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{addr}>\r\nExpires: {expires}\r\n"
             );
             if let Some(a) = auth {
                 t.push_str(&format!("Authorization: {a}\r\n"));
@@ -97,11 +100,8 @@ impl Net {
         static CSEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
         let cseq = CSEQ.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
         self.phones[i].wire.clear();
-        self.engine.handle_sip(
-            self.now,
-            peer(&addr.to_string()),
-            text(cseq, None).as_bytes(),
-        );
+        self.engine
+            .handle_sip(self.now, from, text(cseq, None).as_bytes());
         self.pump();
         let challenge = self.phones[i].wire.last().cloned().unwrap_or_default();
         assert!(challenge.starts_with("SIP/2.0 401"), "{challenge}");
@@ -119,11 +119,8 @@ impl Net {
             "c0ffee",
             params.get("opaque").map(String::as_str),
         );
-        self.engine.handle_sip(
-            self.now,
-            peer(&addr.to_string()),
-            text(cseq + 1, Some(auth)).as_bytes(),
-        );
+        self.engine
+            .handle_sip(self.now, from, text(cseq + 1, Some(auth)).as_bytes());
         self.pump();
         let last = self.phones[i]
             .wire
@@ -295,6 +292,65 @@ fn a_registered_agent_is_rung_answers_is_bridged_and_the_caller_goes_on_to_the_s
         ]
     );
     assert!(n.engine.legs.is_empty() && n.engine.dialogs.is_empty());
+}
+
+/// An agent whose phone registered over TLS is offered SRTP (RTP/SAVP with our key); one on
+/// UDP plain RTP. The answer's key becomes the agent leg's receiving key.
+#[test]
+fn an_agent_registered_over_tls_is_offered_srtp_and_one_over_udp_plain_rtp() {
+    let mut n = net("ring-all", "");
+    n.phones[A1].transport = crate::sip::TransportKind::Tls;
+    assert_eq!(n.register(A1, "1001", "pw1001", 300), 200);
+    assert_eq!(n.register(A2, "1002", "pw1002", 300), 200);
+    n.login("1001");
+    n.login("1002");
+    queued_caller(&mut n);
+    let invite = |n: &Net, i: usize| {
+        n.phones[i]
+            .wire
+            .iter()
+            .find(|m| m.starts_with("INVITE "))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let secure = invite(&n, A1);
+    assert!(
+        secure.contains("m=audio ")
+            && secure.contains(" RTP/SAVP ")
+            && secure.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{secure}"
+    );
+    assert!(
+        secure.contains(";transport=tls>"),
+        "Contact over TLS: {secure}"
+    );
+    let plain = invite(&n, A2);
+    assert!(
+        plain.contains(" RTP/AVP ") && !plain.contains("a=crypto"),
+        "{plain}"
+    );
+    let phone_key = crate::media::srtp::MasterKey([9; 30]);
+    let answer = format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 7000 RTP/SAVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
+        phone_key.to_inline()
+    );
+    let offered = n.incoming(A1)[0];
+    n.engine.media.commands.clear();
+    n.phones[A1].ua.answer(n.now, offered, answer.into_bytes());
+    n.pump();
+    n.advance(Duration::from_millis(50));
+    let keys = n
+        .engine
+        .media
+        .commands
+        .iter()
+        .find_map(|c| match c {
+            MediaCommand::Start { params, .. } => params.srtp,
+            _ => None,
+        })
+        .expect("the agent leg starts with SRTP keys");
+    assert_eq!(keys.receive, phone_key);
+    assert_ne!(keys.send, phone_key);
 }
 
 #[test]

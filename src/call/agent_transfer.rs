@@ -215,6 +215,7 @@ impl<M: MediaBackend> Engine<M> {
             Role::Outside {
                 number: number.clone(),
             },
+            false,
             |ua, d, offer| {
                 ua.invite_as(now, d, peer, &caller, &number, Some(offer))
                     .map_err(|e| format!("INVITE not sent: {e}"))

@@ -69,6 +69,7 @@ impl<M: MediaBackend> Engine<M> {
         offer: Option<Vec<u8>>,
         local_ip: Option<IpAddr>,
         source: IpAddr,
+        over_tls: bool,
     ) {
         let start_ms = self.wall_ms(now);
         let refuse = |engine: &mut Self,
@@ -129,6 +130,7 @@ impl<M: MediaBackend> Engine<M> {
             .or(local_ip)
             .unwrap_or(self.cfg.fallback_address);
         let mut local = LocalMedia::new(address, 0, self.rng.u64(1..1 << 40));
+        local.srtp = self.srtp_policy(offer.is_none(), over_tls);
         let parsed_offer = match offer.as_deref().map(SessionDescription::parse_bytes) {
             None => None,
             Some(Ok(o)) => Some(o),
@@ -143,7 +145,13 @@ impl<M: MediaBackend> Engine<M> {
                 Ok(n) => Some(n),
                 Err(e) => {
                     tracing::debug!(error = %e, "no common media");
-                    return refuse(self, 488, Disposition::Failed, "no_codec", Some(flow_name));
+                    let reason = match e {
+                        sdp::NegotiationError::SecureOnly | sdp::NegotiationError::SrtpRequired => {
+                            "no_srtp"
+                        }
+                        _ => "no_codec",
+                    };
+                    return refuse(self, 488, Disposition::Failed, reason, Some(flow_name));
                 }
             },
         };

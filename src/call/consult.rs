@@ -101,7 +101,8 @@ impl<M: MediaBackend> Engine<M> {
                 return self.ua.reject(now, dialog, 503, &[]);
             }
         };
-        let local = LocalMedia::new(address, port, self.rng.u64(1..1 << 40));
+        let mut local = LocalMedia::new(address, port, self.rng.u64(1..1 << 40));
+        local.srtp = self.srtp_policy(false, false);
         let Ok(negotiated) = sdp::negotiate(&offer, &local) else {
             self.media.command(MediaCommand::Close { call: dialog });
             return self.ua.reject(now, dialog, 488, &[]);
@@ -136,6 +137,7 @@ impl<M: MediaBackend> Engine<M> {
                 agent: to,
                 by: from,
             },
+            contact.peer.transport == crate::sip::TransportKind::Tls,
             |ua, d, offer| {
                 ua.invite_contact(
                     now,

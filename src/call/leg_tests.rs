@@ -53,6 +53,8 @@ pub(super) fn sdp_answer(port: u16, direction: &str) -> Vec<u8> {
 /// A user agent at its own address, with what it received.
 pub(super) struct Phone {
     pub addr: SocketAddr,
+    /// How the phone reaches the server (its messages arrive over this).
+    pub transport: TransportKind,
     pub ua: UserAgent,
     pub events: Vec<UaEvent>,
     pub wire: Vec<String>,
@@ -125,12 +127,18 @@ impl Net {
             registrar: Default::default(),
             seed: 1,
             nonce_secret: [1; 32],
+            tls_port: None,
+            srtp: crate::config::SrtpMode::Optional,
+            srtp_keys: crate::media::srtp::KeySource::new(|| {
+                Some(crate::media::srtp::MasterKey([0x5A; 30]))
+            }),
         };
         let engine = Engine::new(cfg, catalog, Recorder::default(), (now, 1_700_000_000_000));
         let phones = addrs
             .iter()
             .map(|a| Phone {
                 addr: a.parse().unwrap(),
+                transport: TransportKind::Udp,
                 ua: UserAgent::new(UaConfig {
                     advertise_request_host: false,
                     timers: Default::default(),
@@ -139,6 +147,7 @@ impl Net {
                     // Each phone its own stream, so no two draw the same tags.
                     seed: u64::from(a.parse::<SocketAddr>().unwrap().port()),
                     nonce_secret: [2; 32],
+                    tls_port: None,
                 }),
                 events: Vec::new(),
                 wire: Vec::new(),
@@ -158,8 +167,11 @@ impl Net {
             for p in &mut self.phones {
                 while let Some(t) = p.ua.poll_transmit() {
                     moved = true;
-                    self.engine
-                        .handle_sip(self.now, peer(&p.addr.to_string()), &t.data);
+                    let from = Peer {
+                        addr: p.addr,
+                        transport: p.transport,
+                    };
+                    self.engine.handle_sip(self.now, from, &t.data);
                 }
             }
             while let Some(t) = self.engine.poll_transmit() {

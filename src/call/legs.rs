@@ -79,6 +79,7 @@ impl<M: MediaBackend> Engine<M> {
         &mut self,
         interaction: InteractionId,
         role: Role,
+        over_tls: bool,
         invite: impl FnOnce(&mut crate::sip::UserAgent, CallRef, Vec<u8>) -> Result<(), String>,
     ) -> Result<LegId, String> {
         let Some(call) = self.calls.get(&interaction) else {
@@ -90,7 +91,8 @@ impl<M: MediaBackend> Engine<M> {
             .media
             .open_beside(dialog, caller_dialog)
             .map_err(|e| format!("no media port: {e}"))?;
-        let local = LocalMedia::new(address, port, self.rng.u64(1..1 << 40));
+        let mut local = LocalMedia::new(address, port, self.rng.u64(1..1 << 40));
+        local.srtp = self.srtp_policy(true, over_tls);
         let offer = sdp::build_offer(&local, Direction::SendRecv);
         if let Err(e) = invite(&mut self.ua, dialog, offer.into_bytes()) {
             self.media.command(MediaCommand::Close { call: dialog });

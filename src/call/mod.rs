@@ -47,7 +47,7 @@ use crate::acd::Acd;
 use crate::cdr::{AgentStateRecord, CdrRecord, Disposition, HangupBy};
 use crate::flow::{FlowAction, FlowId, Interpreter, LookupRequest, LookupResult};
 use crate::media::stream::StreamParams;
-use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
+use crate::sdp::{LocalMedia, Negotiated, SessionDescription, SrtpPolicy};
 use crate::sip::transaction::TimerConfig;
 use crate::sip::{CallRef, Peer, Transmit, UaConfig, UaEvent, UserAgent};
 
@@ -130,6 +130,11 @@ pub struct EngineConfig {
     pub seed: u64,
     /// See `UaConfig::nonce_secret`.
     pub nonce_secret: [u8; 32],
+    /// See `UaConfig::tls_port`.
+    pub tls_port: Option<u16>,
+    pub srtp: crate::config::SrtpMode,
+    /// SRTP master keys: an input like `seed`, but never from a seeded generator.
+    pub srtp_keys: crate::media::srtp::KeySource,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,6 +237,7 @@ impl<M: MediaBackend> Engine<M> {
             // Drawn, not `cfg.seed` itself, so the UA's stream is not the engine's.
             seed: rng.u64(..),
             nonce_secret: cfg.nonce_secret,
+            tls_port: cfg.tls_port,
         });
         ua.set_registrar_config(cfg.registrar.clone());
         ua.set_admission(cfg.admission.clone());
@@ -545,6 +551,7 @@ impl<M: MediaBackend> Engine<M> {
                     offer,
                     local_ip,
                     source.addr.ip(),
+                    source.transport == crate::sip::TransportKind::Tls,
                 );
                 continue;
             }
@@ -736,6 +743,29 @@ fn event_dialog(event: &UaEvent) -> Option<CallRef> {
         | UaEvent::Refer { call, .. } => *call,
         UaEvent::Incoming { .. } | UaEvent::Reachability { .. } => return None,
     })
+}
+
+impl<M: MediaBackend> Engine<M> {
+    /// Our side of SRTP for a new stream: a fresh key whenever SRTP may be used. When we make
+    /// the offer, "optional" offers SRTP only to a phone reached over TLS: an SRTP offer
+    /// fails with a phone that does not do it, and SDES keys over plain SIP are readable
+    /// by anyone on the path anyway.
+    pub(super) fn srtp_policy(&self, offering: bool, over_tls: bool) -> Option<SrtpPolicy> {
+        use crate::config::SrtpMode;
+        let required = match self.cfg.srtp {
+            SrtpMode::Off => return None,
+            SrtpMode::Optional if offering && !over_tls => return None,
+            SrtpMode::Optional => false,
+            SrtpMode::Required => true,
+        };
+        match self.cfg.srtp_keys.draw() {
+            Some(key) => Some(SrtpPolicy { key, required }),
+            None => {
+                tracing::warn!("no SRTP key could be drawn from the system's randomness");
+                None
+            }
+        }
+    }
 }
 
 fn stream_params(n: &Negotiated) -> StreamParams {

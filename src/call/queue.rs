@@ -245,7 +245,8 @@ impl<M: MediaBackend> Engine<M> {
             return self.offer_unreachable(now, id, agent);
         };
         let display = format!("{queue}: {caller_number}");
-        let placed = self.place_leg(id, Role::Agent { agent }, |ua, dialog, offer| {
+        let over_tls = contact.peer.transport == TransportKind::Tls;
+        let placed = self.place_leg(id, Role::Agent { agent }, over_tls, |ua, dialog, offer| {
             ua.invite_contact(
                 now,
                 dialog,

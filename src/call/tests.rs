@@ -125,6 +125,11 @@ impl T {
             registrar: Default::default(),
             seed: 1,
             nonce_secret: [1; 32],
+            tls_port: None,
+            srtp: crate::config::SrtpMode::Optional,
+            srtp_keys: crate::media::srtp::KeySource::new(|| {
+                Some(crate::media::srtp::MasterKey([0x5A; 30]))
+            }),
         };
         let mut cfg = cfg;
         adjust(&mut cfg);
@@ -136,6 +141,7 @@ impl T {
             user: "phone".into(),
             seed: 2,
             nonce_secret: [2; 32],
+            tls_port: None,
         });
         T {
             now,

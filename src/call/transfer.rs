@@ -83,10 +83,15 @@ impl<M: MediaBackend> Engine<M> {
             task,
             target: target.clone(),
         };
-        let placed = self.place_leg(id, role, |ua, dialog, offer| {
-            ua.invite_as(now, dialog, peer, &caller, &user, Some(offer))
-                .map_err(|e| format!("INVITE not sent: {e}"))
-        });
+        let placed = self.place_leg(
+            id,
+            role,
+            peer.transport == TransportKind::Tls,
+            |ua, dialog, offer| {
+                ua.invite_as(now, dialog, peer, &caller, &user, Some(offer))
+                    .map_err(|e| format!("INVITE not sent: {e}"))
+            },
+        );
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };

@@ -97,6 +97,9 @@ struct SipSection {
     source_max_calls: Option<u32>,
     trusted: Option<Vec<String>>,
     ack_timeout: Option<String>,
+    tls_port: Option<u16>,
+    tls_certificate: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,6 +110,7 @@ struct MediaSection {
     rtp_timeout: Option<String>,
     first_packet_timeout: Option<String>,
     threads: Option<usize>,
+    srtp: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,6 +144,38 @@ struct ReloadSection {
 
 /// What a call hotline places on a caller's behalf (a transfer, to a number or a URI)
 /// presents as the calling number. The caller's own number is whatever their From said,
+/// SIP over TLS: where to listen (the SIP address's IP) and the server's certificate chain and
+/// private key, PEM files read at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    pub port: u16,
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Whether calls' audio is encrypted (SRTP with SDES keys, RFC 4568).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SrtpMode {
+    /// Plain RTP only; an offer of SRTP alone is refused.
+    Off,
+    /// SRTP when the caller offers it; hotline offers it to phones it calls over TLS.
+    #[default]
+    Optional,
+    /// Every call's audio is encrypted: plain offers are refused, hotline offers only SRTP.
+    Required,
+}
+
+impl SrtpMode {
+    pub fn parse(text: &str) -> Option<SrtpMode> {
+        match text.trim() {
+            "off" => Some(SrtpMode::Off),
+            "optional" => Some(SrtpMode::Optional),
+            "required" => Some(SrtpMode::Required),
+            _ => None,
+        }
+    }
+}
+
 /// unauthenticated: passing it to a trunk lets anyone dialling in present any number
 /// onwards, so the default is the hotline number they dialled, which is ours.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,6 +225,8 @@ pub struct Config {
     /// The number calls placed towards others present as theirs (From).
     pub outbound_caller_id: OutboundCallerId,
     pub sip_tcp: bool,
+    /// SIP over TLS, when a certificate and key are configured.
+    pub tls: Option<TlsConfig>,
     /// TCP connections in all (fewer if the open-file limit leaves less) and per address.
     pub tcp_connections: usize,
     pub tcp_per_ip: usize,
@@ -215,6 +253,7 @@ pub struct Config {
     pub first_packet_timeout: Duration,
     /// Media (RTP pacing) threads; each stream lives on one of them.
     pub media_threads: usize,
+    pub srtp: SrtpMode,
     pub flows_dir: PathBuf,
     pub prompts_dir: PathBuf,
     /// Where `record` nodes save callers' messages (one subdirectory a day).
@@ -239,6 +278,7 @@ impl Default for Config {
             outbound: None,
             outbound_caller_id: OutboundCallerId::Dialled,
             sip_tcp: true,
+            tls: None,
             tcp_connections: 4096,
             tcp_per_ip: 64,
             tcp_message_timeout: Duration::from_secs(10),
@@ -258,6 +298,7 @@ impl Default for Config {
             // the RTP timeout. Sending waits for the ACK anyway (issue 9).
             first_packet_timeout: Duration::from_secs(10),
             media_threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+            srtp: SrtpMode::Optional,
             flows_dir: PathBuf::from("./ivr-flows"),
             prompts_dir: PathBuf::from("./prompts"),
             recordings_dir: PathBuf::from("./recordings"),
@@ -330,6 +371,26 @@ impl Config {
                 })?;
         }
         c.sip_tcp = parsed.sip.tcp.unwrap_or(c.sip_tcp);
+        c.tls = match (parsed.sip.tls_certificate, parsed.sip.tls_key) {
+            (Some(certificate), Some(key)) => Some(TlsConfig {
+                port: parsed.sip.tls_port.unwrap_or(5061),
+                certificate,
+                key,
+            }),
+            (None, None) if parsed.sip.tls_port.is_none() => None,
+            (certificate, _) => {
+                return Err(ConfigError::Invalid {
+                    key: if certificate.is_none() {
+                        "sip.tls_certificate"
+                    } else {
+                        "sip.tls_key"
+                    },
+                    message:
+                        "SIP over TLS needs both sip.tls_certificate and sip.tls_key (PEM files)"
+                            .into(),
+                });
+            }
+        };
         c.tcp_connections = parsed.sip.tcp_connections.unwrap_or(c.tcp_connections);
         c.tcp_per_ip = parsed.sip.tcp_per_ip.unwrap_or(c.tcp_per_ip);
         if c.tcp_connections == 0 || c.tcp_per_ip == 0 {
@@ -404,6 +465,12 @@ impl Config {
             &parsed.media.first_packet_timeout,
             c.first_packet_timeout,
         )?;
+        if let Some(text) = parsed.media.srtp {
+            c.srtp = SrtpMode::parse(&text).ok_or_else(|| ConfigError::Invalid {
+                key: "media.srtp",
+                message: format!("{text:?} is not \"off\", \"optional\" or \"required\""),
+            })?;
+        }
         match parsed.media.threads {
             Some(0) | Some(65..) => {
                 return Err(ConfigError::Invalid {
@@ -914,6 +981,41 @@ mod tests {
             e.contains("--database") && e.contains("cdr.database"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_srtp_takes_three_modes() {
+        let c = load_text("").unwrap();
+        assert_eq!((c.tls, c.srtp), (None, SrtpMode::Optional));
+        let c = load_text("[sip]\ntls_certificate = \"c.pem\"\ntls_key = \"k.pem\"\n").unwrap();
+        assert_eq!(
+            c.tls,
+            Some(TlsConfig {
+                port: 5061,
+                certificate: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+        for half in [
+            "[sip]\ntls_certificate = \"c.pem\"\n",
+            "[sip]\ntls_key = \"k.pem\"\n",
+            "[sip]\ntls_port = 5071\n",
+        ] {
+            let e = load_text(half).unwrap_err().to_string();
+            assert!(e.contains("sip.tls_"), "{half}: {e}");
+        }
+        for (text, mode) in [
+            ("off", SrtpMode::Off),
+            ("optional", SrtpMode::Optional),
+            ("required", SrtpMode::Required),
+        ] {
+            let c = load_text(&format!("[media]\nsrtp = \"{text}\"\n")).unwrap();
+            assert_eq!(c.srtp, mode);
+        }
+        let e = load_text("[media]\nsrtp = \"always\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("media.srtp"), "{e}");
     }
 
     #[test]

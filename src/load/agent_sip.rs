@@ -358,6 +358,7 @@ impl Agent {
                 // registrar they carry is not one anyone registers with.
                 seed: fastrand::u64(..),
                 nonce_secret: std::array::from_fn(|_| fastrand::u8(..)),
+                tls_port: None,
             }),
             ext,
             sock,

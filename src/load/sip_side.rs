@@ -151,6 +151,7 @@ pub(crate) fn run(plan: &SipPlan, rtp: &SyncSender<RtpCommand>) -> Result<SipOut
         // registrar they carry is not one anyone registers with.
         seed: fastrand::u64(..),
         nonce_secret: std::array::from_fn(|_| fastrand::u8(..)),
+        tls_port: None,
     });
     let mut d = Driver {
         plan,

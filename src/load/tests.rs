@@ -165,7 +165,7 @@ impl EchoServer {
         }));
         let s = stop.clone();
         threads.push(std::thread::spawn(move || {
-            let mut ua = UserAgent::new(UaConfig { timers: TimerConfig::default(), advertised: sip_addr.to_string(), advertise_request_host: false, user: "hotline".into(), seed: 1, nonce_secret: [1; 32] });
+            let mut ua = UserAgent::new(UaConfig { timers: TimerConfig::default(), advertised: sip_addr.to_string(), advertise_request_host: false, user: "hotline".into(), seed: 1, nonce_secret: [1; 32], tls_port: None });
             let answer = format!(
                 "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {media_port} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n"
             );

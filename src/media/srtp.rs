@@ -3,6 +3,7 @@
 //! bounds what packets from the network can make a receiving context remember.
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -86,6 +87,37 @@ impl MasterKey {
             None,
         )
         .ok()
+    }
+}
+
+/// Where master keys come from: the OS's randomness in the server (`os`), a fixed sequence
+/// in tests, so the engine itself draws nothing. None: no key could be had (the call goes
+/// without SRTP, or is refused where SRTP is required).
+#[derive(Clone)]
+pub struct KeySource(Arc<dyn Fn() -> Option<MasterKey> + Send + Sync>);
+
+impl KeySource {
+    pub fn new(draw: impl Fn() -> Option<MasterKey> + Send + Sync + 'static) -> KeySource {
+        KeySource(Arc::new(draw))
+    }
+
+    pub fn os() -> KeySource {
+        let rng = ring::rand::SystemRandom::new();
+        KeySource::new(move || {
+            let mut key = [0u8; KEY_LEN];
+            ring::rand::SecureRandom::fill(&rng, &mut key).ok()?;
+            Some(MasterKey(key))
+        })
+    }
+
+    pub fn draw(&self) -> Option<MasterKey> {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeySource")
     }
 }
 

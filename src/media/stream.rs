@@ -233,10 +233,7 @@ impl Stream {
             return;
         }
         let keys = self.params.srtp;
-        self.unprotect = keys
-            .as_ref()
-            .and_then(Unprotector::new)
-            .map(Box::new);
+        self.unprotect = keys.as_ref().and_then(Unprotector::new).map(Box::new);
         self.egress
             .protect_with(keys.as_ref().and_then(Protector::new));
     }

@@ -8,6 +8,7 @@ mod limits;
 mod media;
 mod reload;
 mod tcp;
+mod tls;
 pub(crate) mod wake;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -48,11 +49,15 @@ pub enum RuntimeError {
     Cdr(#[from] crate::cdr::CdrError),
     #[error("cannot read the OS's randomness for the nonce secret: {0}")]
     Entropy(std::io::Error),
+    #[error("SIP over TLS: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// A running server: its addresses, and the way to stop it.
 pub struct Server {
     pub sip_addr: SocketAddr,
+    /// Where SIP over TLS listens, when it is configured.
+    pub tls_addr: Option<SocketAddr>,
     shutdown: watch::Sender<Signal>,
     reloads: mpsc::Sender<Trigger>,
     status: watch::Receiver<ReloadStatus>,
@@ -173,17 +178,32 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         "descriptor budget"
     );
     let (tcp_tx, tcp_rx) = mpsc::channel(4096);
-    let tcp = listener.map(|listener| {
-        tcp::Connections::start(
-            listener,
-            tcp_tx,
-            tcp::TcpLimits {
-                total: budget.tcp_connections.max(1),
-                per_ip: config.tcp_per_ip,
-                whole_message: config.tcp_message_timeout,
-            },
-        )
-    });
+    // TCP and TLS share the descriptors budgeted for connections.
+    let streams = if config.tls.is_some() { 2 } else { 1 };
+    let stream_limits = tcp::TcpLimits {
+        total: (budget.tcp_connections / streams).max(1),
+        per_ip: config.tcp_per_ip,
+        whole_message: config.tcp_message_timeout,
+    };
+    let tcp = listener
+        .map(|listener| tcp::Connections::start(listener, tcp_tx.clone(), stream_limits, None));
+    let (tls, tls_addr) = match &config.tls {
+        None => (None, None),
+        Some(t) => {
+            let acceptor = tls::acceptor(&t.certificate, &t.key)?;
+            let addr = SocketAddr::new(sip_addr.ip(), t.port);
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| RuntimeError::BindSip { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| RuntimeError::BindSip { addr, source })?;
+            let tls =
+                tcp::Connections::start(listener, tcp_tx.clone(), stream_limits, Some(acceptor));
+            (Some(tls), Some(bound))
+        }
+    };
+    drop(tcp_tx);
     let (media_tx, media_rx) = mpsc::channel(64 * 1024);
     let media = MediaHandle::start(
         config.media_threads,
@@ -248,6 +268,9 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         // Tags, Call-IDs and ids need only be unique, so the global generator will do.
         seed: fastrand::u64(..),
         nonce_secret: os_secret().map_err(RuntimeError::Entropy)?,
+        tls_port: tls_addr.map(|a| a.port()),
+        srtp: config.srtp,
+        srtp_keys: crate::media::srtp::KeySource::os(),
     };
     let epoch = (
         Instant::now(),
@@ -302,7 +325,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
             reloads.clone(),
         ))
     });
-    tracing::info!(sip = %sip_addr, tcp = config.sip_tcp, rtp = ?config.rtp_ports, database = %crate::cdr::store::redact_url(&config.database), watch = config.reload_watch, "hotline is taking calls");
+    tracing::info!(sip = %sip_addr, tcp = config.sip_tcp, tls = ?tls_addr, srtp = ?config.srtp, rtp = ?config.rtp_ports, database = %crate::cdr::store::redact_url(&config.database), watch = config.reload_watch, "hotline is taking calls");
     let reloading = Reloading {
         sources: Sources {
             flows: config.flows_dir.clone(),
@@ -320,6 +343,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
             udp,
             tcp_rx,
             tcp.as_ref(),
+            tls.as_ref(),
             media_rx,
             signal_rx,
             &mut sink,
@@ -329,8 +353,8 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         if let Some(watcher) = watcher {
             watcher.abort();
         }
-        if let Some(tcp) = tcp {
-            tcp.stop();
+        for listener in [tcp, tls].into_iter().flatten() {
+            listener.stop();
         }
         let leftovers = sink.close();
         match writer
@@ -348,6 +372,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
     });
     Ok(Server {
         sip_addr,
+        tls_addr,
         shutdown,
         reloads,
         status,
@@ -372,8 +397,9 @@ async fn signalling_loop(
     mut engine: Engine<MediaHandle>,
     mut sticky_seed: tokio::sync::oneshot::Receiver<Vec<(String, String, i64)>>,
     udp: UdpSocket,
-    mut tcp_rx: mpsc::Receiver<(SocketAddr, Vec<u8>)>,
+    mut tcp_rx: mpsc::Receiver<(Peer, Vec<u8>)>,
     tcp: Option<&tcp::Connections>,
+    tls: Option<&tcp::Connections>,
     mut media_rx: mpsc::Receiver<MediaEvent>,
     mut signals: watch::Receiver<Signal>,
     sink: &mut writer::CdrSink,
@@ -439,7 +465,7 @@ async fn signalling_loop(
                 // ICMP port unreachable from a vanished peer surfaces here on Linux; keep going.
                 Err(e) => tracing::debug!(error = %e, "SIP UDP receive error"),
             },
-            Some((from, data)) = tcp_rx.recv() => engine.handle_sip(Instant::now(), Peer { addr: from, transport: TransportKind::Tcp }, &data),
+            Some((from, data)) = tcp_rx.recv() => engine.handle_sip(Instant::now(), from, &data),
         }
         while let Some(job) = engine.poll_lookup() {
             start_lookup(job, &lookup_slots, &lookup_tx, &mut engine);
@@ -461,6 +487,11 @@ async fn signalling_loop(
                 TransportKind::Tcp => {
                     if let Some(tcp) = tcp {
                         tcp.send(t.to.addr, t.data);
+                    }
+                }
+                TransportKind::Tls => {
+                    if let Some(tls) = tls {
+                        tls.send(t.to.addr, t.data);
                     }
                 }
             }

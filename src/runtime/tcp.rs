@@ -1,6 +1,7 @@
-//! SIP over TCP (RFC 3261 §18.3): one task per connection cuts the byte stream into messages
-//! by Content-Length and hands them to the signalling loop; responses go back on the same
-//! connection, found by the peer's address.
+//! SIP over TCP (RFC 3261 §18.3), and over TLS on its own port: one task per connection cuts
+//! the byte stream into messages by Content-Length and hands them to the signalling loop;
+//! responses go back on the same connection, found by the peer's address. A TLS connection's
+//! handshake must finish within the time a whole message has.
 //!
 //! A public server's TCP port is a target: connections are capped in total (the descriptor
 //! budget) and per source address, so one client cannot take every slot; a connection must
@@ -13,12 +14,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::sip::framing;
+use crate::sip::{Peer, TransportKind, framing};
 
 const WRITE_QUEUE: usize = 256;
 /// A connection that says nothing between messages for this long is closed (phones send
@@ -86,10 +87,12 @@ pub struct Connections {
 }
 
 impl Connections {
+    /// Serve SIP on `listener`: plain TCP, or TLS when `tls` gives the acceptor.
     pub fn start(
         listener: TcpListener,
-        inbound: mpsc::Sender<(SocketAddr, Vec<u8>)>,
+        inbound: mpsc::Sender<(Peer, Vec<u8>)>,
         limits: TcpLimits,
+        tls: Option<tokio_rustls::TlsAcceptor>,
     ) -> Connections {
         let table: Arc<Mutex<Table>> = Arc::default();
         let shared = Arc::clone(&table);
@@ -123,8 +126,42 @@ impl Connections {
                 }
                 let inbound = inbound.clone();
                 let shared = Arc::clone(&shared);
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    serve_connection(stream, peer, inbound, rx, limits.whole_message).await;
+                    let _ = stream.set_nodelay(true);
+                    match tls {
+                        None => {
+                            let from = Peer {
+                                addr: peer,
+                                transport: TransportKind::Tcp,
+                            };
+                            serve_connection(stream, from, inbound, rx, limits.whole_message).await
+                        }
+                        Some(acceptor) => {
+                            let handshake =
+                                tokio::time::timeout(limits.whole_message, acceptor.accept(stream));
+                            match handshake.await {
+                                Ok(Ok(stream)) => {
+                                    let from = Peer {
+                                        addr: peer,
+                                        transport: TransportKind::Tls,
+                                    };
+                                    serve_connection(
+                                        stream,
+                                        from,
+                                        inbound,
+                                        rx,
+                                        limits.whole_message,
+                                    )
+                                    .await
+                                }
+                                Ok(Err(error)) => {
+                                    tracing::debug!(%peer, %error, "TLS handshake failed")
+                                }
+                                Err(_) => tracing::debug!(%peer, "TLS handshake took too long"),
+                            }
+                        }
+                    }
                     if let Ok(mut t) = shared.lock() {
                         t.release(peer);
                     }
@@ -155,17 +192,21 @@ impl Connections {
     }
 }
 
-async fn serve_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    inbound: mpsc::Sender<(SocketAddr, Vec<u8>)>,
+async fn serve_connection<S>(
+    stream: S,
+    from: Peer,
+    inbound: mpsc::Sender<(Peer, Vec<u8>)>,
     mut outbound: mpsc::Receiver<Vec<u8>>,
     whole_message: Duration,
-) {
-    let (mut reader, mut writer) = stream.into_split();
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let peer = from.addr;
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let write = tokio::spawn(async move {
         while let Some(data) = outbound.recv().await {
-            if writer.write_all(&data).await.is_err() {
+            // TLS holds what it encrypts until flushed.
+            if writer.write_all(&data).await.is_err() || writer.flush().await.is_err() {
                 break;
             }
         }
@@ -193,7 +234,7 @@ async fn serve_connection(
                     completed = true;
                     let message: Vec<u8> = buf.drain(..len).collect();
                     if !framing::is_keepalive(&message)
-                        && inbound.send((peer, message)).await.is_err()
+                        && inbound.send((from, message)).await.is_err()
                     {
                         write.abort();
                         return;

@@ -47,6 +47,7 @@ impl Srv {
             user: "hotline".into(),
             seed: 1,
             nonce_secret: [1; 32],
+            tls_port: None,
         });
         ua.set_auth_seed(7);
         ua.set_accounts(vec![account("201", "secret"), account("202", "pw2")]);

@@ -106,5 +106,6 @@ pub fn contact_for(user: &str, host: &str, transport: TransportKind) -> String {
     match transport {
         TransportKind::Udp => format!("<sip:{user}@{host}>"),
         TransportKind::Tcp => format!("<sip:{user}@{host};transport=tcp>"),
+        TransportKind::Tls => format!("<sip:{user}@{host};transport=tls>"),
     }
 }

@@ -19,16 +19,19 @@ use super::transaction::{
 pub enum TransportKind {
     Udp,
     Tcp,
+    /// TCP under TLS (RFC 3261 §26.2.1): on its own port, `transport=tls` in our URIs.
+    Tls,
 }
 
 impl TransportKind {
     pub fn reliable(self) -> bool {
-        self == TransportKind::Tcp
+        self != TransportKind::Udp
     }
     pub fn via_name(self) -> &'static str {
         match self {
             TransportKind::Udp => "UDP",
             TransportKind::Tcp => "TCP",
+            TransportKind::Tls => "TLS",
         }
     }
 }

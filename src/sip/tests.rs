@@ -20,6 +20,7 @@ fn ua(advertised: &str, user: &str) -> UserAgent {
             .bytes()
             .fold(0, |h: u64, b| h.wrapping_mul(31).wrapping_add(u64::from(b))),
         nonce_secret: [1; 32],
+        tls_port: None,
     })
 }
 
@@ -474,6 +475,7 @@ fn bound_to_every_address_the_dialog_names_the_host_the_caller_dialled() {
         user: "hotline".into(),
         seed: 1,
         nonce_secret: [1; 32],
+        tls_port: None,
     });
     let now = Instant::now();
     let invite = "INVITE sip:100@192.0.2.7:5060 SIP/2.0\r\n\
@@ -653,6 +655,7 @@ fn the_seed_alone_decides_call_ids_tags_and_branches() {
             user: "hotline".into(),
             seed,
             nonce_secret: [1; 32],
+            tls_port: None,
         });
         let to = Peer {
             addr: "127.0.0.1:5070".parse().unwrap(),

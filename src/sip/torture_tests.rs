@@ -80,6 +80,7 @@ fn ua() -> UserAgent {
         user: "hotline".into(),
         seed: 4475,
         nonce_secret: [7; 32],
+        tls_port: None,
     })
 }
 

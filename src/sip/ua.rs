@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::SipError;
 use super::dialog::{Dialog, contact_for};
 use super::digest::{DigestAuth, Verdict};
-use super::endpoint::{ALLOW, Endpoint, EndpointEvent, Peer, Transmit, TxnId};
+use super::endpoint::{ALLOW, Endpoint, EndpointEvent, Peer, Transmit, TransportKind, TxnId};
 use super::message::{self, MessageExt, Method, Request, RequestSpec, Response, ResponseSpec};
 use super::registrar::{Account, Contact, Ping, Registrar, RegistrarConfig};
 use super::transaction::TimerConfig;
@@ -198,6 +198,9 @@ pub struct UaConfig {
     /// logged to replay a session and its draws are visible, while this must stay
     /// unguessable: the runtime fills it from the OS.
     pub nonce_secret: [u8; 32],
+    /// The port SIP over TLS listens on, if it does: Via and Contact of what goes over TLS
+    /// name it.
+    pub tls_port: Option<u16>,
 }
 
 pub struct UserAgent {
@@ -233,6 +236,17 @@ impl UserAgent {
             Some(ip) if ip.is_unspecified() => self.cfg.advertised.clone(),
             Some(ip) => std::net::SocketAddr::new(ip, port.parse().unwrap_or(5060)).to_string(),
             None => format!("{host}:{port}"),
+        }
+    }
+
+    /// `advertised` (host:port) with the port a peer on `transport` reaches us at.
+    fn over(&self, advertised: &str, transport: TransportKind) -> String {
+        match (transport, self.cfg.tls_port) {
+            (TransportKind::Tls, Some(port)) => match advertised.rsplit_once(':') {
+                Some((host, _)) => format!("{host}:{port}"),
+                None => format!("{advertised}:{port}"),
+            },
+            _ => advertised.to_string(),
         }
     }
 
@@ -311,7 +325,7 @@ impl UserAgent {
     }
 
     fn send_ping(&mut self, now: Instant, ping: Ping) {
-        let adv = self.cfg.advertised.clone();
+        let adv = self.over(&self.cfg.advertised, ping.peer.transport);
         let spec = RequestSpec {
             method: Method::Options,
             uri: ping.uri.clone(),
@@ -678,7 +692,10 @@ impl UserAgent {
                 let from_value = req.sender_text();
                 let local_ip = message::host_ip(&req.uri.host_with_port.host)
                     .filter(|ip| !ip.is_unspecified());
-                let advertised = self.advertised_for(&req.uri.host_with_port.host);
+                let advertised = self.over(
+                    &self.advertised_for(&req.uri.host_with_port.host),
+                    source.transport,
+                );
                 let dialog = Dialog {
                     call_id: req.call_id().to_string(),
                     local_uri: format!("{};tag={local_tag}", to_value.unwrap_or_default()),
@@ -1228,6 +1245,7 @@ impl UserAgent {
         from_display: Option<&str>,
         sdp: Option<Vec<u8>>,
     ) -> Result<(), SipError> {
+        let advertised = self.over(&self.cfg.advertised, to.transport);
         let local_tag = message::random_token(&mut self.rng, 10);
         let display = from_display
             .map(|d| {
@@ -1239,12 +1257,9 @@ impl UserAgent {
             call_id: format!(
                 "{}@{}",
                 message::random_token(&mut self.rng, 20),
-                self.cfg.advertised
+                advertised
             ),
-            local_uri: format!(
-                "{display}<sip:{from_user}@{}>;tag={local_tag}",
-                self.cfg.advertised
-            ),
+            local_uri: format!("{display}<sip:{from_user}@{}>;tag={local_tag}", advertised),
             local_tag,
             remote_tag: String::new(),
             remote_uri: to_uri,
@@ -1253,11 +1268,11 @@ impl UserAgent {
             remote_target: target,
             route_set: Vec::new(),
             peer: to,
-            local_contact: contact_for(from_user, &self.cfg.advertised, to.transport),
+            local_contact: contact_for(from_user, &advertised, to.transport),
         };
         let mut dialog = dialog_seed;
         let body = sdp.map(|s| (SDP.to_string(), s));
-        let request = dialog.request(&mut self.rng, Method::Invite, &self.cfg.advertised, body)?;
+        let request = dialog.request(&mut self.rng, Method::Invite, &advertised, body)?;
         let invite_seq = dialog.local_seq;
         let txn = self.endpoint.send_request(now, to, request);
         self.by_txn.insert(txn, call_ref);
@@ -1265,13 +1280,7 @@ impl UserAgent {
             .insert((dialog.call_id.clone(), dialog.local_tag.clone()), call_ref);
         self.calls.insert(
             call_ref,
-            Call::new(
-                State::Calling,
-                dialog,
-                txn,
-                invite_seq,
-                self.cfg.advertised.clone(),
-            ),
+            Call::new(State::Calling, dialog, txn, invite_seq, advertised.clone()),
         );
         Ok(())
     }

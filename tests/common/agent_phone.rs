@@ -419,6 +419,7 @@ pub fn run_agent_ctl(
         // Real sockets: any distinct seed will do; these phones challenge nobody.
         seed: fastrand::u64(..),
         nonce_secret: [0; 32],
+        tls_port: None,
     });
     let mut media = ToneMedia::new(rtp_sock, freq, 0xA6E);
     let mut refer_at: Option<(Instant, CallRef)> = None;

@@ -262,6 +262,7 @@ impl Phone {
             // Real sockets: any distinct seed will do; these phones challenge nobody.
             seed: fastrand::u64(..),
             nonce_secret: [0; 32],
+            tls_port: None,
         });
         Phone {
             caller: user.to_string(),
