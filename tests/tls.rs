@@ -352,3 +352,172 @@ fn a_bad_certificate_path_stops_the_start_with_the_path_named() {
     };
     assert!(error.contains("missing.pem"), "{error}");
 }
+
+const TRUNK_FLOW: &str = r##"
+[flow]
+name = "out"
+numbers = ["300"]
+start = "xfer"
+
+[nodes.xfer]
+type = "transfer"
+number = "13800138000"
+ring_timeout = "5s"
+on_failure = "bye"
+
+[nodes.bye]
+type = "hangup"
+"##;
+
+/// A trunk that takes calls only over TLS: hotline opens the connection itself, checks the
+/// trunk's certificate against the configured authority and name, and sends the transfer's
+/// INVITE through it with `transport=tls`, a TLS Via and an SRTP offer. The trunk here is a
+/// rustls server that answers 486, so the transfer takes its failure exit.
+#[test]
+fn a_transfer_to_a_number_reaches_a_tls_trunk_over_a_connection_hotline_opens() {
+    let mut site = site(TRUNK_FLOW);
+    let trunk = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let trunk_addr = trunk.local_addr().unwrap();
+    site.config.outbound = Some(trunk_addr);
+    site.config.outbound_transport = hotline::sip::TransportKind::Tls;
+    site.config.tls_ca = Some(repo().join("tests/tls/ca.pem"));
+    site.config.outbound_tls_name = Some("localhost".into());
+    let trunk_thread = std::thread::spawn(move || {
+        let certs: Vec<_> = CertificateDer::pem_file_iter(repo().join("tests/tls/cert.pem"))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(repo().join("tests/tls/key.pem"))
+            .unwrap();
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let (sock, _) = trunk.accept().unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let conn = rustls::ServerConnection::new(Arc::new(config)).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        let mut pending = Vec::new();
+        let mut buf = [0u8; 8192];
+        let invite = loop {
+            let n = tls.read(&mut buf).expect("the INVITE over TLS");
+            pending.extend_from_slice(&buf[..n]);
+            if let Ok(Some(len)) = hotline::sip::framing::stream_message_len(&pending)
+                && len > 0
+            {
+                break String::from_utf8_lossy(&pending[..len]).to_string();
+            }
+        };
+        // 486 Busy Here, built from the INVITE's own headers.
+        let header = |name: &str| {
+            invite
+                .lines()
+                .filter(|l| {
+                    l.to_ascii_lowercase()
+                        .starts_with(&format!("{}:", name.to_ascii_lowercase()))
+                })
+                .map(|l| format!("{l}\r\n"))
+                .collect::<String>()
+        };
+        let busy = format!(
+            "SIP/2.0 486 Busy Here\r\n{}{}{};tag=trunk\r\n{}{}Content-Length: 0\r\n\r\n",
+            header("Via"),
+            header("From"),
+            header("To").trim_end(),
+            header("Call-ID"),
+            header("CSeq"),
+        );
+        tls.write_all(busy.as_bytes()).unwrap();
+        tls.flush().unwrap();
+        // Then the ACK for the 486, on the same connection.
+        let mut ack = Vec::new();
+        while !String::from_utf8_lossy(&ack).contains("ACK ") {
+            match tls.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => ack.extend_from_slice(&buf[..n]),
+            }
+        }
+        (invite, String::from_utf8_lossy(&ack).to_string())
+    });
+    let mut server = start(site.config.clone());
+    let mut phone = Phone::new(server.sip);
+    phone.call("300");
+    let (invite, ack) = trunk_thread.join().unwrap();
+    assert!(
+        invite.to_ascii_lowercase().starts_with(&format!(
+            "invite sip:13800138000@{trunk_addr};transport=tls sip/2.0"
+        )),
+        "{invite}"
+    );
+    assert!(invite.contains("Via: SIP/2.0/TLS "), "{invite}");
+    assert!(
+        invite.contains(" RTP/SAVP ")
+            && invite.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+        "SRTP is offered to a trunk reached over TLS: {invite}"
+    );
+    assert!(
+        ack.contains("ACK "),
+        "the 486 is acknowledged over the connection: {ack}"
+    );
+    phone.pump(Duration::from_millis(500));
+    server.stop();
+    let cdrs = read_cdrs(&site.config.database);
+    assert_eq!(cdrs.len(), 1);
+    assert!(cdrs[0].ivr_path.iter().any(|n| n == "bye"), "{:?}", cdrs[0]);
+}
+
+/// The same trunk under a name its certificate does not carry: hotline refuses the
+/// connection (nothing is sent to an impostor) and the transfer takes its failure exit when
+/// its ring time is up.
+#[test]
+fn a_trunk_whose_certificate_does_not_match_gets_nothing() {
+    let mut site = site(&TRUNK_FLOW.replace("ring_timeout = \"5s\"", "ring_timeout = \"2s\""));
+    let trunk = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    site.config.outbound = Some(trunk.local_addr().unwrap());
+    site.config.outbound_transport = hotline::sip::TransportKind::Tls;
+    site.config.tls_ca = Some(repo().join("tests/tls/ca.pem"));
+    site.config.outbound_tls_name = Some("trunk.example.net".into());
+    let trunk_thread = std::thread::spawn(move || {
+        let acceptor = {
+            let certs: Vec<_> = CertificateDer::pem_file_iter(repo().join("tests/tls/cert.pem"))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let key =
+                rustls::pki_types::PrivateKeyDer::from_pem_file(repo().join("tests/tls/key.pem"))
+                    .unwrap();
+            #[allow(deprecated)]
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .unwrap()
+        };
+        let (sock, _) = trunk.accept().unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let conn = rustls::ServerConnection::new(Arc::new(acceptor)).unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        let mut buf = [0u8; 8192];
+        tls.read(&mut buf)
+    });
+    let mut server = start(site.config.clone());
+    let mut phone = Phone::new(server.sip);
+    phone.call("300");
+    let got = trunk_thread.join().unwrap();
+    assert!(
+        matches!(got, Err(_) | Ok(0)),
+        "no SIP reached the trunk: {got:?}"
+    );
+    phone.pump(Duration::from_secs(3));
+    server.stop();
+    let cdrs = read_cdrs(&site.config.database);
+    assert!(cdrs[0].ivr_path.iter().any(|n| n == "bye"), "{:?}", cdrs[0]);
+}

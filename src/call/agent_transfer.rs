@@ -208,14 +208,14 @@ impl<M: MediaBackend> Engine<M> {
         self.start_music(id);
         let peer = crate::sip::Peer {
             addr: gateway,
-            transport: crate::sip::TransportKind::Udp,
+            transport: self.cfg.outbound_transport,
         };
         let placed = self.place_leg(
             id,
             Role::Outside {
                 number: number.clone(),
             },
-            false,
+            peer.transport == crate::sip::TransportKind::Tls,
             |ua, d, offer| {
                 ua.invite_as(now, d, peer, &caller, &number, Some(offer))
                     .map_err(|e| format!("INVITE not sent: {e}"))

@@ -121,6 +121,8 @@ pub struct EngineConfig {
     pub recordings_dir: PathBuf,
     /// Where transfers to a number are sent (a gateway or trunk).
     pub outbound: Option<std::net::SocketAddr>,
+    /// How `outbound` is reached (a trunk may require TLS).
+    pub outbound_transport: crate::sip::TransportKind,
     /// The calling number transfers present.
     pub outbound_caller_id: crate::config::OutboundCallerId,
     /// Agents' phones' registrations.

@@ -672,7 +672,9 @@ impl<M: MediaBackend> Engine<M> {
 
 /// A fixed agent endpoint (`sip:user@ip[:port]`) as a contact.
 fn fixed_contact(uri: &str) -> Option<crate::sip::Contact> {
-    let rest = uri.strip_prefix("sip:")?;
+    let rest = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))?;
     let rest = rest.split(';').next().unwrap_or(rest);
     let (_, host) = rest.split_once('@')?;
     let addr = host.parse::<std::net::SocketAddr>().ok().or_else(|| {
@@ -684,7 +686,7 @@ fn fixed_contact(uri: &str) -> Option<crate::sip::Contact> {
         uri: uri.to_string(),
         peer: Peer {
             addr,
-            transport: TransportKind::Udp,
+            transport: TransportKind::of_uri(uri),
         },
     })
 }

@@ -122,6 +122,7 @@ impl T {
             recordings_dir: "/srv/messages".into(),
             outbound: None,
             outbound_caller_id: crate::config::OutboundCallerId::Dialled,
+            outbound_transport: crate::sip::TransportKind::Udp,
             registrar: Default::default(),
             seed: 1,
             nonce_secret: [1; 32],

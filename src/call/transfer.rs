@@ -33,6 +33,7 @@ fn resolve(
     }
     let rest = target
         .strip_prefix("sip:")
+        .or_else(|| target.strip_prefix("sips:"))
         .ok_or_else(|| format!("{target:?} is not a sip: URI"))?;
     let rest = rest.split(';').next().unwrap_or(rest);
     let (user, host) = rest
@@ -77,7 +78,11 @@ impl<M: MediaBackend> Engine<M> {
             .to_string();
         let peer = Peer {
             addr,
-            transport: TransportKind::Udp,
+            transport: if is_number {
+                self.cfg.outbound_transport
+            } else {
+                TransportKind::of_uri(&target)
+            },
         };
         let role = Role::TransferTarget {
             task,

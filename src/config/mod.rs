@@ -86,6 +86,7 @@ struct SipSection {
     advertised_host: Option<String>,
     outbound: Option<String>,
     outbound_caller_id: Option<String>,
+    outbound_transport: Option<String>,
     tcp: Option<bool>,
     tcp_connections: Option<usize>,
     tcp_per_ip: Option<usize>,
@@ -100,6 +101,8 @@ struct SipSection {
     tls_port: Option<u16>,
     tls_certificate: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
+    outbound_tls_name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -224,6 +227,13 @@ pub struct Config {
     pub outbound: Option<SocketAddr>,
     /// The number calls placed towards others present as theirs (From).
     pub outbound_caller_id: OutboundCallerId,
+    /// How the outbound gateway is reached: UDP, or a connection hotline opens (TCP, TLS).
+    pub outbound_transport: crate::sip::TransportKind,
+    /// Certificates of the authorities trusted for connections hotline opens over TLS (a trunk,
+    /// an agent at a fixed `sips:` URI); None: the system's bundle.
+    pub tls_ca: Option<PathBuf>,
+    /// The name the outbound gateway's certificate must carry; None: its IP address.
+    pub outbound_tls_name: Option<String>,
     pub sip_tcp: bool,
     /// SIP over TLS, when a certificate and key are configured.
     pub tls: Option<TlsConfig>,
@@ -277,6 +287,9 @@ impl Default for Config {
             advertised_host: None,
             outbound: None,
             outbound_caller_id: OutboundCallerId::Dialled,
+            outbound_transport: crate::sip::TransportKind::Udp,
+            tls_ca: None,
+            outbound_tls_name: None,
             sip_tcp: true,
             tls: None,
             tcp_connections: 4096,
@@ -370,6 +383,21 @@ impl Config {
                     ),
                 })?;
         }
+        if let Some(text) = parsed.sip.outbound_transport {
+            c.outbound_transport = match text.trim().to_ascii_lowercase().as_str() {
+                "udp" => crate::sip::TransportKind::Udp,
+                "tcp" => crate::sip::TransportKind::Tcp,
+                "tls" => crate::sip::TransportKind::Tls,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: "sip.outbound_transport",
+                        message: format!("{text:?} is not \"udp\", \"tcp\" or \"tls\""),
+                    });
+                }
+            };
+        }
+        c.tls_ca = parsed.sip.tls_ca;
+        c.outbound_tls_name = parsed.sip.outbound_tls_name.filter(|n| !n.is_empty());
         c.sip_tcp = parsed.sip.tcp.unwrap_or(c.sip_tcp);
         c.tls = match (parsed.sip.tls_certificate, parsed.sip.tls_key) {
             (Some(certificate), Some(key)) => Some(TlsConfig {
@@ -1016,6 +1044,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("media.srtp"), "{e}");
+        let c = load_text(
+            "[sip]\noutbound = \"192.0.2.10:5061\"\noutbound_transport = \"TLS\"\noutbound_tls_name = \"trunk.example.net\"\ntls_ca = \"ca.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.outbound_transport, crate::sip::TransportKind::Tls);
+        assert_eq!(c.outbound_tls_name.as_deref(), Some("trunk.example.net"));
+        assert_eq!(c.tls_ca, Some(PathBuf::from("ca.pem")));
+        let e = load_text("[sip]\noutbound_transport = \"sctp\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sip.outbound_transport"), "{e}");
     }
 
     #[test]

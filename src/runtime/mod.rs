@@ -185,10 +185,27 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         per_ip: config.tcp_per_ip,
         whole_message: config.tcp_message_timeout,
     };
-    let tcp = listener
-        .map(|listener| tcp::Connections::start(listener, tcp_tx.clone(), stream_limits, None));
-    let (tls, tls_addr) = match &config.tls {
-        None => (None, None),
+    let tcp = tcp::Connections::start(
+        listener,
+        tcp_tx.clone(),
+        stream_limits,
+        None,
+        Some(tcp::Dialer { tls: None }),
+    );
+    // Connections of our own over TLS (a trunk, a phone at a fixed sips: URI) are there
+    // whether or not we listen for TLS ourselves.
+    let mut names = std::collections::HashMap::new();
+    if let (Some(gateway), Some(name)) = (config.outbound, &config.outbound_tls_name) {
+        names.insert(gateway, name.clone());
+    }
+    let dialer = tcp::Dialer {
+        tls: Some(tcp::TlsDialer {
+            connector: tls::connector(config.tls_ca.as_deref())?,
+            names: Arc::new(names),
+        }),
+    };
+    let (tls_listener, tls_acceptor, tls_addr) = match &config.tls {
+        None => (None, None, None),
         Some(t) => {
             let acceptor = tls::acceptor(&t.certificate, &t.key)?;
             let addr = SocketAddr::new(sip_addr.ip(), t.port);
@@ -198,11 +215,16 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
             let bound = listener
                 .local_addr()
                 .map_err(|source| RuntimeError::BindSip { addr, source })?;
-            let tls =
-                tcp::Connections::start(listener, tcp_tx.clone(), stream_limits, Some(acceptor));
-            (Some(tls), Some(bound))
+            (Some(listener), Some(acceptor), Some(bound))
         }
     };
+    let tls = tcp::Connections::start(
+        tls_listener,
+        tcp_tx.clone(),
+        stream_limits,
+        tls_acceptor,
+        Some(dialer),
+    );
     drop(tcp_tx);
     let (media_tx, media_rx) = mpsc::channel(64 * 1024);
     let media = MediaHandle::start(
@@ -262,6 +284,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         timezone: jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
         outbound: config.outbound,
         outbound_caller_id: config.outbound_caller_id.clone(),
+        outbound_transport: config.outbound_transport,
         registrar: config.registrar.clone(),
         recordings_dir: config.recordings_dir.clone(),
         // The engine is deterministic given its inputs; this is where its randomness enters.
@@ -338,24 +361,14 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
     let done = tokio::spawn(async move {
         let mut sink = sink;
         let result = signalling_loop(
-            engine,
-            seed_rx,
-            udp,
-            tcp_rx,
-            tcp.as_ref(),
-            tls.as_ref(),
-            media_rx,
-            signal_rx,
-            &mut sink,
-            reloading,
+            engine, seed_rx, udp, tcp_rx, &tcp, &tls, media_rx, signal_rx, &mut sink, reloading,
         )
         .await;
         if let Some(watcher) = watcher {
             watcher.abort();
         }
-        for listener in [tcp, tls].into_iter().flatten() {
-            listener.stop();
-        }
+        tcp.stop();
+        tls.stop();
         let leftovers = sink.close();
         match writer
             .shutdown(leftovers, std::time::Duration::from_secs(10))
@@ -398,8 +411,8 @@ async fn signalling_loop(
     mut sticky_seed: tokio::sync::oneshot::Receiver<Vec<(String, String, i64)>>,
     udp: UdpSocket,
     mut tcp_rx: mpsc::Receiver<(Peer, Vec<u8>)>,
-    tcp: Option<&tcp::Connections>,
-    tls: Option<&tcp::Connections>,
+    tcp: &tcp::Connections,
+    tls: &tcp::Connections,
     mut media_rx: mpsc::Receiver<MediaEvent>,
     mut signals: watch::Receiver<Signal>,
     sink: &mut writer::CdrSink,
@@ -484,16 +497,8 @@ async fn signalling_loop(
                         }
                     }
                 }
-                TransportKind::Tcp => {
-                    if let Some(tcp) = tcp {
-                        tcp.send(t.to.addr, t.data);
-                    }
-                }
-                TransportKind::Tls => {
-                    if let Some(tls) = tls {
-                        tls.send(t.to.addr, t.data);
-                    }
-                }
+                TransportKind::Tcp => tcp.send(t.to.addr, t.data),
+                TransportKind::Tls => tls.send(t.to.addr, t.data),
             }
         }
         while let Some(opened) = engine.poll_opened() {

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -83,20 +83,145 @@ pub struct Connections {
     /// Touched on connect/disconnect and once per outgoing message; the lock is never held
     /// across an await.
     table: Arc<Mutex<Table>>,
-    accept: tokio::task::JoinHandle<()>,
+    accept: Option<tokio::task::JoinHandle<()>>,
+    inbound: mpsc::Sender<(Peer, Vec<u8>)>,
+    limits: TcpLimits,
+    dialer: Option<Dialer>,
+}
+
+/// How connections of our own are opened, for a message to a peer we have none with: a trunk
+/// that takes calls over TCP or TLS, a phone at a fixed URI. RFC 3261 §18.1.1.
+#[derive(Clone)]
+pub struct Dialer {
+    /// None: plain TCP.
+    pub tls: Option<TlsDialer>,
+}
+
+#[derive(Clone)]
+pub struct TlsDialer {
+    pub connector: tokio_rustls::TlsConnector,
+    /// The name a peer's certificate must carry, where it is not the peer's IP address.
+    pub names: Arc<HashMap<SocketAddr, String>>,
+}
+
+impl Dialer {
+    fn transport(&self) -> TransportKind {
+        if self.tls.is_some() {
+            TransportKind::Tls
+        } else {
+            TransportKind::Tcp
+        }
+    }
 }
 
 impl Connections {
-    /// Serve SIP on `listener`: plain TCP, or TLS when `tls` gives the acceptor.
+    /// Serve SIP on `listener` (if any): plain TCP, or TLS when `tls` gives the acceptor;
+    /// open connections of our own with `dialer` (if any).
     pub fn start(
-        listener: TcpListener,
+        listener: Option<TcpListener>,
         inbound: mpsc::Sender<(Peer, Vec<u8>)>,
         limits: TcpLimits,
         tls: Option<tokio_rustls::TlsAcceptor>,
+        dialer: Option<Dialer>,
     ) -> Connections {
         let table: Arc<Mutex<Table>> = Arc::default();
-        let shared = Arc::clone(&table);
-        let accept = tokio::spawn(async move {
+        let accept = listener.map(|listener| {
+            accept_loop(listener, Arc::clone(&table), inbound.clone(), limits, tls)
+        });
+        Connections {
+            table,
+            accept,
+            inbound,
+            limits,
+            dialer,
+        }
+    }
+
+    pub fn send(&self, to: SocketAddr, data: Vec<u8>) {
+        let Ok(mut table) = self.table.lock() else {
+            return;
+        };
+        if let Some(tx) = table.writers.get(&to) {
+            if tx.try_send(data).is_err() {
+                tracing::warn!(%to, "TCP connection backlogged or closed; message dropped");
+            }
+            return;
+        }
+        let Some(dialer) = self.dialer.clone() else {
+            tracing::debug!(%to, "no TCP connection to this peer");
+            return;
+        };
+        // The message waits in the new connection's queue while it is opened.
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let _ = tx.try_send(data);
+        if let Err(why) = table.admit(to, tx, &self.limits) {
+            tracing::warn!(%to, why, "no connection opened");
+            return;
+        }
+        drop(table);
+        let (inbound, limits, table) = (self.inbound.clone(), self.limits, Arc::clone(&self.table));
+        tokio::spawn(async move {
+            dial(to, dialer, inbound, rx, limits).await;
+            if let Ok(mut t) = table.lock() {
+                t.release(to);
+            }
+        });
+    }
+
+    pub fn stop(&self) {
+        if let Some(accept) = &self.accept {
+            accept.abort();
+        }
+    }
+}
+
+/// Open a connection to `to` and serve it like an accepted one; it may then stay quiet as
+/// long as any (our requests are what it answers).
+async fn dial(
+    to: SocketAddr,
+    dialer: Dialer,
+    inbound: mpsc::Sender<(Peer, Vec<u8>)>,
+    outbound: mpsc::Receiver<Vec<u8>>,
+    limits: TcpLimits,
+) {
+    let from = Peer {
+        addr: to,
+        transport: dialer.transport(),
+    };
+    let stream = match tokio::time::timeout(limits.whole_message, TcpStream::connect(to)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => return tracing::warn!(%to, %error, "cannot connect for SIP"),
+        Err(_) => return tracing::warn!(%to, "SIP connection attempt timed out"),
+    };
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = dialer.tls else {
+        return serve_connection(stream, from, inbound, outbound, limits.whole_message, IDLE).await;
+    };
+    let name = match tls.names.get(&to) {
+        Some(name) => rustls::pki_types::ServerName::try_from(name.clone()),
+        None => Ok(rustls::pki_types::ServerName::IpAddress(to.ip().into())),
+    };
+    let Ok(name) = name else {
+        return tracing::warn!(%to, "the configured TLS name is not a valid server name");
+    };
+    match tokio::time::timeout(limits.whole_message, tls.connector.connect(name, stream)).await {
+        Ok(Ok(stream)) => {
+            serve_connection(stream, from, inbound, outbound, limits.whole_message, IDLE).await
+        }
+        Ok(Err(error)) => tracing::warn!(%to, %error, "TLS to this peer failed"),
+        Err(_) => tracing::warn!(%to, "TLS handshake timed out"),
+    }
+}
+
+fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Mutex<Table>>,
+    inbound: mpsc::Sender<(Peer, Vec<u8>)>,
+    limits: TcpLimits,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> tokio::task::JoinHandle<()> {
+    {
+        tokio::spawn(async move {
             let mut backoff = Duration::ZERO;
             loop {
                 let (stream, peer) = match listener.accept().await {
@@ -135,7 +260,15 @@ impl Connections {
                                 addr: peer,
                                 transport: TransportKind::Tcp,
                             };
-                            serve_connection(stream, from, inbound, rx, limits.whole_message).await
+                            serve_connection(
+                                stream,
+                                from,
+                                inbound,
+                                rx,
+                                limits.whole_message,
+                                limits.whole_message,
+                            )
+                            .await
                         }
                         Some(acceptor) => {
                             let handshake =
@@ -152,6 +285,7 @@ impl Connections {
                                         inbound,
                                         rx,
                                         limits.whole_message,
+                                        limits.whole_message,
                                     )
                                     .await
                                 }
@@ -167,28 +301,7 @@ impl Connections {
                     }
                 });
             }
-        });
-        Connections { table, accept }
-    }
-
-    pub fn send(&self, to: SocketAddr, data: Vec<u8>) {
-        let tx = self
-            .table
-            .lock()
-            .ok()
-            .and_then(|t| t.writers.get(&to).cloned());
-        match tx {
-            Some(tx) => {
-                if tx.try_send(data).is_err() {
-                    tracing::warn!(%to, "TCP connection backlogged or closed; message dropped");
-                }
-            }
-            None => tracing::debug!(%to, "no TCP connection to this peer"),
-        }
-    }
-
-    pub fn stop(&self) {
-        self.accept.abort();
+        })
     }
 }
 
@@ -198,6 +311,7 @@ async fn serve_connection<S>(
     inbound: mpsc::Sender<(Peer, Vec<u8>)>,
     mut outbound: mpsc::Receiver<Vec<u8>>,
     whole_message: Duration,
+    first_due: Duration,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -213,9 +327,9 @@ async fn serve_connection<S>(
     });
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = [0u8; 8192];
-    // The first message is due soon after connecting: a client that connects and sends
-    // nothing is holding a slot, not using it.
-    let mut deadline = Instant::now() + whole_message;
+    // On a connection we accepted the first message is due soon: a client that connects and
+    // sends nothing is holding a slot, not using it.
+    let mut deadline = Instant::now() + first_due;
     loop {
         let n = match tokio::time::timeout_at(deadline, reader.read(&mut chunk)).await {
             Ok(Ok(0)) | Ok(Err(_)) => break,

@@ -50,3 +50,34 @@ pub fn acceptor(certificate: &Path, key: &Path) -> Result<TlsAcceptor, TlsError>
         .map_err(|e| TlsError::Config(e.to_string()))?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
+
+/// The connector for connections hotline opens over TLS, trusting the authorities in `ca`
+/// (PEM), or the system's bundle when none is configured.
+pub fn connector(ca: Option<&Path>) -> Result<tokio_rustls::TlsConnector, TlsError> {
+    const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+    let path = ca.unwrap_or(Path::new(SYSTEM_BUNDLE));
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(path).and_then(|c| c.collect::<Result<Vec<_>, _>>());
+    match certs {
+        Ok(certs) => {
+            roots.add_parsable_certificates(certs);
+        }
+        Err(e) if ca.is_some() => {
+            return Err(TlsError::Certificate {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            });
+        }
+        Err(e) => {
+            tracing::warn!(path = SYSTEM_BUNDLE, error = %e, "no system certificate authorities: TLS to trunks will fail until sip.tls_ca names some")
+        }
+    }
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}

@@ -102,7 +102,12 @@ impl Dialog {
     }
 }
 
-pub fn contact_for(user: &str, host: &str, transport: TransportKind) -> String {
+/// Our Contact for a dialog. A `sips:` dialog (RFC 5630) gets a `sips:` Contact, which
+/// implies TLS; otherwise the transport is named unless it is UDP.
+pub fn contact_for(user: &str, host: &str, transport: TransportKind, sips: bool) -> String {
+    if sips {
+        return format!("<sips:{user}@{host}>");
+    }
     match transport {
         TransportKind::Udp => format!("<sip:{user}@{host}>"),
         TransportKind::Tcp => format!("<sip:{user}@{host};transport=tcp>"),

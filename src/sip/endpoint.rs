@@ -36,6 +36,31 @@ impl TransportKind {
     }
 }
 
+impl TransportKind {
+    /// The transport a URI asks for (RFC 3261 §19.1.1, RFC 5630): `sips:` or
+    /// `transport=tls` is TLS, `transport=tcp` TCP, anything else UDP.
+    pub fn of_uri(uri: &str) -> TransportKind {
+        let uri = uri.trim().trim_start_matches('<');
+        if uri.len() >= 5 && uri[..5].eq_ignore_ascii_case("sips:") {
+            return TransportKind::Tls;
+        }
+        let params = uri.split('>').next().unwrap_or(uri);
+        for param in params.split(';').skip(1) {
+            let (name, value) = param.split_once('=').unwrap_or((param, ""));
+            if name.trim().eq_ignore_ascii_case("transport") {
+                let value = value.trim();
+                if value.eq_ignore_ascii_case("tls") {
+                    return TransportKind::Tls;
+                }
+                if value.eq_ignore_ascii_case("tcp") {
+                    return TransportKind::Tcp;
+                }
+            }
+        }
+        TransportKind::Udp
+    }
+}
+
 /// The far end of one hop: where a message came from or goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Peer {

@@ -9,7 +9,11 @@ use super::transaction::TimerConfig;
 use super::ua::{CallRef, UaConfig, UaEvent, UserAgent};
 
 fn ua(advertised: &str, user: &str) -> UserAgent {
-    UserAgent::new(UaConfig {
+    UserAgent::new(ua_config(advertised, user))
+}
+
+fn ua_config(advertised: &str, user: &str) -> UaConfig {
+    UaConfig {
         advertise_request_host: false,
         timers: TimerConfig::default(),
         advertised: advertised.into(),
@@ -21,7 +25,7 @@ fn ua(advertised: &str, user: &str) -> UserAgent {
             .fold(0, |h: u64, b| h.wrapping_mul(31).wrapping_add(u64::from(b))),
         nonce_secret: [1; 32],
         tls_port: None,
-    })
+    }
 }
 
 struct Pair {
@@ -675,5 +679,58 @@ fn the_seed_alone_decides_call_ids_tags_and_branches() {
                 .to_string()
         };
         assert_ne!(line(&a), line(&c), "{name}");
+    }
+}
+
+/// Over TLS our Contact names the TLS port: `transport=tls` for a `sip:` dialog, a
+/// `sips:` Contact (TLS implied) for a `sips:` one (RFC 5630).
+#[test]
+fn dialogs_over_tls_name_the_tls_port_and_keep_a_sips_scheme() {
+    for (scheme, contact) in [
+        ("sip", "Contact: <sip:hotline@127.0.0.1:5061;transport=tls>"),
+        ("sips", "Contact: <sips:hotline@127.0.0.1:5061>"),
+    ] {
+        let mut b = UserAgent::new(UaConfig {
+            tls_port: Some(5061),
+            ..ua_config("127.0.0.1:5060", "hotline")
+        });
+        let now = Instant::now();
+        let src = Peer {
+            addr: "127.0.0.1:40000".parse().unwrap(),
+            transport: TransportKind::Tls,
+        };
+        let invite = format!(
+            "INVITE {scheme}:100@127.0.0.1:5061 SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:40000;branch=z9hG4bKtls{scheme}\r\nMax-Forwards: 70\r\nFrom: <{scheme}:a@127.0.0.1>;tag=1\r\nTo: <{scheme}:100@127.0.0.1>\r\nCall-ID: tls-{scheme}\r\nCSeq: 1 INVITE\r\nContact: <{scheme}:a@127.0.0.1:40000;transport=tls>\r\nContent-Length: 0\r\n\r\n"
+        );
+        b.handle_input(now, src, invite.as_bytes());
+        let call = std::iter::from_fn(|| b.poll_event())
+            .find_map(|e| match e {
+                UaEvent::Incoming { call, .. } => Some(call),
+                _ => None,
+            })
+            .expect("the INVITE is taken");
+        b.answer(now, call, b"v=0\r\n".to_vec());
+        let sent: Vec<_> = std::iter::from_fn(|| b.poll_transmit()).collect();
+        let ok = sent
+            .iter()
+            .map(|t| String::from_utf8_lossy(&t.data).to_string())
+            .find(|m| m.starts_with("SIP/2.0 200"))
+            .expect("a 200 OK");
+        assert!(ok.contains(contact), "{scheme}: {ok}");
+        assert!(sent.iter().all(|t| t.to == src), "back on the connection");
+    }
+}
+
+#[test]
+fn the_transport_a_uri_asks_for() {
+    for (uri, kind) in [
+        ("sip:1001@192.0.2.5", TransportKind::Udp),
+        ("sip:1001@192.0.2.5:5080;transport=tcp", TransportKind::Tcp),
+        ("<sip:1001@192.0.2.5;lr;Transport=TLS>", TransportKind::Tls),
+        ("SIPS:1001@192.0.2.5", TransportKind::Tls),
+        ("sip:1001@192.0.2.5;transport=sctp", TransportKind::Udp),
+        ("<sip:a@b>;transport=tls", TransportKind::Udp),
+    ] {
+        assert_eq!(TransportKind::of_uri(uri), kind, "{uri}");
     }
 }

@@ -711,7 +711,13 @@ impl UserAgent {
                     // RFC 3261 §12.1.1: the UAS keeps Record-Route in order.
                     route_set: req.record_routes(),
                     peer: source,
-                    local_contact: contact_for(&self.cfg.user, &advertised, source.transport),
+                    local_contact: contact_for(
+                        &self.cfg.user,
+                        &advertised,
+                        source.transport,
+                        source.transport == TransportKind::Tls
+                            && req.uri.scheme == Some(rsip::Scheme::Sips),
+                    ),
                 };
                 self.by_dialog
                     .insert((dialog.call_id.clone(), local_tag), call_ref);
@@ -1200,7 +1206,11 @@ impl UserAgent {
         sdp: Option<Vec<u8>>,
     ) -> Result<(), SipError> {
         let host = to.addr.to_string();
-        let target = format!("sip:{to_user}@{host}");
+        let target = match to.transport {
+            TransportKind::Udp => format!("sip:{to_user}@{host}"),
+            TransportKind::Tcp => format!("sip:{to_user}@{host};transport=tcp"),
+            TransportKind::Tls => format!("sip:{to_user}@{host};transport=tls"),
+        };
         let to_uri = format!("<{target}>");
         self.start_invite(now, call_ref, to, target, to_uri, from_user, None, sdp)
     }
@@ -1246,6 +1256,7 @@ impl UserAgent {
         sdp: Option<Vec<u8>>,
     ) -> Result<(), SipError> {
         let advertised = self.over(&self.cfg.advertised, to.transport);
+        let sips = to.transport == TransportKind::Tls && target.starts_with("sips:");
         let local_tag = message::random_token(&mut self.rng, 10);
         let display = from_display
             .map(|d| {
@@ -1268,7 +1279,7 @@ impl UserAgent {
             remote_target: target,
             route_set: Vec::new(),
             peer: to,
-            local_contact: contact_for(from_user, &advertised, to.transport),
+            local_contact: contact_for(from_user, &advertised, to.transport, sips),
         };
         let mut dialog = dialog_seed;
         let body = sdp.map(|s| (SDP.to_string(), s));
