@@ -31,7 +31,11 @@ fn repo() -> &'static Path {
 }
 
 fn tls_site(srtp: SrtpMode) -> Site {
-    let mut site = site(TEST_FLOW);
+    tls_site_with(TEST_FLOW, srtp)
+}
+
+fn tls_site_with(flow: &str, srtp: SrtpMode) -> Site {
+    let mut site = site(flow);
     let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = tcp.local_addr().unwrap().port();
     drop(tcp);
@@ -375,7 +379,8 @@ type = "hangup"
 /// rustls server that answers 486, so the transfer takes its failure exit.
 #[test]
 fn a_transfer_to_a_number_reaches_a_tls_trunk_over_a_connection_hotline_opens() {
-    let mut site = site(TRUNK_FLOW);
+    let mut site = tls_site_with(TRUNK_FLOW, SrtpMode::Optional);
+    let our_tls_port = site.config.tls.as_ref().unwrap().port;
     let trunk = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let trunk_addr = trunk.local_addr().unwrap();
     site.config.outbound = Some(trunk_addr);
@@ -454,7 +459,14 @@ fn a_transfer_to_a_number_reaches_a_tls_trunk_over_a_connection_hotline_opens() 
         )),
         "{invite}"
     );
-    assert!(invite.contains("Via: SIP/2.0/TLS "), "{invite}");
+    assert!(
+        invite.contains(&format!("Via: SIP/2.0/TLS 127.0.0.1:{our_tls_port};")),
+        "{invite}"
+    );
+    assert!(
+        invite.contains(&format!("@127.0.0.1:{our_tls_port};transport=tls>")),
+        "the trunk's requests come back to our TLS port: {invite}"
+    );
     assert!(
         invite.contains(" RTP/SAVP ")
             && invite.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),

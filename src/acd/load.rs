@@ -439,7 +439,10 @@ fn read_agent(sink: &mut Sink, id: &Sp<String>, t: &Table) -> (AgentDef, std::op
 
 /// `sip:user@host[:port]` (or `sip:host`), with nothing a SIP URI cannot hold.
 fn fixed_uri_ok(uri: &str) -> bool {
-    let Some(rest) = uri.strip_prefix("sip:") else {
+    let Some(rest) = uri
+        .strip_prefix("sip:")
+        .or_else(|| uri.strip_prefix("sips:"))
+    else {
         return false;
     };
     let host = match rest.rsplit_once('@') {

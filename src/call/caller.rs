@@ -280,7 +280,10 @@ impl<M: MediaBackend> Engine<M> {
             let accepted = answer
                 .as_deref()
                 .and_then(|a| SessionDescription::parse_bytes(a).ok())
-                .and_then(|a| sdp::accept_answer(&a, &call.local).ok());
+                .and_then(|a| {
+                    sdp::accept_answer(&a, &super::reoffer(&call.local, call.negotiated.as_ref()))
+                        .ok()
+                });
             match accepted {
                 Some(neg) => {
                     let first = call.negotiated.is_none();
@@ -333,7 +336,7 @@ impl<M: MediaBackend> Engine<M> {
             // RFC 3264 §8: a re-INVITE without SDP asks us to offer; the ACK answers.
             let dir = call.negotiated.map_or(Direction::SendRecv, |n| n.direction);
             let body = sdp::build_offer(
-                &call.local,
+                &super::reoffer(&call.local, call.negotiated.as_ref()),
                 if dir == Direction::Inactive {
                     Direction::SendRecv
                 } else {
@@ -345,7 +348,8 @@ impl<M: MediaBackend> Engine<M> {
         let parsed = SessionDescription::parse_bytes(&offer).ok();
         let neg = parsed
             .as_ref()
-            .and_then(|o| sdp::negotiate(o, &call.local).ok());
+            .and_then(|o| sdp::negotiate(o, &call.local).ok())
+            .filter(|n| super::srtp_change_allowed(call.negotiated.as_ref(), n));
         match (parsed, neg) {
             (Some(o), Some(n)) => {
                 let body = sdp::build_answer(&o, &call.local, &n);

@@ -256,13 +256,17 @@ impl<M: MediaBackend> Engine<M> {
         };
         l.local.session_version += 1;
         let Some(offer) = offer else {
-            let body = sdp::build_offer(&l.local, Direction::SendRecv);
+            let body = sdp::build_offer(
+                &super::reoffer(&l.local, l.negotiated.as_ref()),
+                Direction::SendRecv,
+            );
             return self.ua.answer_reinvite(now, l.dialog, body.into_bytes());
         };
         let parsed = SessionDescription::parse_bytes(&offer).ok();
         let neg = parsed
             .as_ref()
-            .and_then(|o| sdp::negotiate(o, &l.local).ok());
+            .and_then(|o| sdp::negotiate(o, &l.local).ok())
+            .filter(|n| super::srtp_change_allowed(l.negotiated.as_ref(), n));
         let (Some(o), Some(n)) = (parsed, neg) else {
             return self.ua.reject_reinvite(now, l.dialog, 488);
         };

@@ -761,13 +761,38 @@ impl<M: MediaBackend> Engine<M> {
             SrtpMode::Required => true,
         };
         match self.cfg.srtp_keys.draw() {
-            Some(key) => Some(SrtpPolicy { key, required }),
+            Some(key) => Some(SrtpPolicy::new(key, required)),
             None => {
                 tracing::warn!("no SRTP key could be drawn from the system's randomness");
                 None
             }
         }
     }
+}
+
+/// What a re-INVITE may change about SRTP: keys may be renewed and plain calls may start
+/// encrypting, but an encrypted call stays encrypted, under its suite (a new suite under our
+/// unchanged key would repeat its keystream). Otherwise the re-INVITE gets 488.
+fn srtp_change_allowed(before: Option<&Negotiated>, after: &Negotiated) -> bool {
+    match (before.and_then(|n| n.srtp), after.srtp) {
+        (Some(b), Some(a)) => b.keys.suite == a.keys.suite,
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
+/// Our side for an offer inside a call (a re-INVITE without SDP): SRTP as the call has it.
+fn reoffer(local: &LocalMedia, negotiated: Option<&Negotiated>) -> LocalMedia {
+    let mut local = local.clone();
+    local.srtp = match (local.srtp, negotiated.and_then(|n| n.srtp)) {
+        (Some(policy), Some(now)) => Some(SrtpPolicy {
+            suite: now.keys.suite,
+            ..policy
+        }),
+        (Some(policy), None) if negotiated.is_none() => Some(policy),
+        _ => None,
+    };
+    local
 }
 
 fn stream_params(n: &Negotiated) -> StreamParams {

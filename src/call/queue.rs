@@ -677,17 +677,15 @@ fn fixed_contact(uri: &str) -> Option<crate::sip::Contact> {
         .or_else(|| uri.strip_prefix("sips:"))?;
     let rest = rest.split(';').next().unwrap_or(rest);
     let (_, host) = rest.split_once('@')?;
+    let transport = TransportKind::of_uri(uri);
     let addr = host.parse::<std::net::SocketAddr>().ok().or_else(|| {
         host.parse::<std::net::IpAddr>()
             .ok()
-            .map(|ip| (ip, 5060).into())
+            .map(|ip| (ip, transport.default_port()).into())
     })?;
     Some(crate::sip::Contact {
         uri: uri.to_string(),
-        peer: Peer {
-            addr,
-            transport: TransportKind::of_uri(uri),
-        },
+        peer: Peer { addr, transport },
     })
 }
 
@@ -734,4 +732,32 @@ pub(super) fn fill_record(
             sip_code: o.sip_code,
         })
         .collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fixed_endpoint_is_reached_over_the_transport_its_uri_names() {
+        let at =
+            |uri: &str| fixed_contact(uri).map(|c| (c.peer.addr.to_string(), c.peer.transport));
+        assert_eq!(
+            at("sip:1002@192.0.2.20"),
+            Some(("192.0.2.20:5060".into(), TransportKind::Udp))
+        );
+        assert_eq!(
+            at("sip:1002@192.0.2.20:5061;transport=tls"),
+            Some(("192.0.2.20:5061".into(), TransportKind::Tls))
+        );
+        assert_eq!(
+            at("sips:1002@192.0.2.20"),
+            Some(("192.0.2.20:5061".into(), TransportKind::Tls))
+        );
+        assert_eq!(
+            at("sip:1002@phone.example"),
+            None,
+            "host names are not resolved"
+        );
+    }
 }

@@ -890,3 +890,65 @@ fn a_file_written_after_the_flow_gave_up_waiting_is_still_in_the_cdr() {
     assert_eq!(r[0].ivr_path, ["message", "sorry", "bye"]);
     assert_eq!(r[0].recordings, [job.path.to_string_lossy().into_owned()]);
 }
+
+/// Re-INVITEs may renew SRTP keys or start SRTP, never drop it or change its suite; an offer
+/// we make inside a call follows what the call has.
+#[test]
+fn srtp_inside_a_call_only_stays_or_starts() {
+    use crate::media::srtp::{MasterKey, SrtpKeys, Suite};
+    use crate::sdp::{Sdes, SrtpPolicy};
+    let plain = Negotiated {
+        codec: crate::media::Codec::Pcmu,
+        audio_pt: 0,
+        event_pt: None,
+        remote: None,
+        remote_rtcp_mux: false,
+        direction: crate::sdp::Direction::SendRecv,
+        ptime: 20,
+        media_index: 0,
+        srtp: None,
+    };
+    let with = |suite, theirs| Negotiated {
+        srtp: Some(Sdes {
+            tag: 1,
+            keys: SrtpKeys {
+                suite,
+                send: MasterKey([1; 30]),
+                receive: MasterKey([theirs; 30]),
+            },
+        }),
+        ..plain
+    };
+    let (s80, s32) = (Suite::Aes128CmHmacSha1_80, Suite::Aes128CmHmacSha1_32);
+    assert!(super::srtp_change_allowed(None, &with(s80, 2)));
+    assert!(super::srtp_change_allowed(Some(&plain), &with(s80, 2)));
+    assert!(super::srtp_change_allowed(
+        Some(&with(s80, 2)),
+        &with(s80, 3)
+    ));
+    assert!(!super::srtp_change_allowed(Some(&with(s80, 2)), &plain));
+    assert!(!super::srtp_change_allowed(
+        Some(&with(s80, 2)),
+        &with(s32, 2)
+    ));
+
+    let mut local = LocalMedia::new("127.0.0.1".parse().unwrap(), 4000, 1);
+    local.srtp = Some(SrtpPolicy::new(MasterKey([1; 30]), false));
+    assert_eq!(
+        super::reoffer(&local, None).srtp,
+        local.srtp,
+        "before any answer"
+    );
+    assert_eq!(
+        super::reoffer(&local, Some(&plain)).srtp,
+        None,
+        "a plain call"
+    );
+    assert_eq!(
+        super::reoffer(&local, Some(&with(s32, 2)))
+            .srtp
+            .map(|p| p.suite),
+        Some(s32),
+        "the call's suite"
+    );
+}

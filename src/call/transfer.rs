@@ -41,7 +41,11 @@ fn resolve(
         .ok_or_else(|| format!("{target:?} names no user@host"))?;
     let addr = host
         .parse::<SocketAddr>()
-        .or_else(|_| host.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 5060)))
+        .or_else(|_| {
+            host.parse::<std::net::IpAddr>().map(|ip| {
+                SocketAddr::new(ip, crate::sip::TransportKind::of_uri(target).default_port())
+            })
+        })
         .map_err(|_| format!("{host:?}: transfer targets are IP addresses (with an optional port); a host name needs an outbound target"))?;
     if user.is_empty() {
         return Err(format!("{target:?} names no user"));

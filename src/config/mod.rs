@@ -396,6 +396,19 @@ impl Config {
                 }
             };
         }
+        // A trunk sends its own requests (BYE, re-INVITE) to our Contact over the same
+        // transport, so the listener must be there.
+        let listening = match c.outbound_transport {
+            crate::sip::TransportKind::Udp => true,
+            crate::sip::TransportKind::Tcp => parsed.sip.tcp.unwrap_or(c.sip_tcp),
+            crate::sip::TransportKind::Tls => parsed.sip.tls_certificate.is_some(),
+        };
+        if !listening {
+            return Err(ConfigError::Invalid {
+                key: "sip.outbound_transport",
+                message: "the gateway's own requests come back over this transport: set sip.tls_certificate and sip.tls_key for \"tls\", keep sip.tcp on for \"tcp\"".into(),
+            });
+        }
         c.tls_ca = parsed.sip.tls_ca;
         c.outbound_tls_name = parsed.sip.outbound_tls_name.filter(|n| !n.is_empty());
         c.sip_tcp = parsed.sip.tcp.unwrap_or(c.sip_tcp);
@@ -1045,12 +1058,16 @@ mod tests {
             .to_string();
         assert!(e.contains("media.srtp"), "{e}");
         let c = load_text(
-            "[sip]\noutbound = \"192.0.2.10:5061\"\noutbound_transport = \"TLS\"\noutbound_tls_name = \"trunk.example.net\"\ntls_ca = \"ca.pem\"\n",
+            "[sip]\noutbound = \"192.0.2.10:5061\"\noutbound_transport = \"TLS\"\noutbound_tls_name = \"trunk.example.net\"\ntls_ca = \"ca.pem\"\ntls_certificate = \"c.pem\"\ntls_key = \"k.pem\"\n",
         )
         .unwrap();
         assert_eq!(c.outbound_transport, crate::sip::TransportKind::Tls);
         assert_eq!(c.outbound_tls_name.as_deref(), Some("trunk.example.net"));
         assert_eq!(c.tls_ca, Some(PathBuf::from("ca.pem")));
+        let e = load_text("[sip]\noutbound_transport = \"tls\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tls_certificate"), "{e}");
         let e = load_text("[sip]\noutbound_transport = \"sctp\"\n")
             .unwrap_err()
             .to_string();

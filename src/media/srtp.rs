@@ -155,6 +155,10 @@ impl Protector {
         &mut self,
         packet: &[u8],
     ) -> Option<impl std::ops::Deref<Target = [u8]> + use<>> {
+        // A forwarded packet carries whatever header its sender wrote.
+        if !header_is_sound(packet) {
+            return None;
+        }
         self.ctx.encrypt_rtp(packet).ok()
     }
 }
@@ -189,6 +193,9 @@ impl Unprotector {
     /// Decrypts `packet` in place and returns the RTP packet's length, or None when it is
     /// not authentic (forged, damaged, replayed, or under another key).
     pub fn unprotect(&mut self, packet: &mut [u8]) -> Option<usize> {
+        if !header_is_sound(packet) {
+            return None;
+        }
         let ssrc = u32::from_be_bytes(packet.get(8..12)?.try_into().ok()?);
         let plain = match &mut self.current {
             Some((known, ctx)) if *known == ssrc => ctx.decrypt_rtp(packet).ok()?,
@@ -212,6 +219,73 @@ impl Unprotector {
         packet.get_mut(..n)?.copy_from_slice(&plain);
         Some(n)
     }
+}
+
+/// Whether webrtc-srtp's header parser can read `packet` without running off its end. The
+/// header is read before anything is authenticated, and that parser trusts the lengths of
+/// RFC 8285 extension elements, so every length here is checked against the bytes present
+/// the way it will walk them.
+fn header_is_sound(packet: &[u8]) -> bool {
+    let Some(&b0) = packet.first() else {
+        return false;
+    };
+    if packet.len() < 12 || b0 >> 6 != 2 {
+        return false;
+    }
+    let mut at = 12 + 4 * usize::from(b0 & 0x0F);
+    if at > packet.len() {
+        return false;
+    }
+    if b0 & 0x10 == 0 {
+        return true;
+    }
+    let Some(preamble) = packet.get(at..at + 4) else {
+        return false;
+    };
+    let profile = u16::from_be_bytes([preamble[0], preamble[1]]);
+    let end = at + 4 + 4 * usize::from(u16::from_be_bytes([preamble[2], preamble[3]]));
+    at += 4;
+    if end > packet.len() {
+        return false;
+    }
+    match profile {
+        // One-byte elements: id and length-1 in one byte; id 15 ends the list.
+        0xBEDE => {
+            while at < end {
+                let b = packet[at];
+                at += 1;
+                if b == 0 {
+                    continue;
+                }
+                if b >> 4 == 0xF {
+                    break;
+                }
+                at += usize::from(b & 0x0F) + 1;
+                if at > packet.len() {
+                    return false;
+                }
+            }
+        }
+        // Two-byte elements: an id byte, then a length byte.
+        0x1000 => {
+            while at < end {
+                let b = packet[at];
+                at += 1;
+                if b == 0 {
+                    continue;
+                }
+                let Some(&len) = packet.get(at) else {
+                    return false;
+                };
+                at += 1 + usize::from(len);
+                if at > packet.len() {
+                    return false;
+                }
+            }
+        }
+        _ => {}
+    }
+    true
 }
 
 #[cfg(test)]
@@ -273,6 +347,43 @@ mod tests {
             bob.unprotect(&mut next).is_some(),
             "the real stream is still heard"
         );
+    }
+
+    /// Extension elements whose lengths run past the packet made the header parser panic
+    /// before authentication; they are refused on both sides now, and sound ones still pass.
+    #[test]
+    fn headers_that_would_overrun_are_refused_before_the_transform() {
+        let mut bob = Unprotector::new(&keys(2, 1)).unwrap();
+        let mut alice = Protector::new(&keys(1, 2)).unwrap();
+        let head: &[u8] = &[0x90, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7];
+        let mut overruns = vec![
+            // One-byte profile, one word, an element of 16 bytes.
+            [head, &[0xBE, 0xDE, 0, 1, 0x0F, 0, 0, 0]].concat(),
+            // Two-byte profile, an element of 200 bytes.
+            [head, &[0x10, 0x00, 0, 1, 1, 200, 0, 0]].concat(),
+            // Two-byte profile, the length byte missing.
+            [head, &[0x10, 0x00, 0, 1, 0, 0, 0, 5]].concat(),
+            // Fifteen CSRCs in a 20-byte packet.
+            vec![
+                0x8F, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7, 1, 2, 3, 4, 5, 6, 7, 8,
+            ],
+            vec![0x80, 0, 0],
+        ];
+        for p in &mut overruns {
+            assert!(alice.protect(p).is_none(), "{p:?}");
+            assert_eq!(bob.unprotect(p), None, "{p:?}");
+        }
+        // A sound one-byte extension (id 1, two bytes) goes through both ways.
+        let mut with_ext = [
+            &[0x90u8, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 7][..],
+            &[0xBE, 0xDE, 0, 1, 0x11, 0xAA, 0xBB, 0],
+        ]
+        .concat();
+        with_ext.extend_from_slice(&[0x55; 160]);
+        let sealed = alice.protect(&with_ext).expect("a sound extension");
+        let mut buf = sealed.to_vec();
+        let n = bob.unprotect(&mut buf).expect("opens");
+        assert_eq!(&buf[..n], &with_ext[..]);
     }
 
     #[test]

@@ -226,16 +226,21 @@ impl Stream {
         s
     }
 
-    /// Start SRTP, change keys or end it, after the SDP changed from `before`. Same keys keep
-    /// the contexts (and the rollover counts they track).
-    fn rekey(&mut self, before: Option<SrtpKeys>) {
-        if before.is_some() && before == self.params.srtp {
-            return;
+    /// Start SRTP, change keys or end it, after the SDP changed from `before` (None: a new
+    /// stream). Each direction's context is kept while its own suite and key are, so the
+    /// rollover count it tracks goes on (a fresh context under the same key would count from
+    /// zero again and repeat the keystream).
+    fn rekey(&mut self, before: Option<Option<SrtpKeys>>) {
+        let now = self.params.srtp;
+        let sending = |k: Option<SrtpKeys>| k.map(|k| (k.suite, k.send));
+        let receiving = |k: Option<SrtpKeys>| k.map(|k| (k.suite, k.receive));
+        if before.is_none_or(|b| sending(b) != sending(now)) {
+            self.egress
+                .protect_with(now.as_ref().and_then(Protector::new));
         }
-        let keys = self.params.srtp;
-        self.unprotect = keys.as_ref().and_then(Unprotector::new).map(Box::new);
-        self.egress
-            .protect_with(keys.as_ref().and_then(Protector::new));
+        if before.is_none_or(|b| receiving(b) != receiving(now)) {
+            self.unprotect = now.as_ref().and_then(Unprotector::new).map(Box::new);
+        }
     }
 
     pub fn params(&self) -> &StreamParams {
@@ -278,7 +283,7 @@ impl Stream {
         }
         let before = self.params.srtp;
         self.params = params;
-        self.rekey(before);
+        self.rekey(Some(before));
         self.publish();
     }
 

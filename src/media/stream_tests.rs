@@ -532,3 +532,65 @@ fn packets_of_30_ms_are_recorded_whole() {
     assert_eq!(rec.samples.len(), 240);
     assert!(rec.heard);
 }
+
+/// A re-INVITE that renews only the peer's key keeps the context we send with: across a
+/// sequence-number rollover the phone, counting rollovers, still opens what we send. (A fresh
+/// context under our unchanged key would count from zero and repeat its keystream.)
+#[test]
+fn a_new_peer_key_keeps_the_sending_context_and_its_rollover_count() {
+    use crate::media::srtp::{MasterKey, SrtpKeys, Suite, Unprotector};
+    let ours = MasterKey([3; 30]);
+    let keys = |theirs: u8| SrtpKeys {
+        suite: Suite::Aes128CmHmacSha1_80,
+        send: ours,
+        receive: MasterKey([theirs; 30]),
+    };
+    let mut s = Stream::new(
+        StreamParams {
+            srtp: Some(keys(4)),
+            ..params()
+        },
+        0x5EC,
+        65530,
+        0,
+    );
+    let mut phone = Unprotector::new(&SrtpKeys {
+        suite: Suite::Aes128CmHmacSha1_80,
+        send: MasterKey([4; 30]),
+        receive: ours,
+    })
+    .unwrap();
+    let mut buf = [0u8; PACKET_LEN];
+    let mut send_one = |s: &mut Stream| {
+        let (len, _) = s.next_packet(&mut buf);
+        let mut sealed = Vec::new();
+        s.egress()
+            .seal(&buf[..len], |p| {
+                sealed = p.to_vec();
+                Ok(p.len())
+            })
+            .unwrap();
+        phone.unprotect(&mut sealed).is_some()
+    };
+    for _ in 0..10 {
+        assert!(send_one(&mut s));
+    }
+    s.update(StreamParams {
+        srtp: Some(keys(5)),
+        ..params()
+    });
+    assert!(send_one(&mut s), "after the rollover and the new peer key");
+    s.update(StreamParams {
+        srtp: None,
+        ..params()
+    });
+    let (len, _) = s.next_packet(&mut buf);
+    let mut plain = Vec::new();
+    s.egress()
+        .seal(&buf[..len], |p| {
+            plain = p.to_vec();
+            Ok(p.len())
+        })
+        .unwrap();
+    assert_eq!(plain.len(), len, "SRTP ended: plain RTP");
+}

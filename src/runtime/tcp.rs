@@ -54,6 +54,11 @@ impl Table {
         tx: mpsc::Sender<Vec<u8>>,
         limits: &TcpLimits,
     ) -> Result<(), &'static str> {
+        // One connection per address: a second one (a peer connecting from the address we
+        // dialled) would share its entry and be released with the first.
+        if self.writers.contains_key(&peer) {
+            return Err("a connection with this address is already open");
+        }
         if self.writers.len() >= limits.total {
             return Err("the server's TCP connections are all taken");
         }
@@ -147,7 +152,14 @@ impl Connections {
             }
             return;
         }
-        let Some(dialer) = self.dialer.clone() else {
+        // A response goes back on the request's connection; if that is gone, the peer's
+        // retransmission will bring a new one. Only requests open connections, so an answer
+        // to whoever once connected from some port never dials that port.
+        let Some(dialer) = self
+            .dialer
+            .clone()
+            .filter(|_| !data.starts_with(b"SIP/2.0"))
+        else {
             tracing::debug!(%to, "no TCP connection to this peer");
             return;
         };
@@ -388,6 +400,10 @@ mod tests {
         let (tx, _rx) = mpsc::channel(1);
         let at = |ip: &str, port: u16| SocketAddr::new(ip.parse().unwrap(), port);
         assert!(t.admit(at("10.0.0.1", 1), tx.clone(), &limits).is_ok());
+        assert!(
+            t.admit(at("10.0.0.1", 1), tx.clone(), &limits).is_err(),
+            "the same address twice"
+        );
         assert!(t.admit(at("10.0.0.1", 2), tx.clone(), &limits).is_ok());
         assert!(t.admit(at("10.0.0.1", 3), tx.clone(), &limits).is_err());
         assert!(t.admit(at("10.0.0.2", 1), tx.clone(), &limits).is_ok());

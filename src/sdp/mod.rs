@@ -14,7 +14,7 @@ use crate::media::Codec;
 use crate::media::srtp::{MasterKey, Suite};
 
 pub use offer_answer::{
-    DEFAULT_PTIME, LocalMedia, Negotiated, NegotiationError, SrtpPolicy, accept_answer,
+    DEFAULT_PTIME, LocalMedia, Negotiated, NegotiationError, Sdes, SrtpPolicy, accept_answer,
     build_answer, build_offer, negotiate,
 };
 pub use parse::SdpError;

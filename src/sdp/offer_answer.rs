@@ -8,6 +8,9 @@ use super::{Direction, MediaDescription, SessionDescription};
 use crate::media::Codec;
 use crate::media::srtp::{MasterKey, SrtpKeys, Suite};
 
+/// The tag of the one `a=crypto` line our offers carry.
+const OFFER_TAG: u32 = 1;
+
 /// The packet time hotline sends, and assumes of a peer that does not say.
 pub const DEFAULT_PTIME: u32 = 20;
 
@@ -34,6 +37,19 @@ pub struct LocalMedia {
 pub struct SrtpPolicy {
     pub key: MasterKey,
     pub required: bool,
+    /// The suite our offers name: the mandatory one, or the one a call already uses (a new
+    /// suite under the same key would repeat its keystream).
+    pub suite: Suite,
+}
+
+impl SrtpPolicy {
+    pub fn new(key: MasterKey, required: bool) -> SrtpPolicy {
+        SrtpPolicy {
+            key,
+            required,
+            suite: Suite::Aes128CmHmacSha1_80,
+        }
+    }
 }
 
 /// SRTP as negotiated: the tag of the `a=crypto` line chosen, and the keys.
@@ -155,6 +171,15 @@ pub fn accept_answer(
         .find(|(_, media)| media.is_audio())
         .ok_or(NegotiationError::NoAudio)?;
     let mut negotiated = usable_audio(answer, media, index, local)?;
+    // RFC 4568 §7.1.3 and RFC 3264: the answer takes the one line we offered, on our profile.
+    if let Some(ours) = local.srtp {
+        let answered = negotiated.srtp.is_some_and(|s| {
+            s.tag == OFFER_TAG && s.keys.suite == ours.suite && s.keys.receive != ours.key
+        });
+        if !answered || !media.protocol.to_ascii_uppercase().starts_with("RTP/SAVP") {
+            return Err(NegotiationError::SecureOnly);
+        }
+    }
     if local.offered_event_pt().is_none() {
         negotiated.event_pt = None;
     }
@@ -270,7 +295,7 @@ pub fn build_offer(local: &LocalMedia, direction: Direction) -> String {
     match &local.srtp {
         Some(srtp) => {
             audio_section(&mut sdp, local.port, "RTP/SAVP", &pts, direction);
-            crypto_line(&mut sdp, 1, Suite::Aes128CmHmacSha1_80, &srtp.key);
+            crypto_line(&mut sdp, OFFER_TAG, srtp.suite, &srtp.key);
         }
         None => audio_section(&mut sdp, local.port, "RTP/AVP", &pts, direction),
     }

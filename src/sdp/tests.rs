@@ -558,16 +558,21 @@ proptest! {
         };
         let ours = LocalMedia {
             addr, port, session_id: id, session_version: id, codecs, telephone_event_pt: event_pt,
-            srtp: key.map(|k| SrtpPolicy { key: MasterKey(k), required: true }),
+            srtp: key.map(|k| SrtpPolicy::new(MasterKey(k), true)),
+        };
+        // The answerer has a key of its own.
+        let theirs = LocalMedia {
+            srtp: key.map(|k| SrtpPolicy::new(MasterKey(k.map(|b| !b)), true)),
+            ..ours.clone()
         };
         let offer = SessionDescription::parse(&build_offer(&ours, Direction::SendRecv)).unwrap();
-        let neg = negotiate(&offer, &ours).unwrap();
+        let neg = negotiate(&offer, &theirs).unwrap();
         prop_assert_eq!(neg.codec, ours.codecs[0]);
         prop_assert_eq!(neg.remote, Some(SocketAddr::new(addr, port)));
-        let answer = SessionDescription::parse(&build_answer(&offer, &ours, &neg)).unwrap();
+        let answer = SessionDescription::parse(&build_answer(&offer, &theirs, &neg)).unwrap();
         let back = accept_answer(&answer, &ours).unwrap();
         prop_assert_eq!((back.codec, back.event_pt), (neg.codec, neg.event_pt));
-        prop_assert_eq!(back.srtp.map(|s| s.keys.receive), key.map(MasterKey));
+        prop_assert_eq!(back.srtp.map(|s| s.keys.receive), key.map(|k| MasterKey(k.map(|b| !b))));
     }
 }
 
@@ -575,10 +580,7 @@ const PEER_KEY: &str = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
 
 fn secure_local(required: bool) -> LocalMedia {
     LocalMedia {
-        srtp: Some(SrtpPolicy {
-            key: MasterKey([7; 30]),
-            required,
-        }),
+        srtp: Some(SrtpPolicy::new(MasterKey([7; 30]), required)),
         ..local()
     }
 }
@@ -624,9 +626,16 @@ fn an_sdes_offer_is_answered_with_our_key_under_its_tag() {
     assert!(
         mine.contains("RTP/SAVP") && mine.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:")
     );
-    let answer = parse(&text);
-    let back = accept_answer(&answer, &secure_local(false)).unwrap();
+    let offerer = LocalMedia {
+        srtp: Some(SrtpPolicy::new(MasterKey([8; 30]), false)),
+        ..local.clone()
+    };
+    let offer = parse(&build_offer(&offerer, Direction::SendRecv));
+    let n = negotiate(&offer, &local).unwrap();
+    let answer = parse(&build_answer(&offer, &local, &n));
+    let back = accept_answer(&answer, &offerer).unwrap();
     assert_eq!(back.srtp.unwrap().keys.receive, MasterKey([7; 30]));
+    assert_eq!(back.srtp.unwrap().keys.send, MasterKey([8; 30]));
 }
 
 #[test]
@@ -672,4 +681,45 @@ fn srtp_policy_decides_what_plain_and_secure_offers_get() {
         text.contains("RTP/AVP 0") && text.contains("a=crypto:1 "),
         "{text}"
     );
+}
+
+#[test]
+fn an_answer_to_our_srtp_offer_must_take_our_line_on_our_profile() {
+    let local = secure_local(false);
+    let ours = local.srtp.unwrap().key;
+    let answer = |profile: &str, crypto: &str| {
+        parse(&format!(
+            "v=0\no=- 1 1 IN IP4 192.0.2.1\ns=-\nc=IN IP4 192.0.2.1\nt=0 0\nm=audio 5004 {profile} 0\n{crypto}"
+        ))
+    };
+    let good = format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{PEER_KEY}\n");
+    assert!(accept_answer(&answer("RTP/SAVP", &good), &local).is_ok());
+    for (profile, crypto, why) in [
+        ("RTP/AVP", String::new(), "plain RTP"),
+        ("RTP/AVP", good.clone(), "our key on the plain profile"),
+        (
+            "RTP/SAVP",
+            format!("a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:{PEER_KEY}\n"),
+            "a tag we did not offer",
+        ),
+        (
+            "RTP/SAVP",
+            format!("a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:{PEER_KEY}\n"),
+            "a suite we did not offer",
+        ),
+        (
+            "RTP/SAVP",
+            format!(
+                "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\n",
+                ours.to_inline()
+            ),
+            "our own key sent back",
+        ),
+    ] {
+        assert_eq!(
+            accept_answer(&answer(profile, &crypto), &local),
+            Err(NegotiationError::SecureOnly),
+            "{why}"
+        );
+    }
 }

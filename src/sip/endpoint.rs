@@ -41,7 +41,10 @@ impl TransportKind {
     /// `transport=tls` is TLS, `transport=tcp` TCP, anything else UDP.
     pub fn of_uri(uri: &str) -> TransportKind {
         let uri = uri.trim().trim_start_matches('<');
-        if uri.len() >= 5 && uri[..5].eq_ignore_ascii_case("sips:") {
+        if uri
+            .get(..5)
+            .is_some_and(|s| s.eq_ignore_ascii_case("sips:"))
+        {
             return TransportKind::Tls;
         }
         let params = uri.split('>').next().unwrap_or(uri);
@@ -58,6 +61,14 @@ impl TransportKind {
             }
         }
         TransportKind::Udp
+    }
+
+    /// The port a URI without one means (RFC 3261 §19.1.2): 5061 for TLS.
+    pub fn default_port(self) -> u16 {
+        match self {
+            TransportKind::Tls => 5061,
+            _ => 5060,
+        }
     }
 }
 

@@ -1165,7 +1165,7 @@ impl UserAgent {
         let Ok(info) = call.dialog.request(
             &mut self.rng,
             Method::Info,
-            &self.cfg.advertised,
+            &call.advertised,
             Some(("application/dtmf-relay".into(), body)),
         ) else {
             return;
