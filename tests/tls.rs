@@ -533,3 +533,40 @@ fn a_trunk_whose_certificate_does_not_match_gets_nothing() {
     let cdrs = read_cdrs(&site.config.database);
     assert!(cdrs[0].ivr_path.iter().any(|n| n == "bye"), "{:?}", cdrs[0]);
 }
+
+/// A client that opens the TLS port and never finishes a handshake holds its slot only for
+/// the message timeout; a real phone connects meanwhile.
+#[test]
+fn a_stalled_tls_handshake_is_dropped_within_the_message_timeout() {
+    let mut site = tls_site(SrtpMode::Optional);
+    site.config.tcp_message_timeout = Duration::from_millis(300);
+    let mut server = start(site.config.clone());
+    let tls_addr = server.server.as_ref().unwrap().tls_addr.unwrap();
+    let mut stalled = TcpStream::connect(tls_addr).unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    stalled.write_all(&[0x16, 0x03, 0x01]).unwrap(); // the first bytes of a ClientHello
+    let mut phone = TlsPhone::connect(tls_addr);
+    let offer = phone.offer(true);
+    phone.dial(offer);
+    assert!(
+        phone
+            .wait_for(Duration::from_secs(5), |e| matches!(
+                e,
+                UaEvent::Answered { .. }
+            ))
+            .is_some(),
+        "a phone is served beside the stalled client"
+    );
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let closed = matches!(stalled.read(&mut buf), Ok(0) | Err(_));
+    assert!(
+        closed && started.elapsed() < Duration::from_secs(2),
+        "the stalled connection is closed: {:?}",
+        started.elapsed()
+    );
+    drop(phone);
+    server.stop();
+}
