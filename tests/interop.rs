@@ -246,6 +246,50 @@ fn baresip_places_a_call_that_completes() {
     );
 }
 
+/// The same key twice from one RFC 2833 capture: both presses carry the same RTP timestamp
+/// (only their sequence numbers run on), and both count.
+#[test]
+#[ignore = "interop: needs sipp (Debian sip-tester)"]
+fn sipp_pressing_the_same_key_twice_from_one_capture_counts_twice() {
+    let sipp = need("sipp");
+    let dir = TempDir::new("sipp-repeat");
+    let hotline = Hotline::start(dir.path(), &repo().join("tests/interop"), None);
+    let media_port = 46000 + 2 * fastrand::u16(..500);
+    let status = Command::new(sipp)
+        .arg("-sf")
+        .arg(repo().join("tests/interop/sipp-repeat.xml"))
+        .args([
+            "-s",
+            "300",
+            &format!("127.0.0.1:{}", hotline.port),
+            "-i",
+            "127.0.0.1",
+            "-mp",
+            &media_port.to_string(),
+            "-m",
+            "1",
+            "-timeout",
+            "60s",
+            "-timeout_error",
+            "-nostdin",
+            "-trace_err",
+        ])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .expect("run sipp");
+    assert!(
+        status.success(),
+        "the SIPp scenario passed (see *_errors.log in {})",
+        dir.path().display()
+    );
+    let cdrs = hotline.stop();
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    assert_eq!(cdrs[0].digits, "11", "{:?}", cdrs[0]);
+    assert_eq!(cdrs[0].ivr_path, ["code", "bye", "end"], "{:?}", cdrs[0]);
+}
+
 /// baresip calls over SIP over TLS and will take only SRTP (`mediaenc=srtp-mand`, an
 /// RTP/SAVP offer with SDES keys): the call is answered, baresip hears the prompts through
 /// SRTP, and hotline ends it as the flow says.

@@ -186,6 +186,10 @@ pub struct Interpreter {
     failures: u32,
     /// A collected entry waiting for its confirmation.
     pending: Option<String>,
+    /// A collect filled to `max_digits` whose prompt asked for a terminator: the terminator
+    /// the caller presses next (until the deadline) belongs to that entry, not to whatever
+    /// comes after it.
+    late_terminator: Option<(char, Instant)>,
     question: usize,
     steps: u32,
     next_play: u32,
@@ -219,6 +223,7 @@ impl Interpreter {
             typeahead: String::new(),
             failures: 0,
             pending: None,
+            late_terminator: None,
             question: 0,
             steps: 0,
             next_play: 0,
@@ -299,6 +304,12 @@ impl Interpreter {
         }
         if self.digits.len() < MAX_DIGITS {
             self.digits.push(digit);
+        }
+        if let Some((terminator, until)) = self.late_terminator.take()
+            && terminator == digit
+            && now <= until
+        {
+            return;
         }
         self.steps = 0;
         match self.wait {
@@ -902,6 +913,7 @@ impl Interpreter {
                 }
                 self.buffer.push(digit);
                 if self.buffer.chars().count() as u32 >= c.max_digits {
+                    self.late_terminator = c.terminator.map(|t| (t, now + c.inter_digit_timeout));
                     self.collect_done(now);
                 } else {
                     self.restart_inter_digit(now, c.inter_digit_timeout);

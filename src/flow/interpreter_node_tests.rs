@@ -114,6 +114,34 @@ fn confirm_timeout_repeats_the_read_back_then_gives_up() {
     assert_eq!(t.settle(), ["<hangup>"], "third failure takes on_failure");
 }
 
+/// A card number of fixed length whose prompt says "then press #": the `#` that follows the
+/// sixteenth digit belongs to the entry, not to the read-back that has begun (issue 10).
+#[test]
+fn a_terminator_after_a_full_entry_belongs_to_the_entry() {
+    let card = COLLECT
+        .replace("min_digits = 4", "min_digits = 16")
+        .replace("max_digits = 8", "max_digits = 16");
+    let mut t = T::new(&flow(&card));
+    t.settle();
+    t.press("4111111111111111#");
+    let heard = t.settle();
+    assert_eq!(
+        heard.first().map(String::as_str),
+        Some("you_entered"),
+        "{heard:?}"
+    );
+    assert!(!heard.contains(&"invalid".to_string()), "{heard:?}");
+    t.press("1");
+    assert_eq!(t.settle(), ["thanks", "<hangup>"]);
+    assert_eq!(t.it.var("acct"), Some("4111111111111111"));
+    // Without the terminator it is the same; a second # is a wrong key at the read-back.
+    let mut t = T::new(&flow(&card));
+    t.settle();
+    t.press("4111111111111111##");
+    let heard = t.settle();
+    assert!(heard.contains(&"invalid".to_string()), "{heard:?}");
+}
+
 /// A six-digit PIN with a 3 s inter-digit and a 5 s total timeout.
 const TOTAL_TIMEOUT_PIN: &str = r#"
 [nodes.a]

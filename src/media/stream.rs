@@ -128,6 +128,8 @@ pub struct Stream {
     latch: Latch,
     /// Ticks since the last packet from the caller (or since the start, until one came).
     silent_ticks: u32,
+    /// Ticks since the stream started: the clock the digit deduper tells presses apart by.
+    ticks: u32,
     /// Boxed: most streams never record, and the pacing loop walks every stream each tick.
     recorder: Option<Box<Recorder>>,
     stereo: Option<Box<StereoRecorder>>,
@@ -211,6 +213,7 @@ impl Stream {
                 .then(|| Box::new(DtmfDetector::new())),
             latch: Latch::new(params.remote),
             silent_ticks: 0,
+            ticks: 0,
             recorder: None,
             stereo: None,
             ptime: 0,
@@ -745,7 +748,9 @@ impl Stream {
         let payload = &data[payload_at..payload_at + payload_len];
         if Some(h.payload_type) == self.params.event_pt {
             if let Some(ev) = rfc4733::parse(payload) {
-                out.digit = self.deduper.on_event(h.timestamp, &ev);
+                out.digit = self
+                    .deduper
+                    .on_event(h.timestamp, h.sequence, h.ssrc, self.ticks, &ev);
             }
             if let Some(fwd) = self.forward.as_deref_mut()
                 && !fwd.event(data, &h, payload_at, payload_len, send)
@@ -791,6 +796,7 @@ impl Stream {
     /// hears its caller is a dead call or an SDP naming a third party (issue 9). Streams we
     /// don't receive on (the caller holds) never time out.
     pub fn tick_silence(&mut self, limit: u32, first_limit: u32) -> bool {
+        self.ticks = self.ticks.wrapping_add(1);
         if !self.params.receive {
             self.silent_ticks = 0;
             return false;
