@@ -290,6 +290,51 @@ fn sipp_pressing_the_same_key_twice_from_one_capture_counts_twice() {
     assert_eq!(cdrs[0].ivr_path, ["code", "bye", "end"], "{:?}", cdrs[0]);
 }
 
+/// A 16-digit card number followed by `#`, as the prompt asks: the `#` belongs to the entry,
+/// the read-back follows, and 1 confirms it (with one attempt, a `#` taken as a wrong key would
+/// end the call at "sorry"). The number repeats digits, each from the same capture.
+#[test]
+#[ignore = "interop: needs sipp (Debian sip-tester)"]
+fn sipp_card_number_then_the_terminator_is_confirmed_not_refused() {
+    let sipp = need("sipp");
+    let dir = TempDir::new("sipp-card");
+    let hotline = Hotline::start(dir.path(), &repo().join("tests/interop"), None);
+    let media_port = 46000 + 2 * fastrand::u16(..500);
+    let status = Command::new(sipp)
+        .arg("-sf")
+        .arg(repo().join("tests/interop/sipp-card.xml"))
+        .args([
+            "-s",
+            "400",
+            &format!("127.0.0.1:{}", hotline.port),
+            "-i",
+            "127.0.0.1",
+            "-mp",
+            &media_port.to_string(),
+            "-m",
+            "1",
+            "-timeout",
+            "90s",
+            "-timeout_error",
+            "-nostdin",
+            "-trace_err",
+        ])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .expect("run sipp");
+    assert!(
+        status.success(),
+        "the SIPp scenario passed (see *_errors.log in {})",
+        dir.path().display()
+    );
+    let cdrs = hotline.stop();
+    assert_eq!(cdrs.len(), 1, "{cdrs:?}");
+    assert_eq!(cdrs[0].digits, "4532015112830366#1", "{:?}", cdrs[0]);
+    assert_eq!(cdrs[0].ivr_path, ["card", "ok", "end"], "{:?}", cdrs[0]);
+}
+
 /// baresip calls over SIP over TLS and will take only SRTP (`mediaenc=srtp-mand`, an
 /// RTP/SAVP offer with SDES keys): the call is answered, baresip hears the prompts through
 /// SRTP, and hotline ends it as the flow says.
