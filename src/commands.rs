@@ -202,9 +202,9 @@ pub fn dry_run(config: &Config, args: TryArgs) -> anyhow::Result<ExitCode> {
     for step in &walk.steps {
         print_step(step, &catalog, &mut texts);
     }
-    if !walk.vars.is_empty() {
+    if !walk.shown_vars.is_empty() {
         let vars: Vec<String> = walk
-            .vars
+            .shown_vars
             .iter()
             .map(|(k, v)| format!("{k}={v:?}"))
             .collect();

@@ -565,3 +565,39 @@ fn sigkill_during_a_database_outage_loses_no_record() {
     ids.dedup();
     assert_eq!(ids.len(), 5, "one row per call");
 }
+
+/// `hotline try` shows a sensitive entry as the flow allows: keys and variable masked.
+#[test]
+fn try_masks_a_sensitive_entry() {
+    let flow = r##"
+[flow]
+name = "card"
+numbers = ["100"]
+start = "card"
+[nodes.card]
+type = "collect"
+prompts = ["welcome"]
+variable = "card"
+min_digits = 16
+max_digits = 16
+terminator = "#"
+sensitive = true
+keep_last = 4
+next = "end"
+[nodes.end]
+type = "hangup"
+"##;
+    let site = common::site(flow);
+    let out = hotline()
+        .args(["try", "100", "--flows"])
+        .arg(&site.config.flows_dir)
+        .arg("--prompts")
+        .arg(&site.config.prompts_dir)
+        .args(["--press", "4111111111111234#"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains("41111111"), "{stdout}");
+    assert!(stdout.contains("card=\"xxxxxxxxxxxx1234\""), "{stdout}");
+}

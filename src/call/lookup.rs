@@ -98,6 +98,7 @@ mod tests {
         LookupRequest {
             method: Method::Get,
             url: url.into(),
+            shown_url: url.into(),
             body: None,
             timeout: Duration::from_secs(2),
             cache: Duration::from_secs(cache),

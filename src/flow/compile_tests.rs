@@ -562,3 +562,24 @@ fn a_node_reached_only_by_a_queue_key_is_reachable() {
         "{errors:?} {warnings:?}"
     );
 }
+
+#[test]
+fn sensitive_keys_are_checked() {
+    let text = with_nodes(
+        "[nodes.a]\ntype = \"collect\"\nvariable = \"pin\"\nmax_digits = 4\nkeep_last = 2\nnext = \"end\"\n",
+    );
+    let errs = errors(&[("a.toml", &text)]);
+    assert!(
+        errs.iter().any(|e| e.contains("add `sensitive = true`")),
+        "{errs:?}"
+    );
+    let text = with_nodes(
+        "[nodes.a]\ntype = \"lookup\"\nurl = \"http://127.0.0.1:1/x\"\nresult = { pin = \"pin\" }\nsensitive = [\"pni\"]\nnext = \"end\"\n",
+    );
+    let errs = errors(&[("a.toml", &text)]);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("\"pni\" is not one of this lookup's `result` variables")),
+        "{errs:?}"
+    );
+}

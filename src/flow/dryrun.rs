@@ -59,6 +59,8 @@ pub struct Walk {
     pub steps: Vec<Step>,
     pub path: Vec<String>,
     pub vars: Vec<(String, String)>,
+    /// The same variables as they may be shown (sensitive values masked).
+    pub shown_vars: Vec<(String, String)>,
     pub survey: Vec<(String, String)>,
     pub language: String,
 }
@@ -104,7 +106,7 @@ pub fn walk(
                 FlowAction::Lookup { id, request } => {
                     let result = outside.lookup(&node, &request);
                     steps.push(Step::Lookup {
-                        url: request.url.clone(),
+                        url: request.shown_url.clone(),
                         result: result.clone(),
                     });
                     it.on_lookup(now, id, result);
@@ -167,7 +169,11 @@ pub fn walk(
         }
         match (presses.pop_front(), it.poll_timeout()) {
             (Some(keys), Some(_)) => {
-                steps.push(Step::Keys(keys.clone()));
+                steps.push(Step::Keys(if it.in_sensitive_entry() {
+                    "x".repeat(keys.chars().count())
+                } else {
+                    keys.clone()
+                }));
                 for k in keys.chars() {
                     now += Duration::from_millis(200);
                     it.on_digit(now, k);
@@ -197,10 +203,14 @@ pub fn walk(
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     vars.sort();
+    let mut shown_vars: Vec<(String, String)> =
+        it.shown_vars().map(|(k, v)| (k.to_string(), v)).collect();
+    shown_vars.sort();
     Walk {
         steps,
         path: it.path().to_vec(),
         vars,
+        shown_vars,
         survey: it.survey_answers().to_vec(),
         language: it.language().to_string(),
     }

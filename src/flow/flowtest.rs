@@ -341,7 +341,13 @@ fn judge(case: &TestCase, walk: &Walk) -> Option<String> {
             .find(|(k, _)| k == var)
             .map(|(_, v)| v.as_str());
         if got != Some(want.as_str()) {
-            return Some(format!("expected {var} = {want:?}, it is {got:?}"));
+            // A sensitive value is not printed, even to the test's author.
+            let shown = walk
+                .shown_vars
+                .iter()
+                .find(|(k, _)| k == var)
+                .map(|(_, v)| v.as_str());
+            return Some(format!("expected {var} = {want:?}, it is {shown:?}"));
         }
     }
     if let Some(Step::Stopped(why)) = walk.steps.last() {

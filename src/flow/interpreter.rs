@@ -95,6 +95,8 @@ pub enum FlowAction {
 pub struct LookupRequest {
     pub method: Method,
     pub url: String,
+    /// The URL as logs and dry runs may show it: sensitive values masked.
+    pub shown_url: String,
     pub body: Option<String>,
     pub timeout: Duration,
     pub cache: Duration,
@@ -190,6 +192,8 @@ pub struct Interpreter {
     /// the caller presses next (until the deadline) belongs to that entry, not to whatever
     /// comes after it.
     late_terminator: Option<(char, Instant)>,
+    /// Variables holding sensitive values, with how many trailing characters may be shown.
+    sensitive: HashMap<String, u32>,
     question: usize,
     steps: u32,
     next_play: u32,
@@ -224,6 +228,7 @@ impl Interpreter {
             failures: 0,
             pending: None,
             late_terminator: None,
+            sensitive: HashMap::new(),
             question: 0,
             steps: 0,
             next_play: 0,
@@ -303,7 +308,16 @@ impl Interpreter {
             return;
         }
         if self.digits.len() < MAX_DIGITS {
-            self.digits.push(digit);
+            // Keys typed into a sensitive entry are kept only as "a key was pressed".
+            let masked = matches!(
+                self.wait,
+                Wait::Digits { .. }
+                    | Wait::Playing {
+                        after: AfterPlay::Listen,
+                        ..
+                    }
+            ) && matches!(self.kind(), NodeKind::Collect(c) if c.sensitive.is_some() && Some(digit) != c.terminator);
+            self.digits.push(if masked { 'x' } else { digit });
         }
         if let Some((terminator, until)) = self.late_terminator.take()
             && terminator == digit
@@ -442,6 +456,11 @@ impl Interpreter {
                 for (var, path) in &l.result {
                     let value = json_path(&json, path).unwrap_or_default();
                     self.vars.insert(var.clone(), value);
+                    if l.sensitive.contains(var) {
+                        self.sensitive.insert(var.clone(), 0);
+                    } else {
+                        self.sensitive.remove(var);
+                    }
                 }
                 self.enter(now, l.next);
             }
@@ -642,6 +661,7 @@ impl Interpreter {
                 let request = LookupRequest {
                     method: l.method,
                     url: l.url.render(&*self, expr::url_escape),
+                    shown_url: l.url.render(&Shown::of(self), expr::url_escape),
                     body: (l.method == Method::Post).then(|| {
                         let map: serde_json::Map<String, serde_json::Value> = l
                             .body
@@ -805,6 +825,23 @@ impl Interpreter {
     /// Play an input node's prompt, unless the caller already typed ahead.
     fn prompt_for_input(&mut self, now: Instant, prompts: &[PromptItem]) {
         if !self.typeahead.is_empty() {
+            // Typed ahead into a sensitive entry: those keys, the last ones recorded, were
+            // recorded before anyone knew.
+            if let NodeKind::Collect(c) = self.kind()
+                && c.sensitive.is_some()
+            {
+                let terminator = c.terminator;
+                let n = self.typeahead.chars().count();
+                let from = self.digits.len().saturating_sub(n);
+                self.digits = self.digits[..from]
+                    .chars()
+                    .chain(
+                        self.digits[from..]
+                            .chars()
+                            .map(|d| if Some(d) == terminator { d } else { 'x' }),
+                    )
+                    .collect();
+            }
             self.listen(now, false);
             // One key at a time: a key that moves the call on leaves the rest for the nodes
             // after, as if the caller had typed them there.
@@ -966,7 +1003,7 @@ impl Interpreter {
         }
         match &c.confirm {
             None => {
-                self.vars.insert(c.variable.clone(), value);
+                self.store_entry(c, value);
                 self.enter(now, c.next)
             }
             Some(k) => {
@@ -982,6 +1019,59 @@ impl Interpreter {
         }
     }
 
+    /// A collect's entry becomes its variable. A sensitive one is marked so, and the record
+    /// of keys shows the trailing digits the flow allows (the rest stay masked).
+    fn store_entry(&mut self, c: &crate::flow::Collect, value: String) {
+        match c.sensitive {
+            Some(keep_last) => {
+                let mut reveal: Vec<char> = value.chars().rev().take(keep_last as usize).collect();
+                let mut digits: Vec<char> = self.digits.chars().collect();
+                for d in digits.iter_mut().rev() {
+                    if reveal.is_empty() {
+                        break;
+                    }
+                    if *d == 'x' {
+                        *d = reveal.remove(0);
+                    }
+                }
+                self.digits = digits.into_iter().collect();
+                self.sensitive.insert(c.variable.clone(), keep_last);
+            }
+            None => {
+                self.sensitive.remove(&c.variable);
+            }
+        }
+        self.vars.insert(c.variable.clone(), value);
+    }
+
+    /// Variables as they may be shown: sensitive values masked.
+    pub fn shown_vars(&self) -> impl Iterator<Item = (&str, String)> {
+        self.vars.iter().map(|(k, v)| {
+            let shown = match self.sensitive.get(k) {
+                Some(&keep) => crate::flow::masked(v, keep),
+                None => v.clone(),
+            };
+            (k.as_str(), shown)
+        })
+    }
+
+    /// Whether the flow is taking a sensitive entry now: keys pressed are the secret.
+    pub fn in_sensitive_entry(&self) -> bool {
+        matches!(
+            self.wait,
+            Wait::Digits { .. }
+                | Wait::Playing {
+                    after: AfterPlay::Listen,
+                    ..
+                }
+        ) && matches!(self.kind(), NodeKind::Collect(c) if c.sensitive.is_some())
+    }
+
+    /// Whether a variable holds a sensitive value.
+    pub fn is_sensitive(&self, name: &str) -> bool {
+        self.sensitive.contains_key(name)
+    }
+
     /// A key (or None: the time ran out) while a read-back waits for yes or no.
     fn confirm_key(&mut self, now: Instant, key: Option<char>) {
         let set = Arc::clone(&self.set);
@@ -992,7 +1082,7 @@ impl Interpreter {
         match key {
             Some(d) if d == k.yes => {
                 let value = self.pending.take().unwrap_or_default();
-                self.vars.insert(c.variable.clone(), value);
+                self.store_entry(c, value);
                 self.enter(now, c.next)
             }
             Some(d) if d == k.no => {
@@ -1135,6 +1225,39 @@ impl Scope for Interpreter {
 
     fn var(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)
+    }
+}
+
+/// The interpreter's variables as they may be shown: sensitive values masked.
+struct Shown<'a> {
+    it: &'a Interpreter,
+    masked: HashMap<&'a str, String>,
+}
+
+impl<'a> Shown<'a> {
+    fn of(it: &'a Interpreter) -> Shown<'a> {
+        let masked = it
+            .sensitive
+            .iter()
+            .filter_map(|(k, &keep)| {
+                let v = it.vars.get(k)?;
+                Some((k.as_str(), crate::flow::masked(v, keep)))
+            })
+            .collect();
+        Shown { it, masked }
+    }
+}
+
+impl Scope for Shown<'_> {
+    fn builtin(&self, b: Builtin) -> Value {
+        self.it.builtin(b)
+    }
+
+    fn var(&self, name: &str) -> Option<&str> {
+        match self.masked.get(name) {
+            Some(m) => Some(m.as_str()),
+            None => self.it.var(name),
+        }
     }
 }
 

@@ -142,6 +142,43 @@ fn a_terminator_after_a_full_entry_belongs_to_the_entry() {
     assert!(heard.contains(&"invalid".to_string()), "{heard:?}");
 }
 
+/// A card number marked sensitive: the variable has it, the record of keys and anything shown
+/// keep only the last four digits.
+#[test]
+fn a_sensitive_entry_is_masked_in_the_record_and_when_shown() {
+    let card = COLLECT
+        .replace("min_digits = 4", "min_digits = 16")
+        .replace("max_digits = 8", "max_digits = 16")
+        .replace(
+            "max_attempts = 3",
+            "max_attempts = 3\nsensitive = true\nkeep_last = 4",
+        );
+    let mut t = T::new(&flow(&card));
+    t.settle();
+    t.press("4111111111111234#");
+    t.settle();
+    t.press("1");
+    assert_eq!(t.settle(), ["thanks", "<hangup>"]);
+    assert_eq!(t.it.var("acct"), Some("4111111111111234"));
+    assert_eq!(t.it.digits(), "xxxxxxxxxxxx1234#1");
+    let shown: Vec<(String, String)> = t.it.shown_vars().map(|(k, v)| (k.to_string(), v)).collect();
+    assert_eq!(
+        shown,
+        [("acct".to_string(), "xxxxxxxxxxxx1234".to_string())]
+    );
+    // Without keep_last nothing of it shows; a wrong entry stays masked too.
+    let pin = card.replace("\nkeep_last = 4", "");
+    let mut t = T::new(&flow(&pin));
+    t.settle();
+    t.press("0123#");
+    t.settle();
+    t.press("4111111111111234");
+    t.settle();
+    t.press("1");
+    t.settle();
+    assert_eq!(t.it.digits(), format!("xxxx#{}1", "x".repeat(16)));
+}
+
 /// A six-digit PIN with a 3 s inter-digit and a 5 s total timeout.
 const TOTAL_TIMEOUT_PIN: &str = r#"
 [nodes.a]

@@ -211,8 +211,20 @@ pub struct Collect {
     pub invalid_prompts: Vec<PromptItem>,
     pub timeout_prompts: Vec<PromptItem>,
     pub confirm: Option<Confirm>,
+    /// A card number, a PIN: Some(how many trailing digits may be shown). The keys are masked
+    /// in the CDR and the variable's value wherever it is shown (dry runs, flow tests).
+    pub sensitive: Option<u32>,
     pub next: NodeId,
     pub on_failure: Option<NodeId>,
+}
+
+/// A sensitive value as it may be shown: every character masked but the last `keep_last`.
+pub fn masked(value: &str, keep_last: u32) -> String {
+    let n = value.chars().count();
+    let keep = (keep_last as usize).min(n);
+    let mut out = "x".repeat(n - keep);
+    out.extend(value.chars().skip(n - keep));
+    out
 }
 
 /// "You entered 1 2 3 4, press 1 to confirm": prompts, the digits read back, more prompts.
@@ -236,6 +248,8 @@ pub struct Lookup {
     pub cache: Duration,
     /// Variable <- dotted path into the JSON answer ("customer.tier", "cases.0.id").
     pub result: Vec<(String, String)>,
+    /// Result variables that hold sensitive values (never shown, never stored in clear).
+    pub sensitive: Vec<String>,
     pub next: NodeId,
     pub on_failure: Option<NodeId>,
     pub on_not_found: Option<NodeId>,

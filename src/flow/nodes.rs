@@ -426,6 +426,17 @@ impl Ctx<'_, '_, '_> {
         let total_timeout = t
             .has("total_timeout")
             .then(|| self.duration(t, "total_timeout", DEFAULT_MENU_TIMEOUT));
+        let sensitive = t.bool("sensitive", self.sink).is_some_and(|b| b.v);
+        let keep_last = t.int("keep_last", 0..=64, self.sink);
+        if let Some(k) = &keep_last
+            && !sensitive
+        {
+            self.sink.error(
+                &k.span,
+                "`keep_last` says what a sensitive entry may show: add `sensitive = true`",
+            );
+        }
+        let sensitive = sensitive.then(|| keep_last.map_or(0, |k| k.v as u32));
         NodeKind::Collect(Box::new(Collect {
             prompts: self.prompts(t, "prompts"),
             variable,
@@ -440,6 +451,7 @@ impl Ctx<'_, '_, '_> {
             invalid_prompts: self.prompts(t, "invalid_prompts"),
             timeout_prompts: self.prompts(t, "timeout_prompts"),
             confirm,
+            sensitive,
             next: self.req_node(t, "next"),
             on_failure: self.opt_node(t, "on_failure"),
         }))
@@ -588,6 +600,19 @@ impl Ctx<'_, '_, '_> {
                 }
             }
         }
+        let mut sensitive = Vec::new();
+        for name in t.strings("sensitive", self.sink).unwrap_or_default() {
+            if !result.iter().any(|(var, _)| *var == name.v) {
+                self.sink.error(
+                    &name.span,
+                    format!(
+                        "{:?} is not one of this lookup's `result` variables",
+                        name.v
+                    ),
+                );
+            }
+            sensitive.push(name.v);
+        }
         NodeKind::Lookup(Box::new(Lookup {
             method,
             url,
@@ -599,6 +624,7 @@ impl Ctx<'_, '_, '_> {
                 .flatten()
                 .unwrap_or(Duration::ZERO),
             result,
+            sensitive,
             next: self.req_node(t, "next"),
             on_failure: self.opt_node(t, "on_failure"),
             on_not_found: self.opt_node(t, "on_not_found"),

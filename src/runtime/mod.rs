@@ -541,7 +541,7 @@ fn start_lookup(
     engine: &mut Engine<MediaHandle>,
 ) {
     let Ok(permit) = Arc::clone(slots).try_acquire_owned() else {
-        tracing::warn!(url = %job.request.url, "too many back-end look-ups in flight; failing this one");
+        tracing::warn!(url = %job.request.shown_url, "too many back-end look-ups in flight; failing this one");
         let result = crate::flow::LookupResult::Failed("too many look-ups in flight".into());
         return engine.handle_lookup(Instant::now(), job.request, result);
     };
@@ -549,7 +549,7 @@ fn start_lookup(
     tokio::spawn(async move {
         let result = http::fetch(&job.request).await;
         if let crate::flow::LookupResult::Failed(reason) = &result {
-            tracing::warn!(url = %job.request.url, %reason, "back-end look-up failed");
+            tracing::warn!(url = %job.request.shown_url, %reason, "back-end look-up failed");
         }
         // The permit bounds the channel too: at most MAX_LOOKUPS results can be waiting.
         let _ = results.send((job.request, result)).await;
