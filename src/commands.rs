@@ -1,6 +1,24 @@
 //! The admin commands around flows: `check` (with flow tests), `try` (a dry run), `graph`
 //! (a picture of a flow) and `announce` (the announcement switches).
 
+/// `println!` for output that may go into a pipe (`hotline try ... | head`): once the reader
+/// has gone there is nobody to tell, so the command ends quietly with success, as `hotline
+/// cdr` does.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::commands::emit(format_args!($($arg)*))
+    };
+}
+
+pub fn emit(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    if let Err(e) = writeln!(std::io::stdout().lock(), "{args}") {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+    }
+}
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -46,7 +64,7 @@ pub fn check(config: &Config, tests: bool) -> anyhow::Result<ExitCode> {
             catalog.acd.queues.len()
         )
     };
-    println!(
+    out!(
         "{}: {} flow(s), {acd}{} prompt file(s) in {} language(s), {} warning(s): OK",
         config.flows_dir.display(),
         catalog.flows.flows.len(),
@@ -68,15 +86,15 @@ pub fn check(config: &Config, tests: bool) -> anyhow::Result<ExitCode> {
     for case in &cases {
         let outcome = flowtest::run(case, &catalog.flows, catalog.default_language(), &tz);
         match &outcome.failure {
-            None => println!("ok    {}", outcome.name),
+            None => out!("ok    {}", outcome.name),
             Some(why) => {
                 failed += 1;
-                println!("FAIL  {}\n      {}: {why}", outcome.name, outcome.at);
+                out!("FAIL  {}\n      {}: {why}", outcome.name, outcome.at);
             }
         }
     }
     let passed = cases.len() - failed;
-    println!("flow tests: {passed} passed, {failed} failed");
+    out!("flow tests: {passed} passed, {failed} failed");
     if failed > 0 || !diags.errors.is_empty() || cases.is_empty() && dir.is_dir() {
         return Ok(ExitCode::from(1));
     }
@@ -135,9 +153,18 @@ impl dryrun::Outside for TryOutside {
     }
 }
 
+/// A flow by its name, a number it answers, or its file (admins tab-complete paths).
 fn find_flow(set: &FlowSet, name: &str) -> anyhow::Result<FlowId> {
+    let by_file = || {
+        let wanted = std::fs::canonicalize(name).ok()?;
+        set.flows
+            .iter()
+            .position(|f| std::fs::canonicalize(&f.file).ok().as_ref() == Some(&wanted))
+            .map(|i| FlowId(i as u32))
+    };
     set.flow_by_name(name)
         .or_else(|| set.by_number.get(name).copied())
+        .or_else(by_file)
         .with_context(|| {
             let names: Vec<&str> = set.flows.iter().map(|f| f.name.as_str()).collect();
             format!(
@@ -160,10 +187,31 @@ pub fn dry_run(config: &Config, args: TryArgs) -> anyhow::Result<ExitCode> {
         transfer_answers: args.transfer_answers,
         ..Default::default()
     };
+    for keys in &args.press {
+        if let Some(bad) = keys
+            .chars()
+            .find(|&c| hotline::media::rfc4733::digit_event(c).is_none())
+        {
+            bail!("--press {keys:?}: {bad:?} is not a key (0-9, *, #, A-D)");
+        }
+    }
     for l in &args.lookup {
         let (node, answer) = l
             .split_once('=')
             .with_context(|| format!("--lookup {l:?}: write NODE=ANSWER"))?;
+        let lookups: Vec<&str> = set
+            .flows
+            .iter()
+            .flat_map(|f| &f.nodes)
+            .filter(|n| matches!(n.kind, hotline::flow::NodeKind::Lookup(_)))
+            .map(|n| n.name.as_str())
+            .collect();
+        if !lookups.contains(&node) {
+            bail!(
+                "--lookup {l:?}: no lookup node is named {node:?} (lookup nodes: {})",
+                lookups.join(", ")
+            );
+        }
         let result = flowtest::parse_answer(answer).map_err(anyhow::Error::msg)?;
         given.lookups.insert(node.to_string(), result);
     }
@@ -171,18 +219,13 @@ pub fn dry_run(config: &Config, args: TryArgs) -> anyhow::Result<ExitCode> {
         Some(at) => flowtest::parse_time(at).map_err(anyhow::Error::msg)?,
         None => jiff::Timestamp::now(),
     };
-    let number = args.number.clone().unwrap_or_else(|| {
-        let mut numbers: Vec<&String> = set
-            .by_number
-            .iter()
-            .filter(|(_, id)| **id == flow)
-            .map(|(n, _)| n)
-            .collect();
-        numbers.sort();
-        numbers.first().map_or_else(String::new, |n| n.to_string())
-    });
+    let number = args
+        .number
+        .clone()
+        .or_else(|| set.flow(flow).numbers.first().cloned())
+        .unwrap_or_default();
     let f = set.flow(flow);
-    println!(
+    out!(
         "flow {:?} ({}), caller {} dialling {number:?}, at {wall}",
         f.name,
         f.file.display(),
@@ -208,7 +251,7 @@ pub fn dry_run(config: &Config, args: TryArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|(k, v)| format!("{k}={v:?}"))
             .collect();
-        println!("variables: {}", vars.join(" "));
+        out!("variables: {}", vars.join(" "));
     }
     if !walk.survey.is_empty() {
         let answers: Vec<String> = walk
@@ -216,21 +259,21 @@ pub fn dry_run(config: &Config, args: TryArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        println!("survey: {}", answers.join(" "));
+        out!("survey: {}", answers.join(" "));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn print_step(step: &Step, catalog: &Catalog, texts: &mut Transcripts) {
     match step {
-        Step::Node { name, kind, exit } if exit.is_empty() => println!("-> {name} [{kind}]"),
-        Step::Node { name, kind, exit } => println!("-> {name} [{kind}]  (by {exit:?})"),
+        Step::Node { name, kind, exit } if exit.is_empty() => out!("-> {name} [{kind}]"),
+        Step::Node { name, kind, exit } => out!("-> {name} [{kind}]  (by {exit:?})"),
         Step::Play { prompts, language } => {
             // Spoken values come as runs of single words: print each run as one line.
             let mut words: Vec<String> = Vec::new();
             let flush = |words: &mut Vec<String>| {
                 if !words.is_empty() {
-                    println!(
+                    out!(
                         "     says  {:?}  (prompts/{language}/say/)",
                         words.join(" ")
                     );
@@ -252,22 +295,22 @@ fn print_step(step: &Step, catalog: &Catalog, texts: &mut Transcripts) {
                     .and_then(|id| catalog.prompt_file(language, id))
                     .map_or_else(|| "(no file)".to_string(), |p| p.display().to_string());
                 match texts.text(language, name) {
-                    Some(t) => println!("     plays {file}  {t:?}"),
-                    None => println!("     plays {file}"),
+                    Some(t) => out!("     plays {file}  {t:?}"),
+                    None => out!("     plays {file}"),
                 }
             }
             flush(&mut words);
         }
-        Step::Keys(k) => println!("     caller presses {k}"),
-        Step::Timeout(d) => println!("     no key: timeout after {:.1} s", d.as_secs_f64()),
-        Step::Lookup { url, result } => println!("     lookup {url} -> {}", describe(result)),
+        Step::Keys(k) => out!("     caller presses {k}"),
+        Step::Timeout(d) => out!("     no key: timeout after {:.1} s", d.as_secs_f64()),
+        Step::Lookup { url, result } => out!("     lookup {url} -> {}", describe(result)),
         Step::Record(r) => match r {
             hotline::flow::RecordOutcome::Saved { .. } => {
-                println!("     records the caller: a message (dry run)")
+                out!("     records the caller: a message (dry run)")
             }
-            hotline::flow::RecordOutcome::Nothing => println!("     records the caller: nothing"),
+            hotline::flow::RecordOutcome::Nothing => out!("     records the caller: nothing"),
         },
-        Step::Transfer { target, connected } => println!(
+        Step::Transfer { target, connected } => out!(
             "     transfers to {target}: {}",
             if *connected {
                 "answered, the call is connected there"
@@ -283,10 +326,10 @@ fn print_step(step: &Step, catalog: &Catalog, texts: &mut Transcripts) {
                 hotline::flow::QueueExit::NoAgents => "no agents".to_string(),
                 hotline::flow::QueueExit::Key(k) => format!("the caller pressed {k}"),
             };
-            println!("     queue {queue}: {exit}")
+            out!("     queue {queue}: {exit}")
         }
-        Step::Hangup => println!("     hangs up"),
-        Step::Stopped(why) => println!("     (walk stopped: {why})"),
+        Step::Hangup => out!("     hangs up"),
+        Step::Stopped(why) => out!("     (walk stopped: {why})"),
     }
 }
 
@@ -342,10 +385,10 @@ pub fn announce(
         let (set, _) = hotline::flow::load_dir(&config.flows_dir);
         let set = set.context("the flows do not load; run `hotline check`")?;
         if set.switches.is_empty() {
-            println!("no announcement nodes in {}", config.flows_dir.display());
+            out!("no announcement nodes in {}", config.flows_dir.display());
         }
         for (switch, on) in &set.switches {
-            println!("{switch}: {}", if *on { "on" } else { "off" });
+            out!("{switch}: {}", if *on { "on" } else { "off" });
         }
         return Ok(ExitCode::SUCCESS);
     };
@@ -374,7 +417,7 @@ pub fn announce(
         Some("on") => {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             std::fs::write(&file, b"").with_context(|| format!("writing {}", file.display()))?;
-            println!("{name}: on (new calls hear it; a running hotline picks it up by itself)");
+            out!("{name}: on (new calls hear it; a running hotline picks it up by itself)");
         }
         Some("off") => {
             match std::fs::remove_file(&file) {
@@ -382,9 +425,9 @@ pub fn announce(
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e).with_context(|| format!("removing {}", file.display())),
             }
-            println!("{name}: off");
+            out!("{name}: off");
         }
-        None => println!("{name}: {}", if file.is_file() { "on" } else { "off" }),
+        None => out!("{name}: {}", if file.is_file() { "on" } else { "off" }),
         Some(other) => bail!("{other:?}: say on or off"),
     }
     Ok(ExitCode::SUCCESS)
@@ -421,7 +464,7 @@ pub fn graph(
         Some(path) => {
             std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?
         }
-        None => print!("{text}"),
+        None => out!("{}", text.trim_end_matches('\n')),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -455,13 +498,13 @@ pub fn agent_password(
         bail!("a PIN is digits only (agents dial *11<PIN>)");
     }
     let user = extension.unwrap_or(id);
-    println!("ha1_md5 = \"{}\"", load::ha1_md5(user, realm, &password));
-    println!(
+    out!("ha1_md5 = \"{}\"", load::ha1_md5(user, realm, &password));
+    out!(
         "ha1_sha256 = \"{}\"",
         load::ha1_sha256(user, realm, &password)
     );
     if let Some(p) = pin {
-        println!("pin_sha256 = \"{}\"", load::pin_sha256(id, &p));
+        out!("pin_sha256 = \"{}\"", load::pin_sha256(id, &p));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -601,3 +601,118 @@ type = "hangup"
     assert!(!stdout.contains("41111111"), "{stdout}");
     assert!(stdout.contains("card=\"xxxxxxxxxxxx1234\""), "{stdout}");
 }
+
+/// `hotline try` as an admin uses it (issue 10): it dials the flow's first number, takes the
+/// flow's file path, refuses keys that are not keys and look-up answers for nodes that do not
+/// exist, and ends quietly when its output is cut short by `head`. Flow tests refuse the same
+/// mistakes.
+#[test]
+fn try_dials_the_first_number_and_refuses_what_it_cannot_use() {
+    let flow = r##"
+[flow]
+name = "desk"
+numbers = ["900", "100"]
+start = "who"
+[nodes.who]
+type = "lookup"
+url = "http://127.0.0.1:9/who?n={caller}"
+result = { name = "name" }
+next = "menu"
+on_failure = "menu"
+[nodes.menu]
+type = "menu"
+prompts = ["menu"]
+choices = { "1" = "end" }
+[nodes.end]
+type = "hangup"
+"##;
+    let site = common::site(flow);
+    let try_with = |args: &[&str]| {
+        let mut cmd = hotline();
+        cmd.arg("try")
+            .args(args)
+            .arg("--flows")
+            .arg(&site.config.flows_dir)
+            .arg("--prompts")
+            .arg(&site.config.prompts_dir);
+        cmd
+    };
+    let out = try_with(&["desk", "--lookup", "who=fail", "--press", "1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("dialling \"900\""),
+        "the first number: {stdout}"
+    );
+    let file = site.config.flows_dir.join("test.toml");
+    let out = try_with(&[file.to_str().unwrap(), "--lookup", "who=fail"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (args, says) in [
+        (
+            &["desk", "--lookup", "woh=fail"][..],
+            "no lookup node is named \"woh\" (lookup nodes: who)",
+        ),
+        (&["desk", "--press", "x"][..], "'x' is not a key"),
+    ] {
+        let out = try_with(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(says),
+            "{args:?}: {stderr}"
+        );
+    }
+    // Output cut short: a flow that plays in a loop prints far more than a pipe holds, and
+    // the reader goes away at once. No panic, and success.
+    std::fs::write(
+        site.config.flows_dir.join("loop.toml"),
+        "[flow]\nname = \"loop\"\nnumbers = [\"300\"]\nstart = \"a\"\n[nodes.a]\ntype = \"play\"\nprompts = [\"menu\"]\nnext = \"b\"\n[nodes.b]\ntype = \"play\"\nprompts = [\"welcome\"]\nnext = \"a\"\n",
+    )
+    .unwrap();
+    let mut child = try_with(&["loop"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("panicked"),
+        "{}: {stderr}",
+        out.status
+    );
+    let out = try_with(&["loop"]).output().unwrap();
+    assert!(
+        out.stdout.len() > 100_000,
+        "the loop's walk outgrows a pipe"
+    );
+    std::fs::remove_file(site.config.flows_dir.join("loop.toml")).unwrap();
+    // Flow tests: a misspelt look-up and a key that is not one are errors.
+    let tests = site.config.flows_dir.join("tests");
+    std::fs::create_dir_all(&tests).unwrap();
+    std::fs::write(
+        tests.join("t.toml"),
+        "[[test]]\nname = \"t\"\nflow = \"desk\"\npress = [\"1x\"]\nlookups = { woh = \"fail\" }\nexpect = [\"menu\"]\n",
+    )
+    .unwrap();
+    let out = hotline()
+        .args(["check", "--tests"])
+        .arg(&site.config.flows_dir)
+        .arg("--prompts")
+        .arg(&site.config.prompts_dir)
+        .output()
+        .unwrap();
+    let all =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{all}");
+    assert!(all.contains("no lookup node is named \"woh\""), "{all}");
+    assert!(all.contains("'x' is not a key"), "{all}");
+}

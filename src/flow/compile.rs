@@ -156,11 +156,15 @@ pub fn load_dir(dir: &Path) -> (Option<FlowSet>, Diagnostics) {
             }
         }
         match flow {
-            Some(flow) => set.flows.push(flow),
+            Some(mut flow) => {
+                flow.numbers = numbers.iter().map(|n| n.v.clone()).collect();
+                set.flows.push(flow)
+            }
             // Keep FlowIds aligned with positions even when a flow failed.
             None => set.flows.push(super::Flow {
                 name: name.v.clone(),
                 file: src.file.to_path_buf(),
+                numbers: Vec::new(),
                 start: super::NodeId(0),
                 language: None,
                 nodes: Vec::new(),

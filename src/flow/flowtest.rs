@@ -199,15 +199,10 @@ fn read_case(t: &Table, set: &FlowSet, sink: &mut Sink) -> Option<TestCase> {
             None
         }
     };
+    // The flow's first number, as its header lists them.
     let number = number.map(|n| n.v).unwrap_or_else(|| {
-        flow.and_then(|f| {
-            set.by_number
-                .iter()
-                .filter(|(_, id)| **id == f)
-                .map(|(n, _)| n.clone())
-                .min()
-        })
-        .unwrap_or_default()
+        flow.and_then(|f| set.flow(f).numbers.first().cloned())
+            .unwrap_or_default()
     });
     let caller = t
         .str("caller", sink)
@@ -228,12 +223,29 @@ fn read_case(t: &Table, set: &FlowSet, sink: &mut Sink) -> Option<TestCase> {
             .map(|s| s.v)
             .collect()
     };
-    let press = list("press", sink);
+    let press = t.strings("press", sink).unwrap_or_default();
+    for keys in &press {
+        if let Some(bad) = keys
+            .v
+            .chars()
+            .find(|&c| crate::media::rfc4733::digit_event(c).is_none())
+        {
+            sink.error(&keys.span, format!("{bad:?} is not a key (0-9, *, #, A-D)"));
+        }
+    }
+    let press: Vec<String> = press.into_iter().map(|k| k.v).collect();
     let expect = list("expect", sink);
     let expect_prompts = list("expect_prompts", sink);
     let mut answers = Answers::default();
     if let Some(l) = t.table("lookups", sink) {
         for (node, value) in l.entries() {
+            let is_lookup =
+                set.flows.iter().flat_map(|f| &f.nodes).any(|n| {
+                    n.name == node.v && matches!(n.kind, crate::flow::NodeKind::Lookup(_))
+                });
+            if !is_lookup {
+                sink.error(&node.span, format!("no lookup node is named {:?}", node.v));
+            }
             match value.get_ref() {
                 DeValue::String(s) => match parse_answer(s) {
                     Ok(r) => {

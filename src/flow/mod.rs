@@ -110,6 +110,8 @@ impl FlowSet {
 pub struct Flow {
     pub name: String,
     pub file: PathBuf,
+    /// The numbers it answers, as its header lists them.
+    pub numbers: Vec<String>,
     pub start: NodeId,
     /// The language calls start in; the server's default when absent.
     pub language: Option<String>,

@@ -200,6 +200,7 @@ pub fn compile_flow(
     Some(Flow {
         name: name.v.clone(),
         file: cx.sink.src.file.to_path_buf(),
+        numbers: Vec::new(),
         start,
         language,
         nodes: compiled,
