@@ -222,8 +222,10 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
                 // The admin commands print their own findings; only problems go to the log.
                 match cli.command {
+                    // PostgreSQL's notices ("relation already exists, skipping" from the
+                    // idempotent migrations) come through sqlx at INFO on every start.
                     Command::Serve { .. } | Command::Load(_) | Command::DemoBackend { .. } => {
-                        "info"
+                        "info,sqlx::postgres::notice=warn"
                     }
                     _ => "warn",
                 }

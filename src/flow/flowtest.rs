@@ -12,8 +12,9 @@
 //! queue = "no_agents"              # how every queue node ends
 //! transfer = "fail"                # or "answer"
 //! expect = ["main_menu", "account", "goodbye"]   # in this order, others may come between
+//! expect_not = ["complaints"]      # never visited
 //! expect_prompts = ["balance_is"]
-//! expect_vars = { name = "Li" }
+//! expect_vars = { name = "Li", case = false }     # false: not set
 //! ```
 
 use std::collections::HashMap;
@@ -50,8 +51,11 @@ pub struct TestCase {
     press: Vec<String>,
     answers: Answers,
     expect: Vec<String>,
+    /// Nodes the call must never visit (a VIP never hears the menu).
+    expect_not: Vec<String>,
     expect_prompts: Vec<String>,
-    expect_vars: Vec<(String, String)>,
+    /// None: the variable must not be set.
+    expect_vars: Vec<(String, Option<String>)>,
 }
 
 /// Canned answers from the outside world.
@@ -277,14 +281,20 @@ fn read_case(t: &Table, set: &FlowSet, sink: &mut Sink) -> Option<TestCase> {
     if let Some(v) = t.table("expect_vars", sink) {
         for (var, value) in v.entries() {
             match value.get_ref() {
-                DeValue::String(s) => expect_vars.push((var.v, s.to_string())),
+                DeValue::String(s) => expect_vars.push((var.v, Some(s.to_string()))),
+                // TOML has no null: `false` says the variable must not be set at all.
+                DeValue::Boolean(false) => expect_vars.push((var.v, None)),
                 other => sink.error(
                     &value.span(),
-                    format!("an expected value is a string, not {}", kind_of(other)),
+                    format!(
+                        "an expected value is a string, or false for \"not set\"; not {}",
+                        kind_of(other)
+                    ),
                 ),
             }
         }
     }
+    let expect_not = list("expect_not", sink);
     if sink.error_count() > errors {
         return None;
     }
@@ -298,6 +308,7 @@ fn read_case(t: &Table, set: &FlowSet, sink: &mut Sink) -> Option<TestCase> {
         press,
         answers,
         expect,
+        expect_not,
         expect_prompts,
         expect_vars,
     })
@@ -331,6 +342,16 @@ fn judge(case: &TestCase, walk: &Walk) -> Option<String> {
             walk.path.join(" > ")
         ));
     }
+    if let Some(visited) = case
+        .expect_not
+        .iter()
+        .find(|n| node_names.contains(&n.as_str()))
+    {
+        return Some(format!(
+            "the call visited {visited:?}, which it must not: {}",
+            walk.path.join(" > ")
+        ));
+    }
     let played: Vec<&str> = walk
         .steps
         .iter()
@@ -352,14 +373,17 @@ fn judge(case: &TestCase, walk: &Walk) -> Option<String> {
             .iter()
             .find(|(k, _)| k == var)
             .map(|(_, v)| v.as_str());
-        if got != Some(want.as_str()) {
+        if got != want.as_deref() {
             // A sensitive value is not printed, even to the test's author.
             let shown = walk
                 .shown_vars
                 .iter()
                 .find(|(k, _)| k == var)
                 .map(|(_, v)| v.as_str());
-            return Some(format!("expected {var} = {want:?}, it is {shown:?}"));
+            return Some(match want {
+                Some(want) => format!("expected {var} = {want:?}, it is {shown:?}"),
+                None => format!("expected {var} not to be set, it is {shown:?}"),
+            });
         }
     }
     if let Some(Step::Stopped(why)) = walk.steps.last() {
@@ -436,6 +460,77 @@ type = "hangup"
                 outcome.name, outcome.walk_summary
             );
         }
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// `expect_not` fails a walk through a forbidden node; `expect_vars` with false fails a
+    /// variable that is set and passes one that is not.
+    #[test]
+    fn expect_not_and_an_unset_variable() {
+        let dir = std::env::temp_dir().join(format!("hotline-flowtest-not-{}", fastrand::u64(..)));
+        std::fs::create_dir_all(dir.join("tests")).unwrap();
+        std::fs::write(
+            dir.join("f.toml"),
+            r#"[flow]
+name = "f"
+numbers = ["1"]
+start = "m"
+[nodes.m]
+type = "menu"
+prompts = ["m"]
+choices = { "1" = "c", "2" = "end" }
+[nodes.c]
+type = "collect"
+prompts = ["c"]
+variable = "code"
+max_digits = 2
+next = "end"
+[nodes.end]
+type = "hangup"
+"#,
+        )
+        .unwrap();
+        let case = |name: &str, press: &str, rest: &str| {
+            format!("[[test]]\nname = \"{name}\"\nflow = \"f\"\npress = [{press}]\n{rest}\n")
+        };
+        let text = [
+            case(
+                "never c",
+                "\"2\"",
+                "expect_not = [\"c\"]\nexpect_vars = { code = false }",
+            ),
+            case("c after all", "\"1\", \"42\"", "expect_not = [\"c\"]"),
+            case(
+                "code set",
+                "\"1\", \"42\"",
+                "expect_vars = { code = false }",
+            ),
+        ]
+        .concat();
+        std::fs::write(dir.join("tests/t.toml"), text).unwrap();
+        let (set, diags) = super::super::load_dir(&dir);
+        assert!(diags.errors.is_empty(), "{:?}", diags.errors);
+        let set = Arc::new(set.unwrap());
+        let mut diags = Diagnostics::default();
+        let cases = load_tests(&dir.join("tests"), &set, &mut diags);
+        assert!(diags.errors.is_empty(), "{:?}", diags.errors);
+        let failures: Vec<Option<String>> = cases
+            .iter()
+            .map(|c| run(c, &set, "en", &TimeZone::UTC).failure)
+            .collect();
+        assert_eq!(failures[0], None);
+        assert!(
+            failures[1]
+                .as_deref()
+                .is_some_and(|f| f.contains("visited \"c\"")),
+            "{failures:?}"
+        );
+        assert!(
+            failures[2]
+                .as_deref()
+                .is_some_and(|f| f.contains("expected code not to be set, it is Some(\"42\")")),
+            "{failures:?}"
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 }

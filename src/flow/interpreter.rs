@@ -181,7 +181,9 @@ pub struct Interpreter {
     flow: FlowId,
     node: NodeId,
     /// Where each subflow returns to.
-    frames: Vec<(FlowId, NodeId)>,
+    /// Subflows entered: where to return to, and the language to speak again there when the
+    /// subflow's own header changed it.
+    frames: Vec<(FlowId, NodeId, Option<String>)>,
     wait: Wait,
     buffer: String,
     typeahead: String,
@@ -628,13 +630,23 @@ impl Interpreter {
                     self.stuck = true;
                     return self.finish();
                 }
-                self.frames.push((self.flow, *next));
+                // A subflow written for one language speaks it (issue 10), and the caller's
+                // language comes back at its return.
+                let restore = set
+                    .flow(*flow)
+                    .language
+                    .clone()
+                    .map(|l| std::mem::replace(&mut self.language, l));
+                self.frames.push((self.flow, *next, restore));
                 self.flow = *flow;
                 let start = set.flow(*flow).start;
                 self.enter(now, start)
             }
             NodeKind::Return => match self.frames.pop() {
-                Some((flow, next)) => {
+                Some((flow, next, restore)) => {
+                    if let Some(language) = restore {
+                        self.language = language;
+                    }
                     self.flow = flow;
                     self.enter(now, next)
                 }

@@ -363,3 +363,22 @@ fn stale_play_done_is_ignored() {
     assert!(t.actions().0.is_empty());
     assert_eq!(t.it.path(), ["welcome", "menu", "one"]);
 }
+
+/// A subflow whose header names a language speaks it while it runs; the caller's language
+/// comes back when it returns (issue 10).
+#[test]
+fn a_subflows_own_language_applies_inside_it_only() {
+    let main = "[flow]\nname = \"main\"\nnumbers = [\"100\"]\nstart = \"s\"\n\
+                [nodes.s]\ntype = \"subflow\"\nflow = \"zh_help\"\nnext = \"after\"\n\
+                [nodes.after]\ntype = \"menu\"\nprompts = [\"m\"]\nchoices = { \"1\" = \"end\" }\n\
+                [nodes.end]\ntype = \"hangup\"\n";
+    let sub = "[flow]\nname = \"zh_help\"\nlanguage = \"zh\"\nstart = \"ask\"\n\
+               [nodes.ask]\ntype = \"menu\"\nprompts = [\"q\"]\nchoices = { \"1\" = \"back\" }\n\
+               [nodes.back]\ntype = \"return\"\n";
+    let mut t = T::with(&[("a.toml", main), ("b.toml", sub)], "2026-12-01T10:00:00Z");
+    assert_eq!(t.settle(), ["q"]);
+    assert_eq!(t.it.language(), "zh", "inside the subflow");
+    t.press("1");
+    assert_eq!(t.settle(), ["m"]);
+    assert_eq!(t.it.language(), "en", "back in the caller's language");
+}

@@ -38,7 +38,9 @@ const MAX_SOURCES: usize = 10_000;
 pub enum RuntimeError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
-    #[error("cannot bind SIP on {addr}")]
+    #[error(
+        "cannot bind SIP on {addr} (is another SIP server using it? choose another with --sip-bind or `sip.bind`, or `sip.tls_port` for TLS)"
+    )]
     BindSip {
         addr: SocketAddr,
         source: std::io::Error,
