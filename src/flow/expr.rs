@@ -76,14 +76,60 @@ pub enum Func {
     EndsWith,
     Contains,
     Len,
+    /// `substr(s, start, count)`: characters from `start` (0-based), at most `count`.
+    Substr,
+    /// `right(s, n)`: the last `n` characters (a card's last four).
+    Right,
+    /// `trim_prefix(s, p)`: `s` without `p` in front, if it is there (+86, 0).
+    TrimPrefix,
+    /// `is_digits(s)`: non-empty and nothing but 0-9.
+    IsDigits,
+    /// `mod(a, b)`: the remainder of whole numbers; empty when either is not one or b is 0.
+    Mod,
+    /// `luhn(s)`: the Luhn check digit of a card number is right.
+    Luhn,
 }
 
-const FUNCS: [(&str, Func, usize); 4] = [
+const FUNCS: [(&str, Func, usize); 10] = [
     ("starts_with", Func::StartsWith, 2),
     ("ends_with", Func::EndsWith, 2),
     ("contains", Func::Contains, 2),
     ("len", Func::Len, 1),
+    ("substr", Func::Substr, 3),
+    ("right", Func::Right, 2),
+    ("trim_prefix", Func::TrimPrefix, 2),
+    ("is_digits", Func::IsDigits, 1),
+    ("mod", Func::Mod, 2),
+    ("luhn", Func::Luhn, 1),
 ];
+
+/// A count or position from an argument: whole, not negative, and bounded, else None.
+fn whole(text: &str) -> Option<usize> {
+    let n = text.trim().parse::<f64>().ok()?;
+    (n.fract() == 0.0 && (0.0..=1e9).contains(&n)).then_some(n as usize)
+}
+
+/// The Luhn check (ISO/IEC 7812): from the right, every second digit doubled.
+fn luhn_ok(s: &str) -> bool {
+    if s.len() < 2 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let sum: u32 = s
+        .bytes()
+        .rev()
+        .enumerate()
+        .map(|(i, b)| {
+            let d = u32::from(b - b'0');
+            if i % 2 == 1 {
+                let twice = d * 2;
+                if twice > 9 { twice - 9 } else { twice }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum % 10 == 0
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -141,6 +187,39 @@ impl Expr {
                     Func::EndsWith => Value::Bool(text[0].ends_with(&text[1])),
                     Func::Contains => Value::Bool(text[0].contains(&text[1])),
                     Func::Len => Value::Num(text[0].chars().count() as f64),
+                    Func::Substr => {
+                        let (start, count) = (whole(&text[1]), whole(&text[2]));
+                        Value::Text(match (start, count) {
+                            (Some(start), Some(count)) => {
+                                text[0].chars().skip(start).take(count).collect()
+                            }
+                            _ => String::new(),
+                        })
+                    }
+                    Func::Right => Value::Text(match whole(&text[1]) {
+                        Some(n) => {
+                            let len = text[0].chars().count();
+                            text[0].chars().skip(len.saturating_sub(n)).collect()
+                        }
+                        None => String::new(),
+                    }),
+                    Func::TrimPrefix => Value::Text(
+                        text[0]
+                            .strip_prefix(text[1].as_str())
+                            .unwrap_or(&text[0])
+                            .to_string(),
+                    ),
+                    Func::IsDigits => Value::Bool(
+                        !text[0].is_empty() && text[0].bytes().all(|b| b.is_ascii_digit()),
+                    ),
+                    Func::Mod => {
+                        let parse = |t: &str| t.trim().parse::<i64>().ok();
+                        match (parse(&text[0]), parse(&text[1])) {
+                            (Some(a), Some(b)) if b != 0 => Value::Num(a.rem_euclid(b) as f64),
+                            _ => Value::Text(String::new()),
+                        }
+                    }
+                    Func::Luhn => Value::Bool(luhn_ok(&text[0])),
                 }
             }
         }
@@ -667,6 +746,43 @@ mod tests {
         assert_eq!(eval("len(caller) == 13 || false"), Value::Bool(true));
         assert_eq!(eval("-n"), Value::Num(-2.0));
         assert_eq!(eval("contains(tier, 'ol')"), Value::Bool(true));
+    }
+
+    /// What a card or a caller number needs without a back end (issue 10).
+    #[test]
+    fn text_and_number_functions_for_cards_and_numbers() {
+        let t = |e: &str| eval(e).to_string();
+        assert_eq!(t("substr('4111222233334444', 0, 6)"), "411122", "a BIN");
+        assert_eq!(t("substr('abc', 1, 99)"), "bc");
+        assert_eq!(t("substr('abc', 5, 2)"), "");
+        assert_eq!(t("substr('abc', -1, 2)"), "", "no negative positions");
+        assert_eq!(t("substr('abc', 0.5, 2)"), "");
+        assert_eq!(t("right('4111222233334444', 4)"), "4444");
+        assert_eq!(t("right('12', 4)"), "12");
+        assert_eq!(t("trim_prefix('+8613800000001', '+86')"), "13800000001");
+        assert_eq!(t("trim_prefix('013800000001', '+86')"), "013800000001");
+        assert_eq!(
+            t("trim_prefix(trim_prefix('008613800000001', '00'), '86')"),
+            "13800000001"
+        );
+        assert_eq!(eval("is_digits('0123')"), Value::Bool(true));
+        assert_eq!(eval("is_digits('12a')"), Value::Bool(false));
+        assert_eq!(eval("is_digits('')"), Value::Bool(false));
+        assert_eq!(t("mod(17, 5)"), "2");
+        assert_eq!(t("mod(-1, 5)"), "4", "a remainder is never negative");
+        assert_eq!(t("mod(n, 0)"), "");
+        assert_eq!(t("mod('x', 3)"), "");
+        assert_eq!(eval("luhn('4111111111111111')"), Value::Bool(true));
+        assert_eq!(eval("luhn('79927398713')"), Value::Bool(true));
+        assert_eq!(eval("luhn('4111111111111112')"), Value::Bool(false));
+        assert_eq!(eval("luhn('41111111111a1111')"), Value::Bool(false));
+        assert_eq!(eval("luhn('0')"), Value::Bool(false));
+        assert!(
+            parse("substr('a', 1)")
+                .unwrap_err()
+                .message
+                .contains("takes 3")
+        );
     }
 
     #[test]
