@@ -966,3 +966,27 @@ choices = { "3" = "end" }
     );
     assert!(t.it.survey_answers().is_empty());
 }
+
+/// A time of day spoken with the language's words (issue 10).
+#[test]
+fn a_time_of_day_is_spoken() {
+    let mut t = T::new(&flow(
+        r#"
+[nodes.a]
+type = "play"
+prompts = ["opens_at", { time = "'08:30'" }, { time = "time" }]
+next = "end"
+"#,
+    ));
+    let heard = t.settle();
+    assert_eq!(
+        heard[..5],
+        ["opens_at", "say/8", "say/30", "say/am", "say/10"],
+        "{heard:?}"
+    );
+    assert_eq!(
+        heard[5..],
+        ["say/o_clock", "say/am", "<hangup>"],
+        "the call's 10:00"
+    );
+}

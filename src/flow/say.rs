@@ -13,14 +13,17 @@ pub enum SayAs {
     Amount,
     /// A calendar date given as YYYY-MM-DD.
     Date,
+    /// A time of day given as HH:MM (24-hour; seconds, if any, are not said).
+    Time,
 }
 
 impl SayAs {
-    pub const ALL: [(&'static str, SayAs); 4] = [
+    pub const ALL: [(&'static str, SayAs); 5] = [
         ("digits", SayAs::Digits),
         ("number", SayAs::Number),
         ("amount", SayAs::Amount),
         ("date", SayAs::Date),
+        ("time", SayAs::Time),
     ];
 }
 
@@ -48,7 +51,7 @@ impl Grammar {
                 w.extend((2..10).map(|n| (n * 10).to_string()));
                 for s in [
                     "hundred", "thousand", "million", "billion", "point", "minus", "and", "yuan",
-                    "cents", "cent", "star", "pound",
+                    "cents", "cent", "star", "pound", "am", "pm", "o_clock", "oh",
                 ] {
                     w.push(s.into());
                 }
@@ -91,8 +94,65 @@ pub fn words(grammar: Grammar, how: SayAs, value: &str) -> Vec<String> {
         }
         SayAs::Amount => amount(grammar, value, &mut out),
         SayAs::Date => date(grammar, value, &mut out),
+        SayAs::Time => time(grammar, value, &mut out),
     }
     out
+}
+
+/// "14:30": "2 30 pm" in English; 十四点三十分 ("10 4 point 3 10 fen") in Chinese, where
+/// the hour's 2 is 两 and a whole hour is 整.
+fn time(grammar: Grammar, value: &str, out: &mut Vec<String>) {
+    let mut parts = value.split(':');
+    let (Some(h), Some(m)) = (parts.next(), parts.next()) else {
+        return;
+    };
+    let whole = |t: &str, max: u64| {
+        (!t.is_empty() && t.len() <= 2 && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse::<u64>().ok())
+            .flatten()
+            .filter(|&n| n <= max)
+    };
+    let (Some(hour), Some(minute)) = (whole(h, 23), whole(m, 59)) else {
+        return;
+    };
+    match grammar {
+        Grammar::English => {
+            let twelve = match hour % 12 {
+                0 => 12,
+                h => h,
+            };
+            english(twelve, out);
+            match minute {
+                0 => out.push("o_clock".into()),
+                1..=9 => {
+                    out.push("oh".into());
+                    english(minute, out);
+                }
+                _ => english(minute, out),
+            }
+            out.push(if hour < 12 { "am" } else { "pm" }.into());
+        }
+        Grammar::Chinese => {
+            if hour == 2 {
+                out.push("liang".into());
+            } else {
+                chinese(hour, out);
+            }
+            out.push("point".into());
+            match minute {
+                0 => out.push("zheng".into()),
+                1..=9 => {
+                    out.push("0".into());
+                    chinese(minute, out);
+                    out.push("fen".into());
+                }
+                _ => {
+                    chinese(minute, out);
+                    out.push("fen".into());
+                }
+            }
+        }
+    }
 }
 
 fn digits(grammar: Grammar, value: &str, out: &mut Vec<String>) {
@@ -405,6 +465,16 @@ mod tests {
         );
         assert_eq!(say(English, Date, "2026-02-30"), "");
         assert_eq!(say(English, Digits, "10*#"), "1 0 star pound");
+        assert_eq!(say(English, Time, "14:30"), "2 30 pm");
+        assert_eq!(say(English, Time, "09:05"), "9 oh 5 am");
+        assert_eq!(say(English, Time, "00:00"), "12 o_clock am");
+        assert_eq!(say(English, Time, "12:45:59"), "12 40 5 pm");
+        assert_eq!(say(Chinese, Time, "14:30"), "10 4 point 3 10 fen");
+        assert_eq!(say(Chinese, Time, "02:00"), "liang point zheng");
+        assert_eq!(say(Chinese, Time, "8:05"), "8 point 0 5 fen");
+        for bad in ["24:00", "12:60", "1230", "ab:cd", "", "-1:30", "123:00"] {
+            assert_eq!(say(English, Time, bad), "", "{bad}");
+        }
         assert_eq!(say(Chinese, Digits, "110"), "yao yao 0");
     }
 
@@ -424,6 +494,13 @@ mod tests {
             }
             for w in words(g, Date, "2031-09-30") {
                 assert!(known.contains(&w), "{w}");
+            }
+            for h in 0..24 {
+                for m in 0..60 {
+                    for w in words(g, Time, &format!("{h:02}:{m:02}")) {
+                        assert!(known.contains(&w), "{g:?} {h}:{m}: {w}");
+                    }
+                }
             }
         }
     }
