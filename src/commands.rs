@@ -388,7 +388,8 @@ pub fn announce(
             out!("no announcement nodes in {}", config.flows_dir.display());
         }
         for (switch, on) in &set.switches {
-            out!("{switch}: {}", if *on { "on" } else { "off" });
+            let on = on.load(std::sync::atomic::Ordering::Relaxed);
+            out!("{switch}: {}", if on { "on" } else { "off" });
         }
         return Ok(ExitCode::SUCCESS);
     };

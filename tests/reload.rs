@@ -565,3 +565,48 @@ fn sighup_reloads_the_serving_binary_and_the_log_says_what_and_why() {
     assert_eq!(cdrs.len(), 1);
     assert_completed_on(&cdrs[0], B);
 }
+
+/// `hotline announce` works whatever state the flow files are in: with a broken flow file
+/// beside it (every reload refused), switching a notice on still reaches new calls, and off
+/// again takes it away (issue 10).
+#[test]
+fn an_announcement_switch_takes_effect_while_a_flow_file_is_broken() {
+    let flow = r##"
+[flow]
+name = "notice"
+numbers = ["100"]
+start = "notice"
+[nodes.notice]
+type = "announcement"
+switch = "outage"
+prompts = ["option1"]
+next = "bye"
+[nodes.bye]
+type = "play"
+prompts = ["goodbye"]
+next = "end"
+[nodes.end]
+type = "hangup"
+"##;
+    let site = site(flow);
+    let mut server = start(site.config.clone());
+    let prompts = encoded_prompts(&site, Codec::Pcmu);
+    let hear = |server: &Running| {
+        let mut phone = Phone::new(server.sip);
+        phone.call("100");
+        phone.talk(Duration::from_millis(1500));
+        phone.heard(&prompts)
+    };
+    assert_eq!(hear(&server), ["goodbye"]);
+    std::fs::write(site.config.flows_dir.join("other.toml"), "[flow\nbroken").unwrap();
+    server.wait_reload(RELOAD_WAIT, |s| s.refused >= 1);
+    let switches = site.config.flows_dir.join(hotline::flow::ANNOUNCEMENT_DIR);
+    std::fs::create_dir_all(&switches).unwrap();
+    std::fs::write(switches.join("outage.on"), b"").unwrap();
+    server.wait_reload(RELOAD_WAIT, |s| s.refused >= 2);
+    assert_eq!(hear(&server), ["option1", "goodbye"], "switched on");
+    std::fs::remove_file(switches.join("outage.on")).unwrap();
+    server.wait_reload(RELOAD_WAIT, |s| s.refused >= 3);
+    assert_eq!(hear(&server), ["goodbye"], "switched off");
+    server.stop();
+}

@@ -283,6 +283,18 @@ impl<M: MediaBackend> Engine<M> {
         self.apply_agents(now);
     }
 
+    /// The announcement switches that are on now (read from their files by the reloader,
+    /// whether or not the flows themselves loaded).
+    pub fn refresh_switches(&mut self, on: &[String]) {
+        for (name, now_on) in self.catalog.flows.refresh_switches(on) {
+            tracing::info!(
+                switch = name,
+                on = now_on,
+                "announcement switched; new calls hear the change"
+            );
+        }
+    }
+
     /// The agent who last served `caller` (from stored CDRs at start), for sticky routing.
     pub fn remember_agent(&mut self, caller: &str, agent: &str, wall_ms: i64) {
         self.sticky.remember(caller, agent, wall_ms);

@@ -15,6 +15,20 @@ use super::{FlowId, FlowSet, check};
 /// while the notice is on, so an admin (or `hotline announce`) flips it without editing a flow.
 pub const ANNOUNCEMENT_DIR: &str = "announcements";
 
+/// The switches that are on: the names of `<flows>/announcements/*.on`.
+pub fn switches_on(flows_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(flows_dir.join(ANNOUNCEMENT_DIR)) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            name.strip_suffix(".on").map(str::to_string)
+        })
+        .collect()
+}
+
 /// Load, compile and check every `*.toml` in `dir`. The set is returned only when there are no
 /// errors; warnings come either way.
 pub fn load_dir(dir: &Path) -> (Option<FlowSet>, Diagnostics) {

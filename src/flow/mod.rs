@@ -20,9 +20,10 @@ pub(crate) mod schema;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-pub use compile::{ANNOUNCEMENT_DIR, load_dir};
+pub use compile::{ANNOUNCEMENT_DIR, load_dir, switches_on};
 pub use expr::{Expr, Template};
 pub use interpreter::{
     CallInfo, FlowAction, Interpreter, LookupRequest, LookupResult, PlayId, RecordOutcome, TaskId,
@@ -53,8 +54,10 @@ pub struct FlowSet {
     pub prompt_sites: Vec<Located>,
     /// Prompt name to id: spoken values look their words up on every play.
     pub prompt_index: HashMap<String, PromptId>,
-    /// Announcement switches by name, and whether each was on when this version was loaded.
-    pub switches: Vec<(String, bool)>,
+    /// Announcement switches by name, and whether each is on: read at load, and refreshed
+    /// from the switch files on every reload attempt, even one the flows fail, so that
+    /// `hotline announce` works whatever state the flow files are in.
+    pub switches: Vec<(String, AtomicBool)>,
     /// Languages named by `language` nodes and flow headers, where first named.
     pub languages: Vec<(String, Located)>,
 }
@@ -102,7 +105,21 @@ impl FlowSet {
     }
 
     pub fn switch_on(&self, id: usize) -> bool {
-        self.switches.get(id).is_some_and(|s| s.1)
+        self.switches
+            .get(id)
+            .is_some_and(|s| s.1.load(Ordering::Relaxed))
+    }
+
+    /// The switches named in `on` are on, every other one off. Returns the ones that changed.
+    pub fn refresh_switches(&self, on: &[String]) -> Vec<(String, bool)> {
+        let mut changed = Vec::new();
+        for (name, state) in &self.switches {
+            let now = on.contains(name);
+            if state.swap(now, Ordering::Relaxed) != now {
+                changed.push((name.clone(), now));
+            }
+        }
+        changed
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use toml::de::DeValue;
@@ -111,7 +112,11 @@ impl Shared {
         set.prompts = self.prompts;
         set.prompt_sites = self.sites;
         set.prompt_index = self.ids;
-        set.switches = self.switches;
+        set.switches = self
+            .switches
+            .into_iter()
+            .map(|(name, on)| (name, AtomicBool::new(on)))
+            .collect();
         set.languages = self.languages;
     }
 }

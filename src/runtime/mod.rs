@@ -446,9 +446,11 @@ async fn signalling_loop(
                 }
             }
             Some(loaded) = loaded_rx.recv() => {
+                let switches_on = loaded.switches_on.clone();
                 if let Some(catalog) = reload::settle(loaded, &reloading.status) {
                     engine.set_catalog(Instant::now(), Arc::new(catalog));
                 }
+                engine.refresh_switches(&switches_on);
                 if let Some(trigger) = gate.finished() {
                     reload::spawn_load(&reloading.sources, trigger, loaded_tx.clone());
                 }

@@ -224,6 +224,8 @@ pub(crate) struct Sources {
 pub(crate) struct Loaded {
     pub trigger: Trigger,
     pub result: Result<Catalog, Vec<String>>,
+    /// The announcement switches that are on, read whatever became of the load.
+    pub switches_on: Vec<String>,
 }
 
 /// Load on a blocking thread; the outcome comes back over `done`, always, so the gate never
@@ -246,8 +248,13 @@ pub(crate) fn spawn_load(sources: &Sources, trigger: Trigger, done: mpsc::Sender
                     .unwrap_or_default()
             )]),
         };
+        let switches_on = crate::flow::switches_on(&sources.flows);
         // Closed only when the signalling loop has ended, and then nobody needs it.
-        let _ = done.blocking_send(Loaded { trigger, result });
+        let _ = done.blocking_send(Loaded {
+            trigger,
+            result,
+            switches_on,
+        });
     });
 }
 
