@@ -76,7 +76,10 @@ fn a_sensitive_card_number_is_masked_in_the_cdr_and_nowhere_on_disk() {
         "{files:?}"
     );
     for path in written {
-        let bytes = std::fs::read(path).unwrap();
+        // SQLite's -wal and -shm files come and go as the database is opened and closed.
+        let Ok(bytes) = std::fs::read(path) else {
+            continue;
+        };
         let found = bytes.windows(12).any(|w| w == b"411111111111");
         assert!(!found, "{} holds the card number", path.display());
     }

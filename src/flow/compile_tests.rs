@@ -315,10 +315,21 @@ fn announcement_switches_are_read_from_their_folder() {
     let (set, _) = load_dir(&dir);
     std::fs::remove_dir_all(&dir).ok();
     let set = set.unwrap();
+    let switches: Vec<(String, bool)> = set
+        .switches
+        .iter()
+        .map(|(n, on)| (n.clone(), on.load(std::sync::atomic::Ordering::Relaxed)))
+        .collect();
     assert_eq!(
-        set.switches,
+        switches,
         vec![("outage".to_string(), true), ("holiday".to_string(), false)]
     );
+    // Refreshed from the switch files' names, whatever else changed.
+    assert_eq!(
+        set.refresh_switches(&["holiday".to_string()]),
+        [("outage".to_string(), false), ("holiday".to_string(), true)]
+    );
+    assert!(set.switch_on(1) && !set.switch_on(0));
 }
 
 #[test]
