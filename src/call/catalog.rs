@@ -70,13 +70,16 @@ fn languages_of_prompts(set: &FlowSet, default_language: &str) -> Vec<Vec<String
             langs
         })
         .collect();
-    // A subflow plays in its caller's language: pass languages along subflow calls until
-    // nothing changes (at most one round per flow).
+    // A subflow plays in its caller's language, unless its own header names one (then it
+    // speaks that): pass languages along subflow calls until nothing changes (at most one
+    // round per flow).
     for _ in 0..set.flows.len() {
         let mut changed = false;
         for (i, flow) in set.flows.iter().enumerate() {
             for node in &flow.nodes {
-                if let flow::NodeKind::Subflow { flow: callee, .. } = node.kind {
+                if let flow::NodeKind::Subflow { flow: callee, .. } = node.kind
+                    && set.flow(callee).language.is_none()
+                {
                     let add: Vec<String> = flow_langs[i].clone();
                     let target = &mut flow_langs[callee.0 as usize];
                     for l in add {

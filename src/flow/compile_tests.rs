@@ -594,3 +594,16 @@ fn sensitive_keys_are_checked() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn a_duration_without_a_unit_says_how_to_write_it() {
+    let text = with_nodes(
+        "[nodes.a]\ntype = \"menu\"\nprompts = [\"m\"]\nchoices = { \"1\" = \"end\" }\ntimeout = 5\n",
+    );
+    let errs = errors(&[("a.toml", &text)]);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("`timeout` is a duration with a unit: write \"5s\"")),
+        "{errs:?}"
+    );
+}

@@ -923,6 +923,17 @@ impl Ctx<'_, '_, '_> {
     }
 
     fn duration_any(&mut self, t: &Table, key: &'static str) -> Option<Duration> {
+        // A bare number has no unit: say how to write it rather than "must be a string".
+        if let Some(v) = t.get(key)
+            && let DeValue::Integer(_) | DeValue::Float(_) = v.get_ref()
+        {
+            let number = &self.sink.src.text[v.span()];
+            self.sink.error(
+                &v.span(),
+                format!("`{key}` is a duration with a unit: write \"{number}s\" (or ms, m)"),
+            );
+            return None;
+        }
         let s = t.str(key, self.sink)?;
         match parse_duration(&s.v) {
             Ok(d) => Some(d),
