@@ -157,8 +157,18 @@ impl Catalog {
             });
         };
         let mut languages = vec![default_language.to_string()];
+        // A language without its folder is said once, not once per prompt it would have.
+        let mut folderless: Vec<String> = Vec::new();
+        if !prompts_dir.join(default_language).is_dir() {
+            folderless.push(default_language.to_string());
+            errors.push(format!(
+                "the default language {default_language:?} has no prompt folder {}",
+                prompts_dir.join(default_language).display()
+            ));
+        }
         for (lang, at) in &set.languages {
-            if !prompts_dir.join(lang).is_dir() {
+            if !prompts_dir.join(lang).is_dir() && !folderless.contains(lang) {
+                folderless.push(lang.clone());
                 errors.push(format!(
                     "{at}: language {lang:?} has no prompt folder {}\n    {}",
                     prompts_dir.join(lang).display(),
@@ -202,6 +212,10 @@ impl Catalog {
         let mut by_file: HashMap<PathBuf, usize> = HashMap::new();
         let mut missing: HashMap<usize, Vec<String>> = HashMap::new();
         for lang in &languages {
+            if folderless.contains(lang) {
+                table.push(vec![usize::MAX; set.prompts.len()]);
+                continue;
+            }
             let grammar = Grammar::for_language(lang);
             let words = grammar.words();
             let mut row = Vec::with_capacity(set.prompts.len());
@@ -431,6 +445,22 @@ type = "hangup"
             "unknown: the default"
         );
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        std::fs::remove_dir_all(root).ok();
+    }
+
+    /// A language without its folder is one error, not one per prompt (issue 10).
+    #[test]
+    fn a_missing_language_folder_is_said_once() {
+        let (root, flows, prompts) = site();
+        std::fs::remove_dir_all(prompts.join("zh")).unwrap();
+        let r = Catalog::check(&flows, &prompts, "en").unwrap();
+        assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
+        assert!(
+            r.errors[0].contains("language \"zh\" has no prompt folder"),
+            "{:?}",
+            r.errors
+        );
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
         std::fs::remove_dir_all(root).ok();
     }
 

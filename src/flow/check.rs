@@ -219,6 +219,18 @@ fn assigned_variables(set: &FlowSet) -> HashSet<String> {
 }
 
 fn unset_variables(node: &Node, assigned: &HashSet<String>, diags: &mut Diagnostics) {
+    // A branch's cases are reported at their own `when` lines.
+    if let NodeKind::Branch {
+        cases, when_sites, ..
+    } = &node.kind
+    {
+        for ((e, _), at) in cases.iter().zip(when_sites) {
+            let mut used = Vec::new();
+            e.variables(&mut used);
+            report_unset(&used, at, assigned, diags);
+        }
+        return;
+    }
     let mut used = Vec::new();
     for list in node.kind.prompt_lists() {
         for item in list {
@@ -229,7 +241,6 @@ fn unset_variables(node: &Node, assigned: &HashSet<String>, diags: &mut Diagnost
     }
     match &node.kind {
         NodeKind::Set { vars, .. } => vars.iter().for_each(|(_, e)| e.variables(&mut used)),
-        NodeKind::Branch { cases, .. } => cases.iter().for_each(|(e, _)| e.variables(&mut used)),
         NodeKind::Lookup(l) => {
             l.url.variables(&mut used);
             l.body.iter().for_each(|(_, e)| e.variables(&mut used));
@@ -249,15 +260,19 @@ fn unset_variables(node: &Node, assigned: &HashSet<String>, diags: &mut Diagnost
         }
         _ => {}
     }
+    report_unset(&used, &node.at, assigned, diags);
+}
+
+fn report_unset(used: &[&str], at: &Located, assigned: &HashSet<String>, diags: &mut Diagnostics) {
     let mut reported = HashSet::new();
-    for v in used {
+    for &v in used {
         if !assigned.contains(v) && reported.insert(v) {
             let known = assigned
                 .iter()
                 .map(String::as_str)
                 .chain(expr::Builtin::ALL.iter().map(|b| b.0));
             diags.warnings.push(Warning {
-                at: node.at.clone(),
+                at: at.clone(),
                 message: format!(
                     "variable `{v}` is never set by any flow, so it reads as empty{} (text needs quotes: '{v}')",
                     suggest(v, known)

@@ -62,8 +62,9 @@ pub fn load_dir(dir: &Path) -> (Option<FlowSet>, Diagnostics) {
         let doc = match DeTable::parse(src.text) {
             Ok(doc) => doc,
             Err(e) => {
-                let span = e.span().unwrap_or(0..0);
-                sink.error(&span, e.message().to_string());
+                let (span, message) =
+                    super::schema::syntax_error(src.text, e.span().unwrap_or(0..0), e.message());
+                sink.error(&span, message);
                 continue;
             }
         };

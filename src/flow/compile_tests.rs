@@ -296,7 +296,7 @@ fn warnings_for_unreachable_nodes_unset_variables_and_open_exits() {
         ),
         "{joined}"
     );
-    assert!(joined.contains("a.toml:4:8: warning: variable `teir` is never set by any flow, so it reads as empty (did you mean \"tier\"?)"), "{joined}");
+    assert!(joined.contains("a.toml:6:19: warning: variable `teir` is never set by any flow, so it reads as empty (did you mean \"tier\"?)"), "at the when line: {joined}");
     assert!(
         joined.contains(
             "a.toml:8:8: warning: queue node \"q\" has no `no_agents`, `on_timeout`, `full`"
@@ -605,5 +605,37 @@ fn a_duration_without_a_unit_says_how_to_write_it() {
         errs.iter()
             .any(|e| e.contains("`timeout` is a duration with a unit: write \"5s\"")),
         "{errs:?}"
+    );
+}
+
+/// Syntax errors point where the mistake is (issue 10): a node or key defined twice names
+/// the first, and a string left open is reported where it opens, not as a missing comma on
+/// the next line.
+#[test]
+fn syntax_errors_say_where_the_mistake_is() {
+    let twice = with_nodes("[nodes.a]\ntype = \"hangup\"\n[nodes.a]\ntype = \"hangup\"\n");
+    let errs = errors(&[("a.toml", &twice)]);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("`[nodes.a]` is defined twice; the first one is at line")),
+        "{errs:?}"
+    );
+    let key = with_nodes("[nodes.a]\ntype = \"hangup\"\ntype = \"menu\"\n");
+    let errs = errors(&[("a.toml", &key)]);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("`type` is set twice in this table; the first one is at line")),
+        "{errs:?}"
+    );
+    let open = with_nodes("[nodes.a]\ntype = \"play\"\nprompts = [\"hello]\nnext = \"end\"\n");
+    let errs = errors(&[("a.toml", &open)]);
+    assert!(
+        errs.iter().any(|e| e.contains("this string is not closed")),
+        "{errs:?}"
+    );
+    let line = open.lines().position(|l| l.contains("\"hello]")).unwrap() + 1;
+    assert!(
+        errs.iter().any(|e| e.contains(&format!("a.toml:{line}:"))),
+        "reported on the line that opens it ({line}): {errs:?}"
     );
 }

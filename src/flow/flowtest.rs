@@ -156,7 +156,9 @@ pub fn load_tests(dir: &Path, set: &FlowSet, diags: &mut Diagnostics) -> Vec<Tes
         let doc = match DeTable::parse(&text) {
             Ok(d) => d,
             Err(e) => {
-                sink.error(&e.span().unwrap_or(0..0), e.message().to_string());
+                let (span, message) =
+                    super::schema::syntax_error(&text, e.span().unwrap_or(0..0), e.message());
+                sink.error(&span, message);
                 continue;
             }
         };

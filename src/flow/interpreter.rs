@@ -613,7 +613,9 @@ impl Interpreter {
                 }
                 self.enter(now, *next)
             }
-            NodeKind::Branch { cases, otherwise } => {
+            NodeKind::Branch {
+                cases, otherwise, ..
+            } => {
                 let target = cases
                     .iter()
                     .find(|(e, _)| e.eval(&*self).truthy())

@@ -165,6 +165,8 @@ pub enum NodeKind {
     Branch {
         cases: Vec<(Expr, NodeId)>,
         otherwise: NodeId,
+        /// Where each case's `when` is written, for messages about its expression.
+        when_sites: Vec<Located>,
     },
     Goto {
         next: NodeId,
@@ -425,7 +427,9 @@ impl NodeKind {
                 opt(&mut out, "failed", c.on_failure);
                 out
             }
-            NodeKind::Branch { cases, otherwise } => {
+            NodeKind::Branch {
+                cases, otherwise, ..
+            } => {
                 let mut out: Vec<_> = cases
                     .iter()
                     .enumerate()

@@ -465,6 +465,7 @@ impl Ctx<'_, '_, '_> {
 
     fn branch(&mut self, t: &Table) -> NodeKind {
         let mut cases = Vec::new();
+        let mut when_sites = Vec::new();
         match t.array("cases", self.sink) {
             Some(items) => {
                 for item in items {
@@ -476,11 +477,16 @@ impl Ctx<'_, '_, '_> {
                         continue;
                     };
                     let c = Table::new(c, item.span(), "a branch case");
-                    let when = c.req_str("when", self.sink).and_then(|w| self.expr(&w));
+                    let when_text = c.req_str("when", self.sink);
+                    let site = when_text
+                        .as_ref()
+                        .map(|w| self.sink.src.locate(&w.span));
+                    let when = when_text.and_then(|w| self.expr(&w));
                     let next = self.req_node(&c, "next");
                     c.finish(self.sink);
-                    if let Some(when) = when {
+                    if let (Some(when), Some(site)) = (when, site) {
                         cases.push((when, next));
+                        when_sites.push(site);
                     }
                 }
             }
@@ -493,6 +499,7 @@ impl Ctx<'_, '_, '_> {
         NodeKind::Branch {
             cases,
             otherwise: self.req_node(t, "else"),
+            when_sites,
         }
     }
 

@@ -424,3 +424,76 @@ mod tests {
         assert_eq!(suggest("zzzzzz", ["next"].into_iter()), "");
     }
 }
+
+/// A TOML syntax error as an admin can act on it: where the parser stopped is not always
+/// where the mistake is. A duplicate says where the first one is; a string left open (the
+/// parser reads on into the next line and complains there) is reported where it opens.
+pub fn syntax_error(text: &str, span: Range<usize>, message: &str) -> (Range<usize>, String) {
+    let line_start = |at: usize| text[..at.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let line_no = |at: usize| text[..at.min(text.len())].matches('\n').count() + 1;
+    let start = line_start(span.start);
+    if message.starts_with("duplicate key") {
+        let line = text[start..].lines().next().unwrap_or("").trim();
+        let key = line.split('=').next().unwrap_or("").trim();
+        let what = if line.starts_with('[') {
+            format!("`{line}` is defined twice")
+        } else {
+            format!("`{key}` is set twice in this table")
+        };
+        let first = if line.starts_with('[') {
+            text[..start]
+                .match_indices(line)
+                .map(|(i, _)| i)
+                .find(|&i| line_start(i) == i)
+        } else {
+            // A key: the same key earlier in the same table, after its header.
+            let table_start = text[..start]
+                .match_indices("\n[")
+                .last()
+                .map_or(0, |(i, _)| i + 1);
+            text[table_start..start]
+                .lines()
+                .scan(table_start, |at, l| {
+                    let here = *at;
+                    *at += l.len() + 1;
+                    Some((here, l))
+                })
+                .find(|(_, l)| {
+                    l.split('=').next().is_some_and(|k| k.trim() == key) && l.contains('=')
+                })
+                .map(|(i, _)| i)
+        };
+        if let Some(first) = first {
+            return (
+                span,
+                format!("{what}; the first one is at line {}", line_no(first)),
+            );
+        }
+    }
+    // An unterminated basic string: the previous line leaves a `"` open.
+    if start > 0 {
+        let prev_start = line_start(start - 1);
+        let prev = &text[prev_start..start - 1];
+        let mut open = None;
+        let mut escaped = false;
+        for (i, c) in prev.char_indices() {
+            match c {
+                '\\' if open.is_some() => escaped = !escaped,
+                '"' if !escaped => open = if open.is_some() { None } else { Some(i) },
+                '#' if open.is_none() => break,
+                _ => escaped = false,
+            }
+            if c != '\\' {
+                escaped = false;
+            }
+        }
+        if let Some(i) = open {
+            let at = prev_start + i;
+            return (
+                at..at + 1,
+                "this string is not closed: a `\"` is missing".into(),
+            );
+        }
+    }
+    (span, message.to_string())
+}
