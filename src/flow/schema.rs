@@ -397,34 +397,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn locate_counts_lines_and_characters() {
-        let text = "a = 1\n名前 = \"x\"\n";
-        let src = Source {
-            file: Path::new("f.toml"),
-            text,
-        };
-        let at = src.locate(&(text.find("\"x\"").unwrap()..0));
-        assert_eq!((at.line, at.column), (2, 6));
-        assert_eq!(at.snippet, "名前 = \"x\"");
-        // A span inside a multi-byte character does not panic.
-        let _ = src.locate(&(7..8));
-    }
-
-    #[test]
-    fn suggestions_pick_the_nearest_name() {
-        assert_eq!(
-            suggest("timeuot", ["timeout", "next"].into_iter()),
-            " (did you mean \"timeout\"?)"
-        );
-        assert_eq!(suggest("zzzzzz", ["next"].into_iter()), "");
-    }
-}
-
 /// A TOML syntax error as an admin can act on it: where the parser stopped is not always
 /// where the mistake is. A duplicate says where the first one is; a string left open (the
 /// parser reads on into the next line and complains there) is reported where it opens.
@@ -496,4 +468,32 @@ pub fn syntax_error(text: &str, span: Range<usize>, message: &str) -> (Range<usi
         }
     }
     (span, message.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_counts_lines_and_characters() {
+        let text = "a = 1\n名前 = \"x\"\n";
+        let src = Source {
+            file: Path::new("f.toml"),
+            text,
+        };
+        let at = src.locate(&(text.find("\"x\"").unwrap()..0));
+        assert_eq!((at.line, at.column), (2, 6));
+        assert_eq!(at.snippet, "名前 = \"x\"");
+        // A span inside a multi-byte character does not panic.
+        let _ = src.locate(&(7..8));
+    }
+
+    #[test]
+    fn suggestions_pick_the_nearest_name() {
+        assert_eq!(
+            suggest("timeuot", ["timeout", "next"].into_iter()),
+            " (did you mean \"timeout\"?)"
+        );
+        assert_eq!(suggest("zzzzzz", ["next"].into_iter()), "");
+    }
 }
