@@ -133,13 +133,14 @@ pub struct TryArgs {
 /// Answers from the command line; lookups without one go to the real back end.
 struct TryOutside {
     given: Answers,
+    lookup_ca: Option<PathBuf>,
 }
 
 impl dryrun::Outside for TryOutside {
     fn lookup(&mut self, node: &str, request: &LookupRequest) -> LookupResult {
         match self.given.lookups.get(node) {
             Some(r) => r.clone(),
-            None => hotline::runtime::fetch_blocking(request),
+            None => hotline::runtime::fetch_blocking(request, self.lookup_ca.as_deref()),
         }
     }
     fn queue(&mut self, node: &str, queue: &str) -> hotline::flow::QueueExit {
@@ -239,7 +240,10 @@ pub fn dry_run(config: &Config, args: TryArgs) -> anyhow::Result<ExitCode> {
         tz: local_zone(),
         language: catalog.default_language().to_string(),
     };
-    let mut outside = TryOutside { given };
+    let mut outside = TryOutside {
+        given,
+        lookup_ca: config.lookup_ca.clone(),
+    };
     let walk = dryrun::walk(&set, flow, info, &args.press, &mut outside);
     let mut texts = Transcripts::new(&config.prompts_dir);
     for step in &walk.steps {

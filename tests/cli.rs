@@ -716,3 +716,112 @@ type = "hangup"
     assert!(all.contains("no lookup node is named \"woh\""), "{all}");
     assert!(all.contains("'x' is not a key"), "{all}");
 }
+
+/// Look-ups over HTTPS (issue 10): a back end with a certificate from a private authority is
+/// reached once `flows.lookup_ca` names that authority, and refused (the failure exit) when
+/// only the system's authorities are trusted.
+#[test]
+fn a_lookup_reaches_an_https_back_end_whose_authority_is_configured() {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        use rustls::pki_types::pem::PemObject;
+        let certs: Vec<_> =
+            rustls::pki_types::CertificateDer::pem_file_iter(repo.join("tests/tls/cert.pem"))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(repo.join("tests/tls/key.pem"))
+            .unwrap();
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(certs, key)
+                .unwrap(),
+        );
+        let mut requests = Vec::new();
+        // Two connections: the one that trusts our authority, and the one that does not.
+        for _ in 0..2 {
+            let (sock, _) = listener.accept().unwrap();
+            sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let conn = rustls::ServerConnection::new(Arc::clone(&config)).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, sock);
+            let mut buf = [0u8; 4096];
+            let Ok(n) = tls.read(&mut buf) else {
+                continue;
+            };
+            let request = String::from_utf8_lossy(&buf[..n]).to_string();
+            let body = "{\"customer\": {\"name\": \"Li\"}}";
+            let _ = write!(
+                tls,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tls.flush();
+            requests.push(request);
+        }
+        requests
+    });
+    let flow = format!(
+        r##"
+[flow]
+name = "who"
+numbers = ["100"]
+start = "who"
+[nodes.who]
+type = "lookup"
+url = "https://127.0.0.1:{port}/customers/{{caller}}"
+result = {{ name = "customer.name" }}
+next = "end"
+on_failure = "end"
+[nodes.end]
+type = "hangup"
+"##
+    );
+    let site = common::site(&flow);
+    let config = site.dir.path().join("hotline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[flows]\nlookup_ca = \"{}\"\n",
+            repo.join("tests/tls/ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let try_it = |with_ca: bool| {
+        let mut cmd = hotline();
+        cmd.args(["try", "who", "--caller", "13800000001"]);
+        if with_ca {
+            cmd.arg("--config").arg(&config);
+        }
+        cmd.arg("--flows")
+            .arg(&site.config.flows_dir)
+            .arg("--prompts")
+            .arg(&site.config.prompts_dir);
+        let out = cmd.output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let trusted = try_it(true);
+    assert!(trusted.contains("name=\"Li\""), "{trusted}");
+    let untrusted = try_it(false);
+    assert!(!untrusted.contains("name=\"Li\""), "{untrusted}");
+    assert!(
+        untrusted.contains("TLS"),
+        "the failure says why: {untrusted}"
+    );
+    let requests = server.join().unwrap();
+    assert_eq!(requests.len(), 1, "only the trusting client sent a request");
+    assert!(
+        requests[0].starts_with("GET /customers/13800000001 HTTP/1.1\r\n"),
+        "{}",
+        requests[0]
+    );
+}

@@ -158,14 +158,8 @@ impl Catalog {
         };
         let mut languages = vec![default_language.to_string()];
         // A language without its folder is said once, not once per prompt it would have.
+        // (The default language may do without one: language-neutral recordings serve it.)
         let mut folderless: Vec<String> = Vec::new();
-        if !prompts_dir.join(default_language).is_dir() {
-            folderless.push(default_language.to_string());
-            errors.push(format!(
-                "the default language {default_language:?} has no prompt folder {}",
-                prompts_dir.join(default_language).display()
-            ));
-        }
         for (lang, at) in &set.languages {
             if !prompts_dir.join(lang).is_dir() && !folderless.contains(lang) {
                 folderless.push(lang.clone());

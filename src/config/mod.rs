@@ -123,6 +123,7 @@ struct FlowsSection {
     prompts: Option<PathBuf>,
     recordings: Option<PathBuf>,
     language: Option<String>,
+    lookup_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -269,6 +270,8 @@ pub struct Config {
     /// Where `record` nodes save callers' messages (one subdirectory a day).
     pub recordings_dir: PathBuf,
     pub language: String,
+    /// Authorities trusted for https:// look-up back ends (PEM); None: the system's.
+    pub lookup_ca: Option<PathBuf>,
     pub database: String,
     pub cdr_spool: PathBuf,
     pub shutdown_grace: Duration,
@@ -316,6 +319,7 @@ impl Default for Config {
             prompts_dir: PathBuf::from("./prompts"),
             recordings_dir: PathBuf::from("./recordings"),
             language: "en".into(),
+            lookup_ca: None,
             database: "sqlite://hotline.db".into(),
             cdr_spool: PathBuf::from("hotline-cdr.spool.jsonl"),
             shutdown_grace: Duration::from_secs(30),
@@ -534,6 +538,7 @@ impl Config {
             .unwrap_or(c.prompts_dir);
         c.recordings_dir = parsed.flows.recordings.unwrap_or(c.recordings_dir);
         c.language = parsed.flows.language.unwrap_or(c.language);
+        c.lookup_ca = parsed.flows.lookup_ca;
         let database_flag = flag(&overrides.database, "--database");
         c.database = overrides
             .database

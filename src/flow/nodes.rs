@@ -573,8 +573,9 @@ impl Ctx<'_, '_, '_> {
         let url = t
             .req_str("url", self.sink)
             .and_then(|u| {
-                if !u.v.starts_with("http://") {
-                    self.sink.error(&u.span, "a lookup url starts with http://");
+                if !u.v.starts_with("http://") && !u.v.starts_with("https://") {
+                    self.sink
+                        .error(&u.span, "a lookup url starts with http:// or https://");
                 }
                 self.template(&u)
             })

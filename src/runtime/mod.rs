@@ -228,6 +228,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         Some(dialer),
     );
     drop(tcp_tx);
+    let lookups = http::Client::new(config.lookup_ca.as_deref())?;
     let (media_tx, media_rx) = mpsc::channel(64 * 1024);
     let media = MediaHandle::start(
         config.media_threads,
@@ -364,6 +365,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         let mut sink = sink;
         let result = signalling_loop(
             engine, seed_rx, udp, tcp_rx, &tcp, &tls, media_rx, signal_rx, &mut sink, reloading,
+            lookups,
         )
         .await;
         if let Some(watcher) = watcher {
@@ -419,6 +421,7 @@ async fn signalling_loop(
     mut signals: watch::Receiver<Signal>,
     sink: &mut writer::CdrSink,
     mut reloading: Reloading,
+    lookups: http::Client,
 ) -> Result<(), RuntimeError> {
     let mut buf = vec![0u8; 65_536];
     let (lookup_tx, mut lookup_rx) = mpsc::channel(MAX_LOOKUPS);
@@ -485,7 +488,7 @@ async fn signalling_loop(
             Some((from, data)) = tcp_rx.recv() => engine.handle_sip(Instant::now(), from, &data),
         }
         while let Some(job) = engine.poll_lookup() {
-            start_lookup(job, &lookup_slots, &lookup_tx, &mut engine);
+            start_lookup(&lookups, job, &lookup_slots, &lookup_tx, &mut engine);
         }
         while let Some(job) = engine.poll_recording() {
             save_recording(job, &written_tx);
@@ -523,13 +526,21 @@ async fn signalling_loop(
     }
 }
 
-/// One back-end request outside a server (the dry run), on a runtime of its own.
-pub fn fetch_blocking(request: &crate::flow::LookupRequest) -> crate::flow::LookupResult {
+/// One back-end request outside a server (the dry run), on a runtime of its own; https://
+/// back ends are checked against `ca` (PEM) or the system's authorities.
+pub fn fetch_blocking(
+    request: &crate::flow::LookupRequest,
+    ca: Option<&std::path::Path>,
+) -> crate::flow::LookupResult {
+    let client = match http::Client::new(ca) {
+        Ok(c) => c,
+        Err(e) => return crate::flow::LookupResult::Failed(e.to_string()),
+    };
     match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt.block_on(http::fetch(request)),
+        Ok(rt) => rt.block_on(client.fetch(request)),
         Err(e) => crate::flow::LookupResult::Failed(format!("runtime: {e}")),
     }
 }
@@ -539,6 +550,7 @@ pub fn fetch_blocking(request: &crate::flow::LookupRequest) -> crate::flow::Look
 const MAX_LOOKUPS: usize = 256;
 
 fn start_lookup(
+    client: &http::Client,
     job: crate::call::LookupJob,
     slots: &Arc<tokio::sync::Semaphore>,
     results: &mpsc::Sender<(crate::flow::LookupRequest, crate::flow::LookupResult)>,
@@ -550,8 +562,9 @@ fn start_lookup(
         return engine.handle_lookup(Instant::now(), job.request, result);
     };
     let results = results.clone();
+    let client = client.clone();
     tokio::spawn(async move {
-        let result = http::fetch(&job.request).await;
+        let result = client.fetch(&job.request).await;
         if let crate::flow::LookupResult::Failed(reason) = &result {
             tracing::warn!(url = %job.request.shown_url, %reason, "back-end look-up failed");
         }
