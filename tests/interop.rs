@@ -98,13 +98,25 @@ impl Hotline {
         );
     }
 
-    /// SIGTERM, then wait for the clean exit that flushes every CDR.
+    /// SIGTERM, then wait for the clean exit that flushes every CDR. (A test that fails
+    /// before this kills the server when its `Hotline` is dropped.)
     fn stop(mut self) -> Vec<CdrRecord> {
         // SAFETY: sending a signal to our own child process.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let status = self.child.wait().unwrap();
         assert!(status.success(), "hotline exits 0 after SIGTERM: {status}");
         common::read_cdrs(&self.database)
+    }
+}
+
+impl Drop for Hotline {
+    fn drop(&mut self) {
+        // Already exited after `stop`; otherwise the test failed and the server must not
+        // outlive it.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
