@@ -443,3 +443,69 @@ fn a_leg_can_hold_and_resume_with_a_reinvite() {
         .count();
     assert_eq!(updates, 2);
 }
+
+/// A transfer carries the call's data to the target in the headers the flow names (issue
+/// 10): filled from variables, a sensitive one masked, line breaks removed so nothing can
+/// be injected into the message.
+#[test]
+fn a_transfer_carries_the_calls_data_in_its_headers() {
+    let flow = r#"
+[flow]
+name = "main"
+numbers = ["100"]
+start = "who"
+
+[nodes.who]
+type = "set"
+vars = { name = "'Li\r\nVia: SIP/2.0/UDP evil'", tier = "'gold'" }
+next = "card"
+
+[nodes.card]
+type = "collect"
+prompts = ["goodbye"]
+variable = "card"
+max_digits = 4
+sensitive = true
+keep_last = 2
+next = "connect"
+
+[nodes.connect]
+type = "transfer"
+to = "sip:duty@127.0.0.1:5080"
+headers = { X-Customer = "{name}", X-Tier = "{tier}", X-Card = "{card}" }
+ring_timeout = "20s"
+on_failure = "bye"
+
+[nodes.bye]
+type = "hangup"
+"#;
+    let mut net = Net::new(flow, &["127.0.0.1:5070", "127.0.0.1:5080"]);
+    let caller = net.call(CALLER, "100");
+    ack_caller(&mut net);
+    for key in "1234".chars() {
+        net.engine.handle_media(
+            net.now,
+            MediaEvent::Digit {
+                call: net.engine.calls.values().next().unwrap().dialog,
+                digit: key,
+            },
+        );
+    }
+    let _ = caller;
+    net.pump();
+    net.advance(Duration::from_millis(10));
+    let invite = net.phones[TARGET]
+        .wire
+        .iter()
+        .find(|m| m.starts_with("INVITE "))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        invite.contains("\r\nX-Customer: LiVia: SIP/2.0/UDP evil\r\n"),
+        "{invite}"
+    );
+    assert_eq!(invite.matches("\r\nVia: ").count(), 1, "{invite}");
+    assert!(invite.contains("\r\nX-Tier: gold\r\n"), "{invite}");
+    assert!(invite.contains("\r\nX-Card: xx34\r\n"), "{invite}");
+    assert!(!invite.contains("1234"), "{invite}");
+}

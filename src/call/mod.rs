@@ -655,7 +655,8 @@ impl<M: MediaBackend> Engine<M> {
                     target,
                     is_number,
                     ring_timeout,
-                } => self.start_transfer(now, id, task, target, is_number, ring_timeout),
+                    headers,
+                } => self.start_transfer(now, id, task, target, is_number, ring_timeout, headers),
                 FlowAction::Queue {
                     id: task,
                     queue,

@@ -63,6 +63,7 @@ impl<M: MediaBackend> Engine<M> {
         target: String,
         is_number: bool,
         ring_timeout: Duration,
+        headers: Vec<(String, String)>,
     ) {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -97,7 +98,7 @@ impl<M: MediaBackend> Engine<M> {
             role,
             peer.transport == TransportKind::Tls,
             |ua, dialog, offer| {
-                ua.invite_as(now, dialog, peer, &caller, &user, Some(offer))
+                ua.invite_as_with(now, dialog, peer, &caller, &user, Some(offer), headers)
                     .map_err(|e| format!("INVITE not sent: {e}"))
             },
         );

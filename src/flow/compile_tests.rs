@@ -639,3 +639,27 @@ fn syntax_errors_say_where_the_mistake_is() {
         "reported on the line that opens it ({line}): {errs:?}"
     );
 }
+
+#[test]
+fn transfer_headers_are_checked() {
+    let text = with_nodes(
+        "[nodes.a]\ntype = \"transfer\"\nto = \"sips:duty@192.0.2.1\"\nheaders = { Via = \"x\", X-Ok = \"{caller}\", \"X Bad\" = \"y\" }\n",
+    );
+    let errs = errors(&[("a.toml", &text)]);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("\"Via\" cannot be set by a flow")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("\"X Bad\" cannot be set by a flow")),
+        "{errs:?}"
+    );
+    assert!(
+        !errs
+            .iter()
+            .any(|e| e.contains("X-Ok") || e.contains("sips:")),
+        "{errs:?}"
+    );
+}

@@ -73,6 +73,8 @@ pub enum FlowAction {
         target: String,
         is_number: bool,
         ring_timeout: Duration,
+        /// Headers for the INVITE, filled in (sensitive values masked, line breaks removed).
+        headers: Vec<(String, String)>,
     },
     /// Hand the caller to the ACD. Every value is evaluated when the node runs; a queue name
     /// no queue has is for the engine to answer with `QueueExit::NoAgents`. While the caller
@@ -759,11 +761,25 @@ impl Interpreter {
                     TransferTarget::Number(n) => (n.render(&*self, |s| s.to_string()), true),
                 };
                 let id = self.task(now, TaskKind::Transfer, Some(t.ring_timeout + TASK_GRACE));
+                let shown = Shown::of(self);
+                let headers = t
+                    .headers
+                    .iter()
+                    .map(|(name, value)| {
+                        let v: String = value
+                            .render(&shown, |s| s.to_string())
+                            .chars()
+                            .filter(|c| !c.is_control())
+                            .collect();
+                        (name.clone(), v)
+                    })
+                    .collect();
                 self.actions.push_back(FlowAction::Transfer {
                     id,
                     target,
                     is_number,
                     ring_timeout: t.ring_timeout,
+                    headers,
                 });
             }
             NodeKind::Queue(q) => {

@@ -317,6 +317,9 @@ pub struct Transfer {
     pub target: TransferTarget,
     pub ring_timeout: Duration,
     pub on_failure: Option<NodeId>,
+    /// SIP headers the INVITE to the target carries, filled from the call's data
+    /// (`X-Customer = "{name}"`): sensitive values go masked.
+    pub headers: Vec<(String, Template)>,
 }
 
 #[derive(Debug)]

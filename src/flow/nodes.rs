@@ -708,7 +708,7 @@ impl Ctx<'_, '_, '_> {
         let number = t.str("number", self.sink);
         let target = match (uri, number) {
             (Some(u), None) => {
-                if !u.v.starts_with("sip:") {
+                if !u.v.starts_with("sip:") && !u.v.starts_with("sips:") {
                     self.sink.error(
                         &u.span,
                         "`to` is a SIP URI (sip:user@host); use `number` for a phone number",
@@ -730,11 +730,32 @@ impl Ctx<'_, '_, '_> {
                 None
             }
         };
+        let mut headers = Vec::new();
+        if let Some(h) = t.table("headers", self.sink) {
+            for (name, value) in h.entries() {
+                if !header_name_ok(&name.v) {
+                    self.sink.error(
+                        &name.span,
+                        format!(
+                            "{:?} cannot be set by a flow: a header name is letters, digits and -, and not one SIP itself needs (Via, From, To, Call-ID, CSeq, Contact, Route, Max-Forwards, Content-*, ...)",
+                            name.v
+                        ),
+                    );
+                    continue;
+                }
+                if let Some(v) = self.string_value(value, "a header value")
+                    && let Some(template) = self.template(&v)
+                {
+                    headers.push((name.v, template));
+                }
+            }
+        }
         NodeKind::Transfer(Box::new(Transfer {
             prompts: self.prompts(t, "prompts"),
             target: target.unwrap_or(TransferTarget::Number(Template::default())),
             ring_timeout: self.duration(t, "ring_timeout", Duration::from_secs(30)),
             on_failure: self.opt_node(t, "on_failure"),
+            headers,
         }))
     }
 
@@ -1180,4 +1201,36 @@ pub fn yes_no(text: &str) -> Option<bool> {
         "false" | "no" | "0" | "off" | "" => Some(false),
         _ => None,
     }
+}
+
+/// A header a flow may add to a transfer's INVITE: a token name, and none that SIP routing,
+/// the dialog or the body depend on.
+fn header_name_ok(name: &str) -> bool {
+    const RESERVED: [&str; 20] = [
+        "via",
+        "from",
+        "to",
+        "call-id",
+        "cseq",
+        "contact",
+        "route",
+        "record-route",
+        "max-forwards",
+        "content-length",
+        "content-type",
+        "content-encoding",
+        "allow",
+        "supported",
+        "require",
+        "proxy-require",
+        "authorization",
+        "proxy-authorization",
+        "expires",
+        "refer-to",
+    ];
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !RESERVED.contains(&name.to_ascii_lowercase().as_str())
+        && !name.to_ascii_lowercase().starts_with("content-")
 }

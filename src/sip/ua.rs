@@ -1205,6 +1205,21 @@ impl UserAgent {
         to_user: &str,
         sdp: Option<Vec<u8>>,
     ) -> Result<(), SipError> {
+        self.invite_as_with(now, call_ref, to, from_user, to_user, sdp, Vec::new())
+    }
+
+    /// `invite_as` with extra headers (a transfer's call data for the target).
+    #[allow(clippy::too_many_arguments)]
+    pub fn invite_as_with(
+        &mut self,
+        now: Instant,
+        call_ref: CallRef,
+        to: Peer,
+        from_user: &str,
+        to_user: &str,
+        sdp: Option<Vec<u8>>,
+        extra: Vec<(String, String)>,
+    ) -> Result<(), SipError> {
         let host = to.addr.to_string();
         let target = match to.transport {
             TransportKind::Udp => format!("sip:{to_user}@{host}"),
@@ -1212,7 +1227,9 @@ impl UserAgent {
             TransportKind::Tls => format!("sip:{to_user}@{host};transport=tls"),
         };
         let to_uri = format!("<{target}>");
-        self.start_invite(now, call_ref, to, target, to_uri, from_user, None, sdp)
+        self.start_invite(
+            now, call_ref, to, target, to_uri, from_user, None, sdp, extra,
+        )
     }
 
     /// Like `invite_as`, to a registered contact: the Request-URI is the contact's URI and
@@ -1240,6 +1257,7 @@ impl UserAgent {
             from_user,
             from_display,
             sdp,
+            Vec::new(),
         )
     }
 
@@ -1254,6 +1272,7 @@ impl UserAgent {
         from_user: &str,
         from_display: Option<&str>,
         sdp: Option<Vec<u8>>,
+        extra: Vec<(String, String)>,
     ) -> Result<(), SipError> {
         let advertised = self.over(&self.cfg.advertised, to.transport);
         let sips = to.transport == TransportKind::Tls && target.starts_with("sips:");
@@ -1283,7 +1302,8 @@ impl UserAgent {
         };
         let mut dialog = dialog_seed;
         let body = sdp.map(|s| (SDP.to_string(), s));
-        let request = dialog.request(&mut self.rng, Method::Invite, &advertised, body)?;
+        let request =
+            dialog.request_with(&mut self.rng, Method::Invite, &advertised, body, extra)?;
         let invite_seq = dialog.local_seq;
         let txn = self.endpoint.send_request(now, to, request);
         self.by_txn.insert(txn, call_ref);
