@@ -55,6 +55,7 @@ fn resolve(
 
 impl<M: MediaBackend> Engine<M> {
     /// The flow asked to transfer the call: place the outbound leg, or fail at once.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn start_transfer(
         &mut self,
         now: Instant,
