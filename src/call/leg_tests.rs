@@ -509,3 +509,66 @@ type = "hangup"
     assert!(invite.contains("\r\nX-Card: xx34\r\n"), "{invite}");
     assert!(!invite.contains("1234"), "{invite}");
 }
+
+/// With an `answered` exit, the target's hang-up sends the caller back into the flow (a
+/// survey) instead of ending the call (issue 10).
+#[test]
+fn a_transfer_with_an_answered_exit_brings_the_caller_back_when_the_target_hangs_up() {
+    let flow = TRANSFER.replace(
+        "on_failure = \"sorry\"",
+        "on_failure = \"sorry\"\nanswered = \"survey\"\n\n[nodes.survey]\ntype = \"play\"\nprompts = [\"goodbye\"]\nnext = \"bye\"",
+    );
+    let mut net = Net::new(&flow, &["127.0.0.1:5070", "127.0.0.1:5080"]);
+    let caller = net.call(CALLER, "100");
+    ack_caller(&mut net);
+    let offered = net.incoming(TARGET);
+    net.phones[TARGET]
+        .ua
+        .answer(net.now, offered[0], sdp_answer(6000, "sendrecv"));
+    net.pump();
+    net.advance(Duration::from_millis(100));
+    assert_eq!(net.bridges().len(), 1);
+    net.phones[TARGET].ua.hangup(net.now, offered[0]);
+    net.pump();
+    net.advance(Duration::from_millis(100));
+    assert!(
+        !net.has_event(
+            CALLER,
+            |e| matches!(e, UaEvent::RemoteBye { call } if *call == caller)
+        ),
+        "the caller stays"
+    );
+    assert!(net.engine.legs.is_empty(), "the target's leg is gone");
+    let played_survey = net
+        .engine
+        .media
+        .commands
+        .iter()
+        .any(|c| matches!(c, MediaCommand::Play { prompts, .. } if !prompts.is_empty()));
+    assert!(played_survey, "the survey plays to the caller");
+    // The survey's prompt ends; the flow hangs up; one CDR with the whole path.
+    let plays: Vec<(CallRef, u32)> = net
+        .engine
+        .media
+        .commands
+        .iter()
+        .filter_map(|c| match c {
+            MediaCommand::Play { call, id, .. } => Some((*call, *id)),
+            _ => None,
+        })
+        .collect();
+    for (call, id) in plays {
+        net.engine
+            .handle_media(net.now, MediaEvent::PlayDone { call, id });
+    }
+    net.pump();
+    net.advance(Duration::from_secs(1));
+    let records = net.records();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert!(
+        records[0].ivr_path.iter().any(|n| n == "survey"),
+        "{:?}",
+        records[0]
+    );
+    assert_eq!(records[0].end_reason, "flow_hangup", "{:?}", records[0]);
+}

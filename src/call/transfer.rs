@@ -137,8 +137,9 @@ impl<M: MediaBackend> Engine<M> {
     }
 
     /// The transfer leg is gone. Before it was answered the flow takes its failure exit; once
-    /// the caller was handed over, the target's hang-up ends the call (a blind transfer gave
-    /// the caller away).
+    /// the caller was handed over, the target's hang-up sends the caller on at the node's
+    /// `answered` exit when it has one (a survey), and otherwise ends the call (a blind
+    /// transfer gave the caller away).
     pub(super) fn transfer_leg_ended(
         &mut self,
         now: Instant,
@@ -152,6 +153,10 @@ impl<M: MediaBackend> Engine<M> {
         };
         let reason = match how {
             LegEnd::RemoteBye | LegEnd::RtpTimeout => {
+                if call.interpreter.on_transfer_ended(now, task) {
+                    tracing::info!(sip_call_id = %call.sip_call_id, %target, "the transfer target hung up; back to the flow");
+                    return self.run_flow(now, id);
+                }
                 tracing::info!(sip_call_id = %call.sip_call_id, %target, "the transfer target hung up");
                 self.ua.hangup(now, call.dialog);
                 return self.finish(

@@ -508,6 +508,25 @@ impl Interpreter {
         }
     }
 
+    /// The connected target hung up: true when the flow goes on at the transfer node's
+    /// `answered` exit (the caller is back in the flow, e.g. for a survey), false when the
+    /// call ends with it.
+    pub fn on_transfer_ended(&mut self, now: Instant, id: TaskId) -> bool {
+        if !self.waiting_for(id, TaskKind::Bridged) {
+            return false;
+        }
+        let set = Arc::clone(&self.set);
+        let NodeKind::Transfer(t) = &set.flow(self.flow).nodes[self.node.0 as usize].kind else {
+            return false;
+        };
+        let Some(next) = t.answered else {
+            return false;
+        };
+        self.steps = 0;
+        self.enter(now, next);
+        true
+    }
+
     pub fn on_transfer_failed(&mut self, now: Instant, id: TaskId, reason: &str) {
         if self.waiting_for(id, TaskKind::Transfer) {
             tracing::info!(

@@ -317,6 +317,9 @@ pub struct Transfer {
     pub target: TransferTarget,
     pub ring_timeout: Duration,
     pub on_failure: Option<NodeId>,
+    /// Where the caller goes on when the connected target hangs up (a survey); None: the
+    /// call ends with the target's hang-up.
+    pub answered: Option<NodeId>,
     /// SIP headers the INVITE to the target carries, filled from the call's data
     /// (`X-Customer = "{name}"`): sensitive values go masked.
     pub headers: Vec<(String, Template)>,
@@ -466,6 +469,7 @@ impl NodeKind {
             NodeKind::Transfer(t) => {
                 let mut out = Vec::new();
                 opt(&mut out, "failed", t.on_failure);
+                opt(&mut out, "answered", t.answered);
                 out
             }
             NodeKind::Queue(q) => {

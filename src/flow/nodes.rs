@@ -755,6 +755,7 @@ impl Ctx<'_, '_, '_> {
             target: target.unwrap_or(TransferTarget::Number(Template::default())),
             ring_timeout: self.duration(t, "ring_timeout", Duration::from_secs(30)),
             on_failure: self.opt_node(t, "on_failure"),
+            answered: self.opt_node(t, "answered"),
             headers,
         }))
     }
