@@ -120,40 +120,30 @@ impl Drop for Hotline {
     }
 }
 
-#[test]
-#[ignore = "interop: needs sipp (Debian sip-tester)"]
-fn sipp_caller_with_pcma_and_rfc2833_digits_walks_the_menu() {
-    let sipp = need("sipp");
-    let pcap = Path::new("/usr/share/sip-tester/dtmf_2833_1.pcap");
-    assert!(
-        pcap.is_file(),
-        "SIPp's RTP/DTMF pcaps are missing: install sip-tester"
-    );
-    let dir = TempDir::new("sipp");
-    let hotline = Hotline::start(dir.path(), &repo().join("tests/interop"), None);
+/// Run one SIPp caller scenario from `tests/interop` against `hotline`, dialling `service`;
+/// asserts that the scenario passed.
+fn sipp_call(dir: &Path, hotline: &Hotline, scenario: &str, service: &str, timeout: &str) {
     let media_port = 46000 + 2 * fastrand::u16(..500);
-    let status = Command::new(sipp)
+    let status = Command::new(need("sipp"))
         .arg("-sf")
-        .arg(repo().join("tests/interop/sipp-dtmf.xml"))
+        .arg(repo().join("tests/interop").join(scenario))
         .args([
             "-s",
-            "100",
+            service,
             &format!("127.0.0.1:{}", hotline.port),
             "-i",
             "127.0.0.1",
-        ])
-        .args([
             "-mp",
             &media_port.to_string(),
             "-m",
             "1",
             "-timeout",
-            "60s",
+            timeout,
             "-timeout_error",
             "-nostdin",
             "-trace_err",
         ])
-        .current_dir(dir.path())
+        .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .status()
@@ -161,8 +151,21 @@ fn sipp_caller_with_pcma_and_rfc2833_digits_walks_the_menu() {
     assert!(
         status.success(),
         "the SIPp scenario passed (see *_errors.log in {})",
-        dir.path().display()
+        dir.display()
     );
+}
+
+#[test]
+#[ignore = "interop: needs sipp (Debian sip-tester)"]
+fn sipp_caller_with_pcma_and_rfc2833_digits_walks_the_menu() {
+    let pcap = Path::new("/usr/share/sip-tester/dtmf_2833_1.pcap");
+    assert!(
+        pcap.is_file(),
+        "SIPp's RTP/DTMF pcaps are missing: install sip-tester"
+    );
+    let dir = TempDir::new("sipp");
+    let hotline = Hotline::start(dir.path(), &repo().join("tests/interop"), None);
+    sipp_call(dir.path(), &hotline, "sipp-dtmf.xml", "100", "60s");
     let cdrs = hotline.stop();
     assert_eq!(cdrs.len(), 1, "{cdrs:?}");
     let c = &cdrs[0];
@@ -263,39 +266,9 @@ fn baresip_places_a_call_that_completes() {
 #[test]
 #[ignore = "interop: needs sipp (Debian sip-tester)"]
 fn sipp_pressing_the_same_key_twice_from_one_capture_counts_twice() {
-    let sipp = need("sipp");
     let dir = TempDir::new("sipp-repeat");
     let hotline = Hotline::start(dir.path(), &repo().join("tests/interop"), None);
-    let media_port = 46000 + 2 * fastrand::u16(..500);
-    let status = Command::new(sipp)
-        .arg("-sf")
-        .arg(repo().join("tests/interop/sipp-repeat.xml"))
-        .args([
-            "-s",
-            "300",
-            &format!("127.0.0.1:{}", hotline.port),
-            "-i",
-            "127.0.0.1",
-            "-mp",
-            &media_port.to_string(),
-            "-m",
-            "1",
-            "-timeout",
-            "60s",
-            "-timeout_error",
-            "-nostdin",
-            "-trace_err",
-        ])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .expect("run sipp");
-    assert!(
-        status.success(),
-        "the SIPp scenario passed (see *_errors.log in {})",
-        dir.path().display()
-    );
+    sipp_call(dir.path(), &hotline, "sipp-repeat.xml", "300", "60s");
     let cdrs = hotline.stop();
     assert_eq!(cdrs.len(), 1, "{cdrs:?}");
     assert_eq!(cdrs[0].digits, "11", "{:?}", cdrs[0]);
@@ -308,39 +281,9 @@ fn sipp_pressing_the_same_key_twice_from_one_capture_counts_twice() {
 #[test]
 #[ignore = "interop: needs sipp (Debian sip-tester)"]
 fn sipp_card_number_then_the_terminator_is_confirmed_not_refused() {
-    let sipp = need("sipp");
     let dir = TempDir::new("sipp-card");
     let hotline = Hotline::start(dir.path(), &repo().join("tests/interop"), None);
-    let media_port = 46000 + 2 * fastrand::u16(..500);
-    let status = Command::new(sipp)
-        .arg("-sf")
-        .arg(repo().join("tests/interop/sipp-card.xml"))
-        .args([
-            "-s",
-            "400",
-            &format!("127.0.0.1:{}", hotline.port),
-            "-i",
-            "127.0.0.1",
-            "-mp",
-            &media_port.to_string(),
-            "-m",
-            "1",
-            "-timeout",
-            "90s",
-            "-timeout_error",
-            "-nostdin",
-            "-trace_err",
-        ])
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .expect("run sipp");
-    assert!(
-        status.success(),
-        "the SIPp scenario passed (see *_errors.log in {})",
-        dir.path().display()
-    );
+    sipp_call(dir.path(), &hotline, "sipp-card.xml", "400", "90s");
     let cdrs = hotline.stop();
     assert_eq!(cdrs.len(), 1, "{cdrs:?}");
     assert_eq!(cdrs[0].digits, "4532015112830366#1", "{:?}", cdrs[0]);

@@ -266,38 +266,33 @@ fn accept_loop(
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     let _ = stream.set_nodelay(true);
+                    let wait = limits.whole_message;
+                    let from = |transport| Peer {
+                        addr: peer,
+                        transport,
+                    };
                     match tls {
                         None => {
-                            let from = Peer {
-                                addr: peer,
-                                transport: TransportKind::Tcp,
-                            };
                             serve_connection(
                                 stream,
-                                from,
+                                from(TransportKind::Tcp),
                                 inbound,
                                 rx,
-                                limits.whole_message,
-                                limits.whole_message,
+                                wait,
+                                wait,
                             )
                             .await
                         }
                         Some(acceptor) => {
-                            let handshake =
-                                tokio::time::timeout(limits.whole_message, acceptor.accept(stream));
-                            match handshake.await {
+                            match tokio::time::timeout(wait, acceptor.accept(stream)).await {
                                 Ok(Ok(stream)) => {
-                                    let from = Peer {
-                                        addr: peer,
-                                        transport: TransportKind::Tls,
-                                    };
                                     serve_connection(
                                         stream,
-                                        from,
+                                        from(TransportKind::Tls),
                                         inbound,
                                         rx,
-                                        limits.whole_message,
-                                        limits.whole_message,
+                                        wait,
+                                        wait,
                                     )
                                     .await
                                 }
