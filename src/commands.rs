@@ -31,7 +31,10 @@ use hotline::call::{Catalog, CatalogReport};
 use hotline::config::Config;
 use hotline::flow::dryrun::{self, Step};
 use hotline::flow::flowtest::{self, Answers};
-use hotline::flow::{ANNOUNCEMENT_DIR, CallInfo, FlowId, FlowSet, LookupRequest, LookupResult};
+use hotline::flow::switches::{self, Window};
+use hotline::flow::{
+    ANNOUNCEMENT_DIR, CallInfo, FlowId, FlowSet, LookupRequest, LookupResult, Switches,
+};
 
 fn local_zone() -> jiff::tz::TimeZone {
     jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC)
@@ -128,6 +131,9 @@ pub struct TryArgs {
     /// Let transfers be answered (the walk ends there) instead of failing.
     #[arg(long)]
     transfer_answers: bool,
+    /// Take this announcement switch as on, besides those whose files are there now.
+    #[arg(long)]
+    switch: Vec<String>,
 }
 
 /// Answers from the command line; lookups without one go to the real back end.
@@ -232,6 +238,16 @@ pub fn dry_run(config: &Config, args: TryArgs) -> anyhow::Result<ExitCode> {
         f.file.display(),
         args.caller
     );
+    let (mut switches, problems) = Switches::read(&config.flows_dir, &local_zone());
+    for problem in problems {
+        eprintln!("warning: {problem}");
+    }
+    for name in &args.switch {
+        if !switches::valid_name(name) {
+            bail!("--switch {name:?}: a switch name is letters, digits, - and _");
+        }
+        switches.insert(name, Window::default());
+    }
     let info = CallInfo {
         caller: args.caller.clone(),
         dialled: number,
@@ -239,6 +255,7 @@ pub fn dry_run(config: &Config, args: TryArgs) -> anyhow::Result<ExitCode> {
         started: Instant::now(),
         tz: local_zone(),
         language: catalog.default_language().to_string(),
+        switches: std::sync::Arc::new(switches),
     };
     let mut outside = TryOutside {
         given,
@@ -378,37 +395,60 @@ impl Transcripts {
     }
 }
 
-pub fn announce(
-    config: &Config,
-    name: Option<String>,
-    state: Option<String>,
-) -> anyhow::Result<ExitCode> {
+/// `hotline announce [NAME [on|off]] [--from T] [--until T]`.
+pub struct AnnounceArgs {
+    pub name: Option<String>,
+    pub state: Option<String>,
+    pub from: Option<String>,
+    pub until: Option<String>,
+}
+
+pub fn announce(config: &Config, args: AnnounceArgs) -> anyhow::Result<ExitCode> {
+    let tz = local_zone();
+    let now = jiff::Timestamp::now();
     let dir = config.flows_dir.join(ANNOUNCEMENT_DIR);
-    let Some(name) = name else {
-        // List every switch the flows name, with its state.
+    let (files, problems) = Switches::read(&config.flows_dir, &tz);
+    for problem in &problems {
+        eprintln!("warning: {problem}");
+    }
+    let Some(name) = args.name else {
+        // Every switch the flows name, then every file no fixed name covers (switches of a
+        // per-area template, or left over).
         let (set, _) = hotline::flow::load_dir(&config.flows_dir);
         let set = set.context("the flows do not load; run `hotline check`")?;
         if set.switches.is_empty() {
             out!("no announcement nodes in {}", config.flows_dir.display());
         }
-        for (switch, on) in &set.switches {
-            let on = on.load(std::sync::atomic::Ordering::Relaxed);
-            out!("{switch}: {}", if on { "on" } else { "off" });
+        for (text, template) in &set.switches {
+            match template.literal() {
+                Some(name) => out!(
+                    "{name}: {}",
+                    files.window(&name).map_or("off".to_string(), |w| w.describe(now, &tz))
+                ),
+                None => out!("{text}: one switch per value; those on are listed below"),
+            }
+        }
+        for (name, window) in files.iter() {
+            if set.switches.iter().any(|(_, t)| t.literal().as_deref() == Some(name)) {
+                continue;
+            }
+            let note = if set.uses_switch(name) {
+                ""
+            } else {
+                " (no announcement node names it)"
+            };
+            out!("{name}: {}{note}", window.describe(now, &tz));
         }
         return Ok(ExitCode::SUCCESS);
     };
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    if !switches::valid_name(&name) {
         bail!("{name:?} is not a switch name (letters, digits, - and _)");
     }
     let file = dir.join(format!("{name}.on"));
     if let (Some(set), _) = hotline::flow::load_dir(&config.flows_dir)
-        && !set.switches.iter().any(|(s, _)| *s == name)
+        && !set.uses_switch(&name)
     {
-        let known: Vec<&str> = set.switches.iter().map(|(s, _)| s.as_str()).collect();
+        let known: Vec<&str> = set.switches.iter().map(|(t, _)| t.as_str()).collect();
         eprintln!(
             "warning: no announcement node uses the switch {name:?} (switches in use: {})",
             if known.is_empty() {
@@ -418,11 +458,45 @@ pub fn announce(
             }
         );
     }
-    match state.as_deref() {
+    let window = Window {
+        from: args
+            .from
+            .as_deref()
+            .map(|t| switches::parse_time(t, &tz))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--from {e}"))?,
+        until: args
+            .until
+            .as_deref()
+            .map(|t| switches::parse_time(t, &tz))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--until {e}"))?,
+    };
+    if window != Window::default() && args.state.as_deref() != Some("on") {
+        bail!("--from and --until go with `on`: hotline announce {name} on --from ... --until ...");
+    }
+    if let (Some(f), Some(u)) = (window.from, window.until)
+        && u <= f
+    {
+        bail!("--until is not after --from");
+    }
+    match args.state.as_deref() {
         Some("on") => {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            std::fs::write(&file, b"").with_context(|| format!("writing {}", file.display()))?;
-            out!("{name}: on (new calls hear it; a running hotline picks it up by itself)");
+            // Written aside and renamed, so the watcher never reads half a window.
+            let scratch = dir.join(format!(".{name}.on.tmp"));
+            std::fs::write(&scratch, window.to_file(&tz))
+                .with_context(|| format!("writing {}", scratch.display()))?;
+            std::fs::rename(&scratch, &file)
+                .with_context(|| format!("writing {}", file.display()))?;
+            let when = if window.until.is_some_and(|u| u <= now) {
+                "its window is over, so no call hears it"
+            } else if window.from.is_some_and(|f| f > now) {
+                "new calls hear it once the window opens"
+            } else {
+                "new calls hear it; a running hotline picks it up by itself"
+            };
+            out!("{name}: {} ({when})", window.describe(now, &tz));
         }
         Some("off") => {
             match std::fs::remove_file(&file) {
@@ -432,7 +506,12 @@ pub fn announce(
             }
             out!("{name}: off");
         }
-        None => out!("{name}: {}", if file.is_file() { "on" } else { "off" }),
+        None => out!(
+            "{name}: {}",
+            files
+                .window(&name)
+                .map_or("off".to_string(), |w| w.describe(now, &tz))
+        ),
         Some(other) => bail!("{other:?}: say on or off"),
     }
     Ok(ExitCode::SUCCESS)

@@ -93,6 +93,13 @@ enum Command {
         name: Option<String>,
         /// on or off (none: show the switch).
         state: Option<String>,
+        /// With `on`: the notice starts playing then (e.g. "2026-12-10 22:00", local time,
+        /// or with an offset).
+        #[arg(long)]
+        from: Option<String>,
+        /// With `on`: the notice stops playing then, by itself.
+        #[arg(long)]
+        until: Option<String>,
         #[arg(long)]
         flows: Option<PathBuf>,
         #[arg(long)]
@@ -316,11 +323,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Announce {
             name,
             state,
+            from,
+            until,
             flows,
             config,
         } => {
             let config = flow_config(config, flows, None)?;
-            commands::announce(&config, name, state)
+            let args = commands::AnnounceArgs {
+                name,
+                state,
+                from,
+                until,
+            };
+            commands::announce(&config, args)
         }
         Command::Cdr {
             database,

@@ -180,6 +180,7 @@ impl<M: MediaBackend> Engine<M> {
                 started: now,
                 tz: self.cfg.timezone.clone(),
                 language: catalog.default_language().to_string(),
+                switches: Arc::clone(&self.switches),
             },
         );
         let id = InteractionId(self.allocate());

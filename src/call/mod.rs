@@ -45,7 +45,7 @@ pub use recording::RecordingJob;
 
 use crate::acd::Acd;
 use crate::cdr::{AgentStateRecord, CdrRecord, Disposition, HangupBy};
-use crate::flow::{FlowAction, FlowId, Interpreter, LookupRequest, LookupResult};
+use crate::flow::{FlowAction, FlowId, Interpreter, LookupRequest, LookupResult, Switches};
 use crate::media::stream::StreamParams;
 use crate::sdp::{LocalMedia, Negotiated, SessionDescription, SrtpPolicy};
 use crate::sip::transaction::TimerConfig;
@@ -193,6 +193,9 @@ pub struct Engine<M: MediaBackend> {
     ua: UserAgent,
     media: M,
     catalog: Arc<Catalog>,
+    /// The announcement switches as their files last said; each call keeps the ones it
+    /// started with.
+    switches: Arc<Switches>,
     calls: HashMap<InteractionId, Call>,
     /// Callers' calls by the address their INVITE came from (see `source_max_calls`).
     calls_by_source: HashMap<IpAddr, u32>,
@@ -269,6 +272,7 @@ impl<M: MediaBackend> Engine<M> {
             wrapping: HashMap::new(),
             wrap_held: HashMap::new(),
             catalog,
+            switches: Arc::default(),
             rng,
         };
         engine.apply_agents(epoch.0);
@@ -283,16 +287,22 @@ impl<M: MediaBackend> Engine<M> {
         self.apply_agents(now);
     }
 
-    /// The announcement switches that are on now (read from their files by the reloader,
-    /// whether or not the flows themselves loaded).
-    pub fn refresh_switches(&mut self, on: &[String]) {
-        for (name, now_on) in self.catalog.flows.refresh_switches(on) {
-            tracing::info!(
-                switch = name,
-                on = now_on,
-                "announcement switched; new calls hear the change"
-            );
+    /// The announcement switches as their files say now (read by the reloader, whether or
+    /// not the flows themselves loaded).
+    pub fn refresh_switches(&mut self, now: Instant, switches: Switches) {
+        let wall = jiff::Timestamp::from_millisecond(self.wall_ms(now))
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        for (name, window) in self.switches.changes(&switches) {
+            match window {
+                Some(w) => tracing::info!(
+                    switch = name,
+                    state = w.describe(wall, &self.cfg.timezone),
+                    "announcement switch on; new calls hear the change"
+                ),
+                None => tracing::info!(switch = name, "announcement switch off"),
+            }
         }
+        self.switches = Arc::new(switches);
     }
 
     /// The agent who last served `caller` (from stored CDRs at start), for sticky routing.

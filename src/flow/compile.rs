@@ -9,25 +9,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::nodes::{self, Shared};
 use super::schema::{Diagnostics, FlowError, Located, Sink, Source, Sp, Table};
-use super::{FlowId, FlowSet, check};
-
-/// Announcement switches live beside the flows: `<flows>/announcements/<name>.on` exists
-/// while the notice is on, so an admin (or `hotline announce`) flips it without editing a flow.
-pub const ANNOUNCEMENT_DIR: &str = "announcements";
-
-/// The switches that are on: the names of `<flows>/announcements/*.on`.
-pub fn switches_on(flows_dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(flows_dir.join(ANNOUNCEMENT_DIR)) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
-            name.strip_suffix(".on").map(str::to_string)
-        })
-        .collect()
-}
+use super::{FlowId, FlowSet, calendar, check};
 
 /// Load, compile and check every `*.toml` in `dir`. The set is returned only when there are no
 /// errors; warnings come either way.
@@ -110,7 +92,8 @@ pub fn load_dir(dir: &Path) -> (Option<FlowSet>, Diagnostics) {
 
     // Pass 2: compile each flow, now that every flow name is known.
     let mut set = FlowSet::default();
-    let mut shared = Shared::new(dir.join(ANNOUNCEMENT_DIR));
+    let calendars = calendar::load_dir(dir, &mut diags);
+    let mut shared = Shared::new(calendars);
     let mut number_sites: HashMap<String, Located> = HashMap::new();
     let mut default_site: Option<Located> = None;
     for (i, (src, header, name, nodes_table)) in headers.into_iter().enumerate() {
@@ -191,7 +174,7 @@ pub fn load_dir(dir: &Path) -> (Option<FlowSet>, Diagnostics) {
             dir: dir.to_path_buf(),
         });
     }
-    shared.finish(&mut set);
+    shared.finish(&mut set, &mut diags);
     if !diags.errors.is_empty() {
         return (None, diags);
     }

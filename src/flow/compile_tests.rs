@@ -306,30 +306,66 @@ fn warnings_for_unreachable_nodes_unset_variables_and_open_exits() {
 }
 
 #[test]
-fn announcement_switches_are_read_from_their_folder() {
+fn a_schedule_names_calendars_that_exist() {
+    let node = |calendar: &str| {
+        with_nodes(&format!(
+            "[nodes.a]\ntype = \"schedule\"\ntimezone = \"UTC\"\nhours = {{ daily = \"08:00-18:00\" }}\n\
+             calendar = {calendar}\nopen = \"end\"\nclosed = \"end\"\n"
+        ))
+    };
+    let cal = "holidays = [\"2026-10-01\"]\n";
+    let text = node("\"cn-publc\"");
+    let joined = errors(&[("a.toml", &text), ("calendars/cn-public.toml", cal)]).join("\n");
+    assert!(
+        joined.contains("unknown calendar \"cn-publc\" (did you mean \"cn-public\"?)"),
+        "{joined}"
+    );
+    let joined = errors(&[("a.toml", &text)]).join("\n");
+    assert!(joined.contains("calendars/, none there"), "{joined}");
+    // Used: no warning; a calendar nobody names is worth one.
+    let text = node("[\"cn-public\"]");
+    let (errs, warnings) = report(&[
+        ("a.toml", &text),
+        ("calendars/cn-public.toml", cal),
+        ("calendars/spare.toml", cal),
+    ]);
+    assert!(errs.is_empty(), "{errs:?}");
+    let report = warnings.join("\n");
+    assert!(
+        report.contains("calendar \"spare\" is named by no schedule"),
+        "{report}"
+    );
+    assert!(!report.contains("\"cn-public\" is named by no"), "{report}");
+}
+
+#[test]
+fn announcement_switches_are_listed_with_their_templates() {
     let text = with_nodes(
         "[nodes.a]\ntype = \"announcement\"\nswitch = \"outage\"\nprompts = [\"n\"]\nnext = \"b\"\n\
-         [nodes.b]\ntype = \"announcement\"\nswitch = \"holiday\"\nprompts = [\"h\"]\nnext = \"end\"\n",
+         [nodes.b]\ntype = \"announcement\"\nswitch = \"area-{caller}-notice\"\nprompts = [\"h\"]\nnext = \"c\"\n\
+         [nodes.c]\ntype = \"announcement\"\nswitch = \"outage\"\nprompts = [\"h\"]\nnext = \"end\"\n",
     );
-    let dir = dir_with(&[("a.toml", &text), ("announcements/outage.on", "")]);
+    let dir = dir_with(&[("a.toml", &text)]);
     let (set, _) = load_dir(&dir);
     std::fs::remove_dir_all(&dir).ok();
     let set = set.unwrap();
-    let switches: Vec<(String, bool)> = set
-        .switches
-        .iter()
-        .map(|(n, on)| (n.clone(), on.load(std::sync::atomic::Ordering::Relaxed)))
-        .collect();
-    assert_eq!(
-        switches,
-        vec![("outage".to_string(), true), ("holiday".to_string(), false)]
+    let texts: Vec<&str> = set.switches.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(texts, ["outage", "area-{caller}-notice"]);
+    assert!(set.uses_switch("outage"));
+    assert!(set.uses_switch("area-north-notice"));
+    assert!(!set.uses_switch("area-north"));
+    assert!(!set.uses_switch("storm"));
+}
+
+#[test]
+fn switch_names_outside_their_holes_are_checked() {
+    let text = with_nodes(
+        "[nodes.a]\ntype = \"announcement\"\nswitch = \"out age/{x}\"\nprompts = [\"n\"]\nnext = \"b\"\n\
+         [nodes.b]\ntype = \"announcement\"\nswitch = \"area-{caller\"\nprompts = [\"h\"]\nnext = \"end\"\n",
     );
-    // Refreshed from the switch files' names, whatever else changed.
-    assert_eq!(
-        set.refresh_switches(&["holiday".to_string()]),
-        [("outage".to_string(), false), ("holiday".to_string(), true)]
-    );
-    assert!(set.switch_on(1) && !set.switch_on(0));
+    let joined = errors(&[("a.toml", &text)]).join("\n");
+    assert!(joined.contains("a switch name is letters, digits, - and _"), "{joined}");
+    assert!(joined.contains("is not closed"), "{joined}");
 }
 
 #[test]

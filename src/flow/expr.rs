@@ -659,6 +659,25 @@ impl Template {
         out
     }
 
+    /// Like [`Template::render`] without escaping, but None when a hole comes out empty:
+    /// a name made from an unknown value names nothing.
+    pub fn render_filled(&self, scope: &dyn Scope) -> Option<String> {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => out.push_str(t),
+                Part::Hole(e) => {
+                    let value = e.eval(scope).to_string();
+                    if value.is_empty() {
+                        return None;
+                    }
+                    out.push_str(&value);
+                }
+            }
+        }
+        Some(out)
+    }
+
     /// The text, when the template has no holes.
     pub fn literal(&self) -> Option<String> {
         let mut out = String::new();
@@ -669,6 +688,25 @@ impl Template {
             }
         }
         Some(out)
+    }
+
+    /// Whether some values of the holes could make `text`: it starts with the text before the
+    /// first hole and ends with the text after the last one.
+    pub fn could_render(&self, text: &str) -> bool {
+        if let Some(literal) = self.literal() {
+            return literal == text;
+        }
+        let prefix = match self.parts.first() {
+            Some(Part::Text(t)) => t.as_str(),
+            _ => "",
+        };
+        let suffix = match self.parts.last() {
+            Some(Part::Text(t)) => t.as_str(),
+            _ => "",
+        };
+        text.len() >= prefix.len() + suffix.len()
+            && text.starts_with(prefix)
+            && text.ends_with(suffix)
     }
 
     pub fn variables<'a>(&'a self, out: &mut Vec<&'a str>) {

@@ -11,6 +11,7 @@
 //! lookups = { who = '{"name": "Li"}', balance = "timeout" }
 //! queue = "no_agents"              # how every queue node ends
 //! transfer = "fail"                # or "answer"
+//! switches = ["outage-north"]      # announcement switches on (none otherwise)
 //! expect = ["main_menu", "account", "goodbye"]   # in this order, others may come between
 //! expect_not = ["complaints"]      # never visited
 //! expect_prompts = ["balance_is"]
@@ -29,7 +30,7 @@ use toml::de::{DeTable, DeValue};
 use super::dryrun::{self, Outside, Step, Walk};
 use super::interpreter::{CallInfo, LookupRequest, LookupResult, RecordOutcome};
 use super::schema::{Diagnostics, Located, Sink, Source, Table, kind_of};
-use super::{FlowId, FlowSet, QueueExit};
+use super::{FlowId, FlowSet, QueueExit, Switches};
 
 /// One test's result, located at its `[[test]]` table.
 #[derive(Debug)]
@@ -56,6 +57,9 @@ pub struct TestCase {
     expect_prompts: Vec<String>,
     /// None: the variable must not be set.
     expect_vars: Vec<(String, Option<String>)>,
+    /// The announcement switches on during the walk: a test does not depend on the switch
+    /// files of the day it runs.
+    switches: Arc<Switches>,
 }
 
 /// Canned answers from the outside world.
@@ -297,6 +301,18 @@ fn read_case(t: &Table, set: &FlowSet, sink: &mut Sink) -> Option<TestCase> {
         }
     }
     let expect_not = list("expect_not", sink);
+    let mut switches = Switches::default();
+    for name in t.strings("switches", sink).unwrap_or_default() {
+        if !super::switches::valid_name(&name.v) {
+            sink.error(&name.span, "a switch name is letters, digits, - and _");
+        } else if !set.uses_switch(&name.v) {
+            sink.error(
+                &name.span,
+                format!("no announcement node can name the switch {:?}", name.v),
+            );
+        }
+        switches.insert(&name.v, Default::default());
+    }
     if sink.error_count() > errors {
         return None;
     }
@@ -313,6 +329,7 @@ fn read_case(t: &Table, set: &FlowSet, sink: &mut Sink) -> Option<TestCase> {
         expect_not,
         expect_prompts,
         expect_vars,
+        switches: Arc::new(switches),
     })
 }
 
@@ -324,6 +341,7 @@ pub fn run(case: &TestCase, set: &Arc<FlowSet>, language: &str, tz: &TimeZone) -
         started: Instant::now(),
         tz: tz.clone(),
         language: language.to_string(),
+        switches: Arc::clone(&case.switches),
     };
     let mut answers = case.answers.clone();
     let walk = dryrun::walk(set, case.flow, info, &case.press, &mut answers);
@@ -532,6 +550,72 @@ type = "hangup"
                 .as_deref()
                 .is_some_and(|f| f.contains("expected code not to be set, it is Some(\"42\")")),
             "{failures:?}"
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    /// A test names the switches that are on; the files of the day do not count.
+    #[test]
+    fn tests_say_which_switches_are_on() {
+        let dir = std::env::temp_dir().join(format!("hotline-flowtest-sw-{}", fastrand::u64(..)));
+        std::fs::create_dir_all(dir.join("tests")).unwrap();
+        std::fs::create_dir_all(dir.join("announcements")).unwrap();
+        std::fs::write(dir.join("announcements/outage-north.on"), "").unwrap();
+        std::fs::write(
+            dir.join("f.toml"),
+            r#"[flow]
+name = "f"
+numbers = ["1"]
+start = "area"
+[nodes.area]
+type = "set"
+vars = { area = "'north'" }
+next = "notice"
+[nodes.notice]
+type = "announcement"
+switch = "outage-{area}"
+prompts = ["n"]
+next = "end"
+[nodes.end]
+type = "hangup"
+"#,
+        )
+        .unwrap();
+        let case = |name: &str, rest: &str, expect: &str| {
+            format!(
+                "[[test]]\nname = \"{name}\"\nflow = \"f\"\n{rest}\nexpect_prompts = [{expect}]\n"
+            )
+        };
+        let text = [
+            case("on", "switches = [\"outage-north\"]", "\"n\""),
+            case("off whatever the files say", "", "\"n\""),
+        ]
+        .concat();
+        std::fs::write(dir.join("tests/t.toml"), &text).unwrap();
+        let (set, diags) = super::super::load_dir(&dir);
+        assert!(diags.errors.is_empty(), "{:?}", diags.errors);
+        let set = Arc::new(set.unwrap());
+        let mut diags = Diagnostics::default();
+        let cases = load_tests(&dir.join("tests"), &set, &mut diags);
+        assert!(diags.errors.is_empty(), "{:?}", diags.errors);
+        let failures: Vec<Option<String>> = cases
+            .iter()
+            .map(|c| run(c, &set, "en", &TimeZone::UTC).failure)
+            .collect();
+        assert_eq!(failures[0], None);
+        assert!(failures[1].is_some(), "the switch file is not read by tests");
+        // A switch no node can name is a mistake in the test.
+        std::fs::write(
+            dir.join("tests/t.toml"),
+            case("typo", "switches = [\"outgae-north\"]", ""),
+        )
+        .unwrap();
+        let mut diags = Diagnostics::default();
+        load_tests(&dir.join("tests"), &set, &mut diags);
+        let joined: Vec<String> = diags.errors.iter().map(|e| e.to_string()).collect();
+        assert!(
+            joined.iter().any(|e| e.contains("no announcement node can name the switch \"outgae-north\"")),
+            "{joined:?}"
         );
         std::fs::remove_dir_all(dir).ok();
     }

@@ -45,6 +45,8 @@ pub struct CallInfo {
     pub tz: TimeZone,
     /// The language a call starts in unless its flow names one.
     pub language: String,
+    /// The announcement switches as they were when the call came in.
+    pub switches: Arc<Switches>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -619,7 +621,11 @@ impl Interpreter {
                 barge_in,
                 next,
             } => {
-                if set.switch_on(*switch) {
+                // A per-area switch whose area is unknown is off.
+                let on = switch
+                    .render_filled(&*self)
+                    .is_some_and(|name| self.info.switches.is_on(&name, self.wall(now)));
+                if on {
                     self.play_then(now, prompts, *barge_in, *next)
                 } else {
                     self.enter(now, *next)

@@ -333,6 +333,33 @@ fn schedule_exits_open_closed_and_holiday_in_its_time_zone() {
 }
 
 #[test]
+fn schedules_share_a_calendars_holidays_and_special_days() {
+    // Two schedules with different hours, one calendar: a holiday closes both, and a
+    // make-up Sunday works like a Monday in each by its own hours.
+    let calendar = "holidays = [\"2026-05-01..2026-05-05\"]\nspecial = { \"2026-05-10\" = \"mon\", \"2026-05-11\" = \"closed\" }\n";
+    let nodes = SCHEDULE
+        .replace("holidays = [\"2026-10-01..2026-10-07\"]", "calendar = \"cn\"")
+        .replace("special = { \"2026-10-10\" = \"09:00-17:00\" }", "special = { \"2026-05-11\" = \"09:00-10:00\" }");
+    let text = flow(&nodes);
+    let second = flow(&nodes.replace("08:00-20:00", "10:00-16:00"));
+    let at = |flow_text: &str, utc: &str| {
+        let files = [("t.toml", flow_text), ("calendars/cn.toml", calendar)];
+        T::with(&files, utc).settle()[0].clone()
+    };
+    for flow_text in [&text, &second] {
+        assert_eq!(at(flow_text, "2026-05-04T04:00:00Z"), "holiday", "a Monday in the holiday");
+        assert_eq!(at(flow_text, "2026-05-06T04:00:00Z"), "open", "after it");
+    }
+    // Sunday 2026-05-10, 09:00 in Shanghai: open by the first schedule's Monday hours only.
+    assert_eq!(at(&text, "2026-05-10T01:00:00Z"), "open");
+    assert_eq!(at(&second, "2026-05-10T01:00:00Z"), "closed");
+    assert_eq!(at(&second, "2026-05-10T03:00:00Z"), "open", "11:00");
+    // The node's own special day wins over the calendar's "closed".
+    assert_eq!(at(&text, "2026-05-11T01:30:00Z"), "open", "09:30");
+    assert_eq!(at(&text, "2026-05-11T03:00:00Z"), "closed", "11:00");
+}
+
+#[test]
 fn announcement_plays_only_while_its_switch_is_on() {
     let text = flow(
         r#"
@@ -354,6 +381,54 @@ next = "end"
         "2026-12-01T10:00:00Z",
     );
     assert_eq!(on.settle(), ["outage_notice", "welcome", "<hangup>"]);
+    // A window: on only between its times.
+    let window = "from = \"2026-12-01T09:00:00Z\"\nuntil = \"2026-12-01T11:00:00Z\"\n";
+    let files = [("t.toml", text.as_str()), ("announcements/outage.on", window)];
+    let mut inside = T::with(&files, "2026-12-01T10:59:59Z");
+    assert_eq!(inside.settle(), ["outage_notice", "welcome", "<hangup>"]);
+    let mut after = T::with(&files, "2026-12-01T11:00:00Z");
+    assert_eq!(after.settle(), ["welcome", "<hangup>"]);
+    let mut before = T::with(&files, "2026-12-01T08:59:00Z");
+    assert_eq!(before.settle(), ["welcome", "<hangup>"]);
+}
+
+#[test]
+fn an_announcement_per_area_is_switched_by_a_variable() {
+    let text = flow(
+        r#"
+[nodes.a]
+type = "set"
+vars = { area = "substr(caller, 0, 4)" }
+next = "notice"
+[nodes.notice]
+type = "announcement"
+switch = "outage-{area}"
+prompts = ["outage_notice"]
+next = "b"
+[nodes.b]
+type = "play"
+prompts = ["welcome"]
+next = "end"
+"#,
+    );
+    // The harness's caller is 8613800000001: area "8613".
+    let on = [("t.toml", text.as_str()), ("announcements/outage-8613.on", "")];
+    assert_eq!(
+        T::with(&on, "2026-12-01T10:00:00Z").settle(),
+        ["outage_notice", "welcome", "<hangup>"]
+    );
+    let elsewhere = [("t.toml", text.as_str()), ("announcements/outage-0755.on", "")];
+    assert_eq!(
+        T::with(&elsewhere, "2026-12-01T10:00:00Z").settle(),
+        ["welcome", "<hangup>"]
+    );
+    // An empty area names no switch, even where a file matches the rest of the name.
+    let blank = text.replace("substr(caller, 0, 4)", "substr(caller, 0, 0)");
+    let files = [("t.toml", blank.as_str()), ("announcements/outage-.on", "")];
+    assert_eq!(
+        T::with(&files, "2026-12-01T10:00:00Z").settle(),
+        ["welcome", "<hangup>"]
+    );
 }
 
 #[test]
@@ -848,6 +923,7 @@ fn random_events_on_every_flow_that_loads_never_panic() {
                 started: start,
                 tz: jiff::tz::TimeZone::UTC,
                 language: "en".into(),
+                switches: Default::default(),
             };
             let mut it = Interpreter::new(Arc::clone(&set), FlowId(flow as u32), info);
             let mut now = start;

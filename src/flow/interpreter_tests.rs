@@ -103,9 +103,24 @@ impl T {
         T::with(&[("t.toml", text)], "2026-12-01T10:00:00Z")
     }
 
-    /// Several files; the call enters the first flow, at `wall` (UTC, RFC 3339).
+    /// Several files; the call enters the first flow, at `wall` (UTC, RFC 3339). Files named
+    /// `announcements/NAME.on` are the switches the call starts with.
     pub fn with(files: &[(&str, &str)], wall: &str) -> Self {
-        let set = compile(files);
+        let mut switches = crate::flow::Switches::default();
+        let mut flows = Vec::new();
+        for (name, text) in files {
+            match name
+                .strip_prefix("announcements/")
+                .and_then(|n| n.strip_suffix(".on"))
+            {
+                Some(switch) => switches.insert(
+                    switch,
+                    crate::flow::switches::parse_file(text, &jiff::tz::TimeZone::UTC).unwrap(),
+                ),
+                None => flows.push((*name, *text)),
+            }
+        }
+        let set = compile(&flows);
         let now = Instant::now();
         let info = CallInfo {
             caller: "8613800000001".into(),
@@ -114,6 +129,7 @@ impl T {
             started: now,
             tz: jiff::tz::TimeZone::UTC,
             language: "en".into(),
+            switches: Arc::new(switches),
         };
         let mut it = Interpreter::new(Arc::clone(&set), FlowId(0), info);
         it.start(now);

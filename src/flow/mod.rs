@@ -6,6 +6,7 @@
 //! (pure parts) -> compile + nodes (files to a FlowSet) -> check (graph analysis) ->
 //! interpreter.
 
+pub mod calendar;
 mod check;
 mod compile;
 pub mod diagram;
@@ -17,13 +18,13 @@ mod nodes;
 pub mod say;
 pub mod schedule;
 pub(crate) mod schema;
+pub mod switches;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-pub use compile::{ANNOUNCEMENT_DIR, load_dir, switches_on};
+pub use compile::load_dir;
 pub use expr::{Expr, Template};
 pub use interpreter::{
     CallInfo, FlowAction, Interpreter, LookupRequest, LookupResult, PlayId, RecordOutcome, TaskId,
@@ -31,6 +32,7 @@ pub use interpreter::{
 };
 pub use say::SayAs;
 pub use schema::{Diagnostics, FlowError, Located, Warning};
+pub use switches::{ANNOUNCEMENT_DIR, Switches};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId(pub u32);
@@ -54,10 +56,10 @@ pub struct FlowSet {
     pub prompt_sites: Vec<Located>,
     /// Prompt name to id: spoken values look their words up on every play.
     pub prompt_index: HashMap<String, PromptId>,
-    /// Announcement switches by name, and whether each is on: read at load, and refreshed
-    /// from the switch files on every reload attempt, even one the flows fail, so that
-    /// `hotline announce` works whatever state the flow files are in.
-    pub switches: Vec<(String, AtomicBool)>,
+    /// Every distinct `switch` the announcement nodes name, as written: a name, or a
+    /// template such as `outage-{area}` (whether one is on is not the flows' business: see
+    /// [`Switches`]).
+    pub switches: Vec<(String, Template)>,
     /// Languages named by `language` nodes and flow headers, where first named.
     pub languages: Vec<(String, Located)>,
 }
@@ -104,22 +106,9 @@ impl FlowSet {
         id
     }
 
-    pub fn switch_on(&self, id: usize) -> bool {
-        self.switches
-            .get(id)
-            .is_some_and(|s| s.1.load(Ordering::Relaxed))
-    }
-
-    /// The switches named in `on` are on, every other one off. Returns the ones that changed.
-    pub fn refresh_switches(&self, on: &[String]) -> Vec<(String, bool)> {
-        let mut changed = Vec::new();
-        for (name, state) in &self.switches {
-            let now = on.contains(name);
-            if state.swap(now, Ordering::Relaxed) != now {
-                changed.push((name.clone(), now));
-            }
-        }
-        changed
+    /// Whether some announcement node can name the switch `name`.
+    pub fn uses_switch(&self, name: &str) -> bool {
+        self.switches.iter().any(|(_, t)| t.could_render(name))
     }
 }
 
@@ -183,7 +172,8 @@ pub enum NodeKind {
         holiday: NodeId,
     },
     Announcement {
-        switch: usize,
+        /// The switch's name, or a template that makes one from variables (per area).
+        switch: Template,
         prompts: Vec<PromptItem>,
         barge_in: bool,
         next: NodeId,

@@ -3,8 +3,6 @@
 //! expression, pattern, time and duration is resolved or parsed here, once.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use toml::de::DeValue;
@@ -12,8 +10,9 @@ use toml::de::DeValue;
 use super::compile::node_tables;
 use super::expr::{self, Expr, Template};
 use super::say::{Grammar, SayAs};
+use super::calendar::{self, Calendar};
 use super::schedule::{self, Schedule, Span};
-use super::schema::{Located, Sink, Sp, Table, Value, kind_of, suggest};
+use super::schema::{Diagnostics, Located, Sink, Sp, Table, Value, Warning, kind_of, suggest};
 use super::*;
 use crate::core::duration::parse_duration;
 
@@ -45,22 +44,25 @@ pub struct Shared {
     prompts: Vec<String>,
     sites: Vec<Located>,
     ids: HashMap<String, PromptId>,
-    switches: Vec<(String, bool)>,
-    switch_dir: PathBuf,
+    switches: Vec<(String, Template)>,
     languages: Vec<(String, Located)>,
     say_site: Option<Located>,
+    /// The calendars of `<flows>/calendars/`, and which schedules named.
+    calendars: HashMap<String, Calendar>,
+    calendars_used: Vec<String>,
 }
 
 impl Shared {
-    pub fn new(switch_dir: PathBuf) -> Shared {
+    pub fn new(calendars: HashMap<String, Calendar>) -> Shared {
         Shared {
             prompts: Vec::new(),
             sites: Vec::new(),
             ids: HashMap::new(),
             switches: Vec::new(),
-            switch_dir,
             languages: Vec::new(),
             say_site: None,
+            calendars,
+            calendars_used: Vec::new(),
         }
     }
 
@@ -90,18 +92,27 @@ impl Shared {
         }
     }
 
-    fn switch(&mut self, name: &str) -> usize {
-        if let Some(i) = self.switches.iter().position(|(n, _)| n == name) {
-            return i;
+    fn switch(&mut self, text: &str, template: &Template) {
+        if !self.switches.iter().any(|(t, _)| t == text) {
+            self.switches.push((text.to_string(), template.clone()));
         }
-        let on = self.switch_dir.join(format!("{name}.on")).is_file();
-        self.switches.push((name.to_string(), on));
-        self.switches.len() - 1
     }
 
     /// Hand the shared tables to the set; spoken values register every word of every grammar
     /// as `say/<word>` prompts (the catalog asks each language only for its own words).
-    pub fn finish(mut self, set: &mut FlowSet) {
+    pub fn finish(mut self, set: &mut FlowSet, diags: &mut Diagnostics) {
+        let mut unused: Vec<(&String, &Calendar)> = self
+            .calendars
+            .iter()
+            .filter(|(name, _)| !self.calendars_used.contains(name))
+            .collect();
+        unused.sort_by(|a, b| a.0.cmp(b.0));
+        for (name, c) in unused {
+            diags.warnings.push(Warning {
+                message: format!("calendar {name:?} is named by no schedule (add calendar = {name:?} to one)"),
+                at: c.at.clone(),
+            });
+        }
         if let Some(at) = self.say_site.take() {
             for g in [Grammar::English, Grammar::Chinese] {
                 for w in g.words() {
@@ -112,13 +123,26 @@ impl Shared {
         set.prompts = self.prompts;
         set.prompt_sites = self.sites;
         set.prompt_index = self.ids;
-        set.switches = self
-            .switches
-            .into_iter()
-            .map(|(name, on)| (name, AtomicBool::new(on)))
-            .collect();
+        set.switches = self.switches;
         set.languages = self.languages;
     }
+}
+
+/// Outside its `{holes}`, a switch template holds only what a switch name may.
+fn switch_template_ok(text: &str) -> bool {
+    let mut depth = 0;
+    !text.is_empty()
+        && text.chars().all(|c| match c {
+            '{' => {
+                depth += 1;
+                true
+            }
+            '}' => {
+                depth -= 1;
+                true
+            }
+            c => depth > 0 || c.is_ascii_alphanumeric() || c == '_' || c == '-',
+        })
 }
 
 fn valid_name(s: &str) -> bool {
@@ -284,15 +308,22 @@ impl Ctx<'_, '_, '_> {
             "return" => NodeKind::Return,
             "schedule" => self.schedule(t),
             "announcement" => {
-                let switch = match t.req_str("switch", self.sink) {
-                    Some(s) if valid_name(&s.v) => self.shared.switch(&s.v),
-                    Some(s) => {
-                        self.sink
-                            .error(&s.span, "a switch name is letters, digits, - and _");
-                        0
-                    }
-                    None => 0,
-                };
+                let switch = t
+                    .req_str("switch", self.sink)
+                    .and_then(|s| {
+                        let template = self.template(&s)?;
+                        if !switch_template_ok(&s.v) {
+                            self.sink.error(
+                                &s.span,
+                                "a switch name is letters, digits, - and _ \
+                                 (with {variable} parts for a switch per area)",
+                            );
+                            return None;
+                        }
+                        self.shared.switch(&s.v, &template);
+                        Some(template)
+                    })
+                    .unwrap_or_default();
                 NodeKind::Announcement {
                     switch,
                     prompts: self.prompts(t, "prompts"),
@@ -515,7 +546,7 @@ impl Ctx<'_, '_, '_> {
         match t.table("hours", self.sink) {
             Some(h) => {
                 for (days, value) in h.entries() {
-                    let spans = self.spans(value);
+                    let spans = calendar::spans(value, self.sink);
                     match schedule::parse_days(&days.v) {
                         Ok(list) => {
                             for d in list {
@@ -532,26 +563,30 @@ impl Ctx<'_, '_, '_> {
             ),
             None => {}
         }
-        let mut holidays = Vec::new();
-        if let Some(items) = t.array("holidays", self.sink) {
-            for item in items {
-                if let Some(text) = self.date_text(item) {
-                    match schedule::parse_date_range(&text) {
-                        Ok(r) => holidays.push(r),
-                        Err(e) => self.sink.error(&item.span(), e),
+        let mut holidays = calendar::holidays(t, self.sink);
+        // The node's own special days come first, so they win over its calendars'.
+        let mut special = calendar::special_days(t, self.sink);
+        for name in t.strings("calendar", self.sink).unwrap_or_default() {
+            match self.shared.calendars.get(&name.v) {
+                Some(c) => {
+                    holidays.extend(c.holidays.iter().copied());
+                    special.extend(c.special.iter().cloned());
+                    if !self.shared.calendars_used.contains(&name.v) {
+                        self.shared.calendars_used.push(name.v.clone());
                     }
                 }
-            }
-        }
-        let mut special = Vec::new();
-        if let Some(s) = t.table("special", self.sink) {
-            for (day, value) in s.entries() {
-                match schedule::parse_date_range(&day.v) {
-                    Ok((from, to)) if from == to => special.push((from, self.spans(value))),
-                    Ok(_) => self
-                        .sink
-                        .error(&day.span, "a special day is one date, not a range"),
-                    Err(e) => self.sink.error(&day.span, e),
+                None => {
+                    let hint = suggest(&name.v, self.shared.calendars.keys().map(String::as_str));
+                    let message = if self.shared.calendars.is_empty() {
+                        format!(
+                            "unknown calendar {:?} (calendars are files in {}/, none there)",
+                            name.v,
+                            calendar::CALENDAR_DIR
+                        )
+                    } else {
+                        format!("unknown calendar {:?}{hint}", name.v)
+                    };
+                    self.sink.error(&name.span, message);
                 }
             }
         }
@@ -1129,52 +1164,6 @@ impl Ctx<'_, '_, '_> {
             }
         }
         out
-    }
-
-    fn spans(&mut self, v: &Value) -> Vec<Span> {
-        let texts: Vec<Sp<String>> = match v.get_ref() {
-            DeValue::String(s) => vec![Sp::new(s.to_string(), v.span())],
-            DeValue::Array(a) => a
-                .iter()
-                .filter_map(|i| self.string_value(i, "a time range"))
-                .collect(),
-            other => {
-                self.sink.error(
-                    &v.span(),
-                    format!(
-                        "hours are \"08:00-18:00\" or a list of them, not {}",
-                        kind_of(other)
-                    ),
-                );
-                return Vec::new();
-            }
-        };
-        let mut out = Vec::new();
-        for t in texts {
-            match schedule::parse_span(&t.v) {
-                Ok(Some(s)) => out.push(s),
-                Ok(None) => {}
-                Err(e) => self.sink.error(&t.span, e),
-            }
-        }
-        out
-    }
-
-    fn date_text(&mut self, v: &Value) -> Option<String> {
-        match v.get_ref() {
-            DeValue::String(s) => Some(s.to_string()),
-            DeValue::Datetime(d) => Some(d.to_string()),
-            other => {
-                self.sink.error(
-                    &v.span(),
-                    format!(
-                        "a holiday is \"2026-10-01\" or \"2026-10-01..2026-10-07\", not {}",
-                        kind_of(other)
-                    ),
-                );
-                None
-            }
-        }
     }
 }
 

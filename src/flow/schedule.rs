@@ -27,8 +27,19 @@ pub struct Schedule {
     /// Inclusive date ranges.
     pub holidays: Vec<(Date, Date)>,
     /// Days whose hours replace the weekly ones (and win over holidays): a working Sunday,
-    /// a short Christmas Eve. An empty list means closed all day.
-    pub special: Vec<(Date, Vec<Span>)>,
+    /// a short Christmas Eve. The first entry for a date wins (the node's own before its
+    /// calendars').
+    pub special: Vec<(Date, DayHours)>,
+}
+
+/// A special day's hours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DayHours {
+    /// These spans; none means closed all day.
+    Spans(Vec<Span>),
+    /// The schedule's own hours of this weekday (Monday 0): a calendar's make-up working
+    /// Saturday "works like a Monday" in every schedule that uses it, whatever their hours.
+    Like(usize),
 }
 
 impl Schedule {
@@ -62,8 +73,11 @@ impl Schedule {
 
     /// The day's hours; None on a holiday.
     fn day_spans(&self, date: Date) -> Option<&[Span]> {
-        if let Some((_, spans)) = self.special.iter().find(|(d, _)| *d == date) {
-            return Some(spans);
+        if let Some((_, hours)) = self.special.iter().find(|(d, _)| *d == date) {
+            return Some(match hours {
+                DayHours::Spans(spans) => spans,
+                DayHours::Like(day) => &self.weekly[*day],
+            });
         }
         if self
             .holidays
@@ -190,7 +204,10 @@ mod tests {
                 vec![],
             ],
             holidays: vec![parse_date_range("2026-10-01..2026-10-07").unwrap()],
-            special: vec![("2026-10-04".parse().unwrap(), day("09:00-12:00"))],
+            special: vec![(
+                "2026-10-04".parse().unwrap(),
+                DayHours::Spans(day("09:00-12:00")),
+            )],
         }
     }
 
@@ -248,6 +265,20 @@ mod tests {
         // A special day inside the holiday opens for the morning only.
         assert_eq!(s.state(at("2026-10-04T10:00")), State::Open);
         assert_eq!(s.state(at("2026-10-04T14:00")), State::Closed);
+    }
+
+    #[test]
+    fn a_special_day_can_work_like_a_weekday() {
+        let mut s = shanghai();
+        // Sunday 2026-12-06 works like a Monday (08:00-20:00 here), whatever Sunday's hours.
+        s.special
+            .push(("2026-12-06".parse().unwrap(), DayHours::Like(0)));
+        assert_eq!(s.state(at("2026-12-06T19:00")), State::Open);
+        assert_eq!(s.state(at("2026-12-06T07:00")), State::Closed);
+        // The first entry for a date wins.
+        s.special
+            .insert(0, ("2026-12-06".parse().unwrap(), DayHours::Spans(Vec::new())));
+        assert_eq!(s.state(at("2026-12-06T19:00")), State::Closed);
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub use reload::ReloadStatus;
 use crate::call::{Catalog, CatalogError, Engine, EngineConfig, MediaEvent, RecordingJob};
 use crate::cdr::writer::{self, CdrWriterConfig};
 use crate::config::Config;
+use crate::flow::Switches;
 use crate::sip::admission::AdmissionConfig;
 use crate::sip::transaction::TimerConfig;
 use crate::sip::{Peer, TransportKind};
@@ -263,6 +264,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
     if let Some(gateway) = config.outbound {
         trusted.add(gateway.ip());
     }
+    let timezone = jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC);
     let engine_cfg = EngineConfig {
         max_calls: budget.max_calls,
         source_max_calls: config.source_max_calls,
@@ -284,7 +286,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
             ack_wait: config.ack_timeout,
             ..TimerConfig::default()
         },
-        timezone: jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
+        timezone: timezone.clone(),
         outbound: config.outbound,
         outbound_caller_id: config.outbound_caller_id.clone(),
         outbound_transport: config.outbound_transport,
@@ -311,7 +313,12 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         .filter(|q| !q.sticky_wait.is_zero())
         .map(|q| q.sticky_days)
         .max();
-    let engine = Engine::new(engine_cfg, catalog, media, epoch);
+    let mut engine = Engine::new(engine_cfg, catalog, media, epoch);
+    let (switches, problems) = Switches::read(&config.flows_dir, &timezone);
+    for problem in problems {
+        tracing::warn!("announcement switch: {problem}");
+    }
+    engine.refresh_switches(epoch.0, switches);
     // Who served each returning caller last, read from the CDRs once, off the loop: until
     // it arrives (or if the database is down) sticky routing just has nobody to prefer.
     let (seed_tx, seed_rx) = tokio::sync::oneshot::channel();
@@ -357,6 +364,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
             flows: config.flows_dir.clone(),
             prompts: config.prompts_dir.clone(),
             language: config.language.clone(),
+            timezone: timezone.clone(),
         },
         requests: reload_rx,
         status: status_tx,
@@ -448,12 +456,12 @@ async fn signalling_loop(
                     engine.begin_shutdown(Instant::now());
                 }
             }
-            Some(loaded) = loaded_rx.recv() => {
-                let switches_on = loaded.switches_on.clone();
+            Some(mut loaded) = loaded_rx.recv() => {
+                let switches = std::mem::take(&mut loaded.switches);
                 if let Some(catalog) = reload::settle(loaded, &reloading.status) {
                     engine.set_catalog(Instant::now(), Arc::new(catalog));
                 }
-                engine.refresh_switches(&switches_on);
+                engine.refresh_switches(Instant::now(), switches);
                 if let Some(trigger) = gate.finished() {
                     reload::spawn_load(&reloading.sources, trigger, loaded_tx.clone());
                 }

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, watch};
 
 use crate::call::Catalog;
+use crate::flow::Switches;
 
 /// What asked for a reload; it only goes into the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,14 +219,16 @@ pub(crate) struct Sources {
     pub flows: PathBuf,
     pub prompts: PathBuf,
     pub language: String,
+    /// For the times in announcement switch files that name no offset.
+    pub timezone: jiff::tz::TimeZone,
 }
 
 /// A finished load, as it comes back to the signalling loop.
 pub(crate) struct Loaded {
     pub trigger: Trigger,
     pub result: Result<Catalog, Vec<String>>,
-    /// The announcement switches that are on, read whatever became of the load.
-    pub switches_on: Vec<String>,
+    /// The announcement switches, read whatever became of the load.
+    pub switches: Switches,
 }
 
 /// Load on a blocking thread; the outcome comes back over `done`, always, so the gate never
@@ -248,12 +251,15 @@ pub(crate) fn spawn_load(sources: &Sources, trigger: Trigger, done: mpsc::Sender
                     .unwrap_or_default()
             )]),
         };
-        let switches_on = crate::flow::switches_on(&sources.flows);
+        let (switches, problems) = Switches::read(&sources.flows, &sources.timezone);
+        for problem in problems {
+            tracing::warn!("announcement switch: {problem}");
+        }
         // Closed only when the signalling loop has ended, and then nobody needs it.
         let _ = done.blocking_send(Loaded {
             trigger,
             result,
-            switches_on,
+            switches,
         });
     });
 }
