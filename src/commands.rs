@@ -423,13 +423,19 @@ pub fn announce(config: &Config, args: AnnounceArgs) -> anyhow::Result<ExitCode>
             match template.literal() {
                 Some(name) => out!(
                     "{name}: {}",
-                    files.window(&name).map_or("off".to_string(), |w| w.describe(now, &tz))
+                    files
+                        .window(&name)
+                        .map_or("off".to_string(), |w| w.describe(now, &tz))
                 ),
                 None => out!("{text}: one switch per value; those on are listed below"),
             }
         }
         for (name, window) in files.iter() {
-            if set.switches.iter().any(|(_, t)| t.literal().as_deref() == Some(name)) {
+            if set
+                .switches
+                .iter()
+                .any(|(_, t)| t.literal().as_deref() == Some(name))
+            {
                 continue;
             }
             let note = if set.uses_switch(name) {

@@ -173,6 +173,12 @@ fn the_shipped_flow_tests_and_documented_examples_pass_and_a_wrong_expectation_f
         flows.join("hotline.toml"),
     )
     .unwrap();
+    std::fs::create_dir_all(flows.join("calendars")).unwrap();
+    std::fs::copy(
+        repo.join("ivr-flows/calendars/cn-public.toml"),
+        flows.join("calendars/cn-public.toml"),
+    )
+    .unwrap();
     std::fs::create_dir_all(flows.join("tests")).unwrap();
     std::fs::write(
         flows.join("tests/t.toml"),
@@ -824,4 +830,124 @@ type = "hangup"
         "{}",
         requests[0]
     );
+}
+
+/// `hotline announce` with set times and per-area switches (issue 10, item 11): the window is
+/// written to the switch file and shown with whether it plays yet, a per-area template is
+/// listed with the switch files it can make, and `try` hears what a call would.
+#[test]
+fn announce_puts_up_a_notice_for_a_window_and_per_area() {
+    let flow = r##"
+[flow]
+name = "notice"
+numbers = ["100"]
+start = "area"
+[nodes.area]
+type = "set"
+vars = { area = "'north'" }
+next = "outage"
+[nodes.outage]
+type = "announcement"
+switch = "outage-{area}"
+prompts = ["option1"]
+next = "works"
+[nodes.works]
+type = "announcement"
+switch = "maintenance"
+prompts = ["goodbye"]
+next = "end"
+[nodes.end]
+type = "hangup"
+"##;
+    let site = common::site(flow);
+    let announce = |args: &[&str]| {
+        let out = hotline()
+            .arg("announce")
+            .args(args)
+            .arg("--flows")
+            .arg(&site.config.flows_dir)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, stdout, _) = announce(&[
+        "maintenance",
+        "on",
+        "--from",
+        "2999-12-10T22:00:00+08:00",
+        "--until",
+        "2999-12-11T06:00:00+08:00",
+    ]);
+    assert!(ok, "{stdout}");
+    assert!(stdout.contains("not yet playing"), "{stdout}");
+    let file = site.config.flows_dir.join("announcements/maintenance.on");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("from = \"2999-12-10T"), "{text}");
+    // A window the wrong way round, and a window without `on`, are refused.
+    let (ok, _, stderr) = announce(&[
+        "maintenance",
+        "on",
+        "--from",
+        "2999-12-11 06:00",
+        "--until",
+        "2999-12-10 22:00",
+    ]);
+    assert!(!ok && stderr.contains("not after"), "{stderr}");
+    let (ok, _, stderr) = announce(&["maintenance", "--until", "2999-12-10 22:00"]);
+    assert!(!ok && stderr.contains("go with `on`"), "{stderr}");
+    let (ok, _, stderr) = announce(&["maintenance", "on", "--from", "tomorrow"]);
+    assert!(!ok && stderr.contains("\"tomorrow\""), "{stderr}");
+
+    // Per area: the template's switches are accepted without a warning, others warned of.
+    let (ok, _, stderr) = announce(&["outage-north", "on"]);
+    assert!(ok && stderr.is_empty(), "{stderr}");
+    let (ok, _, stderr) = announce(&["storm", "on"]);
+    assert!(
+        ok && stderr.contains("no announcement node uses the switch \"storm\""),
+        "{stderr}"
+    );
+    let (_, listing, _) = announce(&[]);
+    assert!(
+        listing.contains("maintenance: on from 2999-12-10"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("outage-{area}: one switch per value"),
+        "{listing}"
+    );
+    assert!(listing.contains("outage-north: on\n"), "{listing}");
+    assert!(
+        listing.contains("storm: on (no announcement node names it)"),
+        "{listing}"
+    );
+
+    // `try` hears what a call would now: the area's notice, not the future maintenance one,
+    // unless told to take that switch as on.
+    let walk = |extra: &[&str]| {
+        let out = hotline()
+            .args(["try", "notice", "--flows"])
+            .arg(&site.config.flows_dir)
+            .arg("--prompts")
+            .arg(&site.config.prompts_dir)
+            .args(extra)
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let now = walk(&[]);
+    assert!(now.contains("option1") && !now.contains("goodbye"), "{now}");
+    let forced = walk(&["--switch", "maintenance"]);
+    assert!(forced.contains("goodbye"), "{forced}");
+    let (ok, _, _) = announce(&["outage-north", "off"]);
+    assert!(ok);
+    let off = walk(&[]);
+    assert!(!off.contains("option1"), "{off}");
 }

@@ -30,7 +30,10 @@ fn demo_site(hours: &str) -> (Site, std::net::SocketAddr) {
         let line = line.replace("127.0.0.1:8090", &backend.to_string());
         if line.starts_with("hours = ") {
             out.push_str(&format!("hours = {hours}\n"));
-        } else if line.starts_with("holidays = ") || line.starts_with("special = ") {
+        } else if line.starts_with("holidays = ")
+            || line.starts_with("special = ")
+            || line.starts_with("calendar = ")
+        {
             continue;
         } else {
             out.push_str(&line);

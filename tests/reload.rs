@@ -605,8 +605,23 @@ type = "hangup"
     std::fs::write(switches.join("outage.on"), b"").unwrap();
     server.wait_reload(RELOAD_WAIT, |s| s.refused >= 2);
     assert_eq!(hear(&server), ["option1", "goodbye"], "switched on");
-    std::fs::remove_file(switches.join("outage.on")).unwrap();
+    // A window that is over plays no more, one still open does.
+    std::fs::write(
+        switches.join("outage.on"),
+        "from = \"2020-01-01T00:00:00Z\"\nuntil = \"2020-01-02T00:00:00Z\"\n",
+    )
+    .unwrap();
     server.wait_reload(RELOAD_WAIT, |s| s.refused >= 3);
+    assert_eq!(hear(&server), ["goodbye"], "its window is over");
+    std::fs::write(
+        switches.join("outage.on"),
+        "from = \"2020-01-01T00:00:00Z\"\nuntil = \"2999-01-01T00:00:00Z\"\n",
+    )
+    .unwrap();
+    server.wait_reload(RELOAD_WAIT, |s| s.refused >= 4);
+    assert_eq!(hear(&server), ["option1", "goodbye"], "inside its window");
+    std::fs::remove_file(switches.join("outage.on")).unwrap();
+    server.wait_reload(RELOAD_WAIT, |s| s.refused >= 5);
     assert_eq!(hear(&server), ["goodbye"], "switched off");
     server.stop();
 }

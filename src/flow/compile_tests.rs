@@ -364,7 +364,10 @@ fn switch_names_outside_their_holes_are_checked() {
          [nodes.b]\ntype = \"announcement\"\nswitch = \"area-{caller\"\nprompts = [\"h\"]\nnext = \"end\"\n",
     );
     let joined = errors(&[("a.toml", &text)]).join("\n");
-    assert!(joined.contains("a switch name is letters, digits, - and _"), "{joined}");
+    assert!(
+        joined.contains("a switch name is letters, digits, - and _"),
+        "{joined}"
+    );
     assert!(joined.contains("is not closed"), "{joined}");
 }
 

@@ -603,7 +603,10 @@ type = "hangup"
             .map(|c| run(c, &set, "en", &TimeZone::UTC).failure)
             .collect();
         assert_eq!(failures[0], None);
-        assert!(failures[1].is_some(), "the switch file is not read by tests");
+        assert!(
+            failures[1].is_some(),
+            "the switch file is not read by tests"
+        );
         // A switch no node can name is a mistake in the test.
         std::fs::write(
             dir.join("tests/t.toml"),
@@ -614,7 +617,9 @@ type = "hangup"
         load_tests(&dir.join("tests"), &set, &mut diags);
         let joined: Vec<String> = diags.errors.iter().map(|e| e.to_string()).collect();
         assert!(
-            joined.iter().any(|e| e.contains("no announcement node can name the switch \"outgae-north\"")),
+            joined
+                .iter()
+                .any(|e| e.contains("no announcement node can name the switch \"outgae-north\"")),
             "{joined:?}"
         );
         std::fs::remove_dir_all(dir).ok();

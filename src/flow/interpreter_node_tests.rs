@@ -338,8 +338,14 @@ fn schedules_share_a_calendars_holidays_and_special_days() {
     // make-up Sunday works like a Monday in each by its own hours.
     let calendar = "holidays = [\"2026-05-01..2026-05-05\"]\nspecial = { \"2026-05-10\" = \"mon\", \"2026-05-11\" = \"closed\" }\n";
     let nodes = SCHEDULE
-        .replace("holidays = [\"2026-10-01..2026-10-07\"]", "calendar = \"cn\"")
-        .replace("special = { \"2026-10-10\" = \"09:00-17:00\" }", "special = { \"2026-05-11\" = \"09:00-10:00\" }");
+        .replace(
+            "holidays = [\"2026-10-01..2026-10-07\"]",
+            "calendar = \"cn\"",
+        )
+        .replace(
+            "special = { \"2026-10-10\" = \"09:00-17:00\" }",
+            "special = { \"2026-05-11\" = \"09:00-10:00\" }",
+        );
     let text = flow(&nodes);
     let second = flow(&nodes.replace("08:00-20:00", "10:00-16:00"));
     let at = |flow_text: &str, utc: &str| {
@@ -347,7 +353,11 @@ fn schedules_share_a_calendars_holidays_and_special_days() {
         T::with(&files, utc).settle()[0].clone()
     };
     for flow_text in [&text, &second] {
-        assert_eq!(at(flow_text, "2026-05-04T04:00:00Z"), "holiday", "a Monday in the holiday");
+        assert_eq!(
+            at(flow_text, "2026-05-04T04:00:00Z"),
+            "holiday",
+            "a Monday in the holiday"
+        );
         assert_eq!(at(flow_text, "2026-05-06T04:00:00Z"), "open", "after it");
     }
     // Sunday 2026-05-10, 09:00 in Shanghai: open by the first schedule's Monday hours only.
@@ -383,7 +393,10 @@ next = "end"
     assert_eq!(on.settle(), ["outage_notice", "welcome", "<hangup>"]);
     // A window: on only between its times.
     let window = "from = \"2026-12-01T09:00:00Z\"\nuntil = \"2026-12-01T11:00:00Z\"\n";
-    let files = [("t.toml", text.as_str()), ("announcements/outage.on", window)];
+    let files = [
+        ("t.toml", text.as_str()),
+        ("announcements/outage.on", window),
+    ];
     let mut inside = T::with(&files, "2026-12-01T10:59:59Z");
     assert_eq!(inside.settle(), ["outage_notice", "welcome", "<hangup>"]);
     let mut after = T::with(&files, "2026-12-01T11:00:00Z");
@@ -412,12 +425,18 @@ next = "end"
 "#,
     );
     // The harness's caller is 8613800000001: area "8613".
-    let on = [("t.toml", text.as_str()), ("announcements/outage-8613.on", "")];
+    let on = [
+        ("t.toml", text.as_str()),
+        ("announcements/outage-8613.on", ""),
+    ];
     assert_eq!(
         T::with(&on, "2026-12-01T10:00:00Z").settle(),
         ["outage_notice", "welcome", "<hangup>"]
     );
-    let elsewhere = [("t.toml", text.as_str()), ("announcements/outage-0755.on", "")];
+    let elsewhere = [
+        ("t.toml", text.as_str()),
+        ("announcements/outage-0755.on", ""),
+    ];
     assert_eq!(
         T::with(&elsewhere, "2026-12-01T10:00:00Z").settle(),
         ["welcome", "<hangup>"]

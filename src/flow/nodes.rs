@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use toml::de::DeValue;
 
+use super::calendar::{self, Calendar};
 use super::compile::node_tables;
 use super::expr::{self, Expr, Template};
 use super::say::{Grammar, SayAs};
-use super::calendar::{self, Calendar};
 use super::schedule::{self, Schedule, Span};
 use super::schema::{Diagnostics, Located, Sink, Sp, Table, Value, Warning, kind_of, suggest};
 use super::*;
@@ -109,7 +109,9 @@ impl Shared {
         unused.sort_by(|a, b| a.0.cmp(b.0));
         for (name, c) in unused {
             diags.warnings.push(Warning {
-                message: format!("calendar {name:?} is named by no schedule (add calendar = {name:?} to one)"),
+                message: format!(
+                    "calendar {name:?} is named by no schedule (add calendar = {name:?} to one)"
+                ),
                 at: c.at.clone(),
             });
         }

@@ -276,8 +276,10 @@ mod tests {
         assert_eq!(s.state(at("2026-12-06T19:00")), State::Open);
         assert_eq!(s.state(at("2026-12-06T07:00")), State::Closed);
         // The first entry for a date wins.
-        s.special
-            .insert(0, ("2026-12-06".parse().unwrap(), DayHours::Spans(Vec::new())));
+        s.special.insert(
+            0,
+            ("2026-12-06".parse().unwrap(), DayHours::Spans(Vec::new())),
+        );
         assert_eq!(s.state(at("2026-12-06T19:00")), State::Closed);
     }
 

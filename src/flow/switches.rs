@@ -207,8 +207,7 @@ impl Switches {
 pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
@@ -261,9 +260,12 @@ mod tests {
         );
         assert!(parse_file("form = \"2026-12-10 22:00\"", &tz).is_err());
         assert!(
-            parse_file("from = \"2026-12-11 06:00\"\nuntil = \"2026-12-10 22:00\"", &tz)
-                .unwrap_err()
-                .contains("not after")
+            parse_file(
+                "from = \"2026-12-11 06:00\"\nuntil = \"2026-12-10 22:00\"",
+                &tz
+            )
+            .unwrap_err()
+            .contains("not after")
         );
         assert!(parse_file("from = 5", &tz).is_err());
     }
@@ -289,7 +291,10 @@ mod tests {
         assert!(read.is_on("outage", at("2026-01-01 00:00")));
         assert!(!read.is_on("maintenance", at("2026-12-10 21:00")));
         assert!(read.is_on("maintenance", at("2026-12-10 22:00")));
-        assert!(read.is_on("broken", at("2026-01-01 00:00")), "on, unwindowed");
+        assert!(
+            read.is_on("broken", at("2026-01-01 00:00")),
+            "on, unwindowed"
+        );
         assert_eq!(problems.len(), 1);
         assert!(problems[0].contains("broken.on"), "{problems:?}");
         assert!(!read.is_on("elsewhere", at("2026-01-01 00:00")));
