@@ -282,6 +282,14 @@ pub fn dry_run(config: &Config, args: TryArgs) -> anyhow::Result<ExitCode> {
             .collect();
         out!("survey: {}", answers.join(" "));
     }
+    if !walk.labels.is_empty() {
+        let labels: Vec<String> = walk
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect();
+        out!("labels: {}", labels.join(" "));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -12,3 +12,4 @@ pub mod media;
 pub mod runtime;
 pub mod sdp;
 pub mod sip;
+pub mod versions;

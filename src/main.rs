@@ -135,6 +135,10 @@ enum Command {
         /// List the agent offers (rings) of the calls instead of the calls.
         #[arg(long)]
         offers: bool,
+        /// Count every stored call by the value of this label (e.g. call_type), instead of
+        /// listing calls.
+        #[arg(long, value_name = "LABEL")]
+        by: Option<String>,
     },
     /// Place concurrent test calls against a hotline on this machine (loopback only) and
     /// report completion, setup latency, RTP loss and jitter, and server CPU and memory.
@@ -220,6 +224,16 @@ struct LoadArgs {
 enum Format {
     Table,
     Json,
+}
+
+fn write_stdout(text: &str) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        // `hotline cdr | head`: the reader has all it wanted.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        r => r.context("writing CDRs to stdout")?,
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -343,6 +357,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             call,
             offers,
+            by,
         } => {
             // The store creates a missing SQLite file, which suits the server; a report on a
             // mistyped path would print an empty table and leave a stray database behind.
@@ -354,6 +369,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
+            if let Some(label) = by {
+                let groups = runtime
+                    .block_on(async {
+                        let store = hotline::cdr::store::CdrStore::connect(&database).await?;
+                        store.migrate().await?;
+                        store.by_label(&label).await
+                    })
+                    .with_context(|| {
+                        format!(
+                            "reading CDRs from {}",
+                            hotline::cdr::store::redact_url(&database)
+                        )
+                    })?;
+                use hotline::cdr::report;
+                let text = match format {
+                    Format::Table => report::format_label_groups(&label, &groups),
+                    Format::Json => report::format_label_groups_json(&groups) + "\n",
+                };
+                return write_stdout(&text);
+            }
             let records = runtime
                 .block_on(async {
                     let store = hotline::cdr::store::CdrStore::connect(&database).await?;
@@ -384,13 +419,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (Format::Table, true) => report::format_offers_table(&records),
                 (Format::Json, true) => report::format_offers_json(&records) + "\n",
             };
-            let mut out = std::io::stdout().lock();
-            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-                // `hotline cdr | head`: the reader has all it wanted.
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-                r => r.context("writing CDRs to stdout")?,
-            }
-            Ok(ExitCode::SUCCESS)
+            write_stdout(&text)
         }
         Command::Load(a) => {
             let mut opts = hotline::load::LoadOptions::new(a.target);

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hotline::cdr::{
-    self, AgentStateKind, AgentStateRecord, CdrError, CdrItem, CdrRecord, CdrStore,
+    self, AgentStateKind, AgentStateRecord, CallLabel, CdrError, CdrItem, CdrRecord, CdrStore,
     CdrWriterConfig, Disposition, HangupBy, OfferOutcome, OfferRow, ShutdownReport, TransferKind,
     TransferRow, TransferTargetKind,
 };
@@ -95,6 +95,14 @@ fn record(run: u64, n: u64) -> CdrRecord {
         } else {
             Vec::new()
         },
+        flow_version: (!n.is_multiple_of(5)).then(|| format!("{:012x}", n % 3)),
+        // Labels on most calls, with the characters SQL and JSON must carry.
+        labels: (0..(n % 3))
+            .map(|i| CallLabel {
+                name: ["call_type", "vip"][i as usize].into(),
+                value: ["outage", "gold 'x' \"y\" 张"][((n + i) % 2) as usize].into(),
+            })
+            .collect(),
         // Every third call went through a queue: offers, and for some a transfer.
         ..if n % 3 == 1 {
             queued(n)
@@ -245,7 +253,7 @@ async fn migrate_twice_is_idempotent() {
             .fetch_all(&mut raw)
             .await
             .expect("versions");
-    assert_eq!(versions, vec![(1, true), (2, true), (3, true)]);
+    assert_eq!(versions, vec![(1, true), (2, true), (3, true), (4, true)]);
     let legacy: Vec<(String,)> = sqlx::query_as(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'hotline_migrations'",
     )
@@ -291,11 +299,12 @@ async fn rows_of_the_first_schema_survive_the_second_migration() {
     assert!(old[0].survey.is_empty() && old[0].recordings.is_empty());
     assert_eq!(old[0].queue, None);
     assert!(!old[0].abandoned && old[0].offers.is_empty());
+    assert!(old[0].flow_version.is_none() && old[0].labels.is_empty());
     let versions: Vec<(i64,)> = sqlx::query_as("SELECT version FROM _sqlx_migrations")
         .fetch_all(&mut raw)
         .await
         .expect("versions");
-    assert_eq!(versions, vec![(1,), (2,), (3,)]);
+    assert_eq!(versions, vec![(1,), (2,), (3,), (4,)]);
 }
 
 /// Two hotline processes sharing one file and starting together.
@@ -726,7 +735,7 @@ async fn a_database_of_the_old_migration_runner_is_adopted() {
         .expect("sqlx bookkeeping");
     assert_eq!(
         rows.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
-        vec![(1, true), (2, true), (3, true)]
+        vec![(1, true), (2, true), (3, true), (4, true)]
     );
     // The adopted versions carry the real checksums: a fresh database has the same ones.
     let fresh = dir.path().join("fresh.db");
@@ -1571,7 +1580,7 @@ async fn postgres_old_runner_database_is_adopted_and_a_changed_migration_fails()
             .fetch_all(&mut raw)
             .await
             .expect("sqlx bookkeeping");
-    assert_eq!(versions, vec![(1, true), (2, true), (3, true)]);
+    assert_eq!(versions, vec![(1, true), (2, true), (3, true), (4, true)]);
 
     raw.execute("UPDATE _sqlx_migrations SET checksum = '\\x00'::bytea WHERE version = 3")
         .await
@@ -1745,4 +1754,59 @@ fn a_crash_during_an_outage_loses_no_record_and_records_the_calls_that_were_up()
         );
         assert_eq!(store.count_rows("agent_states").await.unwrap(), 1);
     });
+}
+
+/// Reports "by call type": calls grouped by one label's value, with the calls that never got
+/// it apart. The label's name is unique per run, so a shared PostgreSQL sees only these.
+async fn check_by_label(store: &CdrStore) {
+    let run = run_id();
+    let name = format!("t{run:x}");
+    let label = |value: &str| CallLabel {
+        name: name.clone(),
+        value: value.into(),
+    };
+    let mut records: Vec<CdrRecord> = (0..6).map(|n| record(run, n)).collect();
+    for (n, r) in records.iter_mut().enumerate() {
+        r.start_ms = 1_000;
+        r.end_ms = 1_000 + 10_000 * (n as i64 + 1);
+        r.agent = None;
+        r.abandoned = false;
+        r.labels = vec![CallLabel {
+            name: "other".into(),
+            value: "x".into(),
+        }];
+    }
+    records[0].labels.push(label("outage"));
+    records[1].labels.push(label("outage"));
+    records[1].agent = Some("a1".into());
+    records[2].labels.push(label("outage"));
+    records[2].abandoned = true;
+    records[3].labels.push(label("billing"));
+    store.insert_batch(&records).await.expect("insert");
+    let groups = store.by_label(&name).await.expect("group");
+    let ours: Vec<(Option<&str>, i64, i64, i64, i64)> = groups
+        .iter()
+        .map(|g| (g.value.as_deref(), g.calls, g.answered, g.abandoned, g.total_ms))
+        .collect();
+    assert_eq!(ours[0], (Some("outage"), 3, 1, 1, 60_000));
+    assert_eq!(ours[1], (Some("billing"), 1, 0, 0, 40_000));
+    // Every other call in the database is unlabelled for this name: at least records 4 and 5.
+    assert_eq!(ours[2].0, None);
+    assert!(ours[2].1 >= 2, "{ours:?}");
+    assert_eq!(ours.len(), 3);
+}
+
+#[tokio::test]
+async fn calls_are_grouped_by_a_label() {
+    let dir = TempDir::new("by-label");
+    let store = sqlite_store(&dir.path().join("cdr.db")).await;
+    check_by_label(&store).await;
+    assert!(store.by_label("nothing").await.expect("group").len() == 1);
+}
+
+#[tokio::test]
+#[ignore = "interop: needs PostgreSQL (HOTLINE_TEST_POSTGRES_URL)"]
+async fn postgres_calls_are_grouped_by_a_label() {
+    let store = postgres_store().await;
+    check_by_label(&store).await;
 }

@@ -10,7 +10,7 @@ use super::{
     Call, Engine, InteractionId, MediaBackend, MediaCommand, Party, Phase, new_record_id,
     recording::HeldRecord, recording::RECORDING_HOLD, stream_params,
 };
-use crate::cdr::{CdrRecord, Disposition, HangupBy};
+use crate::cdr::{CallLabel, CdrRecord, Disposition, HangupBy};
 use crate::flow::{CallInfo, Interpreter};
 use crate::media::stream::StreamParams;
 use crate::sdp::{self, Direction, LocalMedia, SessionDescription};
@@ -86,6 +86,8 @@ impl<M: MediaBackend> Engine<M> {
             }
             engine.ua.reject(now, dialog, code, &extra);
             tracing::info!(%sip_call_id, %caller, %dialled, code, reason, "call refused");
+            // Refused after routing (no media port, no SRTP): that version chose the flow.
+            let flow_version = flow.is_some().then(|| engine.catalog.version.clone());
             engine.records.push_back(CdrRecord {
                 id: new_record_id(&mut engine.rng),
                 sip_call_id: sip_call_id.clone(),
@@ -104,6 +106,7 @@ impl<M: MediaBackend> Engine<M> {
                 language: None,
                 survey: Vec::new(),
                 recordings: Vec::new(),
+                flow_version,
                 ..Default::default()
             });
         };
@@ -427,6 +430,16 @@ impl<M: MediaBackend> Engine<M> {
             language: Some(call.interpreter.language().to_string()),
             survey: call.interpreter.survey_answers().to_vec(),
             recordings,
+            flow_version: Some(call.catalog.version.clone()),
+            labels: call
+                .interpreter
+                .labels()
+                .iter()
+                .map(|(name, value)| CallLabel {
+                    name: name.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
             ..Default::default()
         };
         super::queue::fill_record(&mut record, &call.past_queues, &call.facts);

@@ -32,6 +32,9 @@ pub struct Catalog {
     /// The files behind `encoded`, in the same order.
     pub files: Vec<PathBuf>,
     pub warnings: Vec<String>,
+    /// The content hash of the flows directory and these prompt files (see
+    /// [`crate::versions`]), named in every CDR of a call this catalog served.
+    pub version: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -296,6 +299,14 @@ impl Catalog {
                 at.snippet
             ));
         }
+        let version = if errors.is_empty() {
+            crate::versions::current(flows_dir, prompts_dir, &files).unwrap_or_else(|e| {
+                errors.push(format!("reading the flow set for its version: {e}"));
+                String::new()
+            })
+        } else {
+            String::new()
+        };
         let catalog = errors.is_empty().then(|| Catalog {
             flows: Arc::new(set),
             acd: Arc::new(acd.config),
@@ -304,6 +315,7 @@ impl Catalog {
             encoded,
             files,
             warnings: warnings.clone(),
+            version,
         });
         Ok(CatalogReport {
             catalog,
@@ -353,6 +365,7 @@ impl Catalog {
             encoded: prompts,
             files: Vec::new(),
             warnings: Vec::new(),
+            version: "0000test0000".into(),
         }
     }
 }

@@ -21,8 +21,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use record::{
-    AgentStateKind, AgentStateRecord, CdrRecord, Disposition, HangupBy, OfferOutcome, OfferRow,
-    ParseEnumError, TransferKind, TransferRow, TransferTargetKind,
+    AgentStateKind, AgentStateRecord, CallLabel, CdrRecord, Disposition, HangupBy, OfferOutcome,
+    OfferRow, ParseEnumError, TransferKind, TransferRow, TransferTargetKind,
 };
 pub use report::{
     format_json, format_offers_json, format_offers_table, format_table, iso8601_utc, table_time_utc,

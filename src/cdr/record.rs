@@ -46,6 +46,14 @@ pub struct CdrRecord {
     /// WAV files recorded from the caller (messages) and of the bridged conversation.
     #[serde(default)]
     pub recordings: Vec<String>,
+    /// The version (content hash) of the flow set that served the call; None for calls
+    /// refused before a flow ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_version: Option<String>,
+    /// What the flow labelled the call with (call type, VIP tier, outcome, ...), in the order
+    /// first set; a label set again keeps its place and takes the new value.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<CallLabel>,
 
     // --- agents and queues: all absent for a call that never reached a queue, and skipped
     // when serialised then, so an IVR-only call's spool line and JSON are as they were.
@@ -89,6 +97,13 @@ pub struct CdrRecord {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+/// One label of a call (a row of `cdr_labels`): reports group calls by `value` per `name`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallLabel {
+    pub name: String,
+    pub value: String,
 }
 
 /// One ring of one agent for a call (a row of `cdr_offers`). Its sequence number is its

@@ -3,6 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::record::CdrRecord;
+use super::store::LabelGroup;
 
 /// A UTC calendar time, from epoch milliseconds. Computed by hand because this is all the
 /// calendar arithmetic hotline needs and a date crate would be a dependency for two functions.
@@ -155,6 +156,10 @@ pub fn format_table(records: &[CdrRecord]) -> String {
         columns.extend(QUEUE_COLUMNS);
     }
     columns.extend(&COLUMNS[4..]);
+    let with_labels = records.iter().any(|r| !r.labels.is_empty());
+    if with_labels {
+        columns.push(("labels", false));
+    }
     let rows: Vec<Vec<String>> = records
         .iter()
         .map(|r| {
@@ -180,6 +185,14 @@ pub fn format_table(records: &[CdrRecord]) -> String {
                 cell(&r.digits),
                 cell(&r.ivr_path.join(">")),
             ]);
+            if with_labels {
+                let labels: Vec<String> = r
+                    .labels
+                    .iter()
+                    .map(|l| format!("{}={}", l.name, l.value))
+                    .collect();
+                row.push(cell(&labels.join(" ")));
+            }
             row
         })
         .collect();
@@ -221,6 +234,43 @@ pub fn format_offers_table(records: &[CdrRecord]) -> String {
         })
         .collect();
     render(&OFFER_COLUMNS, &rows)
+}
+
+/// Calls by the value of the label `name`: how many, answered by an agent, abandoned in a
+/// queue, and the average call length.
+pub fn format_label_groups(name: &str, groups: &[LabelGroup]) -> String {
+    let columns = [
+        (name, false),
+        ("calls", true),
+        ("answered", true),
+        ("abandoned", true),
+        ("avg duration", true),
+    ];
+    let rows: Vec<Vec<String>> = groups
+        .iter()
+        .map(|g| {
+            vec![
+                g.value
+                    .as_deref()
+                    .map_or_else(|| "(none)".to_string(), cell),
+                g.calls.to_string(),
+                g.answered.to_string(),
+                g.abandoned.to_string(),
+                format_duration((g.calls > 0).then(|| g.total_ms / g.calls)),
+            ]
+        })
+        .collect();
+    render(&columns, &rows)
+}
+
+pub fn format_label_groups_json(groups: &[LabelGroup]) -> String {
+    Value::Array(
+        groups
+            .iter()
+            .map(|g| serde_json::to_value(g).unwrap_or(Value::Null))
+            .collect(),
+    )
+    .to_string()
 }
 
 fn render(columns: &[(&str, bool)], rows: &[Vec<String>]) -> String {
@@ -303,6 +353,18 @@ fn record_json(r: &CdrRecord) -> Value {
         ("hold_ms", r.hold_ms.map(Value::from)),
         ("wrap_up_ms", r.wrap_up_ms.map(Value::from)),
         ("abandoned", r.abandoned.then_some(Value::Bool(true))),
+        ("flow_version", r.flow_version.clone().map(Value::from)),
+        (
+            "labels",
+            (!r.labels.is_empty()).then(|| {
+                Value::Object(
+                    r.labels
+                        .iter()
+                        .map(|l| (l.name.clone(), Value::from(l.value.clone())))
+                        .collect(),
+                )
+            }),
+        ),
         (
             "offers",
             (!r.offers.is_empty()).then(|| Value::Array(offers_json(r))),

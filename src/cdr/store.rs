@@ -20,7 +20,7 @@ use sqlx::query::Query;
 use sqlx::{Any, AnyPool, ConnectOptions, Decode, Row, Type};
 
 use super::CdrError;
-use super::record::{AgentStateRecord, CdrRecord, OfferRow, TransferRow};
+use super::record::{AgentStateRecord, CallLabel, CdrRecord, OfferRow, TransferRow};
 
 /// The migrations, embedded. sqlx's naming: `<version>_<description>.sql`, the description's
 /// underscores read as spaces. A file is never edited once released (the migrator would
@@ -37,6 +37,11 @@ const MIGRATION_FILES: &[(i64, &str, &str)] = &[
         3,
         "cdr agents queues",
         include_str!("../../migrations/0003_cdr_agents_queues.sql"),
+    ),
+    (
+        4,
+        "cdr labels version",
+        include_str!("../../migrations/0004_cdr_labels_version.sql"),
     ),
 ];
 
@@ -84,6 +89,20 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// inserts are chunked to stay under it, and so are `IN` lists.
 const MAX_PARAMS: usize = 999;
 
+/// The calls of one value of a label, for reports "by call type".
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LabelGroup {
+    /// None: the calls that never got the label.
+    pub value: Option<String>,
+    pub calls: i64,
+    /// Answered by an agent.
+    pub answered: i64,
+    /// Abandoned while waiting in a queue.
+    pub abandoned: i64,
+    /// Total call time, INVITE to end.
+    pub total_ms: i64,
+}
+
 /// A table written by multi-row `INSERT ... ON CONFLICT (key) DO NOTHING`.
 struct Table {
     name: &'static str,
@@ -121,8 +140,15 @@ const CDR: Table = Table {
         "hold_ms",
         "wrap_up_ms",
         "abandoned",
+        "flow_version",
     ],
     key: "id",
+};
+
+const LABELS: Table = Table {
+    name: "cdr_labels",
+    columns: &["call_id", "seq", "name", "value"],
+    key: "call_id, seq",
 };
 
 const OFFERS: Table = Table {
@@ -449,6 +475,10 @@ impl CdrStore {
         insert_rows(&mut tx, &TRANSFERS, &transfers, bind_transfer)
             .await
             .map_err(failed)?;
+        let labels = children(calls, |rec| &rec.labels);
+        insert_rows(&mut tx, &LABELS, &labels, bind_label)
+            .await
+            .map_err(failed)?;
         insert_rows(&mut tx, &AGENT_STATES, agent_states, bind_agent_state)
             .await
             .map_err(failed)?;
@@ -463,6 +493,57 @@ impl CdrStore {
     /// Agent-state records only; see [`CdrStore::write_batch`].
     pub async fn insert_agent_states(&self, states: &[AgentStateRecord]) -> Result<(), CdrError> {
         self.write_batch(&[], states).await
+    }
+
+    /// Calls grouped by the value of one label (a call type, a VIP tier), most calls first;
+    /// calls without the label form the group `None`. The same SQL on both backends.
+    pub async fn by_label(&self, name: &str) -> Result<Vec<LabelGroup>, CdrError> {
+        let failed = |error| CdrError::Query {
+            operation: "group calls by label",
+            error,
+        };
+        // SUM over BIGINT is NUMERIC on PostgreSQL, which the Any driver does not read.
+        let totals = "COUNT(*) AS calls, \
+             CAST(SUM(CASE WHEN c.agent IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS answered, \
+             CAST(SUM(c.abandoned) AS BIGINT) AS abandoned, \
+             CAST(SUM(c.end_ms - c.start_ms) AS BIGINT) AS total_ms";
+        let labelled = format!(
+            "SELECT l.value AS value, {totals} FROM cdr_labels l JOIN cdr c ON c.id = l.call_id \
+             WHERE l.name = $1 GROUP BY l.value ORDER BY calls DESC, value"
+        );
+        let unlabelled = format!(
+            "SELECT {totals} FROM cdr c WHERE NOT EXISTS \
+             (SELECT 1 FROM cdr_labels l WHERE l.call_id = c.id AND l.name = $1)"
+        );
+        let group = |row: &AnyRow, value: Option<String>| -> Result<LabelGroup, CdrError> {
+            Ok(LabelGroup {
+                value,
+                calls: column(row, "calls")?,
+                answered: column::<Option<i64>>(row, "answered")?.unwrap_or(0),
+                abandoned: column::<Option<i64>>(row, "abandoned")?.unwrap_or(0),
+                total_ms: column::<Option<i64>>(row, "total_ms")?.unwrap_or(0),
+            })
+        };
+        let mut out = Vec::new();
+        for row in sqlx::query(&labelled)
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(failed)?
+        {
+            let value: String = column(&row, "value")?;
+            out.push(group(&row, Some(value))?);
+        }
+        let row = sqlx::query(&unlabelled)
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(failed)?;
+        let rest = group(&row, None)?;
+        if rest.calls > 0 {
+            out.push(rest);
+        }
+        Ok(out)
     }
 
     /// The `n` most recent calls by start time, newest first.
@@ -630,9 +711,18 @@ impl CdrStore {
             let transfer = transfer_from_row(&row, &call_id)?;
             transfers.entry(call_id).or_default().push(transfer);
         }
+        let mut labels: HashMap<String, Vec<CallLabel>> = HashMap::new();
+        for row in self.child_rows(&LABELS, &ids).await? {
+            let call_id: String = column(&row, "call_id")?;
+            labels.entry(call_id).or_default().push(CallLabel {
+                name: column(&row, "name")?,
+                value: column(&row, "value")?,
+            });
+        }
         for rec in &mut records {
             rec.offers = offers.remove(&rec.id).unwrap_or_default();
             rec.transfers = transfers.remove(&rec.id).unwrap_or_default();
+            rec.labels = labels.remove(&rec.id).unwrap_or_default();
         }
         Ok(records)
     }
@@ -657,7 +747,7 @@ impl CdrStore {
                     .fetch_all(&self.pool)
                     .await
                     .map_err(|error| CdrError::Query {
-                        operation: "read offers and transfers",
+                        operation: "read offers, transfers and labels",
                         error,
                     })?,
             );
@@ -753,6 +843,15 @@ fn bind_call<'q>(query: AnyQuery<'q>, rec: &'q CdrRecord) -> AnyQuery<'q> {
         .bind(rec.hold_ms)
         .bind(rec.wrap_up_ms)
         .bind(i32::from(rec.abandoned))
+        .bind(rec.flow_version.as_deref())
+}
+
+fn bind_label<'q, 'a>(query: AnyQuery<'q>, label: &'q Child<'a, CallLabel>) -> AnyQuery<'q> {
+    query
+        .bind(label.call_id)
+        .bind(label.seq)
+        .bind(label.row.name.as_str())
+        .bind(label.row.value.as_str())
 }
 
 fn bind_offer<'q, 'a>(query: AnyQuery<'q>, offer: &'q Child<'a, OfferRow>) -> AnyQuery<'q> {
@@ -883,9 +982,11 @@ fn record_from_row(row: &AnyRow) -> Result<CdrRecord, CdrError> {
         hold_ms: column(row, "hold_ms")?,
         wrap_up_ms: column(row, "wrap_up_ms")?,
         abandoned: abandoned != 0,
+        flow_version: column(row, "flow_version")?,
         // Filled in by `records`.
         offers: Vec::new(),
         transfers: Vec::new(),
+        labels: Vec::new(),
         id,
     })
 }

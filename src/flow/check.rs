@@ -126,6 +126,7 @@ fn unreachable_nodes(flow: &Flow, diags: &mut Diagnostics) {
 fn instant_exits(set: &FlowSet, kind: &NodeKind) -> Vec<NodeId> {
     match kind {
         NodeKind::Set { next, .. }
+        | NodeKind::Label { next, .. }
         | NodeKind::Goto { next }
         | NodeKind::Language { next, .. }
         | NodeKind::Announcement { next, .. } => vec![*next],
@@ -241,6 +242,7 @@ fn unset_variables(node: &Node, assigned: &HashSet<String>, diags: &mut Diagnost
     }
     match &node.kind {
         NodeKind::Set { vars, .. } => vars.iter().for_each(|(_, e)| e.variables(&mut used)),
+        NodeKind::Label { labels, .. } => labels.iter().for_each(|(_, t)| t.variables(&mut used)),
         NodeKind::Lookup(l) => {
             l.url.variables(&mut used);
             l.body.iter().for_each(|(_, e)| e.variables(&mut used));

@@ -339,6 +339,27 @@ fn a_schedule_names_calendars_that_exist() {
 }
 
 #[test]
+fn label_nodes_are_checked() {
+    let text = with_nodes(
+        "[nodes.a]\ntype = \"label\"\nlabels = { \"call type\" = \"x\", vip = 3, tier = \"{tier\" }\nnext = \"b\"\n\
+         [nodes.b]\ntype = \"label\"\nlabels = {}\nnext = \"c\"\n\
+         [nodes.c]\ntype = \"label\"\nnext = \"end\"\n",
+    );
+    let joined = errors(&[("a.toml", &text)]).join("\n");
+    assert!(
+        joined.contains("\"call type\" is not a label name"),
+        "{joined}"
+    );
+    assert!(
+        joined.contains("a label's value must be a string, not"),
+        "{joined}"
+    );
+    assert!(joined.contains("is not closed"), "{joined}");
+    assert!(joined.contains("`labels` is empty"), "{joined}");
+    assert!(joined.contains("a label node needs `labels`"), "{joined}");
+}
+
+#[test]
 fn announcement_switches_are_listed_with_their_templates() {
     let text = with_nodes(
         "[nodes.a]\ntype = \"announcement\"\nswitch = \"outage\"\nprompts = [\"n\"]\nnext = \"b\"\n\

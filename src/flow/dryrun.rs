@@ -63,6 +63,8 @@ pub struct Walk {
     pub shown_vars: Vec<(String, String)>,
     pub survey: Vec<(String, String)>,
     pub language: String,
+    /// The CDR labels the call would get (sensitive parts already masked).
+    pub labels: Vec<(String, String)>,
 }
 
 /// Bounds, so a flow that never ends does not make a walk run for ever.
@@ -213,6 +215,7 @@ pub fn walk(
         shown_vars,
         survey: it.survey_answers().to_vec(),
         language: it.language().to_string(),
+        labels: it.labels().to_vec(),
     }
 }
 

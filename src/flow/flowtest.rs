@@ -16,6 +16,7 @@
 //! expect_not = ["complaints"]      # never visited
 //! expect_prompts = ["balance_is"]
 //! expect_vars = { name = "Li", case = false }     # false: not set
+//! expect_labels = { call_type = "balance" }        # false: not labelled
 //! ```
 
 use std::collections::HashMap;
@@ -57,6 +58,8 @@ pub struct TestCase {
     expect_prompts: Vec<String>,
     /// None: the variable must not be set.
     expect_vars: Vec<(String, Option<String>)>,
+    /// CDR labels; None: the call must not get that label.
+    expect_labels: Vec<(String, Option<String>)>,
     /// The announcement switches on during the walk: a test does not depend on the switch
     /// files of the day it runs.
     switches: Arc<Switches>,
@@ -283,23 +286,8 @@ fn read_case(t: &Table, set: &FlowSet, sink: &mut Sink) -> Option<TestCase> {
             _ => sink.error(&tr.span, "transfer is \"answer\" or \"fail\""),
         }
     }
-    let mut expect_vars = Vec::new();
-    if let Some(v) = t.table("expect_vars", sink) {
-        for (var, value) in v.entries() {
-            match value.get_ref() {
-                DeValue::String(s) => expect_vars.push((var.v, Some(s.to_string()))),
-                // TOML has no null: `false` says the variable must not be set at all.
-                DeValue::Boolean(false) => expect_vars.push((var.v, None)),
-                other => sink.error(
-                    &value.span(),
-                    format!(
-                        "an expected value is a string, or false for \"not set\"; not {}",
-                        kind_of(other)
-                    ),
-                ),
-            }
-        }
-    }
+    let expect_vars = expected_values(t, "expect_vars", sink);
+    let expect_labels = expected_values(t, "expect_labels", sink);
     let expect_not = list("expect_not", sink);
     let mut switches = Switches::default();
     for name in t.strings("switches", sink).unwrap_or_default() {
@@ -329,8 +317,31 @@ fn read_case(t: &Table, set: &FlowSet, sink: &mut Sink) -> Option<TestCase> {
         expect_not,
         expect_prompts,
         expect_vars,
+        expect_labels,
         switches: Arc::new(switches),
     })
+}
+
+/// `{ name = "value", other = false }`: values as strings, `false` for "not set".
+fn expected_values(t: &Table, key: &'static str, sink: &mut Sink) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    if let Some(v) = t.table(key, sink) {
+        for (name, value) in v.entries() {
+            match value.get_ref() {
+                DeValue::String(s) => out.push((name.v, Some(s.to_string()))),
+                // TOML has no null: `false` says "not set at all".
+                DeValue::Boolean(false) => out.push((name.v, None)),
+                other => sink.error(
+                    &value.span(),
+                    format!(
+                        "an expected value is a string, or false for \"not set\"; not {}",
+                        kind_of(other)
+                    ),
+                ),
+            }
+        }
+    }
+    out
 }
 
 pub fn run(case: &TestCase, set: &Arc<FlowSet>, language: &str, tz: &TimeZone) -> Outcome {
@@ -403,6 +414,19 @@ fn judge(case: &TestCase, walk: &Walk) -> Option<String> {
             return Some(match want {
                 Some(want) => format!("expected {var} = {want:?}, it is {shown:?}"),
                 None => format!("expected {var} not to be set, it is {shown:?}"),
+            });
+        }
+    }
+    for (label, want) in &case.expect_labels {
+        let got = walk
+            .labels
+            .iter()
+            .find(|(k, _)| k == label)
+            .map(|(_, v)| v.as_str());
+        if got != want.as_deref() {
+            return Some(match want {
+                Some(want) => format!("expected label {label} = {want:?}, it is {got:?}"),
+                None => format!("expected no label {label}, it is {got:?}"),
             });
         }
     }

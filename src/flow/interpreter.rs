@@ -211,6 +211,8 @@ pub struct Interpreter {
     language: String,
     survey: Vec<(String, String)>,
     recordings: Vec<String>,
+    /// CDR labels, in the order first set.
+    labels: Vec<(String, String)>,
     stuck: bool,
     /// The latest event's time, so expressions read the wall clock of that moment.
     last_now: Instant,
@@ -246,6 +248,7 @@ impl Interpreter {
             language,
             survey: Vec::new(),
             recordings: Vec::new(),
+            labels: Vec::new(),
             stuck: false,
             last_now: started,
         }
@@ -282,6 +285,9 @@ impl Interpreter {
     }
     pub fn recordings(&self) -> &[String] {
         &self.recordings
+    }
+    pub fn labels(&self) -> &[(String, String)] {
+        &self.labels
     }
     pub fn is_finished(&self) -> bool {
         self.wait == Wait::Finished
@@ -637,6 +643,26 @@ impl Interpreter {
                 for (name, e) in vars {
                     let v = e.eval(&*self).to_string();
                     self.vars.insert(name.clone(), v);
+                }
+                self.enter(now, *next)
+            }
+            NodeKind::Label { labels, next } => {
+                // Masked where a sensitive variable goes in: labels reach the database.
+                let shown = Shown::of(self);
+                let values: Vec<(String, String)> = labels
+                    .iter()
+                    .map(|(name, value)| {
+                        (
+                            name.clone(),
+                            label_value(&value.render(&shown, str::to_string)),
+                        )
+                    })
+                    .collect();
+                for (name, value) in values {
+                    match self.labels.iter_mut().find(|(n, _)| *n == name) {
+                        Some(slot) => slot.1 = value,
+                        None => self.labels.push((name, value)),
+                    }
                 }
                 self.enter(now, *next)
             }
@@ -1284,6 +1310,20 @@ impl Scope for Interpreter {
 }
 
 /// The interpreter's variables as they may be shown: sensitive values masked.
+/// Longest label value kept: a label is a category, not a document.
+pub const MAX_LABEL_VALUE: usize = 64;
+
+/// A label value as stored: no control characters, no surrounding space, bounded.
+fn label_value(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .chars()
+        .take(MAX_LABEL_VALUE)
+        .collect()
+}
+
 struct Shown<'a> {
     it: &'a Interpreter,
     masked: HashMap<&'a str, String>,

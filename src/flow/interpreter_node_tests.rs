@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::T;
+use crate::flow::interpreter::MAX_LABEL_VALUE;
 use crate::flow::{LookupResult, QueueExit, RecordOutcome, TaskId};
 
 fn flow(nodes: &str) -> String {
@@ -367,6 +368,49 @@ fn schedules_share_a_calendars_holidays_and_special_days() {
     // The node's own special day wins over the calendar's "closed".
     assert_eq!(at(&text, "2026-05-11T01:30:00Z"), "open", "09:30");
     assert_eq!(at(&text, "2026-05-11T03:00:00Z"), "closed", "11:00");
+}
+
+/// Labels for the CDR: set from templates, set again in place, masked where a sensitive
+/// value goes in, cleaned of control characters and bounded.
+#[test]
+fn labels_name_the_call_for_reports() {
+    let card = COLLECT
+        .replace("min_digits = 4", "min_digits = 16")
+        .replace("max_digits = 8", "max_digits = 16")
+        .replace("max_attempts = 3", "max_attempts = 3\nsensitive = true\nkeep_last = 4")
+        .replace("next = \"ok\"", "next = \"tag\"")
+        .replace("[nodes.a]", "[nodes.first]\ntype = \"label\"\nlabels = { call_type = \"card\", outcome = \"started\" }\nnext = \"a\"\n[nodes.a]");
+    let text = flow(&format!(
+        "{card}\n[nodes.tag]\ntype = \"label\"\n\
+         labels = {{ outcome = \"  done\\u0007 \", card = \"{{acct}}\", caller = \"{{caller}}{{caller}}{{caller}}{{caller}}{{caller}}{{caller}}\" }}\n\
+         next = \"ok\"\n"
+    ))
+    .replace("start = \"a\"", "start = \"first\"");
+    let mut t = T::new(&text);
+    t.settle();
+    assert_eq!(
+        t.it.labels(),
+        [
+            ("call_type".to_string(), "card".to_string()),
+            ("outcome".to_string(), "started".to_string())
+        ]
+    );
+    t.press("4111111111111234#");
+    t.settle();
+    t.press("1");
+    assert_eq!(t.settle(), ["thanks", "<hangup>"]);
+    let labels = t.it.labels();
+    assert_eq!(labels[0], ("call_type".to_string(), "card".to_string()));
+    assert_eq!(
+        labels[1],
+        ("outcome".to_string(), "done".to_string()),
+        "kept its place"
+    );
+    assert_eq!(
+        labels[2],
+        ("card".to_string(), "xxxxxxxxxxxx1234".to_string())
+    );
+    assert_eq!(labels[3].1.chars().count(), MAX_LABEL_VALUE);
 }
 
 #[test]
@@ -916,7 +960,14 @@ fn random_events_on_every_flow_that_loads_never_panic() {
     }
     let mut rng = fastrand::Rng::with_seed(0x5eed);
     let dir = std::env::temp_dir().join(format!("hotline-fuzz-{}", rng.u64(..)));
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(dir.join("calendars")).unwrap();
+    // The demo's schedule names the shipped calendar.
+    for e in std::fs::read_dir(root.join("ivr-flows/calendars"))
+        .unwrap()
+        .flatten()
+    {
+        std::fs::copy(e.path(), dir.join("calendars").join(e.file_name())).unwrap();
+    }
     let mut driven = 0;
     for round in 0..120 {
         let mut text = sources[round % sources.len()].clone().into_bytes();

@@ -151,6 +151,11 @@ pub enum NodeKind {
         vars: Vec<(String, Expr)>,
         next: NodeId,
     },
+    /// Labels for the CDR: (name, value template).
+    Label {
+        labels: Vec<(String, Template)>,
+        next: NodeId,
+    },
     Branch {
         cases: Vec<(Expr, NodeId)>,
         otherwise: NodeId,
@@ -381,6 +386,7 @@ impl NodeKind {
             NodeKind::Menu(_) => "menu",
             NodeKind::Collect(_) => "collect",
             NodeKind::Set { .. } => "set",
+            NodeKind::Label { .. } => "label",
             NodeKind::Branch { .. } => "branch",
             NodeKind::Goto { .. } => "goto",
             NodeKind::Subflow { .. } => "subflow",
@@ -408,6 +414,7 @@ impl NodeKind {
         match self {
             NodeKind::Play { next, .. }
             | NodeKind::Set { next, .. }
+            | NodeKind::Label { next, .. }
             | NodeKind::Goto { next }
             | NodeKind::Subflow { next, .. }
             | NodeKind::Announcement { next, .. }

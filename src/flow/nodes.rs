@@ -19,11 +19,12 @@ use crate::core::duration::parse_duration;
 /// A timer that fires at once would let a flow spin without waiting.
 const MIN_TIMEOUT: Duration = Duration::from_millis(100);
 
-pub const NODE_TYPES: [&str; 17] = [
+pub const NODE_TYPES: [&str; 18] = [
     "play",
     "menu",
     "collect",
     "set",
+    "label",
     "branch",
     "goto",
     "subflow",
@@ -145,6 +146,15 @@ fn switch_template_ok(text: &str) -> bool {
             }
             c => depth > 0 || c.is_ascii_alphanumeric() || c == '_' || c == '-',
         })
+}
+
+/// Label names are column-like: reports and SQL name them.
+pub const MAX_LABEL_NAME: usize = 32;
+
+fn valid_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= MAX_LABEL_NAME
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn valid_name(s: &str) -> bool {
@@ -285,6 +295,7 @@ impl Ctx<'_, '_, '_> {
                     next: self.req_node(t, "next"),
                 }
             }
+            "label" => self.label(t),
             "branch" => self.branch(t),
             "goto" => NodeKind::Goto {
                 next: self.req_node(t, "next"),
@@ -533,6 +544,44 @@ impl Ctx<'_, '_, '_> {
             cases,
             otherwise: self.req_node(t, "else"),
             when_sites,
+        }
+    }
+
+    fn label(&mut self, t: &Table) -> NodeKind {
+        let mut labels = Vec::new();
+        match t.table("labels", self.sink) {
+            Some(l) => {
+                for (name, value) in l.entries() {
+                    if !valid_label(&name.v) {
+                        self.sink.error(
+                            &name.span,
+                            format!(
+                                "{:?} is not a label name (letters, digits and _, up to {MAX_LABEL_NAME} characters, e.g. call_type)",
+                                name.v
+                            ),
+                        );
+                        continue;
+                    }
+                    let Some(text) = self.string_value(value, "a label's value") else {
+                        continue;
+                    };
+                    if let Some(template) = self.template(&text) {
+                        labels.push((name.v, template));
+                    }
+                }
+                if l.entries().next().is_none() {
+                    self.sink.error(&t.span, "`labels` is empty");
+                }
+            }
+            None if !t.has("labels") => self.sink.error(
+                &t.span,
+                "a label node needs `labels`, e.g. labels = { call_type = \"outage\" }",
+            ),
+            None => {}
+        }
+        NodeKind::Label {
+            labels,
+            next: self.req_node(t, "next"),
         }
     }
 

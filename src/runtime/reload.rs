@@ -128,12 +128,7 @@ impl ReloadGate {
 
 /// Editors and copy tools write beside the real file; those names never hold a flow or prompt.
 pub(crate) fn is_scratch_name(name: &OsStr) -> bool {
-    let name = name.to_string_lossy();
-    name.starts_with('.')
-        || name.ends_with('~')
-        || name.ends_with(".swp")
-        || name.ends_with(".swx")
-        || name.ends_with(".tmp")
+    crate::versions::is_scratch_name(&name.to_string_lossy())
 }
 
 /// Symlinked directories could loop; real flow and prompt trees are a few levels deep.
