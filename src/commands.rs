@@ -35,6 +35,7 @@ use hotline::flow::switches::{self, Window};
 use hotline::flow::{
     ANNOUNCEMENT_DIR, CallInfo, FlowId, FlowSet, LookupRequest, LookupResult, Switches,
 };
+use hotline::versions::History;
 
 fn local_zone() -> jiff::tz::TimeZone {
     jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC)
@@ -75,6 +76,7 @@ pub fn check(config: &Config, tests: bool) -> anyhow::Result<ExitCode> {
         catalog.languages().len(),
         report.warnings.len()
     );
+    out!("version {}", catalog.version);
     if !tests {
         return Ok(ExitCode::SUCCESS);
     }
@@ -604,5 +606,121 @@ pub fn agent_password(
     if let Some(p) = pin {
         out!("pin_sha256 = \"{}\"", load::pin_sha256(id, &p));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn local_time(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| {
+            t.to_zoned_datetime(local_zone())
+                .strftime("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// `hotline versions`: the flow-set versions kept in the history, newest first.
+pub fn versions(config: &Config) -> anyhow::Result<ExitCode> {
+    let history = History::new(&config.flow_history_dir);
+    let manifests = history.manifests()?;
+    if manifests.is_empty() {
+        out!(
+            "no versions kept in {} yet: a running hotline keeps each version it applies",
+            history.dir().display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let applied = history.applied()?;
+    let running = applied.last().map(|a| a.id.clone());
+    out!("version       kept                 last applied         files  note");
+    for m in manifests.iter().rev() {
+        let last = applied
+            .iter()
+            .rev()
+            .find(|a| a.id == m.id)
+            .map_or("-".to_string(), |a| local_time(a.at_ms));
+        let note = if Some(&m.id) == running.as_ref() {
+            "running (last applied)"
+        } else if m.kind == "replaced" {
+            "files a rollback replaced (never applied)"
+        } else {
+            ""
+        };
+        out!(
+            "{:<12}  {:<19}  {:<19}  {:>5}  {note}",
+            m.id,
+            local_time(m.created_ms),
+            last,
+            m.entries.len()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hotline rollback [VERSION]`: writes a kept version's files back (the previous applied one
+/// by default); a running server's file watch applies them.
+pub fn rollback(
+    config: &Config,
+    version: Option<String>,
+    wait: std::time::Duration,
+) -> anyhow::Result<ExitCode> {
+    let history = History::new(&config.flow_history_dir);
+    let target = match &version {
+        Some(v) => history.resolve(v)?,
+        None => history.previous()?,
+    };
+    let started = now_ms();
+    let saved = history
+        .restore(&target, &config.flows_dir, &config.prompts_dir, started)
+        .context("restoring the files")?;
+    out!(
+        "restored version {} (kept {}) into {} and {}",
+        target.id,
+        local_time(target.created_ms),
+        config.flows_dir.display(),
+        config.prompts_dir.display()
+    );
+    if saved.id != target.id {
+        out!(
+            "the files it replaced are kept as version {} (`hotline rollback {}` brings them back)",
+            saved.id,
+            saved.id
+        );
+    }
+    // The restored files as the server will see them: a language folder removed since, for
+    // one, would make the server refuse them.
+    let report = Catalog::check(&config.flows_dir, &config.prompts_dir, &config.language)?;
+    if report.catalog.is_none() {
+        print_report(&report);
+        bail!("the restored files do not load here; the running server keeps its version");
+    }
+    if wait.is_zero() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let deadline = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < deadline {
+        let applied = history.applied()?;
+        if applied
+            .iter()
+            .any(|a| a.id == target.id && a.at_ms >= started)
+        {
+            out!(
+                "a running hotline applied version {}: new calls use it",
+                target.id
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    out!(
+        "no running hotline applied it within {} s (is one running with this history, {}? \
+         With [reload] watch = false, send it SIGHUP.)",
+        wait.as_secs(),
+        history.dir().display()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -105,6 +105,30 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// List the versions of the flows and prompts a running server has kept (newest first).
+    Versions {
+        #[arg(long)]
+        flows: Option<PathBuf>,
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Put an earlier version of the flows and prompts back (default: the one applied before
+    /// the running one); a running server picks the files up by itself.
+    Rollback {
+        /// A version from `hotline versions` (its first characters will do).
+        version: Option<String>,
+        /// How long to wait for a running server to apply it (0: do not wait).
+        #[arg(long, default_value_t = 10)]
+        wait: u64,
+        #[arg(long)]
+        flows: Option<PathBuf>,
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Make an agent's digest credentials for ivr-flows/acd/agents.toml: reads the password
     /// (and with --pin the login PIN) from standard input, one line each, and prints the
     /// lines to paste.
@@ -334,6 +358,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             realm,
             pin,
         } => commands::agent_password(&id, extension.as_deref(), &realm, pin),
+        Command::Versions {
+            flows,
+            prompts,
+            config,
+        } => commands::versions(&flow_config(config, flows, prompts)?),
+        Command::Rollback {
+            version,
+            wait,
+            flows,
+            prompts,
+            config,
+        } => commands::rollback(
+            &flow_config(config, flows, prompts)?,
+            version,
+            std::time::Duration::from_secs(wait),
+        ),
         Command::Announce {
             name,
             state,

@@ -1786,7 +1786,15 @@ async fn check_by_label(store: &CdrStore) {
     let groups = store.by_label(&name).await.expect("group");
     let ours: Vec<(Option<&str>, i64, i64, i64, i64)> = groups
         .iter()
-        .map(|g| (g.value.as_deref(), g.calls, g.answered, g.abandoned, g.total_ms))
+        .map(|g| {
+            (
+                g.value.as_deref(),
+                g.calls,
+                g.answered,
+                g.abandoned,
+                g.total_ms,
+            )
+        })
         .collect();
     assert_eq!(ours[0], (Some("outage"), 3, 1, 1, 60_000));
     assert_eq!(ours[1], (Some("billing"), 1, 0, 0, 40_000));

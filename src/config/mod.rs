@@ -124,6 +124,7 @@ struct FlowsSection {
     recordings: Option<PathBuf>,
     language: Option<String>,
     lookup_ca: Option<PathBuf>,
+    history: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -269,6 +270,8 @@ pub struct Config {
     pub prompts_dir: PathBuf,
     /// Where `record` nodes save callers' messages (one subdirectory a day).
     pub recordings_dir: PathBuf,
+    /// Where the server keeps each flow-set version it applies, for `hotline rollback`.
+    pub flow_history_dir: PathBuf,
     pub language: String,
     /// Authorities trusted for https:// look-up back ends (PEM); None: the system's.
     pub lookup_ca: Option<PathBuf>,
@@ -318,6 +321,7 @@ impl Default for Config {
             flows_dir: PathBuf::from("./ivr-flows"),
             prompts_dir: PathBuf::from("./prompts"),
             recordings_dir: PathBuf::from("./recordings"),
+            flow_history_dir: PathBuf::from("./flow-history"),
             language: "en".into(),
             lookup_ca: None,
             database: "sqlite://hotline.db".into(),
@@ -539,6 +543,23 @@ impl Config {
         c.recordings_dir = parsed.flows.recordings.unwrap_or(c.recordings_dir);
         c.language = parsed.flows.language.unwrap_or(c.language);
         c.lookup_ca = parsed.flows.lookup_ca;
+        c.flow_history_dir = parsed.flows.history.unwrap_or(c.flow_history_dir);
+        // Inside a watched directory, keeping a version would itself be an edit to reload.
+        for (watched, key) in [
+            (&c.flows_dir, "flows.dir"),
+            (&c.prompts_dir, "flows.prompts"),
+        ] {
+            if inside(&c.flow_history_dir, watched) {
+                return Err(ConfigError::Invalid {
+                    key: "flows.history",
+                    message: format!(
+                        "{} is inside {} ({key}); keep the version history beside it",
+                        c.flow_history_dir.display(),
+                        watched.display()
+                    ),
+                });
+            }
+        }
         let database_flag = flag(&overrides.database, "--database");
         c.database = overrides
             .database
@@ -561,6 +582,30 @@ impl Config {
         }
         Ok(c)
     }
+}
+
+/// Whether `path` is `dir` or below it, compared as absolute paths (neither need exist).
+fn inside(path: &Path, dir: &Path) -> bool {
+    let absolute = |p: &Path| {
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().unwrap_or_default().join(p)
+        };
+        // Lexically: `./a/../b` and `b` are the same place.
+        let mut out = PathBuf::new();
+        for c in p.components() {
+            match c {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                c => out.push(c),
+            }
+        }
+        out
+    };
+    absolute(path).starts_with(absolute(dir))
 }
 
 /// A file the types refuse: the position, the dotted key it is about when the span points

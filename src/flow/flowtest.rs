@@ -594,6 +594,10 @@ start = "area"
 [nodes.area]
 type = "set"
 vars = { area = "'north'" }
+next = "tag"
+[nodes.tag]
+type = "label"
+labels = { call_type = "outage-{area}" }
 next = "notice"
 [nodes.notice]
 type = "announcement"
@@ -611,8 +615,13 @@ type = "hangup"
             )
         };
         let text = [
-            case("on", "switches = [\"outage-north\"]", "\"n\""),
+            case(
+                "on",
+                "switches = [\"outage-north\"]\nexpect_labels = { call_type = \"outage-north\", vip = false }",
+                "\"n\"",
+            ),
             case("off whatever the files say", "", "\"n\""),
+            case("a label it does not get", "expect_labels = { vip = \"gold\" }", ""),
         ]
         .concat();
         std::fs::write(dir.join("tests/t.toml"), &text).unwrap();

@@ -28,6 +28,7 @@ use crate::flow::Switches;
 use crate::sip::admission::AdmissionConfig;
 use crate::sip::transaction::TimerConfig;
 use crate::sip::{Peer, TransportKind};
+use crate::versions::History;
 use reload::{Loaded, ReloadGate, Sources, Trigger};
 
 /// 503s a second for a source over its call rate; its other INVITEs go unanswered.
@@ -152,13 +153,23 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
     let tree = config
         .reload_watch
         .then(|| reload::TreeWatch::new(reload::scan(&roots)));
-    let catalog = Arc::new(Catalog::load(
-        &config.flows_dir,
-        &config.prompts_dir,
-        &config.language,
-    )?);
+    let catalog = Catalog::load(&config.flows_dir, &config.prompts_dir, &config.language)?;
+    let sources = Sources {
+        flows: config.flows_dir.clone(),
+        prompts: config.prompts_dir.clone(),
+        language: config.language.clone(),
+        timezone: jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC),
+        history: History::new(&config.flow_history_dir),
+    };
+    reload::keep_version(&sources, &catalog);
+    let catalog = Arc::new(catalog);
     let (flows, prompts) = reload::counts(&catalog);
-    tracing::info!(flows, prompts, "flows and prompts loaded");
+    tracing::info!(
+        flows,
+        prompts,
+        flow_set = catalog.version,
+        "flows and prompts loaded"
+    );
     let (udp, listener) = bind_sip(config.sip_bind, config.sip_tcp).await?;
     let sip_addr = udp.local_addr().map_err(|source| RuntimeError::BindSip {
         addr: config.sip_bind,
@@ -264,7 +275,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
     if let Some(gateway) = config.outbound {
         trusted.add(gateway.ip());
     }
-    let timezone = jiff::tz::TimeZone::try_system().unwrap_or(jiff::tz::TimeZone::UTC);
+    let timezone = sources.timezone.clone();
     let engine_cfg = EngineConfig {
         max_calls: budget.max_calls,
         source_max_calls: config.source_max_calls,
@@ -360,12 +371,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
     });
     tracing::info!(sip = %sip_addr, tcp = config.sip_tcp, tls = ?tls_addr, srtp = ?config.srtp, rtp = ?config.rtp_ports, database = %crate::cdr::store::redact_url(&config.database), watch = config.reload_watch, "hotline is taking calls");
     let reloading = Reloading {
-        sources: Sources {
-            flows: config.flows_dir.clone(),
-            prompts: config.prompts_dir.clone(),
-            language: config.language.clone(),
-            timezone: timezone.clone(),
-        },
+        sources,
         requests: reload_rx,
         status: status_tx,
     };

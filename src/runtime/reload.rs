@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::call::Catalog;
 use crate::flow::Switches;
+use crate::versions::History;
 
 /// What asked for a reload; it only goes into the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +217,42 @@ pub(crate) struct Sources {
     pub language: String,
     /// For the times in announcement switch files that name no offset.
     pub timezone: jiff::tz::TimeZone,
+    /// Where each applied version is kept for `hotline rollback`.
+    pub history: History,
+}
+
+/// Keeps the version a load produced in the history and logs it as applied (the loop applies
+/// every load that succeeds). A history that cannot be written costs only the rollback to
+/// this version, never the load.
+pub(crate) fn keep_version(sources: &Sources, catalog: &Catalog) {
+    let now_ms = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let kept = sources.history.store(
+        &sources.flows,
+        &sources.prompts,
+        &catalog.files,
+        "applied",
+        now_ms,
+    );
+    match kept {
+        Ok(m) if m.id == catalog.version => {
+            if let Err(e) = sources.history.record_applied(&m.id, now_ms) {
+                tracing::warn!(error = %e, "could not log the applied flow-set version");
+            }
+        }
+        // Edited between the load and now: the next reload (already on its way, the watch
+        // saw the edit) keeps the newer files.
+        Ok(_) => tracing::warn!(
+            version = catalog.version,
+            "flow files changed while loading; this version is not kept for rollback"
+        ),
+        Err(e) => tracing::warn!(
+            error = %e,
+            dir = %sources.history.dir().display(),
+            "could not keep this flow-set version; `hotline rollback` will not offer it"
+        ),
+    }
 }
 
 /// A finished load, as it comes back to the signalling loop.
@@ -235,7 +272,10 @@ pub(crate) fn spawn_load(sources: &Sources, trigger: Trigger, done: mpsc::Sender
             Catalog::load(&sources.flows, &sources.prompts, &sources.language)
         });
         let result = match loaded {
-            Ok(Ok(catalog)) => Ok(catalog),
+            Ok(Ok(catalog)) => {
+                keep_version(&sources, &catalog);
+                Ok(catalog)
+            }
             Ok(Err(e)) => Err(e.to_string().lines().map(str::to_string).collect()),
             Err(panic) => Err(vec![format!(
                 "loading panicked: {}",
@@ -277,6 +317,7 @@ pub(crate) fn settle(loaded: Loaded, status: &watch::Sender<ReloadStatus>) -> Op
                 flows,
                 prompts,
                 version,
+                flow_set = catalog.version,
                 "flows and prompts reloaded; new calls use them"
             );
             Some(catalog)

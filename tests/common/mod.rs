@@ -135,6 +135,7 @@ pub fn site(flow: &str) -> Site {
         prompts_dir: prompts,
         database: format!("sqlite://{}", dir.path().join("cdr.db").display()),
         cdr_spool: dir.path().join("spool.jsonl"),
+        flow_history_dir: dir.path().join("flow-history"),
         shutdown_grace: Duration::from_secs(2),
         ..Config::default()
     };
