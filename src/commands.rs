@@ -500,7 +500,7 @@ pub fn announce(config: &Config, args: AnnounceArgs) -> anyhow::Result<ExitCode>
         Some("on") => {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             // Written aside and renamed, so the watcher never reads half a window.
-            let scratch = dir.join(format!(".{name}.on.tmp"));
+            let scratch = dir.join(format!(".{name}.on.{}.tmp", std::process::id()));
             std::fs::write(&scratch, window.to_file(&tz))
                 .with_context(|| format!("writing {}", scratch.display()))?;
             std::fs::rename(&scratch, &file)
@@ -645,8 +645,10 @@ pub fn versions(config: &Config) -> anyhow::Result<ExitCode> {
             .map_or("-".to_string(), |a| local_time(a.at_ms));
         let note = if Some(&m.id) == running.as_ref() {
             "running (last applied)"
-        } else if m.kind == "replaced" {
+        } else if last == "-" && m.kind == "replaced" {
             "files a rollback replaced (never applied)"
+        } else if last == "-" {
+            "never applied (edited while loading)"
         } else {
             ""
         };
@@ -692,11 +694,25 @@ pub fn rollback(
         );
     }
     // The restored files as the server will see them: a language folder removed since, for
-    // one, would make the server refuse them.
+    // one, would make the server refuse them. A version that ran before is put back only
+    // whole: if it no longer loads, what was there returns. A version that never ran (an
+    // edit a rollback replaced) is left on disk to be fixed, since that is why it was asked for.
     let report = Catalog::check(&config.flows_dir, &config.prompts_dir, &config.language)?;
     if report.catalog.is_none() {
         print_report(&report);
-        bail!("the restored files do not load here; the running server keeps its version");
+        let ran_before = history.applied()?.iter().any(|a| a.id == target.id);
+        if ran_before && saved.id != target.id {
+            history
+                .restore(&saved, &config.flows_dir, &config.prompts_dir, now_ms())
+                .context("putting the replaced files back")?;
+            bail!(
+                "version {} does not load here any more; the files that were there are back",
+                target.id
+            );
+        }
+        bail!(
+            "the restored files do not load; the running server keeps its version until they are fixed"
+        );
     }
     if wait.is_zero() {
         return Ok(ExitCode::SUCCESS);
@@ -704,14 +720,23 @@ pub fn rollback(
     let deadline = std::time::Instant::now() + wait;
     while std::time::Instant::now() < deadline {
         let applied = history.applied()?;
-        if applied
-            .iter()
-            .any(|a| a.id == target.id && a.at_ms >= started)
-        {
-            out!(
-                "a running hotline applied version {}: new calls use it",
-                target.id
-            );
+        if let Some(a) = applied.iter().rev().find(|a| a.at_ms >= started) {
+            if a.id == target.id {
+                out!(
+                    "a running hotline applied version {}: new calls use it",
+                    target.id
+                );
+            } else {
+                out!(
+                    "a running hotline applied version {}, not {} (the files changed again since)",
+                    a.id,
+                    target.id
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        if applied.last().is_some_and(|a| a.id == target.id) && saved.id == target.id {
+            out!("version {} was on disk and running already", target.id);
             return Ok(ExitCode::SUCCESS);
         }
         std::thread::sleep(std::time::Duration::from_millis(200));

@@ -161,7 +161,7 @@ enum Command {
         offers: bool,
         /// Count every stored call by the value of this label (e.g. call_type), instead of
         /// listing calls.
-        #[arg(long, value_name = "LABEL")]
+        #[arg(long, value_name = "LABEL", conflicts_with_all = ["call", "offers", "last"])]
         by: Option<String>,
     },
     /// Place concurrent test calls against a hotline on this machine (loopback only) and

@@ -37,11 +37,13 @@ impl Site {
     }
 
     fn current(&self) -> String {
-        current(&self.flows, &self.prompts, &self.prompt_files()).unwrap()
+        current(&self.flows, &self.prompts, &self.prompt_files())
+            .unwrap()
+            .0
     }
 
     fn store(&self, at_ms: i64) -> Manifest {
-        let m = self
+        let (m, _) = self
             .history
             .store(
                 &self.flows,
@@ -220,4 +222,110 @@ fn old_versions_and_their_contents_are_pruned() {
             .contains("no stored version")
     );
     assert!(site.history.manifest("../../etc/passwd").unwrap().is_none());
+}
+
+/// A rollback to the oldest kept version while a new edit is on disk: storing the edit must
+/// not prune the very version being restored.
+#[test]
+fn restoring_the_oldest_version_does_not_prune_it_first() {
+    let site = Site::new();
+    site.write("prompts/en/welcome.wav", "hello");
+    for n in 0..KEEP_VERSIONS {
+        site.write("flows/a.toml", &format!("version {n}"));
+        site.store(n as i64 * 10);
+    }
+    let all = site.history.manifests().unwrap();
+    assert_eq!(all.len(), KEEP_VERSIONS);
+    let oldest = all[0].clone();
+    site.write("flows/a.toml", "an edit never applied");
+    site.history
+        .restore(&oldest, &site.flows, &site.prompts, 10_000)
+        .unwrap();
+    assert_eq!(site.read("flows/a.toml").as_deref(), Some("version 0"));
+    assert!(site.history.manifest(&oldest.id).unwrap().is_some());
+}
+
+#[test]
+fn a_tampered_manifest_is_refused() {
+    let site = Site::new();
+    site.write("flows/a.toml", "one");
+    site.write("prompts/en/welcome.wav", "hello");
+    let m = site.store(1);
+    let path = site.history.manifest_path(&m.id);
+    let text = std::fs::read_to_string(&path).unwrap();
+    for (from, to) in [
+        ("\"a.toml\"", "\"../../escape\""),
+        ("\"a.toml\"", "\"/etc/x\""),
+    ] {
+        std::fs::write(&path, text.replace(from, to)).unwrap();
+        let err = site.history.manifest(&m.id).unwrap_err().to_string();
+        assert!(err.contains("not a version hotline wrote"), "{err}");
+    }
+    let mut bad_sha = m.clone();
+    bad_sha.entries[0].sha256 = "../../../etc/passwd".into();
+    std::fs::write(&path, serde_json::to_vec(&bad_sha).unwrap()).unwrap();
+    assert!(site.history.manifest(&m.id).is_err());
+    // Left out of the listing rather than breaking it.
+    assert!(site.history.manifests().unwrap().is_empty());
+}
+
+#[test]
+fn permissions_are_kept_and_the_history_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = Site::new();
+    site.write("flows/acd/agents.toml", "secret one");
+    site.write("prompts/en/welcome.wav", "hello");
+    let agents = site.flows.join("acd/agents.toml");
+    std::fs::set_permissions(&agents, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let v1 = site.store(1);
+    site.write("flows/acd/agents.toml", "secret two");
+    site.store(2);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(site.history.dir()), 0o700);
+    let object = &v1
+        .entries
+        .iter()
+        .find(|e| e.path == "acd/agents.toml")
+        .unwrap()
+        .sha256;
+    assert_eq!(mode(&site.history.object(object)), 0o600);
+    site.history
+        .restore(&v1, &site.flows, &site.prompts, 3)
+        .unwrap();
+    assert_eq!(
+        site.read("flows/acd/agents.toml").as_deref(),
+        Some("secret one")
+    );
+    assert_eq!(mode(&agents), 0o600, "the restored file keeps its mode");
+}
+
+#[test]
+fn an_unreadable_file_is_left_out_not_fatal() {
+    let site = Site::new();
+    site.write("flows/a.toml", "one");
+    site.write("prompts/en/welcome.wav", "hello");
+    // A dangling symlink cannot be read.
+    std::os::unix::fs::symlink(site.root.join("nowhere"), site.flows.join("stray.bak")).unwrap();
+    let (_, skipped) = current(&site.flows, &site.prompts, &site.prompt_files()).unwrap();
+    assert!(
+        skipped.is_empty(),
+        "a dangling link is no file: {skipped:?}"
+    );
+    let big = site.flows.join("huge.bin");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(MAX_FILE_BYTES + 1)
+        .unwrap();
+    let (id, skipped) = current(&site.flows, &site.prompts, &site.prompt_files()).unwrap();
+    assert_eq!(id.len(), 12);
+    assert!(
+        skipped.iter().any(|s| s.contains("huge.bin")),
+        "{skipped:?}"
+    );
+    // A restore does not delete what it could not keep.
+    let m = site.store(1);
+    site.history
+        .restore(&m, &site.flows, &site.prompts, 2)
+        .unwrap();
+    assert!(big.exists());
 }

@@ -299,11 +299,21 @@ impl Catalog {
                 at.snippet
             ));
         }
+        // Best effort: a file that cannot be read into the version is a warning, never a
+        // refused load.
         let version = if errors.is_empty() {
-            crate::versions::current(flows_dir, prompts_dir, &files).unwrap_or_else(|e| {
-                errors.push(format!("reading the flow set for its version: {e}"));
-                String::new()
-            })
+            match crate::versions::current(flows_dir, prompts_dir, &files) {
+                Ok((version, skipped)) => {
+                    for s in skipped {
+                        warnings.push(format!("not part of the flow-set version: {s}"));
+                    }
+                    version
+                }
+                Err(e) => {
+                    warnings.push(format!("the flow-set version is unknown: {e}"));
+                    "unknown".to_string()
+                }
+            }
         } else {
             String::new()
         };

@@ -1198,9 +1198,9 @@ mod tests {
         );
         let sql = insert_sql(&CDR, 2);
         assert!(sql.starts_with("INSERT INTO cdr (id, sip_call_id,"));
-        assert!(sql.contains("$54)"));
-        assert!(!sql.contains("$55"));
-        for table in [&CDR, &OFFERS, &TRANSFERS, &AGENT_STATES] {
+        assert!(sql.contains("$56)"));
+        assert!(!sql.contains("$57"));
+        for table in [&CDR, &OFFERS, &TRANSFERS, &LABELS, &AGENT_STATES] {
             assert!(MAX_PARAMS / table.columns.len() >= 30, "{}", table.name);
         }
     }
@@ -1226,7 +1226,7 @@ mod tests {
             assert_eq!(&on_disk, sql, "{name}");
         }
         let versions: Vec<i64> = migrator().iter().map(|m| m.version).collect();
-        assert_eq!(versions, vec![1, 2, 3]);
+        assert_eq!(versions, vec![1, 2, 3, 4]);
     }
 
     #[test]

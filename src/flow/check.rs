@@ -243,6 +243,7 @@ fn unset_variables(node: &Node, assigned: &HashSet<String>, diags: &mut Diagnost
     match &node.kind {
         NodeKind::Set { vars, .. } => vars.iter().for_each(|(_, e)| e.variables(&mut used)),
         NodeKind::Label { labels, .. } => labels.iter().for_each(|(_, t)| t.variables(&mut used)),
+        NodeKind::Announcement { switch, .. } => switch.variables(&mut used),
         NodeKind::Lookup(l) => {
             l.url.variables(&mut used);
             l.body.iter().for_each(|(_, e)| e.variables(&mut used));

@@ -376,6 +376,18 @@ fn announcement_switches_are_listed_with_their_templates() {
     assert!(set.uses_switch("area-north-notice"));
     assert!(!set.uses_switch("area-north"));
     assert!(!set.uses_switch("storm"));
+    // A misspelt variable in a per-area switch would keep the notice silent: warned of.
+    let text = with_nodes(
+        "[nodes.a]\ntype = \"announcement\"\nswitch = \"outage-{aera}\"\nprompts = [\"n\"]\nnext = \"end\"\n",
+    );
+    let (errs, warnings) = report(&[("a.toml", &text)]);
+    assert!(errs.is_empty(), "{errs:?}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("variable `aera` is never set")),
+        "{warnings:?}"
+    );
 }
 
 #[test]

@@ -642,6 +642,18 @@ impl Interpreter {
             NodeKind::Set { vars, next } => {
                 for (name, e) in vars {
                     let v = e.eval(&*self).to_string();
+                    // A value made from a sensitive one is sensitive too (the strictest
+                    // `keep_last` of its sources), or a copy would show what the mask hides.
+                    let mut used = Vec::new();
+                    e.variables(&mut used);
+                    let keep = used
+                        .iter()
+                        .filter_map(|u| self.sensitive.get(*u).copied())
+                        .min();
+                    match keep {
+                        Some(keep) => self.sensitive.insert(name.clone(), keep),
+                        None => self.sensitive.remove(name),
+                    };
                     self.vars.insert(name.clone(), v);
                 }
                 self.enter(now, *next)
@@ -1309,7 +1321,6 @@ impl Scope for Interpreter {
     }
 }
 
-/// The interpreter's variables as they may be shown: sensitive values masked.
 /// Longest label value kept: a label is a category, not a document.
 pub const MAX_LABEL_VALUE: usize = 64;
 
@@ -1324,6 +1335,7 @@ fn label_value(raw: &str) -> String {
         .collect()
 }
 
+/// The interpreter's variables as they may be shown: sensitive values masked.
 struct Shown<'a> {
     it: &'a Interpreter,
     masked: HashMap<&'a str, String>,

@@ -413,6 +413,39 @@ fn labels_name_the_call_for_reports() {
     assert_eq!(labels[3].1.chars().count(), MAX_LABEL_VALUE);
 }
 
+/// A copy of a sensitive value, or a value made from one, is masked like it.
+#[test]
+fn a_value_made_from_a_sensitive_one_stays_masked() {
+    let card = COLLECT
+        .replace("min_digits = 4", "min_digits = 16")
+        .replace("max_digits = 8", "max_digits = 16")
+        .replace(
+            "max_attempts = 3",
+            "max_attempts = 3\nsensitive = true\nkeep_last = 4",
+        )
+        .replace("next = \"ok\"", "next = \"copy\"");
+    let text = flow(&format!(
+        "{card}\n[nodes.copy]\ntype = \"set\"\n\
+         vars = {{ acct_copy = \"acct\", bin = \"substr(acct, 0, 6)\", plain = \"'x'\" }}\nnext = \"tag\"\n\
+         [nodes.tag]\ntype = \"label\"\nlabels = {{ copy = \"{{acct_copy}}\", bin = \"{{bin}}\" }}\nnext = \"ok\"\n"
+    ));
+    let mut t = T::new(&text);
+    t.settle();
+    t.press("4111111111111234#");
+    t.settle();
+    t.press("1");
+    t.settle();
+    assert_eq!(t.it.var("acct_copy"), Some("4111111111111234"));
+    assert!(t.it.is_sensitive("acct_copy") && t.it.is_sensitive("bin"));
+    assert!(!t.it.is_sensitive("plain"));
+    assert_eq!(t.it.labels()[0].1, "xxxxxxxxxxxx1234");
+    assert_eq!(
+        t.it.labels()[1].1,
+        "xx1111",
+        "keeps the strictest: the last 4 of 411111"
+    );
+}
+
 #[test]
 fn announcement_plays_only_while_its_switch_is_on() {
     let text = flow(

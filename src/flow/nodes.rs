@@ -614,14 +614,18 @@ impl Ctx<'_, '_, '_> {
             ),
             None => {}
         }
-        let mut holidays = calendar::holidays(t, self.sink);
-        // The node's own special days come first, so they win over its calendars'.
-        let mut special = calendar::special_days(t, self.sink);
+        // The node's own holidays and special days first: they decide over its calendars'.
+        let mut layers = vec![schedule::Layer {
+            holidays: calendar::holidays(t, self.sink),
+            special: calendar::special_days(t, self.sink),
+        }];
         for name in t.strings("calendar", self.sink).unwrap_or_default() {
             match self.shared.calendars.get(&name.v) {
                 Some(c) => {
-                    holidays.extend(c.holidays.iter().copied());
-                    special.extend(c.special.iter().cloned());
+                    layers.push(schedule::Layer {
+                        holidays: c.holidays.clone(),
+                        special: c.special.clone(),
+                    });
                     if !self.shared.calendars_used.contains(&name.v) {
                         self.shared.calendars_used.push(name.v.clone());
                     }
@@ -643,12 +647,7 @@ impl Ctx<'_, '_, '_> {
         }
         let closed = self.req_node(t, "closed");
         NodeKind::Schedule {
-            schedule: Box::new(Schedule {
-                tz,
-                weekly,
-                holidays,
-                special,
-            }),
+            schedule: Box::new(Schedule { tz, weekly, layers }),
             open: self.req_node(t, "open"),
             holiday: self.opt_node(t, "holiday").unwrap_or(closed),
             closed,

@@ -24,11 +24,18 @@ pub struct Schedule {
     pub tz: TimeZone,
     /// Monday first. A span with end < start runs past midnight into the next day.
     pub weekly: [Vec<Span>; 7],
+    /// Holidays and special days: the schedule's own first, then each calendar's in the
+    /// order named. The first layer that says anything about a date decides it.
+    pub layers: Vec<Layer>,
+}
+
+/// One source of holidays and special days.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layer {
     /// Inclusive date ranges.
     pub holidays: Vec<(Date, Date)>,
-    /// Days whose hours replace the weekly ones (and win over holidays): a working Sunday,
-    /// a short Christmas Eve. The first entry for a date wins (the node's own before its
-    /// calendars').
+    /// Days whose hours replace the weekly ones and, within the layer, win over its
+    /// holidays: a working Sunday, a short Christmas Eve.
     pub special: Vec<(Date, DayHours)>,
 }
 
@@ -73,18 +80,20 @@ impl Schedule {
 
     /// The day's hours; None on a holiday.
     fn day_spans(&self, date: Date) -> Option<&[Span]> {
-        if let Some((_, hours)) = self.special.iter().find(|(d, _)| *d == date) {
-            return Some(match hours {
-                DayHours::Spans(spans) => spans,
-                DayHours::Like(day) => &self.weekly[*day],
-            });
-        }
-        if self
-            .holidays
-            .iter()
-            .any(|(from, to)| date >= *from && date <= *to)
-        {
-            return None;
+        for layer in &self.layers {
+            if let Some((_, hours)) = layer.special.iter().find(|(d, _)| *d == date) {
+                return Some(match hours {
+                    DayHours::Spans(spans) => spans,
+                    DayHours::Like(day) => &self.weekly[*day],
+                });
+            }
+            if layer
+                .holidays
+                .iter()
+                .any(|(from, to)| date >= *from && date <= *to)
+            {
+                return None;
+            }
         }
         Some(&self.weekly[weekday_index(date.weekday())])
     }
@@ -203,11 +212,13 @@ mod tests {
                 day("22:00-02:00"),
                 vec![],
             ],
-            holidays: vec![parse_date_range("2026-10-01..2026-10-07").unwrap()],
-            special: vec![(
-                "2026-10-04".parse().unwrap(),
-                DayHours::Spans(day("09:00-12:00")),
-            )],
+            layers: vec![Layer {
+                holidays: vec![parse_date_range("2026-10-01..2026-10-07").unwrap()],
+                special: vec![(
+                    "2026-10-04".parse().unwrap(),
+                    DayHours::Spans(day("09:00-12:00")),
+                )],
+            }],
         }
     }
 
@@ -270,17 +281,25 @@ mod tests {
     #[test]
     fn a_special_day_can_work_like_a_weekday() {
         let mut s = shanghai();
-        // Sunday 2026-12-06 works like a Monday (08:00-20:00 here), whatever Sunday's hours.
-        s.special
-            .push(("2026-12-06".parse().unwrap(), DayHours::Like(0)));
+        // A calendar: Sunday 2026-12-06 works like a Monday (08:00-20:00 here), whatever
+        // Sunday's hours, and 2026-12-07 is a holiday.
+        s.layers.push(Layer {
+            holidays: vec![parse_date_range("2026-12-07").unwrap()],
+            special: vec![("2026-12-06".parse().unwrap(), DayHours::Like(0))],
+        });
         assert_eq!(s.state(at("2026-12-06T19:00")), State::Open);
         assert_eq!(s.state(at("2026-12-06T07:00")), State::Closed);
-        // The first entry for a date wins.
-        s.special.insert(
-            0,
-            ("2026-12-06".parse().unwrap(), DayHours::Spans(Vec::new())),
-        );
-        assert_eq!(s.state(at("2026-12-06T19:00")), State::Closed);
+        assert_eq!(s.state(at("2026-12-07T10:00")), State::Holiday);
+        // The schedule's own layer comes first: its holiday beats the calendar's make-up
+        // day, its special day the calendar's holiday.
+        s.layers[0]
+            .holidays
+            .push(parse_date_range("2026-12-06").unwrap());
+        s.layers[0]
+            .special
+            .push(("2026-12-07".parse().unwrap(), DayHours::Like(0)));
+        assert_eq!(s.state(at("2026-12-06T19:00")), State::Holiday);
+        assert_eq!(s.state(at("2026-12-07T10:00")), State::Open);
     }
 
     #[test]

@@ -150,9 +150,7 @@ impl Switches {
                 Ok(m) if m.len() > MAX_FILE_BYTES => Err(format!(
                     "larger than {MAX_FILE_BYTES} bytes; a switch file holds at most `from` and `until`"
                 )),
-                Ok(_) => std::fs::read_to_string(&path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|text| parse_file(&text, tz)),
+                Ok(_) => read_bounded(&path).and_then(|text| parse_file(&text, tz)),
                 // Deleted between the listing and now: off.
                 Err(_) => continue,
             };
@@ -201,6 +199,19 @@ impl Switches {
         }
         out
     }
+}
+
+/// At most MAX_FILE_BYTES, whatever the file grew to since its size was looked at.
+fn read_bounded(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_string(&mut text))
+        .map_err(|e| e.to_string())?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(format!("larger than {MAX_FILE_BYTES} bytes"));
+    }
+    Ok(text)
 }
 
 /// Letters, digits, `-` and `_`: a name that is also a safe file name.

@@ -236,7 +236,7 @@ pub(crate) fn keep_version(sources: &Sources, catalog: &Catalog) {
         now_ms,
     );
     match kept {
-        Ok(m) if m.id == catalog.version => {
+        Ok((m, _)) if m.id == catalog.version => {
             if let Err(e) = sources.history.record_applied(&m.id, now_ms) {
                 tracing::warn!(error = %e, "could not log the applied flow-set version");
             }
