@@ -749,3 +749,49 @@ pub fn rollback(
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// `hotline user-password NAME --role R`: reads a password from standard input and prints the
+/// `[[user]]` table to paste into the API's users file (the password as an argon2id hash).
+pub fn user_password(
+    name: &str,
+    role: &str,
+    agent: Option<&str>,
+    teams: &[String],
+) -> anyhow::Result<ExitCode> {
+    use std::io::BufRead;
+    if !["agent", "supervisor", "admin"].contains(&role) {
+        bail!("--role is agent, supervisor or admin");
+    }
+    if role == "agent" && agent.is_none() {
+        bail!("an agent user names the agent id: --agent 1001");
+    }
+    let line = std::io::stdin()
+        .lock()
+        .lines()
+        .next()
+        .context("no password on standard input")??;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < 8 {
+        bail!("a password of at least 8 characters, please");
+    }
+    if password.len() > hotline::api::auth::MAX_PASSWORD {
+        bail!(
+            "a password of at most {} bytes",
+            hotline::api::auth::MAX_PASSWORD
+        );
+    }
+    let hash = hotline::api::auth::hash_password(password).map_err(anyhow::Error::msg)?;
+    let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
+    out!("[[user]]");
+    out!("name = {}", quote(name));
+    out!("role = {}", quote(role));
+    if let Some(a) = agent {
+        out!("agent = {}", quote(a));
+    }
+    if !teams.is_empty() {
+        let list: Vec<String> = teams.iter().map(|t| quote(t)).collect();
+        out!("teams = [{}]", list.join(", "));
+    }
+    out!("password = {}", quote(&hash));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,6 +1,7 @@
 //! hotline: a SIP/RTP IVR server. See ARCHITECTURE.md for how the modules depend on each other.
 
 pub mod acd;
+pub mod api;
 pub mod call;
 pub mod cdr;
 pub mod config;

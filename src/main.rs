@@ -145,6 +145,21 @@ enum Command {
         #[arg(long)]
         pin: bool,
     },
+    /// Make a CTI API user: reads the password from standard input and prints the [[user]]
+    /// table to paste into the users file ([api] users).
+    UserPassword {
+        /// The login name.
+        name: String,
+        /// agent, supervisor or admin.
+        #[arg(long)]
+        role: String,
+        /// The agent id an agent user is (from ivr-flows/acd/agents.toml).
+        #[arg(long)]
+        agent: Option<String>,
+        /// A team a supervisor sees (repeatable).
+        #[arg(long)]
+        team: Vec<String>,
+    },
     /// Print recent call detail records.
     Cdr {
         #[arg(long, default_value = "sqlite://hotline.db")]
@@ -352,6 +367,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             hotline::demo::run(bind)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::UserPassword {
+            name,
+            role,
+            agent,
+            team,
+        } => commands::user_password(&name, &role, agent.as_deref(), &team),
         Command::AgentPassword {
             id,
             extension,

@@ -951,3 +951,48 @@ type = "hangup"
     let off = walk(&[]);
     assert!(!off.contains("option1"), "{off}");
 }
+
+/// `hotline user-password` prints a users-file entry whose hash checks the password read from
+/// standard input; a weak password or a missing agent id is refused (issue 11).
+#[test]
+fn user_password_prints_an_entry_for_the_users_file() {
+    use std::io::Write;
+    let run = |args: &[&str], input: &str| {
+        let mut child = hotline()
+            .arg("user-password")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, text, err) = run(
+        &["li", "--role", "agent", "--agent", "1001"],
+        "correct horse\n",
+    );
+    assert!(ok, "{err}");
+    let users = hotline::api::auth::Users::parse(&text, "pasted").unwrap();
+    let li = users.get("li").unwrap();
+    assert!(hotline::api::auth::verify(li, "correct horse"));
+    assert!(!hotline::api::auth::verify(li, "correct horse\n"));
+    assert!(!text.contains("correct horse"), "{text}");
+    let (ok, _, err) = run(&["li", "--role", "agent"], "correct horse\n");
+    assert!(!ok && err.contains("--agent"), "{err}");
+    let (ok, _, err) = run(&["wang", "--role", "supervisor"], "short\n");
+    assert!(!ok && err.contains("at least 8"), "{err}");
+    let (ok, _, err) = run(&["wang", "--role", "boss"], "correct horse\n");
+    assert!(!ok && err.contains("--role"), "{err}");
+}

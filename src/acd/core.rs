@@ -307,6 +307,50 @@ impl Acd {
         Some(&self.queues[c.queue.0 as usize].def.name)
     }
 
+    /// Every queue now: (name, callers waiting, how long the longest has waited, agents
+    /// logged in). For wallboards and metrics; O(callers).
+    pub fn queue_stats(&self, now: Instant) -> Vec<(String, usize, Duration, u32)> {
+        self.queues
+            .iter()
+            .filter(|q| !q.removed)
+            .map(|q| {
+                let longest = q
+                    .all
+                    .iter()
+                    .map(|(_, since, _)| now.saturating_duration_since(*since))
+                    .max()
+                    .unwrap_or_default();
+                (q.def.name.clone(), q.all.len(), longest, q.logged_in)
+            })
+            .collect()
+    }
+
+    /// Agents by state (not-ready reasons together), in a fixed order.
+    pub fn agent_state_counts(&self) -> [(&'static str, usize); 7] {
+        let mut out = [
+            ("logged_out", 0),
+            ("available", 0),
+            ("ringing", 0),
+            ("on_call", 0),
+            ("on_hold", 0),
+            ("wrap_up", 0),
+            ("not_ready", 0),
+        ];
+        for a in self.agents.iter().filter(|a| !a.removed) {
+            let i = match a.state {
+                AgentState::LoggedOut => 0,
+                AgentState::Available => 1,
+                AgentState::Ringing => 2,
+                AgentState::OnCall => 3,
+                AgentState::OnHold => 4,
+                AgentState::WrapUp => 5,
+                AgentState::NotReady { .. } => 6,
+            };
+            out[i].1 += 1;
+        }
+        out
+    }
+
     /// Callers waiting in `queue` (ringing ones included).
     pub fn waiting(&self, queue: &str) -> usize {
         self.queue_ids

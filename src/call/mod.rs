@@ -28,6 +28,7 @@ mod lookup;
 mod media;
 mod queue;
 mod recording;
+pub mod snapshot;
 mod sticky;
 mod transfer;
 
@@ -196,6 +197,8 @@ pub struct Engine<M: MediaBackend> {
     /// The announcement switches as their files last said; each call keeps the ones it
     /// started with.
     switches: Arc<Switches>,
+    /// Calls counted as their records leave, for the metrics.
+    totals: snapshot::Totals,
     calls: HashMap<InteractionId, Call>,
     /// Callers' calls by the address their INVITE came from (see `source_max_calls`).
     calls_by_source: HashMap<IpAddr, u32>,
@@ -273,6 +276,7 @@ impl<M: MediaBackend> Engine<M> {
             wrap_held: HashMap::new(),
             catalog,
             switches: Arc::default(),
+            totals: snapshot::Totals::default(),
             rng,
         };
         engine.apply_agents(epoch.0);
@@ -323,7 +327,9 @@ impl<M: MediaBackend> Engine<M> {
     }
 
     pub fn poll_record(&mut self) -> Option<CdrRecord> {
-        self.records.pop_front()
+        let record = self.records.pop_front()?;
+        self.totals.count(&record);
+        Some(record)
     }
 
     /// A call just admitted, as its record would read if the server died before it ended:

@@ -320,6 +320,11 @@ impl CdrWriterHandle {
         *self.stats.borrow()
     }
 
+    /// The stats as they change, for readers elsewhere (the metrics).
+    pub fn stats_feed(&self) -> watch::Receiver<WriterStats> {
+        self.stats.clone()
+    }
+
     /// Flushes everything: records still in the channel, then `leftovers` (from
     /// [`CdrSink::close`]). Whatever is not committed when `deadline` has passed is appended
     /// to the spool file and fsynced. Call after closing the sink; records submitted later

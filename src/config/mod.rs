@@ -65,6 +65,8 @@ struct FileConfig {
     reload: ReloadSection,
     #[serde(default)]
     registrar: RegistrarSection,
+    #[serde(default)]
+    api: ApiSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -138,6 +140,32 @@ struct CdrSection {
 #[serde(deny_unknown_fields)]
 struct ShutdownSection {
     grace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiSection {
+    bind: Option<String>,
+    users: Option<PathBuf>,
+    tls_certificate: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    session_idle: Option<String>,
+    session_max: Option<String>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
+}
+
+/// The CTI API, when `[api] bind` is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSettings {
+    pub bind: std::net::SocketAddr,
+    pub users: PathBuf,
+    /// Certificate and key (PEM) for HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub session_idle: Duration,
+    pub session_max: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -284,6 +312,8 @@ pub struct Config {
     pub reload_poll: Duration,
     /// Agents' phones: registration lengths, keep-alive, failed-login throttling.
     pub registrar: crate::sip::RegistrarConfig,
+    /// The CTI API (HTTP), off unless `[api] bind` is set.
+    pub api: Option<ApiSettings>,
 }
 
 impl Default for Config {
@@ -329,6 +359,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             reload_watch: true,
             reload_poll: Duration::from_millis(500),
+            api: None,
             registrar: crate::sip::RegistrarConfig::default(),
         }
     }
@@ -438,6 +469,61 @@ impl Config {
                         "SIP over TLS needs both sip.tls_certificate and sip.tls_key (PEM files)"
                             .into(),
                 });
+            }
+        };
+        c.api = match parsed.api.bind {
+            None => None,
+            Some(bind) => {
+                let bind = bind.parse().map_err(|_| ConfigError::Invalid {
+                    key: "api.bind",
+                    message: format!("{bind:?} is not an address and port like \"127.0.0.1:8080\""),
+                })?;
+                let tls = match (parsed.api.tls_certificate, parsed.api.tls_key) {
+                    (Some(c), Some(k)) => Some((c, k)),
+                    (None, None) => None,
+                    (c, _) => {
+                        return Err(ConfigError::Invalid {
+                            key: if c.is_none() {
+                                "api.tls_certificate"
+                            } else {
+                                "api.tls_key"
+                            },
+                            message:
+                                "HTTPS needs both api.tls_certificate and api.tls_key (PEM files)"
+                                    .into(),
+                        });
+                    }
+                };
+                let settings = ApiSettings {
+                    bind,
+                    users: parsed
+                        .api
+                        .users
+                        .unwrap_or_else(|| PathBuf::from("./users.toml")),
+                    tls,
+                    session_idle: dur(
+                        "api.session_idle",
+                        &parsed.api.session_idle,
+                        Duration::from_secs(30 * 60),
+                    )?,
+                    session_max: dur(
+                        "api.session_max",
+                        &parsed.api.session_max,
+                        Duration::from_secs(12 * 3600),
+                    )?,
+                    max_connections: parsed.api.max_connections.unwrap_or(4096),
+                    max_connections_per_address: parsed
+                        .api
+                        .max_connections_per_address
+                        .unwrap_or(256),
+                };
+                if settings.max_connections == 0 || settings.max_connections_per_address == 0 {
+                    return Err(ConfigError::Invalid {
+                        key: "api.max_connections",
+                        message: "must be at least 1".into(),
+                    });
+                }
+                Some(settings)
             }
         };
         c.tcp_connections = parsed.sip.tcp_connections.unwrap_or(c.tcp_connections);
@@ -1178,5 +1264,29 @@ mod tests {
             let err = load(&format!("[registrar]\n{bad}\n")).unwrap_err();
             assert!(err.to_string().contains(key), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn the_api_is_off_unless_bound() {
+        assert_eq!(load_text("").unwrap().api, None);
+        let c = load_text("[api]\nbind = \"127.0.0.1:8080\"\nsession_idle = \"10m\"\n").unwrap();
+        let api = c.api.unwrap();
+        assert_eq!(api.bind, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(api.users, PathBuf::from("./users.toml"));
+        assert_eq!(api.session_idle, Duration::from_secs(600));
+        assert_eq!(api.session_max, Duration::from_secs(12 * 3600));
+        assert_eq!(api.tls, None);
+        let e = load_text("[api]\nbind = \"localhost\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("api.bind"), "{e}");
+        let e = load_text("[api]\nbind = \"127.0.0.1:8080\"\ntls_key = \"k.pem\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("api.tls_certificate"), "{e}");
+        let e = load_text("[api]\nbind = \"127.0.0.1:8080\"\nusers_file = \"u\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("users_file"), "{e}");
     }
 }

@@ -55,6 +55,10 @@ pub enum RuntimeError {
     Entropy(std::io::Error),
     #[error("SIP over TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    #[error("CTI API: {0}")]
+    Api(#[from] crate::api::ApiError),
+    #[error("CTI API over TLS: {0}")]
+    ApiTls(tls::TlsError),
 }
 
 /// A running server: its addresses, and the way to stop it.
@@ -62,6 +66,8 @@ pub struct Server {
     pub sip_addr: SocketAddr,
     /// Where SIP over TLS listens, when it is configured.
     pub tls_addr: Option<SocketAddr>,
+    /// Where the CTI API listens, when it is configured.
+    pub api_addr: Option<SocketAddr>,
     shutdown: watch::Sender<Signal>,
     reloads: mpsc::Sender<Trigger>,
     status: watch::Receiver<ReloadStatus>,
@@ -258,6 +264,33 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         config.database.clone(),
         config.cdr_spool.clone(),
     ));
+    // What the engine shows outside itself, published by the signalling loop each second.
+    let (snapshot_tx, snapshot_rx) = watch::channel(crate::call::snapshot::Snapshot::default());
+    let api = match &config.api {
+        None => None,
+        Some(a) => {
+            let tls = match &a.tls {
+                Some((certificate, key)) => {
+                    Some(tls::acceptor(certificate, key).map_err(RuntimeError::ApiTls)?)
+                }
+                None => None,
+            };
+            let api_config = crate::api::ApiConfig {
+                bind: a.bind,
+                users_file: a.users.clone(),
+                session_idle: a.session_idle,
+                session_max: a.session_max,
+                max_connections: a.max_connections,
+                max_connections_per_address: a.max_connections_per_address,
+            };
+            let feeds = crate::api::Feeds {
+                snapshot: snapshot_rx,
+                cdr: writer.stats_feed(),
+            };
+            Some(crate::api::start(api_config, tls, feeds).await?)
+        }
+    };
+    let api_addr = api.as_ref().map(|a| a.addr);
     let advertised = config.advertised_host.clone().unwrap_or_else(|| {
         let ip = if sip_addr.ip().is_unspecified() {
             IpAddr::V4(Ipv4Addr::LOCALHOST)
@@ -378,10 +411,23 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
     let done = tokio::spawn(async move {
         let mut sink = sink;
         let result = signalling_loop(
-            engine, seed_rx, udp, tcp_rx, &tcp, &tls, media_rx, signal_rx, &mut sink, reloading,
+            engine,
+            seed_rx,
+            udp,
+            tcp_rx,
+            &tcp,
+            &tls,
+            media_rx,
+            signal_rx,
+            &mut sink,
+            reloading,
             lookups,
+            snapshot_tx,
         )
         .await;
+        if let Some(api) = api {
+            api.stop().await;
+        }
         if let Some(watcher) = watcher {
             watcher.abort();
         }
@@ -404,6 +450,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
     Ok(Server {
         sip_addr,
         tls_addr,
+        api_addr,
         shutdown,
         reloads,
         status,
@@ -436,7 +483,10 @@ async fn signalling_loop(
     sink: &mut writer::CdrSink,
     mut reloading: Reloading,
     lookups: http::Client,
+    snapshots: watch::Sender<crate::call::snapshot::Snapshot>,
 ) -> Result<(), RuntimeError> {
+    let mut publish = tokio::time::interval(std::time::Duration::from_secs(1));
+    publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut buf = vec![0u8; 65_536];
     let (lookup_tx, mut lookup_rx) = mpsc::channel(MAX_LOOKUPS);
     let lookup_slots = Arc::new(tokio::sync::Semaphore::new(MAX_LOOKUPS));
@@ -494,6 +544,9 @@ async fn signalling_loop(
                 }
             }
             _ = sleep_until(wake) => engine.handle_timeout(Instant::now()),
+            _ = publish.tick() => {
+                snapshots.send_replace(engine.snapshot(Instant::now()));
+            }
             received = udp.recv_from(&mut buf) => match received {
                 Ok((n, from)) => engine.handle_sip(Instant::now(), Peer { addr: from, transport: TransportKind::Udp }, &buf[..n]),
                 // ICMP port unreachable from a vanished peer surfaces here on Linux; keep going.

@@ -1,0 +1,509 @@
+//! Who may use the API: users with roles (from the users file), sessions that expire, and
+//! login throttling. Pure but for reading the users file and hashing: the moment is passed
+//! in, so expiry and throttling are tested without waiting.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use serde::{Deserialize, Serialize};
+
+/// What a user may see and do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Their own state and calls.
+    Agent,
+    /// Their teams' agents and every queue.
+    Supervisor,
+    /// Everything, reloads and announcement switches included.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Supervisor => "supervisor",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub role: Role,
+    /// The ACD agent id an agent user is.
+    pub agent: Option<String>,
+    /// The teams a supervisor sees (empty for an admin: all).
+    pub teams: Vec<String>,
+    /// Argon2 PHC string.
+    password: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UsersError {
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+}
+
+/// The users file: `[[user]]` tables.
+#[derive(Debug, Default, Clone)]
+pub struct Users {
+    by_name: HashMap<String, User>,
+}
+
+/// Longest user name: a login form field, not a document.
+const MAX_NAME: usize = 64;
+/// Longest password accepted for checking: hashing is costly, an attacker's megabyte is not
+/// worth it.
+pub const MAX_PASSWORD: usize = 256;
+
+impl Users {
+    pub fn parse(text: &str, file: &str) -> Result<Users, UsersError> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct FileShape {
+            #[serde(default)]
+            user: Vec<Entry>,
+        }
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Entry {
+            name: String,
+            role: Role,
+            password: String,
+            agent: Option<String>,
+            #[serde(default)]
+            teams: Vec<String>,
+        }
+        let invalid = |message: String| UsersError::Invalid {
+            file: file.to_string(),
+            message,
+        };
+        let shape: FileShape = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let mut by_name = HashMap::new();
+        for e in shape.user {
+            if e.name.is_empty()
+                || e.name.len() > MAX_NAME
+                || e.name.chars().any(|c| c.is_control() || c == ':')
+            {
+                return Err(invalid(format!(
+                    "user name {:?}: 1 to {MAX_NAME} characters, no ':' or control characters",
+                    e.name
+                )));
+            }
+            PasswordHash::new(&e.password).map_err(|_| {
+                invalid(format!(
+                    "user {:?}: `password` is not an argon2 hash (make one with `hotline user-password {}`)",
+                    e.name, e.name
+                ))
+            })?;
+            if e.role == Role::Agent && e.agent.is_none() {
+                return Err(invalid(format!(
+                    "user {:?} is an agent: name the agent id (agent = \"1001\")",
+                    e.name
+                )));
+            }
+            let user = User {
+                name: e.name.clone(),
+                role: e.role,
+                agent: e.agent,
+                teams: e.teams,
+                password: e.password,
+            };
+            if by_name.insert(e.name.clone(), user).is_some() {
+                return Err(invalid(format!("user {:?} is defined twice", e.name)));
+            }
+        }
+        Ok(Users { by_name })
+    }
+
+    pub fn load(path: &Path) -> Result<Users, UsersError> {
+        let text = std::fs::read_to_string(path).map_err(|e| UsersError::Invalid {
+            file: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Users::parse(&text, &path.display().to_string())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&User> {
+        self.by_name.get(name)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}
+
+/// Whether `password` is the user's. Slow on purpose (argon2): call it off the async threads.
+pub fn verify(user: &User, password: &str) -> bool {
+    if password.len() > MAX_PASSWORD {
+        return false;
+    }
+    let Ok(hash) = PasswordHash::new(&user.password) else {
+        return false;
+    };
+    argon2::Argon2::default()
+        .verify_password(password.as_bytes(), &hash)
+        .is_ok()
+}
+
+/// An argon2id PHC string for a new password, with a salt from the OS.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let mut salt = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
+        .map_err(|_| "no randomness from the OS".to_string())?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// A logged-in user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user: String,
+    pub role: Role,
+    pub agent: Option<String>,
+    pub teams: Vec<String>,
+    created: Instant,
+    last_seen: Instant,
+}
+
+/// Sessions by token. Bounded: past `cap`, the least recently used is ended.
+#[derive(Debug)]
+pub struct Sessions {
+    by_token: HashMap<String, Session>,
+    /// Ended after this long without a request.
+    pub idle: Duration,
+    /// Ended this long after login, however busy.
+    pub max_age: Duration,
+    cap: usize,
+}
+
+impl Sessions {
+    pub fn new(idle: Duration, max_age: Duration, cap: usize) -> Sessions {
+        Sessions {
+            by_token: HashMap::new(),
+            idle,
+            max_age,
+            cap: cap.max(1),
+        }
+    }
+
+    pub fn create(&mut self, user: &User, token: String, now: Instant) {
+        self.expire(now);
+        if self.by_token.len() >= self.cap
+            && let Some(oldest) = self
+                .by_token
+                .iter()
+                .min_by_key(|(_, s)| s.last_seen)
+                .map(|(t, _)| t.clone())
+        {
+            self.by_token.remove(&oldest);
+        }
+        self.by_token.insert(
+            token,
+            Session {
+                user: user.name.clone(),
+                role: user.role,
+                agent: user.agent.clone(),
+                teams: user.teams.clone(),
+                created: now,
+                last_seen: now,
+            },
+        );
+    }
+
+    /// The session of `token` if it is live; a request keeps it alive.
+    pub fn check(&mut self, token: &str, now: Instant) -> Option<Session> {
+        let live = self.by_token.get(token).is_some_and(|s| self.live(s, now));
+        if !live {
+            self.by_token.remove(token);
+            return None;
+        }
+        let s = self.by_token.get_mut(token)?;
+        s.last_seen = now;
+        Some(s.clone())
+    }
+
+    pub fn end(&mut self, token: &str) -> bool {
+        self.by_token.remove(token).is_some()
+    }
+
+    /// Ends every session of a user who is gone from the users file or changed role.
+    pub fn retain_users(&mut self, users: &Users) {
+        self.by_token.retain(|_, s| {
+            users
+                .get(&s.user)
+                .is_some_and(|u| u.role == s.role && u.agent == s.agent && u.teams == s.teams)
+        });
+    }
+
+    fn live(&self, s: &Session, now: Instant) -> bool {
+        now.saturating_duration_since(s.last_seen) < self.idle
+            && now.saturating_duration_since(s.created) < self.max_age
+    }
+
+    fn expire(&mut self, now: Instant) {
+        let (idle, max_age) = (self.idle, self.max_age);
+        self.by_token.retain(|_, s| {
+            now.saturating_duration_since(s.last_seen) < idle
+                && now.saturating_duration_since(s.created) < max_age
+        });
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_token.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_token.is_empty()
+    }
+}
+
+/// Failed logins per user name and per address: past the limit within the window, that key
+/// is refused until the window has passed. Bounded: a full table refuses new keys rather than
+/// grow (a flood of addresses cannot take the memory).
+#[derive(Debug)]
+pub struct Throttle {
+    entries: HashMap<Key, Failures>,
+    pub window: Duration,
+    pub per_user: u32,
+    pub per_address: u32,
+    cap: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    User(String),
+    Address(IpAddr),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    since: Instant,
+}
+
+impl Throttle {
+    pub fn new(window: Duration, per_user: u32, per_address: u32, cap: usize) -> Throttle {
+        Throttle {
+            entries: HashMap::new(),
+            window,
+            per_user,
+            per_address,
+            cap: cap.max(2),
+        }
+    }
+
+    /// None: go ahead; Some: refused, retry after this long.
+    pub fn check(&mut self, user: &str, from: IpAddr, now: Instant) -> Option<Duration> {
+        let window = self.window;
+        self.entries
+            .retain(|_, f| now.saturating_duration_since(f.since) < window);
+        let keys = [
+            (Key::User(user.to_string()), self.per_user),
+            (Key::Address(from), self.per_address),
+        ];
+        let mut wait = None;
+        for (key, limit) in keys {
+            if let Some(f) = self.entries.get(&key)
+                && f.count >= limit
+            {
+                let left = window.saturating_sub(now.saturating_duration_since(f.since));
+                wait = Some(wait.map_or(left, |w: Duration| w.max(left)));
+            }
+        }
+        if wait.is_none() && self.entries.len() + 2 > self.cap {
+            // Full of other keys' failures: nobody new until some expire.
+            return Some(window);
+        }
+        wait
+    }
+
+    pub fn failed(&mut self, user: &str, from: IpAddr, now: Instant) {
+        for key in [Key::User(user.to_string()), Key::Address(from)] {
+            if self.entries.len() >= self.cap && !self.entries.contains_key(&key) {
+                continue;
+            }
+            self.entries
+                .entry(key)
+                .or_insert(Failures {
+                    count: 0,
+                    since: now,
+                })
+                .count += 1;
+        }
+    }
+
+    /// A good login clears the user's count (not the address's: one right guess among many
+    /// wrong ones from an address should not reset that address).
+    pub fn succeeded(&mut self, user: &str) {
+        self.entries.remove(&Key::User(user.to_string()));
+    }
+}
+
+/// A session token: 32 bytes from the OS, hex.
+pub fn new_token() -> Option<String> {
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users() -> Users {
+        let hash = hash_password("s3cret").unwrap();
+        Users::parse(
+            &format!(
+                "[[user]]\nname = \"li\"\nrole = \"agent\"\nagent = \"1001\"\npassword = \"{hash}\"\n\
+                 [[user]]\nname = \"wang\"\nrole = \"supervisor\"\nteams = [\"billing\"]\npassword = \"{hash}\"\n"
+            ),
+            "users.toml",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn passwords_are_checked_against_argon2_hashes() {
+        let users = users();
+        let li = users.get("li").unwrap();
+        assert!(verify(li, "s3cret"));
+        assert!(!verify(li, "s3cret "));
+        assert!(!verify(li, &"x".repeat(MAX_PASSWORD + 1)));
+        assert!(hash_password("a").unwrap().starts_with("$argon2id$"));
+    }
+
+    #[test]
+    fn the_users_file_is_checked() {
+        let hash = hash_password("x").unwrap();
+        let bad = [
+            (
+                "[[user]]\nname = \"a\"\nrole = \"agent\"\npassword = \"HASH\"\n",
+                "name the agent id",
+            ),
+            (
+                "[[user]]\nname = \"a\"\nrole = \"boss\"\npassword = \"HASH\"\n",
+                "unknown variant",
+            ),
+            (
+                "[[user]]\nname = \"a\"\nrole = \"admin\"\npassword = \"plain\"\n",
+                "not an argon2 hash",
+            ),
+            (
+                "[[user]]\nname = \"a:b\"\nrole = \"admin\"\npassword = \"HASH\"\n",
+                "no ':'",
+            ),
+            (
+                "[[user]]\nname = \"a\"\nrole = \"admin\"\npassword = \"HASH\"\n[[user]]\nname = \"a\"\nrole = \"admin\"\npassword = \"HASH\"\n",
+                "defined twice",
+            ),
+            (
+                "[[user]]\nname = \"a\"\nrole = \"admin\"\npasword = \"HASH\"\n",
+                "unknown field",
+            ),
+        ];
+        for (text, want) in bad {
+            let err = Users::parse(&text.replace("HASH", &hash), "users.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{text}: {err}");
+            assert!(err.starts_with("users.toml"), "{err}");
+        }
+    }
+
+    #[test]
+    fn sessions_expire_when_idle_and_at_their_age() {
+        let users = users();
+        let li = users.get("li").unwrap();
+        let t0 = Instant::now();
+        let mut s = Sessions::new(Duration::from_secs(60), Duration::from_secs(300), 10);
+        s.create(li, "t1".into(), t0);
+        assert_eq!(
+            s.check("t1", t0 + Duration::from_secs(59)).unwrap().user,
+            "li"
+        );
+        // Kept alive by use, up to its age.
+        for n in 2..5 {
+            assert!(s.check("t1", t0 + Duration::from_secs(59 * n)).is_some());
+        }
+        assert!(
+            s.check("t1", t0 + Duration::from_secs(300)).is_none(),
+            "too old"
+        );
+        s.create(li, "t2".into(), t0);
+        assert!(
+            s.check("t2", t0 + Duration::from_secs(61)).is_none(),
+            "idle"
+        );
+        assert!(s.check("nope", t0).is_none());
+        s.create(li, "t3".into(), t0);
+        assert!(s.end("t3") && !s.end("t3"));
+    }
+
+    #[test]
+    fn sessions_are_bounded_and_follow_the_users_file() {
+        let users = users();
+        let li = users.get("li").unwrap();
+        let t0 = Instant::now();
+        let mut s = Sessions::new(Duration::from_secs(60), Duration::from_secs(300), 3);
+        for n in 0..5u64 {
+            s.create(li, format!("t{n}"), t0 + Duration::from_millis(n));
+        }
+        assert_eq!(s.len(), 3);
+        assert!(
+            s.check("t0", t0).is_none(),
+            "the least recently used went first"
+        );
+        s.retain_users(&Users::default());
+        assert!(s.is_empty(), "a removed user's sessions end");
+    }
+
+    #[test]
+    fn logins_are_throttled_per_user_and_per_address() {
+        let t0 = Instant::now();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let mut t = Throttle::new(Duration::from_secs(300), 5, 20, 1000);
+        for _ in 0..5 {
+            assert_eq!(t.check("li", a, t0), None);
+            t.failed("li", a, t0);
+        }
+        let wait = t.check("li", b, t0 + Duration::from_secs(100)).unwrap();
+        assert_eq!(
+            wait,
+            Duration::from_secs(200),
+            "the user is locked from every address"
+        );
+        assert_eq!(t.check("wang", a, t0), None, "the address is not, yet");
+        assert_eq!(
+            t.check("li", a, t0 + Duration::from_secs(300)),
+            None,
+            "the window passed"
+        );
+        // An address guessing many names is locked out by itself.
+        for n in 0..20 {
+            t.failed(&format!("u{n}"), b, t0);
+        }
+        assert!(t.check("someone", b, t0).is_some());
+        // Bounded: a flood of addresses fills the table, then new keys wait.
+        let mut t = Throttle::new(Duration::from_secs(300), 5, 20, 10);
+        for n in 0..50u32 {
+            t.failed("x", IpAddr::from(n.to_be_bytes()), t0);
+        }
+        assert!(t.entries.len() <= 10);
+        assert!(t.check("y", "198.51.100.1".parse().unwrap(), t0).is_some());
+    }
+}

@@ -1,0 +1,436 @@
+//! The CTI API as a client meets it, over real TCP on 127.0.0.1: health without a login,
+//! users and roles, sessions that expire, login throttling, bad input answered with a clear
+//! 4xx, connection caps, and the metrics of a live call (issue 11).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::*;
+use hotline::api::auth::hash_password;
+use hotline::config::ApiSettings;
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// One request on its own connection, as a plain HTTP/1.1 client sends it.
+fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: hotline\r\nConnection: close\r\n");
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+const PASSWORD: &str = "correct horse";
+
+fn users_file(site: &Site) -> std::path::PathBuf {
+    let hash = hash_password(PASSWORD).unwrap();
+    let path = site.dir.path().join("users.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[user]]\nname = \"li\"\nrole = \"agent\"\nagent = \"1001\"\npassword = \"{hash}\"\n\
+             [[user]]\nname = \"wang\"\nrole = \"supervisor\"\nteams = [\"billing\"]\npassword = \"{hash}\"\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn serve(flow: &str, tune: impl FnOnce(&mut ApiSettings)) -> (Site, Running, SocketAddr) {
+    let mut site = site(flow);
+    let mut api = ApiSettings {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        users: users_file(&site),
+        tls: None,
+        session_idle: Duration::from_secs(1800),
+        session_max: Duration::from_secs(3600),
+        max_connections: 64,
+        max_connections_per_address: 16,
+    };
+    tune(&mut api);
+    site.config.api = Some(api);
+    let running = start(site.config.clone());
+    let addr = running.server.as_ref().unwrap().api_addr.unwrap();
+    (site, running, addr)
+}
+
+fn login(addr: SocketAddr, user: &str, password: &str) -> Reply {
+    http(
+        addr,
+        "POST",
+        "/api/v1/session",
+        &[],
+        &serde_json::json!({ "user": user, "password": password }).to_string(),
+    )
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+#[test]
+fn only_the_health_check_answers_without_a_login() {
+    let (_site, mut server, addr) = serve(TEST_FLOW, |_| {});
+    let health = http(addr, "GET", "/api/v1/health", &[], "");
+    assert_eq!(health.status, 200, "{}", health.body);
+    assert_eq!(health.json()["status"], "ok");
+    for (method, path) in [
+        ("GET", "/api/v1/me"),
+        ("GET", "/metrics"),
+        ("DELETE", "/api/v1/session"),
+    ] {
+        let r = http(addr, method, path, &[], "");
+        assert_eq!(r.status, 401, "{method} {path}: {}", r.body);
+        assert!(r.json()["error"].is_string());
+    }
+    let r = http(addr, "GET", "/api/v1/nothing", &[], "");
+    assert_eq!(r.status, 404);
+    let r = http(addr, "PUT", "/api/v1/session", &[], "");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("POST, DELETE"));
+    server.stop();
+}
+
+#[test]
+fn a_user_logs_in_and_out_and_sees_who_they_are() {
+    let (_site, mut server, addr) = serve(TEST_FLOW, |_| {});
+    let wrong = login(addr, "li", "wrong");
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.json()["error"], "wrong user name or password");
+    let nobody = login(addr, "nobody", PASSWORD);
+    assert_eq!(
+        nobody.status, 401,
+        "an unknown name reads like a wrong password"
+    );
+    let ok = login(addr, "li", PASSWORD);
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let body = ok.json();
+    assert_eq!(body["role"], "agent");
+    assert_eq!(body["agent"], "1001");
+    let token = body["token"].as_str().unwrap().to_string();
+    assert_eq!(token.len(), 64);
+    let cookie = ok.header("set-cookie").unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let me = http(
+        addr,
+        "GET",
+        "/api/v1/me",
+        &[("Authorization", &bearer(&token))],
+        "",
+    );
+    assert_eq!(me.status, 200);
+    assert_eq!(me.json()["user"], "li");
+    let by_cookie = format!("other=1; hotline_session={token}");
+    let me = http(addr, "GET", "/api/v1/me", &[("Cookie", &by_cookie)], "");
+    assert_eq!(me.status, 200, "the browser's cookie works too");
+    // An agent has no business with the metrics.
+    let m = http(
+        addr,
+        "GET",
+        "/metrics",
+        &[("Authorization", &bearer(&token))],
+        "",
+    );
+    assert_eq!(m.status, 403);
+    let out = http(
+        addr,
+        "DELETE",
+        "/api/v1/session",
+        &[("Authorization", &bearer(&token))],
+        "",
+    );
+    assert_eq!(out.status, 200);
+    let me = http(
+        addr,
+        "GET",
+        "/api/v1/me",
+        &[("Authorization", &bearer(&token))],
+        "",
+    );
+    assert_eq!(me.status, 401, "ended");
+    server.stop();
+}
+
+#[test]
+fn bad_input_gets_a_clear_4xx() {
+    let (_site, mut server, addr) = serve(TEST_FLOW, |_| {});
+    let r = http(addr, "POST", "/api/v1/session", &[], "{\"user\": ");
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["error"].as_str().unwrap().starts_with("bad JSON"),
+        "{}",
+        r.body
+    );
+    let r = http(
+        addr,
+        "POST",
+        "/api/v1/session",
+        &[],
+        "{\"user\":\"li\",\"password\":\"x\",\"admin\":true}",
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("unknown field"), "{}", r.body);
+    let big = format!(
+        "{{\"user\":\"li\",\"password\":\"{}\"}}",
+        "x".repeat(20_000)
+    );
+    let r = http(addr, "POST", "/api/v1/session", &[], &big);
+    assert_eq!(r.status, 413);
+    let r = http(
+        addr,
+        "GET",
+        "/api/v1/me",
+        &[("Authorization", "Bearer not-a-session")],
+        "",
+    );
+    assert_eq!(r.status, 401);
+    // Garbage instead of HTTP: the connection is closed, the server carries on.
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(b"\x16\x03\x01garbage\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.read_to_end(&mut buf);
+    assert_eq!(http(addr, "GET", "/api/v1/health", &[], "").status, 200);
+    server.stop();
+}
+
+#[test]
+fn failed_logins_are_throttled_per_user() {
+    let (_site, mut server, addr) = serve(TEST_FLOW, |_| {});
+    for _ in 0..5 {
+        assert_eq!(login(addr, "wang", "guess").status, 401);
+    }
+    let locked = login(addr, "wang", PASSWORD);
+    assert_eq!(
+        locked.status, 429,
+        "even the right password waits: {}",
+        locked.body
+    );
+    let wait: u64 = locked.header("retry-after").unwrap().parse().unwrap();
+    assert!(wait > 200 && wait <= 300, "{wait}");
+    assert_eq!(
+        login(addr, "li", PASSWORD).status,
+        200,
+        "another user is not locked"
+    );
+    server.stop();
+}
+
+#[test]
+fn sessions_expire_when_idle() {
+    let (_site, mut server, addr) =
+        serve(TEST_FLOW, |a| a.session_idle = Duration::from_millis(800));
+    let token = login(addr, "li", PASSWORD).json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::thread::sleep(Duration::from_millis(500));
+    let auth = bearer(&token);
+    assert_eq!(
+        http(addr, "GET", "/api/v1/me", &[("Authorization", &auth)], "").status,
+        200
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        http(addr, "GET", "/api/v1/me", &[("Authorization", &auth)], "").status,
+        200,
+        "kept alive by use"
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let r = http(addr, "GET", "/api/v1/me", &[("Authorization", &auth)], "");
+    assert_eq!(r.status, 401, "idle too long");
+    server.stop();
+}
+
+#[test]
+fn removing_a_user_from_the_file_ends_their_sessions() {
+    let (site, mut server, addr) = serve(TEST_FLOW, |_| {});
+    let token = login(addr, "li", PASSWORD).json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let auth = bearer(&token);
+    assert_eq!(
+        http(addr, "GET", "/api/v1/me", &[("Authorization", &auth)], "").status,
+        200
+    );
+    let path = site.dir.path().join("users.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let without_li = text
+        .split("[[user]]")
+        .filter(|u| !u.contains("\"li\""))
+        .collect::<Vec<_>>()
+        .join("[[user]]");
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&path, without_li).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = http(addr, "GET", "/api/v1/me", &[("Authorization", &auth)], "");
+        if r.status == 401 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the session outlived its user");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(login(addr, "wang", PASSWORD).status, 200);
+    server.stop();
+}
+
+#[test]
+fn connections_are_capped_per_address() {
+    let (_site, mut server, addr) = serve(TEST_FLOW, |a| a.max_connections_per_address = 2);
+    let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = TcpStream::connect(addr).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = third.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut buf = [0u8; 64];
+    assert!(
+        matches!(third.read(&mut buf), Ok(0) | Err(_)),
+        "over the cap: closed"
+    );
+    drop(idle);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        http(addr, "GET", "/api/v1/health", &[], "").status,
+        200,
+        "room again"
+    );
+    server.stop();
+}
+
+#[test]
+fn metrics_show_a_call_in_progress_to_a_supervisor() {
+    let (_site, mut server, addr) = serve(TEST_FLOW, |_| {});
+    let basic = |user: &str, password: &str| {
+        use base64::Engine as _;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
+    };
+    let r = http(addr, "GET", "/metrics", &[], "");
+    assert_eq!(r.status, 401);
+    assert!(
+        r.header("www-authenticate")
+            .is_some_and(|v| v.starts_with("Basic"))
+    );
+    assert_eq!(
+        http(
+            addr,
+            "GET",
+            "/metrics",
+            &[("Authorization", &basic("wang", "nope"))],
+            ""
+        )
+        .status,
+        401
+    );
+    assert_eq!(
+        http(
+            addr,
+            "GET",
+            "/metrics",
+            &[("Authorization", &basic("li", PASSWORD))],
+            ""
+        )
+        .status,
+        403
+    );
+    let mut phone = Phone::new(server.sip);
+    phone.call("100");
+    phone.talk(Duration::from_millis(300));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        let r = http(
+            addr,
+            "GET",
+            "/metrics",
+            &[("Authorization", &basic("wang", PASSWORD))],
+            "",
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(
+            r.header("content-type")
+                .unwrap()
+                .starts_with("application/openmetrics-text")
+        );
+        if r.body.contains("hotline_active_calls 1") {
+            break r.body;
+        }
+        assert!(Instant::now() < deadline, "{}", r.body);
+        phone.talk(Duration::from_millis(300));
+    };
+    assert!(text.contains("hotline_cdr_backlog"), "{text}");
+    phone.hangup();
+    phone.pump(Duration::from_millis(300));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = http(
+            addr,
+            "GET",
+            "/metrics",
+            &[("Authorization", &basic("wang", PASSWORD))],
+            "",
+        );
+        if r.body.contains("hotline_active_calls 0") && r.body.contains("hotline_calls_total 1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", r.body);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    server.stop();
+}
