@@ -94,6 +94,7 @@ fn serve(flow: &str, tune: impl FnOnce(&mut ApiSettings)) -> (Site, Running, Soc
         session_max: Duration::from_secs(3600),
         max_connections: 64,
         max_connections_per_address: 16,
+        request_timeout: Duration::from_secs(15),
     };
     tune(&mut api);
     site.config.api = Some(api);
@@ -269,25 +270,18 @@ fn failed_logins_are_throttled_per_user() {
 
 #[test]
 fn sessions_expire_when_idle() {
-    let (_site, mut server, addr) =
-        serve(TEST_FLOW, |a| a.session_idle = Duration::from_millis(800));
+    let (_site, mut server, addr) = serve(TEST_FLOW, |a| a.session_idle = Duration::from_secs(2));
     let token = login(addr, "li", PASSWORD).json()["token"]
         .as_str()
         .unwrap()
         .to_string();
-    std::thread::sleep(Duration::from_millis(500));
     let auth = bearer(&token);
-    assert_eq!(
-        http(addr, "GET", "/api/v1/me", &[("Authorization", &auth)], "").status,
-        200
-    );
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(
-        http(addr, "GET", "/api/v1/me", &[("Authorization", &auth)], "").status,
-        200,
-        "kept alive by use"
-    );
-    std::thread::sleep(Duration::from_millis(1000));
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(1200));
+        let r = http(addr, "GET", "/api/v1/me", &[("Authorization", &auth)], "");
+        assert_eq!(r.status, 200, "kept alive by use");
+    }
+    std::thread::sleep(Duration::from_millis(2500));
     let r = http(addr, "GET", "/api/v1/me", &[("Authorization", &auth)], "");
     assert_eq!(r.status, 401, "idle too long");
     server.stop();
@@ -336,18 +330,90 @@ fn connections_are_capped_per_address() {
     third
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
-    let _ = third.write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n");
-    let mut buf = [0u8; 64];
+    let mut answer = Vec::new();
+    let started = Instant::now();
+    let read = third.read_to_end(&mut answer);
     assert!(
-        matches!(third.read(&mut buf), Ok(0) | Err(_)),
-        "over the cap: closed"
+        started.elapsed() < Duration::from_secs(4),
+        "answered at once, not left hanging"
     );
+    assert!(
+        read.is_ok()
+            || matches!(read, Err(ref e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "{read:?}"
+    );
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    assert!(text.contains("too many connections"), "{text}");
     drop(idle);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
         http(addr, "GET", "/api/v1/health", &[], "").status,
         200,
         "room again"
+    );
+    server.stop();
+}
+
+/// Five guesses per user, however many arrive at once: each counts as it starts.
+#[test]
+fn concurrent_guesses_are_throttled_too() {
+    let (_site, mut server, addr) = serve(TEST_FLOW, |_| {});
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..12)
+            .map(|_| scope.spawn(move || login(addr, "wang", "guess").status))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let refused = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(refused, 5, "{statuses:?}");
+    assert_eq!(throttled, 7, "{statuses:?}");
+    server.stop();
+}
+
+/// A body that never comes, and a login that is not JSON, get clear answers.
+#[test]
+fn slow_bodies_time_out_and_logins_must_be_json() {
+    let (_site, mut server, addr) =
+        serve(TEST_FLOW, |a| a.request_timeout = Duration::from_secs(1));
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"POST /api/v1/session HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        .unwrap();
+    let mut answer = Vec::new();
+    let started = Instant::now();
+    let _ = s.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let body = "user=li&password=x";
+    s.write_all(
+        format!(
+            "POST /api/v1/session HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 415"), "{text}");
+    // A name far too long is refused without being remembered, and the scheme's case does
+    // not matter.
+    let long = "n".repeat(10_000);
+    assert_eq!(login(addr, &long, PASSWORD).status, 401);
+    let token = login(addr, "li", PASSWORD).json()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let lower = format!("bearer {token}");
+    assert_eq!(
+        http(addr, "GET", "/api/v1/me", &[("Authorization", &lower)], "").status,
+        200
     );
     server.stop();
 }

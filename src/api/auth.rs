@@ -56,8 +56,9 @@ pub struct Users {
     by_name: HashMap<String, User>,
 }
 
-/// Longest user name: a login form field, not a document.
-const MAX_NAME: usize = 64;
+/// Longest user name: a login form field, not a document. Longer ones are refused before
+/// anything is looked up or remembered.
+pub const MAX_NAME: usize = 64;
 /// Longest password accepted for checking: hashing is costly, an attacker's megabyte is not
 /// worth it.
 pub const MAX_PASSWORD: usize = 256;
@@ -96,12 +97,14 @@ impl Users {
                     e.name
                 )));
             }
-            PasswordHash::new(&e.password).map_err(|_| {
-                invalid(format!(
-                    "user {:?}: `password` is not an argon2 hash (make one with `hotline user-password {}`)",
+            let argon2id =
+                PasswordHash::new(&e.password).is_ok_and(|h| h.algorithm.as_str() == "argon2id");
+            if !argon2id {
+                return Err(invalid(format!(
+                    "user {:?}: `password` is not an argon2id hash (make one with `hotline user-password {}`)",
                     e.name, e.name
-                ))
-            })?;
+                )));
+            }
             if e.role == Role::Agent && e.agent.is_none() {
                 return Err(invalid(format!(
                     "user {:?} is an agent: name the agent id (agent = \"1001\")",
@@ -175,11 +178,15 @@ pub struct Session {
     pub role: Role,
     pub agent: Option<String>,
     pub teams: Vec<String>,
+    /// The password hash at login: a changed password ends the session.
+    password: String,
     created: Instant,
     last_seen: Instant,
 }
 
-/// Sessions by token. Bounded: past `cap`, the least recently used is ended.
+/// Sessions by token. Bounded in all (a full table refuses new logins rather than end
+/// other people's sessions) and per user (a user's oldest session makes room for their
+/// newest).
 #[derive(Debug)]
 pub struct Sessions {
     by_token: HashMap<String, Session>,
@@ -189,6 +196,13 @@ pub struct Sessions {
     pub max_age: Duration,
     cap: usize,
 }
+
+/// Sessions one user may have at once (browser tabs, a phone, a CRM).
+pub const SESSIONS_PER_USER: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many sessions at once; try again later")]
+pub struct SessionsFull;
 
 impl Sessions {
     pub fn new(idle: Duration, max_age: Duration, cap: usize) -> Sessions {
@@ -200,16 +214,23 @@ impl Sessions {
         }
     }
 
-    pub fn create(&mut self, user: &User, token: String, now: Instant) {
+    pub fn create(&mut self, user: &User, token: String, now: Instant) -> Result<(), SessionsFull> {
         self.expire(now);
-        if self.by_token.len() >= self.cap
-            && let Some(oldest) = self
-                .by_token
+        let mine: Vec<(&String, &Session)> = self
+            .by_token
+            .iter()
+            .filter(|(_, s)| s.user == user.name)
+            .collect();
+        if mine.len() >= SESSIONS_PER_USER {
+            if let Some(oldest) = mine
                 .iter()
                 .min_by_key(|(_, s)| s.last_seen)
-                .map(|(t, _)| t.clone())
-        {
-            self.by_token.remove(&oldest);
+                .map(|(t, _)| (*t).clone())
+            {
+                self.by_token.remove(&oldest);
+            }
+        } else if self.by_token.len() >= self.cap {
+            return Err(SessionsFull);
         }
         self.by_token.insert(
             token,
@@ -218,10 +239,12 @@ impl Sessions {
                 role: user.role,
                 agent: user.agent.clone(),
                 teams: user.teams.clone(),
+                password: user.password.clone(),
                 created: now,
                 last_seen: now,
             },
         );
+        Ok(())
     }
 
     /// The session of `token` if it is live; a request keeps it alive.
@@ -240,12 +263,16 @@ impl Sessions {
         self.by_token.remove(token).is_some()
     }
 
-    /// Ends every session of a user who is gone from the users file or changed role.
+    /// Ends every session of a user who is gone from the users file, or whose role, agent,
+    /// teams or password changed.
     pub fn retain_users(&mut self, users: &Users) {
         self.by_token.retain(|_, s| {
-            users
-                .get(&s.user)
-                .is_some_and(|u| u.role == s.role && u.agent == s.agent && u.teams == s.teams)
+            users.get(&s.user).is_some_and(|u| {
+                u.role == s.role
+                    && u.agent == s.agent
+                    && u.teams == s.teams
+                    && u.password == s.password
+            })
         });
     }
 
@@ -271,12 +298,14 @@ impl Sessions {
     }
 }
 
-/// Failed logins per user name and per address: past the limit within the window, that key
-/// is refused until the window has passed. Bounded: a full table refuses new keys rather than
-/// grow (a flood of addresses cannot take the memory).
+/// Login attempts per user name and per address. An attempt counts when it starts (so
+/// concurrent guesses cannot all slip past the check) and is taken back when it succeeds.
+/// Past the limit within the window, that key is refused until the window has passed.
+/// Bounded: a full table forgets its oldest entries. IPv6 addresses count by /64, the
+/// block one subscriber gets.
 #[derive(Debug)]
 pub struct Throttle {
-    entries: HashMap<Key, Failures>,
+    entries: HashMap<Key, Attempts>,
     pub window: Duration,
     pub per_user: u32,
     pub per_address: u32,
@@ -290,9 +319,24 @@ enum Key {
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Failures {
+struct Attempts {
     count: u32,
     since: Instant,
+}
+
+/// The address as throttles and caps count it: IPv6 by its /64.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let mut s = v6.segments();
+                s[4..].fill(0);
+                IpAddr::V6(s.into())
+            }
+        },
+    }
 }
 
 impl Throttle {
@@ -306,50 +350,73 @@ impl Throttle {
         }
     }
 
-    /// None: go ahead; Some: refused, retry after this long.
-    pub fn check(&mut self, user: &str, from: IpAddr, now: Instant) -> Option<Duration> {
+    /// An attempt for `user` (None: a name too long to be anyone's, counted against the
+    /// address only) from `from`. Ok: go ahead, the attempt is counted; Err: refused, retry
+    /// after this long.
+    pub fn begin(
+        &mut self,
+        user: Option<&str>,
+        from: IpAddr,
+        now: Instant,
+    ) -> Result<(), Duration> {
         let window = self.window;
         self.entries
             .retain(|_, f| now.saturating_duration_since(f.since) < window);
-        let keys = [
-            (Key::User(user.to_string()), self.per_user),
-            (Key::Address(from), self.per_address),
-        ];
+        let address = Key::Address(address_key(from));
+        let mut keys = vec![(address, self.per_address)];
+        if let Some(user) = user {
+            keys.push((Key::User(user.to_string()), self.per_user));
+        }
         let mut wait = None;
-        for (key, limit) in keys {
-            if let Some(f) = self.entries.get(&key)
-                && f.count >= limit
+        for (key, limit) in &keys {
+            if let Some(f) = self.entries.get(key)
+                && f.count >= *limit
             {
                 let left = window.saturating_sub(now.saturating_duration_since(f.since));
                 wait = Some(wait.map_or(left, |w: Duration| w.max(left)));
             }
         }
-        if wait.is_none() && self.entries.len() + 2 > self.cap {
-            // Full of other keys' failures: nobody new until some expire.
-            return Some(window);
+        if let Some(wait) = wait {
+            return Err(wait);
         }
-        wait
-    }
-
-    pub fn failed(&mut self, user: &str, from: IpAddr, now: Instant) {
-        for key in [Key::User(user.to_string()), Key::Address(from)] {
+        for (key, _) in keys {
             if self.entries.len() >= self.cap && !self.entries.contains_key(&key) {
-                continue;
+                // Full: forget the oldest entry rather than refuse everyone.
+                if let Some(oldest) = self
+                    .entries
+                    .iter()
+                    .min_by_key(|(_, f)| f.since)
+                    .map(|(k, _)| k.clone())
+                {
+                    self.entries.remove(&oldest);
+                }
             }
             self.entries
                 .entry(key)
-                .or_insert(Failures {
+                .or_insert(Attempts {
                     count: 0,
                     since: now,
                 })
                 .count += 1;
         }
+        Ok(())
     }
 
-    /// A good login clears the user's count (not the address's: one right guess among many
-    /// wrong ones from an address should not reset that address).
-    pub fn succeeded(&mut self, user: &str) {
+    /// The attempt was good: it does not count against the address, and the user's earlier
+    /// failures are forgotten.
+    pub fn succeeded(&mut self, user: &str, from: IpAddr) {
         self.entries.remove(&Key::User(user.to_string()));
+        if let Some(f) = self.entries.get_mut(&Key::Address(address_key(from))) {
+            f.count = f.count.saturating_sub(1);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 }
 
@@ -400,7 +467,11 @@ mod tests {
             ),
             (
                 "[[user]]\nname = \"a\"\nrole = \"admin\"\npassword = \"plain\"\n",
-                "not an argon2 hash",
+                "not an argon2id hash",
+            ),
+            (
+                "[[user]]\nname = \"a\"\nrole = \"admin\"\npassword = \"$argon2i$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$YWJjZGVmZ2hpamtsbW5vcHFyc3R1dnd4eXo\"\n",
+                "not an argon2id hash",
             ),
             (
                 "[[user]]\nname = \"a:b\"\nrole = \"admin\"\npassword = \"HASH\"\n",
@@ -430,7 +501,7 @@ mod tests {
         let li = users.get("li").unwrap();
         let t0 = Instant::now();
         let mut s = Sessions::new(Duration::from_secs(60), Duration::from_secs(300), 10);
-        s.create(li, "t1".into(), t0);
+        s.create(li, "t1".into(), t0).unwrap();
         assert_eq!(
             s.check("t1", t0 + Duration::from_secs(59)).unwrap().user,
             "li"
@@ -443,13 +514,13 @@ mod tests {
             s.check("t1", t0 + Duration::from_secs(300)).is_none(),
             "too old"
         );
-        s.create(li, "t2".into(), t0);
+        s.create(li, "t2".into(), t0).unwrap();
         assert!(
             s.check("t2", t0 + Duration::from_secs(61)).is_none(),
             "idle"
         );
         assert!(s.check("nope", t0).is_none());
-        s.create(li, "t3".into(), t0);
+        s.create(li, "t3".into(), t0).unwrap();
         assert!(s.end("t3") && !s.end("t3"));
     }
 
@@ -459,14 +530,30 @@ mod tests {
         let li = users.get("li").unwrap();
         let t0 = Instant::now();
         let mut s = Sessions::new(Duration::from_secs(60), Duration::from_secs(300), 3);
-        for n in 0..5u64 {
-            s.create(li, format!("t{n}"), t0 + Duration::from_millis(n));
+        for n in 0..3u64 {
+            s.create(li, format!("t{n}"), t0 + Duration::from_millis(n))
+                .unwrap();
         }
-        assert_eq!(s.len(), 3);
-        assert!(
-            s.check("t0", t0).is_none(),
-            "the least recently used went first"
+        assert_eq!(
+            s.create(li, "t3".into(), t0),
+            Err(SessionsFull),
+            "a full table refuses, ending nobody's session"
         );
+        assert_eq!(s.len(), 3);
+        // Per user: the oldest of their own makes room.
+        let mut s = Sessions::new(Duration::from_secs(60), Duration::from_secs(300), 1000);
+        for n in 0..(SESSIONS_PER_USER as u64 + 2) {
+            s.create(li, format!("t{n}"), t0 + Duration::from_millis(n))
+                .unwrap();
+        }
+        assert_eq!(s.len(), SESSIONS_PER_USER);
+        assert!(s.check("t0", t0).is_none() && s.check("t1", t0).is_none());
+        // A changed password, or a removed user, ends the sessions.
+        let mut changed = users.clone();
+        changed.by_name.get_mut("li").unwrap().password = hash_password("new one").unwrap();
+        s.retain_users(&changed);
+        assert!(s.is_empty(), "a changed password ends the sessions");
+        s.create(li, "u".into(), t0).unwrap();
         s.retain_users(&Users::default());
         assert!(s.is_empty(), "a removed user's sessions end");
     }
@@ -477,33 +564,72 @@ mod tests {
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let mut t = Throttle::new(Duration::from_secs(300), 5, 20, 1000);
+        // Counted when they start: five at once use up the user's allowance.
         for _ in 0..5 {
-            assert_eq!(t.check("li", a, t0), None);
-            t.failed("li", a, t0);
+            assert_eq!(t.begin(Some("li"), a, t0), Ok(()));
         }
-        let wait = t.check("li", b, t0 + Duration::from_secs(100)).unwrap();
+        let wait = t
+            .begin(Some("li"), b, t0 + Duration::from_secs(100))
+            .unwrap_err();
         assert_eq!(
             wait,
             Duration::from_secs(200),
             "the user is locked from every address"
         );
-        assert_eq!(t.check("wang", a, t0), None, "the address is not, yet");
         assert_eq!(
-            t.check("li", a, t0 + Duration::from_secs(300)),
-            None,
+            t.begin(Some("wang"), a, t0),
+            Ok(()),
+            "the address is not, yet"
+        );
+        t.succeeded("wang", a);
+        assert_eq!(
+            t.begin(Some("li"), a, t0 + Duration::from_secs(300)),
+            Ok(()),
             "the window passed"
         );
-        // An address guessing many names is locked out by itself.
+        // An address guessing many names is locked out by itself, long names included.
         for n in 0..20 {
-            t.failed(&format!("u{n}"), b, t0);
+            let name = format!("u{n}");
+            let _ = t.begin(if n % 2 == 0 { Some(name.as_str()) } else { None }, b, t0);
         }
-        assert!(t.check("someone", b, t0).is_some());
-        // Bounded: a flood of addresses fills the table, then new keys wait.
+        assert!(t.begin(Some("someone"), b, t0).is_err());
+        // A good login gives its attempt back to the address.
+        let c: IpAddr = "192.0.2.3".parse().unwrap();
+        for _ in 0..40 {
+            assert_eq!(t.begin(Some("wang"), c, t0), Ok(()));
+            t.succeeded("wang", c);
+        }
+        // IPv6 counts by /64.
+        let mut t = Throttle::new(Duration::from_secs(300), 5, 3, 1000);
+        for n in 1..=3u16 {
+            let ip = IpAddr::from([0x2001, 0xdb8, 0, 1, 0, 0, 0, n]);
+            assert!(t.begin(None, ip, t0).is_ok());
+        }
+        assert!(
+            t.begin(None, "2001:db8:0:1::99".parse().unwrap(), t0)
+                .is_err()
+        );
+        assert!(
+            t.begin(None, "2001:db8:0:2::1".parse().unwrap(), t0)
+                .is_ok()
+        );
+        // Bounded: a flood of addresses forgets the oldest, and a newcomer still gets in.
         let mut t = Throttle::new(Duration::from_secs(300), 5, 20, 10);
         for n in 0..50u32 {
-            t.failed("x", IpAddr::from(n.to_be_bytes()), t0);
+            let _ = t.begin(
+                Some("x"),
+                IpAddr::from(n.to_be_bytes()),
+                t0 + Duration::from_millis(u64::from(n)),
+            );
         }
-        assert!(t.entries.len() <= 10);
-        assert!(t.check("y", "198.51.100.1".parse().unwrap(), t0).is_some());
+        assert!(t.len() <= 10);
+        assert!(
+            t.begin(
+                Some("y"),
+                "198.51.100.1".parse().unwrap(),
+                t0 + Duration::from_secs(1)
+            )
+            .is_ok()
+        );
     }
 }

@@ -4,8 +4,10 @@
 //! a second); it never reaches into the call platform, so a flood of API clients cannot slow a
 //! call.
 //!
-//! Bounds: connections in total and per address, a deadline for each request's headers, a
-//! cap on body size, argon2 checks two at a time, login throttling per user and per address.
+//! Bounds: connections in total and per address (IPv6 by /64), within the server's
+//! descriptor budget; a deadline for each request's headers, for each whole request and for a
+//! connection's life; a cap on header and body sizes; argon2 checks a few at a time, with a
+//! short wait for a turn; login attempts per user and per address.
 
 pub mod auth;
 pub mod metrics;
@@ -45,12 +47,21 @@ pub const ROUTES: &[(&str, &str)] = &[
 
 /// Request bodies are small JSON objects.
 const MAX_BODY: usize = 16 * 1024;
+/// hyper's read buffer per connection (headers and pipelined requests).
+const MAX_READ_BUFFER: usize = 32 * 1024;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// Argon2 takes tens of milliseconds and memory: this many at once, the rest wait.
-const CONCURRENT_HASHES: usize = 2;
+/// A connection is closed after this long, whatever it does: one that stops reading its
+/// answers cannot hold its place for ever.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
+/// How long a login waits for a turn at hashing before being told to come back.
+const HASH_WAIT: Duration = Duration::from_secs(3);
+/// Longest session token looked at (ours are 64 hex characters).
+const MAX_TOKEN: usize = 128;
 const SESSION_COOKIE: &str = "hotline_session";
-/// The users file is looked at for changes at most this often.
+/// The users file is looked at for changes this often.
 const USERS_RECHECK: Duration = Duration::from_secs(1);
+/// A scraper's Basic credentials, once checked, are trusted this long without hashing again.
+const BASIC_CACHE_FOR: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
@@ -60,6 +71,7 @@ pub struct ApiConfig {
     pub session_max: Duration,
     pub max_connections: usize,
     pub max_connections_per_address: usize,
+    pub request_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -80,25 +92,23 @@ pub struct Feeds {
     pub cdr: watch::Receiver<WriterStats>,
 }
 
-struct UsersCell {
-    users: Arc<Users>,
-    modified: Option<SystemTime>,
-    checked: Instant,
-}
-
 struct AuthState {
     sessions: Sessions,
     throttle: Throttle,
+    /// Scrapers' Basic credentials already checked: SHA-256 of "name\0password" to the
+    /// user's role and when it was checked. A few entries; emptied when the users change.
+    basic: HashMap<[u8; 32], (Role, Instant)>,
 }
 
-/// Shared by the connection tasks. The two locks are held only for map look-ups, never across
-/// an await or a hash.
+/// Shared by the connection tasks. The locks are held only to look up or swap, never across
+/// an await, a file read or a hash.
 pub struct Api {
     config: ApiConfig,
     tls: bool,
-    users: Mutex<UsersCell>,
+    /// Swapped whole by the users-file watch.
+    users: Mutex<Arc<Users>>,
     auth: Mutex<AuthState>,
-    hashing: Semaphore,
+    hashing: Arc<Semaphore>,
     /// A hash to check unknown names against, so a wrong name takes as long as a wrong
     /// password (None only if the OS gave no randomness at start).
     decoy: Option<User>,
@@ -151,18 +161,19 @@ pub async fn start(
     )
     .ok()
     .and_then(|u| u.get("decoy").cloned());
+    // Hashing is CPU work: leave a core to the calls.
+    let hash_slots = std::thread::available_parallelism()
+        .map_or(1, |n| n.get().saturating_sub(1))
+        .max(1);
     let api = Arc::new(Api {
         tls: tls.is_some(),
-        users: Mutex::new(UsersCell {
-            users: Arc::new(users),
-            modified,
-            checked: Instant::now(),
-        }),
+        users: Mutex::new(Arc::new(users)),
         auth: Mutex::new(AuthState {
             sessions: Sessions::new(config.session_idle, config.session_max, 10_000),
             throttle: Throttle::new(Duration::from_secs(300), 5, 30, 10_000),
+            basic: HashMap::new(),
         }),
-        hashing: Semaphore::new(CONCURRENT_HASHES),
+        hashing: Arc::new(Semaphore::new(hash_slots)),
         decoy,
         connections: Mutex::new(HashMap::new()),
         feeds,
@@ -170,8 +181,49 @@ pub async fn start(
     });
     tracing::info!(%addr, tls = api.tls, "CTI API listening");
     let (stop, stopped) = watch::channel(false);
+    tokio::spawn(watch_users(Arc::downgrade(&api), modified));
     let task = tokio::spawn(accept_loop(listener, tls, api, stopped));
     Ok(ApiServer { addr, stop, task })
+}
+
+/// Re-reads the users file when it changes, off the async threads, and swaps it in: a user
+/// removed, or whose role, agent, teams or password changed, is logged out. A file an edit
+/// broke is refused with the reason, and the previous users stay. Ends with the API.
+async fn watch_users(api: std::sync::Weak<Api>, mut modified: Option<SystemTime>) {
+    let mut tick = tokio::time::interval(USERS_RECHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(path) = api.upgrade().map(|a| a.config.users_file.clone()) else {
+            return;
+        };
+        let seen = modified;
+        let read = tokio::task::spawn_blocking(move || {
+            let now = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+            (now != seen).then(|| (now, read_users(&path)))
+        })
+        .await;
+        let Ok(Some((now, result))) = read else {
+            continue;
+        };
+        modified = now;
+        let Some(api) = api.upgrade() else {
+            return;
+        };
+        match result {
+            Ok((users, _)) => {
+                tracing::info!(users = users.len(), "API users reloaded");
+                let mut auth = api.lock_auth();
+                auth.sessions.retain_users(&users);
+                auth.basic.clear();
+                drop(auth);
+                *api.users.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(users);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "API users file refused; the previous users stay")
+            }
+        }
+    }
 }
 
 fn read_users(path: &std::path::Path) -> Result<(Users, Option<SystemTime>), auth::UsersError> {
@@ -204,8 +256,14 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Some(slot) = ConnectionSlot::take(&api, peer.ip()) else {
-            // Over the caps: closed at once, costing nothing more.
+        let Some(slot) = ConnectionSlot::take(&api, auth::address_key(peer.ip())) else {
+            // Over the caps: told so in one write that never waits (plain HTTP reads it;
+            // a TLS client just sees the close), then closed.
+            let _ = stream.try_write(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+                  Content-Length: 41\r\nConnection: close\r\nRetry-After: 5\r\n\r\n\
+                  {\"error\": \"too many connections; later\"}",
+            );
             drop(stream);
             continue;
         };
@@ -215,24 +273,41 @@ async fn accept_loop(
             let _slot = slot;
             let service = hyper::service::service_fn(move |req| {
                 let api = Arc::clone(&api);
-                async move { Ok::<_, Infallible>(handle(&api, peer.ip(), req).await) }
+                async move {
+                    let limit = api.config.request_timeout;
+                    let answer = tokio::time::timeout(limit, handle(&api, peer.ip(), req)).await;
+                    Ok::<_, Infallible>(answer.unwrap_or_else(|_| {
+                        let mut r = error(
+                            StatusCode::REQUEST_TIMEOUT,
+                            "the request took too long to arrive",
+                        );
+                        r.headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                        r
+                    }))
+                }
             });
             let mut http = hyper::server::conn::http1::Builder::new();
             http.timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT);
-            match tls {
-                Some(acceptor) => {
-                    let Ok(Ok(stream)) =
-                        tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await
-                    else {
-                        return;
-                    };
-                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                .header_read_timeout(HEADER_TIMEOUT)
+                .max_buf_size(MAX_READ_BUFFER)
+                .max_headers(64);
+            let serve = async {
+                match tls {
+                    Some(acceptor) => {
+                        let Ok(Ok(stream)) =
+                            tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await
+                        else {
+                            return;
+                        };
+                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                    None => {
+                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                    }
                 }
-                None => {
-                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
-                }
-            }
+            };
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, serve).await;
         });
     }
 }
@@ -366,43 +441,25 @@ impl Api {
         self.auth.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The users, re-read when the file changed (at most once a second). A file broken by an
-    /// edit keeps the previous users (and says so); sessions of users removed or changed end.
     fn users(&self) -> Arc<Users> {
-        let mut cell = self.users.lock().unwrap_or_else(|e| e.into_inner());
-        if cell.checked.elapsed() >= USERS_RECHECK {
-            cell.checked = Instant::now();
-            let modified = std::fs::metadata(&self.config.users_file)
-                .and_then(|m| m.modified())
-                .ok();
-            if modified != cell.modified {
-                match read_users(&self.config.users_file) {
-                    Ok((users, modified)) => {
-                        tracing::info!(users = users.len(), "API users reloaded");
-                        self.lock_auth().sessions.retain_users(&users);
-                        cell.users = Arc::new(users);
-                        cell.modified = modified;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "API users file refused; the previous users stay");
-                        cell.modified = modified;
-                    }
-                }
-            }
-        }
-        Arc::clone(&cell.users)
+        Arc::clone(&self.users.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn session(&self, req: &Request<Incoming>) -> Option<Session> {
         let token = token(req)?;
-        // Picks up a changed users file before trusting a session of it.
-        let _ = self.users();
         self.lock_auth().sessions.check(&token, Instant::now())
     }
 
     /// Checks a name and password, throttled; Ok: the user.
     async fn authenticate(&self, from: IpAddr, name: &str, password: &str) -> Result<User, Reply> {
-        if let Some(wait) = self.lock_auth().throttle.check(name, from, Instant::now()) {
+        let wrong = || error(StatusCode::UNAUTHORIZED, "wrong user name or password");
+        // Too long to be anyone's: counted against the address, never remembered or hashed.
+        let plausible = name.len() <= auth::MAX_NAME && password.len() <= auth::MAX_PASSWORD;
+        let counted =
+            self.lock_auth()
+                .throttle
+                .begin(plausible.then_some(name), from, Instant::now());
+        if let Err(wait) = counted {
             let mut r = error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many failed logins; try again later",
@@ -412,32 +469,49 @@ impl Api {
             }
             return Err(r);
         }
+        if !plausible {
+            return Err(wrong());
+        }
         let users = self.users();
         let user = users.get(name).cloned();
-        let candidate = user.clone().or_else(|| self.decoy.clone());
-        let password = password.to_string();
-        let permit = self.hashing.acquire().await;
-        let good = match candidate {
-            Some(candidate) => {
-                tokio::task::spawn_blocking(move || auth::verify(&candidate, &password))
-                    .await
-                    .unwrap_or(false)
-            }
-            None => false,
+        let Some(candidate) = user.clone().or_else(|| self.decoy.clone()) else {
+            return Err(wrong());
         };
-        drop(permit);
+        // The permit travels with the hash: a client that hangs up cannot free its turn
+        // while the hash still runs.
+        let permit = match tokio::time::timeout(
+            HASH_WAIT,
+            Arc::clone(&self.hashing).acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(p)) => p,
+            _ => {
+                let mut r = error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many logins at once; try again shortly",
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+                return Err(r);
+            }
+        };
+        let password = password.to_string();
+        let good = tokio::task::spawn_blocking(move || {
+            let good = auth::verify(&candidate, &password);
+            drop(permit);
+            good
+        })
+        .await
+        .unwrap_or(false);
         match user {
             Some(user) if good => {
-                self.lock_auth().throttle.succeeded(name);
+                self.lock_auth().throttle.succeeded(name, from);
                 Ok(user)
             }
             _ => {
-                self.lock_auth().throttle.failed(name, from, Instant::now());
-                tracing::info!(user = name, %from, "API login refused");
-                Err(error(
-                    StatusCode::UNAUTHORIZED,
-                    "wrong user name or password",
-                ))
+                tracing::info!(user = %name.escape_debug(), %from, "API login refused");
+                Err(wrong())
             }
         }
     }
@@ -446,23 +520,32 @@ impl Api {
 /// `Authorization: Bearer TOKEN`, or the session cookie the login set.
 fn token(req: &Request<Incoming>) -> Option<String> {
     let headers = req.headers();
-    if let Some(v) = headers
+    let found = match headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        && let Some(t) = v.strip_prefix("Bearer ")
+        .and_then(|v| credentials(v, "bearer"))
     {
-        return Some(t.trim().to_string());
-    }
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| {
-            c.trim()
-                .strip_prefix("hotline_session=")
-                .map(str::to_string)
-        })
+        Some(t) => Some(t.to_string()),
+        None => headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|c| {
+                c.trim()
+                    .strip_prefix(SESSION_COOKIE)
+                    .and_then(|rest| rest.strip_prefix('='))
+                    .map(str::to_string)
+            }),
+    };
+    found.filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN)
+}
+
+/// The credentials of an Authorization header of `scheme` (matched without regard to case,
+/// as RFC 9110 says).
+fn credentials<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
+    let (given, rest) = header.trim().split_once(' ')?;
+    given.eq_ignore_ascii_case(scheme).then(|| rest.trim())
 }
 
 async fn read_json<T: for<'de> Deserialize<'de>>(req: Request<Incoming>) -> Result<T, Reply> {
@@ -491,6 +574,22 @@ async fn login(api: &Api, from: IpAddr, req: Request<Incoming>) -> Reply {
         user: String,
         password: String,
     }
+    // A form on another site cannot send this content type without the browser asking first.
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !json {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send JSON (Content-Type: application/json)",
+        );
+    }
     let login: Login = match read_json(req).await {
         Ok(l) => l,
         Err(r) => return r,
@@ -505,9 +604,17 @@ async fn login(api: &Api, from: IpAddr, req: Request<Incoming>) -> Reply {
             "no randomness for a session",
         );
     };
-    api.lock_auth()
+    // The users file may have changed while the password was being checked.
+    if api.users().get(&user.name) != Some(&user) {
+        return error(StatusCode::UNAUTHORIZED, "wrong user name or password");
+    }
+    let created = api
+        .lock_auth()
         .sessions
         .create(&user, token.clone(), Instant::now());
+    if let Err(full) = created {
+        return error(StatusCode::SERVICE_UNAVAILABLE, full.to_string());
+    }
     tracing::info!(user = %user.name, role = user.role.as_str(), %from, "API login");
     let mut r = reply(
         StatusCode::OK,
@@ -534,19 +641,35 @@ async fn metrics(api: &Api, from: IpAddr, req: &Request<Incoming>) -> Reply {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b.trim())
-                .ok()
-        })
+        .and_then(|v| credentials(v, "basic"))
+        .filter(|b| b.len() <= 4 * (auth::MAX_NAME + auth::MAX_PASSWORD))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
         .and_then(|b| String::from_utf8(b).ok());
     let role = match basic {
         Some(pair) => {
             let (name, password) = pair.split_once(':').unwrap_or((&pair, ""));
-            match api.authenticate(from, name, password).await {
-                Ok(u) => u.role,
-                Err(r) => return r,
+            let key: [u8; 32] = {
+                use sha2::Digest;
+                sha2::Sha256::digest(format!("{name}\0{password}")).into()
+            };
+            let cached = {
+                let mut auth = api.lock_auth();
+                auth.basic
+                    .retain(|_, (_, at)| at.elapsed() < BASIC_CACHE_FOR);
+                auth.basic.get(&key).map(|(role, _)| *role)
+            };
+            match cached {
+                Some(role) => role,
+                None => match api.authenticate(from, name, password).await {
+                    Ok(u) => {
+                        let mut auth = api.lock_auth();
+                        if auth.basic.len() < 16 {
+                            auth.basic.insert(key, (u.role, Instant::now()));
+                        }
+                        u.role
+                    }
+                    Err(r) => return r,
+                },
             }
         }
         None => match api.session(req) {
@@ -570,7 +693,10 @@ async fn metrics(api: &Api, from: IpAddr, req: &Request<Incoming>) -> Reply {
             "metrics are for supervisors and admins",
         );
     }
-    let text = metrics::render(&api.feeds.snapshot.borrow(), &api.feeds.cdr.borrow());
+    // Copied out first: the signalling loop's next publish never waits on a render.
+    let snapshot = api.feeds.snapshot.borrow().clone();
+    let cdr = *api.feeds.cdr.borrow();
+    let text = metrics::render(&snapshot, &cdr);
     let mut r = Response::new(Full::new(Bytes::from(text)));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

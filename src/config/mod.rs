@@ -153,6 +153,7 @@ struct ApiSection {
     session_max: Option<String>,
     max_connections: Option<usize>,
     max_connections_per_address: Option<usize>,
+    request_timeout: Option<String>,
 }
 
 /// The CTI API, when `[api] bind` is set.
@@ -166,6 +167,8 @@ pub struct ApiSettings {
     pub session_max: Duration,
     pub max_connections: usize,
     pub max_connections_per_address: usize,
+    /// A whole request, body included, must arrive within this.
+    pub request_timeout: Duration,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -515,13 +518,29 @@ impl Config {
                     max_connections_per_address: parsed
                         .api
                         .max_connections_per_address
-                        .unwrap_or(256),
+                        .unwrap_or(64),
+                    request_timeout: dur(
+                        "api.request_timeout",
+                        &parsed.api.request_timeout,
+                        Duration::from_secs(15),
+                    )?,
                 };
-                if settings.max_connections == 0 || settings.max_connections_per_address == 0 {
-                    return Err(ConfigError::Invalid {
-                        key: "api.max_connections",
-                        message: "must be at least 1".into(),
-                    });
+                for (key, zero) in [
+                    ("api.max_connections", settings.max_connections == 0),
+                    (
+                        "api.max_connections_per_address",
+                        settings.max_connections_per_address == 0,
+                    ),
+                    ("api.session_idle", settings.session_idle.is_zero()),
+                    ("api.session_max", settings.session_max.is_zero()),
+                    ("api.request_timeout", settings.request_timeout.is_zero()),
+                ] {
+                    if zero {
+                        return Err(ConfigError::Invalid {
+                            key,
+                            message: "must be more than zero".into(),
+                        });
+                    }
                 }
                 Some(settings)
             }
@@ -1284,6 +1303,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("api.tls_certificate"), "{e}");
+        let e = load_text("[api]\nbind = \"127.0.0.1:8080\"\nmax_connections_per_address = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("api.max_connections_per_address"), "{e}");
+        let e = load_text("[api]\nbind = \"127.0.0.1:8080\"\nsession_idle = \"0s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("api.session_idle"), "{e}");
         let e = load_text("[api]\nbind = \"127.0.0.1:8080\"\nusers_file = \"u\"\n")
             .unwrap_err()
             .to_string();

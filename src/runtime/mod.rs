@@ -182,7 +182,15 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         source,
     })?;
     let fd_limit = limits::raise_fd_limit();
-    let budget = limits::budget(fd_limit, config.max_calls, config.tcp_connections);
+    // SIP's TCP and TLS connections and the CTI API's share what the calls leave; SIP first.
+    let api_wanted = config.api.as_ref().map_or(0, |a| a.max_connections);
+    let budget = limits::budget(
+        fd_limit,
+        config.max_calls,
+        config.tcp_connections + api_wanted,
+    );
+    let sip_connections = budget.tcp_connections.min(config.tcp_connections);
+    let api_connections = (budget.tcp_connections - sip_connections).min(api_wanted);
     if budget.max_calls < config.max_calls {
         tracing::warn!(
             fd_limit,
@@ -194,14 +202,15 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
     tracing::info!(
         fd_limit,
         max_calls = budget.max_calls,
-        tcp_connections = budget.tcp_connections,
+        tcp_connections = sip_connections,
+        api_connections,
         "descriptor budget"
     );
     let (tcp_tx, tcp_rx) = mpsc::channel(4096);
     // TCP and TLS share the descriptors budgeted for connections.
     let streams = if config.tls.is_some() { 2 } else { 1 };
     let stream_limits = tcp::TcpLimits {
-        total: (budget.tcp_connections / streams).max(1),
+        total: (sip_connections / streams).max(1),
         per_ip: config.tcp_per_ip,
         whole_message: config.tcp_message_timeout,
     };
@@ -280,9 +289,16 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
                 users_file: a.users.clone(),
                 session_idle: a.session_idle,
                 session_max: a.session_max,
-                max_connections: a.max_connections,
+                max_connections: api_connections.max(1),
                 max_connections_per_address: a.max_connections_per_address,
+                request_timeout: a.request_timeout,
             };
+            if a.tls.is_none() && !a.bind.ip().is_loopback() {
+                tracing::warn!(
+                    bind = %a.bind,
+                    "the CTI API is reachable beyond this machine without TLS: passwords and sessions cross the network in clear (set api.tls_certificate and api.tls_key)"
+                );
+            }
             let feeds = crate::api::Feeds {
                 snapshot: snapshot_rx,
                 cdr: writer.stats_feed(),
