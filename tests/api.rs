@@ -500,3 +500,135 @@ fn metrics_show_a_call_in_progress_to_a_supervisor() {
     }
     server.stop();
 }
+
+/// The desktop steers the same agent state as the phone's feature codes: an agent sets their
+/// own, a supervisor their team's, an admin anyone's; lists show only what each may see.
+#[test]
+fn agents_and_supervisors_set_agent_state_through_the_api() {
+    let (site, mut server, addr) = serve(TEST_FLOW, |_| {});
+    // Agents at fixed endpoints (no phone needed to log them in), added before the start
+    // would be simpler; adding them now also shows a reload reaching the API's lists.
+    let acd = site.config.flows_dir.join("acd");
+    std::fs::create_dir_all(&acd).unwrap();
+    std::fs::write(
+        acd.join("agents.toml"),
+        "[agents.1001]\nname = \"Li Na\"\nendpoint = \"sip:1001@127.0.0.1:9\"\nteam = \"billing\"\n\
+         [agents.1002]\nname = \"Sam Wu\"\nendpoint = \"sip:1002@127.0.0.1:9\"\nteam = \"repairs\"\n\
+         [reasons]\n2 = \"Lunch\"\n",
+    )
+    .unwrap();
+    let hash = hash_password(PASSWORD).unwrap();
+    let users = site.dir.path().join("users.toml");
+    let mut text = std::fs::read_to_string(&users).unwrap();
+    text.push_str(&format!(
+        "[[user]]\nname = \"boss\"\nrole = \"admin\"\npassword = \"{hash}\"\n"
+    ));
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&users, text).unwrap();
+    let token = |user: &str| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let r = login(addr, user, PASSWORD);
+            if r.status == 200 {
+                break bearer(r.json()["token"].as_str().unwrap());
+            }
+            assert!(Instant::now() < deadline, "{user}: {}", r.body);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let (li, wang, boss) = (token("li"), token("wang"), token("boss"));
+    let agents = |auth: &str| {
+        let r = http(
+            addr,
+            "GET",
+            "/api/v1/agents",
+            &[("Authorization", auth)],
+            "",
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while agents(&boss).len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the agents file was not reloaded"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(agents(&li), ["1001"]);
+    assert_eq!(agents(&wang), ["1001"], "the billing team only");
+    assert_eq!(agents(&boss), ["1001", "1002"]);
+
+    let set = |auth: &str, agent: &str, body: &str| {
+        http(
+            addr,
+            "POST",
+            &format!("/api/v1/agents/{agent}/state"),
+            &[("Authorization", auth)],
+            body,
+        )
+    };
+    let r = set(&li, "1001", "{\"state\": \"logged_in\"}");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["state"], "available");
+    let r = set(&li, "1001", "{\"state\": \"not_ready\", \"reason\": \"2\"}");
+    assert_eq!(r.json()["state"], "not_ready");
+    assert_eq!(r.json()["reason"], "Lunch", "by code or by name");
+    let r = set(
+        &li,
+        "1001",
+        "{\"state\": \"not_ready\", \"reason\": \"Nap\"}",
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body.contains("Lunch"), "lists the reasons: {}", r.body);
+    assert_eq!(set(&li, "1001", "{\"state\": \"not_ready\"}").status, 400);
+    assert_eq!(set(&li, "1001", "{\"state\": \"asleep\"}").status, 400);
+    assert_eq!(
+        set(&li, "1001", "{\"state\": \"ready\", \"extra\": 1}").status,
+        400
+    );
+    assert_eq!(
+        set(&li, "1002", "{\"state\": \"ready\"}").status,
+        403,
+        "not their own"
+    );
+    let r = set(&wang, "1001", "{\"state\": \"ready\"}");
+    assert_eq!(r.status, 200, "a supervisor steers their team: {}", r.body);
+    assert_eq!(r.json()["state"], "available");
+    assert_eq!(set(&wang, "1002", "{\"state\": \"logged_in\"}").status, 403);
+    assert_eq!(
+        set(&boss, "1002", "{\"state\": \"logged_in\"}").json()["state"],
+        "available"
+    );
+    assert_eq!(set(&boss, "9999", "{\"state\": \"ready\"}").status, 404);
+    assert_eq!(
+        set("Bearer nope", "1001", "{\"state\": \"ready\"}").status,
+        401
+    );
+
+    let r = http(addr, "GET", "/api/v1/queues", &[("Authorization", &li)], "");
+    assert_eq!(r.status, 200);
+    assert!(r.json()["queues"].is_array());
+    let basic = {
+        use base64::Engine as _;
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("boss:{PASSWORD}"))
+        )
+    };
+    let m = http(addr, "GET", "/metrics", &[("Authorization", &basic)], "");
+    assert!(
+        m.body.contains("hotline_agents{state=\"available\"} 2"),
+        "{}",
+        m.body
+    );
+    let r = set(&li, "1001", "{\"state\": \"logged_out\"}");
+    assert_eq!(r.json()["state"], "logged_out");
+    server.stop();
+}

@@ -296,6 +296,15 @@ impl Acd {
         self.agents.get(agent.0 as usize).map(|a| &a.state)
     }
 
+    /// What an agent will do once their call and wrap-up are over: "not_ready" (with its
+    /// reason) or "logged_out"; None: come back ready.
+    pub fn agent_pending(&self, agent: AgentId) -> Option<(&'static str, Option<&str>)> {
+        match self.agents.get(agent.0 as usize)?.pending.as_ref()? {
+            Pending::NotReady(reason) => Some(("not_ready", Some(reason.as_str()))),
+            Pending::Logout => Some(("logged_out", None)),
+        }
+    }
+
     /// The caller an agent is ringing for, if any.
     pub fn offered_to(&self, agent: AgentId) -> Option<CallerId> {
         self.agents.get(agent.0 as usize)?.ringing

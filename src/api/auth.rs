@@ -590,7 +590,15 @@ mod tests {
         // An address guessing many names is locked out by itself, long names included.
         for n in 0..20 {
             let name = format!("u{n}");
-            let _ = t.begin(if n % 2 == 0 { Some(name.as_str()) } else { None }, b, t0);
+            let _ = t.begin(
+                if n % 2 == 0 {
+                    Some(name.as_str())
+                } else {
+                    None
+                },
+                b,
+                t0,
+            );
         }
         assert!(t.begin(Some("someone"), b, t0).is_err());
         // A good login gives its attempt back to the address.

@@ -127,6 +127,7 @@ mod tests {
                 agents_logged_in: 2,
             }],
             agents: vec![("available", 1), ("on_call", 2)],
+            agent_list: Vec::new(),
             totals: Totals {
                 calls: 10,
                 offered: 6,

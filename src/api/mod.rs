@@ -42,8 +42,41 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/session"),
     ("DELETE", "/api/v1/session"),
     ("GET", "/api/v1/me"),
+    ("GET", "/api/v1/agents"),
+    ("POST", "/api/v1/agents/{id}/state"),
+    ("GET", "/api/v1/queues"),
     ("GET", "/metrics"),
 ];
+
+/// Whether `path` fits a route's pattern (`{name}` matches one path segment).
+fn fits(pattern: &str, path: &str) -> bool {
+    let (mut p, mut q) = (pattern.split('/'), path.split('/'));
+    loop {
+        match (p.next(), q.next()) {
+            (None, None) => return true,
+            (Some(a), Some(b)) if a.starts_with('{') && !b.is_empty() => {}
+            (Some(a), Some(b)) if a == b => {}
+            _ => return false,
+        }
+    }
+}
+
+/// What the API asks of the signalling loop. The loop answers at once; the API waits
+/// [`COMMAND_WAIT`] at most.
+#[derive(Debug)]
+pub enum ApiRequest {
+    Agent {
+        id: String,
+        command: crate::call::agent_api::AgentCommand,
+        reply: tokio::sync::oneshot::Sender<
+            Result<crate::call::agent_api::AgentView, crate::call::agent_api::AgentCommandError>,
+        >,
+    },
+}
+
+/// Requests waiting for the signalling loop; past this the API answers 503.
+pub const COMMAND_QUEUE: usize = 256;
+const COMMAND_WAIT: Duration = Duration::from_secs(5);
 
 /// Request bodies are small JSON objects.
 const MAX_BODY: usize = 16 * 1024;
@@ -85,11 +118,12 @@ pub enum ApiError {
     Users(#[from] auth::UsersError),
 }
 
-/// What the engine and the CDR writer last published.
+/// What the engine and the CDR writer last published, and the way to the engine.
 #[derive(Clone)]
 pub struct Feeds {
     pub snapshot: watch::Receiver<Snapshot>,
     pub cdr: watch::Receiver<WriterStats>,
+    pub commands: tokio::sync::mpsc::Sender<ApiRequest>,
 }
 
 struct AuthState {
@@ -414,10 +448,56 @@ async fn handle(api: &Api, from: IpAddr, req: Request<Incoming>) -> Reply {
             ),
         },
         (&Method::GET, "/metrics") => metrics(api, from, &req).await,
+        (&Method::GET, "/api/v1/agents") => match api.session(&req) {
+            Some(s) => {
+                let list: Vec<_> = api
+                    .feeds
+                    .snapshot
+                    .borrow()
+                    .agent_list
+                    .iter()
+                    .filter(|a| may_see(&s, a))
+                    .cloned()
+                    .collect();
+                reply(StatusCode::OK, json!({ "agents": list }))
+            }
+            None => error(
+                StatusCode::UNAUTHORIZED,
+                "log in first (POST /api/v1/session)",
+            ),
+        },
+        (&Method::GET, "/api/v1/queues") => match api.session(&req) {
+            Some(_) => {
+                let queues: Vec<serde_json::Value> = api
+                    .feeds
+                    .snapshot
+                    .borrow()
+                    .queues
+                    .iter()
+                    .map(|q| {
+                        json!({
+                            "name": q.name,
+                            "waiting": q.waiting,
+                            "longest_wait_s": q.longest_wait.as_secs_f64(),
+                            "agents_logged_in": q.agents_logged_in,
+                        })
+                    })
+                    .collect();
+                reply(StatusCode::OK, json!({ "queues": queues }))
+            }
+            None => error(
+                StatusCode::UNAUTHORIZED,
+                "log in first (POST /api/v1/session)",
+            ),
+        },
+        (&Method::POST, p) if fits("/api/v1/agents/{id}/state", p) => {
+            let id = p.split('/').nth(4).unwrap_or_default().to_string();
+            set_agent_state(api, id, req).await
+        }
         _ => {
             let allowed: Vec<&str> = ROUTES
                 .iter()
-                .filter(|(_, p)| *p == path)
+                .filter(|(_, p)| fits(p, &path))
                 .map(|(m, _)| *m)
                 .collect();
             if allowed.is_empty() {
@@ -633,6 +713,105 @@ async fn login(api: &Api, from: IpAddr, req: Request<Incoming>) -> Reply {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r
+}
+
+/// Agents see themselves, supervisors their teams' agents, admins everyone.
+fn may_see(s: &Session, agent: &crate::call::agent_api::AgentView) -> bool {
+    match s.role {
+        Role::Admin => true,
+        Role::Supervisor => agent.team.as_ref().is_some_and(|t| s.teams.contains(t)),
+        Role::Agent => s.agent.as_deref() == Some(agent.id.as_str()),
+    }
+}
+
+/// `POST /api/v1/agents/{id}/state` with `{"state": "ready"}`, `{"state": "not_ready",
+/// "reason": "lunch"}`, `logged_in`, `logged_out` or `wrap_up_done`.
+async fn set_agent_state(api: &Api, id: String, req: Request<Incoming>) -> Reply {
+    use crate::call::agent_api::{AgentCommand, AgentCommandError};
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        state: String,
+        reason: Option<String>,
+    }
+    let Some(session) = api.session(&req) else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "log in first (POST /api/v1/session)",
+        );
+    };
+    // Who may steer whom is decided on the latest snapshot: an agent's team changes only
+    // with the agents file.
+    let known = api
+        .feeds
+        .snapshot
+        .borrow()
+        .agent_list
+        .iter()
+        .find(|a| a.id == id)
+        .cloned();
+    match &known {
+        Some(a) if may_see(&session, a) => {}
+        Some(_) => {
+            return error(
+                StatusCode::FORBIDDEN,
+                format!("{} may not change agent {id:?}", session.user),
+            );
+        }
+        None if session.role == Role::Admin => {}
+        None => return error(StatusCode::NOT_FOUND, format!("no agent {id:?}")),
+    }
+    let body: Body = match read_json(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let command = match (body.state.as_str(), body.reason) {
+        ("ready", None) => AgentCommand::Ready,
+        ("not_ready", Some(reason)) => AgentCommand::NotReady { reason },
+        ("not_ready", None) => {
+            return error(StatusCode::BAD_REQUEST, "not_ready needs a reason");
+        }
+        ("logged_in", None) => AgentCommand::Login,
+        ("logged_out", None) => AgentCommand::Logout,
+        ("wrap_up_done", None) => AgentCommand::EndWrapUp,
+        (state @ ("ready" | "logged_in" | "logged_out" | "wrap_up_done"), Some(_)) => {
+            return error(StatusCode::BAD_REQUEST, format!("{state} takes no reason"));
+        }
+        (other, _) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unknown state {other:?} (ready, not_ready, logged_in, logged_out, wrap_up_done)"
+                ),
+            );
+        }
+    };
+    let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+    let request = ApiRequest::Agent {
+        id: id.clone(),
+        command,
+        reply: reply_tx,
+    };
+    if api.feeds.commands.try_send(request).is_err() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is busy; try again",
+        );
+    }
+    match tokio::time::timeout(COMMAND_WAIT, reply_rx).await {
+        Ok(Ok(Ok(view))) => {
+            tracing::info!(user = %session.user, agent = %id, state = view.state, "agent state set through the API");
+            reply(StatusCode::OK, json!(view))
+        }
+        Ok(Ok(Err(e @ AgentCommandError::UnknownAgent(_)))) => {
+            error(StatusCode::NOT_FOUND, e.to_string())
+        }
+        Ok(Ok(Err(e))) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        _ => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server did not answer in time",
+        ),
+    }
 }
 
 async fn metrics(api: &Api, from: IpAddr, req: &Request<Incoming>) -> Reply {

@@ -17,6 +17,7 @@
 //! wait announcements. recording.rs: messages on their way to disk and the CDRs that wait
 //! for them.
 
+pub mod agent_api;
 mod agent_transfer;
 mod agents;
 mod announce;

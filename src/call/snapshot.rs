@@ -43,6 +43,8 @@ pub struct Snapshot {
     pub queues: Vec<QueueSnapshot>,
     /// Agents by state name (`available`, `on_call`, ...), every state listed.
     pub agents: Vec<(&'static str, u64)>,
+    /// Every agent, for the API's lists.
+    pub agent_list: Vec<super::agent_api::AgentView>,
     pub totals: Totals,
 }
 
@@ -67,6 +69,7 @@ impl<M: MediaBackend> Engine<M> {
                 .into_iter()
                 .map(|(state, n)| (state, n as u64))
                 .collect(),
+            agent_list: self.agent_views(),
             totals: self.totals,
         }
     }

@@ -275,6 +275,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
     ));
     // What the engine shows outside itself, published by the signalling loop each second.
     let (snapshot_tx, snapshot_rx) = watch::channel(crate::call::snapshot::Snapshot::default());
+    let (api_tx, api_rx) = mpsc::channel(crate::api::COMMAND_QUEUE);
     let api = match &config.api {
         None => None,
         Some(a) => {
@@ -302,6 +303,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
             let feeds = crate::api::Feeds {
                 snapshot: snapshot_rx,
                 cdr: writer.stats_feed(),
+                commands: api_tx.clone(),
             };
             Some(crate::api::start(api_config, tls, feeds).await?)
         }
@@ -439,8 +441,11 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
             reloading,
             lookups,
             snapshot_tx,
+            api_rx,
         )
         .await;
+        // Held until here so the loop's command channel stays open with the API off.
+        drop(api_tx);
         if let Some(api) = api {
             api.stop().await;
         }
@@ -500,6 +505,7 @@ async fn signalling_loop(
     mut reloading: Reloading,
     lookups: http::Client,
     snapshots: watch::Sender<crate::call::snapshot::Snapshot>,
+    mut api_requests: mpsc::Receiver<crate::api::ApiRequest>,
 ) -> Result<(), RuntimeError> {
     let mut publish = tokio::time::interval(std::time::Duration::from_secs(1));
     publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -563,6 +569,14 @@ async fn signalling_loop(
             _ = publish.tick() => {
                 snapshots.send_replace(engine.snapshot(Instant::now()));
             }
+            Some(request) = api_requests.recv() => match request {
+                crate::api::ApiRequest::Agent { id, command, reply } => {
+                    let now = Instant::now();
+                    let _ = reply.send(engine.agent_command(now, &id, command));
+                    // Lists read the snapshot: show the change at once.
+                    snapshots.send_replace(engine.snapshot(now));
+                }
+            },
             received = udp.recv_from(&mut buf) => match received {
                 Ok((n, from)) => engine.handle_sip(Instant::now(), Peer { addr: from, transport: TransportKind::Udp }, &buf[..n]),
                 // ICMP port unreachable from a vanished peer surfaces here on Linux; keep going.

@@ -1,0 +1,125 @@
+//! Agent state changes asked for through the CTI API. They drive the same ACD state machine
+//! as the phone's feature codes, so the phone and the desktop can never disagree about an
+//! agent: there is one state, the ACD's.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::agents::state_kind;
+use super::{Engine, MediaBackend};
+use crate::acd::{AcdEvent, AgentState};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentCommand {
+    Login,
+    Logout,
+    Ready,
+    /// A reason by its name or its code (`ivr-flows/acd/agents.toml`'s reasons).
+    NotReady {
+        reason: String,
+    },
+    /// After-call work is over: ready again (or whatever was asked for during the call).
+    EndWrapUp,
+}
+
+/// An agent as the API shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentView {
+    pub id: String,
+    pub name: String,
+    pub team: Option<String>,
+    /// `logged_out`, `available`, `ringing`, `on_call`, `on_hold`, `wrap_up`, `not_ready`.
+    pub state: &'static str,
+    /// The not-ready reason.
+    pub reason: Option<String>,
+    /// What was asked for during a call, applied after its wrap-up: `not_ready` (with
+    /// `pending_reason`) or `logged_out`.
+    pub pending: Option<&'static str>,
+    pub pending_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AgentCommandError {
+    #[error("no agent {0:?}")]
+    UnknownAgent(String),
+    #[error("no not-ready reason {given:?} (reasons: {known})")]
+    UnknownReason { given: String, known: String },
+}
+
+impl<M: MediaBackend> Engine<M> {
+    pub fn agent_command(
+        &mut self,
+        now: Instant,
+        agent_id: &str,
+        command: AgentCommand,
+    ) -> Result<AgentView, AgentCommandError> {
+        let unknown = || AgentCommandError::UnknownAgent(agent_id.to_string());
+        let agent = self.acd.agent_id(agent_id).ok_or_else(unknown)?;
+        self.acd.agent_def(agent).ok_or_else(unknown)?;
+        let event = match command {
+            AgentCommand::Login => AcdEvent::Login { agent },
+            AgentCommand::Logout => AcdEvent::Logout { agent },
+            AgentCommand::Ready => AcdEvent::Ready { agent },
+            AgentCommand::EndWrapUp => AcdEvent::EndWrapUp { agent },
+            AgentCommand::NotReady { reason } => {
+                let reasons = &self.catalog.acd.reasons;
+                let Some(found) = reasons
+                    .iter()
+                    .find(|r| r.name == reason || r.code == reason)
+                else {
+                    let known: Vec<&str> = reasons.iter().map(|r| r.name.as_str()).collect();
+                    return Err(AgentCommandError::UnknownReason {
+                        given: reason,
+                        known: if known.is_empty() {
+                            "none defined".into()
+                        } else {
+                            known.join(", ")
+                        },
+                    });
+                };
+                AcdEvent::NotReady {
+                    agent,
+                    reason: found.name.clone(),
+                }
+            }
+        };
+        tracing::info!(
+            agent = agent_id,
+            ?event,
+            "agent state asked for through the API"
+        );
+        self.acd.handle(now, event);
+        self.drain_acd(now);
+        self.agent_view(agent_id).ok_or_else(unknown)
+    }
+
+    pub fn agent_view(&self, agent_id: &str) -> Option<AgentView> {
+        let agent = self.acd.agent_id(agent_id)?;
+        let def = self.acd.agent_def(agent)?;
+        let state = self.acd.agent_state(agent)?;
+        let pending = self.acd.agent_pending(agent);
+        Some(AgentView {
+            id: def.id.clone(),
+            name: def.name.clone(),
+            team: def.team.clone(),
+            state: state_kind(state).as_str(),
+            reason: match state {
+                AgentState::NotReady { reason } => Some(reason.clone()),
+                _ => None,
+            },
+            pending: pending.map(|p| p.0),
+            pending_reason: pending.and_then(|p| p.1.map(str::to_string)),
+        })
+    }
+
+    /// Every agent the ACD knows, in the agents file's order.
+    pub fn agent_views(&self) -> Vec<AgentView> {
+        self.catalog
+            .acd
+            .agents
+            .iter()
+            .filter_map(|a| self.agent_view(&a.id))
+            .collect()
+    }
+}
