@@ -628,6 +628,25 @@ fn agents_and_supervisors_set_agent_state_through_the_api() {
         "{}",
         m.body
     );
+    // Wrap-up notes need a wrap-up: the engine says so.
+    let wrap = |auth: &str, agent: &str, body: &str| {
+        http(
+            addr,
+            "POST",
+            &format!("/api/v1/agents/{agent}/wrap-up"),
+            &[("Authorization", auth)],
+            body,
+        )
+    };
+    let r = wrap(
+        &li,
+        "1001",
+        "{\"disposition\": \"resolved\", \"done\": true}",
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("not in wrap-up"), "{}", r.body);
+    assert_eq!(wrap(&li, "1001", "{\"mood\": \"good\"}").status, 400);
+    assert_eq!(wrap(&li, "1002", "{\"done\": true}").status, 403);
     let r = set(&li, "1001", "{\"state\": \"logged_out\"}");
     assert_eq!(r.json()["state"], "logged_out");
     server.stop();

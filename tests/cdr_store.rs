@@ -96,6 +96,11 @@ fn record(run: u64, n: u64) -> CdrRecord {
             Vec::new()
         },
         flow_version: (!n.is_multiple_of(5)).then(|| format!("{:012x}", n % 3)),
+        wrap_disposition: n.is_multiple_of(7).then(|| "callback".to_string()),
+        wrap_notes: n
+            .is_multiple_of(7)
+            .then(|| "ring back 'tomorrow'\n\"早\"".to_string()),
+        resolved: [None, Some(true), Some(false)][(n % 3) as usize],
         // Labels on most calls, with the characters SQL and JSON must carry.
         labels: (0..(n % 3))
             .map(|i| CallLabel {
@@ -253,7 +258,10 @@ async fn migrate_twice_is_idempotent() {
             .fetch_all(&mut raw)
             .await
             .expect("versions");
-    assert_eq!(versions, vec![(1, true), (2, true), (3, true), (4, true)]);
+    assert_eq!(
+        versions,
+        vec![(1, true), (2, true), (3, true), (4, true), (5, true)]
+    );
     let legacy: Vec<(String,)> = sqlx::query_as(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'hotline_migrations'",
     )
@@ -304,7 +312,7 @@ async fn rows_of_the_first_schema_survive_the_second_migration() {
         .fetch_all(&mut raw)
         .await
         .expect("versions");
-    assert_eq!(versions, vec![(1,), (2,), (3,), (4,)]);
+    assert_eq!(versions, vec![(1,), (2,), (3,), (4,), (5,)]);
 }
 
 /// Two hotline processes sharing one file and starting together.
@@ -735,7 +743,7 @@ async fn a_database_of_the_old_migration_runner_is_adopted() {
         .expect("sqlx bookkeeping");
     assert_eq!(
         rows.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
-        vec![(1, true), (2, true), (3, true), (4, true)]
+        vec![(1, true), (2, true), (3, true), (4, true), (5, true)]
     );
     // The adopted versions carry the real checksums: a fresh database has the same ones.
     let fresh = dir.path().join("fresh.db");
@@ -1580,7 +1588,10 @@ async fn postgres_old_runner_database_is_adopted_and_a_changed_migration_fails()
             .fetch_all(&mut raw)
             .await
             .expect("sqlx bookkeeping");
-    assert_eq!(versions, vec![(1, true), (2, true), (3, true), (4, true)]);
+    assert_eq!(
+        versions,
+        vec![(1, true), (2, true), (3, true), (4, true), (5, true)]
+    );
 
     raw.execute("UPDATE _sqlx_migrations SET checksum = '\\x00'::bytea WHERE version = 3")
         .await

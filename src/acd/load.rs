@@ -231,6 +231,7 @@ fn read_agents(sink: &mut Sink, config: &mut AcdConfig) -> bool {
     let top = Table::new(doc.get_ref(), doc.span(), "agents.toml");
     let agents = top.table("agents", sink);
     let reasons = top.table("reasons", sink);
+    let dispositions = top.table("dispositions", sink);
     top.finish(sink);
     let mut extensions: Vec<(String, Located)> = Vec::new();
     if let Some(agents) = agents {
@@ -297,6 +298,42 @@ fn read_agents(sink: &mut Sink, config: &mut AcdConfig) -> bool {
                     &value.span(),
                     format!(
                         "reason {:?} is a name like \"Lunch\", not {}",
+                        code.v,
+                        kind_of(other)
+                    ),
+                ),
+            }
+        }
+    }
+    if let Some(dispositions) = dispositions {
+        for (code, value) in dispositions.entries() {
+            let code_ok = !code.v.is_empty()
+                && code.v.len() <= 32
+                && code
+                    .v
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !code_ok {
+                sink.error(
+                    &code.span,
+                    format!(
+                        "disposition code {:?} must be 1 to 32 letters, digits and _ (e.g. resolved)",
+                        code.v
+                    ),
+                );
+                continue;
+            }
+            match value.get_ref() {
+                DeValue::String(label) => {
+                    config.dispositions.push(crate::acd::model::Disposition {
+                        code: code.v,
+                        label: label.to_string(),
+                    })
+                }
+                other => sink.error(
+                    &value.span(),
+                    format!(
+                        "disposition {:?} is a label like \"Resolved\", not {}",
                         code.v,
                         kind_of(other)
                     ),
@@ -1099,6 +1136,48 @@ record = true
         assert!(files.present);
         assert_eq!(files.config.agents.len(), 2);
         assert!(files.config.queues.is_empty());
+    }
+
+    #[test]
+    fn dispositions_are_read_and_checked() {
+        let dir = site(
+            Some(&format!(
+                "{AGENTS}\n[dispositions]\nresolved = \"Resolved\"\ncomplaint_major = \"Complaint (major)\"\n"
+            )),
+            None,
+        );
+        let (files, diags) = load(&dir.0);
+        assert!(diags.errors.is_empty(), "{:?}", diags.errors);
+        let codes: Vec<(String, String)> = files
+            .unwrap()
+            .config
+            .dispositions
+            .into_iter()
+            .map(|d| (d.code, d.label))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                ("resolved".to_string(), "Resolved".to_string()),
+                (
+                    "complaint_major".to_string(),
+                    "Complaint (major)".to_string()
+                )
+            ]
+        );
+        let (errors, _) = load_errors(
+            &format!("{AGENTS}\n[dispositions]\n\"call back\" = \"Callback\"\nfixed = 3\n"),
+            "",
+        );
+        let joined = errors.join("\n");
+        assert!(
+            joined.contains("disposition code \"call back\" must be"),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("disposition \"fixed\" is a label"),
+            "{joined}"
+        );
     }
 
     #[test]

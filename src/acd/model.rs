@@ -160,6 +160,17 @@ pub struct AcdConfig {
     pub agents: Vec<AgentDef>,
     pub queues: Vec<QueueDef>,
     pub reasons: Vec<ReasonCode>,
+    /// Wrap-up disposition codes (`[dispositions]`): what agents record about a call.
+    pub dispositions: Vec<Disposition>,
+}
+
+/// A wrap-up disposition: its code (what the CDR stores) and its label (what agents read).
+/// `resolved` marks codes that close the matter at the first call (first-call resolution
+/// counts them unless the agent says otherwise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disposition {
+    pub code: String,
+    pub label: String,
 }
 
 impl AcdConfig {

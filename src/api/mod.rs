@@ -44,6 +44,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/me"),
     ("GET", "/api/v1/agents"),
     ("POST", "/api/v1/agents/{id}/state"),
+    ("POST", "/api/v1/agents/{id}/wrap-up"),
     ("GET", "/api/v1/queues"),
     ("GET", "/metrics"),
 ];
@@ -68,9 +69,13 @@ pub enum ApiRequest {
     Agent {
         id: String,
         command: crate::call::agent_api::AgentCommand,
-        reply: tokio::sync::oneshot::Sender<
-            Result<crate::call::agent_api::AgentView, crate::call::agent_api::AgentCommandError>,
-        >,
+        reply: tokio::sync::oneshot::Sender<EngineReply>,
+    },
+    WrapUp {
+        id: String,
+        note: crate::call::WrapNote,
+        done: bool,
+        reply: tokio::sync::oneshot::Sender<EngineReply>,
     },
 }
 
@@ -494,6 +499,10 @@ async fn handle(api: &Api, from: IpAddr, req: Request<Incoming>) -> Reply {
             let id = p.split('/').nth(4).unwrap_or_default().to_string();
             set_agent_state(api, id, req).await
         }
+        (&Method::POST, p) if fits("/api/v1/agents/{id}/wrap-up", p) => {
+            let id = p.split('/').nth(4).unwrap_or_default().to_string();
+            wrap_up(api, id, req).await
+        }
         _ => {
             let allowed: Vec<&str> = ROUTES
                 .iter()
@@ -724,24 +733,15 @@ fn may_see(s: &Session, agent: &crate::call::agent_api::AgentView) -> bool {
     }
 }
 
-/// `POST /api/v1/agents/{id}/state` with `{"state": "ready"}`, `{"state": "not_ready",
-/// "reason": "lunch"}`, `logged_in`, `logged_out` or `wrap_up_done`.
-async fn set_agent_state(api: &Api, id: String, req: Request<Incoming>) -> Reply {
-    use crate::call::agent_api::{AgentCommand, AgentCommandError};
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Body {
-        state: String,
-        reason: Option<String>,
-    }
-    let Some(session) = api.session(&req) else {
-        return error(
+/// The session of a user who may steer agent `id`, or the answer saying why not.
+fn steering(api: &Api, id: &str, req: &Request<Incoming>) -> Result<Session, Reply> {
+    let Some(session) = api.session(req) else {
+        return Err(error(
             StatusCode::UNAUTHORIZED,
             "log in first (POST /api/v1/session)",
-        );
+        ));
     };
-    // Who may steer whom is decided on the latest snapshot: an agent's team changes only
-    // with the agents file.
+    // Decided on the latest snapshot: an agent's team changes only with the agents file.
     let known = api
         .feeds
         .snapshot
@@ -751,16 +751,100 @@ async fn set_agent_state(api: &Api, id: String, req: Request<Incoming>) -> Reply
         .find(|a| a.id == id)
         .cloned();
     match &known {
-        Some(a) if may_see(&session, a) => {}
-        Some(_) => {
-            return error(
-                StatusCode::FORBIDDEN,
-                format!("{} may not change agent {id:?}", session.user),
-            );
-        }
-        None if session.role == Role::Admin => {}
-        None => return error(StatusCode::NOT_FOUND, format!("no agent {id:?}")),
+        Some(a) if may_see(&session, a) => Ok(session),
+        Some(_) => Err(error(
+            StatusCode::FORBIDDEN,
+            format!("{} may not change agent {id:?}", session.user),
+        )),
+        None if session.role == Role::Admin => Ok(session),
+        None => Err(error(StatusCode::NOT_FOUND, format!("no agent {id:?}"))),
     }
+}
+
+type EngineReply =
+    Result<crate::call::agent_api::AgentView, crate::call::agent_api::AgentCommandError>;
+
+/// Hands a request to the signalling loop and waits for its answer.
+async fn ask_engine(
+    api: &Api,
+    request: impl FnOnce(tokio::sync::oneshot::Sender<EngineReply>) -> ApiRequest,
+) -> Result<crate::call::agent_api::AgentView, Reply> {
+    use crate::call::agent_api::AgentCommandError as E;
+    let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+    if api.feeds.commands.try_send(request(reply_tx)).is_err() {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is busy; try again",
+        ));
+    }
+    match tokio::time::timeout(COMMAND_WAIT, reply_rx).await {
+        Ok(Ok(Ok(view))) => Ok(view),
+        Ok(Ok(Err(e @ E::UnknownAgent(_)))) => Err(error(StatusCode::NOT_FOUND, e.to_string())),
+        Ok(Ok(Err(e @ E::NotInWrapUp(_)))) => Err(error(StatusCode::CONFLICT, e.to_string())),
+        Ok(Ok(Err(e))) => Err(error(StatusCode::BAD_REQUEST, e.to_string())),
+        _ => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server did not answer in time",
+        )),
+    }
+}
+
+/// `POST /api/v1/agents/{id}/wrap-up` with `{"disposition": "resolved", "notes": "...",
+/// "resolved": true, "done": true}`: every field optional.
+async fn wrap_up(api: &Api, id: String, req: Request<Incoming>) -> Reply {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        disposition: Option<String>,
+        notes: Option<String>,
+        resolved: Option<bool>,
+        #[serde(default)]
+        done: bool,
+    }
+    let session = match steering(api, &id, &req) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let body: Body = match read_json(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let note = crate::call::WrapNote {
+        disposition: body.disposition,
+        notes: body.notes,
+        resolved: body.resolved,
+    };
+    let done = body.done;
+    match ask_engine(api, |reply| ApiRequest::WrapUp {
+        id: id.clone(),
+        note,
+        done,
+        reply,
+    })
+    .await
+    {
+        Ok(view) => {
+            tracing::info!(user = %session.user, agent = %id, done, "wrap-up recorded through the API");
+            reply(StatusCode::OK, json!(view))
+        }
+        Err(r) => r,
+    }
+}
+
+/// `POST /api/v1/agents/{id}/state` with `{"state": "ready"}`, `{"state": "not_ready",
+/// "reason": "lunch"}`, `logged_in`, `logged_out` or `wrap_up_done`.
+async fn set_agent_state(api: &Api, id: String, req: Request<Incoming>) -> Reply {
+    use crate::call::agent_api::AgentCommand;
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        state: String,
+        reason: Option<String>,
+    }
+    let session = match steering(api, &id, &req) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
     let body: Body = match read_json(req).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -786,31 +870,18 @@ async fn set_agent_state(api: &Api, id: String, req: Request<Incoming>) -> Reply
             );
         }
     };
-    let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
-    let request = ApiRequest::Agent {
+    match ask_engine(api, |reply| ApiRequest::Agent {
         id: id.clone(),
         command,
-        reply: reply_tx,
-    };
-    if api.feeds.commands.try_send(request).is_err() {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the server is busy; try again",
-        );
-    }
-    match tokio::time::timeout(COMMAND_WAIT, reply_rx).await {
-        Ok(Ok(Ok(view))) => {
+        reply,
+    })
+    .await
+    {
+        Ok(view) => {
             tracing::info!(user = %session.user, agent = %id, state = view.state, "agent state set through the API");
             reply(StatusCode::OK, json!(view))
         }
-        Ok(Ok(Err(e @ AgentCommandError::UnknownAgent(_)))) => {
-            error(StatusCode::NOT_FOUND, e.to_string())
-        }
-        Ok(Ok(Err(e))) => error(StatusCode::BAD_REQUEST, e.to_string()),
-        _ => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the server did not answer in time",
-        ),
+        Err(r) => r,
     }
 }
 

@@ -45,7 +45,14 @@ pub enum AgentCommandError {
     UnknownAgent(String),
     #[error("no not-ready reason {given:?} (reasons: {known})")]
     UnknownReason { given: String, known: String },
+    #[error("no disposition {given:?} (dispositions: {known})")]
+    UnknownDisposition { given: String, known: String },
+    #[error("agent {0:?} is not in wrap-up")]
+    NotInWrapUp(String),
 }
+
+/// Longest wrap-up notes kept.
+pub const MAX_NOTES: usize = 2000;
 
 impl<M: MediaBackend> Engine<M> {
     pub fn agent_command(
@@ -91,6 +98,53 @@ impl<M: MediaBackend> Engine<M> {
         );
         self.acd.handle(now, event);
         self.drain_acd(now);
+        self.agent_view(agent_id).ok_or_else(unknown)
+    }
+
+    /// What the agent records about the call they are wrapping up (disposition, notes,
+    /// first-call resolution), kept for its CDR; `done` ends the wrap-up.
+    pub fn wrap_up(
+        &mut self,
+        now: Instant,
+        agent_id: &str,
+        mut note: super::WrapNote,
+        done: bool,
+    ) -> Result<AgentView, AgentCommandError> {
+        let unknown = || AgentCommandError::UnknownAgent(agent_id.to_string());
+        let agent = self.acd.agent_id(agent_id).ok_or_else(unknown)?;
+        if !self.wrapping.contains_key(&agent) {
+            return Err(AgentCommandError::NotInWrapUp(agent_id.to_string()));
+        }
+        if let Some(code) = &note.disposition {
+            let dispositions = &self.catalog.acd.dispositions;
+            if !dispositions.iter().any(|d| &d.code == code) {
+                let known: Vec<&str> = dispositions.iter().map(|d| d.code.as_str()).collect();
+                return Err(AgentCommandError::UnknownDisposition {
+                    given: code.clone(),
+                    known: if known.is_empty() {
+                        "none defined".into()
+                    } else {
+                        known.join(", ")
+                    },
+                });
+            }
+        }
+        // Free text from a browser: bounded, without control characters but line breaks.
+        note.notes = note.notes.map(|n| {
+            n.chars()
+                .filter(|c| !c.is_control() || *c == '\n')
+                .take(MAX_NOTES)
+                .collect()
+        });
+        let wrap = self
+            .wrapping
+            .get_mut(&agent)
+            .ok_or_else(|| AgentCommandError::NotInWrapUp(agent_id.to_string()))?;
+        wrap.note.merge(note);
+        if done {
+            self.acd.handle(now, AcdEvent::EndWrapUp { agent });
+            self.drain_acd(now);
+        }
         self.agent_view(agent_id).ok_or_else(unknown)
     }
 

@@ -63,6 +63,7 @@ fn agents_toml() -> String {
         ));
     }
     t.push_str("[reasons]\n2 = \"Lunch\"\n");
+    t.push_str("[dispositions]\nresolved = \"Resolved\"\ncallback = \"Callback needed\"\n");
     t
 }
 
@@ -292,6 +293,79 @@ fn a_registered_agent_is_rung_answers_is_bridged_and_the_caller_goes_on_to_the_s
         ]
     );
     assert!(n.engine.legs.is_empty() && n.engine.dialogs.is_empty());
+}
+
+/// What an agent records in wrap-up through the API (disposition, notes, first-call
+/// resolution) reaches the call's CDR, and "done" ends the wrap-up at once.
+#[test]
+fn a_wrap_up_recorded_through_the_api_goes_into_the_cdr() {
+    use crate::call::agent_api::AgentCommandError;
+    let mut n = ready_net("longest-idle", "");
+    let _caller = queued_caller(&mut n);
+    let agent_phone = [A1, A2]
+        .into_iter()
+        .find(|&i| !n.incoming(i).is_empty())
+        .unwrap();
+    let id = if agent_phone == A1 { "1001" } else { "1002" };
+    let offered = n.incoming(agent_phone)[0];
+    let not_yet = n.engine.wrap_up(n.now, id, WrapNote::default(), false);
+    assert_eq!(not_yet, Err(AgentCommandError::NotInWrapUp(id.into())));
+    n.answer(agent_phone, offered);
+    n.advance(Duration::from_secs(30));
+    n.phones[agent_phone].ua.hangup(n.now, offered);
+    n.pump();
+    n.advance(Duration::from_millis(50));
+    assert_eq!(n.state(id), AgentState::WrapUp);
+    let note = |d: Option<&str>, notes: Option<&str>, resolved: Option<bool>| WrapNote {
+        disposition: d.map(str::to_string),
+        notes: notes.map(str::to_string),
+        resolved,
+    };
+    let bad = n
+        .engine
+        .wrap_up(n.now, id, note(Some("fixed"), None, None), false);
+    assert!(
+        matches!(bad, Err(AgentCommandError::UnknownDisposition { .. })),
+        "{bad:?}"
+    );
+    let view = n
+        .engine
+        .wrap_up(
+            n.now,
+            id,
+            note(
+                Some("callback"),
+                Some("ring back\u{7} tomorrow"),
+                Some(false),
+            ),
+            false,
+        )
+        .unwrap();
+    assert_eq!(view.state, "wrap_up");
+    // The caller finishes the survey and hangs up: the record waits for the wrap-up.
+    n.plays_done();
+    n.advance(Duration::from_secs(2));
+    assert!(n.records().is_empty());
+    // A second entry overrides what it gives and keeps the rest; done ends the wrap-up.
+    let view = n
+        .engine
+        .wrap_up(n.now, id, note(None, None, Some(true)), true)
+        .unwrap();
+    assert_eq!(view.state, "available");
+    let records = n.records();
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!(r.wrap_disposition.as_deref(), Some("callback"));
+    assert_eq!(
+        r.wrap_notes.as_deref(),
+        Some("ring back tomorrow"),
+        "control characters gone"
+    );
+    assert_eq!(r.resolved, Some(true));
+    assert!(
+        r.wrap_up_ms.unwrap() < 5_000,
+        "ended by the agent, not the 20 s timer"
+    );
 }
 
 /// An agent whose phone registered over TLS is offered SRTP (RTP/SAVP with our key); one on

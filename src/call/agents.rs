@@ -218,8 +218,16 @@ impl<M: MediaBackend> Engine<M> {
         let ms = wall - wrap.since_ms;
         if let Some(call) = self.calls.get_mut(&wrap.interaction) {
             call.facts.wrap_up_ms = Some(call.facts.wrap_up_ms.unwrap_or(0) + ms);
+            call.facts.wrap_note.merge(wrap.note);
         } else if let Some((mut record, _)) = self.wrap_held.remove(&wrap.interaction) {
             record.wrap_up_ms = Some(record.wrap_up_ms.unwrap_or(0) + ms);
+            let mut note = super::queue::WrapNote {
+                disposition: record.wrap_disposition.take(),
+                notes: record.wrap_notes.take(),
+                resolved: record.resolved,
+            };
+            note.merge(wrap.note);
+            note.fill(&mut record);
             self.release_record(now, wrap.interaction, record);
         }
     }

@@ -43,6 +43,7 @@ use std::time::{Duration, Instant};
 pub use catalog::{Catalog, CatalogError, CatalogReport};
 pub use lookup::LookupJob;
 pub use media::{MediaBackend, MediaCommand, MediaEvent, MediaOpenError};
+pub use queue::WrapNote;
 pub use recording::RecordingJob;
 
 use crate::acd::Acd;
@@ -84,10 +85,12 @@ enum Timer {
 }
 
 /// An agent's wrap-up after a conversation: whose CDR its length goes into.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Wrap {
     interaction: InteractionId,
     since_ms: i64,
+    /// What the agent records during the wrap-up, put into the CDR when it ends.
+    note: queue::WrapNote,
 }
 
 /// How long a finished call's CDR waits for the wrap-up of the agent who served it; wrap-up

@@ -77,7 +77,38 @@ pub(super) struct AgentFacts {
     pub hold_since: Option<i64>,
     /// Set once the answering agent's wrap-up for this call ended.
     pub wrap_up_ms: Option<i64>,
+    /// What the agent recorded in wrap-up.
+    pub wrap_note: WrapNote,
     pub offers: Vec<OfferRecord>,
+}
+
+/// What an agent records about a call in wrap-up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WrapNote {
+    pub disposition: Option<String>,
+    pub notes: Option<String>,
+    pub resolved: Option<bool>,
+}
+
+impl WrapNote {
+    /// Later values win; what is not given stays.
+    pub fn merge(&mut self, newer: WrapNote) {
+        if newer.disposition.is_some() {
+            self.disposition = newer.disposition;
+        }
+        if newer.notes.is_some() {
+            self.notes = newer.notes;
+        }
+        if newer.resolved.is_some() {
+            self.resolved = newer.resolved;
+        }
+    }
+
+    pub(super) fn fill(&self, record: &mut crate::cdr::CdrRecord) {
+        record.wrap_disposition = self.disposition.clone();
+        record.wrap_notes = self.notes.clone();
+        record.resolved = self.resolved;
+    }
 }
 
 pub(super) fn caller_id(id: InteractionId) -> CallerId {
@@ -493,6 +524,7 @@ impl<M: MediaBackend> Engine<M> {
             super::Wrap {
                 interaction: id,
                 since_ms: wall,
+                note: WrapNote::default(),
             },
         );
     }
@@ -720,6 +752,7 @@ pub(super) fn fill_record(
         record.hold_ms = Some(facts.hold_ms);
     }
     record.wrap_up_ms = facts.wrap_up_ms;
+    facts.wrap_note.fill(record);
     record.offers = facts
         .offers
         .iter()

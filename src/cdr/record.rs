@@ -87,6 +87,16 @@ pub struct CdrRecord {
     /// The caller hung up while waiting in the queue, unanswered.
     #[serde(default, skip_serializing_if = "is_false")]
     pub abandoned: bool,
+    /// The disposition code the answering agent chose in wrap-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrap_disposition: Option<String>,
+    /// The agent's wrap-up notes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrap_notes: Option<String>,
+    /// Whether the matter was resolved at this call (first-call resolution), as the agent
+    /// said in wrap-up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<bool>,
     /// Every agent rung for this call, in the order the rings started.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub offers: Vec<OfferRow>,

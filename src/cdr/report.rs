@@ -355,6 +355,12 @@ fn record_json(r: &CdrRecord) -> Value {
         ("abandoned", r.abandoned.then_some(Value::Bool(true))),
         ("flow_version", r.flow_version.clone().map(Value::from)),
         (
+            "wrap_disposition",
+            r.wrap_disposition.clone().map(Value::from),
+        ),
+        ("wrap_notes", r.wrap_notes.clone().map(Value::from)),
+        ("resolved", r.resolved.map(Value::from)),
+        (
             "labels",
             (!r.labels.is_empty()).then(|| {
                 Value::Object(

@@ -43,6 +43,11 @@ const MIGRATION_FILES: &[(i64, &str, &str)] = &[
         "cdr labels version",
         include_str!("../../migrations/0004_cdr_labels_version.sql"),
     ),
+    (
+        5,
+        "cdr wrap up",
+        include_str!("../../migrations/0005_cdr_wrap_up.sql"),
+    ),
 ];
 
 /// sqlx's migrator over [`MIGRATION_FILES`]. Its own locking is off because `migrate` holds a
@@ -141,6 +146,9 @@ const CDR: Table = Table {
         "wrap_up_ms",
         "abandoned",
         "flow_version",
+        "wrap_disposition",
+        "wrap_notes",
+        "resolved",
     ],
     key: "id",
 };
@@ -844,6 +852,9 @@ fn bind_call<'q>(query: AnyQuery<'q>, rec: &'q CdrRecord) -> AnyQuery<'q> {
         .bind(rec.wrap_up_ms)
         .bind(i32::from(rec.abandoned))
         .bind(rec.flow_version.as_deref())
+        .bind(rec.wrap_disposition.as_deref())
+        .bind(rec.wrap_notes.as_deref())
+        .bind(rec.resolved.map(i32::from))
 }
 
 fn bind_label<'q, 'a>(query: AnyQuery<'q>, label: &'q Child<'a, CallLabel>) -> AnyQuery<'q> {
@@ -983,6 +994,9 @@ fn record_from_row(row: &AnyRow) -> Result<CdrRecord, CdrError> {
         wrap_up_ms: column(row, "wrap_up_ms")?,
         abandoned: abandoned != 0,
         flow_version: column(row, "flow_version")?,
+        wrap_disposition: column(row, "wrap_disposition")?,
+        wrap_notes: column(row, "wrap_notes")?,
+        resolved: column::<Option<i64>>(row, "resolved")?.map(|r| r != 0),
         // Filled in by `records`.
         offers: Vec::new(),
         transfers: Vec::new(),
@@ -1198,8 +1212,8 @@ mod tests {
         );
         let sql = insert_sql(&CDR, 2);
         assert!(sql.starts_with("INSERT INTO cdr (id, sip_call_id,"));
-        assert!(sql.contains("$56)"));
-        assert!(!sql.contains("$57"));
+        assert!(sql.contains("$62)"));
+        assert!(!sql.contains("$63"));
         for table in [&CDR, &OFFERS, &TRANSFERS, &LABELS, &AGENT_STATES] {
             assert!(MAX_PARAMS / table.columns.len() >= 30, "{}", table.name);
         }
@@ -1226,7 +1240,7 @@ mod tests {
             assert_eq!(&on_disk, sql, "{name}");
         }
         let versions: Vec<i64> = migrator().iter().map(|m| m.version).collect();
-        assert_eq!(versions, vec![1, 2, 3, 4]);
+        assert_eq!(versions, vec![1, 2, 3, 4, 5]);
     }
 
     #[test]

@@ -576,6 +576,11 @@ async fn signalling_loop(
                     // Lists read the snapshot: show the change at once.
                     snapshots.send_replace(engine.snapshot(now));
                 }
+                crate::api::ApiRequest::WrapUp { id, note, done, reply } => {
+                    let now = Instant::now();
+                    let _ = reply.send(engine.wrap_up(now, &id, note, done));
+                    snapshots.send_replace(engine.snapshot(now));
+                }
             },
             received = udp.recv_from(&mut buf) => match received {
                 Ok((n, from)) => engine.handle_sip(Instant::now(), Peer { addr: from, transport: TransportKind::Udp }, &buf[..n]),

@@ -73,6 +73,7 @@ fn config(drop_agent: Option<usize>, drop_queue: Option<usize>) -> AcdConfig {
         agents,
         queues,
         reasons: Vec::new(),
+        dispositions: Vec::new(),
     }
 }
 

@@ -463,6 +463,7 @@ fn reload_removes_a_queue_with_callers_and_an_agent_in_a_call() {
         agents: vec![agent("a2", &[], None), agent("a3", &[], None)],
         queues: vec![queue("q", Strategy::LongestIdle)],
         reasons: Vec::new(),
+        dispositions: Vec::new(),
     };
     t.acd.reload(t.now, Arc::new(config));
     let out = t.out();

@@ -69,6 +69,7 @@ impl T {
             agents,
             queues,
             reasons: Vec::new(),
+            dispositions: Vec::new(),
         };
         let t0 = Instant::now();
         T {
