@@ -75,6 +75,7 @@ fn config() -> AcdConfig {
         agents,
         queues,
         reasons: Vec::new(),
+        dispositions: Vec::new(),
     }
 }
 
