@@ -260,7 +260,14 @@ async fn migrate_twice_is_idempotent() {
             .expect("versions");
     assert_eq!(
         versions,
-        vec![(1, true), (2, true), (3, true), (4, true), (5, true)]
+        vec![
+            (1, true),
+            (2, true),
+            (3, true),
+            (4, true),
+            (5, true),
+            (6, true)
+        ]
     );
     let legacy: Vec<(String,)> = sqlx::query_as(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'hotline_migrations'",
@@ -312,7 +319,7 @@ async fn rows_of_the_first_schema_survive_the_second_migration() {
         .fetch_all(&mut raw)
         .await
         .expect("versions");
-    assert_eq!(versions, vec![(1,), (2,), (3,), (4,), (5,)]);
+    assert_eq!(versions, vec![(1,), (2,), (3,), (4,), (5,), (6,)]);
 }
 
 /// Two hotline processes sharing one file and starting together.
@@ -743,7 +750,14 @@ async fn a_database_of_the_old_migration_runner_is_adopted() {
         .expect("sqlx bookkeeping");
     assert_eq!(
         rows.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
-        vec![(1, true), (2, true), (3, true), (4, true), (5, true)]
+        vec![
+            (1, true),
+            (2, true),
+            (3, true),
+            (4, true),
+            (5, true),
+            (6, true)
+        ]
     );
     // The adopted versions carry the real checksums: a fresh database has the same ones.
     let fresh = dir.path().join("fresh.db");
@@ -1590,7 +1604,14 @@ async fn postgres_old_runner_database_is_adopted_and_a_changed_migration_fails()
             .expect("sqlx bookkeeping");
     assert_eq!(
         versions,
-        vec![(1, true), (2, true), (3, true), (4, true), (5, true)]
+        vec![
+            (1, true),
+            (2, true),
+            (3, true),
+            (4, true),
+            (5, true),
+            (6, true)
+        ]
     );
 
     raw.execute("UPDATE _sqlx_migrations SET checksum = '\\x00'::bytea WHERE version = 3")

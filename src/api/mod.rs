@@ -10,6 +10,7 @@
 //! short wait for a turn; login attempts per user and per address.
 
 pub mod auth;
+pub mod events;
 pub mod metrics;
 
 use std::collections::HashMap;
@@ -46,6 +47,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/agents/{id}/state"),
     ("POST", "/api/v1/agents/{id}/wrap-up"),
     ("GET", "/api/v1/queues"),
+    ("GET", "/api/v1/events"),
     ("GET", "/metrics"),
 ];
 
@@ -81,6 +83,9 @@ pub enum ApiRequest {
 
 /// Requests waiting for the signalling loop; past this the API answers 503.
 pub const COMMAND_QUEUE: usize = 256;
+/// Engine events waiting for the hub; past this they are dropped (the snapshot still holds
+/// every state).
+pub const EVENT_QUEUE: usize = 4096;
 const COMMAND_WAIT: Duration = Duration::from_secs(5);
 
 /// Request bodies are small JSON objects.
@@ -153,6 +158,8 @@ pub struct Api {
     decoy: Option<User>,
     connections: Mutex<HashMap<IpAddr, usize>>,
     feeds: Feeds,
+    /// The event stream's messages, rendered once by the hub.
+    events: tokio::sync::broadcast::Sender<Arc<events::Outgoing>>,
 }
 
 /// The running API: its address, and the task to stop.
@@ -175,6 +182,8 @@ pub async fn start(
     config: ApiConfig,
     tls: Option<TlsAcceptor>,
     feeds: Feeds,
+    engine_events: tokio::sync::mpsc::Receiver<crate::call::events::EngineEvent>,
+    database: String,
 ) -> Result<ApiServer, ApiError> {
     let (users, modified) = read_users(&config.users_file)?;
     if users.is_empty() {
@@ -215,9 +224,16 @@ pub async fn start(
         hashing: Arc::new(Semaphore::new(hash_slots)),
         decoy,
         connections: Mutex::new(HashMap::new()),
+        events: events::channel(),
         feeds,
         config,
     });
+    tokio::spawn(events::hub(
+        engine_events,
+        api.feeds.snapshot.clone(),
+        api.events.clone(),
+        database,
+    ));
     tracing::info!(%addr, tls = api.tls, "CTI API listening");
     let (stop, stopped) = watch::channel(false);
     tokio::spawn(watch_users(Arc::downgrade(&api), modified));
@@ -339,10 +355,16 @@ async fn accept_loop(
                         else {
                             return;
                         };
-                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        let _ = http
+                            .serve_connection(TokioIo::new(stream), service)
+                            .with_upgrades()
+                            .await;
                     }
                     None => {
-                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        let _ = http
+                            .serve_connection(TokioIo::new(stream), service)
+                            .with_upgrades()
+                            .await;
                     }
                 }
             };
@@ -407,7 +429,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Reply {
     reply(status, json!({ "error": message.into() }))
 }
 
-async fn handle(api: &Api, from: IpAddr, req: Request<Incoming>) -> Reply {
+async fn handle(api: &Arc<Api>, from: IpAddr, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     match (&method, path.as_str()) {
@@ -453,6 +475,7 @@ async fn handle(api: &Api, from: IpAddr, req: Request<Incoming>) -> Reply {
             ),
         },
         (&Method::GET, "/metrics") => metrics(api, from, &req).await,
+        (&Method::GET, "/api/v1/events") => events_upgrade(api, from, req),
         (&Method::GET, "/api/v1/agents") => match api.session(&req) {
             Some(s) => {
                 let list: Vec<_> = api
@@ -720,6 +743,77 @@ async fn login(api: &Api, from: IpAddr, req: Request<Incoming>) -> Reply {
     let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}");
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// `GET /api/v1/events`: the WebSocket handshake (RFC 6455), then the stream on a task of
+/// its own, holding a connection slot like any connection.
+fn events_upgrade(api: &Arc<Api>, from: IpAddr, mut req: Request<Incoming>) -> Reply {
+    let Some(token) = token(&req) else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "log in first (POST /api/v1/session)",
+        );
+    };
+    let Some(session) = api.session(&req) else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "log in first (POST /api/v1/session)",
+        );
+    };
+    let headers = req.headers();
+    let text = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .map(str::to_string)
+    };
+    let upgrade = text(header::UPGRADE).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let version = text(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
+    let Some(key) = text(header::SEC_WEBSOCKET_KEY).filter(|_| upgrade && version) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "a WebSocket upgrade (version 13) is expected here",
+        );
+    };
+    // A page of another site must not open the stream with the user's cookie: a browser says
+    // where the page came from, and it must be this server.
+    if let Some(origin) = text(header::ORIGIN) {
+        let host = text(header::HOST).unwrap_or_default();
+        let same = origin
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(&host));
+        if !same {
+            return error(
+                StatusCode::FORBIDDEN,
+                format!("the event stream is not for pages of {origin}"),
+            );
+        }
+    }
+    let Some(slot) = ConnectionSlot::take(api, auth::address_key(from)) else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many connections; later",
+        );
+    };
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let receiver = api.events.subscribe();
+    let stream_api = Arc::clone(api);
+    tokio::spawn(async move {
+        let _slot = slot;
+        if let Ok(upgraded) = hyper::upgrade::on(&mut req).await {
+            events::serve(TokioIo::new(upgraded), stream_api, token, session, receiver).await;
+        }
+    });
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
     r
 }

@@ -197,15 +197,20 @@ impl<M: MediaBackend> Engine<M> {
             _ => reason,
         };
         let wall = self.wall_ms(now);
+        let id = def.id.clone();
         self.agent_states.push_back(AgentStateRecord {
             id: super::new_record_id(&mut self.rng),
-            agent: def.id.clone(),
+            agent: id.clone(),
             state: kind,
             reason: (!reason.is_empty()).then_some(reason),
             start_ms: wall,
         });
         if kind != AgentStateKind::WrapUp {
             self.wrap_up_ended(now, agent, wall);
+        }
+        if let Some(view) = self.agent_view(&id) {
+            self.events
+                .push_back(super::events::EngineEvent::Agent(view));
         }
     }
 

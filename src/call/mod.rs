@@ -24,6 +24,7 @@ mod announce;
 mod caller;
 mod catalog;
 mod consult;
+pub mod events;
 mod legs;
 mod lookup;
 mod media;
@@ -203,6 +204,8 @@ pub struct Engine<M: MediaBackend> {
     switches: Arc<Switches>,
     /// Calls counted as their records leave, for the metrics.
     totals: snapshot::Totals,
+    /// For the CTI: drained by the signalling loop each turn.
+    events: VecDeque<events::EngineEvent>,
     calls: HashMap<InteractionId, Call>,
     /// Callers' calls by the address their INVITE came from (see `source_max_calls`).
     calls_by_source: HashMap<IpAddr, u32>,
@@ -281,6 +284,7 @@ impl<M: MediaBackend> Engine<M> {
             catalog,
             switches: Arc::default(),
             totals: snapshot::Totals::default(),
+            events: VecDeque::new(),
             rng,
         };
         engine.apply_agents(epoch.0);
@@ -334,6 +338,11 @@ impl<M: MediaBackend> Engine<M> {
         let record = self.records.pop_front()?;
         self.totals.count(&record);
         Some(record)
+    }
+
+    /// The next thing to tell the CTI.
+    pub fn poll_event(&mut self) -> Option<events::EngineEvent> {
+        self.events.pop_front()
     }
 
     /// A call just admitted, as its record would read if the server died before it ended:

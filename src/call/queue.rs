@@ -292,7 +292,33 @@ impl<M: MediaBackend> Engine<M> {
         self.record_offer(id, &def.id, &queue, wall);
         if let Err(why) = placed {
             tracing::warn!(agent = %def.id, why, "offer not placed");
-            self.offer_unreachable(now, id, agent);
+            return self.offer_unreachable(now, id, agent);
+        }
+        if let Some(call) = self.calls.get(&id) {
+            let pop = super::events::ScreenPop {
+                call: call.record_id.clone(),
+                agent: def.id.clone(),
+                team: def.team.clone(),
+                queue: queue.clone(),
+                caller: call.caller.clone(),
+                dialled: call.dialled.clone(),
+                ivr_path: call.interpreter.path().to_vec(),
+                variables: {
+                    let mut vars: Vec<(String, String)> = call
+                        .interpreter
+                        .shown_vars()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect();
+                    vars.sort();
+                    vars
+                },
+                labels: call.interpreter.labels().to_vec(),
+                language: call.interpreter.language().to_string(),
+                waited_ms: call.queue.as_ref().map_or(0, |v| wall - v.entered_ms),
+                at_ms: wall,
+            };
+            self.events
+                .push_back(super::events::EngineEvent::Offer(Box::new(pop)));
         }
     }
 

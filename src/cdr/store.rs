@@ -48,6 +48,11 @@ const MIGRATION_FILES: &[(i64, &str, &str)] = &[
         "cdr wrap up",
         include_str!("../../migrations/0005_cdr_wrap_up.sql"),
     ),
+    (
+        6,
+        "cdr caller index",
+        include_str!("../../migrations/0006_cdr_caller_index.sql"),
+    ),
 ];
 
 /// sqlx's migrator over [`MIGRATION_FILES`]. Its own locking is off because `migrate` holds a
@@ -602,6 +607,24 @@ impl CdrStore {
             .await
             .map_err(|error| CdrError::Query {
                 operation: "read records by SIP Call-ID",
+                error,
+            })?;
+        self.records(&rows).await
+    }
+
+    /// A caller's `n` most recent calls, newest first (for the agent's screen pop).
+    pub async fn by_caller(&self, caller: &str, n: u32) -> Result<Vec<CdrRecord>, CdrError> {
+        let sql = format!(
+            "SELECT {} FROM cdr WHERE caller = $1 ORDER BY start_ms DESC, id DESC LIMIT $2",
+            CDR.columns.join(", ")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(caller)
+            .bind(i64::from(n))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|error| CdrError::Query {
+                operation: "read a caller's calls",
                 error,
             })?;
         self.records(&rows).await
@@ -1240,7 +1263,7 @@ mod tests {
             assert_eq!(&on_disk, sql, "{name}");
         }
         let versions: Vec<i64> = migrator().iter().map(|m| m.version).collect();
-        assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+        assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
     }
 
     #[test]

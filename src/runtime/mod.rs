@@ -276,6 +276,8 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
     // What the engine shows outside itself, published by the signalling loop each second.
     let (snapshot_tx, snapshot_rx) = watch::channel(crate::call::snapshot::Snapshot::default());
     let (api_tx, api_rx) = mpsc::channel(crate::api::COMMAND_QUEUE);
+    let (events_tx, events_rx) = mpsc::channel(crate::api::EVENT_QUEUE);
+    let api_events = config.api.is_some().then_some(events_tx);
     let api = match &config.api {
         None => None,
         Some(a) => {
@@ -305,7 +307,8 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
                 cdr: writer.stats_feed(),
                 commands: api_tx.clone(),
             };
-            Some(crate::api::start(api_config, tls, feeds).await?)
+            let database = config.database.clone();
+            Some(crate::api::start(api_config, tls, feeds, events_rx, database).await?)
         }
     };
     let api_addr = api.as_ref().map(|a| a.addr);
@@ -442,6 +445,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
             lookups,
             snapshot_tx,
             api_rx,
+            api_events,
         )
         .await;
         // Held until here so the loop's command channel stays open with the API off.
@@ -506,6 +510,7 @@ async fn signalling_loop(
     lookups: http::Client,
     snapshots: watch::Sender<crate::call::snapshot::Snapshot>,
     mut api_requests: mpsc::Receiver<crate::api::ApiRequest>,
+    api_events: Option<mpsc::Sender<crate::call::events::EngineEvent>>,
 ) -> Result<(), RuntimeError> {
     let mut publish = tokio::time::interval(std::time::Duration::from_secs(1));
     publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -618,6 +623,13 @@ async fn signalling_loop(
         }
         while let Some(state) = engine.poll_agent_state() {
             sink.submit_agent_state(state);
+        }
+        while let Some(event) = engine.poll_event() {
+            // Full (the API's hub is stuck) or closed (no API): the event is not worth
+            // waiting for; the snapshot still carries the state.
+            if let Some(tx) = &api_events {
+                let _ = tx.try_send(event);
+            }
         }
         engine.media().flush();
         if engine.drained() {

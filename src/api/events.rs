@@ -1,0 +1,261 @@
+//! The event stream: `GET /api/v1/events` upgraded to a WebSocket. A hub task turns what the
+//! engine tells (agent state changes, screen pops) and the queue snapshot into JSON once, adds
+//! the caller's history to a screen pop (from the CDR database, with a deadline), and
+//! broadcasts; each connection sends on what its user may see.
+//!
+//! Slow consumers are dropped, never buffered: the broadcast keeps a bounded backlog, and a
+//! connection that falls behind it, or whose send does not finish in time, is closed with a
+//! reason (the client reconnects and gets a fresh picture).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role as WsRole, WebSocketConfig};
+
+use super::auth::{Role, Session};
+use crate::call::events::{EngineEvent, ScreenPop};
+use crate::call::snapshot::Snapshot;
+
+/// Events kept for connections that are behind; past this a connection is dropped.
+const BACKLOG: usize = 1024;
+/// A send to one client must finish within this.
+const SEND_DEADLINE: Duration = Duration::from_secs(5);
+/// How often a connection checks that its session is still live.
+const SESSION_RECHECK: Duration = Duration::from_secs(15);
+/// A caller's past calls shown in the screen pop.
+const HISTORY: u32 = 5;
+/// The history look-up's deadline: the pop goes out without it rather than late.
+const HISTORY_DEADLINE: Duration = Duration::from_secs(1);
+/// Clients only send pings and closes: no message of theirs is larger.
+const MAX_CLIENT_MESSAGE: usize = 4096;
+
+/// One event, rendered once, with who may see it.
+#[derive(Debug)]
+pub struct Outgoing {
+    /// None: everyone; Some: about this agent (of this team).
+    pub about: Option<(String, Option<String>)>,
+    pub text: String,
+}
+
+pub fn channel() -> broadcast::Sender<Arc<Outgoing>> {
+    broadcast::channel(BACKLOG).0
+}
+
+/// Whether a session may see an event about `agent` of `team`.
+pub fn may_see(s: &Session, agent: &str, team: Option<&str>) -> bool {
+    match s.role {
+        Role::Admin => true,
+        Role::Supervisor => team.is_some_and(|t| s.teams.iter().any(|x| x == t)),
+        Role::Agent => s.agent.as_deref() == Some(agent),
+    }
+}
+
+fn queues_json(snapshot: &Snapshot) -> serde_json::Value {
+    snapshot
+        .queues
+        .iter()
+        .map(|q| {
+            json!({
+                "name": q.name,
+                "waiting": q.waiting,
+                "longest_wait_s": q.longest_wait.as_secs_f64(),
+                "agents_logged_in": q.agents_logged_in,
+            })
+        })
+        .collect()
+}
+
+/// Turns engine events and queue snapshots into broadcast messages. Ends when the engine's
+/// side closes.
+pub async fn hub(
+    mut events: mpsc::Receiver<EngineEvent>,
+    mut snapshots: watch::Receiver<Snapshot>,
+    out: broadcast::Sender<Arc<Outgoing>>,
+    database: String,
+) {
+    let mut store: Option<crate::cdr::CdrStore> = None;
+    let mut last_queues = serde_json::Value::Null;
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { return };
+                let outgoing = match event {
+                    EngineEvent::Agent(view) => Outgoing {
+                        about: Some((view.id.clone(), view.team.clone())),
+                        text: json!({ "type": "agent", "agent": view }).to_string(),
+                    },
+                    EngineEvent::Offer(pop) => {
+                        let history = history(&mut store, &database, &pop).await;
+                        Outgoing {
+                            about: Some((pop.agent.clone(), pop.team.clone())),
+                            text: json!({ "type": "offer", "offer": pop, "history": history })
+                                .to_string(),
+                        }
+                    }
+                };
+                // No receiver is no error: nobody is connected.
+                let _ = out.send(Arc::new(outgoing));
+            }
+            changed = snapshots.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let queues = queues_json(&snapshots.borrow_and_update());
+                if queues != last_queues {
+                    let text = json!({ "type": "queues", "queues": queues }).to_string();
+                    last_queues = queues;
+                    let _ = out.send(Arc::new(Outgoing { about: None, text }));
+                }
+            }
+        }
+    }
+}
+
+/// The caller's last calls, or null when the database does not answer in time.
+async fn history(
+    store: &mut Option<crate::cdr::CdrStore>,
+    database: &str,
+    pop: &ScreenPop,
+) -> serde_json::Value {
+    let lookup = async {
+        if store.is_none() {
+            *store = Some(crate::cdr::CdrStore::connect(database).await?);
+        }
+        match store.as_ref() {
+            Some(s) => s.by_caller(&pop.caller, HISTORY).await,
+            None => Ok(Vec::new()),
+        }
+    };
+    match tokio::time::timeout(HISTORY_DEADLINE, lookup).await {
+        Ok(Ok(calls)) => calls
+            .iter()
+            .map(|c| {
+                json!({
+                    "call": c.id,
+                    "start": crate::cdr::iso8601_utc(c.start_ms),
+                    "dialled": c.dialled,
+                    "queue": c.queue,
+                    "agent": c.agent,
+                    "disposition": c.wrap_disposition,
+                    "resolved": c.resolved,
+                    "abandoned": c.abandoned,
+                })
+            })
+            .collect(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "no caller history for the screen pop");
+            *store = None;
+            serde_json::Value::Null
+        }
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
+/// One client: a hello with what they may see now, then every event they may see, until
+/// they leave, their session ends, or they fall behind.
+pub async fn serve<S>(
+    io: S,
+    api: Arc<super::Api>,
+    token: String,
+    mut session: Session,
+    mut events: broadcast::Receiver<Arc<Outgoing>>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_CLIENT_MESSAGE))
+        .max_frame_size(Some(MAX_CLIENT_MESSAGE));
+    let mut ws = WebSocketStream::from_raw_socket(io, WsRole::Server, Some(config)).await;
+    let hello = {
+        let snapshot = api.feeds.snapshot.borrow();
+        let agents: Vec<_> = snapshot
+            .agent_list
+            .iter()
+            .filter(|a| may_see(&session, &a.id, a.team.as_deref()))
+            .collect();
+        json!({
+            "type": "hello",
+            "user": session.user,
+            "role": session.role.as_str(),
+            "agents": agents,
+            "queues": queues_json(&snapshot),
+        })
+        .to_string()
+    };
+    if send(&mut ws, hello).await.is_err() {
+        return;
+    }
+    let mut recheck = tokio::time::interval(SESSION_RECHECK);
+    recheck.tick().await;
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => {
+                    let visible = match &event.about {
+                        None => true,
+                        Some((agent, team)) => may_see(&session, agent, team.as_deref()),
+                    };
+                    if visible && send(&mut ws, event.text.clone()).await.is_err() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::info!(user = %session.user, missed, "event stream client too slow; dropped");
+                    close(&mut ws, CloseCode::Policy, "too slow: events were missed; reconnect").await;
+                    return;
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    close(&mut ws, CloseCode::Away, "server shutting down").await;
+                    return;
+                }
+            },
+            incoming = ws.next() => match incoming {
+                // Pings are answered by the library as they are read; other messages carry
+                // nothing the server needs.
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+            _ = recheck.tick() => {
+                // An open desktop keeps its session alive, up to the session's age.
+                let live = api
+                    .lock_auth()
+                    .sessions
+                    .check(&token, std::time::Instant::now());
+                match live {
+                    Some(s) => session = s,
+                    None => {
+                        close(&mut ws, CloseCode::Policy, "session ended; log in again").await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn send<S>(ws: &mut WebSocketStream<S>, text: String) -> Result<(), ()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match tokio::time::timeout(SEND_DEADLINE, ws.send(Message::text(text))).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+async fn close<S>(ws: &mut WebSocketStream<S>, code: CloseCode, reason: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let frame = CloseFrame {
+        code,
+        reason: reason.to_string().into(),
+    };
+    let _ = tokio::time::timeout(SEND_DEADLINE, ws.close(Some(frame))).await;
+}

@@ -1,0 +1,37 @@
+//! What the engine tells the CTI as it happens: an agent's state changed, an agent's phone
+//! started ringing for a caller (the screen pop). The signalling loop drains these each turn
+//! and hands them to the API, which never reaches into the engine.
+
+use serde::Serialize;
+
+use super::agent_api::AgentView;
+
+/// Everything the agent's desktop shows when their phone rings, so the caller is not asked
+/// again what they told the IVR.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScreenPop {
+    /// hotline's call id (the CDR's).
+    pub call: String,
+    pub agent: String,
+    pub team: Option<String>,
+    pub queue: String,
+    pub caller: String,
+    pub dialled: String,
+    /// Nodes the caller went through.
+    pub ivr_path: Vec<String>,
+    /// The flow's variables as they may be shown: sensitive values masked.
+    pub variables: Vec<(String, String)>,
+    /// The flow's labels (call type, VIP tier, ...).
+    pub labels: Vec<(String, String)>,
+    pub language: String,
+    /// Time in the queue so far.
+    pub waited_ms: i64,
+    /// Unix epoch ms when the phone started ringing.
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineEvent {
+    Agent(AgentView),
+    Offer(Box<ScreenPop>),
+}

@@ -1,0 +1,217 @@
+//! The CTI event stream over a real WebSocket: an agent's desktop gets their state changes and
+//! the screen pop when their phone rings (who calls, what they did in the IVR, their past
+//! calls from the CDR database); a supervisor sees their team and the queues; nobody sees
+//! what is not theirs, and the stream needs a login from this server's pages (issue 11).
+
+mod common;
+
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::agent_phone::*;
+use common::*;
+use hotline::api::auth::hash_password;
+use hotline::cdr::CdrRecord;
+use hotline::config::ApiSettings;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
+
+const PASSWORD: &str = "correct horse";
+const CALLER: &str = "13800000001";
+
+fn login(api: SocketAddr, user: &str) -> String {
+    use std::io::{Read, Write};
+    let body = serde_json::json!({ "user": user, "password": PASSWORD }).to_string();
+    let mut s = TcpStream::connect(api).unwrap();
+    write!(
+        s,
+        "POST /api/v1/session HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let json = text.split_once("\r\n\r\n").unwrap().1;
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {text}"));
+    v["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{text}"))
+        .to_string()
+}
+
+type Ws = WebSocket<TcpStream>;
+
+fn connect(
+    api: SocketAddr,
+    auth: Option<&str>,
+    origin: Option<&str>,
+) -> Result<Ws, tungstenite::Error> {
+    let mut req = format!("ws://{api}/api/v1/events")
+        .into_client_request()
+        .unwrap();
+    if let Some(token) = auth {
+        req.headers_mut()
+            .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    if let Some(origin) = origin {
+        req.headers_mut().insert("Origin", origin.parse().unwrap());
+    }
+    let stream = TcpStream::connect(api).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    tungstenite::client::client(req, stream)
+        .map(|(ws, _)| ws)
+        .map_err(|e| match e {
+            tungstenite::HandshakeError::Failure(e) => e,
+            tungstenite::HandshakeError::Interrupted(_) => tungstenite::Error::ConnectionClosed,
+        })
+}
+
+/// Every message until `until` matches one (returned last) or the time is up.
+fn read_until(
+    ws: &mut Ws,
+    within: Duration,
+    until: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        match ws.read() {
+            Ok(Message::Text(t)) => {
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                let done = until(&v);
+                seen.push(v);
+                if done {
+                    return seen;
+                }
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("{e}: after {seen:?}"),
+        }
+    }
+    panic!("nothing matched within {within:?}: {seen:#?}")
+}
+
+#[test]
+fn the_agent_gets_a_screen_pop_with_the_ivr_data_and_the_callers_history() {
+    let mut site = agent_site();
+    // The caller called before: their last call is in the CDR database.
+    let past = CdrRecord {
+        id: "0123456789abcdef0123456789abcdef".into(),
+        sip_call_id: "past@test".into(),
+        caller: CALLER.into(),
+        dialled: "400".into(),
+        start_ms: 1_700_000_000_000,
+        end_ms: 1_700_000_060_000,
+        queue: Some("help".into()),
+        agent: Some("1002".into()),
+        wrap_disposition: Some("callback".into()),
+        resolved: Some(false),
+        ..Default::default()
+    };
+    let database = site.config.database.clone();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = hotline::cdr::CdrStore::connect(&database).await.unwrap();
+        store.migrate().await.unwrap();
+        store.insert_batch(&[past]).await.unwrap();
+        store.close().await;
+    });
+    let hash = hash_password(PASSWORD).unwrap();
+    let users = site.dir.path().join("users.toml");
+    std::fs::write(
+        &users,
+        format!(
+            "[[user]]\nname = \"li\"\nrole = \"agent\"\nagent = \"1001\"\npassword = \"{hash}\"\n\
+             [[user]]\nname = \"wang\"\nrole = \"supervisor\"\nteams = [\"support\"]\npassword = \"{hash}\"\n\
+             [[user]]\nname = \"zhao\"\nrole = \"supervisor\"\nteams = [\"sales\"]\npassword = \"{hash}\"\n"
+        ),
+    )
+    .unwrap();
+    site.config.api = Some(ApiSettings {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        users,
+        tls: None,
+        session_idle: Duration::from_secs(600),
+        session_max: Duration::from_secs(3600),
+        max_connections: 64,
+        max_connections_per_address: 32,
+        request_timeout: Duration::from_secs(15),
+    });
+    let mut server = start(site.config.clone());
+    let api = server.server.as_ref().unwrap().api_addr.unwrap();
+
+    // No login, or a page of another site: no stream.
+    assert!(
+        matches!(connect(api, None, None), Err(tungstenite::Error::Http(r)) if r.status() == 401)
+    );
+    let li = login(api, "li");
+    let other_site = connect(api, Some(&li), Some("https://evil.example"));
+    assert!(matches!(other_site, Err(tungstenite::Error::Http(r)) if r.status() == 403));
+
+    let mut li_ws = connect(api, Some(&li), Some(&format!("http://{api}"))).unwrap();
+    let hello = read_until(&mut li_ws, Duration::from_secs(3), |v| v["type"] == "hello");
+    assert_eq!(hello.last().unwrap()["user"], "li");
+    let mut wang_ws = connect(api, Some(&login(api, "wang")), None).unwrap();
+    read_until(&mut wang_ws, Duration::from_secs(3), |v| {
+        v["type"] == "hello"
+    });
+    let mut zhao_ws = connect(api, Some(&login(api, "zhao")), None).unwrap();
+    read_until(&mut zhao_ws, Duration::from_secs(3), |v| {
+        v["type"] == "hello"
+    });
+
+    let sip = server.sip;
+    let agent = std::thread::spawn(move || run_agent(sip, Behaviour::Answer, S(6000)));
+    // The phone registers and is logged in: the desktop hears it.
+    let seen = read_until(&mut li_ws, Duration::from_secs(5), |v| {
+        v["type"] == "agent" && v["agent"]["id"] == "1001" && v["agent"]["state"] == "available"
+    });
+    assert!(
+        seen.iter()
+            .all(|v| v["type"] != "agent" || v["agent"]["id"] == "1001"),
+        "an agent hears only of themselves: {seen:?}"
+    );
+    let mut phone = Phone::calling_from(sip, CALLER);
+    phone.call("400");
+    phone.talk(S(1500));
+    let seen = read_until(&mut li_ws, Duration::from_secs(5), |v| v["type"] == "offer");
+    let offer = &seen.last().unwrap();
+    let pop = &offer["offer"];
+    assert_eq!(pop["caller"], CALLER);
+    assert_eq!(pop["dialled"], "400");
+    assert_eq!(pop["queue"], "help");
+    assert_eq!(pop["agent"], "1001");
+    assert_eq!(pop["ivr_path"], serde_json::json!(["agent"]));
+    assert!(pop["waited_ms"].as_i64().unwrap() >= 0);
+    let history = offer["history"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{offer}"));
+    assert_eq!(history.len(), 1, "{offer}");
+    assert_eq!(history[0]["call"], "0123456789abcdef0123456789abcdef");
+    assert_eq!(history[0]["disposition"], "callback");
+    assert_eq!(history[0]["agent"], "1002");
+    // The supervisor of the team sees the agent ring and the queue; another team's does not.
+    read_until(&mut wang_ws, Duration::from_secs(5), |v| {
+        v["type"] == "agent" && v["agent"]["state"] == "ringing"
+    });
+    let zhao_seen = read_until(&mut zhao_ws, Duration::from_secs(3), |v| {
+        v["type"] == "queues"
+    });
+    assert!(
+        zhao_seen
+            .iter()
+            .all(|v| v["type"] != "agent" && v["type"] != "offer"),
+        "{zhao_seen:?}"
+    );
+    phone.hangup();
+    phone.pump(S(300));
+    let _ = agent.join();
+    drop(li_ws);
+    server.stop();
+}
