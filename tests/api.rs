@@ -622,12 +622,16 @@ fn agents_and_supervisors_set_agent_state_through_the_api() {
             base64::engine::general_purpose::STANDARD.encode(format!("boss:{PASSWORD}"))
         )
     };
-    let m = http(addr, "GET", "/metrics", &[("Authorization", &basic)], "");
-    assert!(
-        m.body.contains("hotline_agents{state=\"available\"} 2"),
-        "{}",
-        m.body
-    );
+    // The snapshot the metrics read is published at least once a second.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let m = http(addr, "GET", "/metrics", &[("Authorization", &basic)], "");
+        if m.body.contains("hotline_agents{state=\"available\"} 2") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", m.body);
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // Wrap-up notes need a wrap-up: the engine says so.
     let wrap = |auth: &str, agent: &str, body: &str| {
         http(

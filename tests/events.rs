@@ -189,10 +189,20 @@ fn the_agent_gets_a_screen_pop_with_the_ivr_data_and_the_callers_history() {
     assert_eq!(pop["agent"], "1001");
     assert_eq!(pop["ivr_path"], serde_json::json!(["agent"]));
     assert!(pop["waited_ms"].as_i64().unwrap() >= 0);
-    let history = offer["history"]
+    assert!(
+        offer["history"].is_null(),
+        "the pop never waits for the database"
+    );
+    // The caller's past calls follow in a message of their own.
+    let seen = read_until(&mut li_ws, Duration::from_secs(3), |v| {
+        v["type"] == "history"
+    });
+    let message = seen.last().unwrap();
+    assert_eq!(message["call"], pop["call"]);
+    let history = message["history"]
         .as_array()
-        .unwrap_or_else(|| panic!("{offer}"));
-    assert_eq!(history.len(), 1, "{offer}");
+        .unwrap_or_else(|| panic!("{message}"));
+    assert_eq!(history.len(), 1, "{message}");
     assert_eq!(history[0]["call"], "0123456789abcdef0123456789abcdef");
     assert_eq!(history[0]["disposition"], "callback");
     assert_eq!(history[0]["agent"], "1002");

@@ -165,8 +165,6 @@ pub struct AcdConfig {
 }
 
 /// A wrap-up disposition: its code (what the CDR stores) and its label (what agents read).
-/// `resolved` marks codes that close the matter at the first call (first-call resolution
-/// counts them unless the agent says otherwise).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Disposition {
     pub code: String,

@@ -19,8 +19,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role as WsRole, WebSocketConfig};
 
 use super::auth::{Role, Session};
-use crate::call::events::{EngineEvent, ScreenPop};
+use crate::call::agent_api::AgentView;
+use crate::call::events::EngineEvent;
 use crate::call::snapshot::Snapshot;
+use std::collections::HashMap;
 
 /// Events kept for connections that are behind; past this a connection is dropped.
 const BACKLOG: usize = 1024;
@@ -41,7 +43,20 @@ pub struct Outgoing {
     /// None: everyone; Some: about this agent (of this team).
     pub about: Option<(String, Option<String>)>,
     pub text: String,
+    /// After this message the stream closes: the client must start afresh.
+    pub close: bool,
 }
+
+/// History look-ups running at once; a pop past this goes out with `history: null`.
+const HISTORY_LOOKUPS: usize = 4;
+/// After the database failed, how long before the hub tries it again.
+const HISTORY_BACKOFF: Duration = Duration::from_secs(30);
+/// A stream is pinged this often, and closed when the client has said nothing for
+/// three times as long (a desktop that went away without closing).
+const PING_EVERY: Duration = Duration::from_secs(30);
+
+/// Every agent's latest state as the hub last heard it.
+pub type LatestAgents = Arc<std::sync::Mutex<HashMap<String, AgentView>>>;
 
 pub fn channel() -> broadcast::Sender<Arc<Outgoing>> {
     broadcast::channel(BACKLOG).0
@@ -71,36 +86,80 @@ fn queues_json(snapshot: &Snapshot) -> serde_json::Value {
         .collect()
 }
 
-/// Turns engine events and queue snapshots into broadcast messages. Ends when the engine's
+/// Turns engine events and queue snapshots into broadcast messages. Never waits on the
+/// database: a screen pop goes out at once, and the caller's history follows in a message of
+/// its own when a look-up (a few at a time, with a deadline) finds it. Ends when the engine's
 /// side closes.
 pub async fn hub(
     mut events: mpsc::Receiver<EngineEvent>,
     mut snapshots: watch::Receiver<Snapshot>,
     out: broadcast::Sender<Arc<Outgoing>>,
+    latest: LatestAgents,
     database: String,
 ) {
     let mut store: Option<crate::cdr::CdrStore> = None;
+    let mut retry_at = tokio::time::Instant::now();
+    let lookups = Arc::new(tokio::sync::Semaphore::new(HISTORY_LOOKUPS));
     let mut last_queues = serde_json::Value::Null;
     loop {
         tokio::select! {
             event = events.recv() => {
                 let Some(event) = event else { return };
-                let outgoing = match event {
-                    EngineEvent::Agent(view) => Outgoing {
-                        about: Some((view.id.clone(), view.team.clone())),
-                        text: json!({ "type": "agent", "agent": view }).to_string(),
-                    },
-                    EngineEvent::Offer(pop) => {
-                        let history = history(&mut store, &database, &pop).await;
-                        Outgoing {
-                            about: Some((pop.agent.clone(), pop.team.clone())),
-                            text: json!({ "type": "offer", "offer": pop, "history": history })
-                                .to_string(),
-                        }
+                match event {
+                    EngineEvent::Agent(view) => {
+                        let text = json!({ "type": "agent", "agent": view }).to_string();
+                        let about = Some((view.id.clone(), view.team.clone()));
+                        // The map first: a stream that reads it after subscribing misses
+                        // nothing, at worst it hears of this change twice.
+                        latest
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(view.id.clone(), view);
+                        let _ = out.send(Arc::new(Outgoing { about, text, close: false }));
                     }
-                };
-                // No receiver is no error: nobody is connected.
-                let _ = out.send(Arc::new(outgoing));
+                    EngineEvent::Offer(pop) => {
+                        let about = Some((pop.agent.clone(), pop.team.clone()));
+                        let text = json!({ "type": "offer", "offer": pop, "history": null })
+                            .to_string();
+                        let _ = out.send(Arc::new(Outgoing { about: about.clone(), text, close: false }));
+                        if out.receiver_count() == 0 || !has_number(&pop.caller) {
+                            continue;
+                        }
+                        if store.is_none() && tokio::time::Instant::now() >= retry_at {
+                            let connect = crate::cdr::CdrStore::connect(&database);
+                            match tokio::time::timeout(HISTORY_DEADLINE, connect).await {
+                                Ok(Ok(s)) => store = Some(s),
+                                _ => retry_at = tokio::time::Instant::now() + HISTORY_BACKOFF,
+                            }
+                        }
+                        let (Some(s), Ok(permit)) = (store.clone(), Arc::clone(&lookups).try_acquire_owned()) else {
+                            continue;
+                        };
+                        let out = out.clone();
+                        tokio::spawn(async move {
+                            let _permit = permit;
+                            let found = tokio::time::timeout(
+                                HISTORY_DEADLINE,
+                                s.by_caller(&pop.caller, HISTORY),
+                            )
+                            .await;
+                            let Ok(Ok(calls)) = found else { return };
+                            let text = json!({
+                                "type": "history",
+                                "call": pop.call,
+                                "caller": pop.caller,
+                                "history": history_json(&calls),
+                            })
+                            .to_string();
+                            let _ = out.send(Arc::new(Outgoing { about, text, close: false }));
+                        });
+                    }
+                    EngineEvent::Lost => {
+                        latest.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                        let text = json!({ "type": "resync" }).to_string();
+                        let _ = out.send(Arc::new(Outgoing { about: None, text, close: true }));
+                    }
+                }
             }
             changed = snapshots.changed() => {
                 if changed.is_err() {
@@ -110,51 +169,43 @@ pub async fn hub(
                 if queues != last_queues {
                     let text = json!({ "type": "queues", "queues": queues }).to_string();
                     last_queues = queues;
-                    let _ = out.send(Arc::new(Outgoing { about: None, text }));
+                    let _ = out.send(Arc::new(Outgoing { about: None, text, close: false }));
                 }
             }
         }
     }
 }
 
-/// The caller's last calls, or null when the database does not answer in time.
-async fn history(
-    store: &mut Option<crate::cdr::CdrStore>,
-    database: &str,
-    pop: &ScreenPop,
-) -> serde_json::Value {
-    let lookup = async {
-        if store.is_none() {
-            *store = Some(crate::cdr::CdrStore::connect(database).await?);
-        }
-        match store.as_ref() {
-            Some(s) => s.by_caller(&pop.caller, HISTORY).await,
-            None => Ok(Vec::new()),
-        }
-    };
-    match tokio::time::timeout(HISTORY_DEADLINE, lookup).await {
-        Ok(Ok(calls)) => calls
-            .iter()
-            .map(|c| {
-                json!({
-                    "call": c.id,
-                    "start": crate::cdr::iso8601_utc(c.start_ms),
-                    "dialled": c.dialled,
-                    "queue": c.queue,
-                    "agent": c.agent,
-                    "disposition": c.wrap_disposition,
-                    "resolved": c.resolved,
-                    "abandoned": c.abandoned,
-                })
+/// A number worth looking up: callers who withhold theirs all look alike.
+fn has_number(caller: &str) -> bool {
+    let c = caller.trim().to_ascii_lowercase();
+    !c.is_empty()
+        && ![
+            "anonymous",
+            "unknown",
+            "restricted",
+            "private",
+            "unavailable",
+        ]
+        .contains(&c.as_str())
+}
+
+fn history_json(calls: &[crate::cdr::CdrRecord]) -> serde_json::Value {
+    calls
+        .iter()
+        .map(|c| {
+            json!({
+                "call": c.id,
+                "start": crate::cdr::iso8601_utc(c.start_ms),
+                "dialled": c.dialled,
+                "queue": c.queue,
+                "agent": c.agent,
+                "disposition": c.wrap_disposition,
+                "resolved": c.resolved,
+                "abandoned": c.abandoned,
             })
-            .collect(),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "no caller history for the screen pop");
-            *store = None;
-            serde_json::Value::Null
-        }
-        Err(_) => serde_json::Value::Null,
-    }
+        })
+        .collect()
 }
 
 /// One client: a hello with what they may see now, then every event they may see, until
@@ -173,10 +224,18 @@ pub async fn serve<S>(
         .max_frame_size(Some(MAX_CLIENT_MESSAGE));
     let mut ws = WebSocketStream::from_raw_socket(io, WsRole::Server, Some(config)).await;
     let hello = {
-        let snapshot = api.feeds.snapshot.borrow();
-        let agents: Vec<_> = snapshot
+        // Copied out first: the signalling loop's next publish never waits on this.
+        let snapshot = api.feeds.snapshot.borrow().clone();
+        let latest = api
+            .latest_agents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        // The snapshot may be a second old; an agent's latest event is newer.
+        let agents: Vec<AgentView> = snapshot
             .agent_list
             .iter()
+            .map(|a| latest.get(&a.id).cloned().unwrap_or_else(|| a.clone()))
             .filter(|a| may_see(&session, &a.id, a.team.as_deref()))
             .collect();
         json!({
@@ -193,6 +252,10 @@ pub async fn serve<S>(
     }
     let mut recheck = tokio::time::interval(SESSION_RECHECK);
     recheck.tick().await;
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    let mut heard = tokio::time::Instant::now();
+    let mut stopping = api.stopping.clone();
     loop {
         tokio::select! {
             event = events.recv() => match event {
@@ -201,7 +264,14 @@ pub async fn serve<S>(
                         None => true,
                         Some((agent, team)) => may_see(&session, agent, team.as_deref()),
                     };
+                    if event.close {
+                        let _ = send(&mut ws, event.text.clone()).await;
+                        close(&mut ws, CloseCode::Policy, "events were missed; reconnect").await;
+                        return;
+                    }
                     if visible && send(&mut ws, event.text.clone()).await.is_err() {
+                        // Not taken in time: a slow client is closed, never buffered.
+                        close(&mut ws, CloseCode::Policy, "too slow: reconnect").await;
                         return;
                     }
                 }
@@ -217,10 +287,24 @@ pub async fn serve<S>(
             },
             incoming = ws.next() => match incoming {
                 // Pings are answered by the library as they are read; other messages carry
-                // nothing the server needs.
+                // nothing the server needs, but show the client is there.
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => heard = tokio::time::Instant::now(),
             },
+            _ = ping.tick() => {
+                if heard.elapsed() > 3 * PING_EVERY {
+                    close(&mut ws, CloseCode::Policy, "no answer to pings").await;
+                    return;
+                }
+                let ping = tokio::time::timeout(SEND_DEADLINE, ws.send(Message::Ping(Vec::new().into())));
+                if !matches!(ping.await, Ok(Ok(()))) {
+                    return;
+                }
+            }
+            _ = stopping.changed() => {
+                close(&mut ws, CloseCode::Away, "server shutting down").await;
+                return;
+            }
             _ = recheck.tick() => {
                 // An open desktop keeps its session alive, up to the session's age.
                 let live = api

@@ -157,9 +157,15 @@ pub struct Api {
     /// password (None only if the OS gave no randomness at start).
     decoy: Option<User>,
     connections: Mutex<HashMap<IpAddr, usize>>,
+    /// Event streams by address, capped like connections.
+    streams: Mutex<HashMap<IpAddr, usize>>,
+    /// True once the API is stopping: streams close.
+    stopping: watch::Receiver<bool>,
     feeds: Feeds,
     /// The event stream's messages, rendered once by the hub.
     events: tokio::sync::broadcast::Sender<Arc<events::Outgoing>>,
+    /// Every agent as their latest event showed them (the hub's), for a new stream's hello.
+    latest_agents: Arc<Mutex<HashMap<String, crate::call::agent_api::AgentView>>>,
 }
 
 /// The running API: its address, and the task to stop.
@@ -209,6 +215,7 @@ pub async fn start(
     )
     .ok()
     .and_then(|u| u.get("decoy").cloned());
+    let (stop, stopped) = watch::channel(false);
     // Hashing is CPU work: leave a core to the calls.
     let hash_slots = std::thread::available_parallelism()
         .map_or(1, |n| n.get().saturating_sub(1))
@@ -224,7 +231,10 @@ pub async fn start(
         hashing: Arc::new(Semaphore::new(hash_slots)),
         decoy,
         connections: Mutex::new(HashMap::new()),
+        streams: Mutex::new(HashMap::new()),
+        stopping: stopped.clone(),
         events: events::channel(),
+        latest_agents: Arc::default(),
         feeds,
         config,
     });
@@ -232,10 +242,10 @@ pub async fn start(
         engine_events,
         api.feeds.snapshot.clone(),
         api.events.clone(),
+        Arc::clone(&api.latest_agents),
         database,
     ));
     tracing::info!(%addr, tls = api.tls, "CTI API listening");
-    let (stop, stopped) = watch::channel(false);
     tokio::spawn(watch_users(Arc::downgrade(&api), modified));
     let task = tokio::spawn(accept_loop(listener, tls, api, stopped));
     Ok(ApiServer { addr, stop, task })
@@ -373,15 +383,35 @@ async fn accept_loop(
     }
 }
 
-/// One connection's place under the caps, given back when the connection ends.
+/// One connection's place under the caps, given back when the connection ends. Event
+/// streams have caps of their own (the same numbers), so the HTTP connection a stream is
+/// upgraded from does not count it twice while it hands over.
 struct ConnectionSlot {
     api: Arc<Api>,
     ip: IpAddr,
+    stream: bool,
 }
 
 impl ConnectionSlot {
     fn take(api: &Arc<Api>, ip: IpAddr) -> Option<ConnectionSlot> {
-        let mut map = api.connections.lock().unwrap_or_else(|e| e.into_inner());
+        ConnectionSlot::take_in(api, ip, false)
+    }
+
+    fn take_stream(api: &Arc<Api>, ip: IpAddr) -> Option<ConnectionSlot> {
+        ConnectionSlot::take_in(api, ip, true)
+    }
+
+    fn map(api: &Api, stream: bool) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        let map = if stream {
+            &api.streams
+        } else {
+            &api.connections
+        };
+        map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn take_in(api: &Arc<Api>, ip: IpAddr, stream: bool) -> Option<ConnectionSlot> {
+        let mut map = ConnectionSlot::map(api, stream);
         let total: usize = map.values().sum();
         let mine = map.get(&ip).copied().unwrap_or(0);
         if total >= api.config.max_connections || mine >= api.config.max_connections_per_address {
@@ -391,17 +421,14 @@ impl ConnectionSlot {
         Some(ConnectionSlot {
             api: Arc::clone(api),
             ip,
+            stream,
         })
     }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        let mut map = self
-            .api
-            .connections
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut map = ConnectionSlot::map(&self.api, self.stream);
         if let Some(n) = map.get_mut(&self.ip) {
             *n -= 1;
             if *n == 0 {
@@ -661,6 +688,23 @@ fn credentials<'a>(header: &'a str, scheme: &str) -> Option<&'a str> {
 }
 
 async fn read_json<T: for<'de> Deserialize<'de>>(req: Request<Incoming>) -> Result<T, Reply> {
+    // A page of another site (or of another port of this host: SameSite does not tell them
+    // apart) cannot send this content type without the browser asking the server first.
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !json {
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send JSON (Content-Type: application/json)",
+        ));
+    }
     let body = Limited::new(req.into_body(), MAX_BODY)
         .collect()
         .await
@@ -685,22 +729,6 @@ async fn login(api: &Api, from: IpAddr, req: Request<Incoming>) -> Reply {
     struct Login {
         user: String,
         password: String,
-    }
-    // A form on another site cannot send this content type without the browser asking first.
-    let json = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim()
-                .to_ascii_lowercase()
-                .starts_with("application/json")
-        });
-    if !json {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "send JSON (Content-Type: application/json)",
-        );
     }
     let login: Login = match read_json(req).await {
         Ok(l) => l,
@@ -766,33 +794,57 @@ fn events_upgrade(api: &Arc<Api>, from: IpAddr, mut req: Request<Incoming>) -> R
     let text = |name: header::HeaderName| {
         headers
             .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .map(str::to_string)
+            .map(|v| v.to_str().map(|t| t.trim().to_string()).map_err(|_| ()))
     };
-    let upgrade = text(header::UPGRADE).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let version = text(header::SEC_WEBSOCKET_VERSION).is_some_and(|v| v == "13");
-    let Some(key) = text(header::SEC_WEBSOCKET_KEY).filter(|_| upgrade && version) else {
+    let upgrade =
+        matches!(text(header::UPGRADE), Some(Ok(v)) if v.eq_ignore_ascii_case("websocket"));
+    let connection = matches!(text(header::CONNECTION), Some(Ok(v))
+        if v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
+    let key = match text(header::SEC_WEBSOCKET_KEY) {
+        Some(Ok(k))
+            if base64::engine::general_purpose::STANDARD
+                .decode(&k)
+                .is_ok_and(|b| b.len() == 16) =>
+        {
+            Some(k)
+        }
+        _ => None,
+    };
+    let (true, true, Some(key), hyper::Version::HTTP_11) =
+        (upgrade, connection, key, req.version())
+    else {
         return error(
             StatusCode::BAD_REQUEST,
-            "a WebSocket upgrade (version 13) is expected here",
+            "a WebSocket upgrade (HTTP/1.1, RFC 6455) is expected here",
         );
     };
+    if !matches!(text(header::SEC_WEBSOCKET_VERSION), Some(Ok(v)) if v == "13") {
+        let mut r = error(StatusCode::UPGRADE_REQUIRED, "WebSocket version 13, please");
+        r.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return r;
+    }
     // A page of another site must not open the stream with the user's cookie: a browser says
-    // where the page came from, and it must be this server.
-    if let Some(origin) = text(header::ORIGIN) {
-        let host = text(header::HOST).unwrap_or_default();
-        let same = origin
-            .split_once("://")
-            .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(&host));
-        if !same {
-            return error(
-                StatusCode::FORBIDDEN,
-                format!("the event stream is not for pages of {origin}"),
-            );
+    // where the page came from, and it must be this server (scheme, host and port).
+    match text(header::ORIGIN) {
+        None => {}
+        Some(Err(())) => return error(StatusCode::FORBIDDEN, "an Origin that does not read"),
+        Some(Ok(origin)) => {
+            let host = match text(header::HOST) {
+                Some(Ok(h)) => h,
+                _ => return error(StatusCode::FORBIDDEN, "an Origin without a Host"),
+            };
+            if !same_origin(&origin, &host, api.tls) {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    format!("the event stream is not for pages of {origin}"),
+                );
+            }
         }
     }
-    let Some(slot) = ConnectionSlot::take(api, auth::address_key(from)) else {
+    let Some(slot) = ConnectionSlot::take_stream(api, auth::address_key(from)) else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many connections; later",
@@ -816,6 +868,32 @@ fn events_upgrade(api: &Arc<Api>, from: IpAddr, mut req: Request<Incoming>) -> R
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
     r
+}
+
+/// Whether a browser's `Origin` is this server as the request reached it: the same scheme,
+/// host and port (default ports written or not).
+fn same_origin(origin: &str, host: &str, tls: bool) -> bool {
+    let scheme = if tls { "https" } else { "http" };
+    let default = if tls { 443 } else { 80 };
+    let Some((given_scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    let split = |hp: &str| -> Option<(String, u16)> {
+        let hp = hp.trim().to_ascii_lowercase();
+        // [v6]:port, host:port, or either without a port.
+        let (h, p) = match hp.rsplit_once(':') {
+            Some((h, p))
+                if !p.is_empty()
+                    && p.chars().all(|c| c.is_ascii_digit())
+                    && (!h.contains(':') || h.ends_with(']')) =>
+            {
+                (h.to_string(), p.parse().ok()?)
+            }
+            _ => (hp.clone(), default),
+        };
+        Some((h, p))
+    };
+    given_scheme.eq_ignore_ascii_case(scheme) && split(rest).is_some() && split(rest) == split(host)
 }
 
 /// Agents see themselves, supervisors their teams' agents, admins everyone.

@@ -54,6 +54,12 @@ pub enum AgentCommandError {
 /// Longest wrap-up notes kept.
 pub const MAX_NOTES: usize = 2000;
 
+/// Formatting characters that change how text reads without showing themselves.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
 impl<M: MediaBackend> Engine<M> {
     pub fn agent_command(
         &mut self,
@@ -129,10 +135,11 @@ impl<M: MediaBackend> Engine<M> {
                 });
             }
         }
-        // Free text from a browser: bounded, without control characters but line breaks.
+        // Free text from a browser: bounded, without control or invisible formatting
+        // characters (bidi overrides, zero-width ones) but with line breaks.
         note.notes = note.notes.map(|n| {
             n.chars()
-                .filter(|c| !c.is_control() || *c == '\n')
+                .filter(|c| *c == '\n' || !(c.is_control() || invisible(*c)))
                 .take(MAX_NOTES)
                 .collect()
         });

@@ -335,7 +335,7 @@ fn a_wrap_up_recorded_through_the_api_goes_into_the_cdr() {
             id,
             note(
                 Some("callback"),
-                Some("ring back\u{7} tomorrow"),
+                Some("ring back\u{7} tomor\u{202E}row"),
                 Some(false),
             ),
             false,

@@ -221,19 +221,27 @@ impl<M: MediaBackend> Engine<M> {
             return;
         };
         let ms = wall - wrap.since_ms;
+        // The wrap-up's notes are the answering agent's: after a transfer, the agent who
+        // handed the call on wraps up too, but the CDR names the last one.
+        let agent_id = self.acd.agent_def(agent).map(|d| d.id.clone());
         if let Some(call) = self.calls.get_mut(&wrap.interaction) {
             call.facts.wrap_up_ms = Some(call.facts.wrap_up_ms.unwrap_or(0) + ms);
-            call.facts.wrap_note.merge(wrap.note);
+            if call.facts.agent.is_none() || call.facts.agent == agent_id {
+                call.facts.wrap_note.merge(wrap.note);
+            }
         } else if let Some((mut record, _)) = self.wrap_held.remove(&wrap.interaction) {
             record.wrap_up_ms = Some(record.wrap_up_ms.unwrap_or(0) + ms);
-            let mut note = super::queue::WrapNote {
-                disposition: record.wrap_disposition.take(),
-                notes: record.wrap_notes.take(),
-                resolved: record.resolved,
-            };
-            note.merge(wrap.note);
-            note.fill(&mut record);
+            if record.agent.is_none() || record.agent == agent_id {
+                wrap.note.merge_into(&mut record);
+            }
             self.release_record(now, wrap.interaction, record);
+        } else if let Some(held) = self.held.get_mut(&wrap.interaction) {
+            // Still waiting for its recordings.
+            let record = &mut held.record;
+            record.wrap_up_ms = Some(record.wrap_up_ms.unwrap_or(0) + ms);
+            if record.agent.is_none() || record.agent == agent_id {
+                wrap.note.merge_into(record);
+            }
         }
     }
 

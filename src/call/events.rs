@@ -34,4 +34,6 @@ pub struct ScreenPop {
 pub enum EngineEvent {
     Agent(AgentView),
     Offer(Box<ScreenPop>),
+    /// Events were dropped on the way (the API fell behind): clients must start afresh.
+    Lost,
 }

@@ -104,6 +104,17 @@ impl WrapNote {
         }
     }
 
+    /// Onto a record that may carry notes already (from an earlier wrap-up of the call).
+    pub(super) fn merge_into(self, record: &mut crate::cdr::CdrRecord) {
+        let mut note = WrapNote {
+            disposition: record.wrap_disposition.take(),
+            notes: record.wrap_notes.take(),
+            resolved: record.resolved,
+        };
+        note.merge(self);
+        note.fill(record);
+    }
+
     pub(super) fn fill(&self, record: &mut crate::cdr::CdrRecord) {
         record.wrap_disposition = self.disposition.clone();
         record.wrap_notes = self.notes.clone();

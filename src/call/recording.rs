@@ -273,9 +273,23 @@ impl<M: MediaBackend> Engine<M> {
             .map(|(id, _)| *id)
             .collect();
         for id in late {
-            if let Some((record, _)) = self.wrap_held.remove(&id) {
-                tracing::warn!(record = %record.id, "wrap-up never ended; the CDR goes out without it");
-                self.wrapping.retain(|_, w| w.interaction != id);
+            if let Some((mut record, _)) = self.wrap_held.remove(&id) {
+                tracing::warn!(record = %record.id, "wrap-up never ended; the CDR goes out without its length");
+                // What the agent recorded so far still goes with it.
+                let agents: Vec<_> = self
+                    .wrapping
+                    .iter()
+                    .filter(|(_, w)| w.interaction == id)
+                    .map(|(a, _)| *a)
+                    .collect();
+                for agent in agents {
+                    let answering = self.acd.agent_def(agent).map(|d| d.id.clone()) == record.agent;
+                    if let Some(w) = self.wrapping.remove(&agent)
+                        && (answering || record.agent.is_none())
+                    {
+                        w.note.merge_into(&mut record);
+                    }
+                }
                 self.records.push_back(record);
             }
         }

@@ -495,6 +495,9 @@ struct Reloading {
     status: watch::Sender<ReloadStatus>,
 }
 
+/// The least time between two snapshots published for API commands.
+const SNAPSHOT_SPACING: std::time::Duration = std::time::Duration::from_millis(200);
+
 #[allow(clippy::too_many_arguments)]
 async fn signalling_loop(
     mut engine: Engine<MediaHandle>,
@@ -512,6 +515,8 @@ async fn signalling_loop(
     mut api_requests: mpsc::Receiver<crate::api::ApiRequest>,
     api_events: Option<mpsc::Sender<crate::call::events::EngineEvent>>,
 ) -> Result<(), RuntimeError> {
+    let mut events_lost = false;
+    let mut published = Instant::now();
     let mut publish = tokio::time::interval(std::time::Duration::from_secs(1));
     publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut buf = vec![0u8; 65_536];
@@ -572,19 +577,28 @@ async fn signalling_loop(
             }
             _ = sleep_until(wake) => engine.handle_timeout(Instant::now()),
             _ = publish.tick() => {
-                snapshots.send_replace(engine.snapshot(Instant::now()));
+                published = Instant::now();
+                snapshots.send_replace(engine.snapshot(published));
             }
             Some(request) = api_requests.recv() => match request {
                 crate::api::ApiRequest::Agent { id, command, reply } => {
                     let now = Instant::now();
                     let _ = reply.send(engine.agent_command(now, &id, command));
-                    // Lists read the snapshot: show the change at once.
-                    snapshots.send_replace(engine.snapshot(now));
+                    // Lists read the snapshot: show the change soon, but a client sending
+                    // commands in a loop cannot make the loop rebuild it more than 5 times a
+                    // second.
+                    if now.duration_since(published) >= SNAPSHOT_SPACING {
+                        published = now;
+                        snapshots.send_replace(engine.snapshot(now));
+                    }
                 }
                 crate::api::ApiRequest::WrapUp { id, note, done, reply } => {
                     let now = Instant::now();
                     let _ = reply.send(engine.wrap_up(now, &id, note, done));
-                    snapshots.send_replace(engine.snapshot(now));
+                    if now.duration_since(published) >= SNAPSHOT_SPACING {
+                        published = now;
+                        snapshots.send_replace(engine.snapshot(now));
+                    }
                 }
             },
             received = udp.recv_from(&mut buf) => match received {
@@ -625,10 +639,15 @@ async fn signalling_loop(
             sink.submit_agent_state(state);
         }
         while let Some(event) = engine.poll_event() {
-            // Full (the API's hub is stuck) or closed (no API): the event is not worth
-            // waiting for; the snapshot still carries the state.
+            // Full (the API's hub is behind): the event is not worth waiting for, but the
+            // clients must learn that they missed some, once there is room to say so.
             if let Some(tx) = &api_events {
-                let _ = tx.try_send(event);
+                if events_lost && tx.try_send(crate::call::events::EngineEvent::Lost).is_ok() {
+                    events_lost = false;
+                }
+                if events_lost || tx.try_send(event).is_err() {
+                    events_lost = true;
+                }
             }
         }
         engine.media().flush();
