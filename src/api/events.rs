@@ -71,7 +71,8 @@ pub fn may_see(s: &Session, agent: &str, team: Option<&str>) -> bool {
     }
 }
 
-fn queues_json(snapshot: &Snapshot) -> serde_json::Value {
+/// The queues as the API shows them (`GET /api/v1/queues` and the stream).
+pub fn queues_json(snapshot: &Snapshot) -> serde_json::Value {
     snapshot
         .queues
         .iter()

@@ -523,21 +523,7 @@ async fn handle(api: &Arc<Api>, from: IpAddr, req: Request<Incoming>) -> Reply {
         },
         (&Method::GET, "/api/v1/queues") => match api.session(&req) {
             Some(_) => {
-                let queues: Vec<serde_json::Value> = api
-                    .feeds
-                    .snapshot
-                    .borrow()
-                    .queues
-                    .iter()
-                    .map(|q| {
-                        json!({
-                            "name": q.name,
-                            "waiting": q.waiting,
-                            "longest_wait_s": q.longest_wait.as_secs_f64(),
-                            "agents_logged_in": q.agents_logged_in,
-                        })
-                    })
-                    .collect();
+                let queues = events::queues_json(&api.feeds.snapshot.borrow());
                 reply(StatusCode::OK, json!({ "queues": queues }))
             }
             None => error(
@@ -898,11 +884,7 @@ fn same_origin(origin: &str, host: &str, tls: bool) -> bool {
 
 /// Agents see themselves, supervisors their teams' agents, admins everyone.
 fn may_see(s: &Session, agent: &crate::call::agent_api::AgentView) -> bool {
-    match s.role {
-        Role::Admin => true,
-        Role::Supervisor => agent.team.as_ref().is_some_and(|t| s.teams.contains(t)),
-        Role::Agent => s.agent.as_deref() == Some(agent.id.as_str()),
-    }
+    events::may_see(s, &agent.id, agent.team.as_deref())
 }
 
 /// The session of a user who may steer agent `id`, or the answer saying why not.
