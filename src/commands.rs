@@ -795,3 +795,67 @@ pub fn user_password(
     out!("password = {}", quote(&hash));
     Ok(ExitCode::SUCCESS)
 }
+
+pub struct ReportArgs {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub interval: String,
+    pub by: String,
+}
+
+/// `hotline report`: the indicators from the CDR database, rendered by `render`.
+pub fn report(
+    config: &Config,
+    args: ReportArgs,
+    render: fn(&hotline::report::Report) -> String,
+) -> anyhow::Result<String> {
+    use hotline::report::{self, GroupBy, Interval, intervals};
+    let settings = &config.report;
+    let tz = &settings.time_zone;
+    let now = jiff::Timestamp::now();
+    let from = match &args.from {
+        Some(text) => {
+            intervals::parse_local(text, tz).map_err(|e| anyhow::anyhow!("--from: {e}"))?
+        }
+        None => now
+            .to_zoned_datetime(tz.clone())
+            .start_of_day()
+            .map(|z| z.timestamp().as_millisecond())
+            .unwrap_or(now.as_millisecond()),
+    };
+    let to = match &args.to {
+        Some(text) => intervals::parse_local(text, tz).map_err(|e| anyhow::anyhow!("--to: {e}"))?,
+        None => now.as_millisecond(),
+    };
+    let request = report::ReportRequest {
+        from_ms: from,
+        to_ms: to,
+        interval: Interval::parse(&args.interval)
+            .map_err(|e| anyhow::anyhow!("--interval: {e}"))?,
+        by: GroupBy::parse(&args.by).map_err(|e| anyhow::anyhow!("--by: {e}"))?,
+    };
+    // Shifts given by team need the agents file; a report without it still runs.
+    let (acd, _) = hotline::acd::load::load_dir(&config.flows_dir);
+    let directory = acd
+        .as_ref()
+        .map(report::Directory::from_acd)
+        .unwrap_or_default();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let database = &config.database;
+    let result = runtime.block_on(async {
+        let store = hotline::cdr::store::CdrStore::connect(database).await?;
+        store.migrate().await?;
+        report::run(&store, settings, &directory, &request)
+            .await
+            .map_err(anyhow::Error::from)
+    });
+    let report = result.with_context(|| {
+        format!(
+            "reporting from {}",
+            hotline::cdr::store::redact_url(database)
+        )
+    })?;
+    Ok(render(&report))
+}

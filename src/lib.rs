@@ -10,6 +10,7 @@ pub mod demo;
 pub mod flow;
 pub mod load;
 pub mod media;
+pub mod report;
 pub mod runtime;
 pub mod sdp;
 pub mod sip;

@@ -179,6 +179,33 @@ enum Command {
         #[arg(long, value_name = "LABEL", conflicts_with_all = ["call", "offers", "last"])]
         by: Option<String>,
     },
+    /// The call-center indicators (service level, ASA, abandon rate, AHT, occupancy, ...) per
+    /// interval and per queue, agent or team, from the CDR database; definitions in
+    /// docs/indicators.md.
+    Report {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The CDR database (default: the config's).
+        #[arg(long)]
+        database: Option<String>,
+        /// Where the agents file is, for shifts given by team (default: the config's).
+        #[arg(long)]
+        flows: Option<PathBuf>,
+        /// First day (or "YYYY-MM-DD HH:MM") in the report's time zone; default: today.
+        #[arg(long)]
+        from: Option<String>,
+        /// End, exclusive; default: now.
+        #[arg(long)]
+        to: Option<String>,
+        /// 30m, hour, day, week, month or all.
+        #[arg(long, default_value = "day")]
+        interval: String,
+        /// queue, agent, team, or all (one row per interval).
+        #[arg(long, default_value = "all")]
+        by: String,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+    },
     /// Place concurrent test calls against a hotline on this machine (loopback only) and
     /// report completion, setup latency, RTP loss and jitter, and server CPU and memory.
     Load(LoadArgs),
@@ -262,6 +289,13 @@ struct LoadArgs {
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Table,
+    Json,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ReportFormat {
+    Table,
+    Csv,
     Json,
 }
 
@@ -379,6 +413,45 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             realm,
             pin,
         } => commands::agent_password(&id, extension.as_deref(), &realm, pin),
+        Command::Report {
+            config,
+            database,
+            flows,
+            from,
+            to,
+            interval,
+            by,
+            format,
+        } => {
+            let overrides = Overrides {
+                flows,
+                database,
+                ..Default::default()
+            };
+            let config = Config::load(config.as_deref(), &overrides)?;
+            if let Some(path) = sqlite_file(&config.database)
+                && !path.exists()
+            {
+                anyhow::bail!("no CDR database at {}", path.display());
+            }
+            let text = commands::report(
+                &config,
+                commands::ReportArgs {
+                    from,
+                    to,
+                    interval,
+                    by,
+                },
+                match format {
+                    ReportFormat::Table => hotline::report::format::table,
+                    ReportFormat::Csv => hotline::report::format::csv,
+                    ReportFormat::Json => |r: &hotline::report::Report| {
+                        hotline::report::format::json(r).to_string() + "\n"
+                    },
+                },
+            )?;
+            write_stdout(&text)
+        }
         Command::Versions {
             flows,
             prompts,

@@ -1208,7 +1208,7 @@ async fn assert_items_stored_once(store: &CdrStore, items: &[CdrItem]) {
         match item {
             CdrItem::Call(rec) => records.push(rec.clone()),
             CdrItem::AgentState(state) => states.push(state.clone()),
-            CdrItem::Open(_) => {}
+            CdrItem::Open(_) | CdrItem::AgentTime(_) => {}
         }
     }
     assert_stored_once(store, &records).await;

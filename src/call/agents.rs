@@ -198,6 +198,7 @@ impl<M: MediaBackend> Engine<M> {
         };
         let wall = self.wall_ms(now);
         let id = def.id.clone();
+        self.agent_time.change(&id, def.team.as_deref(), kind, wall);
         self.agent_states.push_back(AgentStateRecord {
             id: super::new_record_id(&mut self.rng),
             agent: id.clone(),
@@ -248,6 +249,13 @@ impl<M: MediaBackend> Engine<M> {
     /// Agent-state history rows for the CDR writer.
     pub fn poll_agent_state(&mut self) -> Option<AgentStateRecord> {
         self.agent_states.pop_front()
+    }
+
+    /// Agents' time per quarter hour for the CDR writer.
+    pub fn poll_agent_time(&mut self) -> Option<crate::cdr::AgentTimeRecord> {
+        let mut row = self.agent_time.poll()?;
+        row.id = super::new_record_id(&mut self.rng);
+        Some(row)
     }
 }
 

@@ -231,6 +231,8 @@ pub struct Engine<M: MediaBackend> {
     acd_scheduled: Option<Instant>,
     sticky: StickyMemory,
     agent_states: VecDeque<AgentStateRecord>,
+    /// Logged-in agents' time per state, rolled up per quarter hour for the indicators.
+    agent_time: crate::cdr::agent_time::AgentTimeTracker,
     /// Agents in wrap-up, and the interaction each wrap-up belongs to.
     wrapping: HashMap<crate::acd::AgentId, Wrap>,
     /// CDRs of finished calls waiting for their agent's wrap-up to end.
@@ -279,6 +281,7 @@ impl<M: MediaBackend> Engine<M> {
             acd_scheduled: None,
             sticky: StickyMemory::default(),
             agent_states: VecDeque::new(),
+            agent_time: Default::default(),
             wrapping: HashMap::new(),
             wrap_held: HashMap::new(),
             catalog,
@@ -381,7 +384,11 @@ impl<M: MediaBackend> Engine<M> {
             .map(|h| h.until)
             .chain(self.wrap_held.values().map(|(_, until)| *until))
             .min();
-        [ours, self.ua.poll_timeout(), self.shutdown_at, held]
+        let cell = self
+            .agent_time
+            .next_close()
+            .map(|wall| self.instant_of(wall));
+        [ours, self.ua.poll_timeout(), self.shutdown_at, held, cell]
             .into_iter()
             .flatten()
             .min()
@@ -475,6 +482,8 @@ impl<M: MediaBackend> Engine<M> {
             }
         }
         self.expire_held(now);
+        let wall = self.wall_ms(now);
+        self.agent_time.tick(wall);
         if self.ended_all && self.shutdown_at.is_some_and(|t| t <= now) {
             if !self.stop_waiting {
                 tracing::info!(
@@ -489,11 +498,11 @@ impl<M: MediaBackend> Engine<M> {
             self.shutdown_at = None;
             self.end_all(now);
             // Wrap-up that is still running is cut short: its CDRs go out with what it was.
-            let wall = self.wall_ms(now);
             let agents: Vec<_> = self.wrapping.keys().copied().collect();
             for agent in agents {
                 self.wrap_up_ended(now, agent, wall);
             }
+            self.agent_time.flush(wall);
             self.ended_all = true;
             self.shutdown_at = Some(now + BYE_WAIT);
         }
@@ -522,6 +531,8 @@ impl<M: MediaBackend> Engine<M> {
         if self.shutdown_at.is_none() {
             tracing::info!(calls = self.calls.len(), grace = ?self.cfg.shutdown_grace, "shutting down: refusing new calls");
             self.shutdown_at = Some(now + self.cfg.shutdown_grace);
+            // The time counted so far goes out now: a quick stop may not pass a timeout again.
+            self.agent_time.flush(self.wall_ms(now));
         }
     }
 
@@ -768,6 +779,12 @@ impl<M: MediaBackend> Engine<M> {
     fn wall_ms(&self, now: Instant) -> i64 {
         let (base, wall) = self.epoch;
         wall + now.saturating_duration_since(base).as_millis() as i64
+    }
+
+    /// The monotonic instant of a wall time, for timers set by the wall clock.
+    fn instant_of(&self, wall_ms: i64) -> Instant {
+        let (base, wall) = self.epoch;
+        base + Duration::from_millis(u64::try_from(wall_ms - wall).unwrap_or(0))
     }
 }
 

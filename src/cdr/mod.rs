@@ -11,6 +11,7 @@
 //! journal. A call in progress is journaled too (`CdrItem::Open`), so one cut short by a
 //! crash still gets its record.
 
+pub mod agent_time;
 pub mod journal;
 pub mod record;
 pub mod report;
@@ -21,8 +22,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use record::{
-    AgentStateKind, AgentStateRecord, CallLabel, CdrRecord, Disposition, HangupBy, OfferOutcome,
-    OfferRow, ParseEnumError, TransferKind, TransferRow, TransferTargetKind,
+    AgentStateKind, AgentStateRecord, AgentTimeRecord, CallLabel, CdrRecord, Disposition, HangupBy,
+    OfferOutcome, OfferRow, ParseEnumError, TransferKind, TransferRow, TransferTargetKind,
 };
 pub use report::{
     format_json, format_offers_json, format_offers_table, format_table, iso8601_utc, table_time_utc,

@@ -156,6 +156,25 @@ pub struct AgentStateRecord {
     pub start_ms: i64,
 }
 
+/// One agent's time per state within one quarter hour of UTC (a cell), for occupancy,
+/// adherence and calls per agent hour. Several rows of one agent and cell add up: each covers
+/// time no other row does. Logged-out time is not kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentTimeRecord {
+    pub id: String,
+    pub agent: String,
+    /// The agent's team at the time.
+    pub team: Option<String>,
+    /// Epoch ms of the cell's start, a multiple of [`crate::cdr::agent_time::CELL_MS`].
+    pub cell_ms: i64,
+    pub available_ms: i64,
+    pub ringing_ms: i64,
+    pub on_call_ms: i64,
+    pub on_hold_ms: i64,
+    pub wrap_up_ms: i64,
+    pub not_ready_ms: i64,
+}
+
 impl CdrRecord {
     /// Wall time from INVITE to the end, or None if the clock went backwards in between.
     pub fn duration_ms(&self) -> Option<i64> {

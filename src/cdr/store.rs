@@ -20,7 +20,9 @@ use sqlx::query::Query;
 use sqlx::{Any, AnyPool, ConnectOptions, Decode, Row, Type};
 
 use super::CdrError;
-use super::record::{AgentStateRecord, CallLabel, CdrRecord, OfferRow, TransferRow};
+use super::record::{
+    AgentStateRecord, AgentTimeRecord, CallLabel, CdrRecord, OfferOutcome, OfferRow, TransferRow,
+};
 
 /// The migrations, embedded. sqlx's naming: `<version>_<description>.sql`, the description's
 /// underscores read as spaces. A file is never edited once released (the migrator would
@@ -52,6 +54,11 @@ const MIGRATION_FILES: &[(i64, &str, &str)] = &[
         6,
         "cdr caller index",
         include_str!("../../migrations/0006_cdr_caller_index.sql"),
+    ),
+    (
+        7,
+        "indicators",
+        include_str!("../../migrations/0007_indicators.sql"),
     ),
 ];
 
@@ -154,6 +161,7 @@ const CDR: Table = Table {
         "wrap_disposition",
         "wrap_notes",
         "resolved",
+        "ring_ms",
     ],
     key: "id",
 };
@@ -197,6 +205,23 @@ const TRANSFERS: Table = Table {
 const AGENT_STATES: Table = Table {
     name: "agent_states",
     columns: &["id", "agent", "state", "reason", "start_ms"],
+    key: "id",
+};
+
+const AGENT_TIME: Table = Table {
+    name: "agent_time",
+    columns: &[
+        "id",
+        "agent",
+        "team",
+        "cell_ms",
+        "available_ms",
+        "ringing_ms",
+        "on_call_ms",
+        "on_hold_ms",
+        "wrap_up_ms",
+        "not_ready_ms",
+    ],
     key: "id",
 };
 
@@ -469,7 +494,17 @@ impl CdrStore {
         calls: &[CdrRecord],
         agent_states: &[AgentStateRecord],
     ) -> Result<(), CdrError> {
-        if calls.is_empty() && agent_states.is_empty() {
+        self.write_rows(calls, agent_states, &[]).await
+    }
+
+    /// Like [`CdrStore::write_batch`], with agents' time rows too.
+    pub async fn write_rows(
+        &self,
+        calls: &[CdrRecord],
+        agent_states: &[AgentStateRecord],
+        agent_time: &[AgentTimeRecord],
+    ) -> Result<(), CdrError> {
+        if calls.is_empty() && agent_states.is_empty() && agent_time.is_empty() {
             return Ok(());
         }
         let failed = |error| CdrError::Query {
@@ -495,6 +530,9 @@ impl CdrStore {
         insert_rows(&mut tx, &AGENT_STATES, agent_states, bind_agent_state)
             .await
             .map_err(failed)?;
+        insert_rows(&mut tx, &AGENT_TIME, agent_time, bind_agent_time)
+            .await
+            .map_err(failed)?;
         tx.commit().await.map_err(failed)
     }
 
@@ -506,6 +544,84 @@ impl CdrStore {
     /// Agent-state records only; see [`CdrStore::write_batch`].
     pub async fn insert_agent_states(&self, states: &[AgentStateRecord]) -> Result<(), CdrError> {
         self.write_batch(&[], states).await
+    }
+
+    /// The rows of a grouping query whose first `keys` columns are text (NULL: None) and the
+    /// rest integers (NULL: 0), for reports that sum in the database. The SQL must be the
+    /// same on both backends and its integers BIGINT (PostgreSQL's SUM of a BIGINT is
+    /// NUMERIC: cast it).
+    pub async fn aggregate(
+        &self,
+        sql: &str,
+        params: &[i64],
+        keys: usize,
+    ) -> Result<Vec<(Vec<Option<String>>, Vec<i64>)>, CdrError> {
+        let mut query = sqlx::query(sql);
+        for p in params {
+            query = query.bind(*p);
+        }
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|error| CdrError::Query {
+                operation: "sum for a report",
+                error,
+            })?;
+        rows.iter()
+            .map(|row| {
+                let failed = |error| CdrError::Query {
+                    operation: "read a report row",
+                    error,
+                };
+                let mut texts = Vec::with_capacity(keys);
+                for i in 0..keys {
+                    texts.push(row.try_get::<Option<String>, _>(i).map_err(failed)?);
+                }
+                let mut numbers = Vec::with_capacity(row.len().saturating_sub(keys));
+                for i in keys..row.len() {
+                    numbers.push(
+                        row.try_get::<Option<i64>, _>(i)
+                            .map_err(failed)?
+                            .unwrap_or(0),
+                    );
+                }
+                Ok((texts, numbers))
+            })
+            .collect()
+    }
+
+    /// Stores a supervisor's QA score of a call (0-100), replacing their earlier one.
+    pub async fn score_call(
+        &self,
+        call_id: &str,
+        scorer: &str,
+        score: u8,
+        notes: Option<&str>,
+        scored_ms: i64,
+    ) -> Result<(), CdrError> {
+        let failed = |error| CdrError::Query {
+            operation: "store a QA score",
+            error,
+        };
+        let mut tx = self.pool.begin().await.map_err(failed)?;
+        sqlx::query("DELETE FROM qa_scores WHERE call_id = $1 AND scorer = $2")
+            .bind(call_id)
+            .bind(scorer)
+            .execute(&mut *tx)
+            .await
+            .map_err(failed)?;
+        sqlx::query(
+            "INSERT INTO qa_scores (call_id, scorer, score, scored_ms, notes) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(call_id)
+        .bind(scorer)
+        .bind(i32::from(score))
+        .bind(scored_ms)
+        .bind(notes)
+        .execute(&mut *tx)
+        .await
+        .map_err(failed)?;
+        tx.commit().await.map_err(failed)
     }
 
     /// Calls grouped by the value of one label (a call type, a VIP tier), most calls first;
@@ -878,6 +994,16 @@ fn bind_call<'q>(query: AnyQuery<'q>, rec: &'q CdrRecord) -> AnyQuery<'q> {
         .bind(rec.wrap_disposition.as_deref())
         .bind(rec.wrap_notes.as_deref())
         .bind(rec.resolved.map(i32::from))
+        .bind(answer_ring_ms(rec))
+}
+
+/// How long the answering agent's phone rang: the ring time before answer of the indicators.
+fn answer_ring_ms(rec: &CdrRecord) -> Option<i64> {
+    rec.offers
+        .iter()
+        .rev()
+        .find(|o| o.outcome == OfferOutcome::Answered)
+        .map(|o| o.ring_end_ms - o.ring_start_ms)
 }
 
 fn bind_label<'q, 'a>(query: AnyQuery<'q>, label: &'q Child<'a, CallLabel>) -> AnyQuery<'q> {
@@ -915,6 +1041,20 @@ fn bind_transfer<'q, 'a>(
         .bind(row.target_kind.as_str())
         .bind(row.by.as_str())
         .bind(row.reason.as_deref())
+}
+
+fn bind_agent_time<'q>(query: AnyQuery<'q>, time: &'q AgentTimeRecord) -> AnyQuery<'q> {
+    query
+        .bind(time.id.as_str())
+        .bind(time.agent.as_str())
+        .bind(time.team.as_deref())
+        .bind(time.cell_ms)
+        .bind(time.available_ms)
+        .bind(time.ringing_ms)
+        .bind(time.on_call_ms)
+        .bind(time.on_hold_ms)
+        .bind(time.wrap_up_ms)
+        .bind(time.not_ready_ms)
 }
 
 fn bind_agent_state<'q>(query: AnyQuery<'q>, state: &'q AgentStateRecord) -> AnyQuery<'q> {

@@ -24,7 +24,7 @@ use tokio::time::{Instant, sleep_until};
 
 use super::CdrError;
 use super::journal::{self, Journal};
-use super::record::{AgentStateRecord, CdrRecord, Disposition};
+use super::record::{AgentStateRecord, AgentTimeRecord, CdrRecord, Disposition};
 use super::store::{CdrStore, redact_url};
 
 /// What the writer takes: a finished call's record, or an agent's state change. Both share
@@ -43,11 +43,19 @@ pub enum CdrItem {
     /// record supersedes it, and only a crash leaves it alone, to be replayed at the next
     /// start with the crash's time as its end.
     Open(CdrRecord),
+    /// An agent's time per state within one quarter hour.
+    AgentTime(AgentTimeRecord),
 }
 
 impl From<CdrRecord> for CdrItem {
     fn from(rec: CdrRecord) -> Self {
         CdrItem::Call(rec)
+    }
+}
+
+impl From<AgentTimeRecord> for CdrItem {
+    fn from(time: AgentTimeRecord) -> Self {
+        CdrItem::AgentTime(time)
     }
 }
 
@@ -62,6 +70,12 @@ impl From<AgentStateRecord> for CdrItem {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct AgentStateLine<T> {
     agent_state: T,
+}
+
+/// A spool line of agents' time: `{"agent_time": {...}}`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct AgentTimeLine<T> {
+    agent_time: T,
 }
 
 /// A journal line of a call in progress: `{"open": {...}}`.
@@ -82,6 +96,7 @@ impl CdrItem {
                 serde_json::to_string(&AgentStateLine { agent_state: state })
             }
             CdrItem::Open(rec) => serde_json::to_string(&OpenLine { open: rec }),
+            CdrItem::AgentTime(time) => serde_json::to_string(&AgentTimeLine { agent_time: time }),
         }
     }
 
@@ -91,6 +106,9 @@ impl CdrItem {
         if value.get("agent_state").is_some() {
             let line: AgentStateLine<AgentStateRecord> = serde_json::from_value(value)?;
             Ok(CdrItem::AgentState(line.agent_state))
+        } else if value.get("agent_time").is_some() {
+            let line: AgentTimeLine<AgentTimeRecord> = serde_json::from_value(value)?;
+            Ok(CdrItem::AgentTime(line.agent_time))
         } else if value.get("open").is_some() {
             let line: OpenLine<CdrRecord> = serde_json::from_value(value)?;
             Ok(CdrItem::Open(line.open))
@@ -464,7 +482,7 @@ impl Writer {
             CdrItem::Call(ref rec) => {
                 self.opens.remove(&rec.id);
             }
-            CdrItem::AgentState(_) => {}
+            CdrItem::AgentState(_) | CdrItem::AgentTime(_) => {}
         }
         self.backlog.push_back(Pending { since: now, item });
         self.publish();
@@ -767,15 +785,17 @@ async fn attempt(
         };
         let mut calls = Vec::new();
         let mut states = Vec::new();
+        let mut times = Vec::new();
         for item in batch {
             match item {
                 CdrItem::Call(rec) => calls.push(rec),
                 CdrItem::AgentState(state) => states.push(state),
+                CdrItem::AgentTime(time) => times.push(time),
                 // Never in a batch (`push` keeps them apart).
                 CdrItem::Open(_) => {}
             }
         }
-        let result = store.write_batch(&calls, &states).await;
+        let result = store.write_rows(&calls, &states, &times).await;
         (Some(store), result)
     };
     match tokio::time::timeout(limit, work).await {
@@ -928,6 +948,7 @@ mod tests {
                     format!("call {} {}", r.id.trim_start_matches('0'), r.end_reason)
                 }
                 CdrItem::AgentState(s) => format!("state {}", s.id),
+                CdrItem::AgentTime(t) => format!("time {}", t.id),
                 CdrItem::Open(_) => "open".into(),
             })
             .collect();

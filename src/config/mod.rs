@@ -67,6 +67,8 @@ struct FileConfig {
     registrar: RegistrarSection,
     #[serde(default)]
     api: ApiSection,
+    #[serde(default)]
+    report: crate::report::ReportSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -317,6 +319,8 @@ pub struct Config {
     pub registrar: crate::sip::RegistrarConfig,
     /// The CTI API (HTTP), off unless `[api] bind` is set.
     pub api: Option<ApiSettings>,
+    /// Indicator thresholds, the report time zone and the shift schedule.
+    pub report: crate::report::ReportSettings,
 }
 
 impl Default for Config {
@@ -363,6 +367,7 @@ impl Default for Config {
             reload_watch: true,
             reload_poll: Duration::from_millis(500),
             api: None,
+            report: Default::default(),
             registrar: crate::sip::RegistrarConfig::default(),
         }
     }
@@ -474,6 +479,8 @@ impl Config {
                 });
             }
         };
+        c.report = crate::report::ReportSettings::from_section(parsed.report)
+            .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         c.api = match parsed.api.bind {
             None => None,
             Some(bind) => {

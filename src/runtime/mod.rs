@@ -638,6 +638,9 @@ async fn signalling_loop(
         while let Some(state) = engine.poll_agent_state() {
             sink.submit_agent_state(state);
         }
+        while let Some(time) = engine.poll_agent_time() {
+            sink.submit(time);
+        }
         while let Some(event) = engine.poll_event() {
             // Full (the API's hub is behind): the event is not worth waiting for, but the
             // clients must learn that they missed some, once there is room to say so.

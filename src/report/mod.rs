@@ -1,0 +1,454 @@
+//! `hotline report` and the API's reports: the call-center indicators per queue, agent, team
+//! and interval, computed from the CDR, agent-time and QA rows. Sums happen in the database
+//! (one scan per table, the same SQL on SQLite and PostgreSQL, so both give the same numbers);
+//! the indicators follow from the sums in [`indicators`], their one definition.
+
+pub mod format;
+pub mod indicators;
+pub mod intervals;
+pub mod settings;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::cdr::CdrStore;
+use crate::cdr::agent_time::CELL_MS;
+pub use indicators::{AgentTally, CallTally, Indicators, Sums};
+pub use intervals::Interval;
+pub use settings::{ReportSection, ReportSettings, Shift};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error(transparent)]
+    Database(#[from] crate::cdr::CdrError),
+    #[error("{0}")]
+    Request(String),
+}
+
+/// What the rows are per.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    /// One row per interval, over everything.
+    All,
+    Queue,
+    Agent,
+    Team,
+}
+
+impl GroupBy {
+    pub fn parse(text: &str) -> Result<GroupBy, String> {
+        Ok(match text {
+            "all" | "none" => GroupBy::All,
+            "queue" => GroupBy::Queue,
+            "agent" => GroupBy::Agent,
+            "team" => GroupBy::Team,
+            _ => {
+                return Err(format!(
+                    "unknown grouping {text:?} (use queue, agent, team or all)"
+                ));
+            }
+        })
+    }
+
+    /// The call row's column for the group.
+    fn call_key(self) -> &'static str {
+        match self {
+            GroupBy::All => "CAST(NULL AS TEXT)",
+            GroupBy::Queue => "c.queue",
+            GroupBy::Agent => "c.agent",
+            GroupBy::Team => "c.team",
+        }
+    }
+
+    /// The agent-time row's column; None: agents' time does not split by this (an agent
+    /// serves several queues at once).
+    fn agent_key(self) -> Option<&'static str> {
+        match self {
+            GroupBy::All => Some("CAST(NULL AS TEXT)"),
+            GroupBy::Queue => None,
+            GroupBy::Agent => Some("a.agent"),
+            GroupBy::Team => Some("a.team"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ReportRequest {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub interval: Interval,
+    pub by: GroupBy,
+}
+
+/// Who belongs to which team, for shifts given by team (from the agents file).
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    pub teams: HashMap<String, Option<String>>,
+}
+
+impl Directory {
+    pub fn from_acd(acd: &crate::acd::model::AcdConfig) -> Directory {
+        Directory {
+            teams: acd
+                .agents
+                .iter()
+                .map(|a| (a.id.clone(), a.team.clone()))
+                .collect(),
+        }
+    }
+
+    fn members(&self, team: &str) -> impl Iterator<Item = &String> {
+        self.teams
+            .iter()
+            .filter(move |(_, t)| t.as_deref() == Some(team))
+            .map(|(a, _)| a)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub interval: Interval,
+    pub by: GroupBy,
+    pub time_zone: String,
+    #[serde(skip)]
+    pub tz: jiff::tz::TimeZone,
+    pub service_level_s: f64,
+    pub service_level_target_pct: u8,
+    pub rows: Vec<ReportRow>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportRow {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// The queue, agent or team; None for the calls without one (IVR-only calls per queue)
+    /// and for rows over everything.
+    pub group: Option<String>,
+    pub indicators: Indicators,
+}
+
+/// Longest range one report may cover, so a typo cannot ask for a century of half hours.
+const MAX_INTERVALS: usize = 20_000;
+
+pub async fn run(
+    store: &CdrStore,
+    settings: &ReportSettings,
+    directory: &Directory,
+    request: &ReportRequest,
+) -> Result<Report, ReportError> {
+    if request.to_ms <= request.from_ms {
+        return Err(ReportError::Request(
+            "the range ends before it starts".into(),
+        ));
+    }
+    let b = intervals::boundaries(
+        request.interval,
+        &settings.time_zone,
+        request.from_ms,
+        request.to_ms,
+    );
+    if b.len() > MAX_INTERVALS + 1 {
+        return Err(ReportError::Request(format!(
+            "{} intervals is too many: choose a longer interval or a shorter range",
+            b.len() - 1
+        )));
+    }
+    let sums = collect(store, settings, directory, request.by, &b).await?;
+    let mut rows = Vec::new();
+    let zero = Sums {
+        has_agent_time: request.by.agent_key().is_some(),
+        ..Default::default()
+    };
+    for i in 0..b.len() - 1 {
+        let groups: Vec<_> = sums.range((i, None)..(i + 1, None)).collect();
+        if groups.is_empty() && request.by == GroupBy::All {
+            rows.push(row(&b, i, None, &zero));
+        }
+        for ((_, group), s) in groups {
+            rows.push(row(&b, i, group.clone(), s));
+        }
+    }
+    Ok(Report {
+        from_ms: b[0],
+        to_ms: *b.last().unwrap_or(&request.to_ms),
+        interval: request.interval,
+        by: request.by,
+        time_zone: settings
+            .time_zone
+            .iana_name()
+            .unwrap_or("system")
+            .to_owned(),
+        tz: settings.time_zone.clone(),
+        service_level_s: settings.service_level.as_secs_f64(),
+        service_level_target_pct: settings.service_level_target,
+        rows,
+    })
+}
+
+fn row(b: &[i64], i: usize, group: Option<String>, s: &Sums) -> ReportRow {
+    ReportRow {
+        start_ms: b[i],
+        end_ms: b[i + 1],
+        group,
+        indicators: Indicators::from_sums(s),
+    }
+}
+
+type Grouped = BTreeMap<(usize, Option<String>), Sums>;
+
+/// Runs the sums: calls, transfers, QA scores and agents' time, each one grouped query.
+async fn collect(
+    store: &CdrStore,
+    settings: &ReportSettings,
+    directory: &Directory,
+    by: GroupBy,
+    b: &[i64],
+) -> Result<Grouped, ReportError> {
+    let (from, to) = (b[0], b[b.len() - 1]);
+    let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let day = 86_400_000i64;
+    let mut out = Grouped::new();
+    let has_agent_time = by.agent_key().is_some();
+
+    let key = by.call_key();
+    let bucket = intervals::bucket_sql("c.start_ms", b);
+    let number = "(c.caller <> '' AND LOWER(c.caller) NOT IN ('anonymous', 'unknown', 'restricted', 'private', 'unavailable'))";
+    let sums: Vec<String> = CallTally::SQL
+        .iter()
+        .map(|s| {
+            format!(
+                "CAST(COALESCE({}, 0) AS BIGINT)",
+                s.replace("{number}", number)
+            )
+        })
+        .collect();
+    let sql = format!(
+        "SELECT {key}, CAST({bucket} AS BIGINT), {} FROM cdr c \
+         WHERE c.start_ms >= $1 AND c.start_ms < $2 GROUP BY 1, 2",
+        sums.join(", ")
+    );
+    let params = [
+        from,
+        to,
+        ms(settings.service_level),
+        ms(settings.short_abandon),
+        ms(settings.redial_window),
+        i64::from(settings.repeat_days) * day,
+        i64::from(settings.fcr_days) * day,
+    ];
+    for (keys, values) in store.aggregate(&sql, &params, 1).await? {
+        if let Some(s) = slot(&mut out, b, values[0], keys[0].clone(), has_agent_time) {
+            s.calls = CallTally::from_values(&values[1..]);
+        }
+    }
+
+    let transfers = "FROM cdr_transfers t JOIN cdr c ON c.id = t.call_id \
+         WHERE c.start_ms >= $1 AND c.start_ms < $2 AND c.agent IS NOT NULL \
+         AND t.transferred_by <> 'flow'";
+    let sql = format!(
+        "SELECT {key}, CAST({bucket} AS BIGINT), COUNT(DISTINCT t.call_id) {transfers} GROUP BY 1, 2"
+    );
+    for (keys, values) in store.aggregate(&sql, &[from, to], 1).await? {
+        if let Some(s) = slot(&mut out, b, values[0], keys[0].clone(), has_agent_time) {
+            s.transferred = values[1];
+        }
+    }
+    let sql = format!(
+        "SELECT {key}, COALESCE(t.reason, ''), CAST({bucket} AS BIGINT), COUNT(*) {transfers} \
+         GROUP BY 1, 2, 3"
+    );
+    for (keys, values) in store.aggregate(&sql, &[from, to], 2).await? {
+        if let Some(s) = slot(&mut out, b, values[0], keys[0].clone(), has_agent_time) {
+            s.transfer_reasons
+                .push((keys[1].clone().unwrap_or_default(), values[1]));
+            s.transfer_reasons.sort();
+        }
+    }
+
+    let sql = format!(
+        "SELECT {key}, CAST({bucket} AS BIGINT), CAST(SUM(q.score) AS BIGINT), COUNT(*) \
+         FROM qa_scores q JOIN cdr c ON c.id = q.call_id \
+         WHERE c.start_ms >= $1 AND c.start_ms < $2 GROUP BY 1, 2"
+    );
+    for (keys, values) in store.aggregate(&sql, &[from, to], 1).await? {
+        if let Some(s) = slot(&mut out, b, values[0], keys[0].clone(), has_agent_time) {
+            s.qa_score_sum = values[1];
+            s.qa_scored = values[2];
+        }
+    }
+
+    if let Some(agent_key) = by.agent_key() {
+        let scheduled = schedule(settings, directory, from, to);
+        let in_shift = in_shift_sql(&scheduled);
+        let bucket = intervals::bucket_sql("a.cell_ms", b);
+        let sums: Vec<String> = AgentTally::SQL
+            .iter()
+            .map(|s| {
+                format!(
+                    "CAST(COALESCE({}, 0) AS BIGINT)",
+                    s.replace("{in_shift}", &in_shift)
+                )
+            })
+            .collect();
+        let sql = format!(
+            "SELECT {agent_key}, CAST({bucket} AS BIGINT), {} FROM agent_time a \
+             WHERE a.cell_ms >= $1 AND a.cell_ms < $2 GROUP BY 1, 2",
+            sums.join(", ")
+        );
+        for (keys, values) in store.aggregate(&sql, &[from, to], 1).await? {
+            if let Some(s) = slot(&mut out, b, values[0], keys[0].clone(), has_agent_time) {
+                s.agents = AgentTally::from_values(&values[1..]);
+            }
+        }
+        for (agent, ranges) in &scheduled {
+            let group = match by {
+                GroupBy::All | GroupBy::Queue => None,
+                GroupBy::Agent => Some(agent.clone()),
+                GroupBy::Team => directory.teams.get(agent).cloned().flatten(),
+            };
+            for &(start, end) in ranges {
+                for (i, w) in b.windows(2).enumerate() {
+                    let overlap = end.min(w[1]) - start.max(w[0]);
+                    if overlap > 0
+                        && let Some(s) = slot(&mut out, b, i as i64, group.clone(), has_agent_time)
+                    {
+                        s.scheduled_ms += overlap;
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn slot<'a>(
+    out: &'a mut Grouped,
+    b: &[i64],
+    bucket: i64,
+    key: Option<String>,
+    has_agent_time: bool,
+) -> Option<&'a mut Sums> {
+    let bucket = usize::try_from(bucket).ok().filter(|i| *i + 1 < b.len())?;
+    Some(out.entry((bucket, key)).or_insert_with(|| Sums {
+        has_agent_time,
+        ..Default::default()
+    }))
+}
+
+/// Each scheduled agent's shift times within [from, to), in epoch ms, merged.
+fn schedule(
+    settings: &ReportSettings,
+    directory: &Directory,
+    from: i64,
+    to: i64,
+) -> BTreeMap<String, Vec<(i64, i64)>> {
+    let mut out: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+    let tz = &settings.time_zone;
+    let Some(first) = jiff::Timestamp::from_millisecond(from)
+        .ok()
+        .map(|t| t.to_zoned_datetime(tz.clone()).date())
+    else {
+        return out;
+    };
+    for shift in &settings.shifts {
+        let mut agents: Vec<&String> = shift.agents.iter().collect();
+        if let Some(team) = &shift.team {
+            agents.extend(directory.members(team));
+        }
+        // From the day before: a night shift that began then may run into the range.
+        let mut date = first.yesterday().unwrap_or(first);
+        loop {
+            let Ok(start) = date.to_zoned_datetime(tz.clone()) else {
+                break;
+            };
+            let day_start = start.timestamp().as_millisecond();
+            if day_start >= to {
+                break;
+            }
+            let weekday = date.weekday().to_monday_zero_offset() as usize;
+            if shift.days.contains(&weekday) {
+                let at = |minutes: u16, next_day: bool| -> Option<i64> {
+                    let mut d = if next_day {
+                        date.tomorrow().ok()?
+                    } else {
+                        date
+                    };
+                    let mut minutes = minutes;
+                    if minutes >= 1440 {
+                        d = d.tomorrow().ok()?;
+                        minutes -= 1440;
+                    }
+                    let civil = d.at((minutes / 60) as i8, (minutes % 60) as i8, 0, 0);
+                    civil
+                        .to_zoned_datetime(tz.clone())
+                        .ok()
+                        .map(|z| z.timestamp().as_millisecond())
+                };
+                let h = shift.hours;
+                if let (Some(s), Some(e)) = (at(h.start, false), at(h.end, h.end <= h.start)) {
+                    let (s, e) = (s.max(from), e.min(to));
+                    if s < e {
+                        for agent in &agents {
+                            out.entry((*agent).clone()).or_default().push((s, e));
+                        }
+                    }
+                }
+            }
+            match date.tomorrow() {
+                Ok(d) => date = d,
+                Err(_) => break,
+            }
+        }
+    }
+    for ranges in out.values_mut() {
+        ranges.sort();
+        let mut merged: Vec<(i64, i64)> = Vec::new();
+        for (s, e) in ranges.drain(..) {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        *ranges = merged;
+    }
+    out
+}
+
+/// "This agent-time row's quarter hour lies in its agent's shift", as SQL over literals.
+fn in_shift_sql(scheduled: &BTreeMap<String, Vec<(i64, i64)>>) -> String {
+    if scheduled.is_empty() {
+        return "1 = 0".into();
+    }
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    // Agents with the same times share one test.
+    let mut by_ranges: BTreeMap<&Vec<(i64, i64)>, Vec<String>> = BTreeMap::new();
+    for (agent, ranges) in scheduled {
+        by_ranges.entry(ranges).or_default().push(quote(agent));
+    }
+    let tests: Vec<String> = by_ranges
+        .iter()
+        .map(|(ranges, agents)| {
+            let times: Vec<String> = ranges
+                .iter()
+                .map(|(s, e)| {
+                    // Whole quarter hours: a cell counts if it starts inside the shift.
+                    let s = s.div_euclid(CELL_MS) * CELL_MS;
+                    format!("(a.cell_ms >= {s} AND a.cell_ms < {e})")
+                })
+                .collect();
+            format!(
+                "(a.agent IN ({}) AND ({}))",
+                agents.join(", "),
+                times.join(" OR ")
+            )
+        })
+        .collect();
+    format!("({})", tests.join(" OR "))
+}
+
+#[cfg(test)]
+mod tests;
