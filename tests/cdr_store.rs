@@ -266,7 +266,8 @@ async fn migrate_twice_is_idempotent() {
             (3, true),
             (4, true),
             (5, true),
-            (6, true)
+            (6, true),
+            (7, true)
         ]
     );
     let legacy: Vec<(String,)> = sqlx::query_as(
@@ -319,7 +320,7 @@ async fn rows_of_the_first_schema_survive_the_second_migration() {
         .fetch_all(&mut raw)
         .await
         .expect("versions");
-    assert_eq!(versions, vec![(1,), (2,), (3,), (4,), (5,), (6,)]);
+    assert_eq!(versions, vec![(1,), (2,), (3,), (4,), (5,), (6,), (7,)]);
 }
 
 /// Two hotline processes sharing one file and starting together.
@@ -756,7 +757,8 @@ async fn a_database_of_the_old_migration_runner_is_adopted() {
             (3, true),
             (4, true),
             (5, true),
-            (6, true)
+            (6, true),
+            (7, true)
         ]
     );
     // The adopted versions carry the real checksums: a fresh database has the same ones.
@@ -1610,7 +1612,8 @@ async fn postgres_old_runner_database_is_adopted_and_a_changed_migration_fails()
             (3, true),
             (4, true),
             (5, true),
-            (6, true)
+            (6, true),
+            (7, true)
         ]
     );
 

@@ -949,3 +949,72 @@ mod recording_tests;
 
 #[cfg(test)]
 mod shutdown_tests;
+
+#[test]
+fn agents_time_comes_out_per_quarter_hour_and_adds_up_to_the_time_logged_in() {
+    let mut n = ready_net("longest-idle", "");
+    let logged_in: Vec<(String, i64)> = std::iter::from_fn(|| n.engine.poll_agent_state())
+        .filter(|s| s.state == AgentStateKind::Available)
+        .map(|s| (s.agent, s.start_ms))
+        .collect();
+    assert_eq!(logged_in.len(), 2);
+    let caller = queued_caller(&mut n);
+    let phone = [A1, A2]
+        .into_iter()
+        .find(|&i| !n.incoming(i).is_empty())
+        .expect("an agent rings");
+    let offered = n.incoming(phone)[0];
+    n.answer(phone, offered);
+    n.advance(Duration::from_secs(60));
+    n.phones[phone].ua.hangup(n.now, offered);
+    n.pump();
+    n.advance(Duration::from_secs(40 * 60));
+    let _ = caller;
+    // Quarter hours that ended came out on their own; the rest at shutdown.
+    let before: Vec<_> = std::iter::from_fn(|| n.engine.poll_agent_time()).collect();
+    assert!(
+        before.len() >= 4,
+        "two agents, at least two quarter hours each: {before:?}"
+    );
+    let end = n.engine.wall_ms(n.now);
+    n.engine.begin_shutdown(n.now);
+    let rows: Vec<_> = before
+        .into_iter()
+        .chain(std::iter::from_fn(|| n.engine.poll_agent_time()))
+        .collect();
+    let mut ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), rows.len(), "every row has its own id");
+    assert!(
+        rows.iter()
+            .all(|r| r.cell_ms % crate::cdr::agent_time::CELL_MS == 0)
+    );
+    assert!(rows.iter().all(|r| r.team.as_deref() == Some("t")));
+    for (agent, since) in &logged_in {
+        let mine: Vec<_> = rows.iter().filter(|r| &r.agent == agent).collect();
+        let total: i64 = mine
+            .iter()
+            .map(|r| {
+                r.available_ms
+                    + r.ringing_ms
+                    + r.on_call_ms
+                    + r.on_hold_ms
+                    + r.wrap_up_ms
+                    + r.not_ready_ms
+            })
+            .sum();
+        assert_eq!(
+            total,
+            end - since,
+            "{agent}: every millisecond logged in, once"
+        );
+    }
+    let answering = if phone == A1 { "1001" } else { "1002" };
+    let on_call: i64 = rows
+        .iter()
+        .filter(|r| r.agent == answering)
+        .map(|r| r.on_call_ms)
+        .sum();
+    assert!((59_000..=61_000).contains(&on_call), "on call {on_call} ms");
+}

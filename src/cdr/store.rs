@@ -1375,9 +1375,16 @@ mod tests {
         );
         let sql = insert_sql(&CDR, 2);
         assert!(sql.starts_with("INSERT INTO cdr (id, sip_call_id,"));
-        assert!(sql.contains("$62)"));
-        assert!(!sql.contains("$63"));
-        for table in [&CDR, &OFFERS, &TRANSFERS, &LABELS, &AGENT_STATES] {
+        assert!(sql.contains("$64)"));
+        assert!(!sql.contains("$65"));
+        for table in [
+            &CDR,
+            &OFFERS,
+            &TRANSFERS,
+            &LABELS,
+            &AGENT_STATES,
+            &AGENT_TIME,
+        ] {
             assert!(MAX_PARAMS / table.columns.len() >= 30, "{}", table.name);
         }
     }
@@ -1403,7 +1410,7 @@ mod tests {
             assert_eq!(&on_disk, sql, "{name}");
         }
         let versions: Vec<i64> = migrator().iter().map(|m| m.version).collect();
-        assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
     }
 
     #[test]
