@@ -655,3 +655,171 @@ fn agents_and_supervisors_set_agent_state_through_the_api() {
     assert_eq!(r.json()["state"], "logged_out");
     server.stop();
 }
+
+#[test]
+fn reports_and_qa_scores_by_role() {
+    use hotline::cdr::{CdrRecord, CdrStore, Disposition, HangupBy};
+    let (site, _server, addr) = serve(TEST_FLOW, |_| {});
+    let acd = site.config.flows_dir.join("acd");
+    std::fs::create_dir_all(&acd).unwrap();
+    std::fs::write(
+        acd.join("agents.toml"),
+        "[agents.1001]\nname = \"Li Na\"\nendpoint = \"sip:1001@127.0.0.1:9\"\nteam = \"billing\"\n\
+         [agents.1002]\nname = \"Sam Wu\"\nendpoint = \"sip:1002@127.0.0.1:9\"\nteam = \"repairs\"\n",
+    )
+    .unwrap();
+    let hash = hash_password(PASSWORD).unwrap();
+    let users = site.dir.path().join("users.toml");
+    let mut text = std::fs::read_to_string(&users).unwrap();
+    text.push_str(&format!(
+        "[[user]]\nname = \"boss\"\nrole = \"admin\"\npassword = \"{hash}\"\n"
+    ));
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&users, text).unwrap();
+
+    // Two answered calls on a past day, in the report's (the server's) time zone.
+    let tz = hotline::report::ReportSettings::default().time_zone;
+    let ten = hotline::report::intervals::parse_local("2026-01-05 10:00", &tz).unwrap();
+    let call = |n: i64, agent: &str, team: &str| CdrRecord {
+        id: format!("call{n}"),
+        sip_call_id: format!("call{n}@api"),
+        caller: format!("1380000000{n}"),
+        dialled: "100".into(),
+        start_ms: ten + n * 60_000,
+        answer_ms: Some(ten + n * 60_000 + 100),
+        end_ms: ten + n * 60_000 + 50_000,
+        disposition: Disposition::CallerHangup,
+        hangup_by: HangupBy::Caller,
+        sip_code: 200,
+        end_reason: "bye".into(),
+        queue: Some("help".into()),
+        queue_enter_ms: Some(ten + n * 60_000 + 1_000),
+        queue_leave_ms: Some(ten + n * 60_000 + 6_000),
+        wait_ms: Some(5_000),
+        agent: Some(agent.into()),
+        team: Some(team.into()),
+        talk_ms: Some(40_000),
+        ..Default::default()
+    };
+    let url = site.config.database.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = CdrStore::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+            .insert_batch(&[call(1, "1001", "billing"), call(2, "1002", "repairs")])
+            .await
+            .unwrap();
+    });
+
+    let token = |user: &str| {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let r = login(addr, user, PASSWORD);
+            if r.status == 200 {
+                break bearer(r.json()["token"].as_str().unwrap());
+            }
+            assert!(Instant::now() < deadline, "{user}: {}", r.body);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let (li, wang, boss) = (token("li"), token("wang"), token("boss"));
+    // The agents file reached the API (supervisors' rows are filtered by it).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http(
+        addr,
+        "GET",
+        "/api/v1/agents",
+        &[("Authorization", &boss)],
+        "",
+    )
+    .json()["agents"]
+        .as_array()
+        .unwrap()
+        .len()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the agents file was not reloaded"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let report = |auth: &str, query: &str| {
+        http(
+            addr,
+            "GET",
+            &format!("/api/v1/reports?from=2026-01-05&to=2026-01-06&interval=day{query}"),
+            &[("Authorization", auth)],
+            "",
+        )
+    };
+    let groups = |r: &Reply| -> Vec<String> {
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| row["group"].as_str().unwrap_or("-").to_string())
+            .collect()
+    };
+    assert_eq!(groups(&report(&boss, "&by=agent")), ["1001", "1002"]);
+    assert_eq!(
+        groups(&report(&wang, "&by=agent")),
+        ["1001"],
+        "a supervisor's own teams"
+    );
+    assert_eq!(groups(&report(&wang, "&by=team")), ["billing"]);
+    assert_eq!(groups(&report(&wang, "&by=queue")), ["help"]);
+    assert_eq!(groups(&report(&li, "")), ["1001"], "an agent's own figures");
+    let mine = report(&li, "").json();
+    assert_eq!(mine["rows"][0]["indicators"]["answered"], 1);
+    assert_eq!(mine["rows"][0]["indicators"]["service_level_pct"], 100.0);
+    assert_eq!(report(&li, "&by=queue").status, 403);
+    let all = report(&boss, "").json();
+    assert_eq!(all["rows"][0]["indicators"]["total_calls"], 2);
+    assert_eq!(all["rows"][0]["indicators"]["avg_talk_s"], 40.0);
+    assert_eq!(report(&boss, "&interval=fortnight").status, 400);
+    assert_eq!(report(&boss, "&colour=red").status, 400);
+    let r = http(
+        addr,
+        "GET",
+        "/api/v1/reports?from=2026-13-45",
+        &[("Authorization", &boss)],
+        "",
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(http(addr, "GET", "/api/v1/reports", &[], "").status, 401);
+
+    // QA scores: a supervisor their teams' calls, an admin any, an agent none.
+    let score = |auth: &str, call: &str, body: &str| {
+        http(
+            addr,
+            "POST",
+            &format!("/api/v1/calls/{call}/qa"),
+            &[("Authorization", auth)],
+            body,
+        )
+    };
+    let r = score(
+        &wang,
+        "call1",
+        r#"{"score": 90, "notes": "clear\u202e and kind"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(score(&wang, "call2", r#"{"score": 50}"#).status, 403);
+    assert_eq!(score(&li, "call1", r#"{"score": 100}"#).status, 403);
+    assert_eq!(score(&boss, "nosuchcall", r#"{"score": 50}"#).status, 404);
+    assert_eq!(score(&boss, "call2", r#"{"score": 101}"#).status, 400);
+    assert_eq!(
+        score(&boss, "call2", r#"{"score": 70, "stars": 5}"#).status,
+        400
+    );
+    assert_eq!(score(&boss, "call2", r#"{"score": 70}"#).status, 200);
+    let all = report(&boss, "").json();
+    assert_eq!(all["rows"][0]["indicators"]["qa_scored"], 2);
+    assert_eq!(all["rows"][0]["indicators"]["qa_score"], 80.0);
+}

@@ -123,7 +123,7 @@ pub async fn hub(
                         let text = json!({ "type": "offer", "offer": pop, "history": null })
                             .to_string();
                         let _ = out.send(Arc::new(Outgoing { about: about.clone(), text, close: false }));
-                        if out.receiver_count() == 0 || !has_number(&pop.caller) {
+                        if out.receiver_count() == 0 || !crate::cdr::record::has_number(&pop.caller) {
                             continue;
                         }
                         if store.is_none() && tokio::time::Instant::now() >= retry_at {
@@ -175,20 +175,6 @@ pub async fn hub(
             }
         }
     }
-}
-
-/// A number worth looking up: callers who withhold theirs all look alike.
-fn has_number(caller: &str) -> bool {
-    let c = caller.trim().to_ascii_lowercase();
-    !c.is_empty()
-        && ![
-            "anonymous",
-            "unknown",
-            "restricted",
-            "private",
-            "unavailable",
-        ]
-        .contains(&c.as_str())
 }
 
 fn history_json(calls: &[crate::cdr::CdrRecord]) -> serde_json::Value {

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod events;
 pub mod metrics;
+mod reports;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -48,6 +49,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/agents/{id}/wrap-up"),
     ("GET", "/api/v1/queues"),
     ("GET", "/api/v1/events"),
+    ("GET", "/api/v1/reports"),
+    ("POST", "/api/v1/calls/{id}/qa"),
     ("GET", "/metrics"),
 ];
 
@@ -115,6 +118,8 @@ pub struct ApiConfig {
     pub max_connections: usize,
     pub max_connections_per_address: usize,
     pub request_timeout: Duration,
+    /// Indicator settings for `GET /api/v1/reports`.
+    pub report: crate::report::ReportSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -166,6 +171,7 @@ pub struct Api {
     events: tokio::sync::broadcast::Sender<Arc<events::Outgoing>>,
     /// Every agent as their latest event showed them (the hub's), for a new stream's hello.
     latest_agents: Arc<Mutex<HashMap<String, crate::call::agent_api::AgentView>>>,
+    reports: reports::Reports,
 }
 
 /// The running API: its address, and the task to stop.
@@ -235,6 +241,7 @@ pub async fn start(
         stopping: stopped.clone(),
         events: events::channel(),
         latest_agents: Arc::default(),
+        reports: reports::Reports::new(database.clone(), config.report.clone()),
         feeds,
         config,
     });
@@ -531,6 +538,39 @@ async fn handle(api: &Arc<Api>, from: IpAddr, req: Request<Incoming>) -> Reply {
                 "log in first (POST /api/v1/session)",
             ),
         },
+        (&Method::GET, "/api/v1/reports") => match api.session(&req) {
+            Some(s) => {
+                // Who is in which team, as the agents file says now.
+                let directory = crate::report::Directory {
+                    teams: api
+                        .feeds
+                        .snapshot
+                        .borrow()
+                        .agent_list
+                        .iter()
+                        .map(|a| (a.id.clone(), a.team.clone()))
+                        .collect(),
+                };
+                reports::report(&api.reports, &s, req.uri().query(), directory).await
+            }
+            None => error(
+                StatusCode::UNAUTHORIZED,
+                "log in first (POST /api/v1/session)",
+            ),
+        },
+        (&Method::POST, p) if fits("/api/v1/calls/{id}/qa", p) => {
+            let Some(s) = api.session(&req) else {
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "log in first (POST /api/v1/session)",
+                );
+            };
+            let id = p.split('/').nth(4).unwrap_or_default().to_string();
+            match read_json(req).await {
+                Ok(body) => reports::score(&api.reports, &s, &id, body).await,
+                Err(r) => r,
+            }
+        }
         (&Method::POST, p) if fits("/api/v1/agents/{id}/state", p) => {
             let id = p.split('/').nth(4).unwrap_or_default().to_string();
             set_agent_state(api, id, req).await

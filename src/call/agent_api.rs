@@ -60,6 +60,15 @@ fn invisible(c: char) -> bool {
         '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
+/// Free text from a browser, bounded, without control or invisible formatting characters
+/// (bidi overrides, zero-width ones) but with its line breaks.
+pub fn clean_notes(text: &str, max_chars: usize) -> String {
+    text.chars()
+        .filter(|c| *c == '\n' || !(c.is_control() || invisible(*c)))
+        .take(max_chars)
+        .collect()
+}
+
 impl<M: MediaBackend> Engine<M> {
     pub fn agent_command(
         &mut self,
@@ -135,14 +144,7 @@ impl<M: MediaBackend> Engine<M> {
                 });
             }
         }
-        // Free text from a browser: bounded, without control or invisible formatting
-        // characters (bidi overrides, zero-width ones) but with line breaks.
-        note.notes = note.notes.map(|n| {
-            n.chars()
-                .filter(|c| *c == '\n' || !(c.is_control() || invisible(*c)))
-                .take(MAX_NOTES)
-                .collect()
-        });
+        note.notes = note.notes.map(|n| clean_notes(&n, MAX_NOTES));
         let wrap = self
             .wrapping
             .get_mut(&agent)

@@ -175,6 +175,22 @@ pub struct AgentTimeRecord {
     pub not_ready_ms: i64,
 }
 
+/// What callers who withhold their number send instead (compared without case). They all
+/// look alike, so they are never looked up, linked as repeats or counted as redials.
+pub const WITHHELD: &[&str] = &[
+    "anonymous",
+    "unknown",
+    "restricted",
+    "private",
+    "unavailable",
+];
+
+/// Whether a caller id is a number worth following (not empty, not withheld).
+pub fn has_number(caller: &str) -> bool {
+    let c = caller.trim().to_ascii_lowercase();
+    !c.is_empty() && !WITHHELD.contains(&c.as_str())
+}
+
 impl CdrRecord {
     /// Wall time from INVITE to the end, or None if the clock went backwards in between.
     pub fn duration_ms(&self) -> Option<i64> {

@@ -162,6 +162,7 @@ const CDR: Table = Table {
         "wrap_notes",
         "resolved",
         "ring_ms",
+        "transfer_count",
     ],
     key: "id",
 };
@@ -527,6 +528,12 @@ impl CdrStore {
         insert_rows(&mut tx, &LABELS, &labels, bind_label)
             .await
             .map_err(failed)?;
+        for rec in calls
+            .iter()
+            .filter(|r| super::record::has_number(&r.caller))
+        {
+            link_caller(&mut tx, rec).await.map_err(failed)?;
+        }
         insert_rows(&mut tx, &AGENT_STATES, agent_states, bind_agent_state)
             .await
             .map_err(failed)?;
@@ -995,6 +1002,49 @@ fn bind_call<'q>(query: AnyQuery<'q>, rec: &'q CdrRecord) -> AnyQuery<'q> {
         .bind(rec.wrap_notes.as_deref())
         .bind(rec.resolved.map(i32::from))
         .bind(answer_ring_ms(rec))
+        .bind(i32::try_from(rec.transfers.len()).unwrap_or(i32::MAX))
+}
+
+/// Links a stored call with the same number's calls before and after it (`prev_ms`: the
+/// latest earlier call that was not blocked; `next_ms`: the earliest later call of any kind),
+/// in both directions, so the links are right whatever order calls are stored in. Each
+/// statement is a bounded search on the (caller, start_ms) index, and running them again
+/// changes nothing.
+async fn link_caller(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    rec: &CdrRecord,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE cdr SET \
+         prev_ms = (SELECT MAX(p.start_ms) FROM cdr p WHERE p.caller = $1 AND p.start_ms < $2 \
+                    AND p.disposition <> 'blocked'), \
+         next_ms = (SELECT MIN(n.start_ms) FROM cdr n WHERE n.caller = $1 AND n.start_ms > $2) \
+         WHERE id = $3",
+    )
+    .bind(rec.caller.as_str())
+    .bind(rec.start_ms)
+    .bind(rec.id.as_str())
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "UPDATE cdr SET next_ms = $2 WHERE caller = $1 AND start_ms < $2 \
+         AND (next_ms IS NULL OR next_ms > $2)",
+    )
+    .bind(rec.caller.as_str())
+    .bind(rec.start_ms)
+    .execute(&mut **tx)
+    .await?;
+    if rec.disposition != super::record::Disposition::Blocked {
+        sqlx::query(
+            "UPDATE cdr SET prev_ms = $2 WHERE caller = $1 AND start_ms > $2 \
+             AND (prev_ms IS NULL OR prev_ms < $2)",
+        )
+        .bind(rec.caller.as_str())
+        .bind(rec.start_ms)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// How long the answering agent's phone rang: the ring time before answer of the indicators.

@@ -28,15 +28,17 @@ macro_rules! tally {
     };
 }
 
-// Parameters: $1 from, $2 to, $3 service-level threshold, $4 short-abandon limit, $5 redial
-// window, $6 repeat window, $7 FCR window (all ms). `{number}` stands for "the caller sent a
-// number" (withheld ones all look alike), filled in with the table alias.
+// Parameters: $1 and $2 the range in quarter hours since 1970 (`start_ms / 900000`), $3
+// service-level threshold, $4 short-abandon limit, $5 redial window, $6 repeat window, $7 FCR
+// window (ms). `prev_ms` and `next_ms` link each call to
+// the same number's previous call that got in and next call of any kind (NULL for withheld
+// numbers), kept by the store as calls are written.
 tally! {
     /// Sums over the call rows (`cdr c`) that started in the interval.
     CallTally {
         calls = "COUNT(*)",
         /// Blocked attempts the same number called again after, within the redial window.
-        redialled = "SUM(CASE WHEN c.disposition = 'blocked' AND {number} AND EXISTS (SELECT 1 FROM cdr n WHERE n.caller = c.caller AND n.start_ms > c.start_ms AND n.start_ms <= c.start_ms + $5) THEN 1 ELSE 0 END)",
+        redialled = "SUM(CASE WHEN c.disposition = 'blocked' AND c.next_ms <= c.start_ms + $5 THEN 1 ELSE 0 END)",
         blocked = "SUM(CASE WHEN c.disposition = 'blocked' THEN 1 ELSE 0 END)",
         queued = "SUM(CASE WHEN c.queue_enter_ms IS NOT NULL THEN 1 ELSE 0 END)",
         answered = "SUM(CASE WHEN c.agent IS NOT NULL THEN 1 ELSE 0 END)",
@@ -52,13 +54,14 @@ tally! {
         wrap_up_ms = "SUM(CASE WHEN c.agent IS NOT NULL THEN COALESCE(c.wrap_up_ms, 0) ELSE 0 END)",
         ring_ms = "SUM(CASE WHEN c.agent IS NOT NULL THEN COALESCE(c.ring_ms, 0) ELSE 0 END)",
         rung = "SUM(CASE WHEN c.agent IS NOT NULL AND c.ring_ms IS NOT NULL THEN 1 ELSE 0 END)",
-        /// Answered, said resolved in wrap-up, and the number did not call again within the
-        /// FCR window (a withheld number cannot be followed, so its word stands).
-        first_call_resolved = "SUM(CASE WHEN c.agent IS NOT NULL AND c.resolved = 1 AND NOT ({number} AND EXISTS (SELECT 1 FROM cdr n WHERE n.caller = c.caller AND n.start_ms > c.start_ms AND n.start_ms <= c.start_ms + $7 AND n.disposition <> 'blocked')) THEN 1 ELSE 0 END)",
+        /// Answered, said resolved in wrap-up, and the number did not call again (any
+        /// attempt) within the FCR window (a withheld number cannot be followed, so the
+        /// agent's word stands).
+        first_call_resolved = "SUM(CASE WHEN c.agent IS NOT NULL AND c.resolved = 1 AND (c.next_ms IS NULL OR c.next_ms > c.start_ms + $7) THEN 1 ELSE 0 END)",
         /// The number called within the repeat window before (blocked attempts aside).
-        repeat_calls = "SUM(CASE WHEN c.disposition <> 'blocked' AND {number} AND EXISTS (SELECT 1 FROM cdr p WHERE p.caller = c.caller AND p.start_ms < c.start_ms AND p.start_ms >= c.start_ms - $6 AND p.disposition <> 'blocked') THEN 1 ELSE 0 END)",
+        repeat_calls = "SUM(CASE WHEN c.disposition <> 'blocked' AND c.prev_ms >= c.start_ms - $6 THEN 1 ELSE 0 END)",
         /// Answered by the IVR and finished there: no queue, no transfer, no failure.
-        contained = "SUM(CASE WHEN c.answer_ms IS NOT NULL AND c.queue_enter_ms IS NULL AND c.disposition IN ('completed', 'caller_hangup') AND NOT EXISTS (SELECT 1 FROM cdr_transfers t WHERE t.call_id = c.id) THEN 1 ELSE 0 END)",
+        contained = "SUM(CASE WHEN c.answer_ms IS NOT NULL AND c.queue_enter_ms IS NULL AND c.disposition IN ('completed', 'caller_hangup') AND c.transfer_count = 0 THEN 1 ELSE 0 END)",
     }
 }
 

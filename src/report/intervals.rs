@@ -36,10 +36,20 @@ impl Interval {
 }
 
 /// Every interval's start from the one containing `from_ms` to the first at or after
-/// `to_ms`, in epoch ms: n + 1 boundaries for n intervals. For `All`, just the range.
+/// `to_ms`, in epoch ms: n + 1 boundaries for n intervals. For `All`, the range widened to
+/// whole quarter hours. Every boundary is a whole quarter hour of UTC.
 pub fn boundaries(interval: Interval, tz: &TimeZone, from_ms: i64, to_ms: i64) -> Vec<i64> {
     if interval == Interval::All || to_ms <= from_ms {
-        return vec![from_ms, to_ms.max(from_ms)];
+        // Whole quarter hours, like every other interval in every time zone.
+        let cell = crate::cdr::agent_time::CELL_MS;
+        let from = from_ms.div_euclid(cell) * cell;
+        let to = to_ms.max(from_ms).div_euclid(cell) * cell;
+        let to = if to < to_ms.max(from_ms) {
+            to + cell
+        } else {
+            to
+        };
+        return vec![from, to.max(from + cell)];
     }
     let Some(mut at) = align(interval, tz, from_ms) else {
         return vec![from_ms, to_ms];

@@ -295,6 +295,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
                 max_connections: api_connections.max(1),
                 max_connections_per_address: a.max_connections_per_address,
                 request_timeout: a.request_timeout,
+                report: config.report.clone(),
             };
             if a.tls.is_none() && !a.bind.ip().is_loopback() {
                 tracing::warn!(
