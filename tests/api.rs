@@ -793,6 +793,14 @@ fn reports_and_qa_scores_by_role() {
     );
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(http(addr, "GET", "/api/v1/reports", &[], "").status, 401);
+    let r = http(
+        addr,
+        "GET",
+        "/api/v1/reports?from=2000-01-01&to=2026-01-01&interval=30m",
+        &[("Authorization", &li)],
+        "",
+    );
+    assert_eq!(r.status, 400, "a range too long is refused: {}", r.body);
 
     // QA scores: a supervisor their teams' calls, an admin any, an agent none.
     let score = |auth: &str, call: &str, body: &str| {

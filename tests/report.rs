@@ -61,10 +61,10 @@ impl Mix {
         static N: AtomicU64 = AtomicU64::new(0);
         // Its own day per run (and per mix within a run), so runs sharing a PostgreSQL
         // database do not see each other's calls.
-        let seed = fastrand::u64(0..3000) + N.fetch_add(7, Ordering::Relaxed) * 40;
+        let seed = fastrand::u64(0..15_000) + N.fetch_add(1, Ordering::Relaxed) * 61;
         let tz = jiff::tz::TimeZone::get("Asia/Shanghai").unwrap();
         let day = jiff::civil::date(2031, 1, 1)
-            .checked_add(jiff::Span::new().days(seed as i64 * 40 % 7000))
+            .checked_add(jiff::Span::new().days(seed as i64 % 20_000))
             .unwrap();
         let base = day
             .at(9, 0, 0, 0)
@@ -301,10 +301,15 @@ impl Mix {
         m
     }
 
-    async fn store_into(&self, store: &CdrStore) {
-        // Calls are stored as they end, not as they start: one at a time, last first, so
-        // each number's calls are linked out of order.
-        for call in self.calls.iter().rev() {
+    /// One call at a time, as the writer would: `reversed`, the last to start first, so each
+    /// number's calls are linked out of order; otherwise in order, as calls mostly end.
+    async fn store_into(&self, store: &CdrStore, reversed: bool) {
+        let order: Vec<&CdrRecord> = if reversed {
+            self.calls.iter().rev().collect()
+        } else {
+            self.calls.iter().collect()
+        };
+        for call in order {
             store
                 .write_rows(std::slice::from_ref(call), &[], &[])
                 .await
@@ -543,7 +548,7 @@ fn check_groups(queues: &Report, agents: &Report, teams: &Report) {
 
 async fn check_all(store: &CdrStore) -> Vec<serde_json::Value> {
     let mix = Mix::build();
-    mix.store_into(store).await;
+    mix.store_into(store, true).await;
     let halves = mix.report(store, Interval::HalfHour, GroupBy::All).await;
     check_half_hours(&halves);
     let queues = mix.report(store, Interval::All, GroupBy::Queue).await;
@@ -602,8 +607,8 @@ async fn every_indicator_of_the_scripted_mix_on_sqlite() {
     check_all(&store).await;
     // A replayed batch (a retry after an ambiguous failure, a spool) adds nothing.
     let mix = Mix::build();
-    mix.store_into(&store).await;
-    mix.store_into(&store).await;
+    mix.store_into(&store, false).await;
+    mix.store_into(&store, true).await;
     let halves = mix.report(&store, Interval::HalfHour, GroupBy::All).await;
     check_half_hours(&halves);
     let csv = report::format::csv(&halves);
@@ -631,7 +636,7 @@ async fn hotline_report_prints_the_same_numbers_as_table_csv_and_json() {
     let (dir, url) = temp_sqlite();
     let store = connect(&url).await;
     let mix = Mix::build();
-    mix.store_into(&store).await;
+    mix.store_into(&store, false).await;
     let expected = mix.report(&store, Interval::HalfHour, GroupBy::All).await;
     let config = dir.join("hotline.toml");
     std::fs::write(

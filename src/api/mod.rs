@@ -10,6 +10,7 @@
 //! short wait for a turn; login attempts per user and per address.
 
 pub mod auth;
+mod calls;
 pub mod events;
 pub mod metrics;
 mod reports;
@@ -47,6 +48,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/agents"),
     ("POST", "/api/v1/agents/{id}/state"),
     ("POST", "/api/v1/agents/{id}/wrap-up"),
+    ("POST", "/api/v1/agents/{id}/hold"),
+    ("POST", "/api/v1/agents/{id}/hang-up"),
+    ("POST", "/api/v1/agents/{id}/transfer"),
     ("GET", "/api/v1/queues"),
     ("GET", "/api/v1/events"),
     ("GET", "/api/v1/reports"),
@@ -575,6 +579,19 @@ async fn handle(api: &Arc<Api>, from: IpAddr, req: Request<Incoming>) -> Reply {
             let id = p.split('/').nth(4).unwrap_or_default().to_string();
             set_agent_state(api, id, req).await
         }
+        (&Method::POST, p)
+            if fits("/api/v1/agents/{id}/hold", p)
+                || fits("/api/v1/agents/{id}/hang-up", p)
+                || fits("/api/v1/agents/{id}/transfer", p) =>
+        {
+            let id = p.split('/').nth(4).unwrap_or_default().to_string();
+            let action = match p.rsplit('/').next() {
+                Some("hold") => calls::Action::Hold,
+                Some("hang-up") => calls::Action::HangUp,
+                _ => calls::Action::Transfer,
+            };
+            calls::command(api, id, action, req).await
+        }
         (&Method::POST, p) if fits("/api/v1/agents/{id}/wrap-up", p) => {
             let id = p.split('/').nth(4).unwrap_or_default().to_string();
             wrap_up(api, id, req).await
@@ -975,6 +992,8 @@ async fn ask_engine(
         Ok(Ok(Ok(view))) => Ok(view),
         Ok(Ok(Err(e @ E::UnknownAgent(_)))) => Err(error(StatusCode::NOT_FOUND, e.to_string())),
         Ok(Ok(Err(e @ E::NotInWrapUp(_)))) => Err(error(StatusCode::CONFLICT, e.to_string())),
+        Ok(Ok(Err(e @ E::NotOnCall(_)))) => Err(error(StatusCode::CONFLICT, e.to_string())),
+        Ok(Ok(Err(e @ E::NoSuchTarget(_)))) => Err(error(StatusCode::NOT_FOUND, e.to_string())),
         Ok(Ok(Err(e))) => Err(error(StatusCode::BAD_REQUEST, e.to_string())),
         _ => Err(error(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -21,7 +21,23 @@ pub enum AgentCommand {
     },
     /// After-call work is over: ready again (or whatever was asked for during the call).
     EndWrapUp,
+    /// The caller of the agent's current call hears music, or is back.
+    Hold {
+        held: bool,
+    },
+    /// The agent's current call ends for them, as if their phone hung up: the caller goes
+    /// on in the flow (a survey, say), the agent to wrap-up.
+    HangUp,
+    /// A blind transfer of the agent's current call to a colleague (id or extension), a
+    /// queue or a number, with the reason for the CDR.
+    Transfer {
+        target: String,
+        reason: Option<String>,
+    },
 }
+
+/// Longest transfer reason kept.
+pub const MAX_REASON: usize = 64;
 
 /// An agent as the API shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -49,6 +65,10 @@ pub enum AgentCommandError {
     UnknownDisposition { given: String, known: String },
     #[error("agent {0:?} is not in wrap-up")]
     NotInWrapUp(String),
+    #[error("agent {0:?} is not talking to a caller")]
+    NotOnCall(String),
+    #[error("no agent, queue or dialable number {0:?} to transfer to")]
+    NoSuchTarget(String),
 }
 
 /// Longest wrap-up notes kept.
@@ -79,7 +99,44 @@ impl<M: MediaBackend> Engine<M> {
         let unknown = || AgentCommandError::UnknownAgent(agent_id.to_string());
         let agent = self.acd.agent_id(agent_id).ok_or_else(unknown)?;
         self.acd.agent_def(agent).ok_or_else(unknown)?;
+        let call_error = |e| match e {
+            super::agent_transfer::ApiCallError::NotOnCall => {
+                AgentCommandError::NotOnCall(agent_id.to_string())
+            }
+            super::agent_transfer::ApiCallError::NoSuchTarget => {
+                AgentCommandError::NoSuchTarget(String::new())
+            }
+        };
         let event = match command {
+            AgentCommand::Hold { held } => {
+                let (id, _) = self
+                    .talking_leg(agent)
+                    .ok_or_else(|| call_error(super::agent_transfer::ApiCallError::NotOnCall))?;
+                tracing::info!(agent = agent_id, held, "hold through the API");
+                self.agent_hold(now, id, agent, held);
+                return self.agent_view(agent_id).ok_or_else(unknown);
+            }
+            AgentCommand::HangUp => {
+                let (_, leg) = self
+                    .talking_leg(agent)
+                    .ok_or_else(|| call_error(super::agent_transfer::ApiCallError::NotOnCall))?;
+                tracing::info!(agent = agent_id, "hang-up through the API");
+                self.hang_up_leg(now, leg);
+                return self.agent_view(agent_id).ok_or_else(unknown);
+            }
+            AgentCommand::Transfer { target, reason } => {
+                let reason = reason
+                    .map(|r| clean_notes(&r, MAX_REASON).replace('\n', " "))
+                    .filter(|r| !r.trim().is_empty());
+                tracing::info!(agent = agent_id, %target, ?reason, "transfer through the API");
+                return match self.api_transfer(now, agent, &target, reason) {
+                    Ok(()) => self.agent_view(agent_id).ok_or_else(unknown),
+                    Err(super::agent_transfer::ApiCallError::NoSuchTarget) => {
+                        Err(AgentCommandError::NoSuchTarget(target))
+                    }
+                    Err(e) => Err(call_error(e)),
+                };
+            }
             AgentCommand::Login => AcdEvent::Login { agent },
             AgentCommand::Logout => AcdEvent::Logout { agent },
             AgentCommand::Ready => AcdEvent::Ready { agent },

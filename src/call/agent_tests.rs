@@ -1018,3 +1018,128 @@ fn agents_time_comes_out_per_quarter_hour_and_adds_up_to_the_time_logged_in() {
         .sum();
     assert!((59_000..=61_000).contains(&on_call), "on call {on_call} ms");
 }
+
+#[test]
+fn the_api_holds_transfers_and_hangs_up_the_agents_call() {
+    use super::agent_api::{AgentCommand, AgentCommandError};
+    let mut n = ready_net("longest-idle", "");
+    // Nothing to act on before a call.
+    let err = n
+        .engine
+        .agent_command(n.now, "1001", AgentCommand::Hold { held: true })
+        .unwrap_err();
+    assert_eq!(err, AgentCommandError::NotOnCall("1001".into()));
+    let caller = queued_caller(&mut n);
+    let (i, id) = n.rung();
+    let c = n.incoming(i)[0];
+    n.answer(i, c);
+    n.advance(Duration::from_secs(10));
+    let view = n
+        .engine
+        .agent_command(n.now, id, AgentCommand::Hold { held: true })
+        .unwrap();
+    assert_eq!(view.state, "on_hold");
+    n.advance(Duration::from_secs(20));
+    n.engine
+        .agent_command(n.now, id, AgentCommand::Hold { held: false })
+        .unwrap();
+    assert_eq!(n.state(id), AgentState::OnCall);
+    // A transfer to nowhere changes nothing.
+    let err = n
+        .engine
+        .agent_command(
+            n.now,
+            id,
+            AgentCommand::Transfer {
+                target: "nobody".into(),
+                reason: None,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(err, AgentCommandError::NoSuchTarget("nobody".into()));
+    assert_eq!(n.state(id), AgentState::OnCall);
+    // To the queue again, with a reason: the agent goes to wrap-up, the caller waits again
+    // and the other agent rings.
+    n.engine
+        .agent_command(
+            n.now,
+            id,
+            AgentCommand::Transfer {
+                target: "help".into(),
+                reason: Some("needs\u{202e} billing".into()),
+            },
+        )
+        .unwrap();
+    n.pump();
+    n.advance(Duration::from_millis(100));
+    assert_eq!(n.state(id), AgentState::WrapUp);
+    assert!(
+        n.phones[i].wire.iter().any(|m| m.starts_with("BYE ")),
+        "the agent's phone is hung up"
+    );
+    let other = if i == A1 { A2 } else { A1 };
+    let other_id = if i == A1 { "1002" } else { "1001" };
+    assert_eq!(n.incoming(other).len(), 1, "the caller is offered again");
+    let call = n.engine.calls.values().next().unwrap();
+    assert_eq!(call.transfers[0].reason.as_deref(), Some("needs billing"));
+    assert_eq!(call.transfers[0].by, id);
+    let c2 = n.incoming(other)[0];
+    n.answer(other, c2);
+    n.advance(Duration::from_secs(5));
+    // The colleague hangs up from the browser: the caller goes on to the survey.
+    n.engine
+        .agent_command(n.now, other_id, AgentCommand::HangUp)
+        .unwrap();
+    n.pump();
+    n.advance(Duration::from_millis(100));
+    assert_eq!(n.state(other_id), AgentState::WrapUp);
+    assert!(n.phones[other].wire.iter().any(|m| m.starts_with("BYE ")));
+    assert!(
+        n.caller_path().iter().any(|p| p == "survey"),
+        "{:?}",
+        n.caller_path()
+    );
+    n.plays_done();
+    n.advance(Duration::from_secs(40));
+    let _ = caller;
+    let r = n.records().pop().expect("a CDR");
+    assert!((19_900..=20_300).contains(&r.hold_ms.unwrap()), "{r:?}");
+    assert_eq!(r.transfers.len(), 1);
+    assert_eq!(r.agent.as_deref(), Some(other_id));
+}
+
+#[test]
+fn a_caller_answered_then_hanging_up_in_the_next_queue_did_not_abandon() {
+    use super::agent_api::AgentCommand;
+    let mut n = ready_net("longest-idle", "");
+    let caller = queued_caller(&mut n);
+    n.advance(Duration::from_secs(3));
+    let (i, id) = n.rung();
+    let c = n.incoming(i)[0];
+    n.answer(i, c);
+    n.advance(Duration::from_secs(30));
+    n.engine
+        .agent_command(
+            n.now,
+            id,
+            AgentCommand::Transfer {
+                target: "help".into(),
+                reason: None,
+            },
+        )
+        .unwrap();
+    n.pump();
+    n.advance(Duration::from_secs(2));
+    // The caller gives up while the colleague's phone rings.
+    n.phones[CALLER].ua.hangup(n.now, caller);
+    n.pump();
+    n.advance(Duration::from_secs(40));
+    let r = n.records().pop().expect("a CDR");
+    assert!(!r.abandoned, "{r:?}");
+    assert_eq!(r.agent.as_deref(), Some(id));
+    let wait = r.wait_ms.unwrap();
+    assert!(
+        wait < 4_000,
+        "the wait before the first answer, not the whole call: {wait}"
+    );
+}

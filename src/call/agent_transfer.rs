@@ -24,6 +24,13 @@ const TRANSFER_MAX_WAIT: Duration = Duration::from_secs(3600);
 /// How long an outside number rings before the caller goes back to their queue.
 const OUTSIDE_RING: Duration = Duration::from_secs(45);
 
+/// Why a call command from the API could not be carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ApiCallError {
+    NotOnCall,
+    NoSuchTarget,
+}
+
 /// What a REFER's target names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Target {
@@ -70,7 +77,25 @@ impl<M: MediaBackend> Engine<M> {
         };
         self.ua.answer_refer(now, dialog, 202);
         self.ua.notify_refer(now, dialog, 200, true);
-        self.blind_transfer(now, id, agent, target);
+        self.blind_transfer(now, id, agent, target, None);
+    }
+
+    /// A blind transfer asked for through the API, with its reason: the target as the agent
+    /// would dial it (a colleague's id or extension, a queue, a number). Err: not on a call,
+    /// or no such target.
+    pub(super) fn api_transfer(
+        &mut self,
+        now: Instant,
+        agent: AgentId,
+        target: &str,
+        reason: Option<String>,
+    ) -> Result<(), ApiCallError> {
+        let (id, _) = self.talking_leg(agent).ok_or(ApiCallError::NotOnCall)?;
+        let target = self
+            .transfer_target(id, &format!("sip:{target}@hotline"))
+            .ok_or(ApiCallError::NoSuchTarget)?;
+        self.blind_transfer(now, id, agent, target, reason);
+        Ok(())
     }
 
     /// The interaction and agent of an agent leg bridged to its caller.
@@ -109,7 +134,14 @@ impl<M: MediaBackend> Engine<M> {
 
     /// The agent hands the caller on: their conversation ends (wrap-up), the caller waits
     /// again, and the CDR notes who sent them where.
-    fn blind_transfer(&mut self, now: Instant, id: InteractionId, agent: AgentId, target: Target) {
+    fn blind_transfer(
+        &mut self,
+        now: Instant,
+        id: InteractionId,
+        agent: AgentId,
+        target: Target,
+        reason: Option<String>,
+    ) {
         let wall = self.wall_ms(now);
         let by = self
             .acd
@@ -121,7 +153,7 @@ impl<M: MediaBackend> Engine<M> {
                 (TransferTargetKind::Agent, to.clone(), queue, Some(to))
             }
             Target::Queue(q) => (TransferTargetKind::Queue, q.clone(), q, None),
-            Target::Number(number) => return self.transfer_out(now, id, agent, number),
+            Target::Number(number) => return self.transfer_out(now, id, agent, number, reason),
         };
         let Some(call) = self.calls.get_mut(&id) else {
             return;
@@ -136,7 +168,7 @@ impl<M: MediaBackend> Engine<M> {
             target: target_text,
             target_kind,
             by,
-            reason: None,
+            reason,
         });
         let answered_ms = visit.answered.map_or(wall, |(_, _, at)| at);
         let leg = visit.answered.map(|(_, leg, _)| leg);
@@ -171,7 +203,14 @@ impl<M: MediaBackend> Engine<M> {
 impl<M: MediaBackend> Engine<M> {
     /// The agent sends the caller to an outside number: their conversation ends, the caller
     /// hears music while the number rings through the gateway.
-    fn transfer_out(&mut self, now: Instant, id: InteractionId, agent: AgentId, number: String) {
+    fn transfer_out(
+        &mut self,
+        now: Instant,
+        id: InteractionId,
+        agent: AgentId,
+        number: String,
+        reason: Option<String>,
+    ) {
         let wall = self.wall_ms(now);
         let by = self
             .acd
@@ -191,7 +230,7 @@ impl<M: MediaBackend> Engine<M> {
             target: number.clone(),
             target_kind: TransferTargetKind::Number,
             by,
-            reason: None,
+            reason,
         });
         let answered = call.queue.as_mut().and_then(|v| v.answered.take());
         let caller = self

@@ -251,6 +251,12 @@ impl<M: MediaBackend> Engine<M> {
         self.agent_states.pop_front()
     }
 
+    /// Everything counted of agents' time so far goes out (the server is about to exit).
+    pub fn flush_agent_time(&mut self, now: Instant) {
+        let wall = self.wall_ms(now);
+        self.agent_time.flush(wall);
+    }
+
     /// Agents' time per quarter hour for the CDR writer.
     pub fn poll_agent_time(&mut self) -> Option<crate::cdr::AgentTimeRecord> {
         let mut row = self.agent_time.poll()?;

@@ -294,6 +294,14 @@ impl<M: MediaBackend> Engine<M> {
         }
     }
 
+    /// hotline hangs a leg up on its party's behalf (an agent's "hang up" in the browser):
+    /// BYE to the phone, then everything that follows as if the phone had hung up.
+    pub(super) fn hang_up_leg(&mut self, now: Instant, leg: LegId) {
+        if let Some(l) = self.drop_leg(now, leg) {
+            self.leg_ended(now, leg_snapshot(&l), LegEnd::RemoteBye);
+        }
+    }
+
     fn unbridge_if(&mut self, interaction: InteractionId, leg: LegId) {
         if let Some(call) = self.calls.get_mut(&interaction)
             && call.bridged == Some(leg)

@@ -21,8 +21,12 @@ pub(super) struct QueueVisit {
     pub keys: Vec<char>,
     pub entered_ms: i64,
     pub left_ms: Option<i64>,
-    /// The agent who answered, their leg, and when.
+    /// The agent who answered, their leg, and when (after an attended transfer: the
+    /// colleague who took over, and when).
     pub answered: Option<(AgentId, LegId, i64)>,
+    /// When an agent first answered in this visit: the end of the caller's wait, which a
+    /// hand-over to a colleague does not move.
+    pub first_answer_ms: Option<i64>,
     /// The caller hung up before anyone answered.
     pub abandoned: bool,
     /// The flow's say on recording this caller's conversations; None: the queue's.
@@ -39,6 +43,7 @@ impl QueueVisit {
             entered_ms: wall,
             left_ms: None,
             answered: None,
+            first_answer_ms: None,
             abandoned: false,
             record: self.record,
         }
@@ -179,6 +184,7 @@ impl<M: MediaBackend> Engine<M> {
             entered_ms: wall,
             left_ms: None,
             answered: None,
+            first_answer_ms: None,
             abandoned: false,
             record,
         });
@@ -448,6 +454,7 @@ impl<M: MediaBackend> Engine<M> {
         };
         if let Some(visit) = call.queue.as_mut() {
             visit.answered = Some((agent, leg, wall));
+            visit.first_answer_ms.get_or_insert(wall);
             visit.left_ms = Some(wall);
         }
         if let Some(def) = def {
@@ -777,11 +784,13 @@ pub(super) fn fill_record(
     record.queue = Some(visit.queue.clone());
     record.queue_enter_ms = Some(visit.entered_ms);
     record.queue_leave_ms = visit.left_ms;
-    record.wait_ms = match visit.answered {
-        Some((_, _, answered)) => Some(answered - visit.entered_ms),
+    record.wait_ms = match visit.first_answer_ms {
+        Some(answered) => Some(answered - visit.entered_ms),
         None => visit.left_ms.map(|left| left - visit.entered_ms),
     };
-    record.abandoned = visits.last().is_some_and(|v| v.abandoned);
+    // A caller an agent answered did not abandon, even if they hung up later while
+    // waiting again after a transfer.
+    record.abandoned = visit.answered.is_none() && visits.last().is_some_and(|v| v.abandoned);
     record.agent = facts.agent.clone();
     record.team = facts.team.clone();
     if facts.agent.is_some() {

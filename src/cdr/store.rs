@@ -610,25 +610,20 @@ impl CdrStore {
             operation: "store a QA score",
             error,
         };
-        let mut tx = self.pool.begin().await.map_err(failed)?;
-        sqlx::query("DELETE FROM qa_scores WHERE call_id = $1 AND scorer = $2")
-            .bind(call_id)
-            .bind(scorer)
-            .execute(&mut *tx)
-            .await
-            .map_err(failed)?;
         sqlx::query(
-            "INSERT INTO qa_scores (call_id, scorer, score, scored_ms, notes) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO qa_scores (call_id, scorer, score, scored_ms, notes) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (call_id, scorer) DO UPDATE SET \
+             score = excluded.score, scored_ms = excluded.scored_ms, notes = excluded.notes",
         )
         .bind(call_id)
         .bind(scorer)
         .bind(i32::from(score))
         .bind(scored_ms)
         .bind(notes)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await
         .map_err(failed)?;
-        tx.commit().await.map_err(failed)
+        Ok(())
     }
 
     /// Calls grouped by the value of one label (a call type, a VIP tier), most calls first;
@@ -1008,8 +1003,9 @@ fn bind_call<'q>(query: AnyQuery<'q>, rec: &'q CdrRecord) -> AnyQuery<'q> {
 /// Links a stored call with the same number's calls before and after it (`prev_ms`: the
 /// latest earlier call that was not blocked; `next_ms`: the earliest later call of any kind),
 /// in both directions, so the links are right whatever order calls are stored in. Each
-/// statement is a bounded search on the (caller, start_ms) index, and running them again
-/// changes nothing.
+/// statement touches the new row and its neighbours only (the call just before it; the
+/// calls after it up to the first that got in), found on the (caller, start_ms) index, and
+/// running them again changes nothing.
 async fn link_caller(
     tx: &mut sqlx::Transaction<'_, Any>,
     rec: &CdrRecord,
@@ -1027,7 +1023,8 @@ async fn link_caller(
     .execute(&mut **tx)
     .await?;
     sqlx::query(
-        "UPDATE cdr SET next_ms = $2 WHERE caller = $1 AND start_ms < $2 \
+        "UPDATE cdr SET next_ms = $2 WHERE caller = $1 \
+         AND start_ms = (SELECT MAX(p.start_ms) FROM cdr p WHERE p.caller = $1 AND p.start_ms < $2) \
          AND (next_ms IS NULL OR next_ms > $2)",
     )
     .bind(rec.caller.as_str())
@@ -1037,6 +1034,8 @@ async fn link_caller(
     if rec.disposition != super::record::Disposition::Blocked {
         sqlx::query(
             "UPDATE cdr SET prev_ms = $2 WHERE caller = $1 AND start_ms > $2 \
+             AND start_ms <= COALESCE((SELECT MIN(n.start_ms) FROM cdr n WHERE n.caller = $1 \
+                 AND n.start_ms > $2 AND n.disposition <> 'blocked'), 9223372036854775807) \
              AND (prev_ms IS NULL OR prev_ms < $2)",
         )
         .bind(rec.caller.as_str())
@@ -1425,8 +1424,8 @@ mod tests {
         );
         let sql = insert_sql(&CDR, 2);
         assert!(sql.starts_with("INSERT INTO cdr (id, sip_call_id,"));
-        assert!(sql.contains("$64)"));
-        assert!(!sql.contains("$65"));
+        assert!(sql.contains("$66)"));
+        assert!(!sql.contains("$67"));
         for table in [
             &CDR,
             &OFFERS,

@@ -55,7 +55,8 @@ pub fn boundaries(interval: Interval, tz: &TimeZone, from_ms: i64, to_ms: i64) -
         return vec![from_ms, to_ms];
     };
     let mut out = vec![at.timestamp().as_millisecond()];
-    while *out.last().unwrap_or(&to_ms) < to_ms {
+    // Bounded whatever the range: the caller refuses more intervals than this anyway.
+    while *out.last().unwrap_or(&to_ms) < to_ms && out.len() <= super::MAX_INTERVALS + 1 {
         let Some(next) = step(interval, tz, &at) else {
             out.push(to_ms);
             break;

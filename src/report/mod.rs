@@ -141,8 +141,10 @@ pub struct ReportRow {
     pub indicators: Indicators,
 }
 
-/// Longest range one report may cover, so a typo cannot ask for a century of half hours.
-const MAX_INTERVALS: usize = 20_000;
+/// Most intervals one report may have.
+pub(crate) const MAX_INTERVALS: usize = 20_000;
+/// Longest range: a year's report by month, with room for a leap year and a few days.
+const MAX_RANGE_MS: i64 = 400 * 86_400_000;
 
 pub async fn run(
     store: &CdrStore,
@@ -153,6 +155,11 @@ pub async fn run(
     if request.to_ms <= request.from_ms {
         return Err(ReportError::Request(
             "the range ends before it starts".into(),
+        ));
+    }
+    if request.to_ms - request.from_ms > MAX_RANGE_MS {
+        return Err(ReportError::Request(
+            "a report covers at most 400 days: choose a shorter range".into(),
         ));
     }
     let b = intervals::boundaries(
@@ -271,6 +278,14 @@ async fn collect(
     let transfers = "FROM cdr_transfers t JOIN cdr c ON c.id = t.call_id \
          WHERE c.start_ms >= $1 AND c.start_ms < $2 AND c.agent IS NOT NULL \
          AND t.transferred_by <> 'flow'";
+    // A transfer is the transferring agent's (and their team's), not that of whoever
+    // answered the caller last.
+    let transfer_key = match by {
+        GroupBy::Agent => "t.transferred_by".to_owned(),
+        GroupBy::Team => team_of_sql("t.transferred_by", directory),
+        GroupBy::All | GroupBy::Queue => key.to_owned(),
+    };
+    let key = transfer_key.as_str();
     let sql = format!(
         "SELECT {key}, CAST({bucket} AS BIGINT), COUNT(DISTINCT t.call_id) {transfers} GROUP BY 1, 2"
     );
@@ -291,6 +306,7 @@ async fn collect(
         }
     }
 
+    let key = by.call_key();
     let sql = format!(
         "SELECT {key}, CAST({bucket} AS BIGINT), CAST(SUM(q.score) AS BIGINT), COUNT(*) \
          FROM qa_scores q JOIN cdr c ON c.id = q.call_id \
@@ -333,8 +349,13 @@ async fn collect(
                 GroupBy::Team => directory.teams.get(agent).cloned().flatten(),
             };
             for &(start, end) in ranges {
-                for (i, w) in b.windows(2).enumerate() {
-                    let overlap = end.min(w[1]) - start.max(w[0]);
+                // The intervals the shift overlaps, found by search: b is sorted.
+                let first = b.partition_point(|x| *x <= start).saturating_sub(1);
+                for i in first..b.len() - 1 {
+                    if b[i] >= end {
+                        break;
+                    }
+                    let overlap = end.min(b[i + 1]) - start.max(b[i]);
                     if overlap > 0
                         && let Some(s) = slot(&mut out, b, i as i64, group.clone(), has_agent_time)
                     {
@@ -449,7 +470,9 @@ fn in_shift_sql(scheduled: &BTreeMap<String, Vec<(i64, i64)>>) -> String {
     // Agents with the same times share one test.
     let mut by_ranges: BTreeMap<&Vec<(i64, i64)>, Vec<String>> = BTreeMap::new();
     for (agent, ranges) in scheduled {
-        by_ranges.entry(ranges).or_default().push(quote(agent));
+        if settings::is_agent_id(agent) {
+            by_ranges.entry(ranges).or_default().push(quote(agent));
+        }
     }
     let tests: Vec<String> = by_ranges
         .iter()
@@ -463,13 +486,45 @@ fn in_shift_sql(scheduled: &BTreeMap<String, Vec<(i64, i64)>>) -> String {
                 })
                 .collect();
             format!(
-                "(a.agent IN ({}) AND ({}))",
+                "(a.agent IN ({}) AND {})",
                 agents.join(", "),
-                times.join(" OR ")
+                any_of(&times)
             )
         })
         .collect();
-    format!("({})", tests.join(" OR "))
+    any_of(&tests)
+}
+
+/// `a OR b OR ...` as a balanced tree: SQLite limits how deep an expression nests (1000),
+/// and a year of daily shifts is more terms than that.
+fn any_of(terms: &[String]) -> String {
+    match terms {
+        [] => "1 = 0".into(),
+        [one] => one.clone(),
+        _ => {
+            let (left, right) = terms.split_at(terms.len() / 2);
+            format!("({} OR {})", any_of(left), any_of(right))
+        }
+    }
+}
+
+/// The team of the agent named by `column`, from the agents file, as SQL over literals.
+fn team_of_sql(column: &str, directory: &Directory) -> String {
+    let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+    let mut arms: Vec<String> = directory
+        .teams
+        .iter()
+        .filter_map(|(agent, team)| {
+            let team = team.as_ref()?;
+            (settings::is_agent_id(agent) && settings::is_agent_id(team))
+                .then(|| format!("WHEN {} THEN {}", quote(agent), quote(team)))
+        })
+        .collect();
+    if arms.is_empty() {
+        return "CAST(NULL AS TEXT)".into();
+    }
+    arms.sort();
+    format!("CASE {column} {} END", arms.join(" "))
 }
 
 #[cfg(test)]

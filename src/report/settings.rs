@@ -138,11 +138,31 @@ impl ReportSettings {
     }
 }
 
+/// The characters agent ids and team names are made of (as the agents file allows): the
+/// only ones a report writes into SQL.
+pub fn is_agent_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
 fn shift(index: usize, s: ShiftSection) -> Result<Shift, (&'static str, String)> {
     let key = "report.shift";
     let n = index + 1;
     if s.agents.is_empty() && s.team.is_none() {
         return Err((key, format!("shift {n} names neither agents nor a team")));
+    }
+    if let Some(bad) = s
+        .agents
+        .iter()
+        .chain(s.team.as_ref())
+        .find(|a| !is_agent_id(a))
+    {
+        return Err((
+            key,
+            format!("shift {n}: {bad:?} is not an agent id or team name (letters, digits, _ - .)"),
+        ));
     }
     let days = parse_days(s.days.trim()).map_err(|m| (key, format!("shift {n}: {m}")))?;
     let hours = parse_span(&s.hours)
@@ -223,6 +243,12 @@ mod tests {
             "report.shift"
         );
         assert_eq!(key(&format!("{shift}hours = \"closed\"\n")), "report.shift");
+        assert_eq!(
+            key(
+                "[report]\n[[report.shift]]\nagents = [\"a'b\"]\ndays = \"mon\"\nhours = \"09:00-17:00\"\n"
+            ),
+            "report.shift"
+        );
         let err = parse("[report]\n[[report.shift]]\ndays = \"mon\"\nhours = \"09:00-17:00\"\n")
             .unwrap_err();
         assert!(err.1.contains("neither agents nor a team"), "{err:?}");

@@ -656,6 +656,10 @@ async fn signalling_loop(
         }
         engine.media().flush();
         if engine.drained() {
+            engine.flush_agent_time(Instant::now());
+            while let Some(time) = engine.poll_agent_time() {
+                sink.submit(time);
+            }
             sink.pump();
             engine.media().stop();
             return Ok(());
