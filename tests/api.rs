@@ -802,6 +802,37 @@ fn reports_and_qa_scores_by_role() {
     );
     assert_eq!(r.status, 400, "a range too long is refused: {}", r.body);
 
+    // Who is waiting is for supervisors and admins; moving a caller too.
+    let queues = |auth: &str| {
+        http(
+            addr,
+            "GET",
+            "/api/v1/queues",
+            &[("Authorization", auth)],
+            "",
+        )
+        .json()
+    };
+    assert!(queues(&wang)["waiting"].is_array());
+    assert!(queues(&li).get("waiting").is_none());
+    let mv = |auth: &str, body: &str| {
+        http(
+            addr,
+            "POST",
+            "/api/v1/calls/call1/move",
+            &[("Authorization", auth)],
+            body,
+        )
+    };
+    assert_eq!(mv(&li, r#"{"queue": "help"}"#).status, 403);
+    assert_eq!(
+        mv(&wang, r#"{"queue": "help", "agent": "1001"}"#).status,
+        400
+    );
+    assert_eq!(mv(&wang, r#"{}"#).status, 400);
+    let r = mv(&wang, r#"{"queue": "help"}"#);
+    assert_eq!(r.status, 404, "call1 is over, not waiting: {}", r.body);
+
     // QA scores: a supervisor their teams' calls, an admin any, an agent none.
     let score = |auth: &str, call: &str, body: &str| {
         http(

@@ -310,6 +310,18 @@ impl Acd {
         self.agents.get(agent.0 as usize)?.ringing
     }
 
+    /// Whether an agent's phone is ringing for this caller.
+    pub fn is_offered(&self, caller: CallerId) -> bool {
+        self.callers
+            .get(&caller)
+            .is_some_and(|c| !c.offers.is_empty())
+    }
+
+    /// A waiting caller's priority (0 lowest).
+    pub fn caller_priority(&self, caller: CallerId) -> Option<u8> {
+        self.callers.get(&caller).map(|c| c.key.0.0)
+    }
+
     /// The queue a waiting (or ringing) caller is in.
     pub fn queue_of(&self, caller: CallerId) -> Option<&str> {
         let c = self.callers.get(&caller)?;

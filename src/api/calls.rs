@@ -70,3 +70,72 @@ pub async fn command(api: &Api, id: String, action: Action, req: Request<Incomin
         Err(r) => r,
     }
 }
+
+/// `POST /api/v1/calls/{id}/move` with `{"queue": "billing"}` or `{"agent": "1002"}`: a
+/// supervisor or admin sends a caller who is still waiting elsewhere.
+pub async fn move_caller(api: &Api, call: String, req: Request<Incoming>) -> Reply {
+    use crate::call::supervise::{MoveError, MoveTarget};
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        queue: Option<String>,
+        agent: Option<String>,
+    }
+    let Some(session) = api.session(&req) else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "log in first (POST /api/v1/session)",
+        );
+    };
+    if session.role == super::auth::Role::Agent {
+        return error(
+            StatusCode::FORBIDDEN,
+            "only supervisors and admins move callers",
+        );
+    }
+    let body: Body = match read_json(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let target = match (body.queue, body.agent) {
+        (Some(q), None) if !q.is_empty() && q.len() <= 64 => MoveTarget::Queue(q),
+        (None, Some(a)) if !a.is_empty() && a.len() <= 64 => MoveTarget::Agent(a),
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "name either a queue or an agent (1 to 64 characters)",
+            );
+        }
+    };
+    let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+    let request = ApiRequest::Move {
+        call: call.clone(),
+        target: target.clone(),
+        by: session.user.clone(),
+        reply: reply_tx,
+    };
+    if api.feeds.commands.try_send(request).is_err() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is busy; try again",
+        );
+    }
+    match tokio::time::timeout(super::COMMAND_WAIT, reply_rx).await {
+        Ok(Ok(Ok(()))) => {
+            tracing::info!(user = %session.user, %call, ?target, "waiting caller moved through the API");
+            let to = match target {
+                MoveTarget::Queue(q) => json!({ "queue": q }),
+                MoveTarget::Agent(a) => json!({ "agent": a }),
+            };
+            reply(StatusCode::OK, json!({ "moved": call, "to": to }))
+        }
+        Ok(Ok(Err(e @ MoveError::AgentUnavailable(_)))) => {
+            error(StatusCode::CONFLICT, e.to_string())
+        }
+        Ok(Ok(Err(e))) => error(StatusCode::NOT_FOUND, e.to_string()),
+        _ => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server did not answer in time",
+        ),
+    }
+}

@@ -55,6 +55,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/events"),
     ("GET", "/api/v1/reports"),
     ("POST", "/api/v1/calls/{id}/qa"),
+    ("POST", "/api/v1/calls/{id}/move"),
     ("GET", "/metrics"),
 ];
 
@@ -75,6 +76,13 @@ fn fits(pattern: &str, path: &str) -> bool {
 /// [`COMMAND_WAIT`] at most.
 #[derive(Debug)]
 pub enum ApiRequest {
+    /// A supervisor moves a waiting caller (by CDR id).
+    Move {
+        call: String,
+        target: crate::call::supervise::MoveTarget,
+        by: String,
+        reply: tokio::sync::oneshot::Sender<Result<(), crate::call::supervise::MoveError>>,
+    },
     Agent {
         id: String,
         command: crate::call::agent_api::AgentCommand,
@@ -533,9 +541,18 @@ async fn handle(api: &Arc<Api>, from: IpAddr, req: Request<Incoming>) -> Reply {
             ),
         },
         (&Method::GET, "/api/v1/queues") => match api.session(&req) {
-            Some(_) => {
-                let queues = events::queues_json(&api.feeds.snapshot.borrow());
-                reply(StatusCode::OK, json!({ "queues": queues }))
+            Some(s) => {
+                let snapshot = api.feeds.snapshot.borrow();
+                let queues = events::queues_json(&snapshot);
+                // Who is waiting is for those who may move them.
+                if s.role == auth::Role::Agent {
+                    reply(StatusCode::OK, json!({ "queues": queues }))
+                } else {
+                    reply(
+                        StatusCode::OK,
+                        json!({ "queues": queues, "waiting": snapshot.waiting }),
+                    )
+                }
             }
             None => error(
                 StatusCode::UNAUTHORIZED,
@@ -562,6 +579,10 @@ async fn handle(api: &Arc<Api>, from: IpAddr, req: Request<Incoming>) -> Reply {
                 "log in first (POST /api/v1/session)",
             ),
         },
+        (&Method::POST, p) if fits("/api/v1/calls/{id}/move", p) => {
+            let id = p.split('/').nth(4).unwrap_or_default().to_string();
+            calls::move_caller(api, id, req).await
+        }
         (&Method::POST, p) if fits("/api/v1/calls/{id}/qa", p) => {
             let Some(s) = api.session(&req) else {
                 return error(

@@ -1143,3 +1143,90 @@ fn a_caller_answered_then_hanging_up_in_the_next_queue_did_not_abandon() {
         "the wait before the first answer, not the whole call: {wait}"
     );
 }
+
+#[test]
+fn a_supervisor_moves_a_waiting_caller_to_an_agent_who_gets_them_first() {
+    use super::agent_api::AgentCommand;
+    use super::supervise::{MoveError, MoveTarget};
+    let mut n = ready_net("longest-idle", "");
+    // One agent takes a first caller; the other goes to lunch.
+    let _first = queued_caller(&mut n);
+    let (busy_phone, busy) = n.rung();
+    let c = n.incoming(busy_phone)[0];
+    n.answer(busy_phone, c);
+    let (free_phone, free) = if busy == "1001" {
+        (A2, "1002")
+    } else {
+        (A1, "1001")
+    };
+    n.engine
+        .agent_command(
+            n.now,
+            free,
+            AgentCommand::NotReady {
+                reason: "Lunch".into(),
+            },
+        )
+        .unwrap();
+    let second = n.call(CALLER, "100");
+    n.advance(Duration::from_secs(5));
+    let waiting = n.engine.waiting_callers(n.now);
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(waiting[0].queue, "help");
+    assert!(
+        (4_900..=5_200).contains(&waiting[0].waited_ms),
+        "{waiting:?}"
+    );
+    assert!(!waiting[0].ringing);
+    let call = waiting[0].call.clone();
+    assert_eq!(
+        n.engine.move_caller(
+            n.now,
+            "nosuchcall",
+            MoveTarget::Queue("help".into()),
+            "wang"
+        ),
+        Err(MoveError::NotWaiting("nosuchcall".into()))
+    );
+    assert_eq!(
+        n.engine
+            .move_caller(n.now, &call, MoveTarget::Queue("nowhere".into()), "wang"),
+        Err(MoveError::NoSuchQueue("nowhere".into()))
+    );
+    assert_eq!(
+        n.engine
+            .move_caller(n.now, &call, MoveTarget::Agent(free.into()), "wang"),
+        Err(MoveError::AgentUnavailable(free.into())),
+        "an agent at lunch would not free up"
+    );
+    n.engine
+        .move_caller(n.now, &call, MoveTarget::Agent(busy.into()), "wang")
+        .unwrap();
+    // The other agent is back first, but the caller is the busy agent's for now.
+    n.engine
+        .agent_command(n.now, free, AgentCommand::Ready)
+        .unwrap();
+    n.pump();
+    n.advance(Duration::from_millis(100));
+    assert!(
+        n.incoming(free_phone).is_empty(),
+        "the caller waits for the agent named"
+    );
+    // The busy agent hangs up and wraps up (20 s); then their phone rings for the caller.
+    n.phones[busy_phone].ua.hangup(n.now, c);
+    n.pump();
+    n.advance(Duration::from_secs(21));
+    assert_eq!(n.incoming(busy_phone).len(), 2, "the agent named rings");
+    let _ = second;
+    let c2 = n
+        .engine
+        .calls
+        .values()
+        .find(|c| c.record_id == call)
+        .unwrap();
+    let row = c2.transfers.last().unwrap();
+    assert_eq!(
+        (row.by.as_str(), row.target.as_str()),
+        ("supervisor:wang", busy)
+    );
+}

@@ -17,10 +17,10 @@ use crate::sip::Replaces;
 
 /// How long a caller transferred to a colleague is offered to that colleague alone before
 /// the rest of the queue may take them.
-const COLLEAGUE_FIRST: Duration = Duration::from_secs(60);
+pub(super) const COLLEAGUE_FIRST: Duration = Duration::from_secs(60);
 /// A transferred caller's longest wait in the new queue (the queue's own `max_wait` applies
 /// when shorter); the flow's queue node timeout was for the first queue.
-const TRANSFER_MAX_WAIT: Duration = Duration::from_secs(3600);
+pub(super) const TRANSFER_MAX_WAIT: Duration = Duration::from_secs(3600);
 /// How long an outside number rings before the caller goes back to their queue.
 const OUTSIDE_RING: Duration = Duration::from_secs(45);
 

@@ -32,6 +32,7 @@ mod queue;
 mod recording;
 pub mod snapshot;
 mod sticky;
+pub mod supervise;
 mod transfer;
 
 use std::cmp::Reverse;

@@ -45,6 +45,8 @@ pub struct Snapshot {
     pub agents: Vec<(&'static str, u64)>,
     /// Every agent, for the API's lists.
     pub agent_list: Vec<super::agent_api::AgentView>,
+    /// Every caller waiting in a queue, longest first, for supervisors.
+    pub waiting: Vec<super::supervise::WaitingCaller>,
     pub totals: Totals,
 }
 
@@ -70,6 +72,7 @@ impl<M: MediaBackend> Engine<M> {
                 .map(|(state, n)| (state, n as u64))
                 .collect(),
             agent_list: self.agent_views(),
+            waiting: self.waiting_callers(now),
             totals: self.totals,
         }
     }

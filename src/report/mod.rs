@@ -277,7 +277,7 @@ async fn collect(
 
     let transfers = "FROM cdr_transfers t JOIN cdr c ON c.id = t.call_id \
          WHERE c.start_ms >= $1 AND c.start_ms < $2 AND c.agent IS NOT NULL \
-         AND t.transferred_by <> 'flow'";
+         AND t.transferred_by <> 'flow' AND t.transferred_by NOT LIKE 'supervisor:%'";
     // A transfer is the transferring agent's (and their team's), not that of whoever
     // answered the caller last.
     let transfer_key = match by {

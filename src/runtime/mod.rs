@@ -593,6 +593,14 @@ async fn signalling_loop(
                         snapshots.send_replace(engine.snapshot(now));
                     }
                 }
+                crate::api::ApiRequest::Move { call, target, by, reply } => {
+                    let now = Instant::now();
+                    let _ = reply.send(engine.move_caller(now, &call, target, &by));
+                    if now.duration_since(published) >= SNAPSHOT_SPACING {
+                        published = now;
+                        snapshots.send_replace(engine.snapshot(now));
+                    }
+                }
                 crate::api::ApiRequest::WrapUp { id, note, done, reply } => {
                     let now = Instant::now();
                     let _ = reply.send(engine.wrap_up(now, &id, note, done));
