@@ -129,6 +129,8 @@ mod tests {
             agents: vec![("available", 1), ("on_call", 2)],
             agent_list: Vec::new(),
             waiting: Vec::new(),
+            reasons: Vec::new(),
+            dispositions: Vec::new(),
             totals: Totals {
                 calls: 10,
                 offered: 6,

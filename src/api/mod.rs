@@ -13,6 +13,7 @@ pub mod auth;
 mod calls;
 pub mod events;
 pub mod metrics;
+mod pages;
 mod reports;
 
 use std::collections::HashMap;
@@ -506,15 +507,25 @@ async fn handle(api: &Arc<Api>, from: IpAddr, req: Request<Incoming>) -> Reply {
             }
         }
         (&Method::GET, "/api/v1/me") => match api.session(&req) {
-            Some(s) => reply(
-                StatusCode::OK,
-                json!({
-                    "user": s.user,
-                    "role": s.role.as_str(),
-                    "agent": s.agent,
-                    "teams": s.teams,
-                }),
-            ),
+            Some(s) => {
+                let snapshot = api.feeds.snapshot.borrow();
+                let dispositions: Vec<_> = snapshot
+                    .dispositions
+                    .iter()
+                    .map(|(code, label)| json!({ "code": code, "label": label }))
+                    .collect();
+                reply(
+                    StatusCode::OK,
+                    json!({
+                        "user": s.user,
+                        "role": s.role.as_str(),
+                        "agent": s.agent,
+                        "teams": s.teams,
+                        "reasons": snapshot.reasons,
+                        "dispositions": dispositions,
+                    }),
+                )
+            }
             None => error(
                 StatusCode::UNAUTHORIZED,
                 "log in first (POST /api/v1/session)",
@@ -616,6 +627,9 @@ async fn handle(api: &Arc<Api>, from: IpAddr, req: Request<Incoming>) -> Reply {
         (&Method::POST, p) if fits("/api/v1/agents/{id}/wrap-up", p) => {
             let id = p.split('/').nth(4).unwrap_or_default().to_string();
             wrap_up(api, id, req).await
+        }
+        (&Method::GET, p) if pages::is_page(p) => {
+            pages::serve(p).unwrap_or_else(|| error(StatusCode::NOT_FOUND, "no such page"))
         }
         _ => {
             let allowed: Vec<&str> = ROUTES

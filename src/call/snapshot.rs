@@ -47,6 +47,10 @@ pub struct Snapshot {
     pub agent_list: Vec<super::agent_api::AgentView>,
     /// Every caller waiting in a queue, longest first, for supervisors.
     pub waiting: Vec<super::supervise::WaitingCaller>,
+    /// The not-ready reasons agents choose from (the agents file's).
+    pub reasons: Vec<String>,
+    /// The wrap-up dispositions: (code, label).
+    pub dispositions: Vec<(String, String)>,
     pub totals: Totals,
 }
 
@@ -73,6 +77,20 @@ impl<M: MediaBackend> Engine<M> {
                 .collect(),
             agent_list: self.agent_views(),
             waiting: self.waiting_callers(now),
+            reasons: self
+                .catalog
+                .acd
+                .reasons
+                .iter()
+                .map(|r| r.name.clone())
+                .collect(),
+            dispositions: self
+                .catalog
+                .acd
+                .dispositions
+                .iter()
+                .map(|d| (d.code.clone(), d.label.clone()))
+                .collect(),
             totals: self.totals,
         }
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod agent_phone;
+pub mod browser;
 
 use std::collections::VecDeque;
 use std::net::{SocketAddr, UdpSocket};
