@@ -98,15 +98,12 @@ impl Browser {
         trace(&format!("cdp> {text}"));
         self.page.send(Message::text(text)).unwrap();
         loop {
-            match self.page.read().expect("DevTools message") {
-                Message::Text(t) => {
-                    let v: Value = serde_json::from_str(&t).unwrap();
-                    if v["id"] == id {
-                        assert!(v.get("error").is_none(), "{method}: {v}");
-                        return v["result"].clone();
-                    }
+            if let Message::Text(t) = self.page.read().expect("DevTools message") {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["id"] == id {
+                    assert!(v.get("error").is_none(), "{method}: {v}");
+                    return v["result"].clone();
                 }
-                _ => {}
             }
         }
     }
