@@ -103,9 +103,21 @@ fn an_agent_takes_a_call_on_the_desktop_and_the_wallboard_counts_it() {
         "document.getElementById('state').textContent === 'on call'",
         Duration::from_secs(10),
     );
-    caller.talk(S(1500));
-    caller.hangup();
-    caller.pump(S(300));
+    caller.talk(S(500));
+    // Hold and back from the desk, then hang up there: the caller goes on in the flow.
+    desk.click("hold");
+    desk.wait_for(
+        "document.getElementById('state').textContent === 'on hold'",
+        Duration::from_secs(10),
+    );
+    caller.talk(S(500));
+    desk.click("hold");
+    desk.wait_for(
+        "document.getElementById('state').textContent === 'on call'",
+        Duration::from_secs(10),
+    );
+    desk.click("hang-up");
+    caller.pump(S(3000));
 
     // Wrap-up with a disposition, from the desktop.
     desk.wait_for(
@@ -114,7 +126,7 @@ fn an_agent_takes_a_call_on_the_desktop_and_the_wallboard_counts_it() {
     );
     desk.eval("document.getElementById('disposition').value = 'resolved'");
     desk.fill("notes", "asked about the outage");
-    desk.eval("document.getElementById('resolved').checked = true");
+    desk.eval("document.getElementById('resolved').value = 'yes'");
     desk.click("wrap-done");
     desk.wait_for(
         "document.getElementById('state').textContent === 'available'",
@@ -143,6 +155,10 @@ fn an_agent_takes_a_call_on_the_desktop_and_the_wallboard_counts_it() {
         .expect("the call's CDR");
     assert_eq!(record.wrap_disposition.as_deref(), Some("resolved"));
     assert_eq!(record.resolved, Some(true));
+    assert!(
+        record.hold_ms.unwrap_or(0) > 0,
+        "the hold is in the CDR: {record:?}"
+    );
 
     // The reports page draws the day's calls.
     let mut reports = Browser::start();
@@ -168,6 +184,13 @@ fn an_agent_takes_a_call_on_the_desktop_and_the_wallboard_counts_it() {
         reports.screenshot(&dir.join("report.png"), 1100, 900);
     }
 
+    for (page, errors) in [
+        ("desk", &desk.errors),
+        ("wallboard", &wallboard.errors),
+        ("reports", &reports.errors),
+    ] {
+        assert!(errors.is_empty(), "{page}: {errors:#?}");
+    }
     drop(desk);
     drop(wallboard);
     drop(reports);

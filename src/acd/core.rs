@@ -310,6 +310,36 @@ impl Acd {
         self.agents.get(agent.0 as usize)?.ringing
     }
 
+    /// Whether a caller joining `queue` now would stay (the queue exists, someone is logged
+    /// in or its rule is to wait anyway, and it is not full); Err: why they would be sent on.
+    pub fn accepts(&self, queue: &str) -> Result<(), &'static str> {
+        let q = self
+            .queue_ids
+            .get(queue)
+            .map(|q| &self.queues[q.0 as usize])
+            .filter(|q| !q.removed)
+            .ok_or("no such queue")?;
+        if q.def.when_empty != crate::acd::model::EmptyRule::Wait && q.logged_in == 0 {
+            return Err("nobody is logged in to that queue");
+        }
+        if q.def
+            .max_length
+            .is_some_and(|max| q.all.len() >= max as usize)
+        {
+            return Err("that queue is full");
+        }
+        Ok(())
+    }
+
+    /// Whether `agent` serves `queue` and their phone is reachable.
+    pub fn serves(&self, agent: AgentId, queue: &str) -> bool {
+        let (Some(a), Some(q)) = (self.agents.get(agent.0 as usize), self.queue_ids.get(queue))
+        else {
+            return false;
+        };
+        !a.removed && a.reachable && a.queues.contains(q)
+    }
+
     /// Whether an agent's phone is ringing for this caller.
     pub fn is_offered(&self, caller: CallerId) -> bool {
         self.callers

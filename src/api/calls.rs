@@ -22,15 +22,19 @@ pub async fn command(api: &Api, id: String, action: Action, req: Request<Incomin
     #[serde(deny_unknown_fields)]
     struct HoldBody {
         hold: bool,
+        call: Option<String>,
     }
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
-    struct HangUpBody {}
+    struct HangUpBody {
+        call: Option<String>,
+    }
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct TransferBody {
         target: String,
         reason: Option<String>,
+        call: Option<String>,
     }
     let session = match steering(api, &id, &req) {
         Ok(s) => s,
@@ -38,11 +42,14 @@ pub async fn command(api: &Api, id: String, action: Action, req: Request<Incomin
     };
     let command = match action {
         Action::Hold => match read_json::<HoldBody>(req).await {
-            Ok(b) => AgentCommand::Hold { held: b.hold },
+            Ok(b) => AgentCommand::Hold {
+                held: b.hold,
+                call: b.call,
+            },
             Err(r) => return r,
         },
         Action::HangUp => match read_json::<HangUpBody>(req).await {
-            Ok(_) => AgentCommand::HangUp,
+            Ok(b) => AgentCommand::HangUp { call: b.call },
             Err(r) => return r,
         },
         Action::Transfer => match read_json::<TransferBody>(req).await {
@@ -52,6 +59,9 @@ pub async fn command(api: &Api, id: String, action: Action, req: Request<Incomin
             Ok(b) => AgentCommand::Transfer {
                 target: b.target,
                 reason: b.reason,
+                call: b.call,
+                // A supervisor's transfer is not the agent's.
+                by: (session.agent.as_deref() != Some(id.as_str())).then(|| session.user.clone()),
             },
             Err(r) => return r,
         },
@@ -107,6 +117,20 @@ pub async fn move_caller(api: &Api, call: String, req: Request<Incoming>) -> Rep
             );
         }
     };
+    // A supervisor sends callers to their own teams' agents only.
+    if let (MoveTarget::Agent(a), super::auth::Role::Supervisor) = (&target, session.role) {
+        let team = api
+            .feeds
+            .snapshot
+            .borrow()
+            .agent_list
+            .iter()
+            .find(|x| &x.id == a)
+            .and_then(|x| x.team.clone());
+        if !super::events::may_see(&session, a, team.as_deref()) {
+            return error(StatusCode::FORBIDDEN, "that agent is not in your teams");
+        }
+    }
     let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
     let request = ApiRequest::Move {
         call: call.clone(),
@@ -129,9 +153,12 @@ pub async fn move_caller(api: &Api, call: String, req: Request<Incoming>) -> Rep
             };
             reply(StatusCode::OK, json!({ "moved": call, "to": to }))
         }
-        Ok(Ok(Err(e @ MoveError::AgentUnavailable(_)))) => {
-            error(StatusCode::CONFLICT, e.to_string())
-        }
+        Ok(Ok(Err(
+            e @ (MoveError::AgentUnavailable(_)
+            | MoveError::Refused { .. }
+            | MoveError::Ringing
+            | MoveError::SameQueue(_)),
+        ))) => error(StatusCode::CONFLICT, e.to_string()),
         Ok(Ok(Err(e))) => error(StatusCode::NOT_FOUND, e.to_string()),
         _ => error(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -553,15 +553,18 @@ async fn handle(api: &Arc<Api>, from: IpAddr, req: Request<Incoming>) -> Reply {
         },
         (&Method::GET, "/api/v1/queues") => match api.session(&req) {
             Some(s) => {
-                let snapshot = api.feeds.snapshot.borrow();
-                let queues = events::queues_json(&snapshot);
+                // Copied out at once: the loop publishes the next snapshot meanwhile.
+                let (queues, waiting) = {
+                    let snapshot = api.feeds.snapshot.borrow();
+                    (events::queues_json(&snapshot), snapshot.waiting.clone())
+                };
                 // Who is waiting is for those who may move them.
                 if s.role == auth::Role::Agent {
                     reply(StatusCode::OK, json!({ "queues": queues }))
                 } else {
                     reply(
                         StatusCode::OK,
-                        json!({ "queues": queues, "waiting": snapshot.waiting }),
+                        json!({ "queues": queues, "waiting": waiting }),
                     )
                 }
             }
@@ -1027,7 +1030,9 @@ async fn ask_engine(
         Ok(Ok(Ok(view))) => Ok(view),
         Ok(Ok(Err(e @ E::UnknownAgent(_)))) => Err(error(StatusCode::NOT_FOUND, e.to_string())),
         Ok(Ok(Err(e @ E::NotInWrapUp(_)))) => Err(error(StatusCode::CONFLICT, e.to_string())),
-        Ok(Ok(Err(e @ E::NotOnCall(_)))) => Err(error(StatusCode::CONFLICT, e.to_string())),
+        Ok(Ok(Err(e @ (E::NotOnCall(_) | E::OtherCall(_) | E::PhoneHolds(_))))) => {
+            Err(error(StatusCode::CONFLICT, e.to_string()))
+        }
         Ok(Ok(Err(e @ E::NoSuchTarget(_)))) => Err(error(StatusCode::NOT_FOUND, e.to_string())),
         Ok(Ok(Err(e))) => Err(error(StatusCode::BAD_REQUEST, e.to_string())),
         _ => Err(error(

@@ -21,18 +21,25 @@ pub enum AgentCommand {
     },
     /// After-call work is over: ready again (or whatever was asked for during the call).
     EndWrapUp,
-    /// The caller of the agent's current call hears music, or is back.
+    /// The caller of the agent's current call hears music, or is back. `call` (the CDR id),
+    /// when given, must be the agent's current call: a late click never acts on the next.
     Hold {
         held: bool,
+        call: Option<String>,
     },
     /// The agent's current call ends for them, as if their phone hung up: the caller goes
     /// on in the flow (a survey, say), the agent to wrap-up.
-    HangUp,
+    HangUp {
+        call: Option<String>,
+    },
     /// A blind transfer of the agent's current call to a colleague (id or extension), a
-    /// queue or a number, with the reason for the CDR.
+    /// queue or a number, with the reason for the CDR. `by`: who asked, when not the agent
+    /// themselves (a supervisor), for the CDR's transfer row.
     Transfer {
         target: String,
         reason: Option<String>,
+        call: Option<String>,
+        by: Option<String>,
     },
 }
 
@@ -69,6 +76,10 @@ pub enum AgentCommandError {
     NotOnCall(String),
     #[error("no agent, queue or dialable number {0:?} to transfer to")]
     NoSuchTarget(String),
+    #[error("agent {0:?} is on another call now")]
+    OtherCall(String),
+    #[error("agent {0:?}'s phone holds the call: resume it on the phone")]
+    PhoneHolds(String),
 }
 
 /// Longest wrap-up notes kept.
@@ -107,29 +118,46 @@ impl<M: MediaBackend> Engine<M> {
                 AgentCommandError::NoSuchTarget(String::new())
             }
         };
+        // The call asked about, if named, must be the agent's current one.
+        let current = |engine: &Self, call: &Option<String>| {
+            let (id, leg) = engine
+                .talking_leg(agent)
+                .ok_or_else(|| call_error(super::agent_transfer::ApiCallError::NotOnCall))?;
+            match call {
+                Some(c) if engine.calls.get(&id).is_none_or(|x| &x.record_id != c) => {
+                    Err(AgentCommandError::OtherCall(agent_id.to_string()))
+                }
+                _ => Ok((id, leg)),
+            }
+        };
         let event = match command {
-            AgentCommand::Hold { held } => {
-                let (id, _) = self
-                    .talking_leg(agent)
-                    .ok_or_else(|| call_error(super::agent_transfer::ApiCallError::NotOnCall))?;
+            AgentCommand::Hold { held, call } => {
+                let (id, leg) = current(self, &call)?;
+                if !held && self.legs.get(&leg).is_some_and(|l| l.held) {
+                    return Err(AgentCommandError::PhoneHolds(agent_id.to_string()));
+                }
                 tracing::info!(agent = agent_id, held, "hold through the API");
                 self.agent_hold(now, id, agent, held);
                 return self.agent_view(agent_id).ok_or_else(unknown);
             }
-            AgentCommand::HangUp => {
-                let (_, leg) = self
-                    .talking_leg(agent)
-                    .ok_or_else(|| call_error(super::agent_transfer::ApiCallError::NotOnCall))?;
+            AgentCommand::HangUp { call } => {
+                let (_, leg) = current(self, &call)?;
                 tracing::info!(agent = agent_id, "hang-up through the API");
                 self.hang_up_leg(now, leg);
                 return self.agent_view(agent_id).ok_or_else(unknown);
             }
-            AgentCommand::Transfer { target, reason } => {
+            AgentCommand::Transfer {
+                target,
+                reason,
+                call,
+                by,
+            } => {
+                current(self, &call)?;
                 let reason = reason
                     .map(|r| clean_notes(&r, MAX_REASON).replace('\n', " "))
                     .filter(|r| !r.trim().is_empty());
-                tracing::info!(agent = agent_id, %target, ?reason, "transfer through the API");
-                return match self.api_transfer(now, agent, &target, reason) {
+                tracing::info!(agent = agent_id, %target, ?reason, ?by, "transfer through the API");
+                return match self.api_transfer(now, agent, &target, reason, by) {
                     Ok(()) => self.agent_view(agent_id).ok_or_else(unknown),
                     Err(super::agent_transfer::ApiCallError::NoSuchTarget) => {
                         Err(AgentCommandError::NoSuchTarget(target))

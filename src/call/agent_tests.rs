@@ -1026,7 +1026,14 @@ fn the_api_holds_transfers_and_hangs_up_the_agents_call() {
     // Nothing to act on before a call.
     let err = n
         .engine
-        .agent_command(n.now, "1001", AgentCommand::Hold { held: true })
+        .agent_command(
+            n.now,
+            "1001",
+            AgentCommand::Hold {
+                held: true,
+                call: None,
+            },
+        )
         .unwrap_err();
     assert_eq!(err, AgentCommandError::NotOnCall("1001".into()));
     let caller = queued_caller(&mut n);
@@ -1034,14 +1041,40 @@ fn the_api_holds_transfers_and_hangs_up_the_agents_call() {
     let c = n.incoming(i)[0];
     n.answer(i, c);
     n.advance(Duration::from_secs(10));
+    let err = n
+        .engine
+        .agent_command(
+            n.now,
+            id,
+            AgentCommand::Hold {
+                held: true,
+                call: Some("an-earlier-call".into()),
+            },
+        )
+        .unwrap_err();
+    assert_eq!(err, AgentCommandError::OtherCall(id.into()), "a late click");
     let view = n
         .engine
-        .agent_command(n.now, id, AgentCommand::Hold { held: true })
+        .agent_command(
+            n.now,
+            id,
+            AgentCommand::Hold {
+                held: true,
+                call: None,
+            },
+        )
         .unwrap();
     assert_eq!(view.state, "on_hold");
     n.advance(Duration::from_secs(20));
     n.engine
-        .agent_command(n.now, id, AgentCommand::Hold { held: false })
+        .agent_command(
+            n.now,
+            id,
+            AgentCommand::Hold {
+                held: false,
+                call: None,
+            },
+        )
         .unwrap();
     assert_eq!(n.state(id), AgentState::OnCall);
     // A transfer to nowhere changes nothing.
@@ -1053,6 +1086,8 @@ fn the_api_holds_transfers_and_hangs_up_the_agents_call() {
             AgentCommand::Transfer {
                 target: "nobody".into(),
                 reason: None,
+                call: None,
+                by: None,
             },
         )
         .unwrap_err();
@@ -1067,6 +1102,8 @@ fn the_api_holds_transfers_and_hangs_up_the_agents_call() {
             AgentCommand::Transfer {
                 target: "help".into(),
                 reason: Some("needs\u{202e} billing".into()),
+                call: None,
+                by: None,
             },
         )
         .unwrap();
@@ -1088,7 +1125,7 @@ fn the_api_holds_transfers_and_hangs_up_the_agents_call() {
     n.advance(Duration::from_secs(5));
     // The colleague hangs up from the browser: the caller goes on to the survey.
     n.engine
-        .agent_command(n.now, other_id, AgentCommand::HangUp)
+        .agent_command(n.now, other_id, AgentCommand::HangUp { call: None })
         .unwrap();
     n.pump();
     n.advance(Duration::from_millis(100));
@@ -1125,6 +1162,8 @@ fn a_caller_answered_then_hanging_up_in_the_next_queue_did_not_abandon() {
             AgentCommand::Transfer {
                 target: "help".into(),
                 reason: None,
+                call: None,
+                by: None,
             },
         )
         .unwrap();
@@ -1192,6 +1231,11 @@ fn a_supervisor_moves_a_waiting_caller_to_an_agent_who_gets_them_first() {
         n.engine
             .move_caller(n.now, &call, MoveTarget::Queue("nowhere".into()), "wang"),
         Err(MoveError::NoSuchQueue("nowhere".into()))
+    );
+    assert_eq!(
+        n.engine
+            .move_caller(n.now, &call, MoveTarget::Queue("help".into()), "wang"),
+        Err(MoveError::SameQueue("help".into()))
     );
     assert_eq!(
         n.engine

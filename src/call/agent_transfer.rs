@@ -89,12 +89,19 @@ impl<M: MediaBackend> Engine<M> {
         agent: AgentId,
         target: &str,
         reason: Option<String>,
+        by: Option<String>,
     ) -> Result<(), ApiCallError> {
         let (id, _) = self.talking_leg(agent).ok_or(ApiCallError::NotOnCall)?;
         let target = self
             .transfer_target(id, &format!("sip:{target}@hotline"))
             .ok_or(ApiCallError::NoSuchTarget)?;
         self.blind_transfer(now, id, agent, target, reason);
+        // Asked for by a supervisor: the row says so, and it is not the agent's transfer.
+        if let (Some(by), Some(call)) = (by, self.calls.get_mut(&id))
+            && let Some(row) = call.transfers.last_mut()
+        {
+            row.by = format!("supervisor:{by}");
+        }
         Ok(())
     }
 

@@ -206,31 +206,35 @@ impl<M: MediaBackend> Engine<M> {
 
     /// Waiting music for the caller, from the queue's `music` prompt; silence without one.
     pub(super) fn start_music(&mut self, id: InteractionId) {
+        self.music(id, false);
+    }
+
+    /// The caller on hold hears the queue's music, or silence without one: never their
+    /// agent (an empty `Music` on a bridged leg is a silent hold).
+    pub(super) fn hold_music(&mut self, id: InteractionId) {
+        self.music(id, true);
+    }
+
+    fn music(&mut self, id: InteractionId, even_silence: bool) {
         let Some(call) = self.calls.get(&id) else {
             return;
         };
         let (Some(visit), Some(neg)) = (&call.queue, call.negotiated) else {
             return;
         };
-        let Some(name) = call
+        let name = call
             .catalog
             .acd
             .queue(&visit.queue)
-            .and_then(|q| q.music.clone())
-        else {
-            return;
-        };
+            .and_then(|q| q.music.clone());
         let language = call.interpreter.language();
-        let prompts: Vec<_> = call
-            .catalog
-            .flows
-            .prompt_index
-            .get(&name)
+        let prompts: Vec<_> = name
+            .and_then(|name| call.catalog.flows.prompt_index.get(&name))
             .and_then(|p| call.catalog.prompt(language, *p))
             .map(|p| p.for_codec(neg.codec).clone())
             .into_iter()
             .collect();
-        if !prompts.is_empty() {
+        if !prompts.is_empty() || even_silence {
             self.media.command(MediaCommand::Music {
                 call: call.dialog,
                 prompts,
@@ -528,6 +532,8 @@ impl<M: MediaBackend> Engine<M> {
             return;
         };
         tracing::info!(sip_call_id = %call.sip_call_id, "the agent hung up; back to the flow");
+        // Hold music (or a silent hold) must not play on under what the flow does next.
+        self.media.command(MediaCommand::Stop { call: call.dialog });
         call.past_queues.push(visit.clone());
         call.interpreter
             .on_queue_exit(now, visit.task, QueueExit::Answered);
@@ -684,7 +690,7 @@ impl<M: MediaBackend> Engine<M> {
         self.drain_acd(now);
         // Music on a bridged leg is hold (the bridge stays linked); Bridge again resumes.
         if held {
-            self.start_music(id);
+            self.hold_music(id);
         } else if let Some(leg) = self.calls.get(&id).and_then(|c| c.bridged) {
             self.bridge(leg);
         }

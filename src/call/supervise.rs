@@ -11,6 +11,9 @@ use super::{Engine, InteractionId, MediaBackend};
 use crate::acd::AcdEvent;
 use crate::cdr::{TransferKind, TransferRow, TransferTargetKind};
 
+/// Most waiting callers listed in a snapshot.
+pub const MAX_LISTED: usize = 500;
+
 /// Where a waiting caller is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MoveTarget {
@@ -26,9 +29,18 @@ pub enum MoveError {
     NoSuchQueue(String),
     #[error("no agent {0:?}")]
     NoSuchAgent(String),
-    /// Logged out or not ready: they would not free up for the caller.
-    #[error("agent {0:?} is not taking calls (logged out or not ready)")]
+    /// Logged out, not ready, unreachable or not serving the caller's queue: they would
+    /// not free up for the caller.
+    #[error(
+        "agent {0:?} cannot take this caller now (logged out, not ready, unreachable, or not in their queue)"
+    )]
     AgentUnavailable(String),
+    #[error("the caller cannot wait in {queue:?}: {why}")]
+    Refused { queue: String, why: &'static str },
+    #[error("an agent's phone is ringing for the caller; try again if they do not answer")]
+    Ringing,
+    #[error("the caller is already in {0:?}")]
+    SameQueue(String),
 }
 
 /// One caller waiting now, for supervisors' lists.
@@ -65,6 +77,9 @@ impl<M: MediaBackend> Engine<M> {
             })
             .collect();
         out.sort_by(|a, b| b.waited_ms.cmp(&a.waited_ms).then(a.call.cmp(&b.call)));
+        // A wallboard's list, published every second: the longest waiters are the ones
+        // that matter, and a flood of callers must not make every snapshot huge.
+        out.truncate(MAX_LISTED);
         out
     }
 
@@ -93,31 +108,39 @@ impl<M: MediaBackend> Engine<M> {
             .as_ref()
             .map(|v| v.queue.clone())
             .ok_or_else(not_waiting)?;
-        let acd = &self.calls[&id].catalog.acd;
+        if self.acd.is_offered(caller) {
+            return Err(MoveError::Ringing);
+        }
+        // The live ACD decides, not the catalog the call started with.
         let (queue, sticky, kind, text) = match target {
             MoveTarget::Queue(q) => {
-                let q = acd.queue(&q).ok_or(MoveError::NoSuchQueue(q))?;
-                (
-                    q.name.clone(),
-                    None,
-                    TransferTargetKind::Queue,
-                    q.name.clone(),
-                )
+                if q == current {
+                    return Err(MoveError::SameQueue(q));
+                }
+                self.acd.accepts(&q).map_err(|why| match why {
+                    "no such queue" => MoveError::NoSuchQueue(q.clone()),
+                    why => MoveError::Refused {
+                        queue: q.clone(),
+                        why,
+                    },
+                })?;
+                (q.clone(), None, TransferTargetKind::Queue, q)
             }
             MoveTarget::Agent(a) => {
+                let acd = &self.calls[&id].catalog.acd;
                 let def = acd
                     .agent(&a)
                     .or_else(|| acd.agent_by_extension(&a))
                     .ok_or(MoveError::NoSuchAgent(a))?;
-                let state = self
-                    .acd
-                    .agent_id(&def.id)
-                    .and_then(|agent| self.acd.agent_state(agent));
-                if matches!(
-                    state,
-                    None | Some(crate::acd::AgentState::LoggedOut)
-                        | Some(crate::acd::AgentState::NotReady { .. })
-                ) {
+                let agent = self.acd.agent_id(&def.id);
+                let state = agent.and_then(|agent| self.acd.agent_state(agent));
+                let free_up = agent.is_some_and(|agent| self.acd.serves(agent, &current))
+                    && !matches!(
+                        state,
+                        None | Some(crate::acd::AgentState::LoggedOut)
+                            | Some(crate::acd::AgentState::NotReady { .. })
+                    );
+                if !free_up {
                     return Err(MoveError::AgentUnavailable(def.id.clone()));
                 }
                 (
@@ -131,13 +154,12 @@ impl<M: MediaBackend> Engine<M> {
         let wall = self.wall_ms(now);
         tracing::info!(call, %by, from = %current, to = %text, "waiting caller moved by a supervisor");
         self.acd.handle(now, AcdEvent::CallerGone { caller });
+        // Still the same wait: it counts from when the caller first queued, in the queue
+        // they end up in, so moving the longest waiters cannot flatter the service level.
         if let Some(c) = self.calls.get_mut(&id)
-            && let Some(visit) = c.queue.take()
+            && let Some(visit) = c.queue.as_mut()
         {
-            let mut old = visit.clone();
-            old.left_ms.get_or_insert(wall);
-            c.past_queues.push(old);
-            c.queue = Some(visit.again_in(queue.clone(), wall));
+            visit.queue = queue.clone();
             c.transfers.push(TransferRow {
                 at_ms: wall,
                 kind: TransferKind::Blind,
@@ -159,6 +181,7 @@ impl<M: MediaBackend> Engine<M> {
                 max_wait: TRANSFER_MAX_WAIT,
             },
         );
+        self.start_music(id);
         self.drain_acd(now);
         Ok(())
     }

@@ -15,6 +15,8 @@ pub struct Browser {
     child: Child,
     page: WebSocket<TcpStream>,
     next_id: u64,
+    /// Script exceptions and console errors (a blocked request, a CSP refusal) seen so far.
+    pub errors: Vec<String>,
     _profile: super::TempDir,
 }
 
@@ -83,15 +85,25 @@ impl Browser {
         let (page, _) = tungstenite::client::client(url.into_client_request().unwrap(), stream)
             .expect("DevTools WebSocket");
         trace("connected");
-        Browser {
+        let mut browser = Browser {
             child,
             page,
             next_id: 1,
+            errors: Vec::new(),
             _profile: profile,
-        }
+        };
+        browser.call("Runtime.enable", json!({}));
+        browser.call("Log.enable", json!({}));
+        browser
     }
 
     fn call(&mut self, method: &str, params: Value) -> Value {
+        self.try_call(method, params)
+            .unwrap_or_else(|e| panic!("{method}: {e}"))
+    }
+
+    /// A DevTools command's result, or its error (a page navigating away, say).
+    fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         let id = self.next_id;
         self.next_id += 1;
         let text = json!({ "id": id, "method": method, "params": params }).to_string();
@@ -101,8 +113,24 @@ impl Browser {
             if let Message::Text(t) = self.page.read().expect("DevTools message") {
                 let v: Value = serde_json::from_str(&t).unwrap();
                 if v["id"] == id {
-                    assert!(v.get("error").is_none(), "{method}: {v}");
-                    return v["result"].clone();
+                    return match v.get("error") {
+                        Some(e) => Err(e.clone()),
+                        None => Ok(v["result"].clone()),
+                    };
+                }
+                match v["method"].as_str() {
+                    Some("Runtime.exceptionThrown") => self
+                        .errors
+                        .push(v["params"]["exceptionDetails"].to_string()),
+                    Some("Log.entryAdded") if v["params"]["entry"]["level"] == "error" => {
+                        let entry = &v["params"]["entry"];
+                        // A request the page expects to fail (401 before login) is not an
+                        // error of the page.
+                        if entry["source"] != "network" {
+                            self.errors.push(entry.to_string());
+                        }
+                    }
+                    _ => {}
                 }
             }
         }
@@ -112,7 +140,7 @@ impl Browser {
         self.call("Page.enable", json!({}));
         self.call("Page.navigate", json!({ "url": url }));
         self.wait_for(
-            "document.readyState === 'complete'",
+            &format!("location.href.startsWith({url:?}) && document.readyState === 'complete'"),
             Duration::from_secs(10),
         );
     }
@@ -130,10 +158,18 @@ impl Browser {
     }
 
     /// Waits until `js` is true in the page; on time out, fails with what the page shows.
+    /// (An exception, or a page reloading, counts as not yet.)
     pub fn wait_for(&mut self, js: &str, within: Duration) {
         let deadline = Instant::now() + within;
+        let probe = format!(
+            "(() => {{ try {{ return Boolean({js}); }} catch (e) {{ return false; }} }})()"
+        );
         loop {
-            if self.eval(&format!("Boolean({js})")) == Value::Bool(true) {
+            let r = self.try_call(
+                "Runtime.evaluate",
+                json!({ "expression": probe, "returnByValue": true }),
+            );
+            if r.is_ok_and(|r| r["result"]["value"] == Value::Bool(true)) {
                 return;
             }
             if Instant::now() > deadline {

@@ -59,17 +59,24 @@ async function guarded(f) {
   }
 }
 
-// The event stream, reconnecting after a close (a resync, a restart).
-function stream(onMessage, onOpen) {
+// The event stream, reconnecting after a close (a resync, a restart) with a growing,
+// jittered wait; an ended session shows the login form instead.
+function stream(onMessage) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
-  let ws;
+  let wait = 1000;
   const open = () => {
-    ws = new WebSocket(`${scheme}://${location.host}/api/v1/events`);
+    const ws = new WebSocket(`${scheme}://${location.host}/api/v1/events`);
     ws.onmessage = (m) => {
+      wait = 1000;
+      flash("");
       try { onMessage(JSON.parse(m.data)); } catch (e) { console.error(e); }
     };
-    ws.onopen = () => onOpen && onOpen();
-    ws.onclose = () => setTimeout(open, 2000);
+    ws.onclose = async () => {
+      flash("Disconnected; reconnecting...");
+      if (!(await session().catch(() => true))) return location.reload();
+      setTimeout(open, wait + Math.random() * wait);
+      wait = Math.min(wait * 2, 30000);
+    };
   };
   open();
 }
@@ -119,25 +126,45 @@ function desk(me) {
   const agent = me.agent;
   let state = "logged_out";
   for (const r of me.reasons || []) $("reason").append(el("option", { value: r }, r));
+  $("disposition").append(el("option", { value: "" }, "(choose)"));
   for (const d of me.dispositions || []) $("disposition").append(el("option", { value: d.code }, d.label));
 
-  const command = (path, body) => guarded(() => api("POST", `/api/v1/agents/${encodeURIComponent(agent)}/${path}`, body));
+  let current = null; // the call on screen (CDR id), named in call commands
+  const command = async (path, body) => {
+    try {
+      flash("");
+      await api("POST", `/api/v1/agents/${encodeURIComponent(agent)}/${path}`, body);
+      return true;
+    } catch (e) {
+      flash(e.message);
+      return false;
+    }
+  };
   $("ready").addEventListener("click", () => command("state", { state: "ready" }));
   $("not-ready").addEventListener("click", () => command("state", { state: "not_ready", reason: $("reason").value }));
   $("log-in").addEventListener("click", () => command("state", { state: "logged_in" }));
   $("log-out").addEventListener("click", () => command("state", { state: "logged_out" }));
-  $("hold").addEventListener("click", () => command("hold", { hold: state !== "on_hold" }));
-  $("hang-up").addEventListener("click", () => command("hang-up", {}));
-  $("transfer").addEventListener("click", () =>
-    command("transfer", { target: $("transfer-target").value, reason: $("transfer-reason").value || undefined }));
-  $("wrap-form").addEventListener("submit", (ev) => {
+  $("hold").addEventListener("click", () => command("hold", { hold: state !== "on_hold", call: current || undefined }));
+  $("hang-up").addEventListener("click", () => command("hang-up", { call: current || undefined }));
+  $("transfer").addEventListener("click", async () => {
+    const done = await command("transfer", {
+      target: $("transfer-target").value,
+      reason: $("transfer-reason").value || undefined,
+      call: current || undefined,
+    });
+    if (done) { $("transfer-target").value = ""; $("transfer-reason").value = ""; }
+  });
+  const resetWrap = () => { $("notes").value = ""; $("resolved").value = ""; $("disposition").value = ""; };
+  $("wrap-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    command("wrap-up", {
+    const resolved = $("resolved").value;
+    const done = await command("wrap-up", {
       disposition: $("disposition").value || undefined,
       notes: $("notes").value || undefined,
-      resolved: $("resolved").checked,
+      resolved: resolved === "" ? undefined : resolved === "yes",
       done: true,
-    }).then(() => { $("notes").value = ""; $("resolved").checked = false; });
+    });
+    if (done) resetWrap();
   });
 
   const show = (view) => {
@@ -148,11 +175,14 @@ function desk(me) {
     const talking = state === "on_call" || state === "on_hold";
     for (const id of ["hold", "hang-up", "transfer"]) $(id).disabled = !talking;
     $("hold").textContent = state === "on_hold" ? "Resume" : "Hold";
+    if (state === "wrap_up" && $("wrap").classList.contains("hidden")) resetWrap();
     $("wrap").classList.toggle("hidden", state !== "wrap_up");
+    if (!talking && state !== "ringing" && state !== "wrap_up") $("call").classList.add("hidden");
     $("log-in").disabled = state !== "logged_out";
   };
 
   const pop = (offer) => {
+    current = offer.call;
     $("call").classList.remove("hidden");
     const dl = $("pop");
     dl.replaceChildren();
@@ -173,7 +203,7 @@ function desk(me) {
     list.replaceChildren();
     if (!calls.length) list.append(el("li", { class: "muted" }, "no earlier calls"));
     for (const c of calls) {
-      const when = new Date(c.start_ms).toLocaleString();
+      const when = new Date(c.start).toLocaleString();
       const parts = [when, c.agent ? `agent ${c.agent}` : "no agent", c.disposition || c.wrap_disposition || ""];
       list.append(el("li", {}, parts.filter(Boolean).join(" - ")));
     }
@@ -187,7 +217,7 @@ function desk(me) {
       show(m.agent);
     } else if (m.type === "offer" && m.offer.agent === agent) {
       pop(m.offer);
-    } else if (m.type === "history") {
+    } else if (m.type === "history" && m.call === current) {
       history(m.history || []);
     }
   });
@@ -224,7 +254,16 @@ function wallboard(me) {
         el("td", { class: "num", "data-state": s }, counts[s] || 0)));
     }
   };
+  let lastToday = 0;
+  let pendingToday = null;
+  // At most one report in flight or waiting, and at most one every 10 s.
+  const soon = () => {
+    if (pendingToday) return;
+    const wait = Math.max(0, lastToday + 10000 - Date.now());
+    pendingToday = setTimeout(() => { pendingToday = null; today(); }, wait);
+  };
   const today = () => guarded(async () => {
+    lastToday = Date.now();
     const r = await api("GET", "/api/v1/reports?interval=all");
     const i = r.rows[0] ? r.rows[0].indicators : {};
     const sl = i.service_level_pct;
@@ -248,7 +287,7 @@ function wallboard(me) {
     } else if (m.type === "agent") {
       agents.set(m.agent.id, m.agent);
       drawAgents();
-      if (m.agent.state === "wrap_up" || m.agent.state === "available") setTimeout(today, 1500);
+      if (m.agent.state === "wrap_up" || m.agent.state === "available") soon();
     } else if (m.type === "queues") {
       queues = m.queues || [];
       received = Date.now();
@@ -256,7 +295,7 @@ function wallboard(me) {
     }
   });
   today();
-  setInterval(today, 15000);
+  setInterval(soon, 15000);
   setInterval(drawQueues, 1000);
 }
 
@@ -301,7 +340,7 @@ function lineChart(svg, series, labels, target) {
 
 function reports(me) {
   const today = new Date();
-  const iso = (d) => d.toISOString().slice(0, 10);
+  const iso = (d) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
   $("from").value = iso(new Date(today.getTime() - 6 * 86400000));
   $("to").value = iso(new Date(today.getTime() + 86400000));
   if (me.role === "agent") $("by").value = "agent";
@@ -316,8 +355,13 @@ function reports(me) {
   const draw = (r) => {
     const overall = r.by === "all";
     const rows = r.rows;
-    const labels = [...new Set(rows.map((x) => x.start))];
-    const byStart = (f) => labels.map((l) => rows.filter((x) => x.start === l).reduce((n, x) => n + (f(x.indicators) || 0), 0));
+    const groups = new Map();
+    for (const x of rows) {
+      if (!groups.has(x.start)) groups.set(x.start, []);
+      groups.get(x.start).push(x.indicators);
+    }
+    const labels = [...groups.keys()];
+    const byStart = (f) => labels.map((l) => groups.get(l).reduce((n, i) => n + (f(i) || 0), 0));
     lineChart($("calls-chart"), [
       { name: "total calls", color: "#2457c5", values: byStart((i) => i.total_calls) },
       { name: "answered", color: "#1a7f37", values: byStart((i) => i.answered) },
