@@ -706,11 +706,28 @@ fn reports_and_qa_scores_by_role() {
         .enable_all()
         .build()
         .unwrap();
+    // A recorded call, and one whose record names a file outside the recordings directory.
+    std::fs::create_dir_all(&site.config.recordings_dir).unwrap();
+    let wav = site.config.recordings_dir.join("call3-1.wav");
+    std::fs::write(&wav, b"RIFF....WAVEfmt ").unwrap();
+    let recorded = CdrRecord {
+        recordings: vec![wav.display().to_string()],
+        ..call(3, "1001", "billing")
+    };
+    let outside = CdrRecord {
+        recordings: vec!["/etc/passwd".into()],
+        ..call(4, "1001", "billing")
+    };
     runtime.block_on(async {
         let store = CdrStore::connect(&url).await.unwrap();
         store.migrate().await.unwrap();
         store
-            .insert_batch(&[call(1, "1001", "billing"), call(2, "1002", "repairs")])
+            .insert_batch(&[
+                call(1, "1001", "billing"),
+                call(2, "1002", "repairs"),
+                recorded,
+                outside,
+            ])
             .await
             .unwrap();
     });
@@ -776,11 +793,11 @@ fn reports_and_qa_scores_by_role() {
     assert_eq!(groups(&report(&wang, "&by=queue")), ["help"]);
     assert_eq!(groups(&report(&li, "")), ["1001"], "an agent's own figures");
     let mine = report(&li, "").json();
-    assert_eq!(mine["rows"][0]["indicators"]["answered"], 1);
+    assert_eq!(mine["rows"][0]["indicators"]["answered"], 3);
     assert_eq!(mine["rows"][0]["indicators"]["service_level_pct"], 100.0);
     assert_eq!(report(&li, "&by=queue").status, 403);
     let all = report(&boss, "").json();
-    assert_eq!(all["rows"][0]["indicators"]["total_calls"], 2);
+    assert_eq!(all["rows"][0]["indicators"]["total_calls"], 4);
     assert_eq!(all["rows"][0]["indicators"]["avg_talk_s"], 40.0);
     assert_eq!(report(&boss, "&interval=fortnight").status, 400);
     assert_eq!(report(&boss, "&colour=red").status, 400);
@@ -801,6 +818,30 @@ fn reports_and_qa_scores_by_role() {
         "",
     );
     assert_eq!(r.status, 400, "a range too long is refused: {}", r.body);
+
+    // Recorded calls for quality monitoring: supervisors their teams', never agents.
+    let get = |auth: &str, path: &str| http(addr, "GET", path, &[("Authorization", auth)], "");
+    assert_eq!(get(&li, "/api/v1/calls").status, 403);
+    let listed = get(&wang, "/api/v1/calls").json();
+    let ids: Vec<&str> = listed["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["call"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["call4", "call3"], "recorded calls, newest first");
+    let r = get(&wang, "/api/v1/calls/call3/recordings/0");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("content-type"), Some("audio/wav"));
+    assert!(r.body.starts_with("RIFF"));
+    assert_eq!(get(&wang, "/api/v1/calls/call3/recordings/1").status, 404);
+    assert_eq!(
+        get(&wang, "/api/v1/calls/call4/recordings/0").status,
+        404,
+        "a file outside the recordings directory is never served"
+    );
+    assert_eq!(get(&li, "/api/v1/calls/call3/recordings/0").status, 403);
+    assert_eq!(get(&wang, "/api/v1/calls/call3/recordings/x").status, 404);
 
     // Who is waiting is for supervisors and admins; moving a caller too.
     let queues = |auth: &str| {

@@ -21,7 +21,7 @@ const CALLER: &str = "13800000077";
 fn an_agent_takes_a_call_on_the_desktop_and_the_wallboard_counts_it() {
     let mut site = agent_site_with(
         FLOW,
-        "[queues.help]\nstrategy = \"longest-idle\"\nskills = { help = 1 }\nring_timeout = \"20s\"\nwrap_up = \"2m\"\n",
+        "[queues.help]\nstrategy = \"longest-idle\"\nskills = { help = 1 }\nring_timeout = \"20s\"\nwrap_up = \"2m\"\nrecord = true\n",
     );
     // Not logged in by the phone: the desktop does it.
     write_agents(
@@ -184,16 +184,56 @@ fn an_agent_takes_a_call_on_the_desktop_and_the_wallboard_counts_it() {
         reports.screenshot(&dir.join("report.png"), 1100, 900);
     }
 
+    // The supervisor listens to the recorded call on the QA page and scores it.
+    let mut qa = Browser::start();
+    qa.open(&format!("http://{api}/qa"));
+    qa.log_in("wang", PASSWORD);
+    qa.wait_for(
+        &format!(
+            "document.querySelector('button[data-call=\"{}\"]')",
+            record.id
+        ),
+        Duration::from_secs(10),
+    );
+    qa.eval(&format!(
+        "document.querySelector('button[data-call=\"{}\"]').click()",
+        record.id
+    ));
+    qa.wait_for(
+        "document.getElementById('qa-audio').readyState >= 1 && \
+         document.getElementById('qa-audio').duration > 1",
+        Duration::from_secs(10),
+    );
+    qa.fill("qa-score", "85");
+    qa.click("qa-save");
+    qa.wait_for(
+        "document.getElementById('qa-saved').textContent === 'saved'",
+        Duration::from_secs(10),
+    );
+    let scores = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = hotline::cdr::CdrStore::connect(&site.config.database)
+            .await
+            .unwrap();
+        store
+            .aggregate("SELECT CAST(score AS BIGINT) FROM qa_scores", &[], 0)
+            .await
+            .unwrap()
+    });
+    assert_eq!(scores.len(), 1);
+    assert_eq!(scores[0].1, vec![85]);
+
     for (page, errors) in [
         ("desk", &desk.errors),
         ("wallboard", &wallboard.errors),
         ("reports", &reports.errors),
+        ("qa", &qa.errors),
     ] {
         assert!(errors.is_empty(), "{page}: {errors:#?}");
     }
     drop(desk);
     drop(wallboard);
     drop(reports);
+    drop(qa);
     let _ = phone_thread.join();
     server.stop();
 }

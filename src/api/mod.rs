@@ -57,6 +57,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/reports"),
     ("POST", "/api/v1/calls/{id}/qa"),
     ("POST", "/api/v1/calls/{id}/move"),
+    ("GET", "/api/v1/calls"),
+    ("GET", "/api/v1/calls/{id}/recordings/{n}"),
     ("GET", "/metrics"),
 ];
 
@@ -133,6 +135,8 @@ pub struct ApiConfig {
     pub request_timeout: Duration,
     /// Indicator settings for `GET /api/v1/reports`.
     pub report: crate::report::ReportSettings,
+    /// Where recordings are: the only place `GET /api/v1/calls/{id}/recordings/{n}` reads.
+    pub recordings_dir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -593,6 +597,30 @@ async fn handle(api: &Arc<Api>, from: IpAddr, req: Request<Incoming>) -> Reply {
                 "log in first (POST /api/v1/session)",
             ),
         },
+        (&Method::GET, "/api/v1/calls") => match api.session(&req) {
+            Some(s) => reports::recorded_calls(&api.reports, &s).await,
+            None => error(
+                StatusCode::UNAUTHORIZED,
+                "log in first (POST /api/v1/session)",
+            ),
+        },
+        (&Method::GET, p) if fits("/api/v1/calls/{id}/recordings/{n}", p) => {
+            let Some(s) = api.session(&req) else {
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "log in first (POST /api/v1/session)",
+                );
+            };
+            let mut parts = p.split('/').skip(4);
+            let id = parts.next().unwrap_or_default().to_string();
+            let n = parts.nth(1).and_then(|n| n.parse::<usize>().ok());
+            match n {
+                Some(n) => {
+                    reports::recording(&api.reports, &s, &id, n, &api.config.recordings_dir).await
+                }
+                None => error(StatusCode::NOT_FOUND, "no such recording"),
+            }
+        }
         (&Method::POST, p) if fits("/api/v1/calls/{id}/move", p) => {
             let id = p.split('/').nth(4).unwrap_or_default().to_string();
             calls::move_caller(api, id, req).await

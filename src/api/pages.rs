@@ -13,6 +13,7 @@ const SHELL: &str = include_str!("web/shell.html");
 const DESK: &str = include_str!("web/desk.html");
 const WALLBOARD: &str = include_str!("web/wallboard.html");
 const REPORTS: &str = include_str!("web/reports.html");
+const QA: &str = include_str!("web/qa.html");
 const SCRIPT: &str = include_str!("web/app.js");
 const STYLE: &str = include_str!("web/style.css");
 
@@ -25,6 +26,7 @@ const PATHS: &[&str] = &[
     "/desk",
     "/wallboard",
     "/reports",
+    "/qa",
     "/static/app.js",
     "/static/style.css",
 ];
@@ -47,6 +49,10 @@ pub fn serve(path: &str) -> Option<Reply> {
         ),
         "/reports" => (
             page("reports", "reports", REPORTS),
+            "text/html; charset=utf-8",
+        ),
+        "/qa" => (
+            page("qa", "quality monitoring", QA),
             "text/html; charset=utf-8",
         ),
         "/static/app.js" => (SCRIPT.to_owned(), "text/javascript; charset=utf-8"),
@@ -94,7 +100,8 @@ mod tests {
 
     #[test]
     fn pages_are_whole_and_their_ids_exist_for_the_script() {
-        for path in ["/desk", "/wallboard", "/reports"] {
+        for path in ["/desk", "/wallboard", "/reports", "/qa"] {
+            assert!(is_page(path), "{path} is served but not routed");
             let r = serve(path).unwrap();
             assert_eq!(r.status(), StatusCode::OK);
             assert!(
@@ -106,8 +113,11 @@ mod tests {
         }
         assert_eq!(serve("/").unwrap().status(), StatusCode::FOUND);
         assert!(serve("/etc/passwd").is_none());
+        for path in PATHS {
+            assert!(serve(path).is_some(), "{path} is listed but not served");
+        }
         // No inline script or style: the policy would block it.
-        for html in [SHELL, DESK, WALLBOARD, REPORTS] {
+        for html in [SHELL, DESK, WALLBOARD, REPORTS, QA] {
             assert!(!html.contains("style=\""), "inline style");
             assert!(!html.contains("<script>"), "inline script");
         }
@@ -118,7 +128,7 @@ mod tests {
                 .filter_map(|s| s.split('"').next().map(str::to_owned))
                 .collect()
         };
-        let known: Vec<String> = [SHELL, DESK, WALLBOARD, REPORTS]
+        let known: Vec<String> = [SHELL, DESK, WALLBOARD, REPORTS, QA]
             .iter()
             .flat_map(|h| ids(h))
             .collect();

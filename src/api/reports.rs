@@ -22,6 +22,10 @@ const REPORT_WAIT: Duration = Duration::from_secs(2);
 /// A report that takes longer is cut off (the database is in trouble).
 const REPORT_DEADLINE: Duration = Duration::from_secs(30);
 const MAX_QA_NOTES: usize = 2000;
+/// Calls listed for quality monitoring.
+const QA_LIST: u32 = 100;
+/// Largest recording served (an hour of stereo 8 kHz 16-bit audio is about 115 MB).
+const MAX_RECORDING: u64 = 256 * 1024 * 1024;
 
 pub struct Reports {
     database: String,
@@ -238,5 +242,133 @@ pub async fn score(reports: &Reports, session: &Session, call: &str, body: Score
             tracing::warn!(error = %e, "API: storing a QA score failed");
             error(StatusCode::SERVICE_UNAVAILABLE, "the CDR database failed")
         }
+    }
+}
+
+/// Whether the session may see (and score) a call an agent of `team` answered.
+fn may_monitor(session: &Session, team: Option<&str>) -> bool {
+    match session.role {
+        Role::Admin => true,
+        Role::Supervisor => team.is_some_and(|t| session.teams.iter().any(|x| x == t)),
+        Role::Agent => false,
+    }
+}
+
+/// `GET /api/v1/calls`: the latest recorded calls of the supervisor's teams (admins: all),
+/// for the QA page.
+pub async fn recorded_calls(reports: &Reports, session: &Session) -> Reply {
+    if session.role == Role::Agent {
+        return error(
+            StatusCode::FORBIDDEN,
+            "only supervisors and admins monitor calls",
+        );
+    }
+    let store = match reports.store().await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let calls = match store.recorded(QA_LIST).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "API: reading recorded calls failed");
+            return error(StatusCode::SERVICE_UNAVAILABLE, "the CDR database failed");
+        }
+    };
+    let list: Vec<_> = calls
+        .iter()
+        .filter(|c| may_monitor(session, c.team.as_deref()))
+        .map(|c| {
+            json!({
+                "call": c.id,
+                "start_ms": c.start_ms,
+                "caller": c.caller,
+                "queue": c.queue,
+                "agent": c.agent,
+                "team": c.team,
+                "talk_s": c.talk_ms.map(|t| t as f64 / 1000.0),
+                "disposition": c.wrap_disposition,
+                "recordings": c.recordings.len(),
+            })
+        })
+        .collect();
+    reply(StatusCode::OK, json!({ "calls": list }))
+}
+
+/// `GET /api/v1/calls/{id}/recordings/{n}`: the call's n-th recording (WAV), for those who
+/// may monitor the call. Only a file the CDR lists and that lies in the recordings
+/// directory is read.
+pub async fn recording(
+    reports: &Reports,
+    session: &Session,
+    call: &str,
+    n: usize,
+    dir: &std::path::Path,
+) -> Reply {
+    if session.role == Role::Agent {
+        return error(
+            StatusCode::FORBIDDEN,
+            "only supervisors and admins monitor calls",
+        );
+    }
+    let store = match reports.store().await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let record = match store.by_id(call).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return error(StatusCode::NOT_FOUND, "no such call"),
+        Err(e) => {
+            tracing::warn!(error = %e, "API: reading a call failed");
+            return error(StatusCode::SERVICE_UNAVAILABLE, "the CDR database failed");
+        }
+    };
+    if !may_monitor(session, record.team.as_deref()) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "that call was not answered by one of your teams",
+        );
+    }
+    let Some(path) = record.recordings.get(n) else {
+        return error(StatusCode::NOT_FOUND, "no such recording");
+    };
+    let (Ok(root), Ok(file)) = (
+        tokio::fs::canonicalize(dir).await,
+        tokio::fs::canonicalize(path).await,
+    ) else {
+        return error(StatusCode::NOT_FOUND, "the recording is not on disk");
+    };
+    if !file.starts_with(&root) {
+        tracing::warn!(call, path = %file.display(), "a CDR names a recording outside the recordings directory; not served");
+        return error(StatusCode::NOT_FOUND, "no such recording");
+    }
+    let Ok(_turn) = Arc::clone(&reports.turns).try_acquire_owned() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "busy; try again shortly");
+    };
+    match tokio::fs::metadata(&file).await {
+        Ok(m) if m.len() <= MAX_RECORDING => {}
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "the recording is not on disk or too large",
+            );
+        }
+    }
+    match tokio::fs::read(&file).await {
+        Ok(bytes) => {
+            tracing::info!(user = %session.user, call, n, "recording played");
+            let mut r =
+                hyper::Response::new(http_body_util::Full::new(hyper::body::Bytes::from(bytes)));
+            let h = r.headers_mut();
+            h.insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("audio/wav"),
+            );
+            h.insert(
+                hyper::header::CACHE_CONTROL,
+                hyper::header::HeaderValue::from_static("no-store"),
+            );
+            r
+        }
+        Err(_) => error(StatusCode::NOT_FOUND, "the recording is not on disk"),
     }
 }

@@ -678,6 +678,24 @@ impl CdrStore {
     }
 
     /// The `n` most recent calls by start time, newest first.
+    /// The latest calls an agent answered that have recordings, newest first (the QA list).
+    pub async fn recorded(&self, n: u32) -> Result<Vec<CdrRecord>, CdrError> {
+        let sql = format!(
+            "SELECT {} FROM cdr WHERE agent IS NOT NULL AND recordings IS NOT NULL \
+             AND recordings <> '[]' ORDER BY start_ms DESC, id DESC LIMIT $1",
+            CDR.columns.join(", ")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(i64::from(n))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|error| CdrError::Query {
+                operation: "read recorded calls",
+                error,
+            })?;
+        self.records(&rows).await
+    }
+
     pub async fn last(&self, n: u32) -> Result<Vec<CdrRecord>, CdrError> {
         let sql = format!(
             "SELECT {} FROM cdr ORDER BY start_ms DESC, id DESC LIMIT $1",

@@ -296,6 +296,7 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
                 max_connections_per_address: a.max_connections_per_address,
                 request_timeout: a.request_timeout,
                 report: config.report.clone(),
+                recordings_dir: config.recordings_dir.clone(),
             };
             if a.tls.is_none() && !a.bind.ip().is_loopback() {
                 tracing::warn!(

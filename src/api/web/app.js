@@ -391,6 +391,47 @@ function reports(me) {
   };
 }
 
+// ---- quality monitoring ---------------------------------------------------------------
+
+function qa(me) {
+  let chosen = null;
+  const choose = (c) => {
+    chosen = c.call;
+    $("qa-panel").classList.remove("hidden");
+    $("qa-which").textContent = `${new Date(c.start_ms).toLocaleString()} - ${c.caller} - agent ${c.agent}`;
+    $("qa-audio").src = `/api/v1/calls/${encodeURIComponent(c.call)}/recordings/0`;
+    $("qa-score").value = "";
+    $("qa-notes").value = "";
+    $("qa-saved").textContent = "";
+  };
+  $("qa-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      await api("POST", `/api/v1/calls/${encodeURIComponent(chosen)}/qa`, {
+        score: Number($("qa-score").value),
+        notes: $("qa-notes").value || undefined,
+      });
+      $("qa-saved").textContent = "saved";
+    });
+  });
+  guarded(async () => {
+    const r = await api("GET", "/api/v1/calls");
+    const body = $("qa-calls");
+    body.replaceChildren();
+    if (!r.calls.length) body.append(el("tr", {}, el("td", { class: "muted" }, "no recorded calls yet")));
+    for (const c of r.calls) {
+      body.append(el("tr", {},
+        el("td", {}, new Date(c.start_ms).toLocaleString()),
+        el("td", {}, c.caller),
+        el("td", {}, c.queue ?? ""),
+        el("td", {}, c.agent ?? ""),
+        el("td", { class: "num" }, seconds(c.talk_s)),
+        el("td", {}, c.disposition ?? ""),
+        el("td", {}, el("button", { type: "button", "data-call": c.call, onclick: () => choose(c) }, "Listen"))));
+    }
+  });
+}
+
 // ---- start ----------------------------------------------------------------------------
 
 window.addEventListener("DOMContentLoaded", () => guarded(async () => {
@@ -403,4 +444,5 @@ window.addEventListener("DOMContentLoaded", () => guarded(async () => {
   if (page === "desk") desk(me);
   else if (page === "wallboard") wallboard(me);
   else if (page === "reports") reports(me);
+  else if (page === "qa") qa(me);
 }));
