@@ -570,3 +570,92 @@ fn a_stalled_tls_handshake_is_dropped_within_the_message_timeout() {
     drop(phone);
     server.stop();
 }
+
+/// The CTI API over HTTPS with the configured certificate: a client that trusts the test CA
+/// logs in, the session cookie is marked Secure, and plain HTTP on the same port gets no
+/// answer.
+#[test]
+fn the_api_answers_over_https_with_a_secure_session_cookie() {
+    use hotline::api::auth::hash_password;
+    use hotline::config::ApiSettings;
+    let mut site = site(TEST_FLOW);
+    let hash = hash_password("correct horse").unwrap();
+    let users = site.dir.path().join("users.toml");
+    std::fs::write(
+        &users,
+        format!("[[user]]\nname = \"boss\"\nrole = \"admin\"\npassword = \"{hash}\"\n"),
+    )
+    .unwrap();
+    site.config.api = Some(ApiSettings {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        users,
+        tls: Some((
+            repo().join("tests/tls/cert.pem"),
+            repo().join("tests/tls/key.pem"),
+        )),
+        session_idle: Duration::from_secs(600),
+        session_max: Duration::from_secs(3600),
+        max_connections: 16,
+        max_connections_per_address: 8,
+        request_timeout: Duration::from_secs(15),
+    });
+    let mut server = start(site.config.clone());
+    let api = server.server.as_ref().unwrap().api_addr.unwrap();
+
+    let https = |request: &str| -> String {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(repo().join("tests/tls/ca.pem")).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let conn = rustls::ClientConnection::new(
+            Arc::new(config),
+            ServerName::try_from("127.0.0.1").unwrap(),
+        )
+        .unwrap();
+        let sock = TcpStream::connect(api).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        tls.write_all(request.as_bytes()).unwrap();
+        let mut raw = Vec::new();
+        let _ = tls.read_to_end(&mut raw);
+        String::from_utf8_lossy(&raw).to_string()
+    };
+    let health = https("GET /api/v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let body = r#"{"user": "boss", "password": "correct horse"}"#;
+    let login = https(&format!(
+        "POST /api/v1/session HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    assert!(login.starts_with("HTTP/1.1 200"), "{login}");
+    let cookie = login
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_else(|| panic!("{login}"));
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+
+    // Plain HTTP on the HTTPS port: no HTTP answer.
+    let mut plain = TcpStream::connect(api).unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    plain
+        .write_all(b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = plain.read_to_end(&mut answer);
+    assert!(
+        !String::from_utf8_lossy(&answer).contains("200 OK"),
+        "plain HTTP must not be served on the HTTPS port"
+    );
+    server.stop();
+}
