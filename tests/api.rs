@@ -117,6 +117,32 @@ fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
+/// Adds the admin "boss" to the running server's users file (a second later, so the
+/// file's modification time changes and the server reloads it).
+fn add_admin(site: &Site) {
+    let hash = hash_password(PASSWORD).unwrap();
+    let users = site.dir.path().join("users.toml");
+    let mut text = std::fs::read_to_string(&users).unwrap();
+    text.push_str(&format!(
+        "[[user]]\nname = \"boss\"\nrole = \"admin\"\npassword = \"{hash}\"\n"
+    ));
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&users, text).unwrap();
+}
+
+/// A session token for `user`, retrying while the server has not loaded them yet.
+fn token_once_loaded(addr: SocketAddr, user: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = login(addr, user, PASSWORD);
+        if r.status == 200 {
+            break bearer(r.json()["token"].as_str().unwrap());
+        }
+        assert!(Instant::now() < deadline, "{user}: {}", r.body);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn only_the_health_check_answers_without_a_login() {
     let (_site, mut server, addr) = serve(TEST_FLOW, |_| {});
@@ -517,25 +543,8 @@ fn agents_and_supervisors_set_agent_state_through_the_api() {
          [reasons]\n2 = \"Lunch\"\n",
     )
     .unwrap();
-    let hash = hash_password(PASSWORD).unwrap();
-    let users = site.dir.path().join("users.toml");
-    let mut text = std::fs::read_to_string(&users).unwrap();
-    text.push_str(&format!(
-        "[[user]]\nname = \"boss\"\nrole = \"admin\"\npassword = \"{hash}\"\n"
-    ));
-    std::thread::sleep(Duration::from_millis(1100));
-    std::fs::write(&users, text).unwrap();
-    let token = |user: &str| {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let r = login(addr, user, PASSWORD);
-            if r.status == 200 {
-                break bearer(r.json()["token"].as_str().unwrap());
-            }
-            assert!(Instant::now() < deadline, "{user}: {}", r.body);
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    };
+    add_admin(&site);
+    let token = |user: &str| token_once_loaded(addr, user);
     let (li, wang, boss) = (token("li"), token("wang"), token("boss"));
     let agents = |auth: &str| {
         let r = http(
@@ -668,14 +677,7 @@ fn reports_and_qa_scores_by_role() {
          [agents.1002]\nname = \"Sam Wu\"\nendpoint = \"sip:1002@127.0.0.1:9\"\nteam = \"repairs\"\n",
     )
     .unwrap();
-    let hash = hash_password(PASSWORD).unwrap();
-    let users = site.dir.path().join("users.toml");
-    let mut text = std::fs::read_to_string(&users).unwrap();
-    text.push_str(&format!(
-        "[[user]]\nname = \"boss\"\nrole = \"admin\"\npassword = \"{hash}\"\n"
-    ));
-    std::thread::sleep(Duration::from_millis(1100));
-    std::fs::write(&users, text).unwrap();
+    add_admin(&site);
 
     // Two answered calls on a past day, in the report's (the server's) time zone.
     let tz = hotline::report::ReportSettings::default().time_zone;
@@ -732,17 +734,7 @@ fn reports_and_qa_scores_by_role() {
             .unwrap();
     });
 
-    let token = |user: &str| {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let r = login(addr, user, PASSWORD);
-            if r.status == 200 {
-                break bearer(r.json()["token"].as_str().unwrap());
-            }
-            assert!(Instant::now() < deadline, "{user}: {}", r.body);
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    };
+    let token = |user: &str| token_once_loaded(addr, user);
     let (li, wang, boss) = (token("li"), token("wang"), token("boss"));
     // The agents file reached the API (supervisors' rows are filtered by it).
     let deadline = Instant::now() + Duration::from_secs(10);

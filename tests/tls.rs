@@ -30,6 +30,21 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A TLS client that trusts only the test CA.
+fn client_config() -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(repo().join("tests/tls/ca.pem")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
 fn tls_site(srtp: SrtpMode) -> Site {
     tls_site_with(TEST_FLOW, srtp)
 }
@@ -65,17 +80,7 @@ struct TlsPhone {
 
 impl TlsPhone {
     fn connect(server: SocketAddr) -> TlsPhone {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(repo().join("tests/tls/ca.pem")).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let config = client_config();
         let name = ServerName::try_from("127.0.0.1").unwrap();
         let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
         let sock = TcpStream::connect(server).unwrap();
@@ -603,17 +608,7 @@ fn the_api_answers_over_https_with_a_secure_session_cookie() {
     let api = server.server.as_ref().unwrap().api_addr.unwrap();
 
     let https = |request: &str| -> String {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(repo().join("tests/tls/ca.pem")).unwrap() {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let config = client_config();
         let conn = rustls::ClientConnection::new(
             Arc::new(config),
             ServerName::try_from("127.0.0.1").unwrap(),

@@ -677,38 +677,37 @@ impl CdrStore {
         Ok(out)
     }
 
-    /// The `n` most recent calls by start time, newest first.
     /// The latest calls an agent answered that have recordings, newest first (the QA list).
     pub async fn recorded(&self, n: u32) -> Result<Vec<CdrRecord>, CdrError> {
-        let sql = format!(
-            "SELECT {} FROM cdr WHERE agent IS NOT NULL AND recordings IS NOT NULL \
-             AND recordings <> '[]' ORDER BY start_ms DESC, id DESC LIMIT $1",
-            CDR.columns.join(", ")
-        );
-        let rows = sqlx::query(&sql)
-            .bind(i64::from(n))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|error| CdrError::Query {
-                operation: "read recorded calls",
-                error,
-            })?;
-        self.records(&rows).await
+        self.newest(
+            "WHERE agent IS NOT NULL AND recordings IS NOT NULL AND recordings <> '[]'",
+            n,
+            "read recorded calls",
+        )
+        .await
     }
 
+    /// The `n` most recent calls by start time, newest first.
     pub async fn last(&self, n: u32) -> Result<Vec<CdrRecord>, CdrError> {
+        self.newest("", n, "read last records").await
+    }
+
+    /// The `n` most recent calls that `filter` (a fixed WHERE clause) keeps.
+    async fn newest(
+        &self,
+        filter: &str,
+        n: u32,
+        operation: &'static str,
+    ) -> Result<Vec<CdrRecord>, CdrError> {
         let sql = format!(
-            "SELECT {} FROM cdr ORDER BY start_ms DESC, id DESC LIMIT $1",
+            "SELECT {} FROM cdr {filter} ORDER BY start_ms DESC, id DESC LIMIT $1",
             CDR.columns.join(", ")
         );
         let rows = sqlx::query(&sql)
             .bind(i64::from(n))
             .fetch_all(&self.pool)
             .await
-            .map_err(|error| CdrError::Query {
-                operation: "read last records",
-                error,
-            })?;
+            .map_err(|error| CdrError::Query { operation, error })?;
         self.records(&rows).await
     }
 
