@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::agent_phone::*;
 use common::*;
 use hotline::api::auth::hash_password;
-use hotline::cdr::CdrRecord;
+use hotline::cdr::{CdrRecord, TransferKind};
 use hotline::config::ApiSettings;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
@@ -98,6 +98,47 @@ fn read_until(
     panic!("nothing matched within {within:?}: {seen:#?}")
 }
 
+/// The API on, with agent li (1001) and supervisors wang (team support) and zhao (sales).
+fn with_users(site: &mut Site) {
+    let hash = hash_password(PASSWORD).unwrap();
+    let users = site.dir.path().join("users.toml");
+    std::fs::write(
+        &users,
+        format!(
+            "[[user]]\nname = \"li\"\nrole = \"agent\"\nagent = \"1001\"\npassword = \"{hash}\"\n\
+             [[user]]\nname = \"wang\"\nrole = \"supervisor\"\nteams = [\"support\"]\npassword = \"{hash}\"\n\
+             [[user]]\nname = \"zhao\"\nrole = \"supervisor\"\nteams = [\"sales\"]\npassword = \"{hash}\"\n"
+        ),
+    )
+    .unwrap();
+    site.config.api = Some(ApiSettings {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        users,
+        tls: None,
+        session_idle: Duration::from_secs(600),
+        session_max: Duration::from_secs(3600),
+        max_connections: 64,
+        max_connections_per_address: 32,
+        request_timeout: Duration::from_secs(15),
+    });
+}
+
+/// A POST with the session token; the status and the body.
+fn post(api: SocketAddr, token: &str, path: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = TcpStream::connect(api).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text[9..12].parse().unwrap();
+    (status, text.split_once("\r\n\r\n").unwrap().1.to_string())
+}
+
 #[test]
 fn the_agent_gets_a_screen_pop_with_the_ivr_data_and_the_callers_history() {
     let mut site = agent_site();
@@ -122,27 +163,7 @@ fn the_agent_gets_a_screen_pop_with_the_ivr_data_and_the_callers_history() {
         store.insert_batch(&[past]).await.unwrap();
         store.close().await;
     });
-    let hash = hash_password(PASSWORD).unwrap();
-    let users = site.dir.path().join("users.toml");
-    std::fs::write(
-        &users,
-        format!(
-            "[[user]]\nname = \"li\"\nrole = \"agent\"\nagent = \"1001\"\npassword = \"{hash}\"\n\
-             [[user]]\nname = \"wang\"\nrole = \"supervisor\"\nteams = [\"support\"]\npassword = \"{hash}\"\n\
-             [[user]]\nname = \"zhao\"\nrole = \"supervisor\"\nteams = [\"sales\"]\npassword = \"{hash}\"\n"
-        ),
-    )
-    .unwrap();
-    site.config.api = Some(ApiSettings {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        users,
-        tls: None,
-        session_idle: Duration::from_secs(600),
-        session_max: Duration::from_secs(3600),
-        max_connections: 64,
-        max_connections_per_address: 32,
-        request_timeout: Duration::from_secs(15),
-    });
+    with_users(&mut site);
     let mut server = start(site.config.clone());
     let api = server.server.as_ref().unwrap().api_addr.unwrap();
 
@@ -224,4 +245,96 @@ fn the_agent_gets_a_screen_pop_with_the_ivr_data_and_the_callers_history() {
     let _ = agent.join();
     drop(li_ws);
     server.stop();
+}
+
+#[test]
+fn an_agent_consults_a_colleague_from_the_desk_and_hands_the_caller_over() {
+    let mut site = agent_site();
+    with_users(&mut site);
+    let mut server = start(site.config.clone());
+    let api = server.server.as_ref().unwrap().api_addr.unwrap();
+    let li = login(api, "li");
+    let mut li_ws = connect(api, Some(&li), None).unwrap();
+    read_until(&mut li_ws, Duration::from_secs(3), |v| v["type"] == "hello");
+    let sip = server.sip;
+    // 1001 registers first: the longest idle, it takes the caller; 1002 is consulted.
+    let first =
+        std::thread::spawn(move || run_agent_as(sip, "1001", 1500.0, Behaviour::Answer, S(9000)));
+    read_until(&mut li_ws, Duration::from_secs(5), |v| {
+        v["type"] == "agent" && v["agent"]["state"] == "available"
+    });
+    let second =
+        std::thread::spawn(move || run_agent_as(sip, "1002", 2000.0, Behaviour::Answer, S(9000)));
+    std::thread::sleep(S(500));
+    let mut phone = Phone::calling_from(sip, CALLER);
+    phone.call("400");
+    let caller_tone = sine(1000.0, 20, 8000.0);
+    let say = |phone: &mut Phone, millis: u64| {
+        let tone: Vec<i16> = caller_tone
+            .iter()
+            .copied()
+            .cycle()
+            .take(millis as usize * 8)
+            .collect();
+        phone.send_audio(&tone, S(0));
+    };
+    say(&mut phone, 1200);
+    read_until(&mut li_ws, Duration::from_secs(3), |v| {
+        v["type"] == "agent" && v["agent"]["state"] == "on_call"
+    });
+    let (status, body) = post(api, &li, "/api/v1/agents/1001/consult", r#"{"target": "1002"}"#);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = post(api, &li, "/api/v1/agents/1001/consult/complete", "{}");
+    assert_eq!(status, 409, "not before the colleague answers: {body}");
+    let mut heard_while_consulting = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        say(&mut phone, 100);
+        let mut done = false;
+        while let Ok(Message::Text(t)) = li_ws.read() {
+            let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+            done |= v["type"] == "consult" && v["consult"]["state"] == "talking";
+        }
+        if done {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the colleague answers");
+    }
+    let consulting = phone.received.len();
+    say(&mut phone, 600); // the agents talk; the caller is on hold
+    heard_while_consulting.extend(heard_in(&phone, consulting..phone.received.len()));
+    let (status, body) = post(
+        api,
+        &li,
+        "/api/v1/agents/1001/consult/complete",
+        r#"{"reason": "billing"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let handed = phone.received.len();
+    say(&mut phone, 1500);
+    let after = heard_in(&phone, handed..phone.received.len());
+    phone.hangup();
+    phone.pump(S(500));
+    let (a, b) = (first.join().unwrap(), second.join().unwrap());
+    server.stop();
+    assert_eq!((a.rung, b.rung), (1, 1), "one call each: no second line on 1001");
+    assert!(a.got_bye, "1001's call ends at the hand-over");
+    assert!(
+        loud_share(&heard_while_consulting) < 0.1,
+        "on hold the caller hears neither agent"
+    );
+    let rate = crossings_per_second(&after[after.len() / 3..]);
+    assert!(
+        (3800.0..4200.0).contains(&rate),
+        "after the hand-over the caller hears 1002's 2 kHz: {rate}"
+    );
+    let cdrs = read_cdrs(&site.config.database);
+    let c = &cdrs[0];
+    assert_eq!(c.agent.as_deref(), Some("1002"), "{c:?}");
+    let t = &c.transfers[0];
+    assert_eq!(
+        (t.kind, t.by.as_str(), t.target.as_str(), t.reason.as_deref()),
+        (TransferKind::Attended, "1001", "1002", Some("billing"))
+    );
+    assert!(c.hold_ms.unwrap() >= 500, "{c:?}");
 }

@@ -1,5 +1,5 @@
 //! Call control for an agent's current call: hold and resume, hang up, blind transfer with a
-//! reason. The same rules as the agent's state (an agent their own, a supervisor their
+//! reason, attended transfer (consult, then complete or cancel). The same rules as the agent's state (an agent their own, a supervisor their
 //! teams', an admin anyone's), carried out by the engine as if the agent's phone had asked.
 
 use hyper::body::Incoming;
@@ -15,6 +15,9 @@ pub enum Action {
     Hold,
     HangUp,
     Transfer,
+    Consult,
+    CompleteConsult,
+    CancelConsult,
 }
 
 pub async fn command(api: &Api, id: String, action: Action, req: Request<Incoming>) -> Reply {
@@ -36,6 +39,18 @@ pub async fn command(api: &Api, id: String, action: Action, req: Request<Incomin
         reason: Option<String>,
         call: Option<String>,
     }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ConsultBody {
+        target: String,
+        call: Option<String>,
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct CompleteBody {
+        reason: Option<String>,
+        call: Option<String>,
+    }
     let session = match steering(api, &id, &req) {
         Ok(s) => s,
         Err(r) => return r,
@@ -50,6 +65,28 @@ pub async fn command(api: &Api, id: String, action: Action, req: Request<Incomin
         },
         Action::HangUp => match read_json::<HangUpBody>(req).await {
             Ok(b) => AgentCommand::HangUp { call: b.call },
+            Err(r) => return r,
+        },
+        Action::CancelConsult => match read_json::<HangUpBody>(req).await {
+            Ok(b) => AgentCommand::CancelConsult { call: b.call },
+            Err(r) => return r,
+        },
+        Action::Consult => match read_json::<ConsultBody>(req).await {
+            Ok(b) if b.target.is_empty() || b.target.len() > 64 => {
+                return error(StatusCode::BAD_REQUEST, "target is 1 to 64 characters");
+            }
+            Ok(b) => AgentCommand::Consult {
+                target: b.target,
+                call: b.call,
+            },
+            Err(r) => return r,
+        },
+        Action::CompleteConsult => match read_json::<CompleteBody>(req).await {
+            Ok(b) => AgentCommand::CompleteConsult {
+                reason: b.reason,
+                call: b.call,
+                by: (session.agent.as_deref() != Some(id.as_str())).then(|| session.user.clone()),
+            },
             Err(r) => return r,
         },
         Action::Transfer => match read_json::<TransferBody>(req).await {

@@ -155,6 +155,11 @@ pub async fn hub(
                             let _ = out.send(Arc::new(Outgoing { about, text, close: false }));
                         });
                     }
+                    EngineEvent::Consult(update) => {
+                        let about = Some((update.agent.clone(), update.team.clone()));
+                        let text = json!({ "type": "consult", "consult": update }).to_string();
+                        let _ = out.send(Arc::new(Outgoing { about, text, close: false }));
+                    }
                     EngineEvent::Lost => {
                         latest.lock().unwrap_or_else(|e| e.into_inner()).clear();
                         let text = json!({ "type": "resync" }).to_string();

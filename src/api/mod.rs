@@ -52,6 +52,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/agents/{id}/hold"),
     ("POST", "/api/v1/agents/{id}/hang-up"),
     ("POST", "/api/v1/agents/{id}/transfer"),
+    ("POST", "/api/v1/agents/{id}/consult"),
+    ("POST", "/api/v1/agents/{id}/consult/complete"),
+    ("POST", "/api/v1/agents/{id}/consult/cancel"),
     ("GET", "/api/v1/queues"),
     ("GET", "/api/v1/events"),
     ("GET", "/api/v1/reports"),
@@ -645,12 +648,18 @@ async fn handle(api: &Arc<Api>, from: IpAddr, req: Request<Incoming>) -> Reply {
         (&Method::POST, p)
             if fits("/api/v1/agents/{id}/hold", p)
                 || fits("/api/v1/agents/{id}/hang-up", p)
-                || fits("/api/v1/agents/{id}/transfer", p) =>
+                || fits("/api/v1/agents/{id}/transfer", p)
+                || fits("/api/v1/agents/{id}/consult", p)
+                || fits("/api/v1/agents/{id}/consult/complete", p)
+                || fits("/api/v1/agents/{id}/consult/cancel", p) =>
         {
             let id = p.split('/').nth(4).unwrap_or_default().to_string();
-            let action = match p.rsplit('/').next() {
-                Some("hold") => calls::Action::Hold,
-                Some("hang-up") => calls::Action::HangUp,
+            let action = match p.split('/').skip(5).collect::<Vec<_>>()[..] {
+                ["hold"] => calls::Action::Hold,
+                ["hang-up"] => calls::Action::HangUp,
+                ["consult"] => calls::Action::Consult,
+                ["consult", "complete"] => calls::Action::CompleteConsult,
+                ["consult", "cancel"] => calls::Action::CancelConsult,
                 _ => calls::Action::Transfer,
             };
             calls::command(api, id, action, req).await
@@ -1058,7 +1067,15 @@ async fn ask_engine(
         Ok(Ok(Ok(view))) => Ok(view),
         Ok(Ok(Err(e @ E::UnknownAgent(_)))) => Err(error(StatusCode::NOT_FOUND, e.to_string())),
         Ok(Ok(Err(e @ E::NotInWrapUp(_)))) => Err(error(StatusCode::CONFLICT, e.to_string())),
-        Ok(Ok(Err(e @ (E::NotOnCall(_) | E::OtherCall(_) | E::PhoneHolds(_))))) => {
+        Ok(Ok(Err(
+            e @ (E::NotOnCall(_)
+            | E::OtherCall(_)
+            | E::PhoneHolds(_)
+            | E::Consulting(_)
+            | E::NotConsulting(_)
+            | E::ConsultRinging(_)
+            | E::Unavailable { .. }),
+        ))) => {
             Err(error(StatusCode::CONFLICT, e.to_string()))
         }
         Ok(Ok(Err(e @ E::NoSuchTarget(_)))) => Err(error(StatusCode::NOT_FOUND, e.to_string())),

@@ -41,6 +41,22 @@ pub enum AgentCommand {
         call: Option<String>,
         by: Option<String>,
     },
+    /// Attended transfer, first step: the caller waits on hold while the agent's call is
+    /// put through to a colleague (id or extension) or a number.
+    Consult {
+        target: String,
+        call: Option<String>,
+    },
+    /// The consulted party takes the caller over; the agent goes to wrap-up.
+    CompleteConsult {
+        reason: Option<String>,
+        call: Option<String>,
+        by: Option<String>,
+    },
+    /// The consultation ends; the agent is back with the caller.
+    CancelConsult {
+        call: Option<String>,
+    },
 }
 
 /// Longest transfer reason kept.
@@ -80,6 +96,23 @@ pub enum AgentCommandError {
     OtherCall(String),
     #[error("agent {0:?}'s phone holds the call: resume it on the phone")]
     PhoneHolds(String),
+    #[error("agent {0:?} is consulting: complete or cancel the consultation first")]
+    Consulting(String),
+    #[error("agent {0:?} has no consultation going on")]
+    NotConsulting(String),
+    #[error("agent {0:?}'s consultation has not been answered yet: wait, or cancel it")]
+    ConsultRinging(String),
+    #[error("{target:?} cannot take a consultation now: {why}")]
+    Unavailable { target: String, why: String },
+    #[error("queue {0:?} cannot be consulted: transfer to a queue directly")]
+    QueueNotConsulted(String),
+}
+
+/// A transfer reason as the CDR keeps it: one short line, or none.
+fn clean_reason(reason: Option<String>) -> Option<String> {
+    reason
+        .map(|r| clean_notes(&r, MAX_REASON).replace('\n', " "))
+        .filter(|r| !r.trim().is_empty())
 }
 
 /// Longest wrap-up notes kept.
@@ -130,9 +163,17 @@ impl<M: MediaBackend> Engine<M> {
                 _ => Ok((id, leg)),
             }
         };
+        let consulting = |engine: &Self, id| {
+            if engine.desk_consult(id).is_some() {
+                Err(AgentCommandError::Consulting(agent_id.to_string()))
+            } else {
+                Ok(())
+            }
+        };
         let event = match command {
             AgentCommand::Hold { held, call } => {
                 let (id, leg) = current(self, &call)?;
+                consulting(self, id)?;
                 if !held && self.legs.get(&leg).is_some_and(|l| l.held) {
                     return Err(AgentCommandError::PhoneHolds(agent_id.to_string()));
                 }
@@ -152,10 +193,9 @@ impl<M: MediaBackend> Engine<M> {
                 call,
                 by,
             } => {
-                current(self, &call)?;
-                let reason = reason
-                    .map(|r| clean_notes(&r, MAX_REASON).replace('\n', " "))
-                    .filter(|r| !r.trim().is_empty());
+                let (id, _) = current(self, &call)?;
+                consulting(self, id)?;
+                let reason = clean_reason(reason);
                 tracing::info!(agent = agent_id, %target, ?reason, ?by, "transfer through the API");
                 return match self.api_transfer(now, agent, &target, reason, by) {
                     Ok(()) => self.agent_view(agent_id).ok_or_else(unknown),
@@ -164,6 +204,25 @@ impl<M: MediaBackend> Engine<M> {
                     }
                     Err(e) => Err(call_error(e)),
                 };
+            }
+            AgentCommand::Consult { target, call } => {
+                current(self, &call)?;
+                tracing::info!(agent = agent_id, %target, "consultation through the API");
+                self.start_desk_consult(now, agent, agent_id, &target)?;
+                return self.agent_view(agent_id).ok_or_else(unknown);
+            }
+            AgentCommand::CompleteConsult { reason, call, by } => {
+                current(self, &call)?;
+                let reason = clean_reason(reason);
+                tracing::info!(agent = agent_id, ?reason, ?by, "attended transfer through the API");
+                self.complete_desk_consult(now, agent, agent_id, reason, by)?;
+                return self.agent_view(agent_id).ok_or_else(unknown);
+            }
+            AgentCommand::CancelConsult { call } => {
+                current(self, &call)?;
+                tracing::info!(agent = agent_id, "consultation cancelled through the API");
+                self.cancel_desk_consult(now, agent, agent_id)?;
+                return self.agent_view(agent_id).ok_or_else(unknown);
             }
             AgentCommand::Login => AcdEvent::Login { agent },
             AgentCommand::Logout => AcdEvent::Logout { agent },

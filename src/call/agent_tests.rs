@@ -945,6 +945,9 @@ fn an_agent_phone_that_answers_and_sends_no_media_ends_that_conversation_only() 
 mod consult_tests;
 
 #[cfg(test)]
+mod desk_consult_tests;
+
+#[cfg(test)]
 mod recording_tests;
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ pub(super) const COLLEAGUE_FIRST: Duration = Duration::from_secs(60);
 /// when shorter); the flow's queue node timeout was for the first queue.
 pub(super) const TRANSFER_MAX_WAIT: Duration = Duration::from_secs(3600);
 /// How long an outside number rings before the caller goes back to their queue.
-const OUTSIDE_RING: Duration = Duration::from_secs(45);
+pub(super) const OUTSIDE_RING: Duration = Duration::from_secs(45);
 
 /// Why a call command from the API could not be carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +33,7 @@ pub(super) enum ApiCallError {
 
 /// What a REFER's target names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Target {
+pub(super) enum Target {
     Agent { id: String, queue: String },
     Queue(String),
     Number(String),
@@ -77,6 +77,10 @@ impl<M: MediaBackend> Engine<M> {
         };
         self.ua.answer_refer(now, dialog, 202);
         self.ua.notify_refer(now, dialog, 200, true);
+        // The phone's own transfer wins over a consultation the desk started.
+        if let Some((leg, _)) = self.desk_consult(id) {
+            self.end_desk_consult(now, leg, Some("cancelled"));
+        }
         self.blind_transfer(now, id, agent, target, None);
     }
 
@@ -115,7 +119,7 @@ impl<M: MediaBackend> Engine<M> {
         (call.bridged == Some(leg)).then_some((l.interaction, agent))
     }
 
-    fn transfer_target(&self, id: InteractionId, uri: &str) -> Option<Target> {
+    pub(super) fn transfer_target(&self, id: InteractionId, uri: &str) -> Option<Target> {
         let user = uri_user(uri)?;
         let call = self.calls.get(&id)?;
         let acd = &call.catalog.acd;

@@ -8,8 +8,9 @@
 //! transfer row of its CDR), never a call of its own.
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use super::desk_consult::CONSULT_RING;
 use super::legs::{Leg, LegEnd, LegState, Role};
 use super::{Engine, InteractionId, LegId, MediaBackend, MediaCommand, Party, stream_params};
 use crate::acd::{AcdEvent, AgentId, AgentState};
@@ -17,8 +18,6 @@ use crate::cdr::{TransferKind, TransferRow, TransferTargetKind};
 use crate::sdp::{self, LocalMedia, SessionDescription};
 use crate::sip::{CallRef, Replaces};
 
-/// How long a colleague's phone rings for a consultation.
-const CONSULT_RING: Duration = Duration::from_secs(30);
 
 /// A call dialled from a phone to an agent's extension.
 pub(super) struct ConsultRequest {
@@ -64,7 +63,7 @@ impl<M: MediaBackend> Engine<M> {
             tracing::info!(agent = %user, "a call to a colleague outside a customer call; refused");
             return self.ua.reject(now, dialog, 403, &[]);
         };
-        if self.consult_legs(id).iter().any(Option::is_some) {
+        if self.consult_legs(id).iter().any(Option::is_some) || self.desk_consult(id).is_some() {
             return self.ua.reject(now, dialog, 486, &[]);
         }
         match self.acd.agent_state(to) {
@@ -342,7 +341,7 @@ impl<M: MediaBackend> Engine<M> {
         }
         self.ua.answer_refer(now, refer_dialog, 202);
         self.ua.notify_refer(now, refer_dialog, 200, true);
-        self.hand_over(now, id, from, agent_leg, in_leg, to, target);
+        self.hand_over(now, id, from, &[in_leg, agent_leg], to, target, None);
     }
 
     /// Which of two legs is `agent`'s conversation with the caller and which their side of
@@ -370,17 +369,18 @@ impl<M: MediaBackend> Engine<M> {
         ))
     }
 
-    /// The colleague's leg becomes the caller's agent leg; the first agent's two dialogs end.
+    /// The colleague's leg becomes the caller's agent leg; the first agent's dialogs
+    /// (`ending`) end.
     #[allow(clippy::too_many_arguments)]
-    fn hand_over(
+    pub(super) fn hand_over(
         &mut self,
         now: Instant,
         id: InteractionId,
         from: AgentId,
-        agent_leg: LegId,
-        in_leg: LegId,
+        ending: &[LegId],
         to: AgentId,
         target: LegId,
+        reason: Option<String>,
     ) {
         let wall = self.wall_ms(now);
         let (by, to_def) = (
@@ -405,7 +405,7 @@ impl<M: MediaBackend> Engine<M> {
             target: to_def.as_ref().map(|d| d.id.clone()).unwrap_or_default(),
             target_kind: TransferTargetKind::Agent,
             by,
-            reason: None,
+            reason,
         });
         if let Some(visit) = call.queue.as_mut() {
             visit.answered = Some((to, target, wall));
@@ -421,8 +421,9 @@ impl<M: MediaBackend> Engine<M> {
         }
         // The ACD moves the conversation first, so the first agent's wrap-up starts from it.
         self.acd.handle(now, AcdEvent::TakeOver { from, to });
-        self.drop_leg(now, in_leg);
-        self.drop_leg(now, agent_leg);
+        for leg in ending {
+            self.drop_leg(now, *leg);
+        }
         self.conversation_facts_over(now, id, from, answered_ms);
         self.bridge(target);
         self.drain_acd(now);

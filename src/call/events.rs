@@ -24,9 +24,27 @@ pub struct ScreenPop {
     /// The flow's labels (call type, VIP tier, ...).
     pub labels: Vec<(String, String)>,
     pub language: String,
+    /// The caller's queue priority (0 normal; higher is served first): a VIP tier the flow
+    /// set, a supervisor's or the queue's.
+    pub priority: u8,
     /// Time in the queue so far.
     pub waited_ms: i64,
     /// Unix epoch ms when the phone started ringing.
+    pub at_ms: i64,
+}
+
+/// How a consultation the agent started from the desk goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsultUpdate {
+    pub agent: String,
+    pub team: Option<String>,
+    /// hotline's call id (the CDR's) of the caller's call.
+    pub call: String,
+    /// The colleague's id, or the number.
+    pub target: String,
+    /// `ringing`, `talking`, `completed`, `cancelled`, `no_answer`, `failed` (declined or
+    /// unreachable), `ended` (the consulted party hung up).
+    pub state: &'static str,
     pub at_ms: i64,
 }
 
@@ -34,6 +52,7 @@ pub struct ScreenPop {
 pub enum EngineEvent {
     Agent(AgentView),
     Offer(Box<ScreenPop>),
+    Consult(ConsultUpdate),
     /// Events were dropped on the way (the API fell behind): clients must start afresh.
     Lost,
 }

@@ -25,6 +25,11 @@ pub(super) enum Role {
     ConsultCaller { agent: AgentId },
     /// The colleague rung for that consultation.
     ConsultTarget { agent: AgentId, by: AgentId },
+    /// A colleague or number an agent consults from the desk, on their call's own leg.
+    DeskConsult {
+        by: AgentId,
+        target: super::desk_consult::Consulted,
+    },
     /// An outside number an agent transferred the caller to.
     Outside { number: String },
 }
@@ -164,7 +169,12 @@ impl<M: MediaBackend> Engine<M> {
             .collect();
         for leg in mine {
             if let Some(Leg {
-                role: Role::ConsultTarget { agent, .. },
+                role:
+                    Role::ConsultTarget { agent, .. }
+                    | Role::DeskConsult {
+                        target: super::desk_consult::Consulted::Agent(agent),
+                        ..
+                    },
                 ..
             }) = self.drop_leg(now, leg)
             {
@@ -335,6 +345,7 @@ impl<M: MediaBackend> Engine<M> {
             }
             Role::Agent { agent } => self.agent_answered(now, leg, l.interaction, agent),
             Role::ConsultTarget { .. } => self.consult_answered(now, leg, l.interaction),
+            Role::DeskConsult { .. } => self.desk_consult_answered(now, leg, l.interaction),
             Role::Outside { number } => self.outside_answered(now, leg, l.interaction, &number),
             // Inbound: answered by hotline itself, never by an event.
             Role::ConsultCaller { .. } => {}
@@ -350,6 +361,9 @@ impl<M: MediaBackend> Engine<M> {
             Role::Agent { agent } => self.agent_leg_ended(now, leg.interaction, agent, how),
             Role::ConsultCaller { .. } | Role::ConsultTarget { .. } => {
                 self.consult_leg_ended(now, leg.interaction, &leg.role, how)
+            }
+            Role::DeskConsult { .. } => {
+                self.desk_consult_leg_ended(now, leg.interaction, &leg.role, how)
             }
             Role::Outside { number } => self.outside_leg_ended(now, leg.interaction, &number, how),
         }

@@ -24,6 +24,7 @@ mod announce;
 mod caller;
 mod catalog;
 mod consult;
+mod desk_consult;
 pub mod events;
 mod legs;
 mod lookup;

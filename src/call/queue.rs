@@ -335,6 +335,7 @@ impl<M: MediaBackend> Engine<M> {
                 },
                 labels: call.interpreter.labels().to_vec(),
                 language: call.interpreter.language().to_string(),
+                priority: self.acd.caller_priority(caller_id(id)).unwrap_or(0),
                 waited_ms: call.queue.as_ref().map_or(0, |v| wall - v.entered_ms),
                 at_ms: wall,
             };
@@ -524,6 +525,9 @@ impl<M: MediaBackend> Engine<M> {
             );
             return self.drain_acd(now);
         };
+        if self.agent_gone_while_consulting(now, id, agent) {
+            return;
+        }
         self.conversation_over(now, id, agent, answered_ms);
         let Some(call) = self.calls.get_mut(&id) else {
             return;

@@ -154,6 +154,37 @@ function desk(me) {
     });
     if (done) { $("transfer-target").value = ""; $("transfer-reason").value = ""; }
   });
+  // Attended transfer: the caller waits on hold while the agent talks to the colleague.
+  let consulting = false;
+  const showConsult = (target, said) => {
+    consulting = Boolean(said);
+    $("consulting").classList.toggle("hidden", !consulting);
+    if (consulting) {
+      $("consult-target").textContent = target;
+      $("consult-state").textContent = said;
+    }
+    $("consult-complete").disabled = said !== "on the line";
+    for (const id of ["hold", "transfer", "consult"]) $(id).disabled = consulting || !(state === "on_call" || state === "on_hold");
+  };
+  $("consult").addEventListener("click", async () => {
+    const target = $("transfer-target").value;
+    if (await command("consult", { target, call: current || undefined })) showConsult(target, "ringing");
+  });
+  $("consult-complete").addEventListener("click", async () => {
+    const done = await command("consult/complete", {
+      reason: $("transfer-reason").value || undefined,
+      call: current || undefined,
+    });
+    if (done) { $("transfer-target").value = ""; $("transfer-reason").value = ""; }
+  });
+  $("consult-cancel").addEventListener("click", () => command("consult/cancel", { call: current || undefined }));
+  const consultSaid = {
+    ringing: "ringing", talking: "on the line", completed: "", cancelled: "",
+    no_answer: "", failed: "", ended: "",
+  };
+  const consultOver = {
+    no_answer: "did not answer", failed: "could not take the call", ended: "hung up",
+  };
   const resetWrap = () => { $("notes").value = ""; $("resolved").value = ""; $("disposition").value = ""; };
   $("wrap-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -173,7 +204,9 @@ function desk(me) {
     badge.textContent = view.state.replace("_", " ") + (view.reason ? ` (${view.reason})` : "");
     badge.className = `state ${view.state}`;
     const talking = state === "on_call" || state === "on_hold";
-    for (const id of ["hold", "hang-up", "transfer"]) $(id).disabled = !talking;
+    for (const id of ["hold", "transfer", "consult"]) $(id).disabled = !talking || consulting;
+    $("hang-up").disabled = !talking;
+    if (!talking && consulting) showConsult("", "");
     $("hold").textContent = state === "on_hold" ? "Resume" : "Hold";
     if (state === "wrap_up" && $("wrap").classList.contains("hidden")) resetWrap();
     $("wrap").classList.toggle("hidden", state !== "wrap_up");
@@ -191,6 +224,7 @@ function desk(me) {
     row("Dialled", offer.dialled);
     row("Queue", offer.queue);
     row("Waited", seconds(offer.waited_ms / 1000));
+    row("Priority", offer.priority ? String(offer.priority) : "normal");
     row("Language", offer.language);
     for (const [k, v] of offer.labels || []) row(k, v);
     for (const [k, v] of offer.variables || []) row(k, v);
@@ -219,6 +253,10 @@ function desk(me) {
       pop(m.offer);
     } else if (m.type === "history" && m.call === current) {
       history(m.history || []);
+    } else if (m.type === "consult" && m.consult.agent === agent) {
+      const c = m.consult;
+      showConsult(c.target, consultSaid[c.state] ?? c.state);
+      if (consultOver[c.state]) flash(`${c.target} ${consultOver[c.state]}: you are back with the caller.`);
     }
   });
 }

@@ -142,7 +142,7 @@ impl Net {
     }
 
     /// A caller bridged to agent phone A1, with A1's dialog.
-    fn talking_to_a1(&mut self) -> CallRef {
+    pub(super) fn talking_to_a1(&mut self) -> CallRef {
         let b = self.agent("1002");
         self.engine.acd.handle(
             self.now,
@@ -377,10 +377,10 @@ fn consultations_are_for_agents_on_a_call_and_end_cleanly() {
     );
 }
 
-const GATEWAY: usize = 3;
+pub(super) const GATEWAY: usize = 3;
 
 /// Agents as in `ready_net`, and a gateway for numbers at a fourth address.
-fn gateway_net() -> Net {
+pub(super) fn gateway_net() -> Net {
     let mut addrs = ADDRS.to_vec();
     addrs.push("127.0.0.1:5090");
     let mut n = Net::with_acd(
