@@ -507,6 +507,32 @@ fn metrics_show_a_call_in_progress_to_a_supervisor() {
         phone.talk(Duration::from_millis(300));
     };
     assert!(text.contains("hotline_cdr_backlog"), "{text}");
+    // Seven packets lost on the way show as RTP loss (the media threads publish each second).
+    phone.send_audio(&sine(440.0, 400, 4000.0), Duration::ZERO);
+    phone.lose_packets(7);
+    phone.send_audio(&sine(440.0, 400, 4000.0), Duration::ZERO);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        let r = http(
+            addr,
+            "GET",
+            "/metrics",
+            &[("Authorization", &basic("wang", PASSWORD))],
+            "",
+        );
+        if r.body.contains("hotline_rtp_packets_lost_total 7\n") {
+            break r.body;
+        }
+        assert!(Instant::now() < deadline, "{}", r.body);
+        phone.talk(Duration::from_millis(300));
+    };
+    assert!(text.contains("hotline_media_late_ticks_total"), "{text}");
+    let received: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("hotline_rtp_packets_received_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(received >= 40, "{text}");
     phone.hangup();
     phone.pump(Duration::from_millis(300));
     let deadline = Instant::now() + Duration::from_secs(5);

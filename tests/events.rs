@@ -282,7 +282,12 @@ fn an_agent_consults_a_colleague_from_the_desk_and_hands_the_caller_over() {
     read_until(&mut li_ws, Duration::from_secs(3), |v| {
         v["type"] == "agent" && v["agent"]["state"] == "on_call"
     });
-    let (status, body) = post(api, &li, "/api/v1/agents/1001/consult", r#"{"target": "1002"}"#);
+    let (status, body) = post(
+        api,
+        &li,
+        "/api/v1/agents/1001/consult",
+        r#"{"target": "1002"}"#,
+    );
     assert_eq!(status, 200, "{body}");
     let (status, body) = post(api, &li, "/api/v1/agents/1001/consult/complete", "{}");
     assert_eq!(status, 409, "not before the colleague answers: {body}");
@@ -317,7 +322,11 @@ fn an_agent_consults_a_colleague_from_the_desk_and_hands_the_caller_over() {
     phone.pump(S(500));
     let (a, b) = (first.join().unwrap(), second.join().unwrap());
     server.stop();
-    assert_eq!((a.rung, b.rung), (1, 1), "one call each: no second line on 1001");
+    assert_eq!(
+        (a.rung, b.rung),
+        (1, 1),
+        "one call each: no second line on 1001"
+    );
     assert!(a.got_bye, "1001's call ends at the hand-over");
     assert!(
         loud_share(&heard_while_consulting) < 0.1,
@@ -333,7 +342,12 @@ fn an_agent_consults_a_colleague_from_the_desk_and_hands_the_caller_over() {
     assert_eq!(c.agent.as_deref(), Some("1002"), "{c:?}");
     let t = &c.transfers[0];
     assert_eq!(
-        (t.kind, t.by.as_str(), t.target.as_str(), t.reason.as_deref()),
+        (
+            t.kind,
+            t.by.as_str(),
+            t.target.as_str(),
+            t.reason.as_deref()
+        ),
         (TransferKind::Attended, "1001", "1002", Some("billing"))
     );
     assert!(c.hold_ms.unwrap() >= 500, "{c:?}");

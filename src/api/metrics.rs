@@ -88,6 +88,28 @@ pub fn render(snapshot: &Snapshot, cdr: &WriterStats) -> String {
         counter(t.abandoned),
     );
 
+    let m = snapshot.media;
+    registry.register(
+        "rtp_packets_received",
+        "RTP packets received from phones and trunks (from the source each stream latched to), since start",
+        counter(m.rtp_received),
+    );
+    registry.register(
+        "rtp_packets_lost",
+        "RTP packets those senders' sequence numbers say were lost on the way, since start",
+        counter(m.rtp_lost()),
+    );
+    registry.register(
+        "media_late_ticks",
+        "Media pacing ticks (20 ms) whose sending began more than 5 ms late, since start",
+        counter(m.late_ticks),
+    );
+    registry.register(
+        "media_skipped_ticks",
+        "Media pacing ticks skipped after a stall of the media thread, since start",
+        counter(m.skipped_ticks),
+    );
+
     registry.register(
         "cdr_backlog",
         "Call records and agent states not yet in the database",
@@ -137,6 +159,12 @@ mod tests {
                 answered: 4,
                 abandoned: 1,
             },
+            media: crate::call::MediaTotals {
+                rtp_expected: 1000,
+                rtp_received: 990,
+                late_ticks: 3,
+                skipped_ticks: 1,
+            },
         };
         let cdr = WriterStats {
             backlog: 5,
@@ -153,6 +181,10 @@ mod tests {
             "hotline_calls_offered_total 6",
             "hotline_calls_abandoned_total 1",
             "hotline_cdr_backlog 5",
+            "hotline_rtp_packets_received_total 990",
+            "hotline_rtp_packets_lost_total 10",
+            "hotline_media_late_ticks_total 3",
+            "hotline_media_skipped_ticks_total 1",
             "hotline_cdr_database_down 1",
             "# EOF",
         ] {

@@ -1075,9 +1075,7 @@ async fn ask_engine(
             | E::NotConsulting(_)
             | E::ConsultRinging(_)
             | E::Unavailable { .. }),
-        ))) => {
-            Err(error(StatusCode::CONFLICT, e.to_string()))
-        }
+        ))) => Err(error(StatusCode::CONFLICT, e.to_string())),
         Ok(Ok(Err(e @ E::NoSuchTarget(_)))) => Err(error(StatusCode::NOT_FOUND, e.to_string())),
         Ok(Ok(Err(e))) => Err(error(StatusCode::BAD_REQUEST, e.to_string())),
         _ => Err(error(

@@ -214,7 +214,12 @@ impl<M: MediaBackend> Engine<M> {
             AgentCommand::CompleteConsult { reason, call, by } => {
                 current(self, &call)?;
                 let reason = clean_reason(reason);
-                tracing::info!(agent = agent_id, ?reason, ?by, "attended transfer through the API");
+                tracing::info!(
+                    agent = agent_id,
+                    ?reason,
+                    ?by,
+                    "attended transfer through the API"
+                );
                 self.complete_desk_consult(now, agent, agent_id, reason, by)?;
                 return self.agent_view(agent_id).ok_or_else(unknown);
             }

@@ -18,7 +18,6 @@ use crate::cdr::{TransferKind, TransferRow, TransferTargetKind};
 use crate::sdp::{self, LocalMedia, SessionDescription};
 use crate::sip::{CallRef, Replaces};
 
-
 /// A call dialled from a phone to an agent's extension.
 pub(super) struct ConsultRequest {
     pub dialog: CallRef,

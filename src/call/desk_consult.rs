@@ -103,12 +103,22 @@ impl<M: MediaBackend> Engine<M> {
             tracing::warn!(agent = agent_name, target, why, "consultation not placed");
             unavailable("their phone cannot be reached")
         })?;
-        tracing::info!(agent = agent_name, target, ?leg, "consultation from the desk: ringing");
+        tracing::info!(
+            agent = agent_name,
+            target,
+            ?leg,
+            "consultation from the desk: ringing"
+        );
         if let Consulted::Agent(to) = &consulted {
             let to = *to;
             // Out of the pool while a colleague's call is on their phone.
-            self.acd
-                .handle(now, AcdEvent::PhoneBusy { agent: to, busy: true });
+            self.acd.handle(
+                now,
+                AcdEvent::PhoneBusy {
+                    agent: to,
+                    busy: true,
+                },
+            );
             self.drain_acd(now);
         }
         // The caller waits on hold, unless the phone holds them already.
@@ -240,11 +250,21 @@ impl<M: MediaBackend> Engine<M> {
         match target.clone() {
             Consulted::Agent(to) => {
                 // Their phone was busy on this consultation only; the take-over needs them free.
-                self.acd
-                    .handle(now, AcdEvent::PhoneBusy { agent: to, busy: false });
+                self.acd.handle(
+                    now,
+                    AcdEvent::PhoneBusy {
+                        agent: to,
+                        busy: false,
+                    },
+                );
                 if !self.acd.can_take_over(agent, to) {
-                    self.acd
-                        .handle(now, AcdEvent::PhoneBusy { agent: to, busy: true });
+                    self.acd.handle(
+                        now,
+                        AcdEvent::PhoneBusy {
+                            agent: to,
+                            busy: true,
+                        },
+                    );
                     self.drain_acd(now);
                     return Err(AgentCommandError::Unavailable {
                         target: self
@@ -299,7 +319,12 @@ impl<M: MediaBackend> Engine<M> {
     }
 
     /// Hang the consultation up (CANCEL or BYE), then as if it had ended by itself.
-    pub(super) fn end_desk_consult(&mut self, now: Instant, leg: LegId, state: Option<&'static str>) {
+    pub(super) fn end_desk_consult(
+        &mut self,
+        now: Instant,
+        leg: LegId,
+        state: Option<&'static str>,
+    ) {
         if let Some(l) = self.drop_leg(now, leg) {
             self.desk_consult_over(now, l.interaction, &l.role, state);
         }
@@ -333,8 +358,13 @@ impl<M: MediaBackend> Engine<M> {
             return;
         };
         if let Consulted::Agent(to) = target {
-            self.acd
-                .handle(now, AcdEvent::PhoneBusy { agent: *to, busy: false });
+            self.acd.handle(
+                now,
+                AcdEvent::PhoneBusy {
+                    agent: *to,
+                    busy: false,
+                },
+            );
             self.drain_acd(now);
         }
         if let Some(state) = state {
@@ -371,8 +401,13 @@ impl<M: MediaBackend> Engine<M> {
             Some((LegState::Up, Role::DeskConsult { target, .. })) => {
                 let handed = match target.clone() {
                     Consulted::Agent(to) => {
-                        self.acd
-                            .handle(now, AcdEvent::PhoneBusy { agent: to, busy: false });
+                        self.acd.handle(
+                            now,
+                            AcdEvent::PhoneBusy {
+                                agent: to,
+                                busy: false,
+                            },
+                        );
                         let can = self.acd.can_take_over(agent, to);
                         if can {
                             self.consult_update(now, id, agent, &target, "completed");

@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 
 pub use catalog::{Catalog, CatalogError, CatalogReport};
 pub use lookup::LookupJob;
-pub use media::{MediaBackend, MediaCommand, MediaEvent, MediaOpenError};
+pub use media::{MediaBackend, MediaCommand, MediaEvent, MediaOpenError, MediaTotals};
 pub use queue::WrapNote;
 pub use recording::RecordingJob;
 

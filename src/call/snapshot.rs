@@ -52,6 +52,8 @@ pub struct Snapshot {
     /// The wrap-up dispositions: (code, label).
     pub dispositions: Vec<(String, String)>,
     pub totals: Totals,
+    /// The media threads' counters (RTP loss, late ticks).
+    pub media: super::MediaTotals,
 }
 
 impl<M: MediaBackend> Engine<M> {
@@ -92,6 +94,7 @@ impl<M: MediaBackend> Engine<M> {
                 .map(|d| (d.code.clone(), d.label.clone()))
                 .collect(),
             totals: self.totals,
+            media: self.media.totals(),
         }
     }
 }

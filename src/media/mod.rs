@@ -5,6 +5,7 @@ pub mod bridge;
 pub mod g711;
 pub mod inband;
 pub mod latch;
+pub mod loss;
 pub mod prompt;
 pub mod recorder;
 pub mod relay;

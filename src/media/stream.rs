@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::bridge::{Dest, Egress, Forward, MAX_REPACKET, PeerInfo, later};
 use super::inband::{self, DtmfDetector};
 use super::latch::{Latch, Verdict};
+use super::loss::LossCount;
 use super::recorder::{Recorder, Recording, StereoRecorder, StereoRecording};
 use super::rfc4733::{self, DigitDeduper};
 use super::rtp::{self, RtpHeader};
@@ -145,6 +146,8 @@ pub struct Stream {
     unprotect: Option<Box<Unprotector>>,
     /// Packets that did not authenticate under the SRTP key.
     unauthentic: u64,
+    /// Loss of what the latched source sent.
+    loss: LossCount,
 }
 
 /// What a stream counted over its life, for the log line at its close.
@@ -158,6 +161,9 @@ pub struct StreamStats {
     pub heard: bool,
     /// Packets refused by SRTP authentication (forged, replayed, damaged, or plain).
     pub unauthentic: u64,
+    /// Packets expected from the latched source (by their sequence numbers) and received.
+    pub expected: u64,
+    pub received: u64,
 }
 
 /// What one received datagram meant.
@@ -222,6 +228,7 @@ impl Stream {
             idle_ticks: 0,
             unprotect: None,
             unauthentic: 0,
+            loss: LossCount::default(),
         };
         let mut s = s;
         s.rekey(None);
@@ -326,6 +333,8 @@ impl Stream {
             foreign: self.latch.dropped(),
             heard: self.is_latched(),
             unauthentic: self.unauthentic,
+            expected: self.loss.expected(),
+            received: self.loss.received(),
         }
     }
 
@@ -745,6 +754,7 @@ impl Stream {
             }
         }
         self.silent_ticks = 0;
+        self.loss.on_packet(h.ssrc, h.sequence);
         let payload = &data[payload_at..payload_at + payload_len];
         if Some(h.payload_type) == self.params.event_pt {
             if let Some(ev) = rfc4733::parse(payload) {

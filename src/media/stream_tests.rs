@@ -193,6 +193,9 @@ fn a_sprayer_on_the_callers_ip_injects_no_digits_before_or_after_real_media() {
             foreign: 41,
             heard: true,
             unauthentic: 0,
+            // Only the latched source's packet counts for loss, whatever the sprayer numbers.
+            expected: 1,
+            received: 1,
         }
     );
 }

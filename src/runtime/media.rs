@@ -8,13 +8,14 @@ use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::error::TrySendError as EventSendError;
 
-use crate::call::{MediaBackend, MediaCommand, MediaEvent, MediaOpenError};
+use crate::call::{MediaBackend, MediaCommand, MediaEvent, MediaOpenError, MediaTotals};
 use crate::media::bridge::{Dest, Egress};
 use crate::media::pacing::{Pacer, TICK};
 use crate::media::recorder::{Recording, StereoRecording};
@@ -69,9 +70,19 @@ struct Owned {
     egress: Arc<Egress>,
 }
 
+/// What one media thread counted, published by it once a second for the metrics.
+#[derive(Default)]
+pub(super) struct LaneCounters {
+    pub(super) rtp_expected: AtomicU64,
+    pub(super) rtp_received: AtomicU64,
+    pub(super) late_ticks: AtomicU64,
+    pub(super) skipped_ticks: AtomicU64,
+}
+
 /// One media thread and the commands on their way to it.
 struct Lane {
     tx: SyncSender<Command>,
+    counters: Arc<LaneCounters>,
     /// Commands the full queue could not take yet, in order. Dropping one (a Close above all)
     /// would leave a stream running for ever, and the engine must never block.
     waiting: VecDeque<Command>,
@@ -142,11 +153,16 @@ impl MediaHandle {
         for n in 0..threads.max(1) {
             let (tx, rx) = sync_channel(COMMAND_QUEUE);
             let events = events.clone();
+            let counters = Arc::new(LaneCounters::default());
+            let published = Arc::clone(&counters);
             let thread = std::thread::Builder::new()
                 .name(format!("hotline-media-{n}"))
-                .spawn(move || MediaLoop::new(rx, events, timeout_ticks, first_ticks).run())?;
+                .spawn(move || {
+                    MediaLoop::new(rx, events, timeout_ticks, first_ticks).run(&published)
+                })?;
             lanes.push(Lane {
                 tx,
+                counters,
                 waiting: VecDeque::new(),
                 thread: Some(thread),
                 streams: 0,
@@ -291,6 +307,18 @@ impl Drop for MediaHandle {
 }
 
 impl MediaBackend for MediaHandle {
+    fn totals(&self) -> MediaTotals {
+        let mut t = MediaTotals::default();
+        for lane in &self.lanes {
+            let c = &lane.counters;
+            t.rtp_expected += c.rtp_expected.load(Ordering::Relaxed);
+            t.rtp_received += c.rtp_received.load(Ordering::Relaxed);
+            t.late_ticks += c.late_ticks.load(Ordering::Relaxed);
+            t.skipped_ticks += c.skipped_ticks.load(Ordering::Relaxed);
+        }
+        t
+    }
+
     /// Ask the routing table which of our addresses reaches the caller: connect() on a UDP
     /// socket sends nothing, it only picks the route and the source address.
     fn local_ip_towards(&mut self, peer: IpAddr) -> Option<IpAddr> {

@@ -35,7 +35,12 @@ pub(super) struct MediaLoop {
     /// Waits between ticks, woken early by bridged legs' packets; None if the kernel would
     /// not give us one (then bridged packets are forwarded once per tick).
     pub(super) waker: Option<Waker>,
+    /// RTP expected and received by the streams already closed on this thread.
+    pub(super) closed_rtp: (u64, u64),
 }
+
+/// The thread publishes its counters this often (in ticks): a second.
+const PUBLISH_TICKS: u64 = 50;
 
 /// Events on their way to the engine. The channel is bounded and this thread must never
 /// block, so what does not fit waits here, in order, for the next tick: a lost PlayDone
@@ -105,17 +110,22 @@ impl MediaLoop {
                 queue: VecDeque::with_capacity(256),
                 backed_up: false,
             },
+            closed_rtp: (0, 0),
         }
     }
 
-    pub(super) fn run(mut self) {
+    pub(super) fn run(mut self, counters: &LaneCounters) {
         raise_priority();
         let mut pacer = Pacer::new(Instant::now());
         let mut packet = [0u8; PACKET_LEN];
         let mut rx_buf = [0u8; 2048];
         loop {
+            pacer.begin(Instant::now());
             if !self.apply_commands() {
                 return;
+            }
+            if pacer.tick().is_multiple_of(PUBLISH_TICKS) {
+                self.publish(&pacer, counters);
             }
             // Sends first, in the same order every tick, so each stream leaves at the same
             // offset from the deadline whatever the receive side has to do this tick.
@@ -184,6 +194,22 @@ impl MediaLoop {
             let deadline = pacer.next_deadline(Instant::now());
             self.forward_until(deadline, &mut rx_buf);
         }
+    }
+
+    /// Sums are over the streams on the thread now and those closed; a few hundred
+    /// additions once a second.
+    fn publish(&self, pacer: &Pacer, counters: &LaneCounters) {
+        let (mut expected, mut received) = self.closed_rtp;
+        for stream in self.slots.iter().filter_map(|s| s.stream.as_ref()) {
+            let stats = stream.stats();
+            expected += stats.expected;
+            received += stats.received;
+        }
+        let (late, skipped) = pacer.late_and_skipped();
+        counters.rtp_expected.store(expected, Ordering::Relaxed);
+        counters.rtp_received.store(received, Ordering::Relaxed);
+        counters.late_ticks.store(late, Ordering::Relaxed);
+        counters.skipped_ticks.store(skipped, Ordering::Relaxed);
     }
 
     /// Waits for the next tick; meanwhile a bridged leg's packets go out on its partner soon
@@ -403,6 +429,8 @@ impl MediaLoop {
                     // hijack or digit-injection attempt); a NAT phone's learning run drops
                     // fewer than LEARN_RUN and is not worth a line.
                     let stats = stream.stats();
+                    self.closed_rtp.0 += stats.expected;
+                    self.closed_rtp.1 += stats.received;
                     if stats.foreign >= u64::from(crate::media::latch::LEARN_RUN)
                         || stats.unauthentic > 0
                     {

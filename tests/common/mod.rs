@@ -439,8 +439,11 @@ impl Phone {
         }
     }
 
-    /// Send our RTP for `d` (20 ms packets of silence, or the digits given, RFC 4733) and keep
-    /// everything received.
+    /// As if the next `n` packets were lost on the way: their sequence numbers are skipped.
+    pub fn lose_packets(&mut self, n: u16) {
+        self.seq = self.seq.wrapping_add(n);
+    }
+
     /// Everything the phone received, decoded.
     pub fn heard_pcm(&self) -> Vec<i16> {
         let mut heard = Vec::new();
@@ -452,6 +455,7 @@ impl Phone {
         heard
     }
 
+    /// Send our RTP for `d` (20 ms packets of silence) and keep everything received.
     pub fn talk(&mut self, d: Duration) {
         self.run_media(d, &[]);
     }

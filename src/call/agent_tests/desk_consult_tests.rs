@@ -76,7 +76,11 @@ fn the_desk_consults_a_colleague_and_completes_the_transfer() {
     n.advance(Duration::from_secs(20));
     n.consult_states();
     n.consult("1002").unwrap();
-    assert_eq!(n.state("1001"), AgentState::OnHold, "the caller waits on hold");
+    assert_eq!(
+        n.state("1001"),
+        AgentState::OnHold,
+        "the caller waits on hold"
+    );
     assert_eq!(n.incoming(B).len(), 1, "the colleague's phone rings");
     assert!(
         n.phones[B]
@@ -90,7 +94,9 @@ fn the_desk_consults_a_colleague_and_completes_the_transfer() {
         Err(AgentCommandError::ConsultRinging("1001".into()))
     );
     n.answer(B, n.incoming(B)[0]);
-    let b = n.engine.desk_consult(*n.engine.calls.keys().next().unwrap());
+    let b = n
+        .engine
+        .desk_consult(*n.engine.calls.keys().next().unwrap());
     let b_dialog = n.engine.legs[&b.expect("the consultation").0].dialog;
     assert_eq!(
         n.bridges().last(),
@@ -139,7 +145,12 @@ fn the_desk_consults_a_colleague_and_completes_the_transfer() {
     assert_eq!(r.transfers.len(), 1);
     let t = &r.transfers[0];
     assert_eq!(
-        (t.kind, t.target.as_str(), t.by.as_str(), t.reason.as_deref()),
+        (
+            t.kind,
+            t.target.as_str(),
+            t.by.as_str(),
+            t.reason.as_deref()
+        ),
         (
             crate::cdr::TransferKind::Attended,
             "1002",
@@ -293,7 +304,11 @@ fn hanging_up_during_a_desk_consultation_hands_the_caller_over_or_ends_it() {
         .handle(n.now, crate::acd::AcdEvent::Ready { agent: b });
     n.engine.drain_acd(n.now);
     queued_caller(&mut n);
-    assert_eq!(n.incoming(B).len(), 2, "the colleague takes queue callers again");
+    assert_eq!(
+        n.incoming(B).len(),
+        2,
+        "the colleague takes queue callers again"
+    );
 }
 
 #[test]
