@@ -282,6 +282,18 @@ struct LoadArgs {
     /// in the named queue, and exit without placing calls.
     #[arg(long, value_name = "QUEUE")]
     print_agents_toml: Option<String>,
+    /// Agent desktops on the CTI event stream (WebSocket), connected before the callers:
+    /// desktop i logs in as API user `desktop-base + i`. Reports each agent-state event's
+    /// latency from the state change.
+    #[arg(long, default_value_t = 0)]
+    desktops: u32,
+    /// The server's API address (loopback), for the desktops.
+    #[arg(long)]
+    api: Option<std::net::SocketAddr>,
+    #[arg(long, default_value_t = 2000)]
+    desktop_base: u32,
+    #[arg(long, default_value = "secret-desk")]
+    desktop_password: String,
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
 }
@@ -598,6 +610,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .parse()
                     .map_err(|e| anyhow::anyhow!("--agent-digest: {e}"))?,
                 login_code: a.agent_login_code,
+            };
+            opts.desktops = hotline::load::DesktopOptions {
+                api: a.api,
+                count: a.desktops,
+                base: a.desktop_base,
+                password: a.desktop_password,
             };
             let report = hotline::load::run(opts)?;
             match a.format {

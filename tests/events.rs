@@ -352,3 +352,50 @@ fn an_agent_consults_a_colleague_from_the_desk_and_hands_the_caller_over() {
     );
     assert!(c.hold_ms.unwrap() >= 500, "{c:?}");
 }
+
+/// `hotline load --desktops`: the load tool's desktops log in, hold the stream open while its
+/// callers queue for a real agent phone, and time the agent's state changes.
+#[test]
+fn the_load_tool_times_agent_events_on_its_desktops() {
+    let mut site = agent_site();
+    with_users(&mut site);
+    let hash = hash_password(PASSWORD).unwrap();
+    let users = site.dir.path().join("users.toml");
+    let mut text = std::fs::read_to_string(&users).unwrap();
+    for agent in ["1001", "1002"] {
+        text.push_str(&format!(
+            "[[user]]\nname = \"{agent}\"\nrole = \"agent\"\nagent = \"{agent}\"\npassword = \"{hash}\"\n"
+        ));
+    }
+    std::fs::write(&users, text).unwrap();
+    let mut server = start(site.config.clone());
+    let api = server.server.as_ref().unwrap().api_addr.unwrap();
+    let sip = server.sip;
+    let agent = std::thread::spawn(move || run_agent(sip, Behaviour::AnswerEach, S(9000)));
+    std::thread::sleep(S(500));
+    // Desktop i is user base + i: 1001 (whose phone answers the callers) and 1002.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hotline"))
+        .args(["load", &sip.to_string(), "--number", "400", "--calls", "2", "--cps", "2"])
+        .args(["--hold", "2", "--digits", "", "--desktops", "2", "--desktop-base", "1001"])
+        .args(["--desktop-password", PASSWORD, "--api", &api.to_string(), "--format", "json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let _ = agent.join();
+    server.stop();
+    let d = &report["desktops"];
+    assert_eq!(d["connected"], 2, "{d}");
+    assert_eq!(d["login_failures"], 0, "{d}");
+    assert_eq!(d["closed_by_server"], 0, "{d}");
+    // 1001 rings, talks and is free again (only 1001's desktop hears of it).
+    assert!(d["agent_events"].as_u64().unwrap() >= 3, "{d}");
+    assert!(d["latency_ms_p99"].as_f64().unwrap() < 1000.0, "{d}");
+    assert!(d["other_messages"].as_u64().unwrap() >= 2, "the hellos at least: {d}");
+    assert_eq!(report["calls_completed"], 2, "{report:#}");
+}

@@ -107,8 +107,8 @@ pub async fn hub(
             event = events.recv() => {
                 let Some(event) = event else { return };
                 match event {
-                    EngineEvent::Agent(view) => {
-                        let text = json!({ "type": "agent", "agent": view }).to_string();
+                    EngineEvent::Agent { view, at_ms } => {
+                        let text = json!({ "type": "agent", "agent": view, "at_ms": at_ms }).to_string();
                         let about = Some((view.id.clone(), view.team.clone()));
                         // The map first: a stream that reads it after subscribing misses
                         // nothing, at worst it hears of this change twice.

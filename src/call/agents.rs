@@ -211,7 +211,10 @@ impl<M: MediaBackend> Engine<M> {
         }
         if let Some(view) = self.agent_view(&id) {
             self.events
-                .push_back(super::events::EngineEvent::Agent(view));
+                .push_back(super::events::EngineEvent::Agent {
+                    view,
+                    at_ms: self.wall_ms_exact(now),
+                });
         }
     }
 

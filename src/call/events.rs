@@ -48,9 +48,10 @@ pub struct ConsultUpdate {
     pub at_ms: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum EngineEvent {
-    Agent(AgentView),
+    /// An agent's state changed at `at_ms` (Unix epoch ms, to the microsecond).
+    Agent { view: AgentView, at_ms: f64 },
     Offer(Box<ScreenPop>),
     Consult(ConsultUpdate),
     /// Events were dropped on the way (the API fell behind): clients must start afresh.

@@ -783,6 +783,12 @@ impl<M: MediaBackend> Engine<M> {
         wall + now.saturating_duration_since(base).as_millis() as i64
     }
 
+    /// `wall_ms` with its fraction, to the microsecond.
+    fn wall_ms_exact(&self, now: Instant) -> f64 {
+        let (base, wall) = self.epoch;
+        wall as f64 + now.saturating_duration_since(base).as_micros() as f64 / 1000.0
+    }
+
     /// The monotonic instant of a wall time, for timers set by the wall clock.
     fn instant_of(&self, wall_ms: i64) -> Instant {
         let (base, wall) = self.epoch;

@@ -33,6 +33,7 @@ mod agent_rtp;
 mod agent_sip;
 mod agents;
 mod caller;
+mod desktops;
 mod digest;
 mod floor;
 mod hist;
@@ -60,6 +61,7 @@ pub use agents::{
     AgentCredential, AgentOptions, MAX_AGENTS, REALM, agent_credentials, agents_toml, floor_streams,
 };
 use caller::{DtmfPlan, PayloadBank};
+pub use desktops::{DesktopOptions, DesktopReport, MAX_DESKTOPS};
 pub use digest::DigestPreference;
 pub use floor::{FLOOR_SUBCOMMAND, FloorServerArgs, run_floor_server};
 use rtp_side::{RtpCommand, RtpConfig, RtpOutcome};
@@ -122,6 +124,8 @@ pub struct LoadOptions {
     pub caller_audio: CallerAudio,
     /// Agents that register to the server and answer the calls it offers (count 0: none).
     pub agents: AgentOptions,
+    /// Agent desktops on the CTI event stream, connected before the callers start.
+    pub desktops: DesktopOptions,
 }
 
 impl LoadOptions {
@@ -142,6 +146,7 @@ impl LoadOptions {
             local_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             caller_audio: CallerAudio::Silence,
             agents: AgentOptions::default(),
+            desktops: DesktopOptions::default(),
         }
     }
 }
@@ -372,6 +377,8 @@ pub struct LoadReport {
     pub server_to_floor_ratio: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agents: Option<AgentReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub desktops: Option<DesktopReport>,
     pub duration_s: f64,
     pub notes: Vec<String>,
 }
@@ -391,7 +398,10 @@ fn run_with(
     validate(&opts)?;
     let began = Instant::now();
     let fd_limit = net::raise_nofile_limit().map_err(io_err("raising the open-file limit"))?;
-    let fds = opts.calls as u64 + 2 * u64::from(opts.agents.count) + FD_HEADROOM;
+    let fds = opts.calls as u64
+        + 2 * u64::from(opts.agents.count)
+        + u64::from(opts.desktops.count)
+        + FD_HEADROOM;
     if fd_limit < fds {
         return Err(LoadError::Invalid(format!(
             "{} calls and {} agents need about {fds} open files; the limit is {fd_limit}",
@@ -407,6 +417,13 @@ fn run_with(
         None
     };
 
+    // Desktops first: their logins (a password hash each on the server) are over before
+    // any caller is timed.
+    let desktops = if opts.desktops.count > 0 {
+        Some(desktops::start(&opts.desktops)?)
+    } else {
+        None
+    };
     let agent_calls_up = Arc::new(agents::Gauge::new(Instant::now()));
     let sip_plan = sip_side::SipPlan {
         target: opts.target,
@@ -444,6 +461,7 @@ fn run_with(
     drop(tx);
     let rtp = rtp.join().map_err(|_| LoadError::Panicked("RTP"))?;
     let agents = agents.map(RunningAgents::finish).transpose()?;
+    let desktops = desktops.map(desktops::RunningDesktops::finish).transpose()?;
     let sip = sip?;
 
     let completed = sip
@@ -521,6 +539,7 @@ fn run_with(
         floor,
         server_to_floor_ratio: ratio,
         agents: agent_report,
+        desktops,
         duration_s: began.elapsed().as_secs_f64(),
         notes,
     })
@@ -741,6 +760,7 @@ fn validate(opts: &LoadOptions) -> Result<(), LoadError> {
         }
     }
     opts.agents.validate()?;
+    opts.desktops.validate()?;
     if opts.calls == 0 {
         return Err(LoadError::Invalid("--calls must be at least 1".into()));
     }
@@ -861,6 +881,30 @@ pub fn format_table(r: &LoadReport) -> String {
     rtp_rows(&mut s, "", &r.rtp);
     if let Some(a) = &r.agents {
         agent_rows(&mut s, a);
+    }
+    if let Some(d) = &r.desktops {
+        let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+        let _ = writeln!(
+            s,
+            "{:<26} {} of {} connected in {:.1} s (login failures {}, connect failures {}), {} closed by the server",
+            "desktops",
+            d.connected,
+            d.desktops,
+            d.connect_s,
+            d.login_failures,
+            d.connect_failures,
+            d.closed_by_server
+        );
+        let _ = writeln!(
+            s,
+            "{:<26} {} agent events, latency p50 {} / p99 {} / max {} ms; {} other messages",
+            "desktop events",
+            d.agent_events,
+            ms(d.latency_ms_p50),
+            ms(d.latency_ms_p99),
+            ms(d.latency_ms_max),
+            d.other_messages
+        );
     }
     row(
         &mut s,

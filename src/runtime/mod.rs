@@ -13,7 +13,7 @@ pub(crate) mod wake;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
@@ -367,12 +367,19 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
         srtp: config.srtp,
         srtp_keys: crate::media::srtp::KeySource::os(),
     };
-    let epoch = (
-        Instant::now(),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64),
-    );
+    // The instant the wall clock showed a whole millisecond, so wall times derived from it
+    // are exact to the microsecond (an event's stamp is compared with other clocks).
+    let epoch = {
+        let (now, since) = (
+            Instant::now(),
+            SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default(),
+        );
+        let past_ms = Duration::from_nanos(u64::from(since.subsec_nanos() % 1_000_000));
+        (
+            now.checked_sub(past_ms).unwrap_or(now),
+            since.as_millis() as i64,
+        )
+    };
     let sticky_days = catalog
         .acd
         .queues
