@@ -399,3 +399,58 @@ fn the_load_tool_times_agent_events_on_its_desktops() {
     assert!(d["other_messages"].as_u64().unwrap() >= 2, "the hellos at least: {d}");
     assert_eq!(report["calls_completed"], 2, "{report:#}");
 }
+
+#[test]
+fn a_logout_closes_the_users_streams_at_once() {
+    use std::io::{Read, Write};
+    let mut site = agent_site();
+    with_users(&mut site);
+    let mut server = start(site.config.clone());
+    let api = server.server.as_ref().unwrap().api_addr.unwrap();
+    let li = login(api, "li");
+    let mut ws = connect(api, Some(&li), None).unwrap();
+    read_until(&mut ws, Duration::from_secs(3), |v| v["type"] == "hello");
+    let mut other = connect(api, Some(&login(api, "wang")), None).unwrap();
+    read_until(&mut other, Duration::from_secs(3), |v| v["type"] == "hello");
+    let mut s = TcpStream::connect(api).unwrap();
+    write!(
+        s,
+        "DELETE /api/v1/session HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {li}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let logged_out = Instant::now();
+    let closed = loop {
+        match ws.read() {
+            Ok(Message::Close(frame)) => break frame,
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("{e}"),
+        }
+        assert!(
+            logged_out.elapsed() < Duration::from_secs(3),
+            "the stream closes at the logout, not at the next 15 s check"
+        );
+    };
+    assert!(
+        closed.is_some_and(|f| f.reason.contains("session ended")),
+        "the client is told why"
+    );
+    // Another user's stream goes on: it answers a ping.
+    other.send(Message::Ping(b"still?".to_vec().into())).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match other.read() {
+            Ok(Message::Pong(p)) if &p[..] == b"still?" => break,
+            Ok(Message::Close(f)) => panic!("closed: {f:?}"),
+            _ => assert!(Instant::now() < deadline, "no pong"),
+        }
+    }
+    server.stop();
+}

@@ -3,7 +3,12 @@
 //! the caller's history to a screen pop (from the CDR database, with a deadline), and
 //! broadcasts; each connection sends on what its user may see.
 //!
-//! Slow consumers are dropped, never buffered: the broadcast keeps a bounded backlog, and a
+//! Messages are routed, not offered to every connection: what is about an agent goes to that
+//! agent's own streams and to the supervisors' and admins' feed; what is for everyone (the
+//! queues) to all. An agent's desktop is woken only for its own events, so thousands of
+//! desktops cost each event no more than the few that see it.
+//!
+//! Slow consumers are dropped, never buffered: each route keeps a bounded backlog, and a
 //! connection that falls behind it, or whose send does not finish in time, is closed with a
 //! reason (the client reconnects and gets a fresh picture).
 
@@ -14,7 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role as WsRole, WebSocketConfig};
 
@@ -42,7 +47,8 @@ const MAX_CLIENT_MESSAGE: usize = 4096;
 pub struct Outgoing {
     /// None: everyone; Some: about this agent (of this team).
     pub about: Option<(String, Option<String>)>,
-    pub text: String,
+    /// Shared, not copied, by every stream that sends it.
+    pub text: Utf8Bytes,
     /// After this message the stream closes: the client must start afresh.
     pub close: bool,
 }
@@ -58,8 +64,101 @@ const PING_EVERY: Duration = Duration::from_secs(30);
 /// Every agent's latest state as the hub last heard it.
 pub type LatestAgents = Arc<std::sync::Mutex<HashMap<String, AgentView>>>;
 
-pub fn channel() -> broadcast::Sender<Arc<Outgoing>> {
-    broadcast::channel(BACKLOG).0
+/// Where the hub's messages go: everyone's feed, the staff's feed (every message about an
+/// agent; supervisors keep their teams'), and each agent's own streams.
+pub struct Routes {
+    /// Messages for every stream (a resync).
+    everyone: broadcast::Sender<Arc<Outgoing>>,
+    /// The queues, for streams that asked for them.
+    queues: broadcast::Sender<Arc<Outgoing>>,
+    staff: broadcast::Sender<Arc<Outgoing>>,
+    /// The streams of agent users, by agent id. A closed or full one is dropped as the next
+    /// message for its agent finds it.
+    agents: std::sync::Mutex<HashMap<String, Vec<mpsc::Sender<Arc<Outgoing>>>>>,
+}
+
+/// A stream's feeds: everyone's, the queues' if asked for, and the staff's or its agent's
+/// own.
+pub struct Subscription {
+    everyone: broadcast::Receiver<Arc<Outgoing>>,
+    queues: Option<broadcast::Receiver<Arc<Outgoing>>>,
+    feed: Feed,
+}
+
+enum Feed {
+    Staff(broadcast::Receiver<Arc<Outgoing>>),
+    Agent(mpsc::Receiver<Arc<Outgoing>>),
+    /// An agent user who names no agent: nothing is about them.
+    Nothing,
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Routes {
+            everyone: broadcast::channel(BACKLOG).0,
+            queues: broadcast::channel(BACKLOG).0,
+            staff: broadcast::channel(BACKLOG).0,
+            agents: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Routes {
+    /// Subscribe before reading what is current: a message sent meanwhile is then heard,
+    /// at worst twice. `queues`: whether the stream wants the queues' changes (a desktop
+    /// that shows none spares the server thousands of sends a second).
+    pub fn subscribe(&self, session: &Session, queues: bool) -> Subscription {
+        let feed = match (session.role, &session.agent) {
+            (Role::Agent, Some(agent)) => {
+                let (tx, rx) = mpsc::channel(BACKLOG);
+                self.lock_agents().entry(agent.clone()).or_default().push(tx);
+                Feed::Agent(rx)
+            }
+            (Role::Agent, None) => Feed::Nothing,
+            (Role::Supervisor | Role::Admin, _) => Feed::Staff(self.staff.subscribe()),
+        };
+        Subscription {
+            everyone: self.everyone.subscribe(),
+            queues: queues.then(|| self.queues.subscribe()),
+            feed,
+        }
+    }
+
+    fn publish(&self, message: Outgoing) {
+        let message = Arc::new(message);
+        let Some((agent, _)) = &message.about else {
+            let _ = self.everyone.send(message);
+            return;
+        };
+        let mut agents = self.lock_agents();
+        if let Some(streams) = agents.get_mut(agent) {
+            // Full: that client is too slow; its stream sees the feed end and closes.
+            streams.retain(|tx| tx.try_send(Arc::clone(&message)).is_ok());
+            if streams.is_empty() {
+                agents.remove(agent);
+            }
+        }
+        drop(agents);
+        let _ = self.staff.send(message);
+    }
+
+    fn publish_queues(&self, message: Outgoing) {
+        let _ = self.queues.send(Arc::new(message));
+    }
+
+    /// Whether any stream listens at all (else a history look-up is not worth its query).
+    fn listened(&self) -> bool {
+        self.everyone.receiver_count() > 0
+    }
+
+    /// Streams that asked for the queues.
+    fn queue_listeners(&self) -> usize {
+        self.queues.receiver_count()
+    }
+
+    fn lock_agents(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<mpsc::Sender<Arc<Outgoing>>>>> {
+        self.agents.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Whether a session may see an event about `agent` of `team`.
@@ -94,7 +193,7 @@ pub fn queues_json(snapshot: &Snapshot) -> serde_json::Value {
 pub async fn hub(
     mut events: mpsc::Receiver<EngineEvent>,
     mut snapshots: watch::Receiver<Snapshot>,
-    out: broadcast::Sender<Arc<Outgoing>>,
+    out: Arc<Routes>,
     latest: LatestAgents,
     database: String,
 ) {
@@ -116,14 +215,14 @@ pub async fn hub(
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .insert(view.id.clone(), view);
-                        let _ = out.send(Arc::new(Outgoing { about, text, close: false }));
+                        out.publish(Outgoing { about, text: text.into(), close: false });
                     }
                     EngineEvent::Offer(pop) => {
                         let about = Some((pop.agent.clone(), pop.team.clone()));
                         let text = json!({ "type": "offer", "offer": pop, "history": null })
                             .to_string();
-                        let _ = out.send(Arc::new(Outgoing { about: about.clone(), text, close: false }));
-                        if out.receiver_count() == 0 || !crate::cdr::record::has_number(&pop.caller) {
+                        out.publish(Outgoing { about: about.clone(), text: text.into(), close: false });
+                        if !out.listened() || !crate::cdr::record::has_number(&pop.caller) {
                             continue;
                         }
                         if store.is_none() && tokio::time::Instant::now() >= retry_at {
@@ -136,7 +235,7 @@ pub async fn hub(
                         let (Some(s), Ok(permit)) = (store.clone(), Arc::clone(&lookups).try_acquire_owned()) else {
                             continue;
                         };
-                        let out = out.clone();
+                        let out = Arc::clone(&out);
                         tokio::spawn(async move {
                             let _permit = permit;
                             let found = tokio::time::timeout(
@@ -152,18 +251,18 @@ pub async fn hub(
                                 "history": history_json(&calls),
                             })
                             .to_string();
-                            let _ = out.send(Arc::new(Outgoing { about, text, close: false }));
+                            out.publish(Outgoing { about, text: text.into(), close: false });
                         });
                     }
                     EngineEvent::Consult(update) => {
                         let about = Some((update.agent.clone(), update.team.clone()));
                         let text = json!({ "type": "consult", "consult": update }).to_string();
-                        let _ = out.send(Arc::new(Outgoing { about, text, close: false }));
+                        out.publish(Outgoing { about, text: text.into(), close: false });
                     }
                     EngineEvent::Lost => {
                         latest.lock().unwrap_or_else(|e| e.into_inner()).clear();
                         let text = json!({ "type": "resync" }).to_string();
-                        let _ = out.send(Arc::new(Outgoing { about: None, text, close: true }));
+                        out.publish(Outgoing { about: None, text: text.into(), close: true });
                     }
                 }
             }
@@ -171,11 +270,16 @@ pub async fn hub(
                 if changed.is_err() {
                     return;
                 }
+                if out.queue_listeners() == 0 {
+                    snapshots.borrow_and_update();
+                    last_queues = serde_json::Value::Null;
+                    continue;
+                }
                 let queues = queues_json(&snapshots.borrow_and_update());
                 if queues != last_queues {
                     let text = json!({ "type": "queues", "queues": queues }).to_string();
                     last_queues = queues;
-                    let _ = out.send(Arc::new(Outgoing { about: None, text, close: false }));
+                    out.publish_queues(Outgoing { about: None, text: text.into(), close: false });
                 }
             }
         }
@@ -207,29 +311,30 @@ pub async fn serve<S>(
     api: Arc<super::Api>,
     token: String,
     mut session: Session,
-    mut events: broadcast::Receiver<Arc<Outgoing>>,
+    subscription: Subscription,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    // Clients send only pings and closes: a small read buffer (eagerly allocated, 128 KiB by
+    // default) keeps thousands of desktops cheap.
     let config = WebSocketConfig::default()
+        .read_buffer_size(MAX_CLIENT_MESSAGE)
         .max_message_size(Some(MAX_CLIENT_MESSAGE))
         .max_frame_size(Some(MAX_CLIENT_MESSAGE));
     let mut ws = WebSocketStream::from_raw_socket(io, WsRole::Server, Some(config)).await;
     let hello = {
         // Copied out first: the signalling loop's next publish never waits on this.
         let snapshot = api.feeds.snapshot.borrow().clone();
-        let latest = api
-            .latest_agents
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
         // The snapshot may be a second old; an agent's latest event is newer.
-        let agents: Vec<AgentView> = snapshot
-            .agent_list
-            .iter()
-            .map(|a| latest.get(&a.id).cloned().unwrap_or_else(|| a.clone()))
-            .filter(|a| may_see(&session, &a.id, a.team.as_deref()))
-            .collect();
+        let agents: Vec<AgentView> = {
+            let latest = api.latest_agents.lock().unwrap_or_else(|e| e.into_inner());
+            snapshot
+                .agent_list
+                .iter()
+                .filter(|a| may_see(&session, &a.id, a.team.as_deref()))
+                .map(|a| latest.get(&a.id).unwrap_or(a).clone())
+                .collect()
+        };
         json!({
             "type": "hello",
             "user": session.user,
@@ -248,40 +353,36 @@ pub async fn serve<S>(
     ping.tick().await;
     let mut heard = tokio::time::Instant::now();
     let mut stopping = api.stopping.clone();
+    let mut sessions_ended = api.sessions_ended.subscribe();
+    let Subscription {
+        mut everyone,
+        mut queues,
+        mut feed,
+    } = subscription;
     loop {
-        tokio::select! {
-            event = events.recv() => match event {
-                Ok(event) => {
-                    let visible = match &event.about {
-                        None => true,
-                        Some((agent, team)) => may_see(&session, agent, team.as_deref()),
-                    };
-                    if event.close {
-                        let _ = send(&mut ws, event.text.clone()).await;
-                        close(&mut ws, CloseCode::Policy, "events were missed; reconnect").await;
-                        return;
-                    }
-                    if visible && send(&mut ws, event.text.clone()).await.is_err() {
-                        // Not taken in time: a slow client is closed, never buffered.
-                        close(&mut ws, CloseCode::Policy, "too slow: reconnect").await;
-                        return;
-                    }
+        let got = tokio::select! {
+            event = everyone.recv() => event.map_err(|e| match e {
+                broadcast::error::RecvError::Lagged(_) => FeedEnd::TooSlow,
+                broadcast::error::RecvError::Closed => FeedEnd::Closed,
+            }),
+            event = feed.recv() => event,
+            event = async {
+                match queues.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
                 }
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::info!(user = %session.user, missed, "event stream client too slow; dropped");
-                    close(&mut ws, CloseCode::Policy, "too slow: events were missed; reconnect").await;
-                    return;
-                }
-                Err(broadcast::error::RecvError::Closed) => {
-                    close(&mut ws, CloseCode::Away, "server shutting down").await;
-                    return;
-                }
-            },
+            } => event.map_err(|e| match e {
+                broadcast::error::RecvError::Lagged(_) => FeedEnd::TooSlow,
+                broadcast::error::RecvError::Closed => FeedEnd::Closed,
+            }),
             incoming = ws.next() => match incoming {
                 // Pings are answered by the library as they are read; other messages carry
                 // nothing the server needs, but show the client is there.
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => heard = tokio::time::Instant::now(),
+                Some(Ok(_)) => {
+                    heard = tokio::time::Instant::now();
+                    continue;
+                }
             },
             _ = ping.tick() => {
                 if heard.elapsed() > 3 * PING_EVERY {
@@ -292,12 +393,19 @@ pub async fn serve<S>(
                 if !matches!(ping.await, Ok(Ok(()))) {
                     return;
                 }
+                continue;
             }
             _ = stopping.changed() => {
                 close(&mut ws, CloseCode::Away, "server shutting down").await;
                 return;
             }
-            _ = recheck.tick() => {
+            _ = async {
+                tokio::select! {
+                    _ = recheck.tick() => {}
+                    // A logout ends this stream now, not at the next check.
+                    Ok(()) = sessions_ended.changed() => {}
+                }
+            } => {
                 // An open desktop keeps its session alive, up to the session's age.
                 let live = api
                     .lock_auth()
@@ -310,12 +418,61 @@ pub async fn serve<S>(
                         return;
                     }
                 }
+                continue;
+            }
+        };
+        match got {
+            Ok(event) => {
+                let visible = match &event.about {
+                    None => true,
+                    Some((agent, team)) => may_see(&session, agent, team.as_deref()),
+                };
+                if event.close {
+                    let _ = send(&mut ws, event.text.clone()).await;
+                    close(&mut ws, CloseCode::Policy, "events were missed; reconnect").await;
+                    return;
+                }
+                if visible && send(&mut ws, event.text.clone()).await.is_err() {
+                    // Not taken in time: a slow client is closed, never buffered.
+                    close(&mut ws, CloseCode::Policy, "too slow: reconnect").await;
+                    return;
+                }
+            }
+            Err(FeedEnd::TooSlow) => {
+                tracing::info!(user = %session.user, "event stream client too slow; dropped");
+                close(&mut ws, CloseCode::Policy, "too slow: events were missed; reconnect").await;
+                return;
+            }
+            Err(FeedEnd::Closed) => {
+                close(&mut ws, CloseCode::Away, "server shutting down").await;
+                return;
             }
         }
     }
 }
 
-async fn send<S>(ws: &mut WebSocketStream<S>, text: String) -> Result<(), ()>
+/// Why a stream's feed ended.
+enum FeedEnd {
+    /// The client fell too far behind (its backlog overflowed).
+    TooSlow,
+    Closed,
+}
+
+impl Feed {
+    async fn recv(&mut self) -> Result<Arc<Outgoing>, FeedEnd> {
+        match self {
+            Feed::Staff(rx) => rx.recv().await.map_err(|e| match e {
+                broadcast::error::RecvError::Lagged(_) => FeedEnd::TooSlow,
+                broadcast::error::RecvError::Closed => FeedEnd::Closed,
+            }),
+            // The hub drops a mailbox it cannot fill.
+            Feed::Agent(rx) => rx.recv().await.ok_or(FeedEnd::TooSlow),
+            Feed::Nothing => std::future::pending().await,
+        }
+    }
+}
+
+async fn send<S>(ws: &mut WebSocketStream<S>, text: impl Into<Utf8Bytes>) -> Result<(), ()>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {

@@ -186,9 +186,11 @@ pub struct Api {
     streams: Mutex<HashMap<IpAddr, usize>>,
     /// True once the API is stopping: streams close.
     stopping: watch::Receiver<bool>,
+    /// Bumped when sessions end (a logout, users changed): streams check theirs at once.
+    sessions_ended: watch::Sender<u64>,
     feeds: Feeds,
-    /// The event stream's messages, rendered once by the hub.
-    events: tokio::sync::broadcast::Sender<Arc<events::Outgoing>>,
+    /// The event stream's messages, rendered once by the hub, and where they go.
+    events: Arc<events::Routes>,
     /// Every agent as their latest event showed them (the hub's), for a new stream's hello.
     latest_agents: Arc<Mutex<HashMap<String, crate::call::agent_api::AgentView>>>,
     reports: reports::Reports,
@@ -259,7 +261,8 @@ pub async fn start(
         connections: Mutex::new(HashMap::new()),
         streams: Mutex::new(HashMap::new()),
         stopping: stopped.clone(),
-        events: events::channel(),
+        sessions_ended: watch::Sender::new(0),
+        events: Arc::default(),
         latest_agents: Arc::default(),
         reports: reports::Reports::new(database.clone(), config.report.clone()),
         feeds,
@@ -268,7 +271,7 @@ pub async fn start(
     tokio::spawn(events::hub(
         engine_events,
         api.feeds.snapshot.clone(),
-        api.events.clone(),
+        Arc::clone(&api.events),
         Arc::clone(&api.latest_agents),
         database,
     ));
@@ -309,6 +312,7 @@ async fn watch_users(api: std::sync::Weak<Api>, mut modified: Option<SystemTime>
                 auth.sessions.retain_users(&users);
                 auth.basic.clear();
                 drop(auth);
+                api.sessions_ended.send_modify(|n| *n += 1);
                 *api.users.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(users);
             }
             Err(e) => {
@@ -498,6 +502,7 @@ async fn handle(api: &Arc<Api>, from: IpAddr, req: Request<Incoming>) -> Reply {
             };
             let ended = api.lock_auth().sessions.end(&token);
             if ended {
+                api.sessions_ended.send_modify(|n| *n += 1);
                 let mut r = reply(StatusCode::OK, json!({ "ended": true }));
                 r.headers_mut().insert(
                     header::SET_COOKIE,
@@ -969,7 +974,12 @@ fn events_upgrade(api: &Arc<Api>, from: IpAddr, mut req: Request<Incoming>) -> R
         );
     };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-    let receiver = api.events.subscribe();
+    // `?queues=false`: a desktop that shows no queues is not sent their changes.
+    let queues = !req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv == "queues=false"));
+    let receiver = api.events.subscribe(&session, queues);
     let stream_api = Arc::clone(api);
     tokio::spawn(async move {
         let _slot = slot;

@@ -267,14 +267,19 @@ async fn login(api: SocketAddr, user: &str, password: &str) -> Option<String> {
 }
 
 async fn open_stream(api: SocketAddr, token: &str) -> Option<Ws> {
-    let mut request = format!("ws://{api}/api/v1/events")
+    // As the desktop page does: it shows no queues, so it does not ask for their changes.
+    let mut request = format!("ws://{api}/api/v1/events?queues=false")
         .into_client_request()
         .ok()?;
     request
         .headers_mut()
         .insert("Authorization", format!("Bearer {token}").parse().ok()?);
     let stream = TcpStream::connect(api).await.ok()?;
-    let (ws, _) = tokio_tungstenite::client_async(request, stream).await.ok()?;
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(16 * 1024);
+    let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+        .await
+        .ok()?;
     Some(ws)
 }
 

@@ -61,11 +61,11 @@ async function guarded(f) {
 
 // The event stream, reconnecting after a close (a resync, a restart) with a growing,
 // jittered wait; an ended session shows the login form instead.
-function stream(onMessage) {
+function stream(onMessage, queues = true) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   let wait = 1000;
   const open = () => {
-    const ws = new WebSocket(`${scheme}://${location.host}/api/v1/events`);
+    const ws = new WebSocket(`${scheme}://${location.host}/api/v1/events${queues ? "" : "?queues=false"}`);
     ws.onmessage = (m) => {
       wait = 1000;
       flash("");
@@ -258,7 +258,7 @@ function desk(me) {
       showConsult(c.target, consultSaid[c.state] ?? c.state);
       if (consultOver[c.state]) flash(`${c.target} ${consultOver[c.state]}: you are back with the caller.`);
     }
-  });
+  }, false); // the desk shows no queues: it does not ask for their changes
 }
 
 // ---- wallboard ------------------------------------------------------------------------
