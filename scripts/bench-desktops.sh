@@ -55,14 +55,16 @@ EOF
 SERVER=$!
 trap 'kill -INT $SERVER 2>/dev/null; wait $SERVER 2>/dev/null || true' EXIT
 sleep 2
+MODES=${MODES:-"steady cycling"}
 for r in $(seq 1 "$RUNS"); do
-  "$BIN" load 127.0.0.1:5060 --number 400 --calls "$CALLERS" --cps $((CALLERS / 10)) --hold 30 --digits "" \
+  [[ " $MODES " == *" steady "* ]] && "$BIN" load 127.0.0.1:5060 --number 400 --calls "$CALLERS" --cps $((CALLERS / 10)) --hold 30 --digits "" \
     --agents "$AGENTS" --agent-base 2000 --agent-password secret --agent-answer-delay 1 \
     --desktops "$DESKTOPS" --api "$API" --server-pid "$SERVER" --floor --format json \
     >"$OUT/steady-run$r.json"
-  "$BIN" load 127.0.0.1:5060 --number 400 --calls "$CALLERS" --cps $((CALLERS / 10)) --hold 120 --digits "" \
+  [[ " $MODES " == *" cycling "* ]] && "$BIN" load 127.0.0.1:5060 --number 400 --calls "$CALLERS" --cps $((CALLERS / 10)) --hold 120 --digits "" \
     --agents "$AGENTS" --agent-base 2000 --agent-password secret --agent-answer-delay 1 \
     --agent-talk "$TALK" --desktops "$DESKTOPS" --api "$API" --server-pid "$SERVER" --format json \
     >"$OUT/cycling-run$r.json"
+  true
 done
 echo "reports in $OUT"

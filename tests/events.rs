@@ -375,9 +375,34 @@ fn the_load_tool_times_agent_events_on_its_desktops() {
     std::thread::sleep(S(500));
     // Desktop i is user base + i: 1001 (whose phone answers the callers) and 1002.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hotline"))
-        .args(["load", &sip.to_string(), "--number", "400", "--calls", "2", "--cps", "2"])
-        .args(["--hold", "2", "--digits", "", "--desktops", "2", "--desktop-base", "1001"])
-        .args(["--desktop-password", PASSWORD, "--api", &api.to_string(), "--format", "json"])
+        .args([
+            "load",
+            &sip.to_string(),
+            "--number",
+            "400",
+            "--calls",
+            "2",
+            "--cps",
+            "2",
+        ])
+        .args([
+            "--hold",
+            "2",
+            "--digits",
+            "",
+            "--desktops",
+            "2",
+            "--desktop-base",
+            "1001",
+        ])
+        .args([
+            "--desktop-password",
+            PASSWORD,
+            "--api",
+            &api.to_string(),
+            "--format",
+            "json",
+        ])
         .output()
         .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -396,7 +421,10 @@ fn the_load_tool_times_agent_events_on_its_desktops() {
     // 1001 rings, talks and is free again (only 1001's desktop hears of it).
     assert!(d["agent_events"].as_u64().unwrap() >= 3, "{d}");
     assert!(d["latency_ms_p99"].as_f64().unwrap() < 1000.0, "{d}");
-    assert!(d["other_messages"].as_u64().unwrap() >= 2, "the hellos at least: {d}");
+    assert!(
+        d["other_messages"].as_u64().unwrap() >= 2,
+        "the hellos at least: {d}"
+    );
     assert_eq!(report["calls_completed"], 2, "{report:#}");
 }
 
@@ -443,7 +471,9 @@ fn a_logout_closes_the_users_streams_at_once() {
         "the client is told why"
     );
     // Another user's stream goes on: it answers a ping.
-    other.send(Message::Ping(b"still?".to_vec().into())).unwrap();
+    other
+        .send(Message::Ping(b"still?".to_vec().into()))
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
         match other.read() {

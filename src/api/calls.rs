@@ -78,6 +78,7 @@ pub async fn command(api: &Api, id: String, action: Action, req: Request<Incomin
             Ok(b) => AgentCommand::Consult {
                 target: b.target,
                 call: b.call,
+                teams: supervisor_teams(&session),
             },
             Err(r) => return r,
         },
@@ -99,6 +100,7 @@ pub async fn command(api: &Api, id: String, action: Action, req: Request<Incomin
                 call: b.call,
                 // A supervisor's transfer is not the agent's.
                 by: (session.agent.as_deref() != Some(id.as_str())).then(|| session.user.clone()),
+                teams: supervisor_teams(&session),
             },
             Err(r) => return r,
         },
@@ -116,6 +118,11 @@ pub async fn command(api: &Api, id: String, action: Action, req: Request<Incomin
         }
         Err(r) => r,
     }
+}
+
+/// A supervisor's reach: their teams (an admin's and an agent's: anyone).
+fn supervisor_teams(session: &super::auth::Session) -> Option<Vec<String>> {
+    (session.role == super::auth::Role::Supervisor).then(|| session.teams.clone())
 }
 
 /// `POST /api/v1/calls/{id}/move` with `{"queue": "billing"}` or `{"agent": "1002"}`: a

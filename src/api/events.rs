@@ -19,9 +19,9 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role as WsRole, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::auth::{Role, Session};
 use crate::call::agent_api::AgentView;
@@ -111,7 +111,12 @@ impl Routes {
         let feed = match (session.role, &session.agent) {
             (Role::Agent, Some(agent)) => {
                 let (tx, rx) = mpsc::channel(BACKLOG);
-                self.lock_agents().entry(agent.clone()).or_default().push(tx);
+                let mut agents = self.lock_agents();
+                let streams = agents.entry(agent.clone()).or_default();
+                // Streams that went away since this agent's last message go now: an agent
+                // whose desktop keeps reconnecting does not grow the list.
+                streams.retain(|tx| !tx.is_closed());
+                streams.push(tx);
                 Feed::Agent(rx)
             }
             (Role::Agent, None) => Feed::Nothing,
@@ -156,7 +161,9 @@ impl Routes {
         self.queues.receiver_count()
     }
 
-    fn lock_agents(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<mpsc::Sender<Arc<Outgoing>>>>> {
+    fn lock_agents(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Vec<mpsc::Sender<Arc<Outgoing>>>>> {
         self.agents.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -322,6 +329,8 @@ pub async fn serve<S>(
         .max_message_size(Some(MAX_CLIENT_MESSAGE))
         .max_frame_size(Some(MAX_CLIENT_MESSAGE));
     let mut ws = WebSocketStream::from_raw_socket(io, WsRole::Server, Some(config)).await;
+    // Before the hello: a logout from here on ends this stream at once.
+    let mut sessions_ended = api.sessions_ended.subscribe();
     let hello = {
         // Copied out first: the signalling loop's next publish never waits on this.
         let snapshot = api.feeds.snapshot.borrow().clone();
@@ -353,7 +362,6 @@ pub async fn serve<S>(
     ping.tick().await;
     let mut heard = tokio::time::Instant::now();
     let mut stopping = api.stopping.clone();
-    let mut sessions_ended = api.sessions_ended.subscribe();
     let Subscription {
         mut everyone,
         mut queues,
@@ -440,7 +448,12 @@ pub async fn serve<S>(
             }
             Err(FeedEnd::TooSlow) => {
                 tracing::info!(user = %session.user, "event stream client too slow; dropped");
-                close(&mut ws, CloseCode::Policy, "too slow: events were missed; reconnect").await;
+                close(
+                    &mut ws,
+                    CloseCode::Policy,
+                    "too slow: events were missed; reconnect",
+                )
+                .await;
                 return;
             }
             Err(FeedEnd::Closed) => {
@@ -465,7 +478,9 @@ impl Feed {
                 broadcast::error::RecvError::Lagged(_) => FeedEnd::TooSlow,
                 broadcast::error::RecvError::Closed => FeedEnd::Closed,
             }),
-            // The hub drops a mailbox it cannot fill.
+            // The hub drops a mailbox it cannot fill: close at once rather than send what
+            // is left of a backlog already too old.
+            Feed::Agent(rx) if rx.is_closed() => Err(FeedEnd::TooSlow),
             Feed::Agent(rx) => rx.recv().await.ok_or(FeedEnd::TooSlow),
             Feed::Nothing => std::future::pending().await,
         }

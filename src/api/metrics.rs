@@ -97,7 +97,7 @@ pub fn render(snapshot: &Snapshot, cdr: &WriterStats) -> String {
     registry.register(
         "rtp_packets_lost",
         "RTP packets those senders' sequence numbers say were lost on the way, since start",
-        counter(m.rtp_lost()),
+        counter(m.rtp_lost),
     );
     registry.register(
         "media_late_ticks",
@@ -160,8 +160,8 @@ mod tests {
                 abandoned: 1,
             },
             media: crate::call::MediaTotals {
-                rtp_expected: 1000,
                 rtp_received: 990,
+                rtp_lost: 10,
                 late_ticks: 3,
                 skipped_ticks: 1,
             },

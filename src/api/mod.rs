@@ -352,6 +352,10 @@ async fn accept_loop(
                 continue;
             }
         };
+        // Events are small messages, often several at once (wrap-up, available, ringing):
+        // with Nagle's algorithm each one after the first would wait for the client's
+        // delayed ACK, 40 ms.
+        let _ = stream.set_nodelay(true);
         let Some(slot) = ConnectionSlot::take(&api, auth::address_key(peer.ip())) else {
             // Over the caps: told so in one write that never waits (plain HTTP reads it;
             // a TLS client just sees the close), then closed.
@@ -1087,6 +1091,7 @@ async fn ask_engine(
             | E::Unavailable { .. }),
         ))) => Err(error(StatusCode::CONFLICT, e.to_string())),
         Ok(Ok(Err(e @ E::NoSuchTarget(_)))) => Err(error(StatusCode::NOT_FOUND, e.to_string())),
+        Ok(Ok(Err(e @ E::NotYourTeam(_)))) => Err(error(StatusCode::FORBIDDEN, e.to_string())),
         Ok(Ok(Err(e))) => Err(error(StatusCode::BAD_REQUEST, e.to_string())),
         _ => Err(error(
             StatusCode::SERVICE_UNAVAILABLE,

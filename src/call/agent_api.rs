@@ -40,12 +40,16 @@ pub enum AgentCommand {
         reason: Option<String>,
         call: Option<String>,
         by: Option<String>,
+        /// A supervisor's command: a colleague named as target must be in these teams.
+        teams: Option<Vec<String>>,
     },
     /// Attended transfer, first step: the caller waits on hold while the agent's call is
     /// put through to a colleague (id or extension) or a number.
     Consult {
         target: String,
         call: Option<String>,
+        /// As for `Transfer`.
+        teams: Option<Vec<String>>,
     },
     /// The consulted party takes the caller over; the agent goes to wrap-up.
     CompleteConsult {
@@ -106,6 +110,8 @@ pub enum AgentCommandError {
     Unavailable { target: String, why: String },
     #[error("queue {0:?} cannot be consulted: transfer to a queue directly")]
     QueueNotConsulted(String),
+    #[error("agent {0:?} is not in your teams")]
+    NotYourTeam(String),
 }
 
 /// A transfer reason as the CDR keeps it: one short line, or none.
@@ -192,8 +198,10 @@ impl<M: MediaBackend> Engine<M> {
                 reason,
                 call,
                 by,
+                teams,
             } => {
                 let (id, _) = current(self, &call)?;
+                self.colleague_in(&target, teams.as_deref())?;
                 consulting(self, id)?;
                 let reason = clean_reason(reason);
                 tracing::info!(agent = agent_id, %target, ?reason, ?by, "transfer through the API");
@@ -205,8 +213,13 @@ impl<M: MediaBackend> Engine<M> {
                     Err(e) => Err(call_error(e)),
                 };
             }
-            AgentCommand::Consult { target, call } => {
+            AgentCommand::Consult {
+                target,
+                call,
+                teams,
+            } => {
                 current(self, &call)?;
+                self.colleague_in(&target, teams.as_deref())?;
                 tracing::info!(agent = agent_id, %target, "consultation through the API");
                 self.start_desk_consult(now, agent, agent_id, &target)?;
                 return self.agent_view(agent_id).ok_or_else(unknown);
@@ -263,6 +276,25 @@ impl<M: MediaBackend> Engine<M> {
         self.acd.handle(now, event);
         self.drain_acd(now);
         self.agent_view(agent_id).ok_or_else(unknown)
+    }
+
+    /// A supervisor sends calls to their own teams' agents only (queues and numbers are
+    /// anyone's): Err when `target` names an agent outside `teams`.
+    fn colleague_in(
+        &self,
+        target: &str,
+        teams: Option<&[String]>,
+    ) -> Result<(), AgentCommandError> {
+        let Some(teams) = teams else {
+            return Ok(());
+        };
+        let acd = &self.catalog.acd;
+        match acd.agent(target).or_else(|| acd.agent_by_extension(target)) {
+            Some(def) if !def.team.as_ref().is_some_and(|t| teams.contains(t)) => {
+                Err(AgentCommandError::NotYourTeam(target.to_string()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// What the agent records about the call they are wrapping up (disposition, notes,

@@ -1091,6 +1091,7 @@ fn the_api_holds_transfers_and_hangs_up_the_agents_call() {
                 reason: None,
                 call: None,
                 by: None,
+                teams: None,
             },
         )
         .unwrap_err();
@@ -1107,6 +1108,7 @@ fn the_api_holds_transfers_and_hangs_up_the_agents_call() {
                 reason: Some("needs\u{202e} billing".into()),
                 call: None,
                 by: None,
+                teams: None,
             },
         )
         .unwrap();
@@ -1167,6 +1169,7 @@ fn a_caller_answered_then_hanging_up_in_the_next_queue_did_not_abandon() {
                 reason: None,
                 call: None,
                 by: None,
+                teams: None,
             },
         )
         .unwrap();

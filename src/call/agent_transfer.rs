@@ -77,11 +77,21 @@ impl<M: MediaBackend> Engine<M> {
         };
         self.ua.answer_refer(now, dialog, 202);
         self.ua.notify_refer(now, dialog, 200, true);
-        // The phone's own transfer wins over a consultation the desk started.
-        if let Some((leg, _)) = self.desk_consult(id) {
-            self.end_desk_consult(now, leg, Some("cancelled"));
-        }
+        // The phone's own transfer wins over a consultation the desk started: it ends without
+        // taking the caller off hold, and the colleague is free only once the caller is
+        // queued (so a transfer to that very colleague finds them first).
+        let colleague = self.drop_desk_consult(now, id, "cancelled");
         self.blind_transfer(now, id, agent, target, None);
+        if let Some(colleague) = colleague {
+            self.acd.handle(
+                now,
+                crate::acd::AcdEvent::PhoneBusy {
+                    agent: colleague,
+                    busy: false,
+                },
+            );
+            self.drain_acd(now);
+        }
     }
 
     /// A blind transfer asked for through the API, with its reason: the target as the agent

@@ -210,11 +210,10 @@ impl<M: MediaBackend> Engine<M> {
             self.wrap_up_ended(now, agent, wall);
         }
         if let Some(view) = self.agent_view(&id) {
-            self.events
-                .push_back(super::events::EngineEvent::Agent {
-                    view,
-                    at_ms: self.wall_ms_exact(now),
-                });
+            self.events.push_back(super::events::EngineEvent::Agent {
+                view,
+                at_ms: self.wall_ms_exact(now),
+            });
         }
     }
 

@@ -70,6 +70,7 @@ impl<M: MediaBackend> Engine<M> {
             Some(AgentState::Ringing | AgentState::OnCall | AgentState::OnHold) => {
                 return self.ua.reject(now, dialog, 486, &[]);
             }
+            Some(_) if self.phone_in_use(to) => return self.ua.reject(now, dialog, 486, &[]),
             Some(_) => {}
         }
         let Some(contact) = self.agent_contact(to_def) else {
@@ -319,23 +320,9 @@ impl<M: MediaBackend> Engine<M> {
             // dialog, but the colleague would take a caller they never spoke to.
             _ => return self.ua.answer_refer(now, refer_dialog, 488),
         };
-        // The colleague's phone was busy on our account only; take-over needs them free.
-        self.acd.handle(
-            now,
-            AcdEvent::PhoneBusy {
-                agent: to,
-                busy: false,
-            },
-        );
+        // The colleague's phone stays busy (no queue caller offered meanwhile) until the
+        // take-over, which clears it.
         if !self.acd.can_take_over(from, to) {
-            self.acd.handle(
-                now,
-                AcdEvent::PhoneBusy {
-                    agent: to,
-                    busy: true,
-                },
-            );
-            self.drain_acd(now);
             return self.ua.answer_refer(now, refer_dialog, 403);
         }
         self.ua.answer_refer(now, refer_dialog, 202);

@@ -42,7 +42,7 @@ impl<M: MediaBackend> Engine<M> {
     }
 
     /// Whether any leg of ours is on `agent`'s phone now (a call, an offer, a consultation).
-    fn phone_in_use(&self, agent: AgentId) -> bool {
+    pub(super) fn phone_in_use(&self, agent: AgentId) -> bool {
         self.legs.values().any(|l| match &l.role {
             Role::Agent { agent: a } | Role::ConsultTarget { agent: a, .. } => *a == agent,
             Role::DeskConsult {
@@ -67,6 +67,11 @@ impl<M: MediaBackend> Engine<M> {
             .ok_or_else(|| AgentCommandError::NotOnCall(agent_name.to_string()))?;
         if self.desk_consult(id).is_some() || self.consult_legs(id).iter().any(Option::is_some) {
             return Err(AgentCommandError::Consulting(agent_name.to_string()));
+        }
+        // The consultation is heard on the phone's own call: a phone that holds that call
+        // would not hear the colleague.
+        if self.legs.get(&agent_leg).is_some_and(|l| l.held) {
+            return Err(AgentCommandError::PhoneHolds(agent_name.to_string()));
         }
         let unavailable = |why: &str| AgentCommandError::Unavailable {
             target: target.to_string(),
@@ -121,9 +126,8 @@ impl<M: MediaBackend> Engine<M> {
             );
             self.drain_acd(now);
         }
-        // The caller waits on hold, unless the phone holds them already.
-        let phone_holds = self.legs.get(&agent_leg).is_some_and(|l| l.held);
-        if !phone_holds && self.acd.agent_state(agent) == Some(&AgentState::OnCall) {
+        // The caller waits on hold (already, if the desk held them).
+        if self.acd.agent_state(agent) == Some(&AgentState::OnCall) {
             self.agent_hold(now, id, agent, true);
         }
         self.consult_update(now, id, agent, &consulted, "ringing");
@@ -249,23 +253,9 @@ impl<M: MediaBackend> Engine<M> {
         };
         match target.clone() {
             Consulted::Agent(to) => {
-                // Their phone was busy on this consultation only; the take-over needs them free.
-                self.acd.handle(
-                    now,
-                    AcdEvent::PhoneBusy {
-                        agent: to,
-                        busy: false,
-                    },
-                );
+                // Their phone stays busy (no queue caller offered meanwhile) until the
+                // take-over, which clears it.
                 if !self.acd.can_take_over(agent, to) {
-                    self.acd.handle(
-                        now,
-                        AcdEvent::PhoneBusy {
-                            agent: to,
-                            busy: true,
-                        },
-                    );
-                    self.drain_acd(now);
                     return Err(AgentCommandError::Unavailable {
                         target: self
                             .acd
@@ -318,13 +308,31 @@ impl<M: MediaBackend> Engine<M> {
         }
     }
 
-    /// Hang the consultation up (CANCEL or BYE), then as if it had ended by itself.
-    pub(super) fn end_desk_consult(
+    /// The consultation on `id` ends without the caller coming off hold (the call goes on
+    /// elsewhere); the colleague it rang, still marked busy, for the caller to free.
+    pub(super) fn drop_desk_consult(
         &mut self,
         now: Instant,
-        leg: LegId,
-        state: Option<&'static str>,
-    ) {
+        id: InteractionId,
+        state: &'static str,
+    ) -> Option<AgentId> {
+        let (leg, _) = self.desk_consult(id)?;
+        let Leg {
+            role: Role::DeskConsult { by, target },
+            ..
+        } = self.drop_leg(now, leg)?
+        else {
+            return None;
+        };
+        self.consult_update(now, id, by, &target, state);
+        match target {
+            Consulted::Agent(colleague) => Some(colleague),
+            Consulted::Number(_) => None,
+        }
+    }
+
+    /// Hang the consultation up (CANCEL or BYE), then as if it had ended by itself.
+    fn end_desk_consult(&mut self, now: Instant, leg: LegId, state: Option<&'static str>) {
         if let Some(l) = self.drop_leg(now, leg) {
             self.desk_consult_over(now, l.interaction, &l.role, state);
         }
@@ -373,13 +381,20 @@ impl<M: MediaBackend> Engine<M> {
         let Some((i, agent_leg)) = self.talking_leg(*by) else {
             return;
         };
-        // Back to the caller (the phone, if it holds them, resumes itself); a conversation
-        // that was recorded goes on in a recording of its own.
-        let phone_holds = self.legs.get(&agent_leg).is_some_and(|l| l.held);
-        if i == id && !phone_holds {
-            self.agent_hold(now, id, *by, false);
-            self.record_if_asked(now, id);
+        if i != id {
+            return;
         }
+        // Back to the caller; if the phone put its call on hold meanwhile, the caller stays
+        // on hold (music on the bridge) until the phone resumes. A conversation that was
+        // recorded goes on in a recording of its own.
+        let phone_holds = self.legs.get(&agent_leg).is_some_and(|l| l.held);
+        if phone_holds {
+            self.bridge(agent_leg);
+            self.hold_music(id);
+        } else {
+            self.agent_hold(now, id, *by, false);
+        }
+        self.record_if_asked(now, id);
     }
 
     /// The agent's call ended during a desk consultation: with the colleague on the line the
@@ -401,13 +416,6 @@ impl<M: MediaBackend> Engine<M> {
             Some((LegState::Up, Role::DeskConsult { target, .. })) => {
                 let handed = match target.clone() {
                     Consulted::Agent(to) => {
-                        self.acd.handle(
-                            now,
-                            AcdEvent::PhoneBusy {
-                                agent: to,
-                                busy: false,
-                            },
-                        );
                         let can = self.acd.can_take_over(agent, to);
                         if can {
                             self.consult_update(now, id, agent, &target, "completed");

@@ -51,7 +51,10 @@ pub struct ConsultUpdate {
 #[derive(Debug, Clone, PartialEq)]
 pub enum EngineEvent {
     /// An agent's state changed at `at_ms` (Unix epoch ms, to the microsecond).
-    Agent { view: AgentView, at_ms: f64 },
+    Agent {
+        view: AgentView,
+        at_ms: f64,
+    },
     Offer(Box<ScreenPop>),
     Consult(ConsultUpdate),
     /// Events were dropped on the way (the API fell behind): clients must start afresh.

@@ -161,6 +161,11 @@ impl<M: MediaBackend> Engine<M> {
 
     /// Every leg an interaction placed ends with it.
     pub(super) fn end_legs_of(&mut self, now: Instant, interaction: InteractionId) {
+        if let Some(agent) = self.drop_desk_consult(now, interaction, "ended") {
+            self.acd
+                .handle(now, crate::acd::AcdEvent::PhoneBusy { agent, busy: false });
+            self.drain_acd(now);
+        }
         let mine: Vec<LegId> = self
             .legs
             .values()
@@ -169,12 +174,7 @@ impl<M: MediaBackend> Engine<M> {
             .collect();
         for leg in mine {
             if let Some(Leg {
-                role:
-                    Role::ConsultTarget { agent, .. }
-                    | Role::DeskConsult {
-                        target: super::desk_consult::Consulted::Agent(agent),
-                        ..
-                    },
+                role: Role::ConsultTarget { agent, .. },
                 ..
             }) = self.drop_leg(now, leg)
             {
@@ -298,7 +298,13 @@ impl<M: MediaBackend> Engine<M> {
                 .calls
                 .get(&interaction)
                 .is_some_and(|c| c.bridged == Some(leg));
-            if let (Role::Agent { agent }, true) = (role, bridged) {
+            // During a consultation from the desk the caller is on hold already and the
+            // phone's call carries the consultation: the phone's hold is its own business
+            // (the consultation's end looks at it).
+            let consulting = self
+                .desk_consult(interaction)
+                .is_some_and(|(_, by)| role == Role::Agent { agent: by });
+            if let (Role::Agent { agent }, true, false) = (role, bridged, consulting) {
                 self.agent_hold(now, interaction, agent, held);
             }
         }

@@ -39,19 +39,14 @@ pub trait MediaBackend {
 /// What the media threads counted since start, as they last published it (once a second).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MediaTotals {
-    /// RTP packets expected from the phones (by their sequence numbers) and received.
-    pub rtp_expected: u64,
+    /// RTP packets received from the phones, and lost on the way (by their sequence numbers;
+    /// never decreasing).
     pub rtp_received: u64,
+    pub rtp_lost: u64,
     /// Pacing ticks whose sends began over `media::pacing::LATE` after their deadline, and
     /// ticks skipped after a stall.
     pub late_ticks: u64,
     pub skipped_ticks: u64,
-}
-
-impl MediaTotals {
-    pub fn rtp_lost(&self) -> u64 {
-        self.rtp_expected.saturating_sub(self.rtp_received)
-    }
 }
 
 #[derive(Debug, Clone)]

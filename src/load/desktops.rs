@@ -85,7 +85,13 @@ pub struct DesktopReport {
     pub latency_ms_max: Option<f64>,
     /// Every other message (hello, queues, offers, ...).
     pub other_messages: u64,
+    /// The slowest agent events: latency ms, seconds into the run (from the first
+    /// desktop's login), and the state the agent went to.
+    pub slowest: Vec<(f64, f64, String)>,
 }
+
+/// The slowest events kept for the report.
+const SLOWEST: usize = 10;
 
 /// The desktops' thread while the callers run.
 pub(crate) struct RunningDesktops {
@@ -180,7 +186,17 @@ async fn run(
     let mut latency = Histogram::new(Duration::from_micros(10), 100_000);
     while let Some(seen) = rx.recv().await {
         match seen {
-            Seen::AgentEvent(ns) => latency.record_ns(ns),
+            Seen::AgentEvent(ns, state) => {
+                latency.record_ns(ns);
+                let at = began.elapsed().as_secs_f64();
+                let ms = ns as f64 / 1e6;
+                if report.slowest.len() < SLOWEST || report.slowest.last().is_some_and(|s| s.0 < ms)
+                {
+                    report.slowest.push((ms, at, state));
+                    report.slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
+                    report.slowest.truncate(SLOWEST);
+                }
+            }
             Seen::Other => report.other_messages += 1,
             Seen::ClosedByServer => report.closed_by_server += 1,
         }
@@ -194,8 +210,8 @@ async fn run(
 }
 
 enum Seen {
-    /// Nanoseconds from the state change to the message's arrival.
-    AgentEvent(u64),
+    /// Nanoseconds from the state change to the message's arrival, and the new state.
+    AgentEvent(u64, String),
     Other,
     ClosedByServer,
 }
@@ -243,7 +259,8 @@ fn classify(text: &str, arrived_ns: u64) -> Seen {
     match (v["type"].as_str(), v["at_ms"].as_f64()) {
         (Some("agent"), Some(at_ms)) if at_ms >= 0.0 => {
             let at_ns = (at_ms * 1e6) as u64;
-            Seen::AgentEvent(arrived_ns.saturating_sub(at_ns))
+            let state = v["agent"]["state"].as_str().unwrap_or_default().to_string();
+            Seen::AgentEvent(arrived_ns.saturating_sub(at_ns), state)
         }
         _ => Seen::Other,
     }
@@ -275,6 +292,7 @@ async fn open_stream(api: SocketAddr, token: &str) -> Option<Ws> {
         .headers_mut()
         .insert("Authorization", format!("Bearer {token}").parse().ok()?);
     let stream = TcpStream::connect(api).await.ok()?;
+    let _ = stream.set_nodelay(true);
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(16 * 1024);
     let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
@@ -291,7 +309,7 @@ mod tests {
     fn agent_events_are_timed_from_their_stamp() {
         let text = r#"{"type":"agent","agent":{"id":"2000"},"at_ms":1700000000000.25}"#;
         match classify(text, 1_700_000_000_004_500_000) {
-            Seen::AgentEvent(ns) => assert!((4_249_000..=4_251_000).contains(&ns), "{ns}"),
+            Seen::AgentEvent(ns, _) => assert!((4_249_000..=4_251_000).contains(&ns), "{ns}"),
             _ => panic!("an agent event"),
         }
         assert!(matches!(

@@ -461,7 +461,9 @@ fn run_with(
     drop(tx);
     let rtp = rtp.join().map_err(|_| LoadError::Panicked("RTP"))?;
     let agents = agents.map(RunningAgents::finish).transpose()?;
-    let desktops = desktops.map(desktops::RunningDesktops::finish).transpose()?;
+    let desktops = desktops
+        .map(desktops::RunningDesktops::finish)
+        .transpose()?;
     let sip = sip?;
 
     let completed = sip

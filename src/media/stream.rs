@@ -161,9 +161,10 @@ pub struct StreamStats {
     pub heard: bool,
     /// Packets refused by SRTP authentication (forged, replayed, damaged, or plain).
     pub unauthentic: u64,
-    /// Packets expected from the latched source (by their sequence numbers) and received.
-    pub expected: u64,
+    /// Packets received from the latched source, and lost on the way (by their sequence
+    /// numbers).
     pub received: u64,
+    pub lost: u64,
 }
 
 /// What one received datagram meant.
@@ -333,8 +334,8 @@ impl Stream {
             foreign: self.latch.dropped(),
             heard: self.is_latched(),
             unauthentic: self.unauthentic,
-            expected: self.loss.expected(),
             received: self.loss.received(),
+            lost: self.loss.lost(),
         }
     }
 

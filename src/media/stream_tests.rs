@@ -194,8 +194,8 @@ fn a_sprayer_on_the_callers_ip_injects_no_digits_before_or_after_real_media() {
             heard: true,
             unauthentic: 0,
             // Only the latched source's packet counts for loss, whatever the sprayer numbers.
-            expected: 1,
             received: 1,
+            lost: 0,
         }
     );
 }

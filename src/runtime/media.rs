@@ -73,8 +73,8 @@ struct Owned {
 /// What one media thread counted, published by it once a second for the metrics.
 #[derive(Default)]
 pub(super) struct LaneCounters {
-    pub(super) rtp_expected: AtomicU64,
     pub(super) rtp_received: AtomicU64,
+    pub(super) rtp_lost: AtomicU64,
     pub(super) late_ticks: AtomicU64,
     pub(super) skipped_ticks: AtomicU64,
 }
@@ -311,8 +311,8 @@ impl MediaBackend for MediaHandle {
         let mut t = MediaTotals::default();
         for lane in &self.lanes {
             let c = &lane.counters;
-            t.rtp_expected += c.rtp_expected.load(Ordering::Relaxed);
             t.rtp_received += c.rtp_received.load(Ordering::Relaxed);
+            t.rtp_lost += c.rtp_lost.load(Ordering::Relaxed);
             t.late_ticks += c.late_ticks.load(Ordering::Relaxed);
             t.skipped_ticks += c.skipped_ticks.load(Ordering::Relaxed);
         }

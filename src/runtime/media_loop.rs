@@ -35,8 +35,13 @@ pub(super) struct MediaLoop {
     /// Waits between ticks, woken early by bridged legs' packets; None if the kernel would
     /// not give us one (then bridged packets are forwarded once per tick).
     pub(super) waker: Option<Waker>,
-    /// RTP expected and received by the streams already closed on this thread.
+    /// RTP received and lost by the streams already closed on this thread.
     pub(super) closed_rtp: (u64, u64),
+    /// The loss last published: a counter never goes back, though a late packet can fill a
+    /// gap that was counted.
+    pub(super) published_lost: u64,
+    /// The tick at which the counters are published next.
+    pub(super) publish_at: u64,
 }
 
 /// The thread publishes its counters this often (in ticks): a second.
@@ -111,6 +116,8 @@ impl MediaLoop {
                 backed_up: false,
             },
             closed_rtp: (0, 0),
+            published_lost: 0,
+            publish_at: 0,
         }
     }
 
@@ -124,7 +131,9 @@ impl MediaLoop {
             if !self.apply_commands() {
                 return;
             }
-            if pacer.tick().is_multiple_of(PUBLISH_TICKS) {
+            // At or past: a stall may skip the very tick.
+            if pacer.tick() >= self.publish_at {
+                self.publish_at = pacer.tick() + PUBLISH_TICKS;
                 self.publish(&pacer, counters);
             }
             // Sends first, in the same order every tick, so each stream leaves at the same
@@ -198,16 +207,19 @@ impl MediaLoop {
 
     /// Sums are over the streams on the thread now and those closed; a few hundred
     /// additions once a second.
-    fn publish(&self, pacer: &Pacer, counters: &LaneCounters) {
-        let (mut expected, mut received) = self.closed_rtp;
+    fn publish(&mut self, pacer: &Pacer, counters: &LaneCounters) {
+        let (mut received, mut lost) = self.closed_rtp;
         for stream in self.slots.iter().filter_map(|s| s.stream.as_ref()) {
             let stats = stream.stats();
-            expected += stats.expected;
             received += stats.received;
+            lost += stats.lost;
         }
+        self.published_lost = self.published_lost.max(lost);
         let (late, skipped) = pacer.late_and_skipped();
-        counters.rtp_expected.store(expected, Ordering::Relaxed);
         counters.rtp_received.store(received, Ordering::Relaxed);
+        counters
+            .rtp_lost
+            .store(self.published_lost, Ordering::Relaxed);
         counters.late_ticks.store(late, Ordering::Relaxed);
         counters.skipped_ticks.store(skipped, Ordering::Relaxed);
     }
@@ -429,8 +441,8 @@ impl MediaLoop {
                     // hijack or digit-injection attempt); a NAT phone's learning run drops
                     // fewer than LEARN_RUN and is not worth a line.
                     let stats = stream.stats();
-                    self.closed_rtp.0 += stats.expected;
-                    self.closed_rtp.1 += stats.received;
+                    self.closed_rtp.0 += stats.received;
+                    self.closed_rtp.1 += stats.lost;
                     if stats.foreign >= u64::from(crate::media::latch::LEARN_RUN)
                         || stats.unauthentic > 0
                     {

@@ -372,7 +372,9 @@ pub async fn start(config: Config) -> Result<Server, RuntimeError> {
     let epoch = {
         let (now, since) = (
             Instant::now(),
-            SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default(),
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default(),
         );
         let past_ms = Duration::from_nanos(u64::from(since.subsec_nanos() % 1_000_000));
         (

@@ -23,6 +23,7 @@ impl Net {
             AgentCommand::Consult {
                 target: target.into(),
                 call: None,
+                teams: None,
             },
         )
     }
@@ -353,4 +354,146 @@ fn the_desk_consults_a_number_and_hands_the_caller_to_it() {
         )
     );
     assert!((4_900..5_500).contains(&r.hold_ms.unwrap()), "{r:?}");
+}
+
+impl Net {
+    /// Agent 1001's phone puts its call on hold (`sendonly`) or takes it back (`sendrecv`).
+    fn a1_reinvite(&mut self, direction: &str) {
+        let call = self.incoming(A1)[0];
+        self.phones[A1].ua.send_in_dialog(
+            self.now,
+            call,
+            crate::sip::message::Method::Invite,
+            Some(("application/sdp".into(), sdp_answer(7000, direction))),
+        );
+        self.pump();
+        self.advance(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_caller_waiting_for_the_colleague_does_not_stop_the_hand_over() {
+    let mut n = ready_net("longest-idle", "");
+    n.talking_to_a1();
+    let b = n.agent("1002");
+    n.engine
+        .acd
+        .handle(n.now, crate::acd::AcdEvent::Ready { agent: b });
+    n.engine.drain_acd(n.now);
+    n.consult("1002").unwrap();
+    n.answer(B, n.incoming(B)[0]);
+    // A second caller queues: both agents are busy, so they wait.
+    n.call(CALLER, "100");
+    n.advance(Duration::from_secs(2));
+    assert_eq!(n.incoming(B).len(), 1, "the colleague is not offered them");
+    n.complete(None).unwrap();
+    assert_eq!(n.state("1002"), AgentState::OnCall);
+    assert_eq!(
+        n.incoming(B).len(),
+        1,
+        "and not while taking the call over either"
+    );
+    assert_eq!(n.state("1001"), AgentState::WrapUp);
+    let waiting = n.engine.waiting_callers(n.now);
+    assert_eq!(waiting.len(), 1, "the second caller still waits");
+}
+
+#[test]
+fn the_phones_own_hold_during_a_desk_consultation_leaves_it_alone() {
+    let mut n = ready_net("longest-idle", "");
+    n.talking_to_a1();
+    let a1 = n.a1_dialog();
+    // The phone holds: no consultation on a held call (the agent would not hear it).
+    n.a1_reinvite("sendonly");
+    assert_eq!(
+        n.consult("1002"),
+        Err(AgentCommandError::PhoneHolds("1001".into()))
+    );
+    n.a1_reinvite("sendrecv");
+    n.consult("1002").unwrap();
+    n.answer(B, n.incoming(B)[0]);
+    let b_dialog = n.bridges().last().unwrap().1;
+    // Hold and resume on the phone meanwhile: the agents stay connected, the caller on hold.
+    n.a1_reinvite("sendonly");
+    n.a1_reinvite("sendrecv");
+    assert_eq!(n.bridges().last(), Some(&(a1, b_dialog)));
+    assert_eq!(n.state("1001"), AgentState::OnHold);
+    // Held on the phone when the consultation ends: the caller stays on hold until the
+    // phone resumes, then the two talk again.
+    n.a1_reinvite("sendonly");
+    n.cancel().unwrap();
+    assert_eq!(n.state("1001"), AgentState::OnHold);
+    assert_eq!(n.bridges().last(), Some(&(n.caller_dialog(), a1)));
+    n.a1_reinvite("sendrecv");
+    assert_eq!(n.state("1001"), AgentState::OnCall);
+}
+
+#[test]
+fn a_supervisor_consults_and_transfers_to_their_own_teams_agents_only() {
+    let mut n = ready_net("longest-idle", "");
+    n.talking_to_a1();
+    let outside = n.command(
+        "1001",
+        AgentCommand::Consult {
+            target: "1002".into(),
+            call: None,
+            teams: Some(vec!["other".into()]),
+        },
+    );
+    assert_eq!(outside, Err(AgentCommandError::NotYourTeam("1002".into())));
+    let outside = n.command(
+        "1001",
+        AgentCommand::Transfer {
+            target: "1002".into(),
+            reason: None,
+            call: None,
+            by: Some("wang".into()),
+            teams: Some(vec!["other".into()]),
+        },
+    );
+    assert_eq!(outside, Err(AgentCommandError::NotYourTeam("1002".into())));
+    assert_eq!(n.state("1001"), AgentState::OnCall, "nothing happened");
+    // Their own team ("t"): allowed.
+    n.command(
+        "1001",
+        AgentCommand::Consult {
+            target: "1002".into(),
+            call: None,
+            teams: Some(vec!["t".into()]),
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_phones_transfer_during_a_desk_consultation_sends_the_caller_to_the_colleague() {
+    let mut n = ready_net("longest-idle", "");
+    let with_caller = n.talking_to_a1();
+    let b = n.agent("1002");
+    n.engine
+        .acd
+        .handle(n.now, crate::acd::AcdEvent::Ready { agent: b });
+    n.engine.drain_acd(n.now);
+    n.consult("1002").unwrap();
+    let consult_call = n.incoming(B)[0];
+    n.consult_states();
+    n.phones[A1]
+        .ua
+        .refer(n.now, with_caller, "<sip:1002@127.0.0.1>");
+    n.pump();
+    n.advance(Duration::from_millis(100));
+    assert!(n.has_event(
+        B,
+        |e| matches!(e, UaEvent::Cancelled { call } if *call == consult_call)
+    ));
+    assert_eq!(n.consult_states(), ["cancelled"]);
+    assert_eq!(
+        n.incoming(B).len(),
+        2,
+        "the colleague is offered the caller, not someone else"
+    );
+    assert_eq!(n.state("1001"), AgentState::WrapUp);
+    let offered = n.incoming(B)[1];
+    n.answer(B, offered);
+    assert_eq!(n.state("1002"), AgentState::OnCall);
 }
