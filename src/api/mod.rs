@@ -12,6 +12,7 @@
 pub mod auth;
 mod calls;
 pub mod events;
+mod hashers;
 pub mod metrics;
 mod pages;
 mod reports;
@@ -178,6 +179,7 @@ pub struct Api {
     users: Mutex<Arc<Users>>,
     auth: Mutex<AuthState>,
     hashing: Arc<Semaphore>,
+    hashers: hashers::Hashers,
     /// A hash to check unknown names against, so a wrong name takes as long as a wrong
     /// password (None only if the OS gave no randomness at start).
     decoy: Option<User>,
@@ -257,6 +259,7 @@ pub async fn start(
             basic: HashMap::new(),
         }),
         hashing: Arc::new(Semaphore::new(hash_slots)),
+        hashers: hashers::Hashers::start(hash_slots),
         decoy,
         connections: Mutex::new(HashMap::new()),
         streams: Mutex::new(HashMap::new()),
@@ -762,14 +765,10 @@ impl Api {
                 return Err(r);
             }
         };
-        let password = password.to_string();
-        let good = tokio::task::spawn_blocking(move || {
-            let good = auth::verify(&candidate, &password);
-            drop(permit);
-            good
-        })
-        .await
-        .unwrap_or(false);
+        let good = self
+            .hashers
+            .verify(candidate, password.to_string(), permit)
+            .await;
         match user {
             Some(user) if good => {
                 self.lock_auth().throttle.succeeded(name, from);

@@ -146,42 +146,45 @@ async fn run(
     };
     let began = std::time::Instant::now();
     let logins = Arc::new(tokio::sync::Semaphore::new(LOGINS_AT_ONCE));
-    let mut opening = tokio::task::JoinSet::new();
+    // Each desktop reads from the moment its stream opens: a message that waited in the
+    // socket for the others to connect would be timed late.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (opened_tx, mut opened_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut desktops = tokio::task::JoinSet::new();
     for i in 0..count {
         let (logins, password) = (Arc::clone(&logins), password.clone());
-        opening.spawn(async move {
+        let (tx, opened, stop) = (tx.clone(), opened_tx.clone(), Arc::clone(&stop));
+        desktops.spawn(async move {
             let user = (base + i).to_string();
             let token = {
                 let _turn = logins.acquire().await;
                 tokio::time::timeout(CONNECT_LIMIT, login(api, &user, &password)).await
             };
             let Ok(Some(token)) = token else {
-                return Err(true);
+                let _ = opened.send(Opened::LoginFailed);
+                return;
             };
             match tokio::time::timeout(CONNECT_LIMIT, open_stream(api, &token)).await {
-                Ok(Some(ws)) => Ok(ws),
-                _ => Err(false),
+                Ok(Some(ws)) => {
+                    let _ = opened.send(Opened::Connected);
+                    read_stream(ws, tx, stop).await;
+                }
+                _ => {
+                    let _ = opened.send(Opened::ConnectFailed);
+                }
             }
         });
     }
-    let mut streams = Vec::with_capacity(count as usize);
-    while let Some(done) = opening.join_next().await {
-        match done {
-            Ok(Ok(ws)) => streams.push(ws),
-            Ok(Err(true)) => report.login_failures += 1,
-            Ok(Err(false)) | Err(_) => report.connect_failures += 1,
+    drop((tx, opened_tx));
+    for _ in 0..count {
+        match opened_rx.recv().await {
+            Some(Opened::Connected) => report.connected += 1,
+            Some(Opened::LoginFailed) => report.login_failures += 1,
+            Some(Opened::ConnectFailed) | None => report.connect_failures += 1,
         }
     }
-    report.connected = streams.len() as u32;
     report.connect_s = began.elapsed().as_secs_f64();
     let _ = ready.send(());
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut reading = tokio::task::JoinSet::new();
-    for ws in streams {
-        let (tx, stop) = (tx.clone(), Arc::clone(&stop));
-        reading.spawn(read_stream(ws, tx, stop));
-    }
-    drop(tx);
     // Nanosecond latencies at 10 µs resolution up to a second; beyond, the maximum.
     let mut latency = Histogram::new(Duration::from_micros(10), 100_000);
     while let Some(seen) = rx.recv().await {
@@ -201,12 +204,18 @@ async fn run(
             Seen::ClosedByServer => report.closed_by_server += 1,
         }
     }
-    while reading.join_next().await.is_some() {}
+    while desktops.join_next().await.is_some() {}
     report.agent_events = latency.count();
     report.latency_ms_p50 = latency.quantile_ms(0.5);
     report.latency_ms_p99 = latency.quantile_ms(0.99);
     report.latency_ms_max = latency.max_ms();
     report
+}
+
+enum Opened {
+    Connected,
+    LoginFailed,
+    ConnectFailed,
 }
 
 enum Seen {
