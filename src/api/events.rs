@@ -332,16 +332,25 @@ pub async fn serve<S>(
     // Before the hello: a logout from here on ends this stream at once.
     let mut sessions_ended = api.sessions_ended.subscribe();
     let hello = {
-        // Copied out first: the signalling loop's next publish never waits on this.
-        let snapshot = api.feeds.snapshot.borrow().clone();
-        // The snapshot may be a second old; an agent's latest event is newer.
-        let agents: Vec<AgentView> = {
-            let latest = api.latest_agents.lock().unwrap_or_else(|e| e.into_inner());
-            snapshot
+        // Only what this user sees is copied out of the snapshot (one agent for an agent's
+        // desktop, not the whole snapshot each time); the borrow ends before any await, so
+        // the signalling loop's next publish waits for no client.
+        let (visible, queues) = {
+            let snapshot = api.feeds.snapshot.borrow();
+            let visible: Vec<AgentView> = snapshot
                 .agent_list
                 .iter()
                 .filter(|a| may_see(&session, &a.id, a.team.as_deref()))
-                .map(|a| latest.get(&a.id).unwrap_or(a).clone())
+                .cloned()
+                .collect();
+            (visible, queues_json(&snapshot))
+        };
+        // The snapshot may be a second old; an agent's latest event is newer.
+        let agents: Vec<AgentView> = {
+            let latest = api.latest_agents.lock().unwrap_or_else(|e| e.into_inner());
+            visible
+                .into_iter()
+                .map(|a| latest.get(&a.id).cloned().unwrap_or(a))
                 .collect()
         };
         json!({
@@ -349,7 +358,7 @@ pub async fn serve<S>(
             "user": session.user,
             "role": session.role.as_str(),
             "agents": agents,
-            "queues": queues_json(&snapshot),
+            "queues": queues,
         })
         .to_string()
     };

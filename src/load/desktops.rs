@@ -168,6 +168,8 @@ async fn run(
                 Ok(Some(ws)) => {
                     let _ = opened.send(Opened::Connected);
                     read_stream(ws, tx, stop).await;
+                    // As a desktop that closes: the server keeps no session per run.
+                    let _ = tokio::time::timeout(CONNECT_LIMIT, logout(api, &token)).await;
                 }
                 _ => {
                     let _ = opened.send(Opened::ConnectFailed);
@@ -290,6 +292,20 @@ async fn login(api: SocketAddr, user: &str, password: &str) -> Option<String> {
     let json = text.split_once("\r\n\r\n")?.1;
     let v: serde_json::Value = serde_json::from_str(json).ok()?;
     v["token"].as_str().map(str::to_string)
+}
+
+/// `DELETE /api/v1/session`.
+async fn logout(api: SocketAddr, token: &str) {
+    let Ok(mut s) = TcpStream::connect(api).await else {
+        return;
+    };
+    let request = format!(
+        "DELETE /api/v1/session HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Length: 0\r\n\r\n"
+    );
+    if s.write_all(request.as_bytes()).await.is_ok() {
+        let mut answer = Vec::new();
+        let _ = s.take(64 * 1024).read_to_end(&mut answer).await;
+    }
 }
 
 async fn open_stream(api: SocketAddr, token: &str) -> Option<Ws> {
