@@ -19,20 +19,36 @@ use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
 const PASSWORD: &str = "correct horse";
 const CALLER: &str = "13800000001";
 
-fn login(api: SocketAddr, user: &str) -> String {
+/// One request on a connection of its own: the status and the body.
+fn request(
+    api: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String) {
     use std::io::{Read, Write};
-    let body = serde_json::json!({ "user": user, "password": PASSWORD }).to_string();
     let mut s = TcpStream::connect(api).unwrap();
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         s,
-        "POST /api/v1/session HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
-    let json = text.split_once("\r\n\r\n").unwrap().1;
-    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let status = text[9..12]
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}: {text}"));
+    (status, text.split_once("\r\n\r\n").unwrap().1.to_string())
+}
+
+fn login(api: SocketAddr, user: &str) -> String {
+    let body = serde_json::json!({ "user": user, "password": PASSWORD }).to_string();
+    let (_, text) = request(api, "POST", "/api/v1/session", None, &body);
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
     v["token"]
         .as_str()
         .unwrap_or_else(|| panic!("{text}"))
@@ -125,18 +141,7 @@ fn with_users(site: &mut Site) {
 
 /// A POST with the session token; the status and the body.
 fn post(api: SocketAddr, token: &str, path: &str, body: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = TcpStream::connect(api).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text[9..12].parse().unwrap();
-    (status, text.split_once("\r\n\r\n").unwrap().1.to_string())
+    request(api, "POST", path, Some(token), body)
 }
 
 #[test]
@@ -430,7 +435,6 @@ fn the_load_tool_times_agent_events_on_its_desktops() {
 
 #[test]
 fn a_logout_closes_the_users_streams_at_once() {
-    use std::io::{Read, Write};
     let mut site = agent_site();
     with_users(&mut site);
     let mut server = start(site.config.clone());
@@ -440,15 +444,8 @@ fn a_logout_closes_the_users_streams_at_once() {
     read_until(&mut ws, Duration::from_secs(3), |v| v["type"] == "hello");
     let mut other = connect(api, Some(&login(api, "wang")), None).unwrap();
     read_until(&mut other, Duration::from_secs(3), |v| v["type"] == "hello");
-    let mut s = TcpStream::connect(api).unwrap();
-    write!(
-        s,
-        "DELETE /api/v1/session HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {li}\r\nContent-Length: 0\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (status, answer) = request(api, "DELETE", "/api/v1/session", Some(&li), "");
+    assert_eq!(status, 200, "{answer}");
     let logged_out = Instant::now();
     let closed = loop {
         match ws.read() {

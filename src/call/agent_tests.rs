@@ -188,6 +188,22 @@ impl Net {
         }
     }
 
+    /// The caller's phone hangs up its latest answered call; then `settle` passes.
+    fn caller_hangs_up(&mut self, settle: Duration) {
+        let phone_call = self.phones[CALLER]
+            .events
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                UaEvent::Answered { call, .. } => Some(*call),
+                _ => None,
+            })
+            .expect("an answered call");
+        self.phones[CALLER].ua.hangup(self.now, phone_call);
+        self.pump();
+        self.advance(settle);
+    }
+
     fn caller_path(&self) -> Vec<String> {
         self.engine
             .calls
@@ -446,17 +462,7 @@ fn ring_all_cancels_the_others_and_writes_offers_not_calls() {
     assert_eq!(n.state("1002"), AgentState::OnCall);
     let caller = n.engine.calls.values().next().unwrap().dialog;
     // The caller hangs up while talking: the agent gets BYE and goes to wrap-up.
-    let phone_call = n.phones[CALLER]
-        .events
-        .iter()
-        .find_map(|e| match e {
-            UaEvent::Answered { call, .. } => Some(*call),
-            _ => None,
-        })
-        .unwrap();
-    n.phones[CALLER].ua.hangup(n.now, phone_call);
-    n.pump();
-    n.advance(Duration::from_millis(50));
+    n.caller_hangs_up(Duration::from_millis(50));
     assert_eq!(n.requests(A2, "BYE"), 1);
     assert_eq!(n.state("1002"), AgentState::WrapUp);
     n.advance(Duration::from_secs(21));

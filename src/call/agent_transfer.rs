@@ -164,11 +164,7 @@ impl<M: MediaBackend> Engine<M> {
         reason: Option<String>,
     ) {
         let wall = self.wall_ms(now);
-        let by = self
-            .acd
-            .agent_def(agent)
-            .map(|d| d.id.clone())
-            .unwrap_or_default();
+        let by = self.agent_name(agent);
         let (target_kind, target_text, queue, sticky) = match target {
             Target::Agent { id: to, queue } => {
                 (TransferTargetKind::Agent, to.clone(), queue, Some(to))
@@ -233,11 +229,7 @@ impl<M: MediaBackend> Engine<M> {
         reason: Option<String>,
     ) {
         let wall = self.wall_ms(now);
-        let by = self
-            .acd
-            .agent_def(agent)
-            .map(|d| d.id.clone())
-            .unwrap_or_default();
+        let by = self.agent_name(agent);
         let Some(gateway) = self.cfg.outbound else {
             return;
         };

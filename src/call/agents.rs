@@ -180,6 +180,14 @@ impl<M: MediaBackend> Engine<M> {
         self.drain_acd(now);
     }
 
+    /// The agent's id as the CDR and the API name them ("" for one a reload removed).
+    pub(super) fn agent_name(&self, agent: AgentId) -> String {
+        self.acd
+            .agent_def(agent)
+            .map(|d| d.id.clone())
+            .unwrap_or_default()
+    }
+
     pub(super) fn agent_changed(
         &mut self,
         now: Instant,

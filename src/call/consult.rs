@@ -369,13 +369,7 @@ impl<M: MediaBackend> Engine<M> {
         reason: Option<String>,
     ) {
         let wall = self.wall_ms(now);
-        let (by, to_def) = (
-            self.acd
-                .agent_def(from)
-                .map(|d| d.id.clone())
-                .unwrap_or_default(),
-            self.acd.agent_def(to).cloned(),
-        );
+        let (by, to_def) = (self.agent_name(from), self.acd.agent_def(to).cloned());
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };

@@ -454,11 +454,7 @@ impl<M: MediaBackend> Engine<M> {
         reason: Option<String>,
     ) {
         let wall = self.wall_ms(now);
-        let by = self
-            .acd
-            .agent_def(agent)
-            .map(|d| d.id.clone())
-            .unwrap_or_default();
+        let by = self.agent_name(agent);
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };

@@ -345,18 +345,7 @@ fn consultations_are_for_agents_on_a_call_and_end_cleanly() {
     let offered = *n.incoming(B).last().unwrap();
     n.answer(B, offered);
     n.raw_status(&mut consult);
-    let phone_call = n.phones[CALLER]
-        .events
-        .iter()
-        .rev()
-        .find_map(|e| match e {
-            UaEvent::Answered { call, .. } => Some(*call),
-            _ => None,
-        })
-        .unwrap();
-    n.phones[CALLER].ua.hangup(n.now, phone_call);
-    n.pump();
-    n.advance(Duration::from_millis(100));
+    n.caller_hangs_up(Duration::from_millis(100));
     assert!(n.has_event(
         B,
         |e| matches!(e, UaEvent::RemoteBye { call } if *call == offered)

@@ -282,18 +282,7 @@ fn hanging_up_during_a_desk_consultation_hands_the_caller_over_or_ends_it() {
     n.consult("1002").unwrap();
     let consult_call = n.incoming(B)[0];
     n.answer(B, consult_call);
-    let phone_call = n.phones[CALLER]
-        .events
-        .iter()
-        .rev()
-        .find_map(|e| match e {
-            UaEvent::Answered { call, .. } => Some(*call),
-            _ => None,
-        })
-        .unwrap();
-    n.phones[CALLER].ua.hangup(n.now, phone_call);
-    n.pump();
-    n.advance(Duration::from_millis(100));
+    n.caller_hangs_up(Duration::from_millis(100));
     assert!(n.has_event(
         B,
         |e| matches!(e, UaEvent::RemoteBye { call } if *call == consult_call)
