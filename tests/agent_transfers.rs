@@ -89,37 +89,27 @@ fn an_agent_consults_a_colleague_and_hands_the_caller_over_by_attended_transfer(
     std::thread::sleep(S(500));
     let mut phone = Phone::new(server.sip);
     phone.call("400");
-    let caller_tone = sine(1000.0, 20, 8000.0);
-    let say = |phone: &mut Phone, millis: u64| {
-        let tone: Vec<i16> = caller_tone
-            .iter()
-            .copied()
-            .cycle()
-            .take(millis as usize * 8)
-            .collect();
-        phone.send_audio(&tone, S(0));
-    };
-    say(&mut phone, 1200); // the intro, then 1001's phone rings and answers
+    phone.say(1000.0, 1200); // the intro, then 1001's phone rings and answers
     let talking = phone.received.len();
-    say(&mut phone, 600);
+    phone.say(1000.0, 600);
     let before = heard_in(&phone, talking..phone.received.len());
     ctl.send(Ctl::Hold).unwrap();
-    say(&mut phone, 300);
+    phone.say(1000.0, 300);
     let (done, consulted) = mpsc::channel();
     ctl.send(Ctl::Consult("1002", done)).unwrap();
     let mut consult_code = None;
     for _ in 0..30 {
-        say(&mut phone, 100);
+        phone.say(1000.0, 100);
         if let Ok(code) = consulted.try_recv() {
             consult_code = Some(code);
             break;
         }
     }
     assert_eq!(consult_code, Some(200), "the consulting agent is answered");
-    say(&mut phone, 500); // the agents talk
+    phone.say(1000.0, 500); // the agents talk
     ctl.send(Ctl::Transfer("1002")).unwrap();
     let transferred = phone.received.len();
-    say(&mut phone, 1500);
+    phone.say(1000.0, 1500);
     let after = heard_in(&phone, transferred..phone.received.len());
     phone.hangup();
     phone.pump(S(500));

@@ -273,17 +273,7 @@ fn an_agent_consults_a_colleague_from_the_desk_and_hands_the_caller_over() {
     std::thread::sleep(S(500));
     let mut phone = Phone::calling_from(sip, CALLER);
     phone.call("400");
-    let caller_tone = sine(1000.0, 20, 8000.0);
-    let say = |phone: &mut Phone, millis: u64| {
-        let tone: Vec<i16> = caller_tone
-            .iter()
-            .copied()
-            .cycle()
-            .take(millis as usize * 8)
-            .collect();
-        phone.send_audio(&tone, S(0));
-    };
-    say(&mut phone, 1200);
+    phone.say(1000.0, 1200);
     read_until(&mut li_ws, Duration::from_secs(3), |v| {
         v["type"] == "agent" && v["agent"]["state"] == "on_call"
     });
@@ -299,7 +289,7 @@ fn an_agent_consults_a_colleague_from_the_desk_and_hands_the_caller_over() {
     let mut heard_while_consulting = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
-        say(&mut phone, 100);
+        phone.say(1000.0, 100);
         let mut done = false;
         while let Ok(Message::Text(t)) = li_ws.read() {
             let v: serde_json::Value = serde_json::from_str(&t).unwrap();
@@ -311,7 +301,7 @@ fn an_agent_consults_a_colleague_from_the_desk_and_hands_the_caller_over() {
         assert!(Instant::now() < deadline, "the colleague answers");
     }
     let consulting = phone.received.len();
-    say(&mut phone, 600); // the agents talk; the caller is on hold
+    phone.say(1000.0, 600); // the agents talk; the caller is on hold
     heard_while_consulting.extend(heard_in(&phone, consulting..phone.received.len()));
     let (status, body) = post(
         api,
@@ -321,7 +311,7 @@ fn an_agent_consults_a_colleague_from_the_desk_and_hands_the_caller_over() {
     );
     assert_eq!(status, 200, "{body}");
     let handed = phone.received.len();
-    say(&mut phone, 1500);
+    phone.say(1000.0, 1500);
     let after = heard_in(&phone, handed..phone.received.len());
     phone.hangup();
     phone.pump(S(500));

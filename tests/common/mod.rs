@@ -455,6 +455,16 @@ impl Phone {
         heard
     }
 
+    /// Say a steady tone of `freq` for `millis`, keeping everything received meanwhile.
+    pub fn say(&mut self, freq: f32, millis: u64) {
+        let tone: Vec<i16> = sine(freq, 20, 8000.0)
+            .into_iter()
+            .cycle()
+            .take(millis as usize * 8)
+            .collect();
+        self.send_audio(&tone, Duration::ZERO);
+    }
+
     /// Send our RTP for `d` (20 ms packets of silence) and keep everything received.
     pub fn talk(&mut self, d: Duration) {
         self.run_media(d, &[]);
