@@ -254,16 +254,21 @@ fn may_monitor(session: &Session, team: Option<&str>) -> bool {
     }
 }
 
+/// The CDR store for call monitoring, which is for supervisors and admins only.
+async fn monitoring_store(reports: &Reports, session: &Session) -> Result<CdrStore, Reply> {
+    if session.role == Role::Agent {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "only supervisors and admins monitor calls",
+        ));
+    }
+    reports.store().await
+}
+
 /// `GET /api/v1/calls`: the latest recorded calls of the supervisor's teams (admins: all),
 /// for the QA page.
 pub async fn recorded_calls(reports: &Reports, session: &Session) -> Reply {
-    if session.role == Role::Agent {
-        return error(
-            StatusCode::FORBIDDEN,
-            "only supervisors and admins monitor calls",
-        );
-    }
-    let store = match reports.store().await {
+    let store = match monitoring_store(reports, session).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -304,13 +309,7 @@ pub async fn recording(
     n: usize,
     dir: &std::path::Path,
 ) -> Reply {
-    if session.role == Role::Agent {
-        return error(
-            StatusCode::FORBIDDEN,
-            "only supervisors and admins monitor calls",
-        );
-    }
-    let store = match reports.store().await {
+    let store = match monitoring_store(reports, session).await {
         Ok(s) => s,
         Err(r) => return r,
     };
