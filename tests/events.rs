@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::agent_phone::*;
 use common::*;
 use hotline::api::auth::hash_password;
-use hotline::cdr::{CdrRecord, TransferKind};
+use hotline::cdr::{CdrRecord, TransferKind, TransferTargetKind};
 use hotline::config::ApiSettings;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
@@ -254,6 +254,17 @@ fn the_agent_gets_a_screen_pop_with_the_ivr_data_and_the_callers_history() {
 
 #[test]
 fn an_agent_consults_a_colleague_from_the_desk_and_hands_the_caller_over() {
+    consult_and_hand_over("1002", ("1002", TransferTargetKind::Agent));
+}
+
+/// The same through a queue: the consultation waits in `help` and 1002, its free agent, is
+/// rung for it.
+#[test]
+fn an_agent_consults_a_queue_from_the_desk_and_hands_the_caller_to_its_agent() {
+    consult_and_hand_over("help", ("help", TransferTargetKind::Queue));
+}
+
+fn consult_and_hand_over(target: &str, row: (&str, TransferTargetKind)) {
     let mut site = agent_site();
     with_users(&mut site);
     let mut server = start(site.config.clone());
@@ -281,7 +292,7 @@ fn an_agent_consults_a_colleague_from_the_desk_and_hands_the_caller_over() {
         api,
         &li,
         "/api/v1/agents/1001/consult",
-        r#"{"target": "1002"}"#,
+        &format!(r#"{{"target": "{target}"}}"#),
     );
     assert_eq!(status, 200, "{body}");
     let (status, body) = post(api, &li, "/api/v1/agents/1001/consult/complete", "{}");
@@ -340,10 +351,10 @@ fn an_agent_consults_a_colleague_from_the_desk_and_hands_the_caller_over() {
         (
             t.kind,
             t.by.as_str(),
-            t.target.as_str(),
+            (t.target.as_str(), t.target_kind),
             t.reason.as_deref()
         ),
-        (TransferKind::Attended, "1001", "1002", Some("billing"))
+        (TransferKind::Attended, "1001", row, Some("billing"))
     );
     assert!(c.hold_ms.unwrap() >= 500, "{c:?}");
 }

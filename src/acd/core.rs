@@ -251,7 +251,11 @@ impl Acd {
             AcdEvent::EndWrapUp { agent } => self.end_wrap_up(now, agent),
             AcdEvent::Reachable { agent, reachable } => self.reachable(now, agent, reachable),
             AcdEvent::PhoneBusy { agent, busy } => self.phone_busy(now, agent, busy),
-            AcdEvent::TakeOver { from, to } => self.take_over(now, from, to),
+            AcdEvent::TakeOver {
+                from,
+                to,
+                consultation,
+            } => self.take_over(now, from, to, consultation),
         }
         self.settle(now);
         self.debug_check();
@@ -303,6 +307,11 @@ impl Acd {
             Pending::NotReady(reason) => Some(("not_ready", Some(reason.as_str()))),
             Pending::Logout => Some(("logged_out", None)),
         }
+    }
+
+    /// The agent an answered caller talks to.
+    pub fn talking_to(&self, caller: CallerId) -> Option<AgentId> {
+        self.talking.get(&caller).copied()
     }
 
     /// The caller an agent is ringing for, if any.

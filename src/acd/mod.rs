@@ -148,10 +148,13 @@ pub enum AcdEvent {
     },
     /// Attended transfer: `to`, whom `from` consulted, takes over `from`'s conversation
     /// (same caller, same queue); `from` goes to wrap-up. Ignored unless `from` talks to a
-    /// caller and `to` is logged in, not ringing and not talking (`can_take_over`).
+    /// caller and `to` is logged in, not ringing and not talking (`can_take_over`), except
+    /// to `consultation`: a consultation that waited in a queue as a caller of its own and
+    /// that `to` answered, which the caller's conversation replaces.
     TakeOver {
         from: AgentId,
         to: AgentId,
+        consultation: Option<CallerId>,
     },
 }
 

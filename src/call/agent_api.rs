@@ -44,7 +44,8 @@ pub enum AgentCommand {
         teams: Option<Vec<String>>,
     },
     /// Attended transfer, first step: the caller waits on hold while the agent's call is
-    /// put through to a colleague (id or extension) or a number.
+    /// put through to a colleague (id or extension), a number, or whoever a queue offers
+    /// the consultation to.
     Consult {
         target: String,
         call: Option<String>,
@@ -108,8 +109,6 @@ pub enum AgentCommandError {
     ConsultRinging(String),
     #[error("{target:?} cannot take a consultation now: {why}")]
     Unavailable { target: String, why: String },
-    #[error("queue {0:?} cannot be consulted: transfer to a queue directly")]
-    QueueNotConsulted(String),
     #[error("agent {0:?} is not in your teams")]
     NotYourTeam(String),
 }
@@ -170,7 +169,7 @@ impl<M: MediaBackend> Engine<M> {
             }
         };
         let consulting = |engine: &Self, id| {
-            if engine.desk_consult(id).is_some() {
+            if engine.desk_consulting(id).is_some() {
                 Err(AgentCommandError::Consulting(agent_id.to_string()))
             } else {
                 Ok(())
@@ -188,7 +187,21 @@ impl<M: MediaBackend> Engine<M> {
                 return self.agent_view(agent_id).ok_or_else(unknown);
             }
             AgentCommand::HangUp { call } => {
-                let (_, leg) = current(self, &call)?;
+                // A colleague consulted from the desk hangs up on the consulting agent.
+                let leg = match current(self, &call) {
+                    Err(AgentCommandError::NotOnCall(_)) => self
+                        .consulted_leg(agent)
+                        .filter(|leg| {
+                            call.as_ref().is_none_or(|c| {
+                                self.legs
+                                    .get(leg)
+                                    .and_then(|l| self.calls.get(&l.interaction))
+                                    .is_some_and(|x| &x.record_id == c)
+                            })
+                        })
+                        .ok_or_else(|| AgentCommandError::NotOnCall(agent_id.to_string()))?,
+                    found => found?.1,
+                };
                 tracing::info!(agent = agent_id, "hang-up through the API");
                 self.hang_up_leg(now, leg);
                 return self.agent_view(agent_id).ok_or_else(unknown);

@@ -954,6 +954,9 @@ mod consult_tests;
 mod desk_consult_tests;
 
 #[cfg(test)]
+mod queue_consult_tests;
+
+#[cfg(test)]
 mod recording_tests;
 
 #[cfg(test)]

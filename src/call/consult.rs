@@ -62,7 +62,7 @@ impl<M: MediaBackend> Engine<M> {
             tracing::info!(agent = %user, "a call to a colleague outside a customer call; refused");
             return self.ua.reject(now, dialog, 403, &[]);
         };
-        if self.consult_legs(id).iter().any(Option::is_some) || self.desk_consult(id).is_some() {
+        if self.consult_legs(id).iter().any(Option::is_some) || self.desk_consulting(id).is_some() {
             return self.ua.reject(now, dialog, 486, &[]);
         }
         match self.acd.agent_state(to) {
@@ -322,12 +322,12 @@ impl<M: MediaBackend> Engine<M> {
         };
         // The colleague's phone stays busy (no queue caller offered meanwhile) until the
         // take-over, which clears it.
-        if !self.acd.can_take_over(from, to) {
+        if !self.acd.can_take_over(from, to, None) {
             return self.ua.answer_refer(now, refer_dialog, 403);
         }
         self.ua.answer_refer(now, refer_dialog, 202);
         self.ua.notify_refer(now, refer_dialog, 200, true);
-        self.hand_over(now, id, from, &[in_leg, agent_leg], to, target, None);
+        self.hand_over(now, id, from, &[in_leg, agent_leg], to, target, None, None);
     }
 
     /// Which of two legs is `agent`'s conversation with the caller and which their side of
@@ -367,6 +367,7 @@ impl<M: MediaBackend> Engine<M> {
         to: AgentId,
         target: LegId,
         reason: Option<String>,
+        consultation: Option<crate::acd::CallerId>,
     ) {
         let wall = self.wall_ms(now);
         let (by, to_def) = (self.agent_name(from), self.acd.agent_def(to).cloned());
@@ -400,7 +401,14 @@ impl<M: MediaBackend> Engine<M> {
             l.role = Role::Agent { agent: to };
         }
         // The ACD moves the conversation first, so the first agent's wrap-up starts from it.
-        self.acd.handle(now, AcdEvent::TakeOver { from, to });
+        self.acd.handle(
+            now,
+            AcdEvent::TakeOver {
+                from,
+                to,
+                consultation,
+            },
+        );
         for leg in ending {
             self.drop_leg(now, *leg);
         }

@@ -10,7 +10,7 @@
 //! with the caller at once. When the agent hangs up while the colleague is on the line the
 //! transfer completes, as on a desk phone; while the colleague still rings, it is cancelled.
 //! A consultation the phone itself dials (a second line and REFER with Replaces) is in
-//! consult.rs.
+//! consult.rs; one that waits in a queue for its next agent, in queue_consult.rs.
 
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,11 @@ pub(super) const CONSULT_RING: Duration = Duration::from_secs(30);
 pub(super) enum Consulted {
     Agent(AgentId),
     Number(String),
+    /// The agent a queue offered the consultation to.
+    Queue {
+        queue: String,
+        agent: AgentId,
+    },
 }
 
 impl<M: MediaBackend> Engine<M> {
@@ -41,20 +46,40 @@ impl<M: MediaBackend> Engine<M> {
         })
     }
 
+    /// Who consults from the desk on interaction `id`, ringing or talking to someone or
+    /// waiting in a queue.
+    pub(super) fn desk_consulting(&self, id: InteractionId) -> Option<AgentId> {
+        self.queue_consults
+            .get(&id)
+            .map(|c| c.by)
+            .or_else(|| self.desk_consult(id).map(|(_, by)| by))
+    }
+
+    /// The consultation `agent` answered as the colleague consulted from a desk.
+    pub(super) fn consulted_leg(&self, agent: AgentId) -> Option<LegId> {
+        self.legs.values().find_map(|l| match &l.role {
+            Role::DeskConsult {
+                target: Consulted::Agent(a) | Consulted::Queue { agent: a, .. },
+                ..
+            } if *a == agent && l.state == LegState::Up => Some(l.id),
+            _ => None,
+        })
+    }
+
     /// Whether any leg of ours is on `agent`'s phone now (a call, an offer, a consultation).
     pub(super) fn phone_in_use(&self, agent: AgentId) -> bool {
         self.legs.values().any(|l| match &l.role {
             Role::Agent { agent: a } | Role::ConsultTarget { agent: a, .. } => *a == agent,
             Role::DeskConsult {
-                target: Consulted::Agent(a),
+                target: Consulted::Agent(a) | Consulted::Queue { agent: a, .. },
                 ..
             } => *a == agent,
             _ => false,
         })
     }
 
-    /// `agent`, talking to a caller, asks to consult `target` (a colleague's id or extension,
-    /// or a number through the gateway; a queue cannot be consulted).
+    /// `agent`, talking to a caller, asks to consult `target`: a colleague's id or extension,
+    /// a number through the gateway, or a queue (whoever it offers the consultation to).
     pub(super) fn start_desk_consult(
         &mut self,
         now: Instant,
@@ -65,7 +90,7 @@ impl<M: MediaBackend> Engine<M> {
         let (id, agent_leg) = self
             .talking_leg(agent)
             .ok_or_else(|| AgentCommandError::NotOnCall(agent_name.to_string()))?;
-        if self.desk_consult(id).is_some() || self.consult_legs(id).iter().any(Option::is_some) {
+        if self.desk_consulting(id).is_some() || self.consult_legs(id).iter().any(Option::is_some) {
             return Err(AgentCommandError::Consulting(agent_name.to_string()));
         }
         // The consultation is heard on the phone's own call: a phone that holds that call
@@ -79,7 +104,7 @@ impl<M: MediaBackend> Engine<M> {
         };
         let consulted = match self.transfer_target(id, &format!("sip:{target}@hotline")) {
             None => return Err(AgentCommandError::NoSuchTarget(target.to_string())),
-            Some(Target::Queue(q)) => return Err(AgentCommandError::QueueNotConsulted(q)),
+            Some(Target::Queue(q)) => return self.start_queue_consult(now, id, agent, q),
             Some(Target::Number(number)) => Consulted::Number(number),
             Some(Target::Agent { id: to, .. }) => {
                 let to = self
@@ -101,8 +126,11 @@ impl<M: MediaBackend> Engine<M> {
             }
         };
         let placed = match &consulted {
-            Consulted::Agent(to) => self.ring_colleague(now, id, agent, *to),
+            Consulted::Agent(to) => self
+                .ring_colleague(now, id, agent, consulted.clone(), *to)
+                .inspect(|leg| self.set_leg_deadline(*leg, Some(now + CONSULT_RING))),
             Consulted::Number(number) => self.ring_number(now, id, agent, number),
+            Consulted::Queue { .. } => Err("a queue is consulted through its offers".into()),
         };
         let leg = placed.map_err(|why| {
             tracing::warn!(agent = agent_name, target, why, "consultation not placed");
@@ -134,11 +162,13 @@ impl<M: MediaBackend> Engine<M> {
         Ok(())
     }
 
-    fn ring_colleague(
+    /// A leg to colleague `to`'s phone for the consultation `target`.
+    pub(super) fn ring_colleague(
         &mut self,
         now: Instant,
         id: InteractionId,
         by: AgentId,
+        target: Consulted,
         to: AgentId,
     ) -> Result<LegId, String> {
         let to_def = self.acd.agent_def(to).cloned().ok_or("no such agent")?;
@@ -147,12 +177,9 @@ impl<M: MediaBackend> Engine<M> {
             || (String::from("hotline"), None),
             |d| (d.extension.clone(), Some(format!("consult: {}", d.name))),
         );
-        let leg = self.place_leg(
+        self.place_leg(
             id,
-            Role::DeskConsult {
-                by,
-                target: Consulted::Agent(to),
-            },
+            Role::DeskConsult { by, target },
             contact.peer.transport == crate::sip::TransportKind::Tls,
             |ua, d, offer| {
                 ua.invite_contact(
@@ -166,9 +193,7 @@ impl<M: MediaBackend> Engine<M> {
                 )
                 .map_err(|e| format!("INVITE not sent: {e}"))
             },
-        )?;
-        self.set_leg_deadline(leg, Some(now + CONSULT_RING));
-        Ok(leg)
+        )
     }
 
     fn ring_number(
@@ -217,6 +242,13 @@ impl<M: MediaBackend> Engine<M> {
             return;
         };
         let (by, target, dialog) = (*by, target.clone(), *dialog);
+        if let Consulted::Queue { agent: to, .. } = target {
+            // The queue's offer was answered: the ACD hangs up on a late answer.
+            self.queue_consult_answered(now, id, to);
+            if !self.legs.contains_key(&leg) {
+                return;
+            }
+        }
         let Some((_, agent_leg)) = self.talking_leg(by).filter(|(i, _)| *i == id) else {
             // The agent's call ended in the meantime.
             return self.end_desk_consult(now, leg, None);
@@ -241,6 +273,9 @@ impl<M: MediaBackend> Engine<M> {
         reason: Option<String>,
         by: Option<String>,
     ) -> Result<(), AgentCommandError> {
+        if self.queue_consult_waits(agent) {
+            return Err(AgentCommandError::ConsultRinging(agent_name.to_string()));
+        }
         let (id, agent_leg, leg) = self.own_desk_consult(agent, agent_name)?;
         let Some(l) = self.legs.get(&leg) else {
             return Err(AgentCommandError::NotConsulting(agent_name.to_string()));
@@ -251,11 +286,12 @@ impl<M: MediaBackend> Engine<M> {
         let Role::DeskConsult { target, .. } = l.role.clone() else {
             return Err(AgentCommandError::NotConsulting(agent_name.to_string()));
         };
+        let consultation = self.queue_consults.get(&id).map(|c| c.contact);
         match target.clone() {
-            Consulted::Agent(to) => {
-                // Their phone stays busy (no queue caller offered meanwhile) until the
-                // take-over, which clears it.
-                if !self.acd.can_take_over(agent, to) {
+            Consulted::Agent(to) | Consulted::Queue { agent: to, .. } => {
+                // A colleague's phone stays busy (no queue caller offered meanwhile) until
+                // the take-over, which clears it.
+                if !self.acd.can_take_over(agent, to, consultation) {
                     return Err(AgentCommandError::Unavailable {
                         target: self
                             .acd
@@ -266,7 +302,11 @@ impl<M: MediaBackend> Engine<M> {
                     });
                 }
                 self.consult_update(now, id, agent, &target, "completed");
-                self.hand_over(now, id, agent, &[agent_leg], to, leg, reason);
+                self.queue_consults.remove(&id);
+                self.hand_over(now, id, agent, &[agent_leg], to, leg, reason, consultation);
+                if let Consulted::Queue { queue, .. } = target {
+                    self.transferred_to_queue(id, queue);
+                }
             }
             Consulted::Number(number) => {
                 self.consult_update(now, id, agent, &target, "completed");
@@ -289,6 +329,10 @@ impl<M: MediaBackend> Engine<M> {
         agent: AgentId,
         agent_name: &str,
     ) -> Result<(), AgentCommandError> {
+        if self.queue_consult_waits(agent) {
+            self.cancel_waiting_queue_consult(now, agent);
+            return Ok(());
+        }
         let (_, _, leg) = self.own_desk_consult(agent, agent_name)?;
         self.end_desk_consult(now, leg, Some("cancelled"));
         Ok(())
@@ -316,6 +360,10 @@ impl<M: MediaBackend> Engine<M> {
         id: InteractionId,
         state: &'static str,
     ) -> Option<AgentId> {
+        if self.queue_consults.contains_key(&id) {
+            self.drop_queue_consult(now, id, state);
+            return None;
+        }
         let (leg, _) = self.desk_consult(id)?;
         let Leg {
             role: Role::DeskConsult { by, target },
@@ -327,7 +375,7 @@ impl<M: MediaBackend> Engine<M> {
         self.consult_update(now, id, by, &target, state);
         match target {
             Consulted::Agent(colleague) => Some(colleague),
-            Consulted::Number(_) => None,
+            Consulted::Number(_) | Consulted::Queue { .. } => None,
         }
     }
 
@@ -347,6 +395,14 @@ impl<M: MediaBackend> Engine<M> {
         role: &Role,
         how: LegEnd,
     ) {
+        if let Role::DeskConsult {
+            target: Consulted::Queue { agent, .. },
+            ..
+        } = role
+            && self.queue_offer_failed(now, id, *agent, how)
+        {
+            return;
+        }
         let state = match how {
             LegEnd::RemoteBye | LegEnd::RtpTimeout => "ended",
             LegEnd::NoAnswer => "no_answer",
@@ -365,20 +421,29 @@ impl<M: MediaBackend> Engine<M> {
         let Role::DeskConsult { by, target } = role else {
             return;
         };
-        if let Consulted::Agent(to) = target {
-            self.acd.handle(
-                now,
-                AcdEvent::PhoneBusy {
-                    agent: *to,
-                    busy: false,
-                },
-            );
-            self.drain_acd(now);
+        match target {
+            Consulted::Agent(to) => {
+                self.acd.handle(
+                    now,
+                    AcdEvent::PhoneBusy {
+                        agent: *to,
+                        busy: false,
+                    },
+                );
+                self.drain_acd(now);
+            }
+            Consulted::Queue { .. } => self.finish_queue_contact(now, id),
+            Consulted::Number(_) => {}
         }
         if let Some(state) = state {
             self.consult_update(now, id, *by, target, state);
         }
-        let Some((i, agent_leg)) = self.talking_leg(*by) else {
+        self.back_to_caller(now, id, *by);
+    }
+
+    /// The agent's consultation is over: they talk to the caller again.
+    pub(super) fn back_to_caller(&mut self, now: Instant, id: InteractionId, by: AgentId) {
+        let Some((i, agent_leg)) = self.talking_leg(by) else {
             return;
         };
         if i != id {
@@ -392,7 +457,7 @@ impl<M: MediaBackend> Engine<M> {
             self.bridge(agent_leg);
             self.hold_music(id);
         } else {
-            self.agent_hold(now, id, *by, false);
+            self.agent_hold(now, id, by, false);
         }
         self.record_if_asked(now, id);
     }
@@ -405,6 +470,10 @@ impl<M: MediaBackend> Engine<M> {
         id: InteractionId,
         agent: AgentId,
     ) -> bool {
+        if self.queue_consult_waits(agent) {
+            self.cancel_waiting_queue_consult(now, agent);
+            return false;
+        }
         let Some((leg, by)) = self.desk_consult(id) else {
             return false;
         };
@@ -414,12 +483,17 @@ impl<M: MediaBackend> Engine<M> {
         let up = self.legs.get(&leg).map(|l| (l.state, l.role.clone()));
         match up {
             Some((LegState::Up, Role::DeskConsult { target, .. })) => {
+                let consultation = self.queue_consults.get(&id).map(|c| c.contact);
                 let handed = match target.clone() {
-                    Consulted::Agent(to) => {
-                        let can = self.acd.can_take_over(agent, to);
+                    Consulted::Agent(to) | Consulted::Queue { agent: to, .. } => {
+                        let can = self.acd.can_take_over(agent, to, consultation);
                         if can {
                             self.consult_update(now, id, agent, &target, "completed");
-                            self.hand_over(now, id, agent, &[], to, leg, None);
+                            self.queue_consults.remove(&id);
+                            self.hand_over(now, id, agent, &[], to, leg, None, consultation);
+                            if let Consulted::Queue { queue, .. } = target {
+                                self.transferred_to_queue(id, queue);
+                            }
                         }
                         can
                     }
@@ -482,9 +556,10 @@ impl<M: MediaBackend> Engine<M> {
         self.bridge(leg);
     }
 
-    /// The desk hears how its consultation goes: `ringing`, `talking`, `completed`,
-    /// `cancelled`, `no_answer`, `failed` (declined or unreachable), `ended` (hung up).
-    fn consult_update(
+    /// The desk hears how its consultation goes: `queued`, `ringing`, `talking`,
+    /// `completed`, `cancelled`, `no_answer`, `failed` (declined or unreachable), `ended`
+    /// (hung up).
+    pub(super) fn consult_update(
         &mut self,
         now: Instant,
         id: InteractionId,
@@ -492,17 +567,29 @@ impl<M: MediaBackend> Engine<M> {
         target: &Consulted,
         state: &'static str,
     ) {
+        let name = |acd: &crate::acd::Acd, a: AgentId| {
+            acd.agent_def(a).map(|d| d.id.clone()).unwrap_or_default()
+        };
+        let (target, colleague) = match target {
+            Consulted::Agent(to) => (name(&self.acd, *to), None),
+            Consulted::Number(n) => (n.clone(), None),
+            Consulted::Queue { queue, agent: to } => (queue.clone(), Some(name(&self.acd, *to))),
+        };
+        self.consult_said(now, id, agent, target, colleague, state);
+    }
+
+    pub(super) fn consult_said(
+        &mut self,
+        now: Instant,
+        id: InteractionId,
+        agent: AgentId,
+        target: String,
+        colleague: Option<String>,
+        state: &'static str,
+    ) {
         let at_ms = self.wall_ms(now);
         let Some(def) = self.acd.agent_def(agent) else {
             return;
-        };
-        let target = match target {
-            Consulted::Agent(to) => self
-                .acd
-                .agent_def(*to)
-                .map(|d| d.id.clone())
-                .unwrap_or_default(),
-            Consulted::Number(n) => n.clone(),
         };
         let update = ConsultUpdate {
             agent: def.id.clone(),
@@ -513,6 +600,7 @@ impl<M: MediaBackend> Engine<M> {
                 .map(|c| c.record_id.clone())
                 .unwrap_or_default(),
             target,
+            colleague,
             state,
             at_ms,
         };

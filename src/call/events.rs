@@ -4,7 +4,10 @@
 
 use serde::Serialize;
 
+use std::time::Instant;
+
 use super::agent_api::AgentView;
+use super::{Engine, InteractionId, MediaBackend};
 
 /// Everything the agent's desktop shows when their phone rings, so the caller is not asked
 /// again what they told the IVR.
@@ -40,10 +43,14 @@ pub struct ConsultUpdate {
     pub team: Option<String>,
     /// hotline's call id (the CDR's) of the caller's call.
     pub call: String,
-    /// The colleague's id, or the number.
+    /// The colleague's id, the number, or the queue.
     pub target: String,
-    /// `ringing`, `talking`, `completed`, `cancelled`, `no_answer`, `failed` (declined or
-    /// unreachable), `ended` (the consulted party hung up).
+    /// For a queue: the agent it rang or who answered.
+    pub colleague: Option<String>,
+    /// `queued` (a queue looks for an agent), `ringing`, `talking`, `completed`,
+    /// `cancelled`, `no_answer` (also: nobody in the queue within its longest wait),
+    /// `failed` (declined, unreachable, or the queue refused), `ended` (the consulted
+    /// party hung up).
     pub state: &'static str,
     pub at_ms: i64,
 }
@@ -59,4 +66,44 @@ pub enum EngineEvent {
     Consult(ConsultUpdate),
     /// Events were dropped on the way (the API fell behind): clients must start afresh.
     Lost,
+}
+
+impl<M: MediaBackend> Engine<M> {
+    /// What agent `def`'s desk shows of the caller of `id` as their phone rings.
+    pub(super) fn screen_pop(
+        &self,
+        now: Instant,
+        id: InteractionId,
+        def: &crate::acd::model::AgentDef,
+        queue: &str,
+    ) -> Option<ScreenPop> {
+        let wall = self.wall_ms(now);
+        let call = self.calls.get(&id)?;
+        Some(ScreenPop {
+            call: call.record_id.clone(),
+            agent: def.id.clone(),
+            team: def.team.clone(),
+            queue: queue.to_string(),
+            caller: call.caller.clone(),
+            dialled: call.dialled.clone(),
+            ivr_path: call.interpreter.path().to_vec(),
+            variables: {
+                let mut vars: Vec<(String, String)> = call
+                    .interpreter
+                    .shown_vars()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect();
+                vars.sort();
+                vars
+            },
+            labels: call.interpreter.labels().to_vec(),
+            language: call.interpreter.language().to_string(),
+            priority: self
+                .acd
+                .caller_priority(super::queue::caller_id(id))
+                .unwrap_or(0),
+            waited_ms: call.queue.as_ref().map_or(0, |v| wall - v.entered_ms),
+            at_ms: wall,
+        })
+    }
 }

@@ -302,8 +302,8 @@ impl<M: MediaBackend> Engine<M> {
             // phone's call carries the consultation: the phone's hold is its own business
             // (the consultation's end looks at it).
             let consulting = self
-                .desk_consult(interaction)
-                .is_some_and(|(_, by)| role == Role::Agent { agent: by });
+                .desk_consulting(interaction)
+                .is_some_and(|by| role == Role::Agent { agent: by });
             if let (Role::Agent { agent }, true, false) = (role, bridged, consulting) {
                 self.agent_hold(now, interaction, agent, held);
             }

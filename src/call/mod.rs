@@ -30,6 +30,7 @@ mod legs;
 mod lookup;
 mod media;
 mod queue;
+mod queue_consult;
 mod recording;
 pub mod snapshot;
 mod sticky;
@@ -237,6 +238,8 @@ pub struct Engine<M: MediaBackend> {
     agent_time: crate::cdr::agent_time::AgentTimeTracker,
     /// Agents in wrap-up, and the interaction each wrap-up belongs to.
     wrapping: HashMap<crate::acd::AgentId, Wrap>,
+    /// Desk consultations waiting in (or answered from) a queue, by the caller's interaction.
+    queue_consults: HashMap<InteractionId, queue_consult::QueueConsult>,
     /// CDRs of finished calls waiting for their agent's wrap-up to end.
     wrap_held: HashMap<InteractionId, (CdrRecord, Instant)>,
     /// Seeded from `EngineConfig::seed`; never the global generator.
@@ -285,6 +288,7 @@ impl<M: MediaBackend> Engine<M> {
             agent_states: VecDeque::new(),
             agent_time: Default::default(),
             wrapping: HashMap::new(),
+            queue_consults: HashMap::new(),
             wrap_held: HashMap::new(),
             catalog,
             switches: Arc::default(),

@@ -135,7 +135,7 @@ fn interaction(caller: CallerId) -> InteractionId {
     InteractionId(caller.0)
 }
 
-fn failure_of(code: u16) -> OfferFailure {
+pub(super) fn failure_of(code: u16) -> OfferFailure {
     match code {
         300..=399 => OfferFailure::Redirected,
         486 | 600 => OfferFailure::Busy,
@@ -246,20 +246,30 @@ impl<M: MediaBackend> Engine<M> {
     pub(super) fn drain_acd(&mut self, now: Instant) {
         while let Some(action) = self.acd.poll_action() {
             match action {
-                AcdAction::Offer { caller, agent } => self.offer(now, interaction(caller), agent),
+                // A consultation waiting in a queue is a caller to the ACD, not to us.
+                AcdAction::Offer { caller, agent } => match self.queue_consult_of(caller) {
+                    Some(id) => self.offer_queue_consult(now, id, agent),
+                    None => self.offer(now, interaction(caller), agent),
+                },
                 AcdAction::EndOffer {
                     caller,
                     agent,
                     outcome,
-                } => self.end_offer(now, interaction(caller), agent, outcome, None),
-                AcdAction::Leave { caller, why } => {
-                    let exit = match why {
-                        QueueLeave::Timeout => QueueExit::Timeout,
-                        QueueLeave::Full => QueueExit::Full,
-                        QueueLeave::NoAgents => QueueExit::NoAgents,
-                    };
-                    self.leave_queue(now, interaction(caller), exit);
-                }
+                } => match self.queue_consult_of(caller) {
+                    Some(id) => self.queue_consult_offer_ended(now, id, agent),
+                    None => self.end_offer(now, interaction(caller), agent, outcome, None),
+                },
+                AcdAction::Leave { caller, why } => match self.queue_consult_of(caller) {
+                    Some(id) => self.queue_consult_left(now, id, why),
+                    None => {
+                        let exit = match why {
+                            QueueLeave::Timeout => QueueExit::Timeout,
+                            QueueLeave::Full => QueueExit::Full,
+                            QueueLeave::NoAgents => QueueExit::NoAgents,
+                        };
+                        self.leave_queue(now, interaction(caller), exit);
+                    }
+                },
                 AcdAction::Announce {
                     caller,
                     position,
@@ -315,30 +325,7 @@ impl<M: MediaBackend> Engine<M> {
             tracing::warn!(agent = %def.id, why, "offer not placed");
             return self.offer_unreachable(now, id, agent);
         }
-        if let Some(call) = self.calls.get(&id) {
-            let pop = super::events::ScreenPop {
-                call: call.record_id.clone(),
-                agent: def.id.clone(),
-                team: def.team.clone(),
-                queue: queue.clone(),
-                caller: call.caller.clone(),
-                dialled: call.dialled.clone(),
-                ivr_path: call.interpreter.path().to_vec(),
-                variables: {
-                    let mut vars: Vec<(String, String)> = call
-                        .interpreter
-                        .shown_vars()
-                        .map(|(k, v)| (k.to_string(), v))
-                        .collect();
-                    vars.sort();
-                    vars
-                },
-                labels: call.interpreter.labels().to_vec(),
-                language: call.interpreter.language().to_string(),
-                priority: self.acd.caller_priority(caller_id(id)).unwrap_or(0),
-                waited_ms: call.queue.as_ref().map_or(0, |v| wall - v.entered_ms),
-                at_ms: wall,
-            };
+        if let Some(pop) = self.screen_pop(now, id, &def, &queue) {
             self.events
                 .push_back(super::events::EngineEvent::Offer(Box::new(pop)));
         }

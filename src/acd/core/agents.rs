@@ -373,7 +373,12 @@ impl Acd {
     }
 
     /// Whether `to` may take over `from`'s conversation (see `AcdEvent::TakeOver`).
-    pub fn can_take_over(&self, from: AgentId, to: AgentId) -> bool {
+    pub fn can_take_over(
+        &self,
+        from: AgentId,
+        to: AgentId,
+        consultation: Option<CallerId>,
+    ) -> bool {
         let (Some(f), Some(t)) = (
             self.agents.get(from.0 as usize),
             self.agents.get(to.0 as usize),
@@ -384,14 +389,28 @@ impl Acd {
             && f.talking.is_some()
             && !t.removed
             && t.ringing.is_none()
-            && t.talking.is_none()
+            && (t.talking.is_none() || t.talking == consultation)
+            && f.talking != consultation
             && t.state != AgentState::LoggedOut
     }
 
-    pub(super) fn take_over(&mut self, now: Instant, from: AgentId, to: AgentId) {
-        if !self.can_take_over(from, to) {
+    pub(super) fn take_over(
+        &mut self,
+        now: Instant,
+        from: AgentId,
+        to: AgentId,
+        consultation: Option<CallerId>,
+    ) {
+        if !self.can_take_over(from, to, consultation) {
             debug!(?from, ?to, "ACD: take-over between agents who cannot");
             return;
+        }
+        // The consultation's conversation becomes the caller's: it was counted as answered
+        // and its talk time runs on.
+        let consulted = consultation.filter(|c| self.talking.get(c) == Some(&to));
+        if let Some(c) = consulted {
+            self.talking.remove(&c);
+            self.agents[to.0 as usize].talking = None;
         }
         let (caller, queue) = {
             let f = &mut self.agents[from.0 as usize];
@@ -409,10 +428,12 @@ impl Acd {
         }
         t.talking = Some(caller);
         t.call_queue = queue;
-        t.call_start = Some(now);
         t.phone_busy = false;
         t.misses = 0;
-        t.answered += 1;
+        if consulted.is_none() {
+            t.call_start = Some(now);
+            t.answered += 1;
+        }
         self.talking.insert(caller, to);
         self.set_state(now, to, AgentState::OnCall, "transfer");
         self.start_wrap(now, from, "transferred");

@@ -94,7 +94,8 @@ enum Op {
     Agent(usize, u8),
     Reachable(usize, bool),
     Busy(usize, bool),
-    TakeOver(usize, usize),
+    /// From, to, and a caller `to` may talk to as the consultation (see `AcdEvent::TakeOver`).
+    TakeOver(usize, usize, Option<u64>),
     Advance(u64),
     NextTimer,
     Reload(Option<usize>, Option<usize>),
@@ -126,7 +127,8 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (a.clone(), 0..8u8).prop_map(|(a, k)| Op::Agent(a, k)),
         1 => (a.clone(), any::<bool>()).prop_map(|(a, r)| Op::Reachable(a, r)),
         1 => (a.clone(), any::<bool>()).prop_map(|(a, b)| Op::Busy(a, b)),
-        1 => (a.clone(), a).prop_map(|(a, b)| Op::TakeOver(a, b)),
+        2 => (a.clone(), a, proptest::option::of(0..8u64))
+            .prop_map(|(a, b, c)| Op::TakeOver(a, b, c)),
         3 => (0..30u64).prop_map(Op::Advance),
         3 => Just(Op::NextTimer),
         1 => (proptest::option::of(0..AGENTS), proptest::option::of(0..QUEUES))
@@ -237,9 +239,17 @@ impl Harness {
                 let agent = self.agent(a);
                 self.acd.handle(now, AcdEvent::PhoneBusy { agent, busy });
             }
-            Op::TakeOver(from, to) => {
+            Op::TakeOver(from, to, consultation) => {
                 let (from, to) = (self.agent(from), self.agent(to));
-                self.acd.handle(now, AcdEvent::TakeOver { from, to });
+                let consultation = consultation.map(CallerId);
+                self.acd.handle(
+                    now,
+                    AcdEvent::TakeOver {
+                        from,
+                        to,
+                        consultation,
+                    },
+                );
             }
             Op::Advance(secs) => {
                 self.now += Duration::from_secs(secs);

@@ -503,19 +503,23 @@ fn attended_transfer_hands_the_conversation_over() {
         agent: to,
         reason: "meeting".into(),
     });
-    assert!(t.acd.can_take_over(from, to));
+    assert!(t.acd.can_take_over(from, to, None));
     assert!(
-        !t.acd.can_take_over(to, from),
+        !t.acd.can_take_over(to, from, None),
         "the colleague has no caller"
     );
-    assert!(!t.acd.can_take_over(from, from));
+    assert!(!t.acd.can_take_over(from, from, None));
     t.at(5);
-    let out = t.ev(AcdEvent::TakeOver { from, to });
+    let out = t.ev(AcdEvent::TakeOver {
+        from,
+        to,
+        consultation: None,
+    });
     assert_eq!(t.state(other), AgentState::OnCall);
     assert_eq!(t.state(first), AgentState::WrapUp);
     assert_eq!(reasons(&out), ["transfer", "transferred"]);
     // A second take-over of the same conversation by its old agent is refused.
-    assert!(!t.acd.can_take_over(from, to));
+    assert!(!t.acd.can_take_over(from, to, None));
     // The new agent's call ends in their own wrap-up, then they return to not ready.
     t.hangup(other);
     assert_eq!(t.state(other), AgentState::WrapUp);
@@ -532,11 +536,60 @@ fn attended_transfer_hands_the_conversation_over() {
     t.enqueue(2, "q", 0);
     let c2 = t.offer_of(first).unwrap();
     t.answer(c2, first);
-    assert!(!t.acd.can_take_over(from, spare_id));
-    t.ev(AcdEvent::TakeOver { from, to: spare_id });
+    assert!(!t.acd.can_take_over(from, spare_id, None));
+    t.ev(AcdEvent::TakeOver {
+        from,
+        to: spare_id,
+        consultation: None,
+    });
     assert_eq!(
         t.state(first),
         AgentState::OnCall,
         "refused: nothing changed"
     );
+}
+
+#[test]
+fn a_consultation_answered_from_a_queue_becomes_the_callers_conversation() {
+    let mut t = one(Strategy::LongestIdle, 2);
+    t.login("a1");
+    t.enqueue(1, "q", 0);
+    t.answer(1, "a1");
+    // a1 consults the queue: the consultation waits as a caller of its own, first in line.
+    t.enqueue(2, "q", 0);
+    t.enqueue(3, "q", 100);
+    t.at(3);
+    t.login("a2");
+    assert_eq!(t.offer_of("a2"), Some(3), "the consultation goes first");
+    t.answer(3, "a2");
+    let (a1, a2) = (t.id("a1"), t.id("a2"));
+    assert!(!t.acd.can_take_over(a1, a2, None), "a2 talks already");
+    assert!(
+        !t.acd.can_take_over(a1, a2, Some(CallerId(2))),
+        "not with that caller"
+    );
+    assert!(
+        !t.acd.can_take_over(a1, a1, Some(CallerId(1))),
+        "the caller is no consultation"
+    );
+    assert!(t.acd.can_take_over(a1, a2, Some(CallerId(3))));
+    t.at(10);
+    let out = t.ev(AcdEvent::TakeOver {
+        from: a1,
+        to: a2,
+        consultation: Some(CallerId(3)),
+    });
+    assert_eq!(reasons(&out), ["transfer", "transferred"]);
+    assert_eq!(t.acd.talking_to(CallerId(1)), Some(a2));
+    assert_eq!(
+        t.acd.talking_to(CallerId(3)),
+        None,
+        "the consultation is gone"
+    );
+    assert_eq!(t.state("a1"), AgentState::WrapUp);
+    assert_eq!(t.state("a2"), AgentState::OnCall);
+    // a2's conversation with the caller ends in their wrap-up; the other caller still waits.
+    t.hangup("a2");
+    assert_eq!(t.state("a2"), AgentState::WrapUp);
+    assert_eq!(t.acd.waiting("q"), 1);
 }

@@ -168,7 +168,7 @@ function desk(me) {
   };
   $("consult").addEventListener("click", async () => {
     const target = $("transfer-target").value;
-    if (await command("consult", { target, call: current || undefined })) showConsult(target, "ringing");
+    if (await command("consult", { target, call: current || undefined })) showConsult(target, "calling");
   });
   $("consult-complete").addEventListener("click", async () => {
     const done = await command("consult/complete", {
@@ -179,7 +179,7 @@ function desk(me) {
   });
   $("consult-cancel").addEventListener("click", () => command("consult/cancel", { call: current || undefined }));
   const consultSaid = {
-    ringing: "ringing", talking: "on the line", completed: "", cancelled: "",
+    queued: "waiting for an agent", ringing: "ringing", talking: "on the line", completed: "", cancelled: "",
     no_answer: "", failed: "", ended: "",
   };
   const consultOver = {
@@ -255,7 +255,7 @@ function desk(me) {
       history(m.history || []);
     } else if (m.type === "consult" && m.consult.agent === agent) {
       const c = m.consult;
-      showConsult(c.target, consultSaid[c.state] ?? c.state);
+      showConsult(c.colleague ? `${c.target} (${c.colleague})` : c.target, consultSaid[c.state] ?? c.state);
       if (consultOver[c.state]) flash(`${c.target} ${consultOver[c.state]}: you are back with the caller.`);
     }
   }, false); // the desk shows no queues: it does not ask for their changes
