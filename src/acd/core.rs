@@ -26,7 +26,8 @@
 //! # Agent history
 //! Every state change is one `AgentChanged` with a short reason: login, logout, ready,
 //! not ready, offer, answered, hold, resume, hangup, transferred (the caller was queued
-//! again), wrap_up_end, no answer (ring timeout; also the RONA not-ready), cancelled (ring-all
+//! again), consultation over (a consultation from a queue ended without a transfer),
+//! wrap_up_end, no answer (ring timeout; also the RONA not-ready), cancelled (ring-all
 //! loser, caller left, agent logged out while ringing), phone busy, declined, redirected,
 //! unreachable (an offer failed: the phone rests for the queue's `busy_rest`), registration
 //! lost, removed (reload). Pool exits and returns that keep the ACD state are
@@ -256,6 +257,7 @@ impl Acd {
                 to,
                 consultation,
             } => self.take_over(now, from, to, consultation),
+            AcdEvent::ConsultationOver { caller } => self.consultation_over(now, caller),
         }
         self.settle(now);
         self.debug_check();

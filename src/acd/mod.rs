@@ -25,7 +25,8 @@ pub struct AgentId(pub u32);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct QueueId(pub u32);
 
-/// A customer call waiting for or talking to an agent: the engine's interaction id.
+/// A customer call waiting for or talking to an agent: the engine's interaction id; or a
+/// desk consultation waiting in a queue (an id the engine allocated for it, no interaction).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallerId(pub u64);
 
@@ -155,6 +156,13 @@ pub enum AcdEvent {
         from: AgentId,
         to: AgentId,
         consultation: Option<CallerId>,
+    },
+    /// A consultation that waited in a queue as a caller of its own ends without becoming
+    /// a call: gone from the queue if it still waits (its offers cancelled); answered, its
+    /// agent is free again at once (available, or what they asked for meanwhile), with no
+    /// wrap-up, no handle time and no answered call counted.
+    ConsultationOver {
+        caller: CallerId,
     },
 }
 

@@ -11,7 +11,7 @@
 //! consulting agent on that agent's own call, as for a colleague (desk_consult.rs), and on
 //! completion takes the caller over in the ACD (`TakeOver` with the consultation). Agents
 //! rung for a consultation see the caller's screen pop. A consultation that ends without a
-//! transfer is no call for its agent to wrap up.
+//! transfer is no call for its agent to wrap up (`ConsultationOver`).
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,8 @@ pub(super) struct QueueConsult {
     pub queue: String,
     /// What the ACD knows the consultation as.
     pub contact: CallerId,
+    /// When it joined the queue (Unix epoch ms).
+    pub queued_ms: i64,
 }
 
 impl<M: MediaBackend> Engine<M> {
@@ -56,6 +58,7 @@ impl<M: MediaBackend> Engine<M> {
                 why: why.to_string(),
             })?;
         let contact = CallerId(self.allocate());
+        let queued_ms = self.wall_ms(now);
         tracing::info!(?agent, %queue, ?contact, "consultation from the desk: queued");
         self.queue_consults.insert(
             id,
@@ -63,6 +66,7 @@ impl<M: MediaBackend> Engine<M> {
                 by: agent,
                 queue: queue.clone(),
                 contact,
+                queued_ms,
             },
         );
         if self.acd.agent_state(agent) == Some(&crate::acd::AgentState::OnCall) {
@@ -92,7 +96,7 @@ impl<M: MediaBackend> Engine<M> {
         let Some(c) = self.queue_consults.get(&id) else {
             return;
         };
-        let (by, contact, queue) = (c.by, c.contact, c.queue.clone());
+        let (by, contact, queue, queued_ms) = (c.by, c.contact, c.queue.clone(), c.queued_ms);
         let target = Consulted::Queue {
             queue: queue.clone(),
             agent: to,
@@ -101,8 +105,11 @@ impl<M: MediaBackend> Engine<M> {
         match self.ring_colleague(now, id, by, target.clone(), to) {
             Ok(_) => {
                 if let Some(def) = self.acd.agent_def(to).cloned()
-                    && let Some(pop) = self.screen_pop(now, id, &def, &queue)
+                    && let Some(mut pop) = self.screen_pop(now, id, &def, &queue)
                 {
+                    // What this offer is: the consultation's place and wait in the queue.
+                    pop.priority = CONSULT_PRIORITY;
+                    pop.waited_ms = self.wall_ms(now) - queued_ms;
                     self.events
                         .push_back(super::events::EngineEvent::Offer(Box::new(pop)));
                 }
@@ -248,7 +255,7 @@ impl<M: MediaBackend> Engine<M> {
     /// Takes the consultation out of the ACD and hangs up every phone it rang: a waiting
     /// one leaves its queue; one that was answered ends, and its agent is free at once.
     pub(super) fn finish_queue_contact(&mut self, now: Instant, id: InteractionId) {
-        let Some(c) = self.queue_consults.remove(&id) else {
+        let Some(contact) = self.queue_consults.get(&id).map(|c| c.contact) else {
             return;
         };
         let legs: Vec<LegId> = self
@@ -269,16 +276,11 @@ impl<M: MediaBackend> Engine<M> {
         for leg in legs {
             self.drop_leg(now, leg);
         }
-        match self.acd.talking_to(c.contact) {
-            Some(agent) => {
-                self.acd.handle(now, AcdEvent::ConversationEnded { agent });
-                self.acd.handle(now, AcdEvent::EndWrapUp { agent });
-            }
-            None => self
-                .acd
-                .handle(now, AcdEvent::CallerGone { caller: c.contact }),
-        }
+        // Known as ours until the ACD's last word on it (EndOffers) is heard.
+        self.acd
+            .handle(now, AcdEvent::ConsultationOver { caller: contact });
         self.drain_acd(now);
+        self.queue_consults.remove(&id);
     }
 
     /// The attended transfer just recorded went to a queue (through the agent it offered).
@@ -303,25 +305,26 @@ impl<M: MediaBackend> Engine<M> {
         })
     }
 
-    /// After an offer ended: with nobody ringing, the desk hears the queue looks further.
+    /// After an offer of a consultation that still waits ended, the desk hears who rings
+    /// now, or that the queue looks further.
     fn still_queued(&mut self, now: Instant, id: InteractionId) {
         let Some(c) = self.queue_consults.get(&id) else {
             return;
         };
-        let waiting = self.acd.queue_of(c.contact).is_some();
-        let ringing = self.legs.values().any(|l| {
-            l.interaction == id
-                && matches!(
-                    l.role,
-                    Role::DeskConsult {
-                        target: Consulted::Queue { .. },
-                        ..
-                    }
-                )
+        if self.acd.queue_of(c.contact).is_none() {
+            return;
+        }
+        let (by, queue) = (c.by, c.queue.clone());
+        let ringing = self.legs.values().find_map(|l| match &l.role {
+            Role::DeskConsult {
+                target: target @ Consulted::Queue { .. },
+                ..
+            } if l.interaction == id => Some(target.clone()),
+            _ => None,
         });
-        if waiting && !ringing {
-            let (by, queue) = (c.by, c.queue.clone());
-            self.consult_said(now, id, by, queue, None, "queued");
+        match ringing {
+            Some(target) => self.consult_update(now, id, by, &target, "ringing"),
+            None => self.consult_said(now, id, by, queue, None, "queued"),
         }
     }
 }

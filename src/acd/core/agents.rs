@@ -428,15 +428,28 @@ impl Acd {
         }
         t.talking = Some(caller);
         t.call_queue = queue;
+        // Their handle time starts now, whatever the consultation before took.
+        t.call_start = Some(now);
         t.phone_busy = false;
         t.misses = 0;
         if consulted.is_none() {
-            t.call_start = Some(now);
             t.answered += 1;
         }
         self.talking.insert(caller, to);
         self.set_state(now, to, AgentState::OnCall, "transfer");
         self.start_wrap(now, from, "transferred");
+    }
+
+    pub(super) fn consultation_over(&mut self, now: Instant, caller: CallerId) {
+        let Some(agent) = self.talking.remove(&caller) else {
+            return self.caller_gone(now, caller);
+        };
+        let a = &mut self.agents[agent.0 as usize];
+        a.talking = None;
+        a.call_queue = None;
+        a.call_start = None;
+        a.answered = a.answered.saturating_sub(1);
+        self.finish_wrap(now, agent, "consultation over");
     }
 
     pub(super) fn conversation_ended(&mut self, now: Instant, agent: AgentId) {

@@ -87,6 +87,8 @@ enum Op {
         sticky: Option<usize>,
     },
     Gone(u64),
+    /// A caller ends as a consultation that led nowhere (see `AcdEvent::ConsultationOver`).
+    ConsultationOver(u64),
     AnswerCurrent(usize),
     AnswerStale(u64, usize),
     FailCurrent(usize, OfferFailure),
@@ -120,6 +122,7 @@ fn op() -> impl Strategy<Value = Op> {
                 caller, queue, priority, extra, sticky
             }),
         1 => c.clone().prop_map(Op::Gone),
+        1 => c.clone().prop_map(Op::ConsultationOver),
         5 => a.clone().prop_map(Op::AnswerCurrent),
         1 => (c.clone(), a.clone()).prop_map(|(c, a)| Op::AnswerStale(c, a)),
         1 => (a.clone(), failure()).prop_map(|(a, f)| Op::FailCurrent(a, f)),
@@ -180,6 +183,12 @@ impl Harness {
             Op::Gone(c) => self.acd.handle(
                 now,
                 AcdEvent::CallerGone {
+                    caller: CallerId(c),
+                },
+            ),
+            Op::ConsultationOver(c) => self.acd.handle(
+                now,
+                AcdEvent::ConsultationOver {
                     caller: CallerId(c),
                 },
             ),

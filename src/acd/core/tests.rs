@@ -593,3 +593,42 @@ fn a_consultation_answered_from_a_queue_becomes_the_callers_conversation() {
     assert_eq!(t.state("a2"), AgentState::WrapUp);
     assert_eq!(t.acd.waiting("q"), 1);
 }
+
+#[test]
+fn a_consultation_that_leads_nowhere_frees_its_agent_at_once() {
+    let mut t = one(Strategy::LongestIdle, 2);
+    t.login("a1");
+    t.login("a2");
+    t.enqueue(1, "q", 0);
+    let talker = if t.offer_of("a1") == Some(1) {
+        "a1"
+    } else {
+        "a2"
+    };
+    let other = if talker == "a1" { "a2" } else { "a1" };
+    t.answer(1, talker);
+    t.enqueue(2, "q", 100);
+    assert_eq!(t.offer_of(other), Some(2));
+    t.answer(2, other);
+    t.at(40);
+    t.ev(AcdEvent::NotReady {
+        agent: t.id(other),
+        reason: "meeting".into(),
+    });
+    let out = t.ev(AcdEvent::ConsultationOver {
+        caller: CallerId(2),
+    });
+    assert_eq!(reasons(&out), ["not ready"], "no wrap-up on the way");
+    assert_eq!(t.state(other), not_ready("meeting"));
+    assert_eq!(t.acd.talking_to(CallerId(2)), None);
+    // Still waiting: it simply leaves the queue, its offer cancelled.
+    t.ev(AcdEvent::Ready { agent: t.id(other) });
+    t.enqueue(3, "q", 100);
+    assert_eq!(t.offer_of(other), Some(3));
+    let out = t.ev(AcdEvent::ConsultationOver {
+        caller: CallerId(3),
+    });
+    assert!(matches!(out[0], AcdAction::EndOffer { .. }), "{out:?}");
+    assert_eq!(t.state(other), AgentState::Available);
+    assert_eq!(t.acd.waiting("q"), 0);
+}

@@ -168,7 +168,8 @@ function desk(me) {
   };
   $("consult").addEventListener("click", async () => {
     const target = $("transfer-target").value;
-    if (await command("consult", { target, call: current || undefined })) showConsult(target, "calling");
+    // The stream's first word on it may have come before the reply.
+    if (await command("consult", { target, call: current || undefined }) && !consulting) showConsult(target, "calling");
   });
   $("consult-complete").addEventListener("click", async () => {
     const done = await command("consult/complete", {

@@ -94,6 +94,8 @@ fn a_consultation_waits_in_the_queue_ahead_of_callers_and_its_agent_takes_the_ca
         (pop.agent.as_str(), pop.call.as_str()),
         ("1002", record_id.as_str())
     );
+    assert_eq!(pop.priority, 100, "the consultation's own place");
+    assert!((5_000..5_400).contains(&pop.waited_ms), "{}", pop.waited_ms);
     assert_eq!(n.state("1002"), AgentState::Ringing);
     // 1002 answers and talks to 1001 on 1001's own call.
     n.answer(B, n.incoming(B)[0]);
@@ -233,6 +235,7 @@ fn hang_ups_during_a_queue_consultation_free_its_agent_or_hand_the_caller_over()
     let offered = n.incoming(B)[0];
     n.answer(B, offered);
     n.events();
+    n.agent_states();
     // From 1002's desk: its hang-up ends the consultation (the caller's call is named).
     let record_id = n.engine.calls.values().next().unwrap().record_id.clone();
     n.command(
@@ -248,6 +251,17 @@ fn hang_ups_during_a_queue_consultation_free_its_agent_or_hand_the_caller_over()
     ));
     assert_eq!(said(&n.events()), [("ended", Some("1002".into()))]);
     assert_eq!(n.state("1002"), AgentState::Available);
+    let b_states: Vec<_> = n
+        .agent_states()
+        .into_iter()
+        .filter(|(a, _)| a == "1002")
+        .map(|(_, s)| s)
+        .collect();
+    assert_eq!(
+        b_states,
+        [AgentStateKind::Available],
+        "no wrap-up for a consultation"
+    );
     assert_eq!(n.state("1001"), AgentState::OnCall);
     assert_eq!(n.bridges().last(), Some(&(caller, a1)));
     assert!(n.engine.queue_consults.is_empty());
