@@ -986,8 +986,13 @@ fn user_password_prints_an_entry_for_the_users_file() {
     assert!(ok, "{err}");
     let users = hotline::api::auth::Users::parse(&text, "pasted").unwrap();
     let li = users.get("li").unwrap();
-    assert!(hotline::api::auth::verify(li, "correct horse"));
-    assert!(!hotline::api::auth::verify(li, "correct horse\n"));
+    let mut memory = Vec::new();
+    assert!(hotline::api::auth::verify(li, "correct horse", &mut memory));
+    assert!(!hotline::api::auth::verify(
+        li,
+        "correct horse\n",
+        &mut memory
+    ));
     assert!(!text.contains("correct horse"), "{text}");
     let (ok, _, err) = run(&["li", "--role", "agent"], "correct horse\n");
     assert!(!ok && err.contains("--agent"), "{err}");

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use serde::{Deserialize, Serialize};
 
 /// What a user may see and do.
@@ -147,16 +147,50 @@ impl Users {
 }
 
 /// Whether `password` is the user's. Slow on purpose (argon2): call it off the async threads.
-pub fn verify(user: &User, password: &str) -> bool {
+/// `memory` holds argon2's blocks (its memory cost, 19 MiB by default) from one check to the
+/// next: allocated and freed per check, such blocks landed between other threads'
+/// allocations and were not reused, and a burst of logins grew the heap by hundreds of MB.
+pub fn verify(user: &User, password: &str, memory: &mut Vec<argon2::Block>) -> bool {
     if password.len() > MAX_PASSWORD {
         return false;
     }
     let Ok(hash) = PasswordHash::new(&user.password) else {
         return false;
     };
-    argon2::Argon2::default()
-        .verify_password(password.as_bytes(), &hash)
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (
+        argon2::Algorithm::try_from(hash.algorithm),
+        argon2::Params::try_from(&hash),
+    ) else {
+        return false;
+    };
+    let Ok(version) = hash
+        .version
+        .map(argon2::Version::try_from)
+        .transpose()
+        .map(Option::unwrap_or_default)
+    else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, argon2::Block::default());
+    }
+    let mut out = [0u8; argon2::password_hash::Output::MAX_LENGTH];
+    let Some(out) = out.get_mut(..expected.len()) else {
+        return false;
+    };
+    argon2::Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password.as_bytes(), salt, out, &mut memory[..blocks])
         .is_ok()
+        // Output's equality is constant-time.
+        && argon2::password_hash::Output::new(out).is_ok_and(|computed| computed == expected)
 }
 
 /// An argon2id PHC string for a new password, with a salt from the OS.
@@ -445,11 +479,39 @@ mod tests {
 
     #[test]
     fn passwords_are_checked_against_argon2_hashes() {
+        use argon2::password_hash::PasswordVerifier;
         let users = users();
         let li = users.get("li").unwrap();
-        assert!(verify(li, "s3cret"));
-        assert!(!verify(li, "s3cret "));
-        assert!(!verify(li, &"x".repeat(MAX_PASSWORD + 1)));
+        let mut memory = Vec::new();
+        assert!(verify(li, "s3cret", &mut memory));
+        assert!(!verify(li, "s3cret ", &mut memory));
+        assert!(!verify(li, &"x".repeat(MAX_PASSWORD + 1), &mut memory));
+        // The blocks are kept for the next check, whatever its answer.
+        assert_eq!(memory.len(), argon2::Params::DEFAULT_M_COST as usize);
+        // A hash with other costs (made elsewhere) is checked with those.
+        let cheap = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(1024, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"other", &SaltString::encode_b64(&[7u8; 16]).unwrap())
+        .unwrap()
+        .to_string();
+        let other = User {
+            password: cheap,
+            ..li.clone()
+        };
+        assert!(verify(&other, "other", &mut memory));
+        assert!(!verify(&other, "s3cret", &mut memory));
+        // What the library itself says, for both.
+        for (user, password) in [(li, "s3cret"), (&other, "other")] {
+            let hash = PasswordHash::new(&user.password).unwrap();
+            assert!(
+                argon2::Argon2::default()
+                    .verify_password(password.as_bytes(), &hash)
+                    .is_ok()
+            );
+        }
         assert!(hash_password("a").unwrap().starts_with("$argon2id$"));
     }
 

@@ -1,7 +1,7 @@
-//! Password checks on threads of their own. An argon2 check allocates its memory cost (19 MiB
-//! by default) each time; on the runtime's blocking pool each of its many threads would keep
-//! such a block in its own allocator arena, and a burst of logins (a shift starting) left
-//! hundreds of megabytes resident. A few long-lived threads keep one block each.
+//! Password checks on threads of their own. An argon2 check needs its memory cost (19 MiB by
+//! default): allocated per check on the runtime's blocking pool, or even on a few threads of
+//! our own, such blocks were not reused and a burst of logins (a shift starting) left hundreds
+//! of megabytes resident. A few long-lived threads each keep one block for every check.
 
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -59,12 +59,13 @@ impl Hashers {
 
 /// Ends when the `Hashers` (the only sender) is dropped.
 fn work(jobs: &Mutex<Receiver<Job>>) {
+    let mut memory = Vec::new();
     loop {
         let job = jobs.lock().unwrap_or_else(|e| e.into_inner()).recv();
         let Ok((user, password, permit, reply)) = job else {
             return;
         };
-        let good = auth::verify(&user, &password);
+        let good = auth::verify(&user, &password, &mut memory);
         drop(permit);
         let _ = reply.send(good);
     }
