@@ -307,3 +307,50 @@ fn hang_ups_during_a_queue_consultation_free_its_agent_or_hand_the_caller_over()
     assert!(n.engine.queue_consults.is_empty());
     assert_eq!(n.state("1001"), AgentState::WrapUp);
 }
+
+#[test]
+fn the_phones_transfer_or_a_reload_ends_a_queue_consultation() {
+    // The phone's own blind transfer wins: the consultation leaves the queue and the
+    // colleague it rang is offered the caller instead.
+    let mut n = ready_net("ring-all", "");
+    let with_caller = n.talking_to_a1();
+    n.ready("1002");
+    n.consult("help").unwrap();
+    let consult_call = n.incoming(B)[0];
+    n.events();
+    n.phones[A1]
+        .ua
+        .refer(n.now, with_caller, "<sip:help@127.0.0.1>");
+    n.pump();
+    n.advance(Duration::from_millis(100));
+    assert!(n.has_event(
+        B,
+        |e| matches!(e, UaEvent::Cancelled { call } if *call == consult_call)
+    ));
+    assert_eq!(said(&n.events()), [("cancelled", None)]);
+    assert!(n.engine.queue_consults.is_empty());
+    assert_eq!(n.state("1001"), AgentState::WrapUp);
+    assert_eq!(n.incoming(B).len(), 2, "1002 rings for the caller now");
+    assert_eq!(
+        n.engine.acd.waiting("help"),
+        1,
+        "the caller, not the consultation"
+    );
+    // A reload that removes the queue while a consultation waits: back with the caller.
+    let mut n = ready_net("longest-idle", "");
+    n.talking_to_a1();
+    let (a1, caller) = (n.a1_dialog(), n.caller_dialog());
+    n.consult("help").unwrap();
+    n.events();
+    let mut catalog = Catalog::from_parts(crate::flow::FlowSet::default(), Vec::new());
+    catalog.flows = Arc::clone(&n.engine.catalog.flows);
+    let mut acd = (*n.engine.catalog.acd).clone();
+    acd.queues.clear();
+    catalog.acd = Arc::new(acd);
+    n.engine.set_catalog(n.now, Arc::new(catalog));
+    n.pump();
+    assert_eq!(said(&n.events()), [("failed", None)]);
+    assert!(n.engine.queue_consults.is_empty());
+    assert_eq!(n.state("1001"), AgentState::OnCall);
+    assert_eq!(n.bridges().last(), Some(&(caller, a1)));
+}
