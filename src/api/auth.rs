@@ -146,6 +146,10 @@ impl Users {
     }
 }
 
+/// The most argon2 blocks (1 KiB each) a password-check thread keeps between checks: what
+/// hashes made by `hotline user-password` need.
+const KEPT_BLOCKS: usize = argon2::Params::DEFAULT_M_COST as usize;
+
 /// Whether `password` is the user's. Slow on purpose (argon2): call it off the async threads.
 /// `memory` holds argon2's blocks (its memory cost, 19 MiB by default) from one check to the
 /// next: allocated and freed per check, such blocks landed between other threads'
@@ -178,10 +182,19 @@ pub fn verify(user: &User, password: &str, memory: &mut Vec<argon2::Block>) -> b
     let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
         return false;
     };
+    // Kept between checks up to the default cost; a hash made elsewhere with a bigger one
+    // gets its memory for that check only.
     let blocks = params.block_count();
-    if memory.len() < blocks {
-        memory.resize(blocks, argon2::Block::default());
-    }
+    let mut once = Vec::new();
+    let memory = if blocks <= KEPT_BLOCKS {
+        if memory.len() < blocks {
+            memory.resize(blocks, argon2::Block::default());
+        }
+        memory
+    } else {
+        once.resize(blocks, argon2::Block::default());
+        &mut once
+    };
     let mut out = [0u8; argon2::password_hash::Output::MAX_LENGTH];
     let Some(out) = out.get_mut(..expected.len()) else {
         return false;
@@ -488,29 +501,47 @@ mod tests {
         assert!(!verify(li, &"x".repeat(MAX_PASSWORD + 1), &mut memory));
         // The blocks are kept for the next check, whatever its answer.
         assert_eq!(memory.len(), argon2::Params::DEFAULT_M_COST as usize);
-        // A hash with other costs (made elsewhere) is checked with those.
-        let cheap = argon2::Argon2::new(
-            argon2::Algorithm::Argon2id,
-            argon2::Version::V0x13,
-            argon2::Params::new(1024, 1, 1, None).unwrap(),
-        )
-        .hash_password(b"other", &SaltString::encode_b64(&[7u8; 16]).unwrap())
-        .unwrap()
-        .to_string();
-        let other = User {
-            password: cheap,
-            ..li.clone()
+        // Hashes made elsewhere, with other algorithms, versions, costs and lengths, are
+        // judged exactly as the library judges them; one costlier than what is kept gets
+        // memory for that check only.
+        let made = |algorithm, version, m, out: Option<usize>| {
+            argon2::Argon2::new(
+                algorithm,
+                version,
+                argon2::Params::new(m, 1, 1, out).unwrap(),
+            )
+            .hash_password(b"other", &SaltString::encode_b64(&[7u8; 16]).unwrap())
+            .unwrap()
+            .to_string()
         };
-        assert!(verify(&other, "other", &mut memory));
-        assert!(!verify(&other, "s3cret", &mut memory));
-        // What the library itself says, for both.
-        for (user, password) in [(li, "s3cret"), (&other, "other")] {
-            let hash = PasswordHash::new(&user.password).unwrap();
-            assert!(
-                argon2::Argon2::default()
-                    .verify_password(password.as_bytes(), &hash)
-                    .is_ok()
-            );
+        use argon2::{Algorithm::*, Version::*};
+        let hashes = [
+            li.password.clone(),
+            made(Argon2id, V0x13, 1024, None),
+            made(Argon2i, V0x10, 64, Some(16)),
+            made(Argon2d, V0x13, 256, Some(64)),
+            made(Argon2id, V0x13, KEPT_BLOCKS as u32 + 1024, None),
+        ];
+        for hash in hashes {
+            let user = User {
+                password: hash,
+                ..li.clone()
+            };
+            for password in ["other", "s3cret", "", "other "] {
+                let library = argon2::Argon2::default()
+                    .verify_password(
+                        password.as_bytes(),
+                        &PasswordHash::new(&user.password).unwrap(),
+                    )
+                    .is_ok();
+                assert_eq!(
+                    verify(&user, password, &mut memory),
+                    library,
+                    "{} with {password:?}",
+                    user.password
+                );
+            }
+            assert!(memory.len() <= KEPT_BLOCKS, "nothing costlier is kept");
         }
         assert!(hash_password("a").unwrap().starts_with("$argon2id$"));
     }

@@ -406,7 +406,7 @@ impl Acd {
             return;
         }
         // The consultation's conversation becomes the caller's: it was counted as answered
-        // and its talk time runs on.
+        // already (the handle time starts again below).
         let consulted = consultation.filter(|c| self.talking.get(c) == Some(&to));
         if let Some(c) = consulted {
             self.talking.remove(&c);
