@@ -21,7 +21,8 @@ ulimit -n "$(ulimit -Hn)"
 mkdir -p "$OUT/flows/acd"
 cp tests/bench-acd/bench.toml "$OUT/flows/"
 cp tests/bench-acd/acd/queues.toml "$OUT/flows/acd/"
-seats=$((DESKTOPS > AGENTS ? DESKTOPS : AGENTS))
+# SEATS: agents defined (default: enough for every desktop and phone).
+seats=${SEATS:-$((DESKTOPS > AGENTS ? DESKTOPS : AGENTS))}
 # One agent per seat; the first AGENTS have the load tool's phones. One password hash serves
 # every desktop user (a benchmark, not a site): hashing 2,000 would take minutes.
 hash=$(printf 'secret-desk\n' | "$BIN" user-password x --role agent --agent x | sed -n 's/^password = //p')
