@@ -7,11 +7,11 @@
 //! timeout and missed-offer rule, and an agent never rings for it and for a caller at once.
 //! It waits at the highest priority a flow gives (100; callers at 100 who came first stay
 //! ahead): the customer behind it has been answered already and waits on hold, with an
-//! agent tied up beside them. The agent who answers talks to the
-//! consulting agent on that agent's own call, as for a colleague (desk_consult.rs), and on
-//! completion takes the caller over in the ACD (`TakeOver` with the consultation). Agents
-//! rung for a consultation see the caller's screen pop. A consultation that ends without a
-//! transfer is no call for its agent to wrap up (`ConsultationOver`).
+//! agent tied up beside them. The agent who answers talks to the consulting agent on that
+//! agent's own call, as for a colleague (desk_consult.rs), and on completion takes the
+//! caller over in the ACD (`TakeOver` with the consultation). Agents rung for a
+//! consultation see the caller's screen pop. A consultation that ends without a transfer
+//! is no call for its agent to wrap up (`ConsultationOver`).
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ use super::{Engine, InteractionId, LegId, MediaBackend};
 use crate::acd::{AcdEvent, AgentId, CallerId, OfferFailure, QueueLeave};
 use crate::cdr::TransferTargetKind;
 
-/// The queue priority a consultation waits at: ahead of every caller (flows give 0-100).
+/// The queue priority a consultation waits at: the highest a flow gives (0-100).
 const CONSULT_PRIORITY: u8 = 100;
 
 /// A desk consultation in a queue, from the moment it is asked for until it is over.
