@@ -199,11 +199,13 @@ pub fn verify(user: &User, password: &str, memory: &mut Vec<argon2::Block>) -> b
     let Some(out) = out.get_mut(..expected.len()) else {
         return false;
     };
-    argon2::Argon2::new(algorithm, version, params)
+    let hashed = argon2::Argon2::new(algorithm, version, params)
         .hash_password_into_with_memory(password.as_bytes(), salt, out, &mut memory[..blocks])
-        .is_ok()
-        // Output's equality is constant-time.
-        && argon2::password_hash::Output::new(out).is_ok_and(|computed| computed == expected)
+        .is_ok();
+    // What the password left in the blocks does not wait in memory for the next check.
+    memory[..blocks].fill(argon2::Block::default());
+    // Output's equality is constant-time.
+    hashed && argon2::password_hash::Output::new(out).is_ok_and(|computed| computed == expected)
 }
 
 /// An argon2id PHC string for a new password, with a salt from the OS.
@@ -542,6 +544,10 @@ mod tests {
                 );
             }
             assert!(memory.len() <= KEPT_BLOCKS, "nothing costlier is kept");
+            assert!(
+                memory.iter().all(|b| b.as_ref().iter().all(|w| *w == 0)),
+                "nothing of the password is left"
+            );
         }
         assert!(hash_password("a").unwrap().starts_with("$argon2id$"));
     }

@@ -631,4 +631,13 @@ fn a_consultation_that_leads_nowhere_frees_its_agent_at_once() {
     assert!(matches!(out[0], AcdAction::EndOffer { .. }), "{out:?}");
     assert_eq!(t.state(other), AgentState::Available);
     assert_eq!(t.acd.waiting("q"), 0);
+    // A logout asked for during an answered consultation applies as it ends.
+    t.enqueue(4, "q", 100);
+    t.answer(4, other);
+    t.ev(AcdEvent::Logout { agent: t.id(other) });
+    assert_eq!(t.state(other), AgentState::OnCall);
+    t.ev(AcdEvent::ConsultationOver {
+        caller: CallerId(4),
+    });
+    assert_eq!(t.state(other), AgentState::LoggedOut);
 }
