@@ -204,6 +204,18 @@ impl Net {
         self.advance(settle);
     }
 
+    /// A reload whose queues file defines no queue. Calls keep the catalog they started
+    /// with; agents and queues change at once.
+    fn remove_queues(&mut self) {
+        let mut catalog = Catalog::from_parts(crate::flow::FlowSet::default(), Vec::new());
+        catalog.flows = Arc::clone(&self.engine.catalog.flows);
+        let mut acd = (*self.engine.catalog.acd).clone();
+        acd.queues.clear();
+        catalog.acd = Arc::new(acd);
+        self.engine.set_catalog(self.now, Arc::new(catalog));
+        self.pump();
+    }
+
     fn caller_path(&self) -> Vec<String> {
         self.engine
             .calls
@@ -804,14 +816,7 @@ fn feature_codes_need_digest_and_change_the_agent_state() {
 fn reload_removing_the_queue_sends_its_callers_back_into_the_flow() {
     let mut n = net("longest-idle", "");
     queued_caller(&mut n);
-    // Calls keep the catalog they started with; agents and queues change at once.
-    let mut catalog = Catalog::from_parts(crate::flow::FlowSet::default(), Vec::new());
-    catalog.flows = Arc::clone(&n.engine.catalog.flows);
-    let mut acd = (*n.engine.catalog.acd).clone();
-    acd.queues.clear();
-    catalog.acd = Arc::new(acd);
-    n.engine.set_catalog(n.now, Arc::new(catalog));
-    n.pump();
+    n.remove_queues();
     assert!(
         n.caller_path().iter().any(|p| p == "sorry"),
         "{:?}",

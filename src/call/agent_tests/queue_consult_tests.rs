@@ -8,14 +8,17 @@ use crate::call::agent_api::{AgentCommand, AgentCommandError};
 use crate::call::events::EngineEvent;
 
 impl Net {
-    fn ready(&mut self, id: &str) {
-        let agent = self.agent(id);
-        self.engine
-            .acd
-            .handle(self.now, crate::acd::AcdEvent::Ready { agent });
+    /// An agent's state change, as their phone or desk would ask for it.
+    fn agent_event(&mut self, event: crate::acd::AcdEvent) {
+        self.engine.acd.handle(self.now, event);
         self.engine.drain_acd(self.now);
         self.pump();
         self.advance(Duration::from_millis(50));
+    }
+
+    fn ready(&mut self, id: &str) {
+        let agent = self.agent(id);
+        self.agent_event(crate::acd::AcdEvent::Ready { agent });
     }
 
     fn events(&mut self) -> Vec<EngineEvent> {
@@ -208,14 +211,10 @@ fn a_queued_consultation_rings_on_after_a_miss_and_ends_by_cancel_or_the_queues_
     assert_eq!(n.incoming(B).len(), 2, "nothing rings for it any more");
     // Nobody answers within the queue's longest wait: back with the caller.
     let b = n.agent("1002");
-    n.engine.acd.handle(
-        n.now,
-        crate::acd::AcdEvent::NotReady {
-            agent: b,
-            reason: "Lunch".into(),
-        },
-    );
-    n.engine.drain_acd(n.now);
+    n.agent_event(crate::acd::AcdEvent::NotReady {
+        agent: b,
+        reason: "Lunch".into(),
+    });
     n.consult("help").unwrap();
     n.advance(Duration::from_secs(121));
     assert_eq!(said(&n.events()), [("queued", None), ("no_answer", None)]);
@@ -342,13 +341,7 @@ fn the_phones_transfer_or_a_reload_ends_a_queue_consultation() {
     let (a1, caller) = (n.a1_dialog(), n.caller_dialog());
     n.consult("help").unwrap();
     n.events();
-    let mut catalog = Catalog::from_parts(crate::flow::FlowSet::default(), Vec::new());
-    catalog.flows = Arc::clone(&n.engine.catalog.flows);
-    let mut acd = (*n.engine.catalog.acd).clone();
-    acd.queues.clear();
-    catalog.acd = Arc::new(acd);
-    n.engine.set_catalog(n.now, Arc::new(catalog));
-    n.pump();
+    n.remove_queues();
     assert_eq!(said(&n.events()), [("failed", None)]);
     assert!(n.engine.queue_consults.is_empty());
     assert_eq!(n.state("1001"), AgentState::OnCall);
