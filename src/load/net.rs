@@ -1,17 +1,15 @@
 //! The few raw socket and clock calls the load tool needs beyond std: kernel receive
-//! timestamps, batched non-blocking receive, absolute-deadline sleep, the fd limit.
+//! timestamps, non-blocking sends, absolute-deadline sleep, the fd limit (batched receive
+//! is the server's, `runtime::udp`).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 
 pub(crate) const TICK_NS: u64 = 20_000_000;
-/// Largest datagram kept whole; RTP here is 172 bytes, anything longer is cut (and counted).
-pub(crate) const RECV_BUF: usize = 1500;
-/// Datagrams fetched per receive call: at 20 ms pacing a socket rarely holds more than two.
-pub(crate) const BATCH: usize = 8;
-/// Room for one SCM_TIMESTAMPNS control message (CMSG_SPACE(16) is 32 on 64-bit Linux).
-const CTRL_LEN: usize = 64;
+#[cfg(test)]
+use crate::runtime::udp::socket_addr;
+pub(crate) use crate::runtime::udp::{BATCH, RECV_BUF, RecvBatch};
 
 /// A non-blocking UDP socket on an ephemeral port of `ip`.
 pub(crate) fn bind_udp(ip: IpAddr) -> io::Result<UdpSocket> {
@@ -117,142 +115,6 @@ pub(crate) fn send_to(fd: RawFd, data: &[u8], to: &PeerAddr) -> bool {
         )
     };
     rc >= 0
-}
-
-/// The socket address the kernel wrote into a receive header, if it is IPv4 or IPv6.
-fn socket_addr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
-    let len = len as usize;
-    match i32::from(storage.ss_family) {
-        libc::AF_INET if len >= std::mem::size_of::<libc::sockaddr_in>() => {
-            // SAFETY: the kernel wrote a sockaddr_in (family AF_INET, length checked).
-            let sin: libc::sockaddr_in =
-                unsafe { std::ptr::read((storage as *const libc::sockaddr_storage).cast()) };
-            Some(SocketAddr::from((
-                std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
-                u16::from_be(sin.sin_port),
-            )))
-        }
-        libc::AF_INET6 if len >= std::mem::size_of::<libc::sockaddr_in6>() => {
-            // SAFETY: as above, for AF_INET6.
-            let sin6: libc::sockaddr_in6 =
-                unsafe { std::ptr::read((storage as *const libc::sockaddr_storage).cast()) };
-            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
-                sin6.sin6_addr.s6_addr.into(),
-                u16::from_be(sin6.sin6_port),
-                sin6.sin6_flowinfo,
-                sin6.sin6_scope_id,
-            )))
-        }
-        _ => None,
-    }
-}
-
-/// Reusable buffers for recvmmsg: one allocation per thread, none per packet.
-pub(crate) struct RecvBatch {
-    bufs: Box<[[u8; RECV_BUF]; BATCH]>,
-    /// Each datagram's source address.
-    names: Box<[libc::sockaddr_storage; BATCH]>,
-    ctrl: Box<[[u64; CTRL_LEN / 8]; BATCH]>,
-    iov: Box<[libc::iovec; BATCH]>,
-    hdrs: Box<[libc::mmsghdr; BATCH]>,
-    want_ts: bool,
-}
-
-pub(crate) struct Datagram<'a> {
-    pub data: &'a [u8],
-    /// Kernel receive time in ns since the epoch; 0 when the kernel gave none.
-    pub ns: u64,
-    pub truncated: bool,
-    /// Where it came from (None only for an address family we do not speak).
-    pub from: Option<SocketAddr>,
-}
-
-impl RecvBatch {
-    pub(crate) fn new(want_ts: bool) -> Self {
-        // SAFETY: iovec and mmsghdr are plain C structs for which all-zero is a valid value.
-        let zero_iov: libc::iovec = unsafe { std::mem::zeroed() };
-        let zero_hdr: libc::mmsghdr = unsafe { std::mem::zeroed() };
-        // SAFETY: as above, for sockaddr_storage.
-        let zero_name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        RecvBatch {
-            bufs: Box::new([[0; RECV_BUF]; BATCH]),
-            names: Box::new([zero_name; BATCH]),
-            ctrl: Box::new([[0; CTRL_LEN / 8]; BATCH]),
-            iov: Box::new([zero_iov; BATCH]),
-            hdrs: Box::new([zero_hdr; BATCH]),
-            want_ts,
-        }
-    }
-
-    /// One recvmmsg(MSG_DONTWAIT) on `fd`: the number of datagrams now readable through
-    /// `get`, 0 when the socket was empty. Other errors (an ICMP error queued on a connected
-    /// socket) also read as 0; the caller's next tick tries again.
-    #[inline]
-    pub(crate) fn recv(&mut self, fd: RawFd) -> usize {
-        // The pointers are re-aimed on every call so the struct itself may move freely.
-        for i in 0..BATCH {
-            self.iov[i].iov_base = self.bufs[i].as_mut_ptr().cast();
-            self.iov[i].iov_len = RECV_BUF;
-            let h = &mut self.hdrs[i].msg_hdr;
-            h.msg_name = (&mut self.names[i] as *mut libc::sockaddr_storage).cast();
-            h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            h.msg_iov = &mut self.iov[i];
-            h.msg_iovlen = 1;
-            if self.want_ts {
-                h.msg_control = self.ctrl[i].as_mut_ptr().cast();
-                h.msg_controllen = CTRL_LEN as _;
-            } else {
-                h.msg_control = std::ptr::null_mut();
-                h.msg_controllen = 0;
-            }
-            h.msg_flags = 0;
-            self.hdrs[i].msg_len = 0;
-        }
-        // SAFETY: every header points at buffers owned by self that live across the call,
-        // with lengths matching their sizes.
-        let n = unsafe {
-            libc::recvmmsg(
-                fd,
-                self.hdrs.as_mut_ptr(),
-                BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        if n <= 0 { 0 } else { n as usize }
-    }
-
-    #[inline]
-    pub(crate) fn get(&self, i: usize) -> Datagram<'_> {
-        let h = &self.hdrs[i];
-        let len = (h.msg_len as usize).min(RECV_BUF);
-        Datagram {
-            data: &self.bufs[i][..len],
-            ns: if self.want_ts {
-                timestamp_ns(&h.msg_hdr)
-            } else {
-                0
-            },
-            truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
-            from: socket_addr(&self.names[i], h.msg_hdr.msg_namelen),
-        }
-    }
-}
-
-fn timestamp_ns(msg: &libc::msghdr) -> u64 {
-    // SAFETY: msg was filled in by the kernel; the CMSG macros walk its control buffer
-    // within msg_controllen, and the payload of SCM_TIMESTAMPNS is a timespec.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
-                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
-                return ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
-            }
-            c = libc::CMSG_NXTHDR(msg, c);
-        }
-    }
-    0
 }
 
 /// CLOCK_MONOTONIC in ns: the pacing clock, paired with `sleep_until_ns`.

@@ -125,7 +125,7 @@ impl MediaLoop {
         raise_priority();
         let mut pacer = Pacer::new(Instant::now());
         let mut packet = [0u8; PACKET_LEN];
-        let mut rx_buf = [0u8; 2048];
+        let mut batch = RecvBatch::new(false);
         loop {
             pacer.begin(Instant::now());
             if !self.apply_commands() {
@@ -171,7 +171,7 @@ impl MediaLoop {
                 // A watched (bridged) leg is read when its packets wake the thread; reading
                 // it here too would mostly find nothing, at a syscall each.
                 if !slot.watched {
-                    drain(slot, &mut rx_buf, &mut self.outbox, usize::MAX);
+                    drain(slot, &mut batch, &mut self.outbox, usize::MAX);
                 }
                 let Slot {
                     call, rtcp, stream, ..
@@ -180,7 +180,7 @@ impl MediaLoop {
                     continue;
                 };
                 if drain_rtcp {
-                    while rtcp.recv_from(&mut rx_buf).is_ok() {}
+                    while batch.recv(rtcp.as_raw_fd()) == BATCH {}
                 }
                 if stream.tick_silence(self.timeout_ticks, self.first_ticks) {
                     if !stream.is_latched() {
@@ -201,7 +201,7 @@ impl MediaLoop {
             }
             self.outbox.flush(&self.events);
             let deadline = pacer.next_deadline(Instant::now());
-            self.forward_until(deadline, &mut rx_buf);
+            self.forward_until(deadline, &mut batch);
         }
     }
 
@@ -230,7 +230,7 @@ impl MediaLoop {
     /// second serve any number of legs (waking on every packet cost 2.8x the floor's CPU at
     /// 200 bridged calls), while forwarding within half a millisecond keeps the bridged
     /// calls' jitter under a millisecond (a receive pass every 5 ms gave them 5 ms).
-    pub(super) fn forward_until(&mut self, deadline: Instant, rx_buf: &mut [u8; 2048]) {
+    pub(super) fn forward_until(&mut self, deadline: Instant, batch: &mut RecvBatch) {
         let Some(waker) = self.waker.as_mut() else {
             if let Some(wait) = deadline.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
@@ -255,7 +255,7 @@ impl MediaLoop {
                 // holds more wakes the thread again, and no receive is spent on finding
                 // it empty.
                 if let Some(&i) = self.index.get(&CallRef(token)) {
-                    drain(&mut self.slots[i], rx_buf, &mut self.outbox, 1);
+                    drain(&mut self.slots[i], batch, &mut self.outbox, 1);
                 }
             }
             self.outbox.flush(&self.events);
@@ -528,7 +528,11 @@ pub(super) fn recorded_stereo(call: CallRef, rec: StereoRecording) -> MediaEvent
 
 /// Receive what waits on a slot's RTP socket (bounded, so one flooded port cannot hold up
 /// every other stream's tick); a bridged packet goes out on the partner's socket at once.
-pub(super) fn drain(slot: &mut Slot, rx_buf: &mut [u8; 2048], outbox: &mut Outbox, most: usize) {
+/// Reads up to `most` datagrams (and at most the slot's budget) from a slot's RTP socket
+/// into its stream, forwarding to a bridged partner as they come: one receive call per
+/// `BATCH`, so an idle or lightly used socket costs one call per tick, not a second one to
+/// find it empty.
+pub(super) fn drain(slot: &mut Slot, batch: &mut RecvBatch, outbox: &mut Outbox, most: usize) {
     let Slot {
         call,
         rtp,
@@ -538,11 +542,19 @@ pub(super) fn drain(slot: &mut Slot, rx_buf: &mut [u8; 2048], outbox: &mut Outbo
         budget,
         ..
     } = slot;
+    let fd = rtp.as_raw_fd();
+    let mut left = most.min(*budget);
     let Some(stream) = stream.as_mut() else {
         // Nothing to play them into yet (a leg bridged before its stream starts): dropped,
         // so that a watched socket does not keep waking the thread.
-        while *budget > 0 && rtp.recv_from(rx_buf).is_ok() {
-            *budget -= 1;
+        while left > 0 {
+            let want = left.min(BATCH);
+            let got = batch.recv_up_to(fd, want);
+            *budget -= got;
+            left -= got;
+            if got < want {
+                break;
+            }
         }
         return;
     };
@@ -561,25 +573,31 @@ pub(super) fn drain(slot: &mut Slot, rx_buf: &mut [u8; 2048], outbox: &mut Outbo
             tracing::trace!(error = %e, "forwarded RTP send failed");
         }
     };
-    for _ in 0..most {
-        if *budget == 0 {
-            break;
-        }
-        match rtp.recv_from(rx_buf) {
-            Ok((n, from)) => {
-                *budget -= 1;
-                let got = stream.receive(&mut rx_buf[..n], from, &mut forward);
-                if let Some(addr) = got.latched {
-                    relatch(rtp.as_raw_fd(), rtp, connected, addr);
-                    stream.socket_connected(*connected);
-                }
-                if let Some(digit) = got.digit {
-                    outbox.push(MediaEvent::Digit { call: *call, digit });
-                }
+    while left > 0 {
+        let want = left.min(BATCH);
+        // Empty, or an ICMP error queued on a connected socket (the peer may come back):
+        // either way nothing more this time.
+        let got = batch.recv_up_to(fd, want);
+        *budget -= got;
+        left -= got;
+        for i in 0..got {
+            let Some((packet, from, truncated)) = batch.get_mut(i) else {
+                continue;
+            };
+            if truncated {
+                continue;
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-            // ICMP errors surface here on connected sockets; the peer may come back.
-            Err(_) => break,
+            let heard = stream.receive(packet, from, &mut forward);
+            if let Some(addr) = heard.latched {
+                relatch(fd, rtp, connected, addr);
+                stream.socket_connected(*connected);
+            }
+            if let Some(digit) = heard.digit {
+                outbox.push(MediaEvent::Digit { call: *call, digit });
+            }
+        }
+        if got < want {
+            break;
         }
     }
 }

@@ -363,11 +363,11 @@ fn a_flooded_leg_is_read_no_more_per_tick_however_often_it_wakes_the_thread() {
         flooder.send_to(&pkt, port).unwrap();
     }
     std::thread::sleep(Duration::from_millis(20));
-    let mut rx_buf = [0u8; 2048];
+    let mut batch = RecvBatch::new(false);
     for _wake in 0..5 {
         drain(
             &mut media.slots[0],
-            &mut rx_buf,
+            &mut batch,
             &mut media.outbox,
             usize::MAX,
         );
@@ -383,7 +383,7 @@ fn a_flooded_leg_is_read_no_more_per_tick_however_often_it_wakes_the_thread() {
     media.slots[0].budget = MAX_RECV_PER_TICK;
     drain(
         &mut media.slots[0],
-        &mut rx_buf,
+        &mut batch,
         &mut media.outbox,
         usize::MAX,
     );
