@@ -6,7 +6,9 @@
 //! call rows, the least any report over them costs.
 //!
 //! `cargo bench --bench report` on SQLite (a temporary file);
-//! `HOTLINE_BENCH_POSTGRES_URL=postgres://... cargo bench --bench report` on PostgreSQL too.
+//! `HOTLINE_BENCH_POSTGRES_URL=postgres://... cargo bench --bench report` on PostgreSQL too
+//! (an empty database is filled; one that has calls is measured as it is);
+//! `HOTLINE_BENCH_SQLITE=path` keeps the SQLite file in the same way.
 
 use std::time::{Duration, Instant};
 
@@ -105,10 +107,20 @@ async fn measure(name: &str, url: &str) {
     let store = CdrStore::connect(url).await.expect("connect");
     store.migrate().await.expect("migrate");
     let started = Instant::now();
-    fill(&store).await;
-    // Statistics, as a database that has been in use has them.
-    store.aggregate("ANALYZE", &[], 0).await.ok();
-    println!("{name}: filled in {:.1} s", started.elapsed().as_secs_f64());
+    let filled = store
+        .aggregate("SELECT COUNT(*) FROM cdr", &[], 0)
+        .await
+        .expect("count")
+        .first()
+        .map_or(0, |(_, v)| v[0]);
+    if filled == 0 {
+        fill(&store).await;
+        // Statistics, as a database that has been in use has them.
+        store.aggregate("ANALYZE", &[], 0).await.ok();
+        println!("{name}: filled in {:.1} s", started.elapsed().as_secs_f64());
+    } else {
+        println!("{name}: {filled} calls there already");
+    }
     let settings = ReportSettings {
         time_zone: jiff::tz::TimeZone::get("Asia/Shanghai").unwrap(),
         ..Default::default()
@@ -175,11 +187,18 @@ fn main() {
         .build()
         .expect("runtime");
     runtime.block_on(async {
-        let dir = std::env::temp_dir().join(format!("hotline-report-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let url = format!("sqlite://{}", dir.join("cdr.db").display());
-        measure("sqlite", &url).await;
-        std::fs::remove_dir_all(&dir).ok();
+        // HOTLINE_BENCH_SQLITE=path keeps the filled file for the next run.
+        match std::env::var("HOTLINE_BENCH_SQLITE") {
+            Ok(path) => measure("sqlite", &format!("sqlite://{path}")).await,
+            Err(_) => {
+                let dir = std::env::temp_dir()
+                    .join(format!("hotline-report-bench-{}", std::process::id()));
+                std::fs::create_dir_all(&dir).expect("temp dir");
+                let url = format!("sqlite://{}", dir.join("cdr.db").display());
+                measure("sqlite", &url).await;
+                std::fs::remove_dir_all(&dir).ok();
+            }
+        }
         if let Ok(url) = std::env::var("HOTLINE_BENCH_POSTGRES_URL") {
             measure("postgres", &url).await;
         }

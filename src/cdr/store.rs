@@ -285,8 +285,10 @@ impl CdrStore {
 
         let target = parse_target(url)?;
         let redacted = redact_url(url);
+        // Room for the API's two reports of two lanes each (`report::LANES`) with two to
+        // spare for its other reads and writes; opened as needed.
         let mut options = AnyPoolOptions::new()
-            .max_connections(4)
+            .max_connections(6)
             .acquire_timeout(ACQUIRE_TIMEOUT);
         if target.backend == Backend::Sqlite {
             // The busy timeout is per connection, so it must be set on every new one.

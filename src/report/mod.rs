@@ -11,6 +11,7 @@ pub mod settings;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
+use tokio::sync::Semaphore;
 
 use crate::cdr::CdrStore;
 use crate::cdr::agent_time::CELL_MS;
@@ -216,8 +217,31 @@ fn row(b: &[i64], i: usize, group: Option<String>, s: &Sums) -> ReportRow {
 }
 
 type Grouped = BTreeMap<(usize, Option<String>), Sums>;
+/// Rows as `CdrStore::aggregate` returns them: the group's texts, then the numbers.
+type Rows = Vec<(Vec<Option<String>>, Vec<i64>)>;
 
-/// Runs the sums: calls, transfers, QA scores and agents' time, each one grouped query.
+/// Queries one report runs at once, each on a connection of its own (the API runs two
+/// reports at a time on one store, whose pool has room for both). The call sums, most of a
+/// report's time, are split into this many ranges of quarter hours summed side by side
+/// (every call sum is a plain sum, so the parts add up to the whole); the smaller queries
+/// follow as lanes come free.
+pub(crate) const LANES: usize = 2;
+
+/// One grouped query, once a lane is free.
+async fn sum(
+    store: &CdrStore,
+    lanes: &Semaphore,
+    sql: &str,
+    params: &[i64],
+    keys: usize,
+) -> Result<Rows, ReportError> {
+    // Never closed; were it, the query would simply run without waiting.
+    let _lane = lanes.acquire().await.ok();
+    Ok(store.aggregate(sql, params, keys).await?)
+}
+
+/// Runs the sums, `LANES` at a time: calls (in parts, first), transfers, QA scores and
+/// agents' time, each one grouped query.
 async fn collect(
     store: &CdrStore,
     settings: &ReportSettings,
@@ -225,119 +249,42 @@ async fn collect(
     by: GroupBy,
     b: &[i64],
 ) -> Result<Grouped, ReportError> {
-    let (from, to) = (b[0], b[b.len() - 1]);
-    let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-    let day = 86_400_000i64;
-    let mut out = Grouped::new();
     let has_agent_time = by.agent_key().is_some();
-
-    let key = by.call_key();
-    let bucket = intervals::bucket_sql("c.start_ms", b);
-    // Two steps: sums per quarter hour (and group) first, read in the order of an index on
-    // exactly that, so the database never sorts a million wide rows; then those sums per
-    // interval. Interval boundaries are whole quarter hours (see `CELL_MS`).
-    let cells: Vec<i64> = b.iter().map(|ms| ms.div_euclid(CELL_MS)).collect();
-    let cell_bucket = intervals::bucket_sql("cell", &cells);
-    let inner: Vec<String> = CallTally::SQL
-        .iter()
-        .enumerate()
-        .map(|(i, s)| format!("COALESCE({s}, 0) AS v{i}"))
-        .collect();
-    let outer: Vec<String> = (0..CallTally::SQL.len())
-        .map(|i| format!("CAST(SUM(v{i}) AS BIGINT)"))
-        .collect();
-    let group = match by.cell_index_column() {
-        Some(column) => format!("start_ms / {CELL_MS}, {column}"),
-        None => format!("start_ms / {CELL_MS}"),
-    };
-    let sql = format!(
-        "SELECT k, CAST({cell_bucket} AS BIGINT), {} FROM (\
-         SELECT start_ms / {CELL_MS} AS cell, {key} AS k, {} FROM cdr c \
-         WHERE start_ms / {CELL_MS} >= $1 AND start_ms / {CELL_MS} < $2 \
-         GROUP BY {group}) cells GROUP BY 1, 2",
-        outer.join(", "),
-        inner.join(", ")
-    );
-    // Boundaries are whole quarter hours, so the quarter hours are exactly the range (and
-    // a filter on start_ms as well would tempt SQLite into its start_ms index and a sort).
-    let params = [
-        from.div_euclid(CELL_MS),
-        to.div_euclid(CELL_MS),
-        ms(settings.service_level),
-        ms(settings.short_abandon),
-        ms(settings.redial_window),
-        i64::from(settings.repeat_days) * day,
-        i64::from(settings.fcr_days) * day,
-    ];
-    for (keys, values) in store.aggregate(&sql, &params, 1).await? {
+    let scheduled = schedule(settings, directory, b[0], b[b.len() - 1]);
+    let lanes = &Semaphore::new(LANES);
+    // Polled in this order, so the call sums take the lanes first.
+    let (calls, (transfers, reasons), qa, agents) = tokio::try_join!(
+        call_sums(store, lanes, settings, by, b),
+        transfer_sums(store, lanes, directory, by, b),
+        qa_sums(store, lanes, by, b),
+        agent_sums(store, lanes, by, b, &scheduled),
+    )?;
+    let mut out = Grouped::new();
+    for (keys, values) in calls {
         if let Some(s) = slot(&mut out, b, values[0], keys[0].clone(), has_agent_time) {
-            s.calls = CallTally::from_values(&values[1..]);
+            s.calls.add(&CallTally::from_values(&values[1..]));
         }
     }
-
-    let transfers = "FROM cdr_transfers t JOIN cdr c ON c.id = t.call_id \
-         WHERE c.start_ms >= $1 AND c.start_ms < $2 AND c.agent IS NOT NULL \
-         AND t.transferred_by <> 'flow' AND t.transferred_by NOT LIKE 'supervisor:%'";
-    // A transfer is the transferring agent's (and their team's), not that of whoever
-    // answered the caller last.
-    let transfer_key = match by {
-        GroupBy::Agent => "t.transferred_by".to_owned(),
-        GroupBy::Team => team_of_sql("t.transferred_by", directory),
-        GroupBy::All | GroupBy::Queue => key.to_owned(),
-    };
-    let key = transfer_key.as_str();
-    let sql = format!(
-        "SELECT {key}, CAST({bucket} AS BIGINT), COUNT(DISTINCT t.call_id) {transfers} GROUP BY 1, 2"
-    );
-    for (keys, values) in store.aggregate(&sql, &[from, to], 1).await? {
+    for (keys, values) in transfers {
         if let Some(s) = slot(&mut out, b, values[0], keys[0].clone(), has_agent_time) {
             s.transferred = values[1];
         }
     }
-    let sql = format!(
-        "SELECT {key}, COALESCE(t.reason, ''), CAST({bucket} AS BIGINT), COUNT(*) {transfers} \
-         GROUP BY 1, 2, 3"
-    );
-    for (keys, values) in store.aggregate(&sql, &[from, to], 2).await? {
+    for (keys, values) in reasons {
         if let Some(s) = slot(&mut out, b, values[0], keys[0].clone(), has_agent_time) {
             s.transfer_reasons
                 .push((keys[1].clone().unwrap_or_default(), values[1]));
             s.transfer_reasons.sort();
         }
     }
-
-    let key = by.call_key();
-    let sql = format!(
-        "SELECT {key}, CAST({bucket} AS BIGINT), CAST(SUM(q.score) AS BIGINT), COUNT(*) \
-         FROM qa_scores q JOIN cdr c ON c.id = q.call_id \
-         WHERE c.start_ms >= $1 AND c.start_ms < $2 GROUP BY 1, 2"
-    );
-    for (keys, values) in store.aggregate(&sql, &[from, to], 1).await? {
+    for (keys, values) in qa {
         if let Some(s) = slot(&mut out, b, values[0], keys[0].clone(), has_agent_time) {
             s.qa_score_sum = values[1];
             s.qa_scored = values[2];
         }
     }
-
-    if let Some(agent_key) = by.agent_key() {
-        let scheduled = schedule(settings, directory, from, to);
-        let in_shift = in_shift_sql(&scheduled);
-        let bucket = intervals::bucket_sql("a.cell_ms", b);
-        let sums: Vec<String> = AgentTally::SQL
-            .iter()
-            .map(|s| {
-                format!(
-                    "CAST(COALESCE({}, 0) AS BIGINT)",
-                    s.replace("{in_shift}", &in_shift)
-                )
-            })
-            .collect();
-        let sql = format!(
-            "SELECT {agent_key}, CAST({bucket} AS BIGINT), {} FROM agent_time a \
-             WHERE a.cell_ms >= $1 AND a.cell_ms < $2 GROUP BY 1, 2",
-            sums.join(", ")
-        );
-        for (keys, values) in store.aggregate(&sql, &[from, to], 1).await? {
+    if has_agent_time {
+        for (keys, values) in agents {
             if let Some(s) = slot(&mut out, b, values[0], keys[0].clone(), has_agent_time) {
                 s.agents = AgentTally::from_values(&values[1..]);
             }
@@ -366,6 +313,161 @@ async fn collect(
         }
     }
     Ok(out)
+}
+
+/// The call rows' sums per interval and group, in `LANES` ranges summed at once.
+async fn call_sums(
+    store: &CdrStore,
+    lanes: &Semaphore,
+    settings: &ReportSettings,
+    by: GroupBy,
+    b: &[i64],
+) -> Result<Rows, ReportError> {
+    let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let day = 86_400_000i64;
+    let key = by.call_key();
+    // Two steps: sums per quarter hour (and group) first, read in the order of an index on
+    // exactly that, so the database never sorts a million wide rows; then those sums per
+    // interval. Interval boundaries are whole quarter hours (see `CELL_MS`).
+    let cells: Vec<i64> = b.iter().map(|ms| ms.div_euclid(CELL_MS)).collect();
+    let cell_bucket = intervals::bucket_sql("cell", &cells);
+    let inner: Vec<String> = CallTally::SQL
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("COALESCE({s}, 0) AS v{i}"))
+        .collect();
+    let outer: Vec<String> = (0..CallTally::SQL.len())
+        .map(|i| format!("CAST(SUM(v{i}) AS BIGINT)"))
+        .collect();
+    let group = match by.cell_index_column() {
+        Some(column) => format!("start_ms / {CELL_MS}, {column}"),
+        None => format!("start_ms / {CELL_MS}"),
+    };
+    let sql = format!(
+        "SELECT k, CAST({cell_bucket} AS BIGINT), {} FROM (\
+         SELECT start_ms / {CELL_MS} AS cell, {key} AS k, {} FROM cdr c \
+         WHERE start_ms / {CELL_MS} >= $1 AND start_ms / {CELL_MS} < $2 \
+         GROUP BY {group}) cells GROUP BY 1, 2",
+        outer.join(", "),
+        inner.join(", ")
+    );
+    // Boundaries are whole quarter hours, so the quarter hours are exactly the range (and
+    // a filter on start_ms as well would tempt SQLite into its start_ms index and a sort).
+    let (first, end) = (cells[0], cells[cells.len() - 1]);
+    let parts = LANES as i64;
+    let step = ((end - first) / parts).max(1);
+    let ranges: Vec<(i64, i64)> = (0..parts)
+        .map(|i| {
+            (
+                first + i * step,
+                if i + 1 == parts {
+                    end
+                } else {
+                    first + (i + 1) * step
+                },
+            )
+        })
+        .filter(|(from, to)| from < to)
+        .collect();
+    let runs = ranges.into_iter().map(|(from, to)| {
+        let params = [
+            from,
+            to,
+            ms(settings.service_level),
+            ms(settings.short_abandon),
+            ms(settings.redial_window),
+            i64::from(settings.repeat_days) * day,
+            i64::from(settings.fcr_days) * day,
+        ];
+        let sql = &sql;
+        async move { sum(store, lanes, sql, &params, 1).await }
+    });
+    let parts = futures_util::future::try_join_all(runs).await?;
+    Ok(parts.into_iter().flatten().collect())
+}
+
+/// Transfers per interval and group, and per reason.
+async fn transfer_sums(
+    store: &CdrStore,
+    lanes: &Semaphore,
+    directory: &Directory,
+    by: GroupBy,
+    b: &[i64],
+) -> Result<(Rows, Rows), ReportError> {
+    let (from, to) = (b[0], b[b.len() - 1]);
+    let bucket = intervals::bucket_sql("c.start_ms", b);
+    let transfers = "FROM cdr_transfers t JOIN cdr c ON c.id = t.call_id \
+         WHERE c.start_ms >= $1 AND c.start_ms < $2 AND c.agent IS NOT NULL \
+         AND t.transferred_by <> 'flow' AND t.transferred_by NOT LIKE 'supervisor:%'";
+    // A transfer is the transferring agent's (and their team's), not that of whoever
+    // answered the caller last.
+    let key = match by {
+        GroupBy::Agent => "t.transferred_by".to_owned(),
+        GroupBy::Team => team_of_sql("t.transferred_by", directory),
+        GroupBy::All | GroupBy::Queue => by.call_key().to_owned(),
+    };
+    let counted = format!(
+        "SELECT {key}, CAST({bucket} AS BIGINT), COUNT(DISTINCT t.call_id) {transfers} GROUP BY 1, 2"
+    );
+    let reasons = format!(
+        "SELECT {key}, COALESCE(t.reason, ''), CAST({bucket} AS BIGINT), COUNT(*) {transfers} \
+         GROUP BY 1, 2, 3"
+    );
+    let range = [from, to];
+    tokio::try_join!(
+        sum(store, lanes, &counted, &range, 1),
+        sum(store, lanes, &reasons, &range, 2),
+    )
+}
+
+/// QA scores per interval and group (the scored call's).
+async fn qa_sums(
+    store: &CdrStore,
+    lanes: &Semaphore,
+    by: GroupBy,
+    b: &[i64],
+) -> Result<Rows, ReportError> {
+    let (from, to) = (b[0], b[b.len() - 1]);
+    let bucket = intervals::bucket_sql("c.start_ms", b);
+    let key = by.call_key();
+    let sql = format!(
+        "SELECT {key}, CAST({bucket} AS BIGINT), CAST(SUM(q.score) AS BIGINT), COUNT(*) \
+         FROM qa_scores q JOIN cdr c ON c.id = q.call_id \
+         WHERE c.start_ms >= $1 AND c.start_ms < $2 GROUP BY 1, 2"
+    );
+    sum(store, lanes, &sql, &[from, to], 1).await
+}
+
+/// Agents' time per interval and group; nothing where agents' time does not split by the
+/// group.
+async fn agent_sums(
+    store: &CdrStore,
+    lanes: &Semaphore,
+    by: GroupBy,
+    b: &[i64],
+    scheduled: &BTreeMap<String, Vec<(i64, i64)>>,
+) -> Result<Rows, ReportError> {
+    let Some(agent_key) = by.agent_key() else {
+        return Ok(Rows::new());
+    };
+    let (from, to) = (b[0], b[b.len() - 1]);
+    let in_shift = in_shift_sql(scheduled);
+    let bucket = intervals::bucket_sql("a.cell_ms", b);
+    let sums: Vec<String> = AgentTally::SQL
+        .iter()
+        .map(|s| {
+            format!(
+                "CAST(COALESCE({}, 0) AS BIGINT)",
+                s.replace("{in_shift}", &in_shift)
+            )
+        })
+        .collect();
+    let sql = format!(
+        "SELECT {agent_key}, CAST({bucket} AS BIGINT), {} FROM agent_time a \
+         WHERE a.cell_ms >= $1 AND a.cell_ms < $2 GROUP BY 1, 2",
+        sums.join(", ")
+    );
+    sum(store, lanes, &sql, &[from, to], 1).await
 }
 
 fn slot<'a>(
