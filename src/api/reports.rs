@@ -1,7 +1,8 @@
 //! `GET /api/v1/reports` (the indicators, as `hotline report --format json` prints them) and
 //! `POST /api/v1/calls/{id}/qa` (a supervisor's score of a call). Both read or write the CDR
-//! database through a connection of their own, opened on first use; reports run two at a
-//! time at most, since one can take a second or two of the database's time.
+//! database through a connection pool of their own, opened on first use; reports run two
+//! at a time at most (each on up to `report::LANES` connections), since one can take a
+//! second or two of the database's time.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -285,8 +285,8 @@ impl CdrStore {
 
         let target = parse_target(url)?;
         let redacted = redact_url(url);
-        // Room for the API's two reports of two lanes each (`report::LANES`) with two to
-        // spare for its other reads and writes; opened as needed.
+        // Opened as needed. The API's store needs the most: two reports at once of two
+        // queries each (`report::LANES`), with two to spare for its other reads and writes.
         let mut options = AnyPoolOptions::new()
             .max_connections(6)
             .acquire_timeout(ACQUIRE_TIMEOUT);

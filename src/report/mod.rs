@@ -358,14 +358,12 @@ async fn call_sums(
     let step = ((end - first) / parts).max(1);
     let ranges: Vec<(i64, i64)> = (0..parts)
         .map(|i| {
-            (
-                first + i * step,
-                if i + 1 == parts {
-                    end
-                } else {
-                    first + (i + 1) * step
-                },
-            )
+            let to = if i + 1 == parts {
+                end
+            } else {
+                first + (i + 1) * step
+            };
+            ((first + i * step).min(end), to.min(end))
         })
         .filter(|(from, to)| from < to)
         .collect();

@@ -584,6 +584,7 @@ pub(super) fn drain(slot: &mut Slot, batch: &mut RecvBatch, outbox: &mut Outbox,
             let Some((packet, from, truncated)) = batch.get_mut(i) else {
                 continue;
             };
+            // Longer than any RTP we take: dropped whole rather than read cut short.
             if truncated {
                 continue;
             }

@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
-/// Largest datagram kept whole; RTP is a few hundred bytes, anything longer is cut (and
-/// flagged).
+/// Largest datagram kept whole; RTP is a few hundred bytes, anything longer is cut and
+/// flagged (the media threads drop it, the load tool counts it).
 pub(crate) const RECV_BUF: usize = 2048;
 /// Datagrams fetched per receive call: at 20 ms pacing a socket rarely holds more than two.
 pub(crate) const BATCH: usize = 8;
