@@ -719,7 +719,9 @@ impl Stream {
     /// payload is looked at, so a stranger's digits never reach the engine nor a partner.
     /// While linked to a partner, its audio and
     /// events are rewritten in place for the partner and handed to `send` with the partner's
-    /// destination (`data` is changed then).
+    /// destination (`data` is changed then). Held (music on a linked leg), it reaches the
+    /// partner no more than the partner reaches it: the agent who put a caller on hold does
+    /// not hear them, and the partner's home sends it silence meanwhile.
     pub fn receive(
         &mut self,
         data: &mut [u8],
@@ -757,13 +759,15 @@ impl Stream {
         self.silent_ticks = 0;
         self.loss.on_packet(h.ssrc, h.sequence);
         let payload = &data[payload_at..payload_at + payload_len];
+        // Held: nothing of this leg's reaches the partner.
+        let forwards = self.bridged;
         if Some(h.payload_type) == self.params.event_pt {
             if let Some(ev) = rfc4733::parse(payload) {
                 out.digit = self
                     .deduper
                     .on_event(h.timestamp, h.sequence, h.ssrc, self.ticks, &ev);
             }
-            if let Some(fwd) = self.forward.as_deref_mut()
+            if let Some(fwd) = self.forward.as_deref_mut().filter(|_| forwards)
                 && !fwd.event(data, &h, payload_at, payload_len, send)
                 && let Some(d) = out.digit
             {
@@ -794,7 +798,7 @@ impl Stream {
                     }
                 }
             }
-            if let Some(fwd) = self.forward.as_deref_mut() {
+            if let Some(fwd) = self.forward.as_deref_mut().filter(|_| forwards) {
                 fwd.audio(data, &h, payload_at, payload_len, self.params.codec, send);
             }
         }

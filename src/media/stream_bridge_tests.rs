@@ -123,6 +123,17 @@ fn forwarding_rewrites_the_header_in_place_and_numbering_runs_on_across_music_br
     let music_ts = h.timestamp;
     let (_, out) = recv(&mut a, &packet(0, 502, 9320, &[0x24; 160]), A_PHONE);
     assert!(out.is_empty(), "A's audio does not reach B on hold");
+    assert!(
+        tick(&mut a).is_none(),
+        "A's numbering is with B's forwarder"
+    );
+    let (_, out) = recv(&mut b, &packet(0, 8, 60, &[0x45; 160]), B_PHONE);
+    assert!(
+        out.is_empty(),
+        "nor B's A: whoever holds does not listen in"
+    );
+    let (_, out) = recv(&mut b, &packet(101, 9, 220, &[5, 0x80, 0, 160]), B_PHONE);
+    assert!(out.is_empty(), "B's keys stay on B's side too");
     // Back from hold.
     b.link(a.egress().clone());
     assert!(tick(&mut b).is_none());
