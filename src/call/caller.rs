@@ -399,7 +399,16 @@ impl<M: MediaBackend> Engine<M> {
             }
         }
         self.dialogs.remove(&call.dialog);
+        let said_before = self.events.len();
         self.end_legs_of(now, id);
+        // A consultation's last word names the call, which is no longer in `calls`.
+        for event in self.events.iter_mut().skip(said_before) {
+            if let super::events::EngineEvent::Consult(update) = event
+                && update.call.is_empty()
+            {
+                update.call = call.record_id.clone();
+            }
+        }
         // Close also hands over a recording in progress (MediaEvent::Recorded), so a caller
         // who speaks and hangs up leaves a message; see `on_recorded`.
         self.media

@@ -287,11 +287,26 @@ fn hang_ups_during_a_queue_consultation_free_its_agent_or_hand_the_caller_over()
     n.ready("1002");
     n.consult("help").unwrap();
     let offered = n.incoming(B)[0];
+    let record_id = n.engine.calls.values().next().unwrap().record_id.clone();
+    n.events();
     n.caller_hangs_up(Duration::from_millis(100));
     assert!(n.has_event(
         B,
         |e| matches!(e, UaEvent::Cancelled { call } if *call == offered)
     ));
+    let ended: Vec<_> = n
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            EngineEvent::Consult(u) => Some((u.state, u.call)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ended,
+        [("ended", record_id)],
+        "the desk hears which call ended"
+    );
     assert!(n.engine.legs.is_empty());
     assert!(n.engine.queue_consults.is_empty());
     assert_eq!(n.engine.acd.waiting("help"), 0);
