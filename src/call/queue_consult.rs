@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use super::agent_api::AgentCommandError;
 use super::desk_consult::Consulted;
 use super::legs::{LegEnd, Role};
-use super::{Engine, InteractionId, LegId, MediaBackend};
+use super::{Engine, InteractionId, LegId, MediaBackend, MediaCommand};
 use crate::acd::{AcdEvent, AgentId, CallerId, OfferFailure, QueueLeave};
 use crate::cdr::TransferTargetKind;
 
@@ -72,6 +72,7 @@ impl<M: MediaBackend> Engine<M> {
         if self.acd.agent_state(agent) == Some(&crate::acd::AgentState::OnCall) {
             self.agent_hold(now, id, agent, true);
         }
+        self.waiting_music(id, agent, &queue);
         self.consult_said(now, id, agent, queue.clone(), None, "queued");
         self.acd.handle(
             now,
@@ -292,6 +293,38 @@ impl<M: MediaBackend> Engine<M> {
         {
             row.target = queue;
             row.target_kind = TransferTargetKind::Queue;
+        }
+    }
+
+    /// While the consultation waits, its agent hears the consulted queue's music rather than
+    /// silence (nothing without one). A colleague's answer, which bridges the agent to them,
+    /// or the way back to the caller ends it.
+    fn waiting_music(&mut self, id: InteractionId, agent: AgentId, queue: &str) {
+        let Some((_, leg)) = self.talking_leg(agent).filter(|(i, _)| *i == id) else {
+            return;
+        };
+        let (Some(l), Some(call)) = (self.legs.get(&leg), self.calls.get(&id)) else {
+            return;
+        };
+        let Some(neg) = l.negotiated else {
+            return;
+        };
+        let prompts: Vec<_> = call
+            .catalog
+            .acd
+            .queue(queue)
+            .and_then(|q| q.music.as_ref())
+            .and_then(|name| call.catalog.flows.prompt_index.get(name))
+            .and_then(|p| call.catalog.prompt(call.interpreter.language(), *p))
+            .map(|p| p.for_codec(neg.codec).clone())
+            .into_iter()
+            .collect();
+        if !prompts.is_empty() {
+            let dialog = l.dialog;
+            self.media.command(MediaCommand::Music {
+                call: dialog,
+                prompts,
+            });
         }
     }
 

@@ -170,12 +170,19 @@ fn a_consultation_waits_in_the_queue_ahead_of_callers_and_its_agent_takes_the_ca
 
 #[test]
 fn a_queued_consultation_rings_on_after_a_miss_and_ends_by_cancel_or_the_queues_longest_wait() {
-    let mut n = ready_net("longest-idle", "max_wait = \"2m\"");
+    let mut n = ready_net("longest-idle", "max_wait = \"2m\"\nmusic = \"sorry\"");
     n.talking_to_a1();
     let (a1, caller) = (n.a1_dialog(), n.caller_dialog());
     n.ready("1002");
     n.events();
     n.consult("help").unwrap();
+    assert!(
+        n.engine.media.commands.iter().any(|c| matches!(
+            c,
+            crate::call::MediaCommand::Music { call, prompts } if *call == a1 && !prompts.is_empty()
+        )),
+        "the consulting agent hears the queue's music while the consultation waits"
+    );
     let first = n.incoming(B)[0];
     // No answer within the queue's ring timeout: the queue keeps looking.
     n.advance(Duration::from_secs(11));
