@@ -633,13 +633,28 @@ fn hold_plays_music_to_the_caller_and_counts_in_the_cdr() {
         n.pump();
         n.advance(Duration::from_millis(10));
     };
+    let agent_leg = n.bridges()[0].1;
+    let key = |n: &mut Net| {
+        n.phones[CALLER].ua.send_info_digit(n.now, caller, '5');
+        n.pump();
+        n.advance(Duration::from_millis(10));
+        n.engine
+            .media
+            .commands
+            .iter()
+            .filter(|c| matches!(c, MediaCommand::SendDigit { call, .. } if *call == agent_leg))
+            .count()
+    };
     n.advance(Duration::from_secs(10));
+    assert_eq!(key(&mut n), 1, "an INFO key crosses the bridge");
     reinvite(&mut n, "sendonly");
     assert_eq!(n.state(id), AgentState::OnHold);
+    assert_eq!(key(&mut n), 1, "a held caller's keys stay on their side");
     n.advance(Duration::from_secs(30));
     reinvite(&mut n, "sendrecv");
     assert_eq!(n.state(id), AgentState::OnCall);
     assert_eq!(n.bridges().len(), 2, "bridged again after hold");
+    assert_eq!(key(&mut n), 2, "and cross again after it");
     n.advance(Duration::from_secs(10));
     n.phones[CALLER].ua.hangup(n.now, caller);
     n.pump();

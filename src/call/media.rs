@@ -107,9 +107,9 @@ pub enum MediaCommand {
     /// Waiting music: play `prompts` in a loop until `Stop`, `Bridge` or `Close`. A `Play`
     /// during the music interrupts it (with its `PlayDone` as ever) and the music then resumes
     /// where it paused, so position announcements are just `Play`s. On a bridged leg this is
-    /// hold: the leg hears music instead of its partner (who still hears it unless updated to
-    /// `send: false`) until the next `Bridge`. With no (non-empty) prompts: silence, and on a
-    /// bridged leg still hold.
+    /// hold until the next `Bridge`: the leg hears music instead of its partner, and nothing
+    /// of its own (audio or keys) reaches the partner, whose home sends it silence. With no
+    /// (non-empty) prompts: silence, and on a bridged leg still hold.
     Music {
         call: CallRef,
         prompts: Vec<Arc<[u8]>>,

@@ -597,8 +597,13 @@ impl<M: MediaBackend> Engine<M> {
             }
             return true;
         }
+        // A held caller's keys stay on their side, as their audio does (`Stream::receive`).
         if by_info
-            && let Some(leg) = self.calls.get(&id).and_then(|c| c.bridged)
+            && let Some(leg) = self
+                .calls
+                .get(&id)
+                .filter(|c| c.facts.hold_since.is_none())
+                .and_then(|c| c.bridged)
             && let Some(l) = self.legs.get(&leg)
         {
             self.media.command(MediaCommand::SendDigit {

@@ -518,8 +518,11 @@ impl Stream {
     /// on hold, or while the partner's forwarder numbers this stream's packets), and the id of
     /// a playback that just finished. Time always advances.
     pub fn next_packet(&mut self, out: &mut [u8; PACKET_LEN]) -> (usize, Option<u32>) {
+        // A key the partner's forwarder left for this leg to play in-band; dropped while
+        // this leg is held, as its audio would be.
         if self.forward.is_some()
             && let Some(d) = self.egress.take_digit()
+            && self.bridged
         {
             self.send_digit(d);
         }

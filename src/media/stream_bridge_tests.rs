@@ -365,6 +365,27 @@ fn a_key_reaches_a_leg_without_telephone_event_in_band() {
 }
 
 #[test]
+fn a_held_leg_does_not_play_its_partners_keys() {
+    let mut a = leg(Codec::Pcmu, Some(101), A_PHONE, 0xA, 1, 1);
+    let mut b = leg(Codec::Pcma, None, B_PHONE, 0xB, 1, 1);
+    bridge(&mut a, &mut b);
+    tick(&mut a);
+    tick(&mut b);
+    b.music([Arc::from(vec![0xD5u8; 480])]);
+    let (got, _) = recv(&mut a, &packet(101, 1, 800, &key(9, false, 160)), A_PHONE);
+    assert_eq!(got.digit, Some('9'), "the key is still reported for A");
+    recv(&mut a, &packet(101, 2, 800, &key(9, true, 320)), A_PHONE);
+    let packets: Vec<_> = (0..8)
+        .map(|_| tick(&mut b).expect("B hears its music"))
+        .collect();
+    assert_eq!(
+        detect(Codec::Pcma, &packets),
+        "",
+        "held, B does not hear A's key"
+    );
+}
+
+#[test]
 fn send_digit_emits_rfc4733_with_three_end_packets() {
     let mut s = leg(Codec::Pcmu, Some(101), A_PHONE, 0xA, 10, 0);
     tick(&mut s);
