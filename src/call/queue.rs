@@ -222,18 +222,7 @@ impl<M: MediaBackend> Engine<M> {
         let (Some(visit), Some(neg)) = (&call.queue, call.negotiated) else {
             return;
         };
-        let name = call
-            .catalog
-            .acd
-            .queue(&visit.queue)
-            .and_then(|q| q.music.clone());
-        let language = call.interpreter.language();
-        let prompts: Vec<_> = name
-            .and_then(|name| call.catalog.flows.prompt_index.get(&name))
-            .and_then(|p| call.catalog.prompt(language, *p))
-            .map(|p| p.for_codec(neg.codec).clone())
-            .into_iter()
-            .collect();
+        let prompts = queue_music(call, &visit.queue, neg.codec);
         if !prompts.is_empty() || even_silence {
             self.media.command(MediaCommand::Music {
                 call: call.dialog,
@@ -813,6 +802,24 @@ pub(super) fn fill_record(
             sip_code: o.sip_code,
         })
         .collect();
+}
+
+/// `queue`'s music prompt in the call's language and `codec`, from the call's catalog;
+/// empty when the queue has none.
+pub(super) fn queue_music(
+    call: &super::Call,
+    queue: &str,
+    codec: crate::media::Codec,
+) -> Vec<std::sync::Arc<[u8]>> {
+    call.catalog
+        .acd
+        .queue(queue)
+        .and_then(|q| q.music.as_ref())
+        .and_then(|name| call.catalog.flows.prompt_index.get(name))
+        .and_then(|p| call.catalog.prompt(call.interpreter.language(), *p))
+        .map(|p| p.for_codec(codec).clone())
+        .into_iter()
+        .collect()
 }
 
 #[cfg(test)]

@@ -309,16 +309,7 @@ impl<M: MediaBackend> Engine<M> {
         let Some(neg) = l.negotiated else {
             return;
         };
-        let prompts: Vec<_> = call
-            .catalog
-            .acd
-            .queue(queue)
-            .and_then(|q| q.music.as_ref())
-            .and_then(|name| call.catalog.flows.prompt_index.get(name))
-            .and_then(|p| call.catalog.prompt(call.interpreter.language(), *p))
-            .map(|p| p.for_codec(neg.codec).clone())
-            .into_iter()
-            .collect();
+        let prompts = super::queue::queue_music(call, queue, neg.codec);
         if !prompts.is_empty() {
             let dialog = l.dialog;
             self.media.command(MediaCommand::Music {

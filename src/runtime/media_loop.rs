@@ -544,20 +544,6 @@ pub(super) fn drain(slot: &mut Slot, batch: &mut RecvBatch, outbox: &mut Outbox,
     } = slot;
     let fd = rtp.as_raw_fd();
     let mut left = most.min(*budget);
-    let Some(stream) = stream.as_mut() else {
-        // Nothing to play them into yet (a leg bridged before its stream starts): dropped,
-        // so that a watched socket does not keep waking the thread.
-        while left > 0 {
-            let want = left.min(BATCH);
-            let got = batch.recv_up_to(fd, want);
-            *budget -= got;
-            left -= got;
-            if got < want {
-                break;
-            }
-        }
-        return;
-    };
     let mut forward = |packet: &[u8], dest: Dest| {
         let Some(p) = partner.as_ref() else {
             return;
@@ -580,21 +566,26 @@ pub(super) fn drain(slot: &mut Slot, batch: &mut RecvBatch, outbox: &mut Outbox,
         let got = batch.recv_up_to(fd, want);
         *budget -= got;
         left -= got;
-        for i in 0..got {
-            let Some((packet, from, truncated)) = batch.get_mut(i) else {
-                continue;
-            };
-            // Longer than any RTP we take: dropped whole rather than read cut short.
-            if truncated {
-                continue;
-            }
-            let heard = stream.receive(packet, from, &mut forward);
-            if let Some(addr) = heard.latched {
-                relatch(fd, rtp, connected, addr);
-                stream.socket_connected(*connected);
-            }
-            if let Some(digit) = heard.digit {
-                outbox.push(MediaEvent::Digit { call: *call, digit });
+        // Without a stream (a leg bridged before its stream starts) there is nothing to
+        // play them into: read and dropped, so a watched socket does not keep waking the
+        // thread.
+        if let Some(stream) = stream.as_mut() {
+            for i in 0..got {
+                let Some((packet, from, truncated)) = batch.get_mut(i) else {
+                    continue;
+                };
+                // Longer than any RTP we take: dropped whole rather than read cut short.
+                if truncated {
+                    continue;
+                }
+                let heard = stream.receive(packet, from, &mut forward);
+                if let Some(addr) = heard.latched {
+                    relatch(fd, rtp, connected, addr);
+                    stream.socket_connected(*connected);
+                }
+                if let Some(digit) = heard.digit {
+                    outbox.push(MediaEvent::Digit { call: *call, digit });
+                }
             }
         }
         if got < want {
