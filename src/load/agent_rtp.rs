@@ -6,6 +6,10 @@
 //! frames of a caller other than the first one heard on this call), the way back by the
 //! callers. Telephone-event and other non-audio packets are not echoed (an echoed key press
 //! would reach hotline as the agent's). No allocation per packet: one buffer, reused.
+//!
+//! The agents also measure the gap deviation of what they hear (kernel receive times, by
+//! hotline's RTP sequence): one pass through hotline from a paced sender, the path a
+//! listener's audio takes. The callers' own figure holds two passes and this echo.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -13,6 +17,7 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::hist::Histogram;
 use super::net::{self, BATCH, RECV_BUF, RecvBatch, TICK_NS};
 use super::seq::RxTracker;
 use super::signature::SigDecoder;
@@ -33,7 +38,7 @@ pub(crate) enum EchoCommand {
     Shutdown,
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct EchoCounters {
     /// Agent calls that carried media.
     pub calls: u64,
@@ -49,6 +54,26 @@ pub(crate) struct EchoCounters {
     /// Audio frames without a signature (echoed too).
     pub unsigned: u64,
     pub skipped_ticks: u64,
+    /// |inter-arrival gap − 20 ms| of caller → agent audio, between consecutive sequence
+    /// numbers of hotline's stream.
+    pub gap_deviation: Histogram,
+}
+
+impl EchoCounters {
+    fn new() -> Self {
+        EchoCounters {
+            calls: 0,
+            echoed: 0,
+            send_errors: 0,
+            not_echoed: 0,
+            expected: 0,
+            received: 0,
+            wrong_audio: 0,
+            unsigned: 0,
+            skipped_ticks: 0,
+            gap_deviation: Histogram::for_gaps(),
+        }
+    }
 }
 
 struct Echo {
@@ -58,7 +83,10 @@ struct Echo {
     seq: u16,
     ts: u32,
     caller: Option<u32>,
+    /// By the caller's signature counter: loss on the way to the agent.
     rx: RxTracker,
+    /// By hotline's RTP header: the gaps.
+    heard: RxTracker,
 }
 
 /// How often the thread looks for commands when no packet wakes it.
@@ -91,10 +119,11 @@ fn run(
             ts: 0,
             caller: None,
             rx: RxTracker::default(),
+            heard: RxTracker::default(),
         })
         .collect();
-    let mut c = EchoCounters::default();
-    let mut batch = RecvBatch::new(false);
+    let mut c = EchoCounters::new();
+    let mut batch = RecvBatch::new(true);
     let dec = SigDecoder::new();
     let mut out = [0u8; RECV_BUF];
     let end = Instant::now() + max_duration;
@@ -118,6 +147,7 @@ fn run(
                         a.ts = fastrand::u32(..);
                         a.caller = None;
                         a.rx = RxTracker::default();
+                        a.heard = RxTracker::default();
                         if !waker.watch(a.socket.as_raw_fd(), u64::from(agent)) {
                             c.send_errors += 1;
                         }
@@ -189,7 +219,14 @@ fn echo_all(
                 c.not_echoed += 1;
                 continue;
             };
-            let Some(codec) = Codec::from_payload_type(h.payload_type) else {
+            let codec = Codec::from_payload_type(h.payload_type);
+            let (_, gap) = a
+                .heard
+                .on_packet(h.ssrc, h.sequence, d.ns, codec.is_some() && !h.marker);
+            if let Some(gap) = gap {
+                c.gap_deviation.record_ns(gap.abs_diff(TICK_NS));
+            }
+            let Some(codec) = codec else {
                 c.not_echoed += 1;
                 continue;
             };

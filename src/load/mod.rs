@@ -394,6 +394,7 @@ fn start_agents(
     let mut ports = Vec::with_capacity(a.count as usize);
     for _ in 0..a.count {
         let s = net::bind_udp(opts.local_ip).map_err(io_err("binding an agent RTP socket"))?;
+        net::enable_rx_timestamps(&s).map_err(io_err("agent RTP timestamps"))?;
         ports.push(s.local_addr().map_err(io_err("agent RTP address"))?.port());
         sockets.push(s);
     }
@@ -510,6 +511,10 @@ fn agent_report(
         not_echoed_packets: e.not_echoed,
         agent_send_errors: e.send_errors,
         agent_tool_skipped_ticks: e.skipped_ticks,
+        agent_gap_samples: e.gap_deviation.count(),
+        agent_gap_dev_ms_p50: e.gap_deviation.quantile_ms(0.5),
+        agent_gap_dev_ms_p99: e.gap_deviation.quantile_ms(0.99),
+        agent_gap_dev_ms_max: e.gap_deviation.max_ms(),
     }
 }
 

@@ -155,6 +155,12 @@ pub struct AgentReport {
     pub not_echoed_packets: u64,
     pub agent_send_errors: u64,
     pub agent_tool_skipped_ticks: u64,
+    /// Caller → agent audio as the agents hear it (one pass through hotline from the
+    /// callers' paced sender): |inter-arrival gap − 20 ms|, kernel receive times.
+    pub agent_gap_samples: u64,
+    pub agent_gap_dev_ms_p50: Option<f64>,
+    pub agent_gap_dev_ms_p99: Option<f64>,
+    pub agent_gap_dev_ms_max: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -360,6 +366,7 @@ pub fn format_table(r: &LoadReport) -> String {
 
 pub(super) fn agent_rows(s: &mut String, a: &AgentReport) {
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+    let fine = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
     let codes = |m: &BTreeMap<u16, u32>| {
         if m.is_empty() {
             "none".to_string()
@@ -466,6 +473,16 @@ pub(super) fn agent_rows(s: &mut String, a: &AgentReport) {
             a.not_echoed_packets,
             a.agent_send_errors,
             a.agent_tool_skipped_ticks
+        ),
+    );
+    row(
+        "gap dev at agents",
+        format!(
+            "{} / {} / {} ms p50/p99/max, one pass ({} gaps)",
+            fine(a.agent_gap_dev_ms_p50),
+            fine(a.agent_gap_dev_ms_p99),
+            fine(a.agent_gap_dev_ms_max),
+            a.agent_gap_samples
         ),
     );
 }

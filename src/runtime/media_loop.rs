@@ -165,8 +165,10 @@ impl MediaLoop {
                     });
                 }
             }
-            let drain_rtcp = pacer.tick().is_multiple_of(RTCP_DRAIN_TICKS);
-            for slot in &mut self.slots {
+            // Each slot's RTCP in its own tick of the period, so no tick pays for all of
+            // them at once (a receive pass over every socket delayed bridged packets).
+            let rtcp_turn = pacer.tick() % RTCP_DRAIN_TICKS;
+            for (i, slot) in self.slots.iter_mut().enumerate() {
                 slot.budget = MAX_RECV_PER_TICK;
                 // A watched (bridged) leg is read when its packets wake the thread; reading
                 // it here too would mostly find nothing, at a syscall each.
@@ -179,7 +181,7 @@ impl MediaLoop {
                 let Some(stream) = stream.as_mut() else {
                     continue;
                 };
-                if drain_rtcp {
+                if i as u64 % RTCP_DRAIN_TICKS == rtcp_turn {
                     while batch.recv(rtcp.as_raw_fd()) == BATCH {}
                 }
                 if stream.tick_silence(self.timeout_ticks, self.first_ticks) {
