@@ -3,7 +3,7 @@
 //!
 //! A separate process (this executable's hidden `floor-server` subcommand) opens one socket
 //! per stream, connected to one of the load tool's caller sockets, and on one thread with
-//! absolute 20 ms deadlines sends one 172-byte packet per socket and drains each socket.
+//! absolute 20 ms deadlines sends one 172-byte packet per socket, then drains each socket.
 //! Nothing else: no parsing, no statistics, no allocation after start.
 //!
 //! Child protocol. argv: `floor-server --streams N --local-ip IP --max-secs S --pt PT`.
@@ -223,6 +223,8 @@ pub(crate) fn serve(sockets: &[UdpSocket], payload_type: u8, stop: &AtomicBool, 
     // A frame from the voiced part of the signal, so the load tool's meter counts it.
     pkt[rtp::HEADER_LEN..].copy_from_slice(PayloadBank::speech(codec).frame(10));
     let mut batch = RecvBatch::new(false);
+    // Paced as hotline's media threads are, so the two are compared like for like.
+    let _ = crate::runtime::realtime::raise_priority();
     let start = net::mono_ns();
     let end = start + max.as_nanos() as u64;
     let mut tick: u64 = 0;
@@ -257,6 +259,10 @@ pub(crate) fn serve(sockets: &[UdpSocket], payload_type: u8, stop: &AtomicBool, 
                     .expect("header length"),
             );
             net::send(s.as_raw_fd(), &pkt);
+        }
+        // Sends first, as hotline's media threads do, so each stream leaves at the same
+        // offset from the deadline whatever there is to read.
+        for s in sockets {
             while batch.recv(s.as_raw_fd()) == BATCH {}
         }
         tick += 1;

@@ -35,6 +35,10 @@ pub struct RtpReport {
     /// The tool's own pacing: how late its 20 ms ticks woke.
     pub tool_wake_late_ms_p99: Option<f64>,
     pub tool_wake_late_ms_max: Option<f64>,
+    /// The tool's own send jitter: how much a stream's send time moved from one tick to
+    /// the next. What the receivers measure holds this too.
+    pub tool_send_jitter_ms_p99: Option<f64>,
+    pub tool_send_jitter_ms_max: Option<f64>,
     pub tool_late_ticks: u64,
     pub tool_skipped_ticks: u64,
 }
@@ -69,6 +73,8 @@ impl RtpReport {
             gap_dev_ms_max: o.gap_deviation.max_ms(),
             tool_wake_late_ms_p99: o.wake_lateness.quantile_ms(0.99),
             tool_wake_late_ms_max: o.wake_lateness.max_ms(),
+            tool_send_jitter_ms_p99: o.send_jitter.quantile_ms(0.99),
+            tool_send_jitter_ms_max: o.send_jitter.max_ms(),
             tool_late_ticks: c.late_ticks,
             tool_skipped_ticks: c.skipped_ticks,
         }
@@ -519,10 +525,12 @@ pub(super) fn rtp_rows(s: &mut String, prefix: &str, r: &RtpReport) {
     );
     let _ = writeln!(
         s,
-        "{:<26} p99 {} / max {} ms late, {} late, {} skipped ticks",
+        "{:<26} p99 {} / max {} ms late, send jitter p99 {} / max {} ms, {} late, {} skipped ticks",
         format!("{prefix}tool pacing"),
         ms(r.tool_wake_late_ms_p99),
         ms(r.tool_wake_late_ms_max),
+        ms(r.tool_send_jitter_ms_p99),
+        ms(r.tool_send_jitter_ms_max),
         r.tool_late_ticks,
         r.tool_skipped_ticks
     );

@@ -1,5 +1,6 @@
-//! The callers' media: one thread, absolute 20 ms deadlines, and per tick one packet out and
-//! a full drain in for every active stream. Streams live in one Vec of small structs; the
+//! The callers' media: one thread, absolute 20 ms deadlines, and per tick one packet out for
+//! every active stream, then a full drain in for each (sends first, so a stream leaves at
+//! the same offset from the deadline whatever there was to read). Streams live in one Vec of small structs; the
 //! SIP side adds and removes them through a bounded channel read once per tick.
 
 use std::net::{SocketAddr, UdpSocket};
@@ -14,6 +15,7 @@ use super::net::{self, BATCH, PeerAddr, RecvBatch, TICK_NS};
 use super::seq::{Arrival, RxTracker};
 use super::signature::{self, Heard, SigDecoder};
 use crate::media::{Codec, rtp};
+use crate::runtime::realtime::{self, Priority};
 
 pub(crate) enum RtpCommand {
     /// Start sending to `remote` on a socket with kernel timestamps on (so the first packet
@@ -108,6 +110,11 @@ pub(crate) struct RtpOutcome {
     pub gap_deviation: Histogram,
     /// How late each tick woke: the tool's own pacing, to tell its jitter from the server's.
     pub wake_lateness: Histogram,
+    /// |change in a stream's send time from one tick to the next| (offset from the
+    /// deadline): the jitter the callers put in before hotline adds any.
+    pub send_jitter: Histogram,
+    /// The sending thread ran real-time, as hotline's media threads do (`runtime::realtime`).
+    pub real_time: bool,
     /// Distinct packets received per stream id.
     pub received_by_id: Vec<u64>,
     /// With signatures: from the INVITE to the first echoed frame (kernel receive time).
@@ -122,6 +129,8 @@ struct Stream {
     /// The tick it started, and the tick its last packet from `remote` arrived in.
     start_tick: u64,
     last_rx_tick: Option<u64>,
+    /// The tick of the last send and its offset from that tick's deadline (ns).
+    last_send: Option<(u64, u64)>,
     /// The highest own signature counter echoed back (valid once `bridged`).
     last_echo: u16,
     tx: TxState,
@@ -177,6 +186,8 @@ fn run(cfg: RtpConfig, commands: Receiver<RtpCommand>) -> RtpOutcome {
             counters: RtpCounters::default(),
             gap_deviation: Histogram::for_gaps(),
             wake_lateness: Histogram::for_gaps(),
+            send_jitter: Histogram::for_gaps(),
+            real_time: realtime::raise_priority() == Priority::RealTime,
             received_by_id: vec![0; ids],
             bridge: Histogram::for_bridge(),
         },
@@ -239,6 +250,13 @@ fn run(cfg: RtpConfig, commands: Receiver<RtpCommand>) -> RtpOutcome {
         };
         for s in streams.iter_mut() {
             let (len, kind) = s.tx.build(tick, &cfg.plan, &cfg.bank, &mut pkt);
+            let offset = net::mono_ns().saturating_sub(due);
+            if let Some((last_tick, last_offset)) = s.last_send
+                && last_tick + 1 == tick
+            {
+                out.send_jitter.record_ns(offset.abs_diff(last_offset));
+            }
+            s.last_send = Some((tick, offset));
             if net::send_to(s.socket.as_raw_fd(), &pkt[..len], &s.peer) {
                 out.counters.sent += 1;
                 if let Sent::Event { first } = kind {
@@ -248,6 +266,8 @@ fn run(cfg: RtpConfig, commands: Receiver<RtpCommand>) -> RtpOutcome {
             } else {
                 out.counters.send_errors += 1;
             }
+        }
+        for s in streams.iter_mut() {
             drain(s, batch, &rx, out, tick);
         }
         out.counters.ticks += 1;
@@ -287,6 +307,7 @@ impl Media {
             id,
             start_tick: tick,
             last_rx_tick: None,
+            last_send: None,
             last_echo: 0,
             tx,
             rx: RxTracker::default(),

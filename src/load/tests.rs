@@ -246,6 +246,11 @@ fn full_run_against_an_echoing_server() {
     );
     assert!(r.rtp.dtmf_digits_sent >= 6 * 2, "{table}");
     assert!(r.steady_window_s.is_some_and(|w| w > 0.5), "{table}");
+    assert!(
+        r.rtp.tool_send_jitter_ms_p99.is_some()
+            && r.rtp.tool_send_jitter_ms_max >= r.rtp.tool_send_jitter_ms_p99,
+        "the callers' own send jitter: {table}"
+    );
     assert_eq!(r.steady_calls, Some(6));
     assert!(
         r.server_cpu_s_per_call_min.is_some() && r.tool_cpu_s_per_call_min.is_some(),

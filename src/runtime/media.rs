@@ -22,6 +22,7 @@ use crate::media::recorder::{Recording, StereoRecording};
 use crate::media::stream::{PACKET_LEN, Stream};
 use crate::sip::CallRef;
 
+use super::realtime::Priority;
 use super::udp::{BATCH, RecvBatch};
 use super::wake::{Waker, Woken};
 

@@ -122,7 +122,15 @@ impl MediaLoop {
     }
 
     pub(super) fn run(mut self, counters: &LaneCounters) {
-        raise_priority();
+        match crate::runtime::realtime::raise_priority() {
+            Priority::RealTime => {
+                tracing::info!("media thread runs with real-time priority (SCHED_FIFO 10)")
+            }
+            p => tracing::info!(
+                reniced = p == Priority::Reniced,
+                "media thread runs without real-time priority (not permitted)"
+            ),
+        }
         let mut pacer = Pacer::new(Instant::now());
         let mut packet = [0u8; PACKET_LEN];
         let mut batch = RecvBatch::new(false);
@@ -602,34 +610,6 @@ pub(super) fn recorded(call: CallRef, rec: Recording) -> MediaEvent {
         id: rec.id,
         samples: rec.samples,
         heard: rec.heard,
-    }
-}
-
-/// Ask for real-time scheduling: on a busy machine the pacing thread must wake on time even
-/// when signalling, the database or other programs want the CPU, or callers hear jitter. Where
-/// that is not allowed (no CAP_SYS_NICE), fall back to the best ordinary priority we may have.
-pub(super) fn raise_priority() {
-    // SAFETY: plain syscalls on the calling thread with a valid, initialised sched_param.
-    let ok = unsafe {
-        let param = libc::sched_param { sched_priority: 10 };
-        libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) == 0
-    };
-    if ok {
-        tracing::info!("media thread runs with real-time priority (SCHED_FIFO 10)");
-    } else {
-        // SAFETY: setpriority on this thread's id only lowers or raises its nice value.
-        let reniced = unsafe {
-            libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, -10) == 0
-        };
-        tracing::info!(
-            reniced,
-            "media thread runs without real-time priority (not permitted)"
-        );
-    }
-    // Wake within microseconds of the deadline rather than the default 50 µs slack.
-    // SAFETY: prctl with PR_SET_TIMERSLACK only affects this thread's timer slack.
-    unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1_000u64);
     }
 }
 

@@ -9,6 +9,7 @@ mod media;
 mod reload;
 mod tcp;
 mod tls;
+pub(crate) mod realtime;
 pub(crate) mod udp;
 pub(crate) mod wake;
 
