@@ -8,8 +8,10 @@
 //! would reach hotline as the agent's). No allocation per packet: one buffer, reused.
 //!
 //! The agents also measure the gap deviation of what they hear (kernel receive times, by
-//! hotline's RTP sequence): one pass through hotline from a paced sender, the path a
-//! listener's audio takes. The callers' own figure holds two passes and this echo.
+//! hotline's RTP sequence): once bridged, the callers' paced audio after one pass through
+//! hotline, the path a listener's audio takes (before it, hotline's own paced packets; a
+//! marker bit at each hand-over keeps the two apart). The callers' figure holds two passes
+//! and this echo.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -23,6 +25,7 @@ use super::seq::RxTracker;
 use super::signature::SigDecoder;
 use crate::media::rtp::{self, RtpHeader};
 use crate::media::{Codec, SAMPLES_PER_FRAME};
+use crate::runtime::realtime::Priority;
 use crate::runtime::wake::{Waker, Woken};
 
 pub(crate) enum EchoCommand {
@@ -57,6 +60,8 @@ pub(crate) struct EchoCounters {
     /// |inter-arrival gap − 20 ms| of caller → agent audio, between consecutive sequence
     /// numbers of hotline's stream.
     pub gap_deviation: Histogram,
+    /// The thread ran real-time (`runtime::realtime`).
+    pub real_time: bool,
 }
 
 impl EchoCounters {
@@ -72,6 +77,7 @@ impl EchoCounters {
             unsigned: 0,
             skipped_ticks: 0,
             gap_deviation: Histogram::for_gaps(),
+            real_time: false,
         }
     }
 }
@@ -125,9 +131,9 @@ fn run(
             heard: RxTracker::default(),
         })
         .collect();
-    // The agents' phones would not share the server's CPU either.
-    let _ = crate::runtime::realtime::raise_priority();
     let mut c = EchoCounters::new();
+    // The agents' phones would not share the server's CPU either.
+    c.real_time = crate::runtime::realtime::raise_priority() == Priority::RealTime;
     let mut batch = RecvBatch::new(true);
     let dec = SigDecoder::new();
     let mut out = [0u8; RECV_BUF];

@@ -295,6 +295,7 @@ fn run_with(
         .zip(floor_cpu)
         .and_then(|(s, f)| (f > 0.0).then(|| s / f));
     let rtp_report = RtpReport::from_outcome(&rtp);
+    let echo_real_time = agents.as_ref().is_none_or(|a| a.echo.real_time);
     let agent_report = agents.map(|a| agent_report(&opts, t.attempted, &rtp, a, &mut notes));
     if rtp_report.tool_skipped_ticks > 0 {
         notes.push(format!(
@@ -302,9 +303,9 @@ fn run_with(
             rtp_report.tool_skipped_ticks
         ));
     }
-    if !rtp.real_time {
+    if !rtp.real_time || !echo_real_time {
         notes.push(
-            "the callers' media thread was not allowed real-time priority: its own jitter, from sharing the CPU with the server, is in the gap figures"
+            "the load tool's media threads were not allowed real-time priority: their own jitter, from sharing the CPU with the server, is in the gap figures"
                 .into(),
         );
     }

@@ -198,7 +198,7 @@ fn run(cfg: RtpConfig, commands: Receiver<RtpCommand>) -> RtpOutcome {
     let hard_end = start + m.cfg.max_duration.as_nanos() as u64;
     let mut tick: u64 = 0;
     'ticks: loop {
-        let due = start + tick * TICK_NS;
+        let mut due = start + tick * TICK_NS;
         let mut now = net::mono_ns();
         if now < due {
             net::sleep_until_ns(due);
@@ -213,6 +213,8 @@ fn run(cfg: RtpConfig, commands: Receiver<RtpCommand>) -> RtpOutcome {
             // Catch up by at most one tick: the missed ones are dropped, not burst out.
             let skip = late / TICK_NS - 1;
             tick += skip;
+            // The streams' send offsets are from this tick's deadline, not the missed one's.
+            due = start + tick * TICK_NS;
             m.out.counters.skipped_ticks += skip;
         }
         loop {

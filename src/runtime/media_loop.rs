@@ -190,7 +190,7 @@ impl MediaLoop {
                     continue;
                 };
                 if i as u64 % RTCP_DRAIN_TICKS == rtcp_turn {
-                    while batch.recv(rtcp.as_raw_fd()) == BATCH {}
+                    drain_rtcp(rtcp, &mut batch);
                 }
                 if stream.tick_silence(self.timeout_ticks, self.first_ticks) {
                     if !stream.is_latched() {
@@ -602,6 +602,14 @@ pub(super) fn drain(slot: &mut Slot, batch: &mut RecvBatch, outbox: &mut Outbox,
             break;
         }
     }
+}
+
+/// RTCP is read only to keep its socket from filling, and ignored: one receive call, so a
+/// flooded RTCP port costs a media thread no more than a quiet one (what does not fit waits
+/// in the kernel, which drops it when the buffer is full). A phone sends a report every few
+/// seconds, far fewer than a batch per drain period.
+pub(super) fn drain_rtcp(rtcp: &UdpSocket, batch: &mut RecvBatch) -> usize {
+    batch.recv(rtcp.as_raw_fd())
 }
 
 pub(super) fn recorded(call: CallRef, rec: Recording) -> MediaEvent {

@@ -394,6 +394,21 @@ fn a_flooded_leg_is_read_no_more_per_tick_however_often_it_wakes_the_thread() {
     );
 }
 
+/// A flooded RTCP port is read one batch per drain, like a quiet one.
+#[test]
+fn a_flooded_rtcp_port_is_read_one_batch_per_drain() {
+    let rtcp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let flooder = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..20 {
+        flooder.send_to(&[0x80, 200, 0, 1], rtcp.local_addr().unwrap()).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let mut batch = RecvBatch::new(false);
+    assert_eq!(drain_rtcp(&rtcp, &mut batch), BATCH);
+    assert_eq!(drain_rtcp(&rtcp, &mut batch), BATCH);
+    assert_eq!(drain_rtcp(&rtcp, &mut batch), 20 - 2 * BATCH);
+}
+
 /// A leg that negotiated SRTP bridged to a plain one on another thread: its phone hears only
 /// sealed packets that open under the leg's key (its silence before the bridge, the other
 /// phone's voice after), the plain phone hears the SRTP phone's voice decrypted, and a plain
