@@ -231,9 +231,9 @@ fn echo_all(
                 continue;
             };
             let codec = Codec::from_payload_type(h.payload_type);
-            let (_, gap) = a
-                .heard
-                .on_packet(h.ssrc, h.sequence, d.ns, codec.is_some() && !h.marker);
+            let (_, gap) =
+                a.heard
+                    .on_packet(h.ssrc, h.sequence, d.ns, codec.is_some() && !h.marker);
             if let Some(gap) = gap {
                 c.gap_deviation.record_ns(gap.abs_diff(TICK_NS));
             }

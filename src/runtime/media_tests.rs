@@ -400,7 +400,9 @@ fn a_flooded_rtcp_port_is_read_one_batch_per_drain() {
     let rtcp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let flooder = UdpSocket::bind("127.0.0.1:0").unwrap();
     for _ in 0..20 {
-        flooder.send_to(&[0x80, 200, 0, 1], rtcp.local_addr().unwrap()).unwrap();
+        flooder
+            .send_to(&[0x80, 200, 0, 1], rtcp.local_addr().unwrap())
+            .unwrap();
     }
     std::thread::sleep(Duration::from_millis(20));
     let mut batch = RecvBatch::new(false);

@@ -6,10 +6,10 @@
 mod http;
 mod limits;
 mod media;
+pub(crate) mod realtime;
 mod reload;
 mod tcp;
 mod tls;
-pub(crate) mod realtime;
 pub(crate) mod udp;
 pub(crate) mod wake;
 
