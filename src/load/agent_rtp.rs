@@ -8,10 +8,10 @@
 //! would reach hotline as the agent's). No allocation per packet: one buffer, reused.
 //!
 //! The agents also measure the gap deviation of what they hear (kernel receive times, by
-//! hotline's RTP sequence): once bridged, the callers' paced audio after one pass through
-//! hotline, the path a listener's audio takes (before it, hotline's own paced packets; a
-//! marker bit at each hand-over keeps the two apart). The callers' figure holds two passes
-//! and this echo.
+//! hotline's RTP sequence), between frames of their caller's signature only: the callers'
+//! paced audio after one pass through hotline, the path a listener's audio takes. The
+//! callers' figure holds two passes and this echo. The thread runs real-time and answers
+//! each packet on arrival (it has no tick of its own).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -57,8 +57,8 @@ pub(crate) struct EchoCounters {
     /// Audio frames without a signature (echoed too).
     pub unsigned: u64,
     pub skipped_ticks: u64,
-    /// |inter-arrival gap − 20 ms| of caller → agent audio, between consecutive sequence
-    /// numbers of hotline's stream.
+    /// |inter-arrival gap − 20 ms| between consecutive frames of the agent's caller
+    /// (consecutive sequence numbers of hotline's stream, both signed by that caller).
     pub gap_deviation: Histogram,
     /// The thread ran real-time (`runtime::realtime`).
     pub real_time: bool,
@@ -230,29 +230,40 @@ fn echo_all(
                 c.not_echoed += 1;
                 continue;
             };
-            let codec = Codec::from_payload_type(h.payload_type);
-            let (_, gap) =
-                a.heard
-                    .on_packet(h.ssrc, h.sequence, d.ns, codec.is_some() && !h.marker);
-            if let Some(gap) = gap {
-                c.gap_deviation.record_ns(gap.abs_diff(TICK_NS));
-            }
-            let Some(codec) = codec else {
+            let Some(codec) = Codec::from_payload_type(h.payload_type) else {
+                // Still seen by the gap tracker, so no gap spans it.
+                a.heard.on_packet(h.ssrc, h.sequence, d.ns, false);
                 c.not_echoed += 1;
                 continue;
             };
-            match dec.read(codec, payload) {
+            let callers = match dec.read(codec, payload) {
                 Some((id, counter)) => match a.caller {
                     None => {
                         a.caller = Some(id);
                         a.rx.on_packet(id, counter, 0, false);
+                        true
                     }
                     Some(first) if first == id => {
                         a.rx.on_packet(id, counter, 0, false);
+                        true
                     }
-                    Some(_) => c.wrong_audio += 1,
+                    Some(_) => {
+                        c.wrong_audio += 1;
+                        false
+                    }
                 },
-                None => c.unsigned += 1,
+                None => {
+                    c.unsigned += 1;
+                    false
+                }
+            };
+            // Only the caller's own frames, so hotline's packets before the hand-over are
+            // not counted as the caller's audio.
+            let (_, gap) = a
+                .heard
+                .on_packet(h.ssrc, h.sequence, d.ns, callers && !h.marker);
+            if let Some(gap) = gap {
+                c.gap_deviation.record_ns(gap.abs_diff(TICK_NS));
             }
             let len = echo_packet(a, h.payload_type, payload, out);
             if net::send(a.socket.as_raw_fd(), &out[..len]) {
@@ -374,9 +385,10 @@ mod tests {
             (1, 1, 0),
             "{c:?}"
         );
-        // Gaps between consecutive sequence numbers of audio: 0-3, 5-9 and 101-102 (an
-        // event neither opens nor closes one). Sent back to back: each about 20 ms short.
-        assert_eq!(c.gap_deviation.count(), 8, "{c:?}");
+        // Gaps between consecutive sequence numbers of the caller's frames: 0-3 and 5-9
+        // (events, other callers' and unsigned frames neither open nor close one). Sent
+        // back to back: each about 20 ms short.
+        assert_eq!(c.gap_deviation.count(), 7, "{c:?}");
         assert!(c.gap_deviation.quantile_ms(0.5).unwrap() > 15.0, "{c:?}");
     }
 }

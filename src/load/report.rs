@@ -37,6 +37,7 @@ pub struct RtpReport {
     pub tool_wake_late_ms_max: Option<f64>,
     /// The tool's own send jitter: how much a stream's send time moved from one tick to
     /// the next. What the receivers measure holds this too.
+    pub tool_send_jitter_samples: u64,
     pub tool_send_jitter_ms_p99: Option<f64>,
     pub tool_send_jitter_ms_max: Option<f64>,
     pub tool_late_ticks: u64,
@@ -73,6 +74,7 @@ impl RtpReport {
             gap_dev_ms_max: o.gap_deviation.max_ms(),
             tool_wake_late_ms_p99: o.wake_lateness.quantile_ms(0.99),
             tool_wake_late_ms_max: o.wake_lateness.max_ms(),
+            tool_send_jitter_samples: o.send_jitter.count(),
             tool_send_jitter_ms_p99: o.send_jitter.quantile_ms(0.99),
             tool_send_jitter_ms_max: o.send_jitter.max_ms(),
             tool_late_ticks: c.late_ticks,

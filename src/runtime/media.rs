@@ -30,7 +30,7 @@ use super::wake::{Waker, Woken};
 mod media_loop;
 use media_loop::*;
 
-/// RTCP sockets are only drained (and their packets ignored) this often.
+/// Each RTCP socket is read (one batch; its packets ignored) once in this many ticks.
 const RTCP_DRAIN_TICKS: u64 = 50;
 const COMMAND_QUEUE: usize = 16 * 1024;
 /// A caller sends one packet per tick; a few more is reordering or DTMF bursts.

@@ -173,8 +173,8 @@ impl MediaLoop {
                     });
                 }
             }
-            // Each slot's RTCP in its own tick of the period, so no tick pays for all of
-            // them at once (a receive pass over every socket delayed bridged packets).
+            // The slots' RTCP spread over the ticks of the period (slot i in tick i mod the
+            // period), so no tick pays for all of them at once.
             let rtcp_turn = pacer.tick() % RTCP_DRAIN_TICKS;
             for (i, slot) in self.slots.iter_mut().enumerate() {
                 slot.budget = MAX_RECV_PER_TICK;

@@ -1,6 +1,7 @@
 //! Scheduling for threads that pace media: hotline's media threads, and the load tool's
-//! callers, agents and floor, which stand for phones on hardware of their own and so must
-//! not pick up jitter from sharing the CPU with the server they measure.
+//! callers and agents, which stand for phones on hardware of their own and so must not pick
+//! up jitter from sharing the CPU with the server they measure, and its floor, which stands
+//! for the server and is paced as hotline's media threads are.
 
 /// Ask for real-time scheduling: on a busy machine a pacing thread must wake on time even
 /// when signalling, the database or other programs want the CPU, or callers hear jitter.
@@ -10,7 +11,7 @@ pub(crate) fn raise_priority() -> Priority {
     // Wake within microseconds of the deadline rather than the default 50 µs slack.
     // SAFETY: prctl with PR_SET_TIMERSLACK only affects this thread's timer slack.
     unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1_000u64);
+        libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong);
     }
     // SAFETY: plain syscalls on the calling thread with a valid, initialised sched_param.
     let real_time = unsafe {
