@@ -130,16 +130,24 @@ fn add_admin(site: &Site) {
     std::fs::write(&users, text).unwrap();
 }
 
-/// A session token for `user`, retrying while the server has not loaded them yet.
+/// A session token for `user`, retrying while the server has not loaded them yet. Each
+/// refused try counts as a failed login (five per user close the door for five minutes),
+/// so tries are spaced by the server's one-second recheck of the file: a busy machine
+/// that takes a few seconds to see the change must not run out of tries.
 fn token_once_loaded(addr: SocketAddr, user: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let r = login(addr, user, PASSWORD);
         if r.status == 200 {
             break bearer(r.json()["token"].as_str().unwrap());
         }
-        assert!(Instant::now() < deadline, "{user}: {}", r.body);
-        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            Instant::now() < deadline && r.status != 429,
+            "{user}: {} {}",
+            r.status,
+            r.body
+        );
+        std::thread::sleep(Duration::from_millis(1100));
     }
 }
 
